@@ -1,0 +1,12 @@
+using HardenImage.Cli;
+using HardenImage.Cli.Commands;
+using Spectre.Console.Cli;
+
+var app = new CommandApp();
+app.Configure(config =>
+{
+    config.SetApplicationName("harden");
+    config.PropagateExceptions();
+    config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
+});
+return CliHost.Run(app, args);

@@ -1,0 +1,125 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using HardenImage.Common;
+
+namespace HardenImage.Build;
+
+/// <summary>
+/// images/images.lock.json: what every later stage builds from. Stable, sorted, diff-friendly: sources by
+/// name, images by name, architectures by name, packages by name. Same lock ⇒ same image digests.
+/// </summary>
+public sealed record LockFile
+{
+    public const int CurrentVersion = 1;
+
+    public int LockVersion { get; init; } = CurrentVersion;
+    public List<LockedSource> Sources { get; init; } = new();
+    public List<LockedImage> Images { get; init; } = new();
+
+    /// <summary>SOURCE_DATE_EPOCH default: the newest Release Date among the locked sources.</summary>
+    public DateTimeOffset Epoch() =>
+        Sources.Count == 0 ? DateTimeOffset.UnixEpoch : Sources.Max(s => s.Date);
+
+    public LockedImage? Image(string name) => Images.FirstOrDefault(i => i.Name == name);
+
+    public static readonly JsonSerializerOptions JsonOptions = new()
+    {
+        WriteIndented = true,
+        PropertyNamingPolicy = JsonNamingPolicy.CamelCase,
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
+
+    public static LockFile Load(string path)
+    {
+        if (!File.Exists(path))
+            throw new HardenException($"{path}: no lock file. Run 'harden lock' first.");
+        try
+        {
+            var lf = JsonSerializer.Deserialize<LockFile>(File.ReadAllText(path), JsonOptions)
+                     ?? throw new HardenException($"{path}: empty lock file. Run 'harden lock --update'.");
+            if (lf.LockVersion != CurrentVersion)
+                throw new HardenException($"{path}: lockVersion {lf.LockVersion} is not supported (expected {CurrentVersion}). Run 'harden lock --update'.");
+            return lf;
+        }
+        catch (JsonException e)
+        {
+            throw new HardenException($"{path}: not a valid lock file ({e.Message}). Run 'harden lock --update' to rewrite it.");
+        }
+    }
+
+    /// <summary>Sorts everything, then writes atomically with a trailing newline.</summary>
+    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    public string ToJson() => JsonSerializer.Serialize(Normalized(), JsonOptions) + "\n";
+
+    public LockFile Normalized() => this with
+    {
+        Sources = Sources.OrderBy(s => s.Name, StringComparer.Ordinal).ToList(),
+        Images = Images.OrderBy(i => i.Name, StringComparer.Ordinal).Select(i => i with
+        {
+            Architectures = i.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal).Select(a => a with
+            {
+                Packages = a.Packages.OrderBy(p => p.Name, StringComparer.Ordinal).ToList(),
+                DroppedDependencies = a.DroppedDependencies
+                    .OrderBy(d => d.Package, StringComparer.Ordinal).ThenBy(d => d.Dependency, StringComparer.Ordinal).ToList(),
+                AssumedEssential = a.AssumedEssential.OrderBy(s => s, StringComparer.Ordinal).ToList(),
+            }).ToList(),
+        }).ToList(),
+    };
+}
+
+/// <summary>One apt source × suite as it was when locked.</summary>
+public sealed record LockedSource
+{
+    /// <summary>Source name from sources.yaml plus suite, e.g. "debian/trixie".</summary>
+    public required string Name { get; init; }
+    public required string Url { get; init; }
+    public required string Suite { get; init; }
+    public required string InReleaseSha256 { get; init; }
+    public required DateTimeOffset Date { get; init; }
+    public DateTimeOffset? ValidUntil { get; init; }
+}
+
+public sealed record LockedImage
+{
+    public required string Name { get; init; }
+    public string? From { get; init; }
+    /// <summary>SHA-256 over the image definition and the sources it uses; <c>lock --check</c> compares it.</summary>
+    public required string InputsSha256 { get; init; }
+    public List<LockedArchitecture> Architectures { get; init; } = new();
+}
+
+public sealed record LockedArchitecture
+{
+    public required string Architecture { get; init; }
+    /// <summary>Packages this image adds on top of its parent (the parent's are in the parent's entry).</summary>
+    public List<LockedPackage> Packages { get; init; } = new();
+    /// <summary>Dependency edges not followed because the target is excluded.</summary>
+    public List<DroppedDependency> DroppedDependencies { get; init; } = new();
+    /// <summary>Essential packages nothing in the image provides: the image assumes their absence is fine.</summary>
+    public List<string> AssumedEssential { get; init; } = new();
+}
+
+public sealed record LockedPackage
+{
+    public required string Name { get; init; }
+    public required string Version { get; init; }
+    public required string Architecture { get; init; }
+    public required string Source { get; init; }
+    public required string SourceVersion { get; init; }
+    public required string Url { get; init; }
+    public required string Sha256 { get; init; }
+    public required long Size { get; init; }
+    /// <summary>The requested package(s) whose dependency closure pulled this one in (itself when requested).</summary>
+    public List<string> RequiredBy { get; init; } = new();
+    /// <summary>sources.yaml entry (name/suite) the package was taken from.</summary>
+    public required string Origin { get; init; }
+}
+
+public sealed record DroppedDependency
+{
+    public required string Package { get; init; }
+    public required string Dependency { get; init; }
+    public required string Reason { get; init; }
+}

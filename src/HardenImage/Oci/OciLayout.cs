@@ -1,0 +1,149 @@
+using System.Security.Cryptography;
+using HardenImage.Common;
+
+namespace HardenImage.Oci;
+
+/// <summary>
+/// An OCI image layout directory (image-spec image-layout.md): <c>oci-layout</c>, <c>index.json</c>,
+/// <c>blobs/sha256/&lt;hex&gt;</c>. Blobs are written to a temp file, hashed while written and renamed only when the
+/// digest is right; every read is verified (threat: Tampering). <c>index.json</c> is replaced atomically, so a
+/// reader sees the old or the new layout, never half of one.
+/// </summary>
+public sealed class OciLayout
+{
+    private static readonly byte[] LayoutMarker = "{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray();
+    private readonly object _indexLock = new();
+
+    private OciLayout(string root) => Root = Path.GetFullPath(root);
+
+    public string Root { get; }
+    public string BlobsDir => Path.Combine(Root, "blobs", "sha256");
+    public string IndexPath => Path.Combine(Root, "index.json");
+
+    /// <summary>Opens a layout, creating an empty one when the directory has none.</summary>
+    public static OciLayout OpenOrCreate(string root)
+    {
+        var layout = new OciLayout(root);
+        Directory.CreateDirectory(layout.BlobsDir);
+        var marker = Path.Combine(layout.Root, "oci-layout");
+        if (!File.Exists(marker)) AtomicFile.WriteAllBytes(marker, LayoutMarker);
+        if (!File.Exists(layout.IndexPath)) layout.WriteIndex(new ImageIndex { Manifests = new() });
+        return layout;
+    }
+
+    /// <summary>Opens an existing layout; fails with a clear message when the directory is not one.</summary>
+    public static OciLayout Open(string root)
+    {
+        var layout = new OciLayout(root);
+        if (!File.Exists(Path.Combine(layout.Root, "oci-layout")) || !File.Exists(layout.IndexPath))
+            throw new HardenException($"{layout.Root}: not an OCI image layout (no oci-layout or index.json). Run 'harden build' first.");
+        return layout;
+    }
+
+    public string BlobPath(string digest) => Path.Combine(BlobsDir, Digest.Parse(digest).Hex);
+
+    public bool HasBlob(string digest) => File.Exists(BlobPath(digest));
+
+    /// <summary>Stores bytes; a blob already present is not rewritten.</summary>
+    public Descriptor WriteBlob(ReadOnlySpan<byte> bytes, string mediaType, SortedDictionary<string, string>? annotations = null)
+    {
+        var digest = Digest.Of(bytes).ToString();
+        var path = BlobPath(digest);
+        if (!File.Exists(path)) AtomicFile.WriteAllBytes(path, bytes);
+        return new Descriptor { MediaType = mediaType, Digest = digest, Size = bytes.Length, Annotations = annotations };
+    }
+
+    /// <summary>Serialises an OCI document with <see cref="OciJson"/> and stores it.</summary>
+    public Descriptor WriteJson<T>(T document, string mediaType) => WriteBlob(OciJson.Serialize(document), mediaType);
+
+    /// <summary>
+    /// Streams a blob in; when <paramref name="expectedDigest"/> is given a mismatch throws and nothing is kept.
+    /// </summary>
+    public async Task<Descriptor> WriteBlobAsync(Stream content, string mediaType, string? expectedDigest = null, CancellationToken ct = default)
+    {
+        if (expectedDigest != null && HasBlob(expectedDigest))
+        {
+            return new Descriptor { MediaType = mediaType, Digest = expectedDigest, Size = new FileInfo(BlobPath(expectedDigest)).Length };
+        }
+        var tmp = AtomicFile.TempPathFor(Path.Combine(BlobsDir, "incoming"));
+        try
+        {
+            long size = 0;
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                var buffer = new byte[1 << 16];
+                int n;
+                while ((n = await content.ReadAsync(buffer, ct)) > 0)
+                {
+                    hash.AppendData(buffer, 0, n);
+                    await fs.WriteAsync(buffer.AsMemory(0, n), ct);
+                    size += n;
+                }
+            }
+            var digest = Digest.Prefix + Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (expectedDigest != null && digest != expectedDigest)
+                throw new HardenException($"blob content does not match its digest: expected {expectedDigest}, got {digest}");
+            File.Move(tmp, BlobPath(digest), overwrite: true);
+            return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
+        }
+        finally
+        {
+            AtomicFile.TryDelete(tmp);
+        }
+    }
+
+    /// <summary>Reads a whole (small) blob and checks its digest.</summary>
+    public byte[] ReadBlob(string digest)
+    {
+        var path = BlobPath(digest);
+        if (!File.Exists(path)) throw new HardenException($"{Root}: blob {digest} is missing from the layout");
+        var bytes = File.ReadAllBytes(path);
+        if (Digest.Of(bytes).ToString() != digest)
+            throw new HardenException($"{Root}: blob {digest} does not match its digest (tampered or corrupt). Rebuild with 'harden build'.");
+        return bytes;
+    }
+
+    /// <summary>Opens a blob for streaming. Callers that need the guarantee verify with <see cref="VerifyBlob"/>.</summary>
+    public Stream OpenBlob(string digest)
+    {
+        var path = BlobPath(digest);
+        if (!File.Exists(path)) throw new HardenException($"{Root}: blob {digest} is missing from the layout");
+        return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+    }
+
+    public bool VerifyBlob(string digest)
+    {
+        var path = BlobPath(digest);
+        return File.Exists(path) && Digest.Prefix + Sha256Hex.OfFile(path) == digest;
+    }
+
+    public T ReadJson<T>(string digest) => OciJson.Deserialize<T>(ReadBlob(digest));
+
+    public ImageIndex ReadIndex() => OciJson.Deserialize<ImageIndex>(File.ReadAllBytes(IndexPath));
+
+    public void WriteIndex(ImageIndex index) => AtomicFile.WriteAllBytes(IndexPath, OciJson.Serialize(index));
+
+    /// <summary>Finds the descriptor tagged <paramref name="tag"/> (annotation org.opencontainers.image.ref.name).</summary>
+    public Descriptor? Resolve(string tag) =>
+        ReadIndex().Manifests.FirstOrDefault(d => d.Annotations != null
+            && d.Annotations.TryGetValue(Annotations.RefName, out var n) && n == tag);
+
+    /// <summary>Points <paramref name="tag"/> at <paramref name="descriptor"/>, replacing an earlier entry with that tag.</summary>
+    public void Tag(string tag, Descriptor descriptor)
+    {
+        lock (_indexLock)
+        {
+            var index = ReadIndex();
+            var manifests = index.Manifests.Where(d => d.Annotations == null
+                || !d.Annotations.TryGetValue(Annotations.RefName, out var n) || n != tag).ToList();
+            var annotations = new SortedDictionary<string, string>(descriptor.Annotations ?? new(), StringComparer.Ordinal)
+            {
+                [Annotations.RefName] = tag,
+            };
+            manifests.Add(descriptor with { Annotations = annotations });
+            manifests.Sort((a, b) => string.CompareOrdinal(a.Annotations![Annotations.RefName], b.Annotations![Annotations.RefName]));
+            WriteIndex(index with { Manifests = manifests });
+        }
+    }
+}

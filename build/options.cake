@@ -1,0 +1,28 @@
+// Pipeline options: a command-line argument wins over cake.config's [HardenImage] section, which wins over
+// the built-in default (a laptop with no cloud: Debian archive, OCI layout registry, development key).
+public static class Options
+{
+    public static string Target { get; set; } = "Default";
+    public static string Configuration { get; set; } = "Release";
+    public static string Registry { get; set; } = "oci:artifacts/registry";
+    public static string Key { get; set; } = "artifacts/keys/cosign.key";
+    public static string Images { get; set; } = "";
+    public static string Artifacts { get; set; } = "artifacts";
+    public static string TestFilter { get; set; } = "";
+}
+
+string Setting(string name, string fallback)
+{
+    var fromArgs = Argument<string>(name, null);
+    if (!string.IsNullOrEmpty(fromArgs)) return fromArgs;
+    var fromConfig = Context.Configuration.GetValue("HardenImage_" + name);
+    return string.IsNullOrEmpty(fromConfig) ? fallback : fromConfig;
+}
+
+Options.Target = Argument("target", "Default");
+Options.Configuration = Setting("configuration", Options.Configuration);
+Options.Registry = Setting("registry", Options.Registry);
+Options.Key = Setting("key", Options.Key);
+Options.Images = Setting("image", Options.Images);
+Options.Artifacts = Setting("artifacts", Options.Artifacts);
+Options.TestFilter = Setting("test-filter", Options.TestFilter);

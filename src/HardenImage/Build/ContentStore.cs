@@ -1,0 +1,129 @@
+using System.Security.Cryptography;
+using HardenImage.Common;
+
+namespace HardenImage.Build;
+
+/// <summary>
+/// Content-addressed file store under the cache (<c>&lt;cache&gt;/content/sha256/&lt;hex&gt;</c>): every file a package
+/// unpacks to is kept once, named by its SHA-256. Writes go to a temp file and are renamed when complete; reads
+/// are verified while streaming (threat: Tampering — a cache changed behind our back fails the build instead of
+/// entering an image).
+/// </summary>
+public sealed class ContentStore
+{
+    public ContentStore(string cacheRoot)
+    {
+        Root = Path.Combine(cacheRoot, "content", "sha256");
+        Directory.CreateDirectory(Root);
+    }
+
+    public string Root { get; }
+
+    public string PathOf(string sha256) => Path.Combine(Root, sha256);
+
+    public bool Contains(string sha256) => File.Exists(PathOf(sha256));
+
+    /// <summary>Copies a stream in, returning its SHA-256 and length.</summary>
+    public (string Sha256, long Size) Put(Stream content)
+    {
+        var tmp = AtomicFile.TempPathFor(Path.Combine(Root, "incoming"));
+        try
+        {
+            long size = 0;
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+            {
+                var buffer = new byte[1 << 16];
+                int n;
+                while ((n = content.Read(buffer, 0, buffer.Length)) > 0)
+                {
+                    hash.AppendData(buffer, 0, n);
+                    fs.Write(buffer, 0, n);
+                    size += n;
+                }
+            }
+            var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            var target = PathOf(sha);
+            if (File.Exists(target)) File.Delete(tmp);
+            else File.Move(tmp, target);
+            return (sha, size);
+        }
+        finally
+        {
+            AtomicFile.TryDelete(tmp);
+        }
+    }
+
+    public string Put(ReadOnlySpan<byte> bytes)
+    {
+        var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+        var target = PathOf(sha);
+        if (!File.Exists(target)) AtomicFile.WriteAllBytes(target, bytes);
+        return sha;
+    }
+
+    /// <summary>Opens a stored file; the stream throws at its end if the bytes do not hash to <paramref name="sha256"/>.</summary>
+    public Stream OpenVerified(string sha256)
+    {
+        var path = PathOf(sha256);
+        if (!File.Exists(path))
+            throw new HardenException($"cache file {path} is missing; run the build again (it re-unpacks the package).");
+        return new VerifyingStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), sha256, path);
+    }
+
+    public byte[] ReadVerified(string sha256)
+    {
+        var path = PathOf(sha256);
+        var bytes = File.Exists(path) ? File.ReadAllBytes(path)
+            : throw new HardenException($"cache file {path} is missing; run the build again.");
+        if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
+        {
+            AtomicFile.TryDelete(path);
+            throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+        }
+        return bytes;
+    }
+
+    /// <summary>Hashes what passes through and fails on the last read if the content is not what was named.</summary>
+    private sealed class VerifyingStream(Stream inner, string expected, string path) : Stream
+    {
+        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        private bool _checked;
+
+        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+        public override int Read(Span<byte> buffer)
+        {
+            var n = inner.Read(buffer);
+            if (n > 0) _hash.AppendData(buffer[..n]);
+            else if (!_checked)
+            {
+                _checked = true;
+                var actual = Convert.ToHexStringLower(_hash.GetHashAndReset());
+                if (actual != expected)
+                {
+                    inner.Dispose();
+                    AtomicFile.TryDelete(path);
+                    throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+                }
+            }
+            return n;
+        }
+
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => inner.Length;
+        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) { inner.Dispose(); _hash.Dispose(); }
+            base.Dispose(disposing);
+        }
+    }
+}

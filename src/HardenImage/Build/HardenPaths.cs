@@ -1,0 +1,16 @@
+namespace HardenImage.Build;
+
+/// <summary>Where things live by default: the cache (HARDEN_CACHE) and the artifacts directory.</summary>
+public static class HardenPaths
+{
+    /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
+    public static string CacheRoot()
+    {
+        var explicitCache = Environment.GetEnvironmentVariable("HARDEN_CACHE");
+        if (!string.IsNullOrEmpty(explicitCache)) return Path.GetFullPath(explicitCache);
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        var baseDir = !string.IsNullOrEmpty(xdg) ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+        return Path.Combine(baseDir, "hardenimage");
+    }
+}

@@ -1,0 +1,48 @@
+namespace HardenImage.Build.Hardening;
+
+/// <summary>
+/// Clear setuid and setgid bits (threat E): no binary in the image can raise privileges, even if
+/// no-new-privileges were forgotten on the pod. Off with <c>allow: {setuid: true}</c>.
+/// </summary>
+public sealed class StripSetuid : IHardeningTransform
+{
+    private const int SetBits = 0b110_000_000_000; // 04000 | 02000
+    public string Name => "no-setuid";
+    public string Threat => "E";
+    public string Description => "clear setuid/setgid bits";
+
+    public void Apply(FsTree tree, HardeningContext context, ICollection<HardeningAction> report)
+    {
+        if (context.Image.Allow.Setuid) { report.Add(new(Name, "skipped", "", "allow: {setuid: true}")); return; }
+        foreach (var n in tree.Nodes.Where(n => n.Type == FsNodeType.File && (n.Mode & SetBits) != 0)
+                     .OrderBy(n => n.Path, StringComparer.Ordinal).ToList())
+        {
+            tree.Set(n with { Mode = n.Mode & ~SetBits });
+            report.Add(new(Name, "changed", n.Path, $"mode {Convert.ToString(n.Mode, 8)} → {Convert.ToString(n.Mode & ~SetBits, 8)}"));
+        }
+    }
+}
+
+/// <summary>
+/// No world-writable files or directories outside /tmp (threat T): another process in the pod cannot plant or
+/// alter code even where the root filesystem is mounted writable.
+/// </summary>
+public sealed class NoWorldWritable : IHardeningTransform
+{
+    private const int OtherWrite = 0b000_000_010;
+    public string Name => "no-world-writable";
+    public string Threat => "T";
+    public string Description => "clear o+w everywhere except /tmp";
+
+    public void Apply(FsTree tree, HardeningContext context, ICollection<HardeningAction> report)
+    {
+        foreach (var n in tree.Nodes.Where(n => n.Type is FsNodeType.File or FsNodeType.Directory
+                                                 && (n.Mode & OtherWrite) != 0 && n.Path != "tmp")
+                     .OrderBy(n => n.Path, StringComparer.Ordinal).ToList())
+        {
+            var mode = n.Mode & ~OtherWrite & ~0b001_000_000_000; // also drop sticky: it only matters with o+w
+            tree.Set(n with { Mode = mode });
+            report.Add(new(Name, "changed", n.Path, $"mode {Convert.ToString(n.Mode, 8)} → {Convert.ToString(mode, 8)}"));
+        }
+    }
+}

@@ -1,0 +1,541 @@
+using System.Security.Cryptography;
+using System.Text;
+using HardenImage.Common;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace HardenImage.Build;
+
+// The whole images/*.yaml model lives in this file (STYLE.md: one model file); docs/images.md documents each
+// field. Parsing walks YamlDotNet's node tree by hand so every error can name file, line and fix.
+
+/// <summary>An apt repository named in images/sources.yaml.</summary>
+public sealed record SourceDefinition
+{
+    public required string Name { get; init; }
+    /// <summary>Base URL. For flat repositories it may contain <c>{arch}</c>, replaced through <see cref="ArchMap"/>.</summary>
+    public required string Url { get; init; }
+    public List<string> Suites { get; init; } = new();
+    public List<string> Components { get; init; } = new();
+    public List<string> Architectures { get; init; } = new();
+    /// <summary>Keyring path relative to images/ (binary .gpg or armoured .asc).</summary>
+    public required string Keyring { get; init; }
+    /// <summary>A flat repository (InRelease and Packages directly under the URL, no dists/): NVIDIA's layout.</summary>
+    public bool Flat { get; init; }
+    /// <summary>Debian architecture → repository spelling (NVIDIA: amd64 → x86_64, arm64 → sbsa).</summary>
+    public Dictionary<string, string> ArchMap { get; init; } = new();
+    /// <summary>Distribution the packages belong to, for purls and advisory matching (debian-13, ubuntu-22.04).</summary>
+    public string Distro { get; init; } = "debian-13";
+    public int Line { get; init; }
+
+    public string UrlFor(string arch) =>
+        Url.Replace("{arch}", ArchMap.TryGetValue(arch, out var a) ? a : arch, StringComparison.Ordinal).TrimEnd('/');
+}
+
+/// <summary>Payload copied into an image: a directory or file under images/.</summary>
+public sealed record PayloadFiles
+{
+    /// <summary>Path relative to images/.</summary>
+    public required string Source { get; init; }
+    /// <summary>Absolute path in the image.</summary>
+    public required string Target { get; init; }
+    /// <summary>Octal file mode for files (directories get the execute bits where read is set).</summary>
+    public int Mode { get; init; } = Convert.ToInt32("0644", 8);
+    public int Uid { get; init; }
+    public int Gid { get; init; }
+}
+
+/// <summary>A check `harden smoke` runs inside the started image.</summary>
+public sealed record SmokeCheck
+{
+    public required string Name { get; init; }
+    /// <summary>Arguments passed to the image (replacing its cmd), or null for an HTTP probe.</summary>
+    public List<string>? Command { get; init; }
+    public int ExitCode { get; init; }
+    /// <summary>Substring the combined output must contain.</summary>
+    public string? OutputContains { get; init; }
+    /// <summary>HTTP probe path (e.g. /healthz) on <see cref="Port"/>.</summary>
+    public string? Http { get; init; }
+    public int Port { get; init; }
+}
+
+/// <summary>Opt-ins that switch off a hardening transform for one image.</summary>
+public sealed record ImageAllowances
+{
+    public bool Shell { get; init; }
+    public bool PackageManager { get; init; }
+    public bool Setuid { get; init; }
+    public bool Docs { get; init; }
+}
+
+/// <summary>One images/&lt;name&gt;.yaml.</summary>
+public sealed record ImageDefinition
+{
+    public required string Name { get; init; }
+    public required string File { get; init; }
+    public string? Version { get; init; }
+    public string? Description { get; init; }
+    public string? From { get; init; }
+    public List<string> Sources { get; init; } = new();
+    public List<string> Architectures { get; init; } = new();
+    public List<string> Packages { get; init; } = new();
+    public List<string> Exclude { get; init; } = new();
+    public string User { get; init; } = "65532:65532";
+    public string? Workdir { get; init; }
+    public List<string>? Entrypoint { get; init; }
+    public List<string>? Cmd { get; init; }
+    public SortedDictionary<string, string> Env { get; init; } = new(StringComparer.Ordinal);
+    public SortedDictionary<string, string> Labels { get; init; } = new(StringComparer.Ordinal);
+    public SortedDictionary<string, string> Annotations { get; init; } = new(StringComparer.Ordinal);
+    public List<PayloadFiles> Files { get; init; } = new();
+    /// <summary>Path in the image → package that wins when several packages ship it.</summary>
+    public SortedDictionary<string, string> Conflicts { get; init; } = new(StringComparer.Ordinal);
+    public ImageAllowances Allow { get; init; } = new();
+    /// <summary>Extra paths (globs with * and **) removed from the image.</summary>
+    public List<string> Remove { get; init; } = new();
+    public List<SmokeCheck> Smoke { get; init; } = new();
+    /// <summary>Symlinks to create: link path → target (e.g. /usr/bin/python3 → python3.13).</summary>
+    public SortedDictionary<string, string> Symlinks { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>Why this image cannot be built on a machine without its repositories (shown when skipped).</summary>
+    public string? RequiresNetwork { get; init; }
+}
+
+/// <summary>The image set: sources.yaml plus every images/*.yaml, validated together.</summary>
+public sealed class ImageSet
+{
+    private ImageSet(string directory, IReadOnlyDictionary<string, SourceDefinition> sources,
+        IReadOnlyDictionary<string, ImageDefinition> images)
+    {
+        Directory = directory; Sources = sources; Images = images;
+    }
+
+    public string Directory { get; }
+    public IReadOnlyDictionary<string, SourceDefinition> Sources { get; }
+    public IReadOnlyDictionary<string, ImageDefinition> Images { get; }
+
+    public string SourcesFile => Path.Combine(Directory, "sources.yaml");
+
+    /// <summary>Images ordered so that a parent comes before its children, then by name.</summary>
+    public IReadOnlyList<ImageDefinition> InBuildOrder()
+    {
+        var result = new List<ImageDefinition>();
+        var done = new HashSet<string>();
+        void Visit(ImageDefinition i)
+        {
+            if (!done.Add(i.Name)) return;
+            if (i.From != null) Visit(Images[i.From]);
+            result.Add(i);
+        }
+        foreach (var i in Images.Values.OrderBy(i => i.Name, StringComparer.Ordinal)) Visit(i);
+        return result;
+    }
+
+    /// <summary>The chain of ancestors, nearest first.</summary>
+    public IReadOnlyList<ImageDefinition> Ancestors(ImageDefinition image)
+    {
+        var list = new List<ImageDefinition>();
+        for (var p = image.From; p != null; p = Images[p].From) list.Add(Images[p]);
+        return list;
+    }
+
+    /// <summary>Selects images by name plus their ancestors (a child needs its parent's layers).</summary>
+    public IReadOnlyList<ImageDefinition> Select(IReadOnlyCollection<string>? names)
+    {
+        if (names == null || names.Count == 0) return InBuildOrder();
+        var wanted = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var n in names)
+        {
+            if (!Images.TryGetValue(n, out var img))
+                throw new HardenException($"--image {n}: no such image in {Directory}. Known images: {string.Join(", ", Images.Keys.Order(StringComparer.Ordinal))}.");
+            wanted.Add(img.Name);
+            foreach (var a in Ancestors(img)) wanted.Add(a.Name);
+        }
+        return InBuildOrder().Where(i => wanted.Contains(i.Name)).ToList();
+    }
+
+    /// <summary>
+    /// SHA-256 over what determines an image's resolution: its file, its ancestors' files and sources.yaml.
+    /// The lock stores it so <c>lock --check</c> sees a changed definition.
+    /// </summary>
+    public string InputsSha256(ImageDefinition image)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(string label, string path)
+        {
+            h.AppendData(Encoding.UTF8.GetBytes(label + "\n"));
+            h.AppendData(NormalizeNewlines(File.ReadAllBytes(path)));
+            h.AppendData("\n"u8);
+        }
+        Add("sources.yaml", SourcesFile);
+        Add(Path.GetFileName(image.File), image.File);
+        foreach (var a in Ancestors(image)) Add(Path.GetFileName(a.File), a.File);
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+
+    private static byte[] NormalizeNewlines(byte[] bytes) =>
+        Encoding.UTF8.GetBytes(Encoding.UTF8.GetString(bytes).Replace("\r\n", "\n"));
+
+    public static readonly string[] KnownArchitectures = ["amd64", "arm64"];
+
+    /// <summary>Loads and validates images/sources.yaml and images/*.yaml.</summary>
+    public static ImageSet Load(string directory)
+    {
+        directory = Path.GetFullPath(directory);
+        var sourcesFile = Path.Combine(directory, "sources.yaml");
+        if (!System.IO.Directory.Exists(directory))
+            throw new HardenException($"{directory}: no image set here. Create images/sources.yaml and images/<name>.yaml (see docs/images.md).");
+        if (!File.Exists(sourcesFile))
+            throw new HardenException($"{sourcesFile}: missing. Every image set names its apt sources there (see docs/images.md).");
+        var sources = LoadSources(sourcesFile);
+        var images = new Dictionary<string, ImageDefinition>(StringComparer.Ordinal);
+        foreach (var file in System.IO.Directory.GetFiles(directory, "*.yaml").Order(StringComparer.Ordinal))
+        {
+            if (Path.GetFileName(file) is "sources.yaml") continue;
+            var image = LoadImage(file);
+            if (images.TryGetValue(image.Name, out var other))
+                throw new HardenException($"{file}: image name '{image.Name}' is also used by {other.File}. Give each image a unique name.");
+            images[image.Name] = image;
+        }
+        if (images.Count == 0)
+            throw new HardenException($"{directory}: no images/*.yaml besides sources.yaml. Add one (see docs/images.md).");
+        Validate(directory, sources, images);
+        return new ImageSet(directory, sources, images);
+    }
+
+    private static void Validate(string directory, Dictionary<string, SourceDefinition> sources, Dictionary<string, ImageDefinition> images)
+    {
+        foreach (var s in sources.Values)
+        {
+            var keyring = Path.Combine(directory, s.Keyring);
+            if (!File.Exists(keyring))
+                throw new HardenException($"{Path.Combine(directory, "sources.yaml")}:{s.Line}: source '{s.Name}' keyring '{s.Keyring}' does not exist (looked for {keyring}). Put the repository's public key there.");
+        }
+        foreach (var img in images.Values)
+        {
+            if (img.From != null && !images.ContainsKey(img.From))
+                throw new HardenException($"{img.File}: from: '{img.From}' is not an image in this set. Known images: {string.Join(", ", images.Keys.Order(StringComparer.Ordinal))}{Suggest(img.From, images.Keys)}.");
+            foreach (var src in img.Sources)
+                if (!sources.ContainsKey(src))
+                    throw new HardenException($"{img.File}: sources: '{src}' is not defined in sources.yaml. Defined: {string.Join(", ", sources.Keys.Order(StringComparer.Ordinal))}{Suggest(src, sources.Keys)}.");
+            foreach (var arch in img.Architectures)
+            {
+                if (!KnownArchitectures.Contains(arch))
+                    throw new HardenException($"{img.File}: architectures: '{arch}' is not supported. Use {string.Join(" or ", KnownArchitectures)}.");
+                foreach (var src in img.Sources)
+                    if (sources[src].Architectures.Count > 0 && !sources[src].Architectures.Contains(arch))
+                        throw new HardenException($"{img.File}: architecture '{arch}' is not served by source '{src}' (it lists {string.Join(", ", sources[src].Architectures)}). Remove the architecture or add it to the source.");
+            }
+            var both = img.Packages.Select(PackageName).Intersect(img.Exclude, StringComparer.Ordinal).ToList();
+            if (both.Count > 0)
+                throw new HardenException($"{img.File}: {string.Join(", ", both)} is both in packages: and in exclude:. Remove it from one of them.");
+            foreach (var f in img.Files)
+            {
+                var src = Path.Combine(directory, f.Source);
+                if (!File.Exists(src) && !System.IO.Directory.Exists(src))
+                    throw new HardenException($"{img.File}: files: source '{f.Source}' does not exist (looked for {src}).");
+            }
+        }
+        // Cycles: walk each chain; a repeat means a cycle.
+        foreach (var img in images.Values)
+        {
+            var seen = new List<string> { img.Name };
+            for (var p = img.From; p != null; p = images[p].From)
+            {
+                if (seen.Contains(p))
+                    throw new HardenException($"{img.File}: from: forms a cycle ({string.Join(" → ", seen)} → {p}). An image cannot be its own ancestor.");
+                seen.Add(p);
+            }
+        }
+        List<string> ArchsOf(ImageDefinition i) => i.Architectures.Count > 0 || i.From == null ? i.Architectures : ArchsOf(images[i.From]);
+        foreach (var img in images.Values)
+        {
+            if (img.From == null) continue;
+            var parent = images[img.From];
+            var missing = img.Architectures.Except(ArchsOf(parent)).ToList();
+            if (missing.Count > 0)
+                throw new HardenException($"{img.File}: architectures {string.Join(", ", missing)} are not built by parent '{parent.Name}' ({parent.File}). Add them to the parent or remove them here.");
+        }
+    }
+
+    /// <summary>Package name without a "=version" pin.</summary>
+    public static string PackageName(string spec)
+    {
+        var eq = spec.IndexOf('=');
+        return (eq >= 0 ? spec[..eq] : spec).Trim();
+    }
+
+    private static Dictionary<string, SourceDefinition> LoadSources(string file)
+    {
+        var root = ReadRoot(file);
+        var r = new NodeReader(file);
+        r.Fields(root, "sources");
+        var map = r.Mapping(root, "sources", required: true)!;
+        var result = new Dictionary<string, SourceDefinition>(StringComparer.Ordinal);
+        foreach (var (keyNode, valueNode) in map.Children)
+        {
+            var name = ((YamlScalarNode)keyNode).Value!;
+            if (valueNode is not YamlMappingNode m)
+                throw r.Error(valueNode, $"source '{name}' must be a mapping with url, suites, components, architectures, keyring");
+            r.Fields(m, "url", "suites", "components", "architectures", "keyring", "flat", "archMap", "distro");
+            var flat = r.Bool(m, "flat");
+            var src = new SourceDefinition
+            {
+                Name = name,
+                Url = r.String(m, "url", required: true)!,
+                Suites = r.StringList(m, "suites") ?? (flat ? ["./"] : throw r.Error(m, $"source '{name}' needs suites: (e.g. [trixie]), or flat: true")),
+                Components = r.StringList(m, "components") ?? (flat ? [] : ["main"]),
+                Architectures = r.StringList(m, "architectures") ?? new(),
+                Keyring = r.String(m, "keyring", required: true)!,
+                Flat = flat,
+                ArchMap = r.StringMap(m, "archMap")?.ToDictionary() ?? new(),
+                Distro = r.String(m, "distro") ?? "debian-13",
+                Line = (int)m.Start.Line,
+            };
+            if (!Uri.TryCreate(src.UrlFor("amd64"), UriKind.Absolute, out var uri) || (uri.Scheme != "http" && uri.Scheme != "https"))
+                throw r.Error(m, $"source '{name}' url '{src.Url}' is not an http(s) URL");
+            result[name] = src;
+        }
+        return result;
+    }
+
+    private static ImageDefinition LoadImage(string file)
+    {
+        var root = ReadRoot(file);
+        var r = new NodeReader(file);
+        r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "user",
+            "workdir", "entrypoint", "cmd", "env", "labels", "annotations", "files", "conflicts", "allow", "remove", "smoke",
+            "symlinks", "requiresNetwork");
+        var name = r.String(root, "name", required: true)!;
+        var expected = Path.GetFileNameWithoutExtension(file);
+        if (name != expected)
+            throw r.Error(root, $"name: '{name}' differs from the file name; name the file {name}.yaml or set name: {expected}");
+        var from = r.String(root, "from");
+        var sources = r.StringList(root, "sources");
+        var archs = r.StringList(root, "architectures");
+        if (from == null && sources == null) throw r.Error(root, "sources: is required for an image without from: (e.g. sources: [debian, debian-security])");
+        if (from == null && archs == null) throw r.Error(root, "architectures: is required for an image without from: (e.g. architectures: [amd64, arm64])");
+        var allow = r.Mapping(root, "allow");
+        var allowances = new ImageAllowances();
+        if (allow != null)
+        {
+            r.Fields(allow, "shell", "packageManager", "setuid", "docs");
+            allowances = new ImageAllowances
+            {
+                Shell = r.Bool(allow, "shell"),
+                PackageManager = r.Bool(allow, "packageManager"),
+                Setuid = r.Bool(allow, "setuid"),
+                Docs = r.Bool(allow, "docs"),
+            };
+        }
+        var files = new List<PayloadFiles>();
+        foreach (var node in r.Sequence(root, "files") ?? [])
+        {
+            if (node is not YamlMappingNode fm) throw r.Error(node, "each files: entry is a mapping with source, target, mode, owner");
+            r.Fields(fm, "source", "target", "mode", "owner");
+            var target = r.String(fm, "target", required: true)!;
+            if (!target.StartsWith('/') || target.Split('/').Contains(".."))
+                throw r.Error(fm, $"files: target '{target}' must be an absolute path without '..'");
+            var (uid, gid) = ParseOwner(r, fm, r.String(fm, "owner") ?? "0:0");
+            files.Add(new PayloadFiles
+            {
+                Source = r.String(fm, "source", required: true)!,
+                Target = target,
+                Mode = ParseMode(r, fm, r.String(fm, "mode") ?? "0644"),
+                Uid = uid,
+                Gid = gid,
+            });
+        }
+        var smoke = new List<SmokeCheck>();
+        foreach (var node in r.Sequence(root, "smoke") ?? [])
+        {
+            if (node is not YamlMappingNode sm) throw r.Error(node, "each smoke: entry is a mapping with name and command or http");
+            r.Fields(sm, "name", "command", "exitCode", "outputContains", "http", "port");
+            var check = new SmokeCheck
+            {
+                Name = r.String(sm, "name", required: true)!,
+                Command = r.StringList(sm, "command"),
+                ExitCode = r.Int(sm, "exitCode") ?? 0,
+                OutputContains = r.String(sm, "outputContains"),
+                Http = r.String(sm, "http"),
+                Port = r.Int(sm, "port") ?? 8080,
+            };
+            if (check.Command == null && check.Http == null) throw r.Error(sm, $"smoke check '{check.Name}' needs command: or http:");
+            smoke.Add(check);
+        }
+        var user = r.String(root, "user") ?? "65532:65532";
+        if (user is "0" or "root" or "0:0" or "root:root")
+            throw r.Error(root, "user: root is refused: images run as nonroot (65532). Remove user: or name a non-zero uid");
+        var workdir = r.String(root, "workdir");
+        if (workdir != null && !workdir.StartsWith('/')) throw r.Error(root, $"workdir: '{workdir}' must be an absolute path");
+        return new ImageDefinition
+        {
+            Name = name,
+            File = file,
+            Version = r.String(root, "version"),
+            Description = r.String(root, "description"),
+            From = from,
+            Sources = sources ?? new(),
+            Architectures = archs ?? new(),
+            Packages = r.StringList(root, "packages") ?? new(),
+            Exclude = r.StringList(root, "exclude") ?? new(),
+            User = user,
+            Workdir = workdir,
+            Entrypoint = r.StringList(root, "entrypoint"),
+            Cmd = r.StringList(root, "cmd"),
+            Env = r.StringMap(root, "env") ?? new(StringComparer.Ordinal),
+            Labels = r.StringMap(root, "labels") ?? new(StringComparer.Ordinal),
+            Annotations = r.StringMap(root, "annotations") ?? new(StringComparer.Ordinal),
+            Files = files,
+            Conflicts = r.StringMap(root, "conflicts") ?? new(StringComparer.Ordinal),
+            Allow = allowances,
+            Remove = r.StringList(root, "remove") ?? new(),
+            Smoke = smoke,
+            Symlinks = r.StringMap(root, "symlinks") ?? new(StringComparer.Ordinal),
+            RequiresNetwork = r.String(root, "requiresNetwork"),
+        };
+    }
+
+    /// <summary>Completes inherited fields (sources, architectures) from the parent chain.</summary>
+    public static ImageDefinition Effective(ImageSet set, ImageDefinition image)
+    {
+        if (image.From == null) return image;
+        var parent = Effective(set, set.Images[image.From]);
+        return image with
+        {
+            Sources = image.Sources.Count > 0 ? image.Sources : parent.Sources,
+            Architectures = image.Architectures.Count > 0 ? image.Architectures : parent.Architectures,
+        };
+    }
+
+    private static int ParseMode(NodeReader r, YamlNode node, string text)
+    {
+        try { return Convert.ToInt32(text, 8); }
+        catch (FormatException) { throw r.Error(node, $"mode '{text}' is not an octal mode like \"0644\" (quote it in YAML)"); }
+    }
+
+    private static (int, int) ParseOwner(NodeReader r, YamlNode node, string text)
+    {
+        var parts = text.Split(':');
+        if (parts.Length == 2 && int.TryParse(parts[0], out var u) && int.TryParse(parts[1], out var g)) return (u, g);
+        throw r.Error(node, $"owner '{text}' must be numeric uid:gid like \"65532:65532\"");
+    }
+
+    private static YamlMappingNode ReadRoot(string file)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            using var reader = new StreamReader(file);
+            stream.Load(reader);
+        }
+        catch (YamlException e)
+        {
+            throw new HardenException($"{file}:{e.Start.Line}: not valid YAML: {e.Message}");
+        }
+        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            throw new HardenException($"{file}: expected a YAML mapping at the top (see docs/images.md)");
+        return root;
+    }
+
+    internal static string Suggest(string name, IEnumerable<string> candidates)
+    {
+        var best = candidates.Select(c => (c, d: EditDistance(name, c))).Where(x => x.d <= Math.Max(2, name.Length / 3))
+            .OrderBy(x => x.d).ThenBy(x => x.c, StringComparer.Ordinal).Take(3).Select(x => x.c).ToList();
+        return best.Count == 0 ? "" : $" (did you mean {string.Join(" or ", best)}?)";
+    }
+
+    internal static int EditDistance(string a, string b)
+    {
+        var d = new int[b.Length + 1];
+        for (var j = 0; j <= b.Length; j++) d[j] = j;
+        for (var i = 1; i <= a.Length; i++)
+        {
+            var prev = d[0]; d[0] = i;
+            for (var j = 1; j <= b.Length; j++)
+            {
+                var tmp = d[j];
+                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
+                prev = tmp;
+            }
+        }
+        return d[b.Length];
+    }
+
+    /// <summary>Typed access to a YAML mapping with errors that carry file and line.</summary>
+    private sealed class NodeReader(string file)
+    {
+        public HardenException Error(YamlNode node, string message) =>
+            new($"{file}:{node.Start.Line}: {message}.");
+
+        public void Fields(YamlMappingNode map, params string[] known)
+        {
+            foreach (var key in map.Children.Keys)
+            {
+                var k = ((YamlScalarNode)key).Value ?? "";
+                if (!known.Contains(k))
+                    throw Error(key, $"unknown field '{k}'{Suggest(k, known)}; known fields: {string.Join(", ", known)}");
+            }
+        }
+
+        private YamlNode? Get(YamlMappingNode map, string field) =>
+            map.Children.TryGetValue(new YamlScalarNode(field), out var v) ? v : null;
+
+        public string? String(YamlMappingNode map, string field, bool required = false)
+        {
+            var v = Get(map, field);
+            if (v == null)
+                return required ? throw Error(map, $"field '{field}' is required") : null;
+            if (v is not YamlScalarNode s) throw Error(v, $"field '{field}' must be a string");
+            return s.Value;
+        }
+
+        public bool Bool(YamlMappingNode map, string field)
+        {
+            var s = String(map, field);
+            return s switch
+            {
+                null => false,
+                "true" or "yes" => true,
+                "false" or "no" => false,
+                _ => throw Error(Get(map, field)!, $"field '{field}' must be true or false"),
+            };
+        }
+
+        public int? Int(YamlMappingNode map, string field)
+        {
+            var s = String(map, field);
+            if (s == null) return null;
+            return int.TryParse(s, out var i) ? i : throw Error(Get(map, field)!, $"field '{field}' must be an integer");
+        }
+
+        public YamlMappingNode? Mapping(YamlMappingNode map, string field, bool required = false)
+        {
+            var v = Get(map, field);
+            if (v == null) return required ? throw Error(map, $"field '{field}' is required") : null;
+            return v as YamlMappingNode ?? throw Error(v, $"field '{field}' must be a mapping");
+        }
+
+        public IEnumerable<YamlNode>? Sequence(YamlMappingNode map, string field)
+        {
+            var v = Get(map, field);
+            if (v == null) return null;
+            return v as YamlSequenceNode ?? throw Error(v, $"field '{field}' must be a list");
+        }
+
+        public List<string>? StringList(YamlMappingNode map, string field)
+        {
+            var seq = Sequence(map, field);
+            return seq?.Select(n => n is YamlScalarNode s ? s.Value ?? "" : throw Error(n, $"'{field}' entries must be strings")).ToList();
+        }
+
+        public SortedDictionary<string, string>? StringMap(YamlMappingNode map, string field)
+        {
+            var m = Mapping(map, field);
+            if (m == null) return null;
+            var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
+            foreach (var (k, v) in m.Children)
+                result[((YamlScalarNode)k).Value!] = v is YamlScalarNode s ? s.Value ?? "" : throw Error(v, $"'{field}' values must be strings");
+            return result;
+        }
+    }
+}

@@ -1,0 +1,157 @@
+using System.Text;
+using HardenImage.Build;
+using HardenImage.Build.Hardening;
+
+namespace HardenImage.Tests.Build;
+
+/// <summary>Each transform removes or changes exactly what it claims, and reports it.</summary>
+public sealed class HardeningTransformTests
+{
+    private static FsNode File(string path, int mode = 420, string owner = "pkg", string? sha = null) =>
+        new() { Path = path, Type = FsNodeType.File, Mode = mode, Owner = owner, ContentSha256 = sha ?? new string('a', 64), Size = 1 };
+
+    private static FsNode Link(string path, string target) =>
+        new() { Path = path, Type = FsNodeType.Symlink, Mode = 511, LinkTarget = target, Owner = "pkg" };
+
+    private static HardeningContext Context(ImageDefinition? image = null, bool root = true, params InstalledPackage[] packages) => new()
+    {
+        Image = image ?? new ImageDefinition { Name = "t", File = "t.yaml" },
+        Architecture = "amd64",
+        IsRootImage = root,
+        Packages = packages,
+        ReadContent = n => n.Inline ?? Encoding.ASCII.GetBytes($"-----CERT {n.Path}-----"),
+    };
+
+    private static List<HardeningAction> Run(IHardeningTransform t, FsTree tree, HardeningContext? ctx = null)
+    {
+        var actions = new List<HardeningAction>();
+        t.Apply(tree, ctx ?? Context(), actions);
+        return actions;
+    }
+
+    [Fact]
+    public void NoShells_RemovesShellsAndTheirLinks_ButNotOtherBinaries()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/bin/dash", 493)); tree.Set(Link("usr/bin/sh", "dash")); tree.Set(File("usr/bin/bash", 493));
+        tree.Set(File("usr/bin/busybox", 493)); tree.Set(File("usr/bin/python3.13", 493)); tree.Set(File("usr/share/dash/sh.txt"));
+        var actions = Run(new RemoveShells(), tree);
+        Assert.Equal(["usr/bin/python3.13", "usr/share/dash/sh.txt"], tree.Nodes.Select(n => n.Path).Order());
+        Assert.Equal(4, actions.Count(a => a.Action == "removed"));
+    }
+
+    [Fact]
+    public void NoShells_RespectsOptIn()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/bin/bash", 493));
+        var image = new ImageDefinition { Name = "dev", File = "dev.yaml", Allow = new ImageAllowances { Shell = true } };
+        var actions = Run(new RemoveShells(), tree, Context(image));
+        Assert.True(tree.Contains("usr/bin/bash"));
+        Assert.Contains(actions, a => a.Action == "skipped");
+    }
+
+    [Fact]
+    public void NoPackageManagers_RemovesAptDpkgAndPip()
+    {
+        var tree = new FsTree();
+        foreach (var p in new[] { "usr/bin/apt", "usr/bin/apt-get", "usr/bin/dpkg", "usr/bin/dpkg-deb", "usr/sbin/dpkg-divert", "usr/bin/pip3", "etc/apt/sources.list", "var/lib/dpkg/status" })
+            tree.Set(File(p, 493));
+        tree.Set(File("usr/bin/aptitude-not-a-tool-name-x", 493));
+        Run(new RemovePackageManagers(), tree);
+        Assert.Equal(["usr/bin/aptitude-not-a-tool-name-x"], tree.Nodes.Select(n => n.Path));
+    }
+
+    [Fact]
+    public void NoSetuid_ClearsSetuidAndSetgidBits()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/bin/su", Convert.ToInt32("4755", 8)));
+        tree.Set(File("usr/bin/wall", Convert.ToInt32("2755", 8)));
+        var actions = Run(new StripSetuid(), tree);
+        Assert.Equal(Convert.ToInt32("755", 8), tree.Get("usr/bin/su")!.Mode);
+        Assert.Equal(Convert.ToInt32("755", 8), tree.Get("usr/bin/wall")!.Mode);
+        Assert.Equal(2, actions.Count);
+    }
+
+    [Fact]
+    public void NoWorldWritable_KeepsOnlyTmp()
+    {
+        var tree = new FsTree();
+        tree.Set(new FsNode { Path = "tmp", Type = FsNodeType.Directory, Mode = Convert.ToInt32("1777", 8), Owner = "x" });
+        tree.Set(new FsNode { Path = "var/tmp", Type = FsNodeType.Directory, Mode = Convert.ToInt32("1777", 8), Owner = "x" });
+        tree.Set(File("etc/x", Convert.ToInt32("666", 8)));
+        Run(new NoWorldWritable(), tree);
+        Assert.Equal(Convert.ToInt32("1777", 8), tree.Get("tmp")!.Mode);
+        Assert.Equal(Convert.ToInt32("775", 8), tree.Get("var/tmp")!.Mode);
+        Assert.Equal(Convert.ToInt32("664", 8), tree.Get("etc/x")!.Mode);
+    }
+
+    [Fact]
+    public void DropDocs_KeepsCopyrightFiles()
+    {
+        var tree = new FsTree();
+        tree.Set(new FsNode { Path = "usr/share/doc/libc6", Type = FsNodeType.Directory, Mode = 493, Owner = "libc6" });
+        tree.Set(File("usr/share/doc/libc6/copyright")); tree.Set(File("usr/share/doc/libc6/changelog.Debian.gz"));
+        tree.Set(File("usr/share/man/man1/x.1.gz")); tree.Set(File("usr/share/locale/de/LC_MESSAGES/libc.mo"));
+        tree.Set(File("usr/share/lintian/overrides/libc6")); tree.Set(File("usr/share/info/x.info"));
+        tree.Set(File("usr/lib/x86_64-linux-gnu/libc.so.6"));
+        Run(new DropDocumentation(), tree);
+        Assert.Equal(["usr/lib/x86_64-linux-gnu/libc.so.6", "usr/share/doc/libc6", "usr/share/doc/libc6/copyright"], tree.Nodes.Select(n => n.Path).Order());
+    }
+
+    [Fact]
+    public void Accounts_GeneratesNonrootAndNologinRoot_OnlyInRootImage()
+    {
+        var tree = new FsTree();
+        tree.Set(File("etc/shadow"));
+        Run(new Accounts(), tree);
+        var passwd = Encoding.UTF8.GetString(tree.Get("etc/passwd")!.Inline!);
+        Assert.Contains("root:x:0:0:root:/root:/sbin/nologin", passwd);
+        Assert.Contains("nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin", passwd);
+        Assert.Contains("nobody:x:65534:65534:", passwd);
+        Assert.Equal(65532, tree.Get("home/nonroot")!.Uid);
+        Assert.Equal(Convert.ToInt32("700", 8), tree.Get("home/nonroot")!.Mode);
+        Assert.Equal(Convert.ToInt32("1777", 8), tree.Get("tmp")!.Mode);
+        Assert.False(tree.Contains("etc/shadow"));
+
+        var child = new FsTree();
+        Run(new Accounts(), child, Context(root: false));
+        Assert.Equal(0, child.Count);
+    }
+
+    [Fact]
+    public void CaBundle_ConcatenatesCertificatesInPathOrder()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/share/ca-certificates/mozilla/B.crt")); tree.Set(File("usr/share/ca-certificates/mozilla/A.crt"));
+        tree.Set(File("usr/share/ca-certificates/mozilla/README"));
+        var pkg = new InstalledPackage { Name = "ca-certificates", Version = "1", Architecture = "all", ControlText = "Package: ca-certificates\n" };
+        Run(new CaBundle(), tree, Context(null, true, pkg));
+        var bundle = Encoding.ASCII.GetString(tree.Get(CaBundle.BundlePath)!.Inline!);
+        Assert.Equal("-----CERT usr/share/ca-certificates/mozilla/A.crt-----\n-----CERT usr/share/ca-certificates/mozilla/B.crt-----\n", bundle);
+    }
+
+    [Fact]
+    public void StatusD_WritesControlAndMd5sumsPerPackage_AndNoStatusFile()
+    {
+        var tree = new FsTree();
+        var pkg = new InstalledPackage { Name = "libc6", Version = "2.41-12", Architecture = "amd64", ControlText = "Package: libc6\nVersion: 2.41-12\n", Md5sums = "abc  usr/lib/x\n", MaintainerScripts = ["postinst"] };
+        Run(new DpkgStatusRecords(), tree, Context(null, true, pkg));
+        Assert.Equal("Package: libc6\nVersion: 2.41-12\n", Encoding.UTF8.GetString(tree.Get("var/lib/dpkg/status.d/libc6")!.Inline!));
+        Assert.Equal("abc  usr/lib/x\n", Encoding.UTF8.GetString(tree.Get("var/lib/dpkg/status.d/libc6.md5sums")!.Inline!));
+        Assert.False(tree.Contains("var/lib/dpkg/status"));
+        var report = Run(new MaintainerScriptReport(), tree, Context(null, true, pkg));
+        Assert.Contains(report, a => a.Path == "libc6" && a.Detail.Contains("postinst"));
+    }
+
+    [Fact]
+    public void RemoveListed_SupportsGlobs()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/lib/python3.13/test/a.py")); tree.Set(File("usr/lib/python3.13/test/sub/b.py")); tree.Set(File("usr/lib/python3.13/os.py"));
+        var image = new ImageDefinition { Name = "p", File = "p.yaml", Remove = ["/usr/lib/python3.13/test/**"] };
+        Run(new RemoveListedPaths(), tree, Context(image));
+        Assert.Equal(["usr/lib/python3.13/os.py"], tree.Nodes.Select(n => n.Path));
+    }
+}

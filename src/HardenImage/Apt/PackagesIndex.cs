@@ -52,17 +52,19 @@ public static class PackagesIndex
 }
 
 /// <summary>
-/// Reads an inner stream on a background thread into a small bounded queue of chunks (at most 8 × 256 KiB ahead),
+/// Reads an inner stream on a background thread into a small bounded queue of chunks (at most 8 × 256 KiB ahead, pooled: fresh large chunks would land on the LOH and trigger full GCs),
 /// so a CPU-bound decoder and a CPU-bound consumer run in parallel. Errors of the inner stream surface on Read.
 /// </summary>
 internal sealed class ReadAheadStream : Stream
 {
     private const int ChunkSize = 1 << 18;
+    private static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Shared;
     private readonly Stream _inner;
     private readonly BlockingCollection<byte[]> _chunks = new(boundedCapacity: 8);
     private readonly CancellationTokenSource _stop = new();
     private readonly Thread _thread;
     private Exception? _error;
+    private bool _disposed;
     private byte[]? _current;
     private int _currentLength, _currentOffset;
 
@@ -79,7 +81,7 @@ internal sealed class ReadAheadStream : Stream
         {
             while (true)
             {
-                var chunk = new byte[ChunkSize + 4];
+                var chunk = Pool.Rent(ChunkSize + 4);
                 int filled = 0;
                 while (filled < ChunkSize)
                 {
@@ -87,7 +89,7 @@ internal sealed class ReadAheadStream : Stream
                     if (n == 0) break;
                     filled += n;
                 }
-                if (filled == 0) break;
+                if (filled == 0) { Pool.Return(chunk); break; }
                 BitConverter.TryWriteBytes(chunk.AsSpan(0, 4), filled);
                 _chunks.Add(chunk, _stop.Token);
                 if (filled < ChunkSize) break;
@@ -105,6 +107,7 @@ internal sealed class ReadAheadStream : Stream
         if (buffer.Length == 0) return 0;
         if (_current == null || _currentOffset >= _currentLength)
         {
+            if (_current != null) { Pool.Return(_current); _current = null; }
             if (!_chunks.TryTake(out _current, Timeout.Infinite))
             {
                 if (_error != null) throw new IOException("decompressing the index failed: " + _error.Message, _error);
@@ -121,8 +124,9 @@ internal sealed class ReadAheadStream : Stream
 
     protected override void Dispose(bool disposing)
     {
-        if (disposing)
+        if (disposing && !_disposed)
         {
+            _disposed = true;
             _stop.Cancel();
             while (_chunks.TryTake(out _)) { }
             _thread.Join();

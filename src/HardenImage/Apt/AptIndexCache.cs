@@ -1,0 +1,90 @@
+using System.Security.Cryptography;
+using HardenImage.Common;
+
+namespace HardenImage.Apt;
+
+/// <summary>
+/// Content-addressed store of verified repository indices (Packages.xz/.gz/plain), keyed by the SHA-256 that the
+/// signed Release lists. Every read re-hashes the file; a file that no longer matches is deleted and fetched again.
+/// Writes go to a temp file beside the target and are renamed only after size and hash match.
+/// Answers Tampering: a cache entry edited on disk, or a half-written one from an interrupted run, is never trusted.
+/// </summary>
+public sealed class AptIndexCache
+{
+    public AptIndexCache(string rootDirectory)
+    {
+        RootDirectory = rootDirectory;
+        Directory = Path.Combine(rootDirectory, "apt-indices", "sha256");
+    }
+
+    /// <summary>The cache root (HARDEN_CACHE or its default).</summary>
+    public string RootDirectory { get; }
+
+    /// <summary>Where index blobs live: <c>&lt;root&gt;/apt-indices/sha256/&lt;hex&gt;</c>.</summary>
+    public string Directory { get; }
+
+    /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
+    public static string DefaultRoot()
+    {
+        var explicitDir = Environment.GetEnvironmentVariable("HARDEN_CACHE");
+        if (!string.IsNullOrEmpty(explicitDir)) return explicitDir;
+        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+        if (!string.IsNullOrEmpty(xdg)) return Path.Combine(xdg, "hardenimage");
+        return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "hardenimage");
+    }
+
+    public string PathFor(string sha256) =>
+        Sha256Hex.IsValid(sha256) ? Path.Combine(Directory, sha256) : throw new ArgumentException($"'{sha256}' is not a lower-case SHA-256", nameof(sha256));
+
+    /// <summary>The cached file for <paramref name="sha256"/> when present and still matching; a corrupt entry is removed.</summary>
+    public string? TryGetVerified(string sha256, long size)
+    {
+        var path = PathFor(sha256);
+        var info = new FileInfo(path);
+        if (!info.Exists) return null;
+        if (info.Length == size && Sha256Hex.OfFile(path) == sha256) return path;
+        AtomicFile.TryDelete(path);
+        return null;
+    }
+
+    /// <summary>
+    /// Copies <paramref name="content"/> into the cache while hashing it. Stops reading past <paramref name="size"/>
+    /// bytes (a hostile server cannot fill the disk) and commits only when size and hash match.
+    /// </summary>
+    /// <returns>The cached path, or null plus what was actually received when the content does not match.</returns>
+    public async Task<(string? Path, string ActualSha256, long ActualSize)> PutAsync(string sha256, long size, Stream content, CancellationToken ct)
+    {
+        var target = PathFor(sha256);
+        var tmp = AtomicFile.TempPathFor(target);
+        try
+        {
+            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            long total = 0;
+            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
+            {
+                var buffer = new byte[1 << 16];
+                int n;
+                while ((n = await content.ReadAsync(buffer, ct)) > 0)
+                {
+                    total += n;
+                    if (total > size) break; // more than the signed size: no need to read the rest
+                    hash.AppendData(buffer, 0, n);
+                    await fs.WriteAsync(buffer.AsMemory(0, n), ct);
+                }
+            }
+            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
+            if (total != size || actual != sha256)
+            {
+                AtomicFile.TryDelete(tmp);
+                return (null, total > size ? "(not computed: too long)" : actual, total);
+            }
+            File.Move(tmp, target, overwrite: true);
+            return (target, actual, total);
+        }
+        catch
+        {
+            AtomicFile.TryDelete(tmp);
+            throw;
+        }
+    }
+}

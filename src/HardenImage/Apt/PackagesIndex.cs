@@ -1,0 +1,149 @@
+using System.Collections.Concurrent;
+using System.IO.Compression;
+using System.Text;
+
+namespace HardenImage.Apt;
+
+/// <summary>
+/// Reads a Packages index (plain, .gz or .xz) into <see cref="BinaryPackage"/>s, streaming: decompression runs on
+/// a second thread a few chunks ahead of the deb822 parser, so decoding and parsing overlap on two cores and the
+/// uncompressed index (56 MB for trixie main amd64) is never held whole in memory.
+/// </summary>
+public static class PackagesIndex
+{
+    /// <summary>Opens <paramref name="path"/> decompressed according to the extension of <paramref name="formatName"/>
+    /// (.xz, .gz, else plain; defaults to the path itself: cache blobs have no extension, their URL does).</summary>
+    public static Stream OpenDecompressed(string path, string? formatName = null, bool readAhead = true, bool preferNativeXz = true)
+    {
+        formatName ??= path;
+        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        Stream decoded = formatName.EndsWith(".xz", StringComparison.Ordinal) ? XzDecompression.Open(file, preferNativeXz)
+            : formatName.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress)
+            : file;
+        return readAhead && decoded != file ? new ReadAheadStream(decoded) : decoded;
+    }
+
+    /// <summary>
+    /// Parses stanzas into packages. <paramref name="keepArchitecture"/> filters (flat repositories mix
+    /// architectures in one index); stanzas that are not packages of this index throw with their line number.
+    /// </summary>
+    public static IEnumerable<BinaryPackage> Read(Stream decompressed, string origin, string baseUrl,
+        Func<string, bool>? keepArchitecture = null, string indexName = "Packages")
+    {
+        using var reader = new StreamReader(decompressed, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+        foreach (var p in Deb822.Read(reader))
+        {
+            BinaryPackage pkg;
+            try { pkg = BinaryPackage.FromParagraph(p, origin, baseUrl); }
+            catch (FormatException e)
+            {
+                throw new Common.HardenException($"{indexName} of source '{origin}': {e.Message}. The index is malformed.", inner: e);
+            }
+            if (keepArchitecture == null || keepArchitecture(pkg.Architecture)) yield return pkg;
+        }
+    }
+
+    /// <summary>Reads a whole index file into a list (the common case).</summary>
+    public static List<BinaryPackage> ReadFile(string path, string origin, string baseUrl, Func<string, bool>? keepArchitecture = null)
+    {
+        using var stream = OpenDecompressed(path);
+        return Read(stream, origin, baseUrl, keepArchitecture, Path.GetFileName(path)).ToList();
+    }
+}
+
+/// <summary>
+/// Reads an inner stream on a background thread into a small bounded queue of chunks (at most 8 × 256 KiB ahead, pooled: fresh large chunks would land on the LOH and trigger full GCs),
+/// so a CPU-bound decoder and a CPU-bound consumer run in parallel. Errors of the inner stream surface on Read.
+/// </summary>
+internal sealed class ReadAheadStream : Stream
+{
+    private const int ChunkSize = 1 << 18;
+    private static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Shared;
+    private readonly Stream _inner;
+    private readonly BlockingCollection<byte[]> _chunks = new(boundedCapacity: 8);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Thread _thread;
+    private Exception? _error;
+    private bool _disposed;
+    private byte[]? _current;
+    private int _currentLength, _currentOffset;
+
+    public ReadAheadStream(Stream inner)
+    {
+        _inner = inner;
+        _thread = new Thread(Produce) { IsBackground = true, Name = "index-decompress" };
+        _thread.Start();
+    }
+
+    private void Produce()
+    {
+        try
+        {
+            while (true)
+            {
+                var chunk = Pool.Rent(ChunkSize + 4);
+                int filled = 0;
+                while (filled < ChunkSize)
+                {
+                    var n = _inner.Read(chunk, 4 + filled, ChunkSize - filled);
+                    if (n == 0) break;
+                    filled += n;
+                }
+                if (filled == 0) { Pool.Return(chunk); break; }
+                BitConverter.TryWriteBytes(chunk.AsSpan(0, 4), filled);
+                _chunks.Add(chunk, _stop.Token);
+                if (filled < ChunkSize) break;
+            }
+        }
+        catch (OperationCanceledException) { }
+        catch (Exception e) { _error = e; }
+        finally { _chunks.CompleteAdding(); }
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
+
+    public override int Read(Span<byte> buffer)
+    {
+        if (buffer.Length == 0) return 0;
+        if (_current == null || _currentOffset >= _currentLength)
+        {
+            if (_current != null) { Pool.Return(_current); _current = null; }
+            if (!_chunks.TryTake(out _current, Timeout.Infinite))
+            {
+                if (_error != null) throw new IOException("decompressing the index failed: " + _error.Message, _error);
+                return 0;
+            }
+            _currentLength = 4 + BitConverter.ToInt32(_current, 0);
+            _currentOffset = 4;
+        }
+        var n = Math.Min(buffer.Length, _currentLength - _currentOffset);
+        _current.AsSpan(_currentOffset, n).CopyTo(buffer);
+        _currentOffset += n;
+        return n;
+    }
+
+    protected override void Dispose(bool disposing)
+    {
+        if (disposing && !_disposed)
+        {
+            _disposed = true;
+            _stop.Cancel();
+            while (_chunks.TryTake(out _)) { }
+            _thread.Join();
+            _inner.Dispose();
+            _chunks.Dispose();
+            _stop.Dispose();
+        }
+        base.Dispose(disposing);
+    }
+
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+}

@@ -4,43 +4,57 @@ using HardenImage.Deb;
 
 namespace HardenImage.Tests.Deb;
 
-/// <summary>Reads a real package from the Debian archive (netbase 6.4, see TestData/Deb/ATTRIBUTION.md).</summary>
+/// <summary>Reads a real Debian 13 package (base-files 13.8+deb13u8, see TestData/Deb/ATTRIBUTION.md).</summary>
 public sealed class RealDebianPackageTests
 {
-    private static readonly string NetbaseDeb = Path.Combine(AppContext.BaseDirectory, "TestData", "Deb", "netbase_6.4_all.deb");
+    private static readonly string BaseFilesDeb =
+        Path.Combine(AppContext.BaseDirectory, "TestData", "Deb", "base-files_13.8+deb13u8_amd64.deb");
 
     [Fact]
-    public void Read_NetbaseFromTheDebianArchive()
+    public void Read_BaseFilesFromTheDebianArchive()
     {
-        // The archive's own checksum (bookworm Packages): the test data is the real, unmodified package.
-        Assert.Equal("29b23c48c0fe6f878e56c5ddc9f65d1c05d729360f3690a593a8c795031cd867", Sha256Hex.OfFile(NetbaseDeb));
+        // The archive's own checksum (trixie Packages): the test data is the real, unmodified package.
+        Assert.Equal("f5a0546098f38bad5843380521781fe7214e5a283d3bed63f79c505545f262af", Sha256Hex.OfFile(BaseFilesDeb));
 
-        using var deb = DebPackageReader.Open(NetbaseDeb);
+        using var deb = DebPackageReader.Open(BaseFilesDeb);
         Assert.Equal((DebCompression.Xz, DebCompression.Xz), (deb.ControlCompression, deb.DataCompression));
-        Assert.Equal(("netbase", "6.4", "all"), (deb.Control.Package, deb.Control.Version, deb.Control.Architecture));
-        Assert.Equal("foreign", deb.Control.Fields["Multi-Arch"]);
-        Assert.Equal(["/etc/ethertypes", "/etc/protocols", "/etc/rpc", "/etc/services"], deb.Control.Conffiles);
-        Assert.Equal(["postinst", "postrm"], deb.Control.MaintainerScripts.Keys.ToArray());
-        Assert.StartsWith("#!/bin/sh", deb.Control.MaintainerScripts["postinst"]);
+        var control = deb.Control;
+        Assert.Equal(("base-files", "13.8+deb13u8", "amd64"), (control.Package, control.Version, control.Architecture));
+        Assert.Equal("yes", control.Fields["Essential"]);
+        Assert.Contains("usr-is-merged", control.Fields["Provides"]);
+        Assert.Equal(["/etc/debian_version", "/etc/dpkg/origins/debian", "/etc/host.conf", "/etc/issue", "/etc/issue.net",
+            "/etc/update-motd.d/10-uname"], control.Conffiles);
+        Assert.Equal(["postinst", "postrm", "preinst", "triggers"], control.MaintainerScripts.Keys.ToArray());
+        Assert.Contains("interest-noawait /usr/lib32", control.MaintainerScripts["triggers"]);
+        Assert.Empty(control.OtherFiles);
 
-        var expectedMd5 = deb.Control.Md5Sums.ToDictionary(m => m.Path, m => m.Md5);
-        Assert.Equal(2, expectedMd5.Count);
-        var paths = new List<string>();
-        var checkedFiles = 0;
+        var listed = control.Md5Sums.ToDictionary(m => m.Path, m => m.Md5);
+        Assert.Equal(38, listed.Count);
+        var entries = new List<DebEntry>();
+        var unlisted = new List<string>();
         foreach (var entry in deb.ReadDataEntries())
         {
-            paths.Add(entry.Path);
+            entries.Add(entry);
             Assert.Equal((0, 0), (entry.Uid, entry.Gid));
             if (entry.Type != DebEntryType.File) continue;
             var md5 = Convert.ToHexStringLower(MD5.HashData(entry.Content));
-            if (expectedMd5.TryGetValue(entry.Path, out var listed))
-            {
-                Assert.Equal(listed, md5);
-                checkedFiles++;
-            }
+            if (listed.Remove(entry.Path, out var expected)) Assert.Equal(expected, md5);
+            else unlisted.Add("/" + entry.Path);
         }
-        Assert.Equal(2, checkedFiles); // the md5sums lines name the shipped files exactly
-        Assert.Equal(["etc", "etc/ethertypes", "etc/protocols", "etc/rpc", "etc/services", "usr", "usr/share",
-            "usr/share/doc", "usr/share/doc/netbase", "usr/share/doc/netbase/changelog.gz", "usr/share/doc/netbase/copyright"], paths);
+        Assert.Empty(listed);                       // every md5sums line names a shipped file, with that content
+        Assert.Equal(control.Conffiles, unlisted);  // dpkg leaves conffiles out of md5sums
+
+        Assert.Equal(100, entries.Count + 1);       // dpkg-deb -c lists 100 including "./"
+        Assert.Equal(Convert.ToInt32("1777", 8), entries.Single(e => e.Path == "tmp").ModeBits);
+        Assert.Equal(Convert.ToInt32("700", 8), entries.Single(e => e.Path == "root").ModeBits);
+        Assert.Equal("../usr/lib/os-release", entries.Single(e => e.Path == "etc/os-release").LinkTarget);
+
+        // Debian 13 is merged-/usr: these four are the alias symlinks, everything else is a normal entry.
+        Assert.Equal(["bin", "lib", "lib64", "sbin"], entries.Where(MergedUsr.IsAliasSymlink).Select(e => e.Path).ToArray());
+        var safety = new PathSafety(entries.Where(e => e.Type == DebEntryType.Symlink).Select(e => KeyValuePair.Create(e.Path, e.LinkTarget!)));
+        Assert.All(entries, e => Assert.Null(safety.FindSymlinkOnPath(e.Path)));
+        // A later, pre-merge package shipping bin/sh would write through base-files' bin symlink; canonicalised it does not.
+        Assert.Equal("bin", safety.FindSymlinkOnPath("bin/sh"));
+        Assert.Null(safety.FindSymlinkOnPath(MergedUsr.Canonicalise("bin/sh")));
     }
 }

@@ -48,7 +48,7 @@ public sealed class DockerArchiveWriter(OciLayout layout)
 
             var (measured, size) = reader.MeasureUncompressed(layer);
             if (measured != diffIds[i])
-                throw new HardenException($"{layout.Root}: layer {layer.Digest} decompresses to {measured}, but the config says {diffIds[i]} (tampered or corrupt). Rebuild with 'harden build'.");
+                throw new HardenException($"{layout.Root}: layer {layer.Digest} decompresses to {measured}, not to the config's diff_id {diffIds[i]} (tampered or corrupt). Rebuild with 'harden build'.");
             WriteHeader(output, $"{diffHex}/", TarTypeFlag.Directory, 0b111_101_101, 0);
             WriteHeader(output, name, TarTypeFlag.Regular, 0b110_100_100, size);
             using (var data = reader.OpenUncompressed(layer))

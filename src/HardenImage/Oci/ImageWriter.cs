@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using HardenImage.Common;
 
 namespace HardenImage.Oci;
@@ -41,7 +42,7 @@ public sealed record WrittenImage(string Name, IReadOnlyList<string> RefNames, D
 /// blobs (threat: Tampering — a rebuild proves the published digest). Blobs are written first; index.json is
 /// replaced in one atomic step by <see cref="Tag"/>, so a build that fails halfway leaves the previous layout valid.
 /// </summary>
-public sealed class ImageWriter(OciLayout layout, long sourceDateEpoch)
+public sealed partial class ImageWriter(OciLayout layout, long sourceDateEpoch)
 {
     public OciLayout Layout { get; } = layout;
     public long SourceDateEpoch { get; } = sourceDateEpoch;
@@ -87,6 +88,7 @@ public sealed class ImageWriter(OciLayout layout, long sourceDateEpoch)
     public WrittenImage WriteImage(ImageSpec spec)
     {
         if (spec.Platforms.Count == 0) throw new HardenException($"image '{spec.Name}' has no architectures");
+        foreach (var refName in spec.RefNames) ValidateRefName(refName);
         var manifests = spec.Platforms.Select(WriteManifest)
             .OrderBy(m => PlatformKey(m.Descriptor.Platform!), StringComparer.Ordinal).ToList();
         var dup = manifests.GroupBy(m => PlatformKey(m.Descriptor.Platform!)).FirstOrDefault(g => g.Count() > 1);
@@ -113,6 +115,20 @@ public sealed class ImageWriter(OciLayout layout, long sourceDateEpoch)
         Tag([image]);
         return image;
     }
+
+    /// <summary>
+    /// The image-spec grammar for org.opencontainers.image.ref.name: components of [A-Za-z0-9] joined by
+    /// [-._:@+] or "--", separated by "/". Anything else is refused before it reaches index.json.
+    /// </summary>
+    public static string ValidateRefName(string refName)
+    {
+        if (!RefNamePattern().IsMatch(refName))
+            throw new HardenException($"'{refName}' is not a valid OCI ref name (image name and version may use letters, digits and -._:@+ between them, '/' between components)");
+        return refName;
+    }
+
+    [GeneratedRegex(@"^[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*(?:/[A-Za-z0-9]+(?:(?:[-._:@+]|--)[A-Za-z0-9]+)*)*$")]
+    private static partial Regex RefNamePattern();
 
     internal static string PlatformKey(Platform p) => $"{p.Os}/{p.Architecture}" + (p.Variant is null ? "" : "/" + p.Variant);
 }

@@ -13,8 +13,9 @@ public enum LayerCompression
 
 /// <summary>
 /// Settings that fix a layer's bytes. <see cref="SourceDateEpoch"/> (seconds since 1970, UTC) becomes every entry's
-/// mtime. <see cref="GzipLevel"/> defaults to <see cref="CompressionLevel.Optimal"/> (zlib level 6): measured here it
-/// is several times faster than SmallestSize for a few percent more bytes (see the Oci tests' report).
+/// mtime. <see cref="GzipLevel"/> defaults to <see cref="CompressionLevel.Optimal"/>: measured here on a 136 MB tar
+/// (Python stdlib + .NET runtime, 1,694 entries, one core) Optimal took 7.2 s for 51.9 MB, SmallestSize 18.6 s for
+/// 50.1 MB (3.5 % smaller, 2.6× slower), Fastest 7.6 s (cold cache) for 65.7 MB; zstd level 3 took 5.1 s for 49.4 MB.
 /// </summary>
 public sealed record LayerWriterOptions
 {

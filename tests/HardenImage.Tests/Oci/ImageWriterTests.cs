@@ -52,6 +52,19 @@ public class ImageWriterTests
         Assert.Equal(python2.Index.Digest, reader.ResolveTag("python:3.13").Digest);
     }
 
+    [Theory]
+    [InlineData("base", "1.0 beta")]
+    [InlineData("../base", "1.0")]
+    [InlineData("base", "")]
+    public void RefNames_OutsideTheSpecGrammar_AreRefused(string name, string version)
+    {
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Path);
+        if (version == "") name += "/"; // a trailing slash is as bad as a space
+        Assert.Throws<HardenException>(() => WriteImage(layout, name, version, SampleEntries(), "amd64"));
+        Assert.Empty(new OciLayoutReader(layout).Tags());
+    }
+
     [Fact]
     public void FailingBuild_LeavesThePreviousLayoutValid()
     {

@@ -159,6 +159,20 @@ public class LayerWriterTests
         Assert.Equal(["uid"], e.ExtendedAttributes.Keys);
     }
 
+    [Fact]
+    public void Header_SizeBeyondEightGiB_GoesToPax()
+    {
+        // Writing 10 GiB of data would be slow; the header alone shows the encoding.
+        using var ms = new MemoryStream();
+        var pax = TarHeaderWriter.Write(ms, new TarHeader("huge", TarTypeFlag.Regular, Octal("644"), 0, 0, 10L << 30, Epoch, ""));
+        Assert.True(pax);
+        var bytes = ms.ToArray();
+        Assert.Equal((byte)'x', bytes[156]);
+        Assert.Contains("size=10737418240\n", Encoding.ASCII.GetString(bytes, 512, 512));
+        Assert.Equal((byte)'0', bytes[1024 + 156]);
+        Assert.Equal("00000000000", Encoding.ASCII.GetString(bytes, 1024 + 124, 11));
+    }
+
     [Theory]
     [InlineData("/etc/passwd")]
     [InlineData("../escape")]

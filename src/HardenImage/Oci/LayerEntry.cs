@@ -85,6 +85,22 @@ public sealed record LayerEntry
         new() { Path = path, Type = LayerEntryType.Hardlink, LinkTarget = targetPath };
 
     /// <summary>
+    /// An OCI whiteout (image-spec layer.md): in a layer above a parent's, hides <paramref name="path"/> and all
+    /// under it. Written as the empty file "&lt;dir&gt;/.wh.&lt;name&gt;".
+    /// </summary>
+    public static LayerEntry Whiteout(string path)
+    {
+        ValidatePath(path);
+        var slash = path.LastIndexOf('/');
+        var whPath = slash < 0 ? ".wh." + path : path[..(slash + 1)] + ".wh." + path[(slash + 1)..];
+        return File(whPath, LayerContent.FromBytes([]), 0);
+    }
+
+    /// <summary>An opaque whiteout: the directory <paramref name="directory"/> shows only this layer's children.</summary>
+    public static LayerEntry OpaqueWhiteout(string directory) =>
+        File(ValidatePath(directory) + "/.wh..wh..opq", LayerContent.FromBytes([]), 0);
+
+    /// <summary>
     /// Rejects paths that would escape or confuse the unpack root: absolute, "..", ".", empty components, NUL
     /// (threat: Elevation of privilege / Tampering — a layer that writes outside its root on a node).
     /// </summary>

@@ -64,6 +64,7 @@ public sealed class LayerWriter(LayerWriterOptions options)
         using (var buffered = new BufferedStream(hashing, 1 << 16))
         {
             var pax = 0;
+            var buffer = new byte[1 << 16];
             foreach (var e in ordered)
             {
                 var header = new TarHeader(
@@ -82,7 +83,7 @@ public sealed class LayerWriter(LayerWriterOptions options)
                     MTime: Options.SourceDateEpoch,
                     LinkName: e.LinkTarget ?? "");
                 if (TarHeaderWriter.Write(buffered, header)) pax++;
-                if (e.Type == LayerEntryType.File && e.Size > 0) CopyContent(e, buffered);
+                if (e.Type == LayerEntryType.File && e.Size > 0) CopyContent(e, buffered, buffer);
             }
             TarHeaderWriter.WriteEnd(buffered);
             buffered.Flush();
@@ -111,8 +112,12 @@ public sealed class LayerWriter(LayerWriterOptions options)
                 file.Flush(flushToDisk: true);
             }
             var target = layout.BlobPath(digest);
-            if (File.Exists(target)) File.Delete(tmp);
-            else File.Move(tmp, target);
+            // Same digest = same bytes: a blob already there (maybe from a parallel writer of the same layer) stays.
+            if (!File.Exists(target))
+            {
+                try { File.Move(tmp, target); }
+                catch (IOException) when (File.Exists(target)) { }
+            }
             return new WrittenLayer(spec.Name, new Descriptor { MediaType = Options.MediaType, Digest = digest, Size = size }, tar);
         }
         finally
@@ -148,10 +153,9 @@ public sealed class LayerWriter(LayerWriterOptions options)
         _ => throw new ArgumentOutOfRangeException(nameof(Options.Compression)),
     };
 
-    private static void CopyContent(LayerEntry e, Stream output)
+    private static void CopyContent(LayerEntry e, Stream output, byte[] buffer)
     {
         using var src = e.Content!.Open();
-        var buffer = new byte[1 << 16];
         long left = e.Size;
         while (left > 0)
         {

@@ -72,11 +72,14 @@ internal static class TarHeaderWriter
     public static void WritePadding(Stream output, long dataLength)
     {
         var rem = (int)(dataLength % BlockSize);
-        if (rem != 0) output.Write(new byte[BlockSize - rem]);
+        if (rem != 0) output.Write(ZeroBlocks, 0, BlockSize - rem);
     }
 
     /// <summary>The end-of-archive marker: two zero blocks.</summary>
-    public static void WriteEnd(Stream output) => output.Write(new byte[BlockSize * 2]);
+    public static void WriteEnd(Stream output) => output.Write(ZeroBlocks);
+
+    // Never written to: a shared source of zero bytes for padding.
+    private static readonly byte[] ZeroBlocks = new byte[BlockSize * 2];
 
     private static void WriteBlock(Stream output, TarHeader h, string name, string prefix, string link)
     {

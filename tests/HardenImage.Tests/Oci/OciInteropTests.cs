@@ -72,6 +72,29 @@ public class OciInteropTests : IClassFixture<RegistryFixture>
     }
 
     [Fact]
+    public void Umoci_AppliesWhiteoutsOfAnUpperLayer()
+    {
+        var umoci = RequiredService.Tool("umoci", "umoci");
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Combine("layout"));
+        var lower = Writer().WriteLayer(layout, new LayerSpec("lower", SampleEntries()));
+        var upper = Writer().WriteLayer(layout, new LayerSpec("upper",
+            [LayerEntry.Whiteout("usr/bin/group-tool"), LayerEntry.OpaqueWhiteout("etc"), LayerEntry.File("etc/hostname", [(byte)'h'])]));
+        new ImageWriter(layout, Epoch).WriteAndTag(new ImageSpec
+        {
+            Name = "child",
+            Platforms = [new PlatformImageSpec { Platform = new Platform { Architecture = "amd64" }, Layers = [lower, upper] }],
+        });
+        Assert.Empty(new OciLayoutReader(layout).Verify("child", checkDiffIds: true));
+        var bundle = dir.Combine("bundle");
+        RequiredService.RunOk(umoci, ["unpack", "--image", $"{layout.Root}:child", bundle]);
+        var rootfs = Path.Combine(bundle, "rootfs");
+        Assert.False(File.Exists(Path.Combine(rootfs, "usr/bin/group-tool")));
+        Assert.True(File.Exists(Path.Combine(rootfs, "usr/bin/tool")));
+        Assert.Equal(["hostname"], Directory.GetFileSystemEntries(Path.Combine(rootfs, "etc")).Select(Path.GetFileName));
+    }
+
+    [Fact]
     public void Skopeo_CopiesOurLayoutIntoARealRegistry_WithTheSameDigests()
     {
         var skopeo = RequiredService.Tool("skopeo", "skopeo");

@@ -129,6 +129,35 @@ public sealed class OciLayout
         ReadIndex().Manifests.FirstOrDefault(d => d.Annotations != null
             && d.Annotations.TryGetValue(Annotations.RefName, out var n) && n == tag);
 
+    /// <summary>
+    /// Points several tags at their descriptors in ONE atomic rewrite of index.json, so a multi-image build is
+    /// published all at once or not at all (threat: Tampering — no reader sees a half-updated set).
+    /// </summary>
+    public void TagAll(IEnumerable<(string Tag, Descriptor Descriptor)> tags)
+    {
+        lock (_indexLock)
+        {
+            var wanted = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
+            foreach (var (tag, d) in tags) wanted[tag] = d;
+            var index = ReadIndex();
+            var manifests = index.Manifests.Where(d => d.Annotations == null
+                || !d.Annotations.TryGetValue(Annotations.RefName, out var n) || !wanted.ContainsKey(n)).ToList();
+            foreach (var (tag, descriptor) in wanted)
+            {
+                var annotations = new SortedDictionary<string, string>(descriptor.Annotations ?? new(), StringComparer.Ordinal)
+                {
+                    [Annotations.RefName] = tag,
+                };
+                manifests.Add(descriptor with { Annotations = annotations });
+            }
+            manifests.Sort((a, b) => string.CompareOrdinal(RefNameOf(a), RefNameOf(b)));
+            WriteIndex(index with { Manifests = manifests });
+        }
+    }
+
+    private static string RefNameOf(Descriptor d) =>
+        d.Annotations != null && d.Annotations.TryGetValue(Annotations.RefName, out var n) ? n : "";
+
     /// <summary>Points <paramref name="tag"/> at <paramref name="descriptor"/>, replacing an earlier entry with that tag.</summary>
     public void Tag(string tag, Descriptor descriptor)
     {

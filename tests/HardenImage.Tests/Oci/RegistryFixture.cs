@@ -1,0 +1,97 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using HardenImage.Tests.Infrastructure;
+
+namespace HardenImage.Tests.Oci;
+
+/// <summary>
+/// A real distribution registry (`docker-registry serve`, distribution 2.8) on 127.0.0.1 and a free port, with its
+/// own storage directory; killed and deleted on dispose. Use as an xunit class fixture
+/// (<c>IClassFixture&lt;RegistryFixture&gt;</c>) or create one with <see cref="Start"/>, optionally with an htpasswd
+/// file (bcrypt entries, `htpasswd -B`) to require Basic auth. No OCI 1.1 referrers API (it answers 404).
+/// </summary>
+public sealed class RegistryFixture : IDisposable
+{
+    private readonly Process _process;
+    private readonly TempDir _dir;
+    private readonly System.Text.StringBuilder _log = new();
+
+    public RegistryFixture() : this(null) { }
+
+    private RegistryFixture(string? htpasswdPath)
+    {
+        var exe = RequiredService.Tool("docker-registry", "docker-registry");
+        _dir = new TempDir("hi-registry");
+        Port = FreePort();
+        var auth = htpasswdPath == null ? "" : $"auth: {{htpasswd: {{realm: hi, path: {htpasswdPath}}}}}\n";
+        var config = _dir.Combine("config.yml");
+        File.WriteAllText(config,
+            "version: 0.1\n" +
+            "log: {level: warn}\n" +
+            $"storage: {{filesystem: {{rootdirectory: {_dir.Combine("data")}}}, delete: {{enabled: true}}}}\n" +
+            $"http: {{addr: 127.0.0.1:{Port}}}\n" + auth);
+        var psi = new ProcessStartInfo(exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add("serve");
+        psi.ArgumentList.Add(config);
+        _process = Process.Start(psi)!;
+        _process.ErrorDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.OutputDataReceived += (_, e) => { lock (_log) _log.AppendLine(e.Data); };
+        _process.BeginErrorReadLine();
+        _process.BeginOutputReadLine();
+        WaitUntilServing(requiresAuth: htpasswdPath != null);
+    }
+
+    /// <summary>A registry requiring Basic auth from <paramref name="htpasswdPath"/> (or none when null).</summary>
+    public static RegistryFixture Start(string? htpasswdPath = null) => new(htpasswdPath);
+
+    public int Port { get; }
+
+    /// <summary>"127.0.0.1:PORT", the host part of image references (e.g. for skopeo's docker:// transport).</summary>
+    public string Host => $"127.0.0.1:{Port}";
+
+    public Uri BaseUri => new($"http://127.0.0.1:{Port}/");
+
+    public string Log { get { lock (_log) return _log.ToString(); } }
+
+    private void WaitUntilServing(bool requiresAuth)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"docker-registry exited with {_process.ExitCode}:\n{Log}");
+            try
+            {
+                using var r = http.GetAsync(new Uri(BaseUri, "v2/")).GetAwaiter().GetResult();
+                if (r.StatusCode == HttpStatusCode.OK || (requiresAuth && r.StatusCode == HttpStatusCode.Unauthorized)) return;
+            }
+            catch (HttpRequestException) { }
+            catch (TaskCanceledException) { }
+            Thread.Sleep(100);
+        }
+        throw new InvalidOperationException($"docker-registry did not answer on {BaseUri} within 20 s:\n{Log}");
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            if (!_process.HasExited)
+            {
+                _process.Kill(entireProcessTree: true);
+                _process.WaitForExit(5000);
+            }
+        }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
+        _dir.Dispose();
+    }
+}

@@ -7,6 +7,7 @@ app.Configure(config =>
 {
     config.SetApplicationName("harden");
     config.PropagateExceptions();
+    config.AddBuildCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 return CliHost.Run(app, args);

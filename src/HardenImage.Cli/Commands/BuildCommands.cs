@@ -1,0 +1,352 @@
+using System.ComponentModel;
+using HardenImage.Apt;
+using HardenImage.Build;
+using HardenImage.Build.Hardening;
+using HardenImage.Common;
+using HardenImage.Oci;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HardenImage.Cli.Commands;
+
+/// <summary>Options every image-set command shares.</summary>
+public class ImageSetSettings : CommandSettings
+{
+    [CommandOption("--images <DIR>")]
+    [Description("Image-set directory (sources.yaml, <name>.yaml, keys/). Default: images")]
+    public string ImagesDir { get; init; } = Environment.GetEnvironmentVariable("HARDEN_IMAGES") ?? "images";
+
+    [CommandOption("--lock <FILE>")]
+    [Description("Lock file. Default: <images>/images.lock.json")]
+    public string? LockPath { get; init; }
+
+    [CommandOption("--image <NAME>")]
+    [Description("Only this image (and its parents); repeatable. Default: every image that can be built here")]
+    public string[] Images { get; init; } = [];
+
+    [CommandOption("--cache <DIR>")]
+    [Description("Content-addressed cache (indices, .debs, unpacked files). Default: $HARDEN_CACHE or ~/.cache/hardenimage")]
+    public string? Cache { get; init; }
+
+    public string LockFilePath => LockPath ?? Path.Combine(ImagesDir, "images.lock.json");
+    public string CacheRoot => Cache != null ? Path.GetFullPath(Cache) : HardenPaths.CacheRoot();
+}
+
+public sealed class LockSettings : ImageSetSettings
+{
+    [CommandOption("--update")]
+    [Description("Re-resolve every selected image to the newest versions (otherwise pins stay while satisfiable)")]
+    public bool Update { get; init; }
+
+    [CommandOption("--check")]
+    [Description("Offline: exit 1 when the lock no longer matches images/*.yaml (for CI)")]
+    public bool Check { get; init; }
+
+    [CommandOption("--explain")]
+    [Description("Show what each requested package pulled in")]
+    public bool Explain { get; init; }
+
+    [CommandOption("--allow-expired")]
+    [Description("Accept Release files past their Valid-Until (replaying an old mirror snapshot)")]
+    public bool AllowExpired { get; init; }
+}
+
+/// <summary><c>harden lock</c>: resolve images/*.yaml against the signed apt sources into the lock file.</summary>
+public sealed class LockCommand : AsyncCommand<LockSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, LockSettings settings, CancellationToken cancellationToken)
+    {
+        var set = ImageSet.Load(settings.ImagesDir);
+        var existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
+        if (settings.Check)
+        {
+            var problems = ImageLocker.Check(set, existing);
+            if (problems.Count == 0)
+            {
+                AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date:[/] {settings.LockFilePath}");
+                return 0;
+            }
+            var t = new Table().AddColumns("image", "why the lock is stale");
+            foreach (var p in problems) t.AddRow(Markup.Escape(p.Image), Markup.Escape(p.Reason));
+            AnsiConsole.Write(t);
+            AnsiConsole.MarkupLine("[red]lock is stale:[/] run 'harden lock' and commit images/images.lock.json");
+            return 1;
+        }
+        var selected = Selection.Buildable(set, settings.Images, out var skipped);
+        foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
+        using var http = AptRepositoryClient.CreateHttpClient();
+        var client = new AptRepositoryClient(http, new AptIndexCache(Path.Combine(settings.CacheRoot, "indices")));
+        var locker = new ImageLocker(new AptSuiteIndexReader(client, set.Directory, settings.AllowExpired));
+        LockOutcome outcome = null!;
+        await AnsiConsole.Status().StartAsync("locking", async ctx =>
+        {
+            var progress = new Progress<string>(s => ctx.Status(Markup.Escape(s)));
+            outcome = await locker.LockAsync(set, existing, new LockOptions { Update = settings.Update, Images = selected }, progress, cancellationToken);
+        });
+        var json = outcome.Lock.ToJson();
+        var changed = existing == null || existing.ToJson() != json;
+        if (changed) AtomicFile.WriteAllText(settings.LockFilePath, json);
+        LockReport.Print(outcome, settings.Explain);
+        if (changed) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {settings.LockFilePath}");
+        else AnsiConsole.MarkupLineInterpolated($"[green]lock unchanged:[/] {settings.LockFilePath}");
+        return 0;
+    }
+}
+
+/// <summary>Which images can be built here: those whose sources are reachable (the CLI says what it skips).</summary>
+public static class Selection
+{
+    /// <summary>
+    /// With explicit --image names, exactly those. Without, every image except those that declare
+    /// requiresNetwork (their repositories are outside the default network), which are listed as skipped.
+    /// </summary>
+    public static IReadOnlyCollection<string> Buildable(ImageSet set, string[] requested, out List<(string Image, string Why)> skipped)
+    {
+        skipped = new();
+        if (requested.Length > 0) return requested;
+        var result = new List<string>();
+        foreach (var image in set.InBuildOrder())
+        {
+            var blocked = set.Ancestors(image).Prepend(image).FirstOrDefault(i => i.RequiresNetwork != null);
+            if (blocked != null && Environment.GetEnvironmentVariable("HARDEN_INCLUDE_ALL") != "1")
+                skipped.Add((image.Name, $"needs {blocked.RequiresNetwork}; build it with --image {image.Name} where that is reachable"));
+            else result.Add(image.Name);
+        }
+        return result;
+    }
+}
+
+internal static class LockReport
+{
+    public static void Print(LockOutcome outcome, bool explain)
+    {
+        var t = new Table().AddColumns("image", "arch", "packages", "MB", "state", "changes");
+        foreach (var r in outcome.Report)
+            t.AddRow(Markup.Escape(r.Image), r.Architecture, r.Packages.ToString(), (r.Bytes / 1e6).ToString("0.0"),
+                r.Resolved ? "[green]resolved[/]" : "kept", Markup.Escape(r.Changes.Count == 0 ? "-" : string.Join(", ", r.Changes.Take(4)) + (r.Changes.Count > 4 ? $" (+{r.Changes.Count - 4})" : "")));
+        AnsiConsole.Write(t);
+        var dropped = outcome.Report.Where(r => r.Dropped.Count > 0).ToList();
+        if (dropped.Count > 0)
+        {
+            var d = new Table().Title("dependency edges dropped by exclude:").AddColumns("image", "arch", "package", "dependency", "reason");
+            foreach (var r in dropped)
+                foreach (var e in r.Dropped) d.AddRow(r.Image, r.Architecture, Markup.Escape(e.Package), Markup.Escape(e.Dependency), Markup.Escape(e.Reason));
+            AnsiConsole.Write(d);
+        }
+        foreach (var r in outcome.Report.Where(r => r.AssumedEssential.Count > 0 && r.Resolved))
+            AnsiConsole.MarkupLineInterpolated($"[grey]{r.Image} ({r.Architecture}) assumes these Essential packages are not needed: {string.Join(", ", r.AssumedEssential)}[/]");
+        if (!explain) return;
+        foreach (var r in outcome.Report.Where(r => r.PulledIn.Count > 0))
+        {
+            var p = new Table().Title($"{r.Image} ({r.Architecture}): what each requested package pulled in").AddColumns("requested", "pulled in");
+            foreach (var (root, deps) in r.PulledIn) p.AddRow(Markup.Escape(root), Markup.Escape(deps.Count == 0 ? "-" : string.Join(", ", deps)));
+            AnsiConsole.Write(p);
+        }
+    }
+}
+
+public sealed class FetchSettings : ImageSetSettings
+{
+    [CommandOption("--parallel <N>")]
+    [Description("Parallel downloads. Default: 6")]
+    public int Parallel { get; init; } = 6;
+}
+
+/// <summary><c>harden fetch</c>: download the locked .debs into the content-addressed cache, verified.</summary>
+public sealed class FetchCommand : AsyncCommand<FetchSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, FetchSettings settings, CancellationToken cancellationToken)
+    {
+        var set = ImageSet.Load(settings.ImagesDir);
+        var lockFile = LockFile.Load(settings.LockFilePath);
+        var selected = Selection.Buildable(set, settings.Images, out var skipped);
+        foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
+        await DebDownloads.FetchAsync(set, lockFile, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
+        return 0;
+    }
+}
+
+internal static class DebDownloads
+{
+    /// <summary>Fetches every locked .deb of the selection with progress bars; returns sha256 → cache path.</summary>
+    public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, IReadOnlyCollection<string> selected,
+        string cacheRoot, int parallel, bool printTable, CancellationToken ct)
+    {
+        var images = set.Select(selected);
+        var rows = new List<(string Image, string Arch, List<LockedPackage> Packages)>();
+        foreach (var image in images)
+        {
+            var locked = lockFile.Image(image.Name)
+                         ?? throw new HardenException($"{image.File}: '{image.Name}' is not in {lockFile}; run 'harden lock'.");
+            foreach (var a in locked.Architectures) rows.Add((image.Name, a.Architecture, a.Packages));
+        }
+        var all = rows.SelectMany(r => r.Packages).DistinctBy(p => p.Sha256).OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Architecture, StringComparer.Ordinal).ToList();
+        using var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15), AutomaticDecompression = System.Net.DecompressionMethods.None });
+        var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
+        IReadOnlyList<FetchedDeb> fetched = [];
+        var total = all.Sum(p => p.Size);
+        await AnsiConsole.Progress().AutoClear(false)
+            .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
+            .StartAsync(async ctx =>
+            {
+                var bar = ctx.AddTask($"{all.Count} packages", maxValue: Math.Max(1, total));
+                var done = new Dictionary<string, long>(StringComparer.Ordinal);
+                var progress = new SynchronousProgress<FetchProgress>(p =>
+                {
+                    lock (done)
+                    {
+                        done[p.Package] = p.BytesSoFar;
+                        bar.Value = done.Values.Sum();
+                    }
+                });
+                fetched = await fetcher.FetchAsync(all.Select(DebDownload.From).ToList(), progress, ct);
+                bar.Value = bar.MaxValue;
+            });
+        var bySha = fetched.ToDictionary(f => f.Deb.Sha256, f => f, StringComparer.Ordinal);
+        if (printTable)
+        {
+            var t = new Table().AddColumns("image", "arch", "packages", "MB", "cache hits");
+            foreach (var (image, arch, packages) in rows)
+                t.AddRow(image, arch, packages.Count.ToString(), (packages.Sum(p => p.Size) / 1e6).ToString("0.0"),
+                    $"{packages.Count(p => bySha[p.Sha256].CacheHit)}/{packages.Count}");
+            AnsiConsole.Write(t);
+        }
+        return fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path, StringComparer.Ordinal);
+    }
+}
+
+/// <summary>IProgress that reports on the caller's thread (Progress&lt;T&gt; posts to the thread pool and can lag).</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}
+
+public sealed class BuildSettings : ImageSetSettings
+{
+    [CommandOption("--out <DIR>")]
+    [Description("Artifacts directory: the layout goes to <out>/oci, the manifest to <out>/build.json. Default: artifacts")]
+    public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
+
+    [CommandOption("--zstd")]
+    [Description("Compress layers with zstd instead of gzip")]
+    public bool Zstd { get; init; }
+
+    [CommandOption("--force")]
+    [Description("Rebuild even when nothing changed")]
+    public bool Force { get; init; }
+
+    [CommandOption("--source-date-epoch <SECONDS>")]
+    [Description("Timestamp for every file and config (default: $SOURCE_DATE_EPOCH, else the newest Release Date in the lock)")]
+    public long? Epoch { get; init; }
+
+    [CommandOption("--report")]
+    [Description("Print every hardening action, not just the summary")]
+    public bool Report { get; init; }
+}
+
+/// <summary><c>harden build</c>: assemble hardened, reproducible OCI images from the lock, without a daemon.</summary>
+public sealed class BuildCommand : AsyncCommand<BuildSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, BuildSettings settings, CancellationToken cancellationToken)
+    {
+        var set = ImageSet.Load(settings.ImagesDir);
+        var lockFile = LockFile.Load(settings.LockFilePath);
+        var selected = Selection.Buildable(set, settings.Images, out var skipped);
+        foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
+        var options = new BuildOptions
+        {
+            ArtifactsDir = Path.GetFullPath(settings.Out),
+            CacheRoot = settings.CacheRoot,
+            Compression = settings.Zstd ? LayerCompression.Zstd : LayerCompression.Gzip,
+            SourceDateEpoch = settings.Epoch,
+            Images = selected,
+            Force = settings.Force,
+            Revision = Git.Revision(set.Directory),
+            SourceUrl = Git.RemoteUrl(set.Directory),
+        };
+        var builder = new ImageBuilder(set, lockFile, options);
+        var started = System.Diagnostics.Stopwatch.StartNew();
+        // Cheap check first: an unchanged build needs neither downloads nor unpacking.
+        var outcome = builder.TryUpToDate();
+        if (outcome == null)
+        {
+            var paths = await DebDownloads.FetchAsync(set, lockFile, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
+            await AnsiConsole.Status().StartAsync("building", async ctx =>
+            {
+                var progress = new SynchronousProgress<string>(s => ctx.Status(Markup.Escape(s)));
+                outcome = await builder.BuildAsync(p => paths[p.Sha256], progress, cancellationToken);
+            });
+        }
+        BuildReportPrinter.Print(outcome!, settings.Report);
+        AnsiConsole.MarkupLine((outcome!.UpToDate ? "[green]up to date[/] " : "[green]built[/] ")
+            + Markup.Escape($"{builder.LayoutDir} in {started.Elapsed.TotalSeconds:0.0} s; manifest {builder.ManifestPath}"));
+        return 0;
+    }
+}
+
+internal static class BuildReportPrinter
+{
+    public static void Print(BuildOutcome outcome, bool full)
+    {
+        var t = new Table().AddColumns("image", "arch", "digest", "packages", "files", "layer MB", "image MB (gzip)");
+        foreach (var image in outcome.Manifest.Images)
+            foreach (var a in image.Architectures)
+            {
+                var r = outcome.Report.FirstOrDefault(x => x.Image == image.Name && x.Architecture == a.Architecture);
+                t.AddRow(image.Name, a.Architecture, a.Manifest[..19], a.Packages.ToString(), r?.Files.ToString() ?? "-",
+                    (a.Layers[^1].Size / 1e6).ToString("0.00"), (a.CompressedSize / 1e6).ToString("0.00"));
+            }
+        AnsiConsole.Write(t);
+        if (outcome.Report.Count == 0) return;
+        var h = new Table().Title("hardening").AddColumns("image", "arch", "transform", "removed", "changed", "generated", "not run");
+        foreach (var r in outcome.Report)
+            foreach (var g in r.Hardening.GroupBy(a => a.Transform))
+                h.AddRow(r.Image, r.Architecture, g.Key, Count(g, "removed"), Count(g, "changed"), Count(g, "generated"), Count(g, "not run"));
+        AnsiConsole.Write(h);
+        if (full)
+            foreach (var r in outcome.Report)
+                foreach (var a in r.Hardening)
+                    AnsiConsole.MarkupLineInterpolated($"[grey]{r.Image} {r.Architecture} {a.Transform} {a.Action} /{a.Path} {a.Detail}[/]");
+        else
+            foreach (var r in outcome.Report.Where(r => r.Architecture == "amd64"))
+                foreach (var a in r.Hardening.Where(a => a.Action == "not run"))
+                    AnsiConsole.MarkupLineInterpolated($"[grey]{r.Image}: maintainer scripts of {a.Path} not run ({a.Detail})[/]");
+    }
+
+    private static string Count(IEnumerable<HardeningAction> g, string action)
+    {
+        var n = g.Count(a => a.Action == action);
+        return n == 0 ? "-" : n.ToString();
+    }
+}
+
+/// <summary>Git facts for the index annotations; absent outside a work tree.</summary>
+internal static class Git
+{
+    public static string? Revision(string dir) => Run(dir, "rev-parse", "HEAD");
+    public static string? RemoteUrl(string dir) => Run(dir, "config", "--get", "remote.origin.url");
+
+    private static string? Run(string dir, params string[] args)
+    {
+        try
+        {
+            var psi = new System.Diagnostics.ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
+            foreach (var a in args) psi.ArgumentList.Add(a);
+            using var p = System.Diagnostics.Process.Start(psi)!;
+            var o = p.StandardOutput.ReadToEnd().Trim();
+            p.WaitForExit();
+            return p.ExitCode == 0 && o.Length > 0 ? o : null;
+        }
+        catch (System.ComponentModel.Win32Exception) { return null; }
+    }
+}
+
+public static class BuildCommandRegistration
+{
+    public static void AddBuildCommands(this IConfigurator config)
+    {
+        config.AddCommand<LockCommand>("lock").WithDescription("Resolve images/*.yaml against signed apt repositories into images/images.lock.json");
+        config.AddCommand<FetchCommand>("fetch").WithDescription("Download the locked .debs into the verified, content-addressed cache");
+        config.AddCommand<BuildCommand>("build").WithDescription("Build hardened, reproducible OCI images from the lock (no Docker needed)");
+    }
+}

@@ -1,0 +1,54 @@
+using System.Security.Cryptography;
+using System.Text;
+using HardenImage.Apt;
+
+namespace HardenImage.Build;
+
+/// <summary>
+/// Reads a source's suite through <see cref="AptRepositoryClient"/> (signature, Release, index hashes all
+/// verified there). A flat repository whose URL names the architecture (NVIDIA) is one repository per
+/// architecture: each is verified on its own, and the lock records a digest over their InRelease digests.
+/// </summary>
+public sealed class AptSuiteIndexReader(AptRepositoryClient client, string imagesDirectory, bool allowExpired = false) : ISuiteIndexReader
+{
+    public async Task<SuiteIndex> ReadAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, CancellationToken ct)
+    {
+        var keyring = Path.Combine(imagesDirectory, source.Keyring);
+        var name = $"{source.Name}/{suite}";
+        if (source.Flat && source.Url.Contains("{arch}", StringComparison.Ordinal))
+        {
+            var perArch = await Task.WhenAll(architectures.Select(arch => client.FetchAsync(new AptSource
+            {
+                Name = name, BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
+                Components = source.Components, Architectures = [arch], KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
+            }, ct)));
+            var combined = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+                string.Join("\n", architectures.Zip(perArch, (a, i) => $"{a} {i.InReleaseSha256}")))));
+            return new SuiteIndex
+            {
+                Source = source.Name, Suite = suite, Url = source.Url, InReleaseSha256 = combined,
+                Date = perArch.Max(i => i.Date), ValidUntil = perArch.Min(i => i.ValidUntil),
+                Packages = architectures.Zip(perArch).ToDictionary(x => x.First,
+                    x => ForArchitecture(x.Second.Packages, x.First),
+                    StringComparer.Ordinal),
+            };
+        }
+        var index = await client.FetchAsync(new AptSource
+        {
+            Name = name, BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
+            Components = source.Components, Architectures = architectures, KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
+        }, ct);
+        return new SuiteIndex
+        {
+            Source = source.Name, Suite = suite, Url = source.Url, InReleaseSha256 = index.InReleaseSha256,
+            Date = index.Date, ValidUntil = index.ValidUntil,
+            Packages = architectures.ToDictionary(a => a,
+                a => ForArchitecture(index.Packages, a),
+                StringComparer.Ordinal),
+        };
+    }
+
+    /// <summary>Architecture-specific packages plus <c>all</c> ones (listed in every binary-&lt;arch&gt; index: once each).</summary>
+    private static IReadOnlyList<BinaryPackage> ForArchitecture(IReadOnlyList<BinaryPackage> packages, string arch) =>
+        packages.Where(p => p.Architecture == arch || p.Architecture == "all").DistinctBy(p => (p.Name, p.Version, p.Sha256)).ToList();
+}

@@ -1,0 +1,500 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using HardenImage.Build.Hardening;
+using HardenImage.Common;
+using HardenImage.Oci;
+
+namespace HardenImage.Build;
+
+public sealed record BuildOptions
+{
+    /// <summary>artifacts/ (the layout goes to artifacts/oci, the manifest to artifacts/build.json).</summary>
+    public required string ArtifactsDir { get; init; }
+    public required string CacheRoot { get; init; }
+    public LayerCompression Compression { get; init; } = LayerCompression.Gzip;
+    /// <summary>SOURCE_DATE_EPOCH override; default the newest Release Date in the lock.</summary>
+    public long? SourceDateEpoch { get; init; }
+    public IReadOnlyCollection<string>? Images { get; init; }
+    /// <summary>Rebuild even when build.json says the inputs are unchanged.</summary>
+    public bool Force { get; init; }
+    /// <summary>Git revision and repository URL for the index annotations (not the manifests: see docs/build.md).</summary>
+    public string? Revision { get; init; }
+    public string? SourceUrl { get; init; }
+    public int Parallelism { get; init; } = Environment.ProcessorCount;
+}
+
+/// <summary>Resolves a locked package to the path of its verified .deb in the cache.</summary>
+public delegate string DebLocator(LockedPackage package);
+
+/// <summary>What one image × architecture ended up with, for the build table.</summary>
+public sealed record ArchitectureReport(
+    string Image, string Architecture, int Packages, int Files, long LayerBytes, long ImageCompressedBytes,
+    bool Rebuilt, IReadOnlyList<HardeningAction> Hardening, IReadOnlyDictionary<string, long> BytesByPackage);
+
+public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<ArchitectureReport> Report, bool UpToDate);
+
+/// <summary>
+/// Builds the image set daemonlessly: .debs are unpacked (never configured: no maintainer script runs), merged
+/// into one layer per image and architecture, hardened by the named transforms, and written as deterministic
+/// OCI layers. Same lock + same image set ⇒ same digests (threat T: anyone can rebuild and compare).
+/// </summary>
+public sealed class ImageBuilder
+{
+    private const string ToolVersion = "harden-build/1";
+    private readonly ImageSet _set;
+    private readonly LockFile _lock;
+    private readonly BuildOptions _options;
+    private readonly ContentStore _store;
+    private readonly PackageUnpacker _unpacker;
+
+    public ImageBuilder(ImageSet set, LockFile lockFile, BuildOptions options)
+    {
+        _set = set; _lock = lockFile; _options = options;
+        _store = new ContentStore(options.CacheRoot);
+        _unpacker = new PackageUnpacker(_store, options.CacheRoot);
+    }
+
+    public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
+    public string ManifestPath => Path.Combine(_options.ArtifactsDir, "build.json");
+
+    public long Epoch() =>
+        _options.SourceDateEpoch
+        ?? (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var e) ? e : _lock.Epoch().ToUnixTimeSeconds());
+
+    /// <summary>
+    /// The previous build, when nothing that decides the selected images' bytes changed and every blob is still
+    /// in the layout: then building does no work beyond checking digests and sizes.
+    /// </summary>
+    public BuildOutcome? TryUpToDate()
+    {
+        if (_options.Force) return null;
+        var images = _set.Select(_options.Images);
+        CheckLocked(images);
+        var epoch = Epoch();
+        var previous = BuildManifest.TryLoad(ManifestPath);
+        if (previous == null || previous.Epoch != epoch) return null;
+        foreach (var i in images)
+            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !BlobsPresent(b)) return null;
+        var names = images.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
+        return new BuildOutcome(previous with { Images = previous.Images.Where(b => names.Contains(b.Name)).ToList() }, [], UpToDate: true);
+    }
+
+    private void CheckLocked(IReadOnlyList<ImageDefinition> images)
+    {
+        foreach (var image in images)
+        {
+            if (_lock.Image(image.Name) is not { } locked)
+                throw new HardenException($"{image.File}: image '{image.Name}' is not in the lock. Run 'harden lock' first.");
+            if (locked.InputsSha256 != _set.InputsSha256(image))
+                throw new HardenException($"{image.File}: changed since it was locked. Run 'harden lock' to update images/images.lock.json.");
+        }
+    }
+
+    /// <summary>Builds the selected images (and their ancestors).</summary>
+    public async Task<BuildOutcome> BuildAsync(DebLocator debs, IProgress<string>? progress = null, CancellationToken ct = default)
+    {
+        var upToDate = TryUpToDate();
+        if (upToDate != null) return upToDate;
+        var images = _set.Select(_options.Images);
+        var epoch = Epoch();
+        var previous = BuildManifest.TryLoad(ManifestPath);
+        var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epoch), StringComparer.Ordinal);
+
+        var layout = OciLayout.OpenOrCreate(LayoutDir);
+        var writerOptions = new LayerWriterOptions { SourceDateEpoch = epoch, Compression = _options.Compression };
+        var archs = images.SelectMany(i => ImageSet.Effective(_set, i).Architectures).Distinct().Order(StringComparer.Ordinal).ToList();
+
+        // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
+        var assembled = new Dictionary<(string Image, string Arch), AssembledLayer>();
+        await Task.WhenAll(archs.Select(arch => Task.Run(() =>
+        {
+            var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
+            foreach (var image in images.Where(i => ImageSet.Effective(_set, i).Architectures.Contains(arch)))
+            {
+                ct.ThrowIfCancellationRequested();
+                progress?.Report($"assembling {image.Name} ({arch})");
+                var lower = image.From != null ? lowerByImage[image.From] : new Dictionary<string, FsNode>(StringComparer.Ordinal);
+                var layer = AssembleLayer(image, arch, lower, debs);
+                lock (assembled) assembled[(image.Name, arch)] = layer;
+                lowerByImage[image.Name] = layer.Tree.Merged();
+            }
+        }, ct)));
+
+        // 2. Write the layers that changed, compressing in parallel.
+        var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.BuildKey != keys[kv.Key.Image]
+                                            || previous.Epoch != epoch || !BlobsPresent(previous.Image(kv.Key.Image)!))
+            .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
+        var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
+        progress?.Report($"compressing {specs.Count} layers");
+        var writer = new LayerWriter(writerOptions);
+        var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+        var ownLayer = new Dictionary<(string, string), WrittenLayer>();
+        for (var i = 0; i < toWrite.Count; i++) ownLayer[toWrite[i].Key] = written[i];
+        foreach (var (key, _) in assembled)
+        {
+            if (ownLayer.ContainsKey(key)) continue;
+            var old = previous!.Image(key.Image)!.Architectures.First(a => a.Architecture == key.Arch).Layers[^1];
+            ownLayer[key] = new WrittenLayer($"{key.Image} ({key.Arch})",
+                new Descriptor { MediaType = old.MediaType, Digest = old.Digest, Size = old.Size }, new TarSummary(old.DiffId, 0, 0, 0));
+        }
+
+        // 3. Configs, manifests and indexes; tag everything in one atomic index.json update.
+        var imageWriter = new ImageWriter(layout, epoch);
+        var writtenImages = new List<WrittenImage>();
+        var built = new List<BuiltImage>();
+        var report = new List<ArchitectureReport>();
+        var layersByImage = new Dictionary<(string, string), List<WrittenLayer>>();
+        var manifestByImage = new Dictionary<(string, string), string>();
+        foreach (var image in images)
+        {
+            var eff = ImageSet.Effective(_set, image);
+            var platforms = new List<PlatformImageSpec>();
+            foreach (var arch in eff.Architectures.Order(StringComparer.Ordinal))
+            {
+                var layers = image.From != null ? new List<WrittenLayer>(layersByImage[(image.From, arch)]) : new List<WrittenLayer>();
+                layers.Add(ownLayer[(image.Name, arch)]);
+                layersByImage[(image.Name, arch)] = layers;
+                var layer = assembled[(image.Name, arch)];
+                platforms.Add(new PlatformImageSpec
+                {
+                    Platform = new Platform { Architecture = arch, Variant = arch == "arm64" ? "v8" : null },
+                    Layers = layers,
+                    Config = ContainerConfigFor(image, layer.Tree),
+                    History = layers.Select(l => new HistoryEntry { Created = imageWriter.Created, CreatedBy = "harden build: " + l.Name }).ToList(),
+                    Annotations = ManifestAnnotations(image, arch, imageWriter.Created, manifestByImage),
+                });
+            }
+            var indexAnnotations = ManifestAnnotations(image, null, imageWriter.Created, manifestByImage);
+            if (_options.Revision != null) indexAnnotations[Annotations.Revision] = _options.Revision;
+            if (_options.SourceUrl != null) indexAnnotations[Annotations.Source] = _options.SourceUrl;
+            var wi = imageWriter.WriteImage(new ImageSpec { Name = image.Name, Version = image.Version, Platforms = platforms, Annotations = indexAnnotations });
+            writtenImages.Add(wi);
+            var builtArchs = new List<BuiltArchitecture>();
+            foreach (var m in wi.Manifests)
+            {
+                var arch = m.Config.Architecture;
+                manifestByImage[(image.Name, arch)] = m.Descriptor.Digest;
+                var layer = assembled[(image.Name, arch)];
+                var layers = layersByImage[(image.Name, arch)];
+                var compressed = layers.Sum(l => l.Descriptor.Size) + m.ConfigDescriptor.Size + m.Descriptor.Size;
+                builtArchs.Add(new BuiltArchitecture
+                {
+                    Architecture = arch,
+                    Manifest = m.Descriptor.Digest,
+                    ManifestSize = m.Descriptor.Size,
+                    Config = m.ConfigDescriptor.Digest,
+                    Layers = layers.Select(l => new BuiltLayer(l.Descriptor.Digest, l.Descriptor.Size, l.DiffId, l.Descriptor.MediaType)).ToList(),
+                    CompressedSize = compressed,
+                    Packages = layer.Packages.Count,
+                });
+                report.Add(new ArchitectureReport(image.Name, arch, layer.Packages.Count, layer.Tree.Count,
+                    ownLayer[(image.Name, arch)].Descriptor.Size, compressed, ownLayer[(image.Name, arch)].Tar.Size > 0,
+                    layer.Actions, layer.BytesByPackage));
+            }
+            built.Add(new BuiltImage
+            {
+                Name = image.Name,
+                Version = image.Version,
+                From = image.From,
+                Index = wi.Index.Digest,
+                IndexSize = wi.Index.Size,
+                Tags = wi.RefNames.ToList(),
+                BuildKey = keys[image.Name],
+                Architectures = builtArchs,
+            });
+        }
+        imageWriter.Tag(writtenImages);
+
+        // Keep entries of images built earlier but not selected now, so build.json describes the whole layout.
+        var all = new Dictionary<string, BuiltImage>(StringComparer.Ordinal);
+        foreach (var b in previous?.Images ?? []) if (_set.Images.ContainsKey(b.Name) && previous!.Epoch == epoch) all[b.Name] = b;
+        foreach (var b in built) all[b.Name] = b;
+        var manifest = new BuildManifest { Epoch = epoch, Images = all.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList() };
+        manifest.Save(ManifestPath);
+        return new BuildOutcome(manifest, report, UpToDate: false);
+    }
+
+    private bool BlobsPresent(BuiltImage b)
+    {
+        var layout = Path.Combine(LayoutDir, "blobs", "sha256");
+        bool Has(string d, long size)
+        {
+            var f = new FileInfo(Path.Combine(layout, Digest.Parse(d).Hex));
+            return f.Exists && (size < 0 || f.Length == size);
+        }
+        return Has(b.Index, b.IndexSize) && b.Architectures.All(a => Has(a.Manifest, a.ManifestSize) && Has(a.Config, -1)
+            && a.Layers.All(l => Has(l.Digest, l.Size)));
+    }
+
+    private sealed record AssembledLayer(FsTree Tree, List<HardeningAction> Actions, List<InstalledPackage> Packages, Dictionary<string, long> BytesByPackage);
+
+    private AssembledLayer AssembleLayer(ImageDefinition image, string arch, Dictionary<string, FsNode> lower, DebLocator debs)
+    {
+        var locked = _lock.Image(image.Name)!.Architectures.FirstOrDefault(a => a.Architecture == arch)
+                     ?? throw new HardenException($"{image.File}: not locked for {arch}. Run 'harden lock'.");
+        var tree = new FsTree(lower);
+        var isRoot = image.From == null;
+        var installed = new List<InstalledPackage>();
+        if (isRoot) AddMergedUsrLinks(tree, arch);
+        foreach (var pkg in locked.Packages.OrderBy(p => p.Name, StringComparer.Ordinal))
+        {
+            var label = $"{pkg.Name} {pkg.Version} ({pkg.Architecture})";
+            var unpacked = _unpacker.Get(pkg.Sha256, debs(pkg), label);
+            installed.Add(new InstalledPackage
+            {
+                Name = unpacked.Name, Version = unpacked.Version, Architecture = unpacked.Architecture,
+                ControlText = unpacked.ControlText, Md5sums = unpacked.Md5sums, MaintainerScripts = unpacked.MaintainerScripts,
+            });
+            foreach (var e in unpacked.Entries) Merge(tree, image, pkg.Name, e);
+        }
+        AddPayload(tree, image);
+        var actions = new List<HardeningAction>();
+        var context = new HardeningContext
+        {
+            Image = image, Architecture = arch, IsRootImage = isRoot, Packages = installed,
+            ReadContent = n => n.Inline ?? _store.ReadVerified(n.ContentSha256!),
+        };
+        foreach (var t in StandardTransforms.All()) t.Apply(tree, context, actions);
+        AddAncestorDirectories(tree);
+        var bytes = tree.Nodes.GroupBy(n => n.Owner, StringComparer.Ordinal)
+            .ToDictionary(g => g.Key, g => g.Sum(n => n.Size), StringComparer.Ordinal);
+        return new AssembledLayer(tree, actions, installed, bytes);
+    }
+
+    private static readonly string[] MergedUsrDirs = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
+
+    /// <summary>Debian 13 is merged-/usr: /bin, /sbin and /lib* are links into /usr. Keep that shape.</summary>
+    private static void AddMergedUsrLinks(FsTree tree, string arch)
+    {
+        tree.EnsureDirectory("usr");
+        foreach (var d in arch == "amd64" ? new[] { "bin", "sbin", "lib", "lib64" } : new[] { "bin", "sbin", "lib" })
+        {
+            tree.EnsureDirectory("usr/" + d);
+            tree.Set(new FsNode { Path = d, Type = FsNodeType.Symlink, Mode = 511, LinkTarget = "usr/" + d, Owner = "harden:merged-usr" });
+        }
+    }
+
+    /// <summary>Rewrites bin/x → usr/bin/x (and sbin, lib*) so nothing is written through the merged-/usr links.</summary>
+    internal static string CanonicalPath(string path)
+    {
+        var slash = path.IndexOf('/');
+        if (slash < 0) return path;
+        var first = path[..slash];
+        return MergedUsrDirs.Contains(first) ? "usr/" + path : path;
+    }
+
+    private void Merge(FsTree tree, ImageDefinition image, string package, UnpackedEntry e)
+    {
+        var path = CanonicalPath(e.Path);
+        if (MergedUsrDirs.Contains(path) && e.Type != FsNodeType.File) return; // the link itself is ours
+        // Refuse writes through a symlink (threat T/E): a package could redirect a later file elsewhere.
+        for (var i = path.IndexOf('/'); i > 0; i = path.IndexOf('/', i + 1))
+        {
+            var prefix = path[..i];
+            if (tree.Resolve(prefix) is { Type: FsNodeType.Symlink } link && !MergedUsrDirs.Contains(prefix))
+                throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}, which would be written through the symlink /{prefix} → {link.LinkTarget} (from {link.Owner}); refusing it.");
+        }
+        var node = new FsNode
+        {
+            Path = path, Type = e.Type, Mode = e.Mode, Uid = e.Uid, Gid = e.Gid, Size = e.Size,
+            ContentSha256 = e.Sha256, LinkTarget = e.LinkTarget, Owner = package,
+        };
+        var existing = tree.Resolve(path);
+        if (existing == null) { tree.Set(node); return; }
+        if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
+        if (existing.Type == node.Type && existing.ContentSha256 == node.ContentSha256 && existing.LinkTarget == node.LinkTarget
+            && existing.Mode == node.Mode)
+            return;
+        if (image.Conflicts.TryGetValue("/" + path, out var winner) || image.Conflicts.TryGetValue(path, out winner))
+        {
+            if (winner == package) tree.Set(node);
+            else if (winner != existing.Owner)
+                throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by {existing.Owner} and {package}.");
+            return;
+        }
+        throw new HardenException($"image {image.Name}: packages {existing.Owner} and {package} both ship /{path} with different content. " +
+            $"Declare which one wins in {Path.GetFileName(image.File)} under conflicts: (\"/{path}\": {package}), or exclude one.");
+    }
+
+    private void AddPayload(FsTree tree, ImageDefinition image)
+    {
+        foreach (var f in image.Files)
+        {
+            var src = Path.Combine(_set.Directory, f.Source);
+            var target = f.Target.Trim('/');
+            if (File.Exists(src)) { AddPayloadFile(tree, image, f, src, target); continue; }
+            tree.EnsureDirectory(FsTree.ParentOf(target));
+            tree.Set(new FsNode { Path = target, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
+            foreach (var entry in Directory.EnumerateFileSystemEntries(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            {
+                var rel = Path.GetRelativePath(src, entry).Replace('\\', '/');
+                if (rel.Split('/').Any(p => p is "__pycache__" || p.StartsWith(".", StringComparison.Ordinal))) continue;
+                var path = target + "/" + rel;
+                if (Directory.Exists(entry))
+                    tree.Set(new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
+                else AddPayloadFile(tree, image, f, entry, path);
+            }
+        }
+    }
+
+    private void AddPayloadFile(FsTree tree, ImageDefinition image, PayloadFiles f, string file, string path)
+    {
+        if (new FileInfo(file).LinkTarget != null)
+            throw new HardenException($"{image.File}: files: {file} is a symlink; payloads are copied as regular files only.");
+        using var fs = File.OpenRead(file);
+        var (sha, size) = _store.Put(fs);
+        var mode = f.Mode;
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0) mode |= 0b001_001_001;
+        tree.EnsureDirectory(FsTree.ParentOf(path));
+        tree.Set(new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = size, ContentSha256 = sha, Owner = "payload:" + f.Source });
+    }
+
+    /// <summary>
+    /// A child layer repeats the directories above its files with the lower layer's metadata, so a tar reader
+    /// that creates missing parents cannot reset, say, /tmp's 1777 to 0755.
+    /// </summary>
+    private static void AddAncestorDirectories(FsTree tree)
+    {
+        foreach (var node in tree.Nodes.ToList())
+        {
+            for (var dir = FsTree.ParentOf(node.Path); dir.Length > 0; dir = FsTree.ParentOf(dir))
+            {
+                if (tree.Contains(dir)) break;
+                var lower = tree.Lower.TryGetValue(dir, out var l) ? l : null;
+                tree.Set(lower is { Type: FsNodeType.Directory } ? lower
+                    : new FsNode { Path = dir, Type = FsNodeType.Directory, Mode = 493, Owner = "harden" });
+            }
+        }
+    }
+
+    private List<LayerEntry> ToLayerEntries(FsTree tree) =>
+        tree.Nodes.Select(n => n.Type switch
+        {
+            FsNodeType.Directory => LayerEntry.Directory(n.Path, n.Mode, n.Uid, n.Gid),
+            FsNodeType.Symlink => LayerEntry.Symlink(n.Path, n.LinkTarget!, n.Uid, n.Gid),
+            _ => LayerEntry.File(n.Path,
+                n.Inline != null ? LayerContent.FromBytes(n.Inline) : LayerContent.FromStream(() => _store.OpenVerified(n.ContentSha256!), n.Size),
+                n.Mode, n.Uid, n.Gid),
+        }).ToList();
+
+    private ContainerConfig ContainerConfigFor(ImageDefinition image, FsTree tree)
+    {
+        var chain = _set.Ancestors(image).Reverse().Append(image).ToList();
+        var env = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            ["PATH"] = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+            ["LANG"] = "C.UTF-8",
+        };
+        if (tree.Resolve(CaBundle.BundlePath) != null) env["SSL_CERT_FILE"] = "/" + CaBundle.BundlePath;
+        var labels = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        List<string>? entrypoint = null, cmd = null;
+        string? workdir = null;
+        foreach (var i in chain)
+        {
+            foreach (var (k, v) in i.Env) env[k] = v;
+            foreach (var (k, v) in i.Labels) labels[k] = v;
+            if (i.Entrypoint != null) { entrypoint = i.Entrypoint; cmd = null; }
+            if (i.Cmd != null) cmd = i.Cmd;
+            workdir = i.Workdir ?? workdir;
+        }
+        return new ContainerConfig
+        {
+            User = image.User,
+            Env = env.Select(kv => $"{kv.Key}={kv.Value}").ToList(),
+            Entrypoint = entrypoint,
+            Cmd = cmd,
+            WorkingDir = workdir ?? "/home/nonroot",
+            Labels = labels.Count > 0 ? labels : null,
+        };
+    }
+
+    private SortedDictionary<string, string> ManifestAnnotations(ImageDefinition image, string? arch, string created,
+        Dictionary<(string, string), string> manifests)
+    {
+        var a = new SortedDictionary<string, string>(StringComparer.Ordinal)
+        {
+            [Annotations.Created] = created,
+            [Annotations.Title] = image.Name,
+        };
+        if (image.Version != null) a[Annotations.Version] = image.Version;
+        if (image.Description != null) a["org.opencontainers.image.description"] = image.Description;
+        if (image.From != null)
+        {
+            a[Annotations.BaseName] = image.From;
+            if (arch != null && manifests.TryGetValue((image.From, arch), out var d)) a[Annotations.BaseDigest] = d;
+        }
+        foreach (var (k, v) in image.Annotations) a[k] = v;
+        return a;
+    }
+
+    /// <summary>Everything that decides an image's bytes, hashed: if it is unchanged the build is skipped.</summary>
+    private string BuildKey(ImageDefinition image, long epoch)
+    {
+        using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        void Add(string s) { h.AppendData(Encoding.UTF8.GetBytes(s)); h.AppendData("\n"u8); }
+        Add(ToolVersion); Add(epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Add(_options.Compression.ToString()); Add(_options.Revision ?? ""); Add(_options.SourceUrl ?? "");
+        foreach (var i in _set.Ancestors(image).Reverse().Append(image))
+        {
+            Add(_set.InputsSha256(i));
+            Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            foreach (var f in i.Files)
+            {
+                var src = Path.Combine(_set.Directory, f.Source);
+                IEnumerable<string> files = File.Exists(src) ? [src] : Directory.EnumerateFiles(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal);
+                foreach (var file in files)
+                    Add($"{Path.GetRelativePath(_set.Directory, file)} {Sha256Hex.OfFile(file)} {(OperatingSystem.IsWindows() ? 0 : (int)File.GetUnixFileMode(file))}");
+            }
+        }
+        return Convert.ToHexStringLower(h.GetHashAndReset());
+    }
+}
+
+public sealed record BuiltLayer(string Digest, long Size, string DiffId, string MediaType);
+
+public sealed record BuiltArchitecture
+{
+    public required string Architecture { get; init; }
+    public required string Manifest { get; init; }
+    public required long ManifestSize { get; init; }
+    public required string Config { get; init; }
+    public required List<BuiltLayer> Layers { get; init; }
+    /// <summary>Sum of layer, config and manifest sizes: what a pull transfers.</summary>
+    public required long CompressedSize { get; init; }
+    public int Packages { get; init; }
+}
+
+public sealed record BuiltImage
+{
+    public required string Name { get; init; }
+    public string? Version { get; init; }
+    public string? From { get; init; }
+    public required string Index { get; init; }
+    public required long IndexSize { get; init; }
+    public List<string> Tags { get; init; } = new();
+    public required string BuildKey { get; init; }
+    public required List<BuiltArchitecture> Architectures { get; init; }
+}
+
+/// <summary>artifacts/build.json: image → index digest → per-architecture digests, sizes and layers.</summary>
+public sealed record BuildManifest
+{
+    public int Version { get; init; } = 1;
+    public long Epoch { get; init; }
+    public List<BuiltImage> Images { get; init; } = new();
+
+    public BuiltImage? Image(string name) => Images.FirstOrDefault(i => i.Name == name);
+
+    public static BuildManifest? TryLoad(string path)
+    {
+        if (!File.Exists(path)) return null;
+        try { return JsonSerializer.Deserialize<BuildManifest>(File.ReadAllText(path), LockFile.JsonOptions); }
+        catch (JsonException) { return null; }
+    }
+
+    public static BuildManifest Load(string path) =>
+        TryLoad(path) ?? throw new HardenException($"{path}: missing or unreadable. Run 'harden build' first.");
+
+    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n");
+}

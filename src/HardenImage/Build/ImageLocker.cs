@@ -1,0 +1,216 @@
+using HardenImage.Apt;
+using HardenImage.Common;
+
+namespace HardenImage.Build;
+
+/// <summary>One suite of one source, verified and parsed: what the resolver sees.</summary>
+public sealed record SuiteIndex
+{
+    public required string Source { get; init; }
+    public required string Suite { get; init; }
+    public required string Url { get; init; }
+    public required string InReleaseSha256 { get; init; }
+    public required DateTimeOffset Date { get; init; }
+    public DateTimeOffset? ValidUntil { get; init; }
+    /// <summary>Architecture → packages (architecture-specific and <c>all</c>).</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyList<BinaryPackage>> Packages { get; init; }
+
+    public string Name => $"{Source}/{Suite}";
+}
+
+/// <summary>Fetches and verifies one suite of a source (InRelease signature, index hashes).</summary>
+public interface ISuiteIndexReader
+{
+    Task<SuiteIndex> ReadAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, CancellationToken ct);
+}
+
+public sealed record LockOptions
+{
+    /// <summary>Re-resolve everything to the newest versions (otherwise pins stay while satisfiable).</summary>
+    public bool Update { get; init; }
+    /// <summary>Limit to these images (and their ancestors).</summary>
+    public IReadOnlyCollection<string>? Images { get; init; }
+}
+
+/// <summary>What locking one image × architecture did, for the report.</summary>
+public sealed record LockReportEntry(
+    string Image, string Architecture, bool Resolved, int Packages, long Bytes,
+    IReadOnlyDictionary<string, IReadOnlyList<string>> PulledIn,
+    IReadOnlyList<DroppedDependency> Dropped, IReadOnlyList<string> AssumedEssential,
+    IReadOnlyList<string> Changes);
+
+public sealed record LockOutcome(LockFile Lock, IReadOnlyList<LockReportEntry> Report, IReadOnlyList<string> SourcesRead);
+
+/// <summary>Why a lock no longer matches images/*.yaml (for <c>harden lock --check</c>).</summary>
+public sealed record LockStaleness(string Image, string Reason);
+
+/// <summary>
+/// Turns images/*.yaml into images/images.lock.json (threat T: every byte that enters an image is pinned by
+/// SHA-256 from a signed index). Locks change only when someone asks: an image whose inputs are unchanged
+/// keeps its entry untouched, and re-resolved images keep their pins while still satisfiable.
+/// </summary>
+public sealed class ImageLocker(ISuiteIndexReader reader)
+{
+    public async Task<LockOutcome> LockAsync(ImageSet set, LockFile? existing, LockOptions options, IProgress<string>? progress = null, CancellationToken ct = default)
+    {
+        var selected = set.Select(options.Images);
+        var resolveNames = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var image in selected)
+        {
+            var old = existing?.Image(image.Name);
+            var stale = options.Update || old == null || old.InputsSha256 != set.InputsSha256(image)
+                        || (image.From != null && resolveNames.Contains(image.From));
+            if (stale) resolveNames.Add(image.Name);
+        }
+
+        // Fetch every suite the re-resolved images need, in parallel, once.
+        var needed = new Dictionary<string, (SourceDefinition Source, string Suite, SortedSet<string> Archs)>(StringComparer.Ordinal);
+        foreach (var image in selected.Where(i => resolveNames.Contains(i.Name)))
+        {
+            var eff = ImageSet.Effective(set, image);
+            foreach (var sourceName in eff.Sources)
+            {
+                var source = set.Sources[sourceName];
+                foreach (var suite in source.Suites)
+                {
+                    var key = $"{sourceName}/{suite}";
+                    if (!needed.TryGetValue(key, out var entry)) needed[key] = entry = (source, suite, new SortedSet<string>(StringComparer.Ordinal));
+                    foreach (var a in eff.Architectures) entry.Archs.Add(a);
+                }
+            }
+        }
+        var indexes = new Dictionary<string, SuiteIndex>(StringComparer.Ordinal);
+        var tasks = needed.OrderBy(k => k.Key, StringComparer.Ordinal).Select(async kv =>
+        {
+            progress?.Report($"reading {kv.Key} ({string.Join(", ", kv.Value.Archs)})");
+            var index = await reader.ReadAsync(kv.Value.Source, kv.Value.Suite, kv.Value.Archs.ToList(), ct);
+            lock (indexes) indexes[kv.Key] = index;
+        }).ToList();
+        await Task.WhenAll(tasks);
+
+        var images = new Dictionary<string, LockedImage>(StringComparer.Ordinal);
+        foreach (var img in existing?.Images ?? []) images[img.Name] = img;
+        var report = new List<LockReportEntry>();
+        var universes = new Dictionary<string, PackageUniverse>(StringComparer.Ordinal);
+
+        foreach (var image in selected)
+        {
+            var eff = ImageSet.Effective(set, image);
+            if (!resolveNames.Contains(image.Name))
+            {
+                foreach (var a in images[image.Name].Architectures)
+                    report.Add(new(image.Name, a.Architecture, false, a.Packages.Count, a.Packages.Sum(p => p.Size),
+                        new Dictionary<string, IReadOnlyList<string>>(), a.DroppedDependencies, a.AssumedEssential, []));
+                continue;
+            }
+            var old = existing?.Image(image.Name);
+            var archs = new List<LockedArchitecture>();
+            foreach (var arch in eff.Architectures.Order(StringComparer.Ordinal))
+            {
+                var suiteKeys = eff.Sources.SelectMany(s => set.Sources[s].Suites.Select(suite => $"{s}/{suite}")).ToList();
+                var universeKey = arch + "|" + string.Join(",", suiteKeys);
+                if (!universes.TryGetValue(universeKey, out var universe))
+                {
+                    var packages = suiteKeys.SelectMany(k => indexes[k].Packages.TryGetValue(arch, out var list) ? list : []);
+                    universes[universeKey] = universe = new PackageUniverse(arch, packages);
+                }
+                var installed = InstalledByAncestors(set, image, arch, images);
+                var oldArch = old?.Architectures.FirstOrDefault(a => a.Architecture == arch);
+                var pins = options.Update || oldArch == null
+                    ? new Dictionary<string, string>()
+                    : oldArch.Packages.ToDictionary(p => p.Name, p => p.Version, StringComparer.Ordinal);
+                var result = new DependencyResolver(universe).Resolve(new ResolveRequest
+                {
+                    Architecture = arch,
+                    Packages = image.Packages,
+                    Excluded = image.Exclude,
+                    Installed = installed,
+                    Pins = pins,
+                    Sources = suiteKeys,
+                    Image = $"{image.File}",
+                });
+                var locked = result.ToLockedArchitecture();
+                archs.Add(locked);
+                var pulled = result.Packages
+                    .SelectMany(p => p.RequiredBy.Select(r => (Root: r, p.Name)))
+                    .GroupBy(x => x.Root, StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => (IReadOnlyList<string>)g.Select(x => x.Name).Where(n => n != g.Key).Order(StringComparer.Ordinal).ToList(), StringComparer.Ordinal);
+                report.Add(new(image.Name, arch, true, locked.Packages.Count, locked.Packages.Sum(p => p.Size), pulled,
+                    locked.DroppedDependencies, locked.AssumedEssential, Diff(oldArch, locked)));
+            }
+            images[image.Name] = new LockedImage
+            {
+                Name = image.Name,
+                From = image.From,
+                InputsSha256 = set.InputsSha256(image),
+                Architectures = archs,
+            };
+        }
+
+        // Drop entries for images that no longer exist in the set.
+        foreach (var name in images.Keys.Where(n => !set.Images.ContainsKey(n)).ToList()) images.Remove(name);
+
+        // Sources: fresh ones from this run, earlier ones kept while an unchanged image still uses them.
+        var sources = new Dictionary<string, LockedSource>(StringComparer.Ordinal);
+        var stillUsed = images.Values.SelectMany(i => i.Architectures).SelectMany(a => a.Packages).Select(p => p.Origin).ToHashSet(StringComparer.Ordinal);
+        foreach (var s in existing?.Sources ?? [])
+            if (stillUsed.Contains(s.Name)) sources[s.Name] = s;
+        foreach (var idx in indexes.Values)
+            sources[idx.Name] = new LockedSource
+            {
+                Name = idx.Name, Url = idx.Url, Suite = idx.Suite, InReleaseSha256 = idx.InReleaseSha256,
+                Date = idx.Date, ValidUntil = idx.ValidUntil,
+            };
+        var lockFile = new LockFile { Sources = sources.Values.ToList(), Images = images.Values.ToList() }.Normalized();
+        return new LockOutcome(lockFile, report, indexes.Keys.Order(StringComparer.Ordinal).ToList());
+    }
+
+    /// <summary>Packages the parent chain installs for this architecture, name → version.</summary>
+    private static Dictionary<string, string> InstalledByAncestors(ImageSet set, ImageDefinition image, string arch, Dictionary<string, LockedImage> images)
+    {
+        var installed = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var ancestor in set.Ancestors(image))
+        {
+            if (!images.TryGetValue(ancestor.Name, out var locked))
+                throw new HardenException($"{image.File}: parent '{ancestor.Name}' has no lock entry; lock it too (harden lock --image {ancestor.Name}).");
+            var a = locked.Architectures.FirstOrDefault(x => x.Architecture == arch)
+                    ?? throw new HardenException($"{image.File}: parent '{ancestor.Name}' is not locked for {arch}.");
+            foreach (var p in a.Packages) installed.TryAdd(p.Name, p.Version);
+        }
+        return installed;
+    }
+
+    private static IReadOnlyList<string> Diff(LockedArchitecture? before, LockedArchitecture after)
+    {
+        var changes = new List<string>();
+        var old = before?.Packages.ToDictionary(p => p.Name, p => p.Version, StringComparer.Ordinal) ?? new();
+        var now = after.Packages.ToDictionary(p => p.Name, p => p.Version, StringComparer.Ordinal);
+        foreach (var (n, v) in now.OrderBy(k => k.Key, StringComparer.Ordinal))
+        {
+            if (!old.TryGetValue(n, out var ov)) changes.Add($"+ {n} {v}");
+            else if (ov != v) changes.Add($"~ {n} {ov} → {v}");
+        }
+        foreach (var n in old.Keys.Except(now.Keys).Order(StringComparer.Ordinal)) changes.Add($"- {n} {old[n]}");
+        return changes;
+    }
+
+    /// <summary>Offline check that the lock still matches the image set (CI gate: exit 1 when stale).</summary>
+    public static IReadOnlyList<LockStaleness> Check(ImageSet set, LockFile? existing)
+    {
+        var problems = new List<LockStaleness>();
+        foreach (var image in set.InBuildOrder())
+        {
+            var entry = existing?.Image(image.Name);
+            if (entry == null) { problems.Add(new(image.Name, "not in the lock")); continue; }
+            if (entry.InputsSha256 != set.InputsSha256(image))
+                problems.Add(new(image.Name, $"{Path.GetFileName(image.File)}, its parents or sources.yaml changed since it was locked"));
+            var eff = ImageSet.Effective(set, image);
+            var lockedArchs = entry.Architectures.Select(a => a.Architecture).Order(StringComparer.Ordinal);
+            if (!lockedArchs.SequenceEqual(eff.Architectures.Order(StringComparer.Ordinal)))
+                problems.Add(new(image.Name, "architectures differ from the lock"));
+        }
+        foreach (var img in existing?.Images ?? [])
+            if (!set.Images.ContainsKey(img.Name)) problems.Add(new(img.Name, "locked but no longer defined in images/"));
+        return problems;
+    }
+}

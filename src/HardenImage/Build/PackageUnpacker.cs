@@ -1,0 +1,115 @@
+using System.Text.Json;
+using HardenImage.Common;
+using HardenImage.Deb;
+
+namespace HardenImage.Build;
+
+/// <summary>One path a package ships, as unpacked into the content store.</summary>
+public sealed record UnpackedEntry(string Path, FsNodeType Type, int Mode, int Uid, int Gid, long Size, string? Sha256, string? LinkTarget);
+
+/// <summary>A package's control data and file list; file bytes live in the <see cref="ContentStore"/>.</summary>
+public sealed record UnpackedPackage
+{
+    public required string Name { get; init; }
+    public required string Version { get; init; }
+    public required string Architecture { get; init; }
+    public required string DebSha256 { get; init; }
+    public required string ControlText { get; init; }
+    public string? Md5sums { get; init; }
+    public List<string> MaintainerScripts { get; init; } = new();
+    public List<UnpackedEntry> Entries { get; init; } = new();
+}
+
+/// <summary>
+/// Unpacks .debs once per SHA-256: the file list goes to <c>&lt;cache&gt;/unpacked/&lt;deb sha256&gt;</c> (a pointer to a
+/// content-store object, so it is verified on read like everything else) and file bytes to the content store.
+/// A warm build reads no .deb at all. No maintainer script runs, ever (threat E).
+/// </summary>
+public sealed class PackageUnpacker
+{
+    private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
+    private readonly ContentStore _store;
+    private readonly string _pointers;
+
+    public PackageUnpacker(ContentStore store, string cacheRoot)
+    {
+        _store = store;
+        _pointers = Path.Combine(cacheRoot, "unpacked");
+        Directory.CreateDirectory(_pointers);
+    }
+
+    /// <summary>Returns the unpacked package, unpacking <paramref name="debPath"/> when not cached.</summary>
+    public UnpackedPackage Get(string debSha256, string debPath, string label)
+    {
+        var pointer = Path.Combine(_pointers, debSha256);
+        if (File.Exists(pointer))
+        {
+            var manifestSha = File.ReadAllText(pointer).Trim();
+            if (Sha256Hex.IsValid(manifestSha) && _store.Contains(manifestSha))
+            {
+                try
+                {
+                    var cached = JsonSerializer.Deserialize<UnpackedPackage>(_store.ReadVerified(manifestSha), Json);
+                    if (cached != null && cached.DebSha256 == debSha256
+                        && cached.Entries.All(e => e.Sha256 == null || _store.Contains(e.Sha256)))
+                        return cached;
+                }
+                catch (HardenException) { /* evicted by ReadVerified: unpack again */ }
+                catch (JsonException) { }
+            }
+            AtomicFile.TryDelete(pointer);
+        }
+        var unpacked = Unpack(debSha256, debPath, label);
+        var sha = _store.Put(JsonSerializer.SerializeToUtf8Bytes(unpacked, Json));
+        AtomicFile.WriteAllText(pointer, sha);
+        return unpacked;
+    }
+
+    private UnpackedPackage Unpack(string debSha256, string debPath, string label)
+    {
+        using var reader = DebPackageReader.Open(debPath);
+        var control = reader.Control;
+        var entries = new List<UnpackedEntry>();
+        var files = new Dictionary<string, UnpackedEntry>(StringComparer.Ordinal);
+        foreach (var e in reader.ReadDataEntries())
+        {
+            if (e.Path.Length == 0) continue;
+            UnpackedEntry entry;
+            switch (e.Type)
+            {
+                case DebEntryType.File:
+                    var (sha, size) = _store.Put(e.Content);
+                    entry = new UnpackedEntry(e.Path, FsNodeType.File, e.ModeBits, e.Uid, e.Gid, size, sha, null);
+                    files[e.Path] = entry;
+                    break;
+                case DebEntryType.Directory:
+                    entry = new UnpackedEntry(e.Path, FsNodeType.Directory, e.ModeBits, e.Uid, e.Gid, 0, null, null);
+                    break;
+                case DebEntryType.Symlink:
+                    entry = new UnpackedEntry(e.Path, FsNodeType.Symlink, 511, e.Uid, e.Gid, 0, null, e.LinkTarget);
+                    break;
+                case DebEntryType.HardLink:
+                    // A hard link becomes a second regular file with the same content: layers stay simple and a
+                    // transform that removes the first name cannot leave a dangling link.
+                    if (e.LinkTarget == null || !files.TryGetValue(e.LinkTarget, out var target))
+                        throw new HardenException($"{label}: hard link {e.Path} → {e.LinkTarget} names no earlier file of the package; refusing it.");
+                    entry = target with { Path = e.Path, Mode = e.ModeBits == 0 ? target.Mode : e.ModeBits };
+                    break;
+                default:
+                    throw new HardenException($"{label}: {e.Path} has an unsupported type {e.Type}.");
+            }
+            entries.Add(entry);
+        }
+        return new UnpackedPackage
+        {
+            Name = control.Package,
+            Version = control.Version,
+            Architecture = control.Architecture ?? "",
+            DebSha256 = debSha256,
+            ControlText = control.Fields.ToText(),
+            Md5sums = control.Md5SumsText,
+            MaintainerScripts = control.MaintainerScripts.Keys.Order(StringComparer.Ordinal).ToList(),
+            Entries = entries,
+        };
+    }
+}

@@ -1,0 +1,125 @@
+using HardenImage.Apt;
+using HardenImage.Build;
+using HardenImage.Tests.Fixtures;
+using HardenImage.Tests.Infrastructure;
+
+namespace HardenImage.Tests.Build;
+
+/// <summary>
+/// A hermetic image set: a signed fixture apt repository on loopback (amd64 + arm64) with small fake packages
+/// shaped like the real ones (shells, setuid files, docs, CA certificates, a debconf dependency), an images/
+/// directory pointing at it, and a static probe binary as payload. Lock and build run through the library, as
+/// the CLI does.
+/// </summary>
+public sealed class ImageSetWorkspace : IDisposable
+{
+    private readonly TempDir _dir = new("hi-imageset");
+
+    public ImageSetWorkspace()
+    {
+        Repo = new AptRepositoryFixture(architectures: ["amd64", "arm64"]);
+        foreach (var arch in new[] { "amd64", "arm64" })
+        {
+            var triplet = arch == "amd64" ? "x86_64-linux-gnu" : "aarch64-linux-gnu";
+            Repo.Add(
+                new FakePackage("base-files", "13.8", arch).Essential()
+                    .WithFile("/etc/os-release", "PRETTY_NAME=\"Fixture GNU/Linux\"\nID=debian\nVERSION_ID=\"13\"\n")
+                    .WithFile("/usr/share/doc/base-files/copyright", "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\nLicense: GPL-2+\n")
+                    .WithFile("/usr/share/doc/base-files/changelog.gz", "changes")
+                    .WithFile("/usr/share/man/man5/os-release.5.gz", "manpage")
+                    .WithPreDepends("awk"),
+                new FakePackage("fake-shell", "5.2-1", arch).WithFile("/bin/sh", "#!fake-shell", (UnixFileMode)Convert.ToInt32("755", 8))
+                    .WithFile("/usr/bin/bash", "#!fake-bash", (UnixFileMode)Convert.ToInt32("755", 8)),
+                new FakePackage("fake-su", "1.0-1", arch).WithFile("/usr/bin/su", "setuid-binary", (UnixFileMode)Convert.ToInt32("4755", 8)),
+                new FakePackage("libfake1", "1.0-1", arch).WithSource("fake", "1.0-1").WithDepends("fake-common (>= 1.0)")
+                    .WithFile($"/usr/lib/{triplet}/libfake.so.1", "ELF-ish " + arch),
+                new FakePackage("fake-tool", "2.0-1", arch).WithDepends("libfake1 (>= 1.0)").WithFile("/usr/bin/fake-tool", "tool " + arch, (UnixFileMode)Convert.ToInt32("755", 8)),
+                new FakePackage("mawk", "1.3.4-1", arch).WithProvides("awk").WithFile("/usr/bin/mawk", "awk", (UnixFileMode)Convert.ToInt32("755", 8)));
+        }
+        Repo.Add(
+            new FakePackage("fake-common", "1.0-1", "all").WithDepends("debconf (>= 0.5)").WithFile("/usr/share/fake/data.txt", "shared data"),
+            new FakePackage("debconf", "1.5.91", "all").WithFile("/usr/share/debconf/confmodule", "#!/bin/sh"),
+            new FakePackage("ca-certificates", "20250419", "all").WithDepends("debconf (>= 0.5) | debconf-2.0")
+                .WithFile("/usr/share/ca-certificates/mozilla/Fixture_Root_A.crt", "-----BEGIN CERTIFICATE-----\nQUFB\n-----END CERTIFICATE-----\n")
+                .WithFile("/usr/share/ca-certificates/mozilla/Fixture_Root_B.crt", "-----BEGIN CERTIFICATE-----\nQkJC\n-----END CERTIFICATE-----\n"));
+        Repo.ReleaseDate = new DateTimeOffset(2025, 5, 17, 0, 0, 0, TimeSpan.Zero);
+        Repo.Publish();
+
+        ImagesDir = _dir.Combine("images");
+        Directory.CreateDirectory(Path.Combine(ImagesDir, "keys"));
+        Directory.CreateDirectory(Path.Combine(ImagesDir, "payload"));
+        File.Copy(Repo.KeyringPath, Path.Combine(ImagesDir, "keys", "fixture.gpg"));
+        var gcc = RequiredService.Tool("gcc", "gcc");
+        RequiredService.RunOk(gcc, ["-static", "-Os", "-o", Path.Combine(ImagesDir, "payload", "whoami"),
+            Path.Combine(AppContext.BaseDirectory, "TestData", "Oci", "whoami.c")]);
+        File.WriteAllText(Path.Combine(ImagesDir, "sources.yaml"), $"""
+            sources:
+              fixture:
+                url: {Repo.BaseUrl}
+                suites: [stable]
+                components: [main]
+                architectures: [amd64, arm64]
+                keyring: keys/fixture.gpg
+            """);
+        WriteImage("base", """
+            name: base
+            version: "1.0"
+            sources: [fixture]
+            architectures: [amd64, arm64]
+            packages: [base-files, fake-shell, fake-su, libfake1, ca-certificates]
+            exclude: [debconf, debconf-2.0, mawk, awk]
+            files:
+              - source: payload/whoami
+                target: /usr/local/bin/whoami
+                mode: "0755"
+            entrypoint: [/usr/local/bin/whoami]
+            """);
+        WriteImage("tool", """
+            name: tool
+            from: base
+            packages: [fake-tool]
+            """);
+        Cache = _dir.Combine("cache");
+        Artifacts = _dir.Combine("artifacts");
+    }
+
+    public AptRepositoryFixture Repo { get; }
+    public string ImagesDir { get; }
+    public string Cache { get; }
+    public string Artifacts { get; }
+    public string LockPath => Path.Combine(ImagesDir, "images.lock.json");
+
+    public string Combine(params string[] parts) => _dir.Combine(parts);
+
+    public void WriteImage(string name, string yaml) => File.WriteAllText(Path.Combine(ImagesDir, name + ".yaml"), yaml);
+
+    public async Task<LockOutcome> LockAsync(bool update = false)
+    {
+        var set = ImageSet.Load(ImagesDir);
+        var existing = File.Exists(LockPath) ? LockFile.Load(LockPath) : null;
+        using var http = AptRepositoryClient.CreateHttpClient();
+        var client = new AptRepositoryClient(http, new AptIndexCache(Path.Combine(Cache, "indices")));
+        var outcome = await new ImageLocker(new AptSuiteIndexReader(client, set.Directory)).LockAsync(set, existing, new LockOptions { Update = update });
+        outcome.Lock.Save(LockPath);
+        return outcome;
+    }
+
+    public async Task<BuildOutcome> BuildAsync(string? artifacts = null, string? cache = null, bool force = false)
+    {
+        var set = ImageSet.Load(ImagesDir);
+        var lockFile = LockFile.Load(LockPath);
+        cache ??= Cache;
+        var all = lockFile.Images.SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
+        using var http = new HttpClient();
+        var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(all.Select(DebDownload.From).ToList());
+        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force });
+        return await builder.BuildAsync(p => paths[p.Sha256]);
+    }
+
+    public void Dispose()
+    {
+        Repo.Dispose();
+        _dir.Dispose();
+    }
+}

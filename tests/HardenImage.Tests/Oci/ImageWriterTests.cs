@@ -52,6 +52,21 @@ public class ImageWriterTests
         Assert.Equal(python2.Index.Digest, reader.ResolveTag("python:3.13").Digest);
     }
 
+    [Fact]
+    public void Tag_KeepsUntaggedEntriesOfOtherTools()
+    {
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Path);
+        var image = WriteImage(layout, "base", "1.0", SampleEntries(), "amd64");
+        var untagged = image.Manifests[0].Descriptor with { Annotations = null };
+        layout.WriteIndex(layout.ReadIndex() with { Manifests = [.. layout.ReadIndex().Manifests, untagged] });
+        layout.Tag("extra", image.Index);
+        var manifests = layout.ReadIndex().Manifests;
+        Assert.Equal(4, manifests.Count);
+        Assert.Null(manifests[0].Annotations);
+        Assert.Equal(["base", "base:1.0", "extra"], new OciLayoutReader(layout).Tags());
+    }
+
     [Theory]
     [InlineData("base", "1.0 beta")]
     [InlineData("../base", "1.0")]

@@ -112,6 +112,8 @@ public class ImageWriterTests
         bytes[^5] ^= 0xff;
         File.WriteAllBytes(layerPath, bytes);
         Assert.Contains(reader.Verify("base"), p => p.Contains("does not match its digest"));
+        var ex = Assert.Throws<HardenException>(() => new DockerArchiveWriter(layout).Write(reader.ResolveAll("base")[0], ["base:1"], Stream.Null));
+        Assert.Contains(image.Manifests[0].Manifest.Layers[0].Digest, ex.Message);
 
         File.Delete(layout.BlobPath(image.Manifests[1].ConfigDescriptor.Digest));
         Assert.Contains(reader.Verify("base"), p => p.Contains("is missing"));

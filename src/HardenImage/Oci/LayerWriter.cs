@@ -52,9 +52,18 @@ public sealed record WrittenLayer(string Name, Descriptor Descriptor, TarSummary
 /// bundles, so a different runtime version may compress differently (the diff_id never changes). The gzip header is
 /// fixed by <see cref="GzipHeaderNormalizingStream"/>. Zstd output is fixed by the ZstdSharp version and level.</para>
 /// </summary>
-public sealed class LayerWriter(LayerWriterOptions options)
+public sealed class LayerWriter
 {
-    public LayerWriterOptions Options { get; } = options;
+    public LayerWriter(LayerWriterOptions options)
+    {
+        // The ustar mtime field holds 11 octal digits (until the year 2242); a negative epoch is a caller error.
+        if (options.SourceDateEpoch is < 0 or > 0x1FFFFFFFF)
+            throw new HardenException($"SOURCE_DATE_EPOCH {options.SourceDateEpoch} is out of range: give seconds since 1970-01-01 UTC");
+        if (options.ZstdLevel is < 1 or > 22) throw new HardenException($"zstd level {options.ZstdLevel} is out of range 1..22");
+        Options = options;
+    }
+
+    public LayerWriterOptions Options { get; }
 
     /// <summary>Writes the uncompressed tar of <paramref name="entries"/> to <paramref name="output"/>.</summary>
     public TarSummary WriteTar(IEnumerable<LayerEntry> entries, Stream output)

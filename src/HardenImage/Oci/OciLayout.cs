@@ -150,7 +150,8 @@ public sealed class OciLayout
                 };
                 manifests.Add(descriptor with { Annotations = annotations });
             }
-            manifests.Sort((a, b) => string.CompareOrdinal(RefNameOf(a), RefNameOf(b)));
+            // Untagged entries (e.g. left by another tool) sort first, by digest: a stable, total order.
+            manifests = manifests.OrderBy(RefNameOf, StringComparer.Ordinal).ThenBy(d => d.Digest, StringComparer.Ordinal).ToList();
             WriteIndex(index with { Manifests = manifests });
         }
     }
@@ -159,20 +160,5 @@ public sealed class OciLayout
         d.Annotations != null && d.Annotations.TryGetValue(Annotations.RefName, out var n) ? n : "";
 
     /// <summary>Points <paramref name="tag"/> at <paramref name="descriptor"/>, replacing an earlier entry with that tag.</summary>
-    public void Tag(string tag, Descriptor descriptor)
-    {
-        lock (_indexLock)
-        {
-            var index = ReadIndex();
-            var manifests = index.Manifests.Where(d => d.Annotations == null
-                || !d.Annotations.TryGetValue(Annotations.RefName, out var n) || n != tag).ToList();
-            var annotations = new SortedDictionary<string, string>(descriptor.Annotations ?? new(), StringComparer.Ordinal)
-            {
-                [Annotations.RefName] = tag,
-            };
-            manifests.Add(descriptor with { Annotations = annotations });
-            manifests.Sort((a, b) => string.CompareOrdinal(a.Annotations![Annotations.RefName], b.Annotations![Annotations.RefName]));
-            WriteIndex(index with { Manifests = manifests });
-        }
-    }
+    public void Tag(string tag, Descriptor descriptor) => TagAll([(tag, descriptor)]);
 }

@@ -159,8 +159,15 @@ public sealed class OciLayoutReader(OciLayout layout)
     /// <summary>Decompresses a layer once to learn its diff_id and uncompressed size.</summary>
     public (string DiffId, long Size) MeasureUncompressed(Descriptor layer)
     {
-        using var hashing = new HashingReadStream(OpenUncompressed(layer));
-        hashing.CopyTo(Stream.Null, 1 << 16);
-        return (hashing.FinishDigest(), hashing.BytesRead);
+        try
+        {
+            using var hashing = new HashingReadStream(OpenUncompressed(layer));
+            hashing.CopyTo(Stream.Null, 1 << 16);
+            return (hashing.FinishDigest(), hashing.BytesRead);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or ZstdSharp.ZstdException)
+        {
+            throw new HardenException($"{Layout.Root}: layer {layer.Digest} does not decompress ({ex.Message}); the blob is corrupt. Rebuild with 'harden build'.", inner: ex);
+        }
     }
 }

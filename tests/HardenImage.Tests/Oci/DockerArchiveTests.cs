@@ -38,6 +38,29 @@ public class DockerArchiveTests
     }
 
     [Fact]
+    public void Archive_StoresARepeatedLayerOnce()
+    {
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Path);
+        var a = Writer().WriteLayer(layout, new LayerSpec("a", [LayerEntry.File("a", [1])]));
+        var b = Writer().WriteLayer(layout, new LayerSpec("b", [LayerEntry.File("b", [2])]));
+        new ImageWriter(layout, Epoch).WriteAndTag(new ImageSpec
+        {
+            Name = "twice",
+            Platforms = [new PlatformImageSpec { Platform = new Platform { Architecture = "amd64" }, Layers = [a, b, a] }],
+        });
+        var image = new OciLayoutReader(layout).Resolve("twice", new Platform { Architecture = "amd64" });
+        using var ms = new MemoryStream();
+        new DockerArchiveWriter(layout).Write(image, ["twice:1"], ms);
+        var entries = ReadTar(ms.ToArray());
+        Assert.Equal(2, entries.Count(e => e.Name.EndsWith("/layer.tar", StringComparison.Ordinal)));
+        var manifest = JsonDocument.Parse(entries.Single(e => e.Name == "manifest.json").DataStream!);
+        var layers = manifest.RootElement[0].GetProperty("Layers").EnumerateArray().Select(l => l.GetString()).ToList();
+        Assert.Equal(3, layers.Count);
+        Assert.Equal(layers[0], layers[2]);
+    }
+
+    [Fact]
     public void Archive_RefusesALayerThatDoesNotMatchItsDiffId()
     {
         using var dir = new TempDir();

@@ -52,6 +52,21 @@ public class ImageWriterTests
         Assert.Equal(python2.Index.Digest, reader.ResolveTag("python:3.13").Digest);
     }
 
+    [Fact]
+    public void Tag_KeepsUntaggedEntriesOfOtherTools()
+    {
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Path);
+        var image = WriteImage(layout, "base", "1.0", SampleEntries(), "amd64");
+        var untagged = image.Manifests[0].Descriptor with { Annotations = null };
+        layout.WriteIndex(layout.ReadIndex() with { Manifests = [.. layout.ReadIndex().Manifests, untagged] });
+        layout.Tag("extra", image.Index);
+        var manifests = layout.ReadIndex().Manifests;
+        Assert.Equal(4, manifests.Count);
+        Assert.Null(manifests[0].Annotations);
+        Assert.Equal(["base", "base:1.0", "extra"], new OciLayoutReader(layout).Tags());
+    }
+
     [Theory]
     [InlineData("base", "1.0 beta")]
     [InlineData("../base", "1.0")]
@@ -97,6 +112,8 @@ public class ImageWriterTests
         bytes[^5] ^= 0xff;
         File.WriteAllBytes(layerPath, bytes);
         Assert.Contains(reader.Verify("base"), p => p.Contains("does not match its digest"));
+        var ex = Assert.Throws<HardenException>(() => new DockerArchiveWriter(layout).Write(reader.ResolveAll("base")[0], ["base:1"], Stream.Null));
+        Assert.Contains(image.Manifests[0].Manifest.Layers[0].Digest, ex.Message);
 
         File.Delete(layout.BlobPath(image.Manifests[1].ConfigDescriptor.Digest));
         Assert.Contains(reader.Verify("base"), p => p.Contains("is missing"));

@@ -205,6 +205,28 @@ public class LayerWriterTests
     }
 
     [Fact]
+    public void Tar_DiffIdIsPinned_SoAHeaderEncodingChangeCannotSlipThrough()
+    {
+        // Changing this digest changes every image digest we have ever published: do it only on purpose.
+        var tar = Tar(SampleEntries());
+        Assert.Equal("sha256:e6681074bdb6ed4fa2b54b60ee4578b8e44c9b2fad34dc26c8bbf3107a0fbdf0", "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar)));
+    }
+
+    [Theory]
+    [InlineData(LayerCompression.Gzip, "gzip", "gzip")]
+    [InlineData(LayerCompression.Zstd, "zstd", "zstd")]
+    public void Layer_DecompressesWithTheReferenceTool_ToTheDiffId(LayerCompression compression, string tool, string package)
+    {
+        var exe = RequiredService.Tool(tool, package);
+        using var dir = new TempDir();
+        var layout = OciLayout.OpenOrCreate(dir.Combine("layout"));
+        var layer = Writer(compression).WriteLayer(layout, new LayerSpec("x", SampleEntries()));
+        var outPath = dir.Combine("layer.tar");
+        RequiredService.RunOk("sh", ["-c", $"{exe} -d -c < '{layout.BlobPath(layer.Descriptor.Digest)}' > '{outPath}'"]);
+        Assert.Equal(layer.DiffId, "sha256:" + Sha256Hex.OfFile(outPath));
+    }
+
+    [Fact]
     public void Gzip_HeaderHasNoNameNoTimeAndFixedOsByte()
     {
         using var dir = new TempDir();

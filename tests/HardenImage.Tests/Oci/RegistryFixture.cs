@@ -45,6 +45,21 @@ public sealed class RegistryFixture : IDisposable
     /// <summary>A registry requiring Basic auth from <paramref name="htpasswdPath"/> (or none when null).</summary>
     public static RegistryFixture Start(string? htpasswdPath = null) => new(htpasswdPath);
 
+    /// <summary>A registry requiring Basic auth for one user; the htpasswd file (bcrypt) is generated here.</summary>
+    public static RegistryFixture StartWithBasicAuth(string user, string password)
+    {
+        var salt = new byte[16];
+        System.Security.Cryptography.RandomNumberGenerator.Fill(salt);
+        var hash = Org.BouncyCastle.Crypto.Generators.OpenBsdBCrypt.Generate("2a", password.ToCharArray(), salt, 5);
+        var file = Path.Combine(Path.GetTempPath(), $"hi-htpasswd-{Guid.NewGuid():N}");
+        File.WriteAllText(file, $"{user}:{hash}\n");
+        var fixture = new RegistryFixture(file);
+        fixture._htpasswd = file;
+        return fixture;
+    }
+
+    private string? _htpasswd;
+
     public int Port { get; }
 
     /// <summary>"127.0.0.1:PORT", the host part of image references (e.g. for skopeo's docker:// transport).</summary>
@@ -93,5 +108,6 @@ public sealed class RegistryFixture : IDisposable
         catch (InvalidOperationException) { }
         _process.Dispose();
         _dir.Dispose();
+        if (_htpasswd != null) File.Delete(_htpasswd);
     }
 }

@@ -51,7 +51,8 @@ public static class Dsse
         {
             PayloadType = payloadType,
             Payload = Convert.ToBase64String(payload),
-            Signatures = [new DsseSignature { KeyId = signer.KeyId ?? "", Sig = Convert.ToBase64String(sig) }],
+            // keyid stays "" as cosign writes it; verifiers select keys by configuration, not by this hint.
+            Signatures = [new DsseSignature { KeyId = "", Sig = Convert.ToBase64String(sig) }],
         };
     }
 

@@ -8,7 +8,7 @@ namespace HardenImage.Signing;
 /// </summary>
 public interface ISigner
 {
-    /// <summary>An identifier for the key (KMS key ARN/alias), or null for a local key. Goes into DSSE keyid only if set.</summary>
+    /// <summary>An identifier for the key (the KMS key ARN), or null for a local key; for reports only.</summary>
     string? KeyId { get; }
 
     /// <summary>The public key as SubjectPublicKeyInfo DER.</summary>

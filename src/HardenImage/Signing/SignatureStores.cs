@@ -53,8 +53,8 @@ public sealed class OciLayoutSignatureStore : ISignatureStore
         var blobs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         foreach (var d in manifest.Layers.Append(manifest.Config))
         {
-            // ReadBlob verifies digests; a missing blob is left out and reported by the verifier.
-            if (_layout.HasBlob(d.Digest)) blobs[d.Digest] = _layout.ReadBlob(d.Digest);
+            // A missing or altered blob is left out; the verifier reports it per layer instead of aborting.
+            if (_layout.VerifyBlob(d.Digest)) blobs[d.Digest] = _layout.ReadBlob(d.Digest);
         }
         return Task.FromResult<OciArtifact?>(new OciArtifact(manifest, blobs));
     }

@@ -4,6 +4,7 @@ using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
 using HardenImage.Signing;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Signing;
 
@@ -93,5 +94,21 @@ public class DsseTests
 
         using var pub = PemKeys.ReadPublicKey(signer.PublicKeySpki, "pub");
         Assert.True(Dsse.Verify(Dsse.Parse(Encoding.UTF8.GetBytes(json)), pub));
+    }
+
+    [Fact]
+    public async Task OwnDsseSignature_VerifiesWithRealOpensslOverPae()
+    {
+        var openssl = RequiredService.Tool("openssl", "openssl");
+        using var dir = new TempDir();
+        using var signer = new EcdsaFileSigner(SigningTestData.NewKey());
+        var statement = InTotoStatement.Create([new InTotoSubject("r.example/app", new string('c', 64))], PredicateTypes.SlsaProvenanceV1,
+            new System.Text.Json.Nodes.JsonObject { ["buildDefinition"] = new System.Text.Json.Nodes.JsonObject() });
+        var envelope = await Dsse.SignAsync(signer, Dsse.InTotoPayloadType, statement);
+        File.WriteAllBytes(dir.Combine("pae"), Dsse.Pae(envelope.PayloadType, envelope.PayloadBytes()));
+        File.WriteAllBytes(dir.Combine("sig.der"), Convert.FromBase64String(envelope.Signatures[0].Sig));
+        File.WriteAllText(dir.Combine("pub.pem"), PemKeys.PublicKeyPem(signer.PublicKeySpki));
+        var ok = RequiredService.RunOk(openssl, ["dgst", "-sha256", "-verify", dir.Combine("pub.pem"), "-signature", dir.Combine("sig.der"), dir.Combine("pae")]);
+        Assert.Contains("Verified OK", ok);
     }
 }

@@ -1,3 +1,4 @@
+using CsCheck;
 using HardenImage.Signing;
 
 namespace HardenImage.Tests.Signing;
@@ -38,5 +39,19 @@ public class NaclSecretBoxTests
         var key = Key.ToArray();
         key[0] ^= 1;
         Assert.Null(NaclSecretBox.Open(key, Nonce, Boxed));
+    }
+
+    [Fact]
+    public void SealThenOpen_RoundTrips_AndAnyFlipIsRejected_ForRandomInputs()
+    {
+        Gen.Select(Gen.Byte.Array[32], Gen.Byte.Array[24], Gen.Byte.Array[0, 300], Gen.Int[0, 1000])
+            .Sample((key, nonce, message, flip) =>
+            {
+                var box = NaclSecretBox.Seal(key, nonce, message);
+                Assert.Equal(message.Length + NaclSecretBox.TagSize, box.Length);
+                Assert.Equal(message, NaclSecretBox.Open(key, nonce, box));
+                box[flip % box.Length] ^= 0x80;
+                Assert.Null(NaclSecretBox.Open(key, nonce, box));
+            }, iter: 200);
     }
 }

@@ -23,7 +23,9 @@ public sealed class KeygenCommand : Command<KeygenSettings>
     {
         var password = KeyPasswordSource.FromEnvironmentOrTerminal()
             .GetPassword(Path.Combine(settings.OutputDir, KeyPairGenerator.PrivateKeyFileName), confirm: true);
-        var pair = new KeyPairGenerator().WriteTo(settings.OutputDir, password, settings.Force);
+        // scrypt (N=65536) takes a moment; say so instead of looking hung.
+        var pair = AnsiConsole.Status().Start("Generating and encrypting the key (scrypt)...",
+            _ => new KeyPairGenerator().WriteTo(settings.OutputDir, password, settings.Force));
 
         AnsiConsole.Write(new Panel(new Markup(
                 "[yellow bold]A DEVELOPMENT signing key was generated.[/]\n"

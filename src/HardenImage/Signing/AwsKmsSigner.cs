@@ -98,9 +98,18 @@ public sealed class AwsKmsSigner : ISigner, IDisposable
         {
             config.RegionEndpoint = RegionEndpoint.GetBySystemName(region);
         }
-        var client = options.Credentials != null
-            ? new AmazonKeyManagementServiceClient(options.Credentials, config)
-            : new AmazonKeyManagementServiceClient(config);
+        AmazonKeyManagementServiceClient client;
+        try
+        {
+            client = options.Credentials != null
+                ? new AmazonKeyManagementServiceClient(options.Credentials, config)
+                : new AmazonKeyManagementServiceClient(config);
+        }
+        catch (AmazonClientException e)
+        {
+            throw new HardenException($"{reference}: cannot set up the AWS KMS client: {e.Message}. "
+                + "Set AWS_REGION (or use a key ARN, which names its region) and AWS credentials (AWS_PROFILE or AWS_ACCESS_KEY_ID).", inner: e);
+        }
         try
         {
             var response = await Call(reference, () => client.GetPublicKeyAsync(new GetPublicKeyRequest { KeyId = reference.KeyId }, ct));
@@ -151,6 +160,12 @@ public sealed class AwsKmsSigner : ISigner, IDisposable
         {
             throw new HardenException($"AWS KMS refused the request for {key}: {e.ErrorCode} {e.Message}. "
                 + "Check the key id and that the caller may use kms:Sign and kms:GetPublicKey on it.", inner: e);
+        }
+        catch (AmazonClientException e)
+        {
+            // Raised before any request leaves: no credentials, no region, bad configuration.
+            throw new HardenException($"AWS KMS ({key}): {e.Message}. Set AWS_REGION and AWS credentials "
+                + "(AWS_PROFILE, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, or an instance/pod role).", inner: e);
         }
         catch (HttpRequestException e)
         {

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using HardenImage.Common;
 
 namespace HardenImage.Signing;
@@ -26,5 +27,21 @@ public sealed class SignerFactory
             throw new HardenException($"signing key file '{reference}' does not exist. Create one with 'harden keygen' or pass --key.");
         var text = await File.ReadAllTextAsync(reference, ct);
         return new EcdsaFileSigner(PemKeys.LoadPrivateKey(text, () => _passwords.GetPassword(reference), reference));
+    }
+
+    /// <summary>
+    /// The verification key for a reference: a PEM <c>PUBLIC KEY</c> file, a private key file (its public half;
+    /// may ask for the password), or <c>awskms://...</c> (GetPublicKey). The caller disposes the key.
+    /// </summary>
+    public async Task<ECDsa> PublicKeyFromReferenceAsync(string reference, CancellationToken ct = default)
+    {
+        if (!AwsKmsKeyReference.IsKmsReference(reference) && File.Exists(reference))
+        {
+            var text = await File.ReadAllTextAsync(reference, ct);
+            if (text.Contains("-----BEGIN PUBLIC KEY-----", StringComparison.Ordinal)) return PemKeys.ReadPublicKey(text, reference);
+        }
+        var signer = await FromReferenceAsync(reference, ct);
+        try { return PemKeys.ReadPublicKey(signer.PublicKeySpki, reference); }
+        finally { (signer as IDisposable)?.Dispose(); }
     }
 }

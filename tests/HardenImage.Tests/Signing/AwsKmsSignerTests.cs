@@ -204,4 +204,15 @@ public class AwsKmsSignerTests
         Assert.True(Dsse.Verify(envelope, key));
         Assert.Equal("", envelope.Signatures[0].KeyId);
     }
+
+    [Fact]
+    public async Task PublicKeyFromReference_ReadsKmsPublicKey()
+    {
+        using var key = SigningTestData.NewKey();
+        using var server = new FakeKmsServer(key);
+        var factory = new SignerFactory(SigningTestData.Passwords(null), Options(server));
+        using var pub = await factory.PublicKeyFromReferenceAsync("awskms:///" + FakeKmsServer.KeyArn);
+        Assert.Equal(key.ExportSubjectPublicKeyInfo(), pub.ExportSubjectPublicKeyInfo());
+        Assert.DoesNotContain("TrentService.Sign", server.Targets);
+    }
 }

@@ -172,4 +172,14 @@ public class CosignKeyFileTests
         var missing = await Assert.ThrowsAsync<HardenException>(() => factory.FromReferenceAsync("/nonexistent/cosign.key"));
         Assert.Contains("harden keygen", missing.Message);
     }
+
+    [Fact]
+    public async Task PublicKeyFromReference_ReadsPubFile_OrDerivesFromPrivateKey()
+    {
+        var dir = SigningTestData.KeyDir("policy-controller");
+        var factory = new SignerFactory(SigningTestData.Passwords(""));
+        using var fromPub = await factory.PublicKeyFromReferenceAsync(System.IO.Path.Combine(dir, "cosign.pub"));
+        using var fromKey = await factory.PublicKeyFromReferenceAsync(System.IO.Path.Combine(dir, "cosign.key"));
+        Assert.Equal(fromPub.ExportSubjectPublicKeyInfo(), fromKey.ExportSubjectPublicKeyInfo());
+    }
 }

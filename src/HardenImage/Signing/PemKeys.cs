@@ -8,7 +8,8 @@ namespace HardenImage.Signing;
 /// <summary>
 /// Reading and writing the key encodings signing uses: PKCS#8 (v1 and RFC 5958 v2), SEC1 <c>EC PRIVATE KEY</c>,
 /// SPKI <c>PUBLIC KEY</c>, and cosign's encrypted file. Only ECDSA P-256 keys are accepted for signing, so a
-/// verifier (cosign, Kyverno) never meets an algorithm it was not configured for.
+/// verifier (cosign, Kyverno) never meets an algorithm it was not configured for (threat: Spoofing through
+/// algorithm confusion).
 /// </summary>
 public static class PemKeys
 {

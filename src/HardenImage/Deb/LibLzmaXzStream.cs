@@ -44,8 +44,9 @@ internal sealed class LibLzmaXzStream : Stream
     [DllImport(Library)] private static extern int lzma_code(IntPtr strm, int action);
     [DllImport(Library)] private static extern void lzma_end(IntPtr strm);
 
-    /// <summary>True when liblzma.so.5 can be loaded on this machine.</summary>
-    public static bool IsAvailable { get; } = NativeLibrary.TryLoad(Library, typeof(LibLzmaXzStream).Assembly, null, out _);
+    /// <summary>True when liblzma.so.5 can be loaded on this machine (and the process is 64-bit, as the offsets assume).</summary>
+    public static bool IsAvailable { get; } =
+        Environment.Is64BitProcess && NativeLibrary.TryLoad(Library, typeof(LibLzmaXzStream).Assembly, null, out _);
 
     public LibLzmaXzStream(Stream inner, string what, bool leaveOpen = false)
     {

@@ -132,6 +132,26 @@ public static class MergedUsr
         return path;
     }
 
+    /// <summary>
+    /// The entry with its path (and, for a hard link, its target) moved under <c>usr/</c> as
+    /// <see cref="Canonicalise(string)"/> says; the alias symlinks themselves come back unchanged. Any other
+    /// non-directory entry AT an alias name (a file <c>bin</c>, or <c>lib -> /tmp</c>) is refused: canonicalised it
+    /// would replace <c>usr/bin</c> or <c>usr/lib</c> wholesale (Tampering).
+    /// </summary>
+    /// <param name="package">Names the package in the message.</param>
+    public static DebEntry Canonicalise(DebEntry entry, string package)
+    {
+        if (IsAliasSymlink(entry)) return entry;
+        if (entry.Type != DebEntryType.Directory && Aliases.Contains(entry.Path))
+            throw new HardenException(
+                $"{package}: refusing entry '{entry.Path}' ({entry.Type.ToString().ToLowerInvariant()}" +
+                (entry.LinkTarget != null ? $" -> '{entry.LinkTarget}'" : "") +
+                $"): on a merged-/usr system '{entry.Path}' must be the symlink to usr/{entry.Path}, and this entry would replace it.");
+        var path = Canonicalise(entry.Path);
+        var target = entry.Type == DebEntryType.HardLink && entry.LinkTarget != null ? Canonicalise(entry.LinkTarget) : entry.LinkTarget;
+        return path == entry.Path && target == entry.LinkTarget ? entry : entry with { Path = path, LinkTarget = target };
+    }
+
     /// <summary>True for the merged-/usr alias symlinks themselves (<c>bin</c> → <c>usr/bin</c> or <c>/usr/bin</c>).</summary>
     public static bool IsAliasSymlink(DebEntry entry) =>
         entry.Type == DebEntryType.Symlink && entry.LinkTarget != null && IsAliasSymlink(entry.Path, entry.LinkTarget);

@@ -63,6 +63,35 @@ public sealed class PathSafetyTests
         Assert.False(MergedUsr.IsAliasSymlink("usr/bin", "usr/bin"));
     }
 
+    [Fact]
+    public void MergedUsr_CanonicalisesEntriesAndHardLinkTargets()
+    {
+        var t = DateTimeOffset.UnixEpoch;
+        var file = new DebEntry("bin/ls", DebEntryType.File, (UnixFileMode)0x1ED, 0, 0, 3, null, t);
+        var hard = new DebEntry("sbin/b", DebEntryType.HardLink, (UnixFileMode)0x1ED, 0, 0, 0, "bin/a", t);
+        var dir = new DebEntry("lib", DebEntryType.Directory, (UnixFileMode)0x1ED, 0, 0, 0, null, t);
+        var alias = new DebEntry("lib64", DebEntryType.Symlink, (UnixFileMode)0x1FF, 0, 0, 0, "usr/lib64", t);
+        var relative = new DebEntry("bin/sh", DebEntryType.Symlink, (UnixFileMode)0x1FF, 0, 0, 0, "dash", t);
+
+        Assert.Equal("usr/bin/ls", MergedUsr.Canonicalise(file, "p").Path);
+        Assert.Equal(("usr/sbin/b", "usr/bin/a"), (MergedUsr.Canonicalise(hard, "p").Path, MergedUsr.Canonicalise(hard, "p").LinkTarget));
+        Assert.Equal("usr/lib", MergedUsr.Canonicalise(dir, "p").Path);
+        Assert.Same(alias, MergedUsr.Canonicalise(alias, "p"));
+        // A symlink's target is relative to its directory, which is the same after the move: left as shipped.
+        Assert.Equal(("usr/bin/sh", "dash"), (MergedUsr.Canonicalise(relative, "p").Path, MergedUsr.Canonicalise(relative, "p").LinkTarget));
+    }
+
+    [Theory]
+    [InlineData(DebEntryType.Symlink, "/tmp")]
+    [InlineData(DebEntryType.File, null)]
+    public void MergedUsr_RefusesEntriesThatWouldReplaceAnAliasedDirectory(DebEntryType type, string? target)
+    {
+        var entry = new DebEntry("lib", type, (UnixFileMode)0x1FF, 0, 0, 0, target, DateTimeOffset.UnixEpoch);
+        var error = Assert.Throws<HardenException>(() => MergedUsr.Canonicalise(entry, "evil_1_all.deb"));
+        Assert.Contains("evil_1_all.deb", error.Message);
+        Assert.Contains("refusing entry 'lib'", error.Message);
+    }
+
     [Theory]
     [InlineData("./", "")]
     [InlineData("./usr/", "usr")]

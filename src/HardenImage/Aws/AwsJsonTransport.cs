@@ -72,9 +72,10 @@ internal sealed class AwsJsonTransport : IDisposable
             context.Transport ?? new SocketsHttpHandler { AllowAutoRedirect = false });
         // The shared transport (tests) must survive this client; HttpClient disposes handlers only when told to.
         _http = new HttpClient(signer, disposeHandler: context.Transport == null) { Timeout = TimeSpan.FromMinutes(2) };
-        _retry = new ResiliencePipelineBuilder<AwsRawResponse>().AddRetry(new RetryStrategyOptions<AwsRawResponse>
+        // Polly refuses zero retries; "no retries" is simply the empty pipeline.
+        _retry = context.MaxRetryAttempts <= 0 ? ResiliencePipeline<AwsRawResponse>.Empty : new ResiliencePipelineBuilder<AwsRawResponse>().AddRetry(new RetryStrategyOptions<AwsRawResponse>
         {
-            MaxRetryAttempts = Math.Max(0, context.MaxRetryAttempts),
+            MaxRetryAttempts = context.MaxRetryAttempts,
             Delay = context.RetryBaseDelay,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,

@@ -18,7 +18,7 @@ public sealed partial record EcrRegistryHost(string AccountId, string Region, st
         var m = Pattern().Match(text);
         if (!m.Success) return false;
         var repo = m.Groups["repo"].Success ? m.Groups["repo"].Value.TrimStart('/') : null;
-        host = new EcrRegistryHost(m.Groups["account"].Value, m.Groups["region"].Value, m.Groups["host"].Value.ToLowerInvariant(),
+        host = new EcrRegistryHost(m.Groups["account"].Value, m.Groups["region"].Value.ToLowerInvariant(), m.Groups["host"].Value.ToLowerInvariant(),
             string.IsNullOrEmpty(repo) ? null : repo);
         return true;
     }

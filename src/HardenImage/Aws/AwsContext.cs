@@ -94,14 +94,15 @@ public sealed partial class AwsContext
             throw new HardenException("No AWS region: pass --aws-region, set AWS_REGION (or AWS_DEFAULT_REGION), " +
                 $"or add 'region = ...' to profile '{profileName ?? "default"}' in ~/.aws/config.");
 
-        var credentials = options.Credentials ?? ResolveCredentials(store, options.Profile != null ? profileName : null, options.SharedCredentialsFile != null ? profileName ?? "default" : null);
+        // A named profile (option, AWS_PROFILE) or an explicit file is read from the profile store; otherwise the SDK chain.
+        var credentialProfile = profileName ?? (options.SharedCredentialsFile != null ? "default" : null);
+        var credentials = options.Credentials ?? ResolveCredentials(store, credentialProfile);
         return new AwsContext(credentials, region, options.EndpointOverride, options.MaxRetryAttempts,
             options.RetryBaseDelay, clock, transport);
     }
 
-    private static AWSCredentials ResolveCredentials(CredentialProfileStoreChain store, string? explicitProfile, string? fileProfile)
+    private static AWSCredentials ResolveCredentials(CredentialProfileStoreChain store, string? profile)
     {
-        var profile = explicitProfile ?? fileProfile;
         if (profile != null)
         {
             if (store.TryGetAWSCredentials(profile, out var fromProfile)) return fromProfile;

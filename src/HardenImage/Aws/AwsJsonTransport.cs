@@ -71,7 +71,7 @@ internal sealed class AwsJsonTransport : IDisposable
         var signer = new AwsSigningHandler(context.Credentials, context.Region, signingService, context.Clock,
             context.Transport ?? new SocketsHttpHandler { AllowAutoRedirect = false });
         // The shared transport (tests) must survive this client; HttpClient disposes handlers only when told to.
-        _http = new HttpClient(signer, disposeHandler: context.Transport == null) { Timeout = TimeSpan.FromMinutes(2) };
+        _http = new HttpClient(signer, disposeHandler: context.Transport == null) { Timeout = TimeSpan.FromMinutes(5) };
         // Polly refuses zero retries; "no retries" is simply the empty pipeline.
         _retry = context.MaxRetryAttempts <= 0 ? ResiliencePipeline<AwsRawResponse>.Empty : new ResiliencePipelineBuilder<AwsRawResponse>().AddRetry(new RetryStrategyOptions<AwsRawResponse>
         {

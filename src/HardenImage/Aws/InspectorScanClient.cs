@@ -94,12 +94,11 @@ public sealed class InspectorScanClient : IDisposable
                 {
                     var reference = d["ref"]?.GetValue<string>();
                     if (reference == null || !refs.Contains(reference)) continue;
-                    var kept = (d["dependsOn"] as JsonArray ?? []).Select(x => x?.GetValue<string>())
-                        .Where(x => x != null && refs.Contains(x)).Select(x => (JsonNode)x!).ToArray();
-                    // The image's own entry is only worth keeping when it still points at something in this part.
-                    if (reference == metadataRef && kept.Length == 0 && i > 0) continue;
+                    var edges = (d["dependsOn"] as JsonArray ?? []).Select(x => x?.GetValue<string>()).OfType<string>().ToList();
+                    var kept = edges.Where(refs.Contains).Select(x => (JsonNode)x).ToArray();
                     var entry = new JsonObject { ["ref"] = reference };
-                    if (kept.Length > 0 || d["dependsOn"] != null) entry["dependsOn"] = new JsonArray(kept);
+                    // "dependsOn": [] would claim "no dependencies"; when every edge leads into another part, say nothing.
+                    if (kept.Length > 0 || (d["dependsOn"] != null && edges.Count == 0)) entry["dependsOn"] = new JsonArray(kept);
                     deps.Add(entry);
                 }
                 part["dependencies"] = deps;

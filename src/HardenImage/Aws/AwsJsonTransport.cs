@@ -102,7 +102,32 @@ internal sealed class AwsJsonTransport : IDisposable
     {
         var payload = Encoding.UTF8.GetBytes(body.ToJsonString());
         var uri = new Uri(Endpoint, path);
-        var response = await _retry.ExecuteAsync(async token =>
+        AwsRawResponse response;
+        var attemptsBefore = _attempts;
+        try
+        {
+            response = await SendWithRetriesAsync(operation, uri, target, contentType, payload, ct).ConfigureAwait(false);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new HardenException($"Cannot reach AWS {_service} at {Endpoint} ({operation}) after {_attempts - attemptsBefore} attempt(s): {e.Message}. " +
+                "Check the network or proxy, the region, and any endpoint override.", 2, e);
+        }
+        catch (TaskCanceledException e) when (!ct.IsCancellationRequested)
+        {
+            throw new HardenException($"AWS {_service} at {Endpoint} did not answer {operation} in time after {_attempts - attemptsBefore} attempt(s). " +
+                "Check the network or proxy and the endpoint.", 2, e);
+        }
+
+        if (response.IsSuccess)
+            return string.IsNullOrWhiteSpace(response.Body) ? null : JsonNode.Parse(response.Body);
+        throw new AwsServiceException(_service, operation, response.Status, response.ErrorCode ?? $"HTTP{(int)response.Status}",
+            response.ErrorMessage, response.RequestId);
+    }
+
+    private ValueTask<AwsRawResponse> SendWithRetriesAsync(string operation, Uri uri, string? target, string contentType, byte[] payload,
+        CancellationToken ct) =>
+        _retry.ExecuteAsync(async token =>
         {
             Interlocked.Increment(ref _attempts);
             using var request = new HttpRequestMessage(HttpMethod.Post, uri);
@@ -112,13 +137,7 @@ internal sealed class AwsJsonTransport : IDisposable
             using var answer = await _http.SendAsync(request, token).ConfigureAwait(false);
             var text = await answer.Content.ReadAsStringAsync(token).ConfigureAwait(false);
             return AwsRawResponse.From(answer, text);
-        }, ct).ConfigureAwait(false);
-
-        if (response.IsSuccess)
-            return string.IsNullOrWhiteSpace(response.Body) ? null : JsonNode.Parse(response.Body);
-        throw new AwsServiceException(_service, operation, response.Status, response.ErrorCode ?? $"HTTP{(int)response.Status}",
-            response.ErrorMessage, response.RequestId);
-    }
+        }, ct);
 
     private static bool IsRetryable(AwsRawResponse r) =>
         !r.IsSuccess && ((int)r.Status == 429 || (int)r.Status >= 500 || (r.ErrorCode != null && RetryableCodes.Contains(r.ErrorCode)));

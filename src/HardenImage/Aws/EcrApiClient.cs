@@ -107,17 +107,7 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
             if (registryId != null) body["registryId"] = registryId;
             if (names is { Count: > 0 }) body["repositoryNames"] = new JsonArray(names.Select(n => (JsonNode)ValidateRepositoryName(n)).ToArray());
             if (next != null) body["nextToken"] = next;
-            JsonNode? answer;
-            try
-            {
-                answer = await CallAsync("DescribeRepositories", body, cancellationToken).ConfigureAwait(false);
-            }
-            catch (AwsServiceException e) when (e.ErrorCode == "RepositoryNotFoundException")
-            {
-                throw new HardenException($"ECR repository {string.Join(", ", names ?? [])} does not exist in {Region} " +
-                    $"(registry {registryId ?? "of the current account"}). Create it first (harden push creates it when allowed) " +
-                    $"or check the name and region. ECR said: {e.ServiceMessage}", inner: e);
-            }
+            var answer = await CallAsync("DescribeRepositories", body, cancellationToken).ConfigureAwait(false);
             foreach (var r in (answer?["repositories"] as JsonArray) ?? [])
                 if (r is JsonObject o) result.Add(ParseRepository(o));
             next = answer?["nextToken"]?.GetValue<string>();
@@ -173,15 +163,16 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
         return answer?["image"]?["imageId"]?["imageDigest"]?.GetValue<string>() ?? throw Malformed("PutImage", "no image.imageId.imageDigest");
     }
 
-    /// <summary>Turns ECR error codes that need a user decision into messages that say what to do.</summary>
-    public static HardenException? Explain(AwsServiceException e, string? repository = null, string? tag = null) => e.ErrorCode switch
+    /// <summary>Turns ECR error codes that need a user decision into messages that say what to do; null for others.</summary>
+    public static HardenException? Explain(AwsServiceException e, string? repository = null, string? tag = null, string? region = null) => e.ErrorCode switch
     {
         "ImageTagAlreadyExistsException" => new HardenException(
             $"ECR tag {(repository != null ? repository + ":" : "")}{tag ?? "(tag)"} already exists and the tag is immutable: " +
             "an image is never re-pointed. Push under a new tag (e.g. the version plus build number) or use the digest. " +
             $"ECR said: {e.ServiceMessage}", 2, e),
         "RepositoryNotFoundException" => new HardenException(
-            $"ECR repository {repository ?? ""} does not exist: create it first (EnsureRepository) or check the name and region. " +
+            $"ECR repository '{repository}' does not exist{(region != null ? " in " + region : "")}. Create it first " +
+            "(harden push creates it when allowed) or check the name, account and region. " +
             $"ECR said: {e.ServiceMessage}", 2, e),
         _ => null,
     };
@@ -192,9 +183,11 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
         {
             return await _transport.PostAsync(operation, "/", TargetPrefix + operation, ContentType, body, ct).ConfigureAwait(false);
         }
-        catch (AwsServiceException e) when (e.ErrorCode is "ImageTagAlreadyExistsException")
+        catch (AwsServiceException e) when (e.ErrorCode is "ImageTagAlreadyExistsException" or "RepositoryNotFoundException")
         {
-            throw Explain(e, body["repositoryName"]?.GetValue<string>(), body["imageTag"]?.GetValue<string>())!;
+            var repository = body["repositoryName"]?.GetValue<string>()
+                ?? string.Join(", ", (body["repositoryNames"] as JsonArray ?? []).Select(n => n?.GetValue<string>()));
+            throw Explain(e, repository, body["imageTag"]?.GetValue<string>(), Region)!;
         }
     }
 

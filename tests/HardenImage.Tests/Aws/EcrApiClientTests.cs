@@ -146,7 +146,7 @@ public class EcrApiClientTests
             LoopbackResponse.AwsError(400, "RepositoryNotFoundException", "The repository with name 'nope' does not exist"));
         using var ecr = new EcrApiClient(aws.Context());
         var e = await Assert.ThrowsAsync<HardenException>(() => ecr.DescribeRepositoriesAsync(["nope"]));
-        Assert.Contains("does not exist", e.Message);
+        Assert.Contains("'nope' does not exist in us-east-1", e.Message);
         Assert.Contains("Create it first", e.Message);
     }
 
@@ -266,6 +266,23 @@ public class EcrApiClientTests
         await Assert.ThrowsAsync<AwsServiceException>(() => provider.GetCredentialAsync("210987654321.dkr.ecr.us-east-2.amazonaws.com"));
         Assert.Contains("us-east-2", aws.Exchanges[^1].RejectReason);
         Assert.Throws<HardenException>(() => { provider.GetCredentialAsync("registry.example.com").GetAwaiter().GetResult(); });
+    }
+
+    [Fact]
+    public async Task UnreachableEndpoint_FailsWithMessageNamingIt()
+    {
+        var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var port = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop(); // nothing listens there now
+        using var ecr = new EcrApiClient(new AwsContext(new BasicAWSCredentials("AKIDX", "secret"), "us-east-1",
+            new Uri($"http://127.0.0.1:{port}/"), 1, TimeSpan.FromMilliseconds(5)));
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => ecr.GetAuthorizationTokenAsync());
+
+        Assert.Contains("Cannot reach AWS ecr", e.Message);
+        Assert.Contains($"127.0.0.1:{port}", e.Message);
+        Assert.Contains("after 2 attempt(s)", e.Message);
     }
 
     [Theory]

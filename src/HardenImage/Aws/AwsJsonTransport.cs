@@ -106,7 +106,7 @@ internal sealed class AwsJsonTransport : IDisposable
         var attemptsBefore = _attempts;
         try
         {
-            response = await SendWithRetriesAsync(operation, uri, target, contentType, payload, ct).ConfigureAwait(false);
+            response = await SendWithRetriesAsync(uri, target, contentType, payload, ct).ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {
@@ -120,12 +120,20 @@ internal sealed class AwsJsonTransport : IDisposable
         }
 
         if (response.IsSuccess)
-            return string.IsNullOrWhiteSpace(response.Body) ? null : JsonNode.Parse(response.Body);
+        {
+            if (string.IsNullOrWhiteSpace(response.Body)) return null;
+            try { return JsonNode.Parse(response.Body); }
+            catch (JsonException e)
+            {
+                throw new HardenException($"AWS {_service} at {Endpoint} answered {operation} with HTTP {(int)response.Status} but no JSON; " +
+                    "is the endpoint (or a proxy in front of it) really the AWS API?", 2, e);
+            }
+        }
         throw new AwsServiceException(_service, operation, response.Status, response.ErrorCode ?? $"HTTP{(int)response.Status}",
             response.ErrorMessage, response.RequestId);
     }
 
-    private ValueTask<AwsRawResponse> SendWithRetriesAsync(string operation, Uri uri, string? target, string contentType, byte[] payload,
+    private ValueTask<AwsRawResponse> SendWithRetriesAsync(Uri uri, string? target, string contentType, byte[] payload,
         CancellationToken ct) =>
         _retry.ExecuteAsync(async token =>
         {

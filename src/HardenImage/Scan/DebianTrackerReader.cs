@@ -25,6 +25,14 @@ public static class DebianTrackerReader
 
     public static IEnumerable<AdvisoryRecord> Read(JsonElement root, string origin)
     {
+        // The tracker repeats the same few statuses, urgencies and versions hundreds of thousands of times.
+        var pool = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? Pooled(string? s)
+        {
+            if (s is null) return null;
+            if (!pool.TryGetValue(s, out var p)) pool[s] = p = s;
+            return p;
+        }
         if (root.ValueKind != JsonValueKind.Object)
             throw new HardenException($"{origin}: not Debian security tracker JSON (expected an object of source packages)");
         foreach (var pkg in root.EnumerateObject())
@@ -41,17 +49,17 @@ public static class DebianTrackerReader
                 {
                     var r = rel.Value;
                     if (r.ValueKind != JsonValueKind.Object) continue;
-                    var status = OsvReader.Str(r, "status") ?? "undetermined";
+                    var status = Pooled(OsvReader.Str(r, "status")) ?? "undetermined";
                     yield return new AdvisoryRecord
                     {
-                        Ecosystem = DebianReleases.EcosystemOf(rel.Name),
-                        Package = pkg.Name,
+                        Ecosystem = Pooled(DebianReleases.EcosystemOf(rel.Name))!,
+                        Package = Pooled(pkg.Name)!,
                         Id = cve.Name,
                         Origin = AdvisoryOrigins.DebianTracker,
                         Summary = summary,
-                        Tracker = new TrackerStatus(status, OsvReader.Str(r, "fixed_version"),
-                            NormalizeUrgency(OsvReader.Str(r, "urgency")), NullIfEmpty(OsvReader.Str(r, "nodsa")),
-                            NullIfEmpty(OsvReader.Str(r, "nodsa_reason"))),
+                        Tracker = new TrackerStatus(status, Pooled(OsvReader.Str(r, "fixed_version")),
+                            Pooled(NormalizeUrgency(OsvReader.Str(r, "urgency")))!, Pooled(NullIfEmpty(OsvReader.Str(r, "nodsa"))),
+                            Pooled(NullIfEmpty(OsvReader.Str(r, "nodsa_reason")))),
                     };
                 }
             }

@@ -9,18 +9,37 @@ public interface IVersionScheme
     int? Compare(string a, string b);
 }
 
-public sealed class DebianVersionScheme : IVersionScheme
+/// <summary>dpkg ordering. A scheme made with <c>cache: true</c> parses each version string once (one scan's worth).</summary>
+public sealed class DebianVersionScheme(bool cache = false) : IVersionScheme
 {
+    /// <summary>Stateless (no cache), safe to share.</summary>
     public static readonly DebianVersionScheme Instance = new();
-    public int? Compare(string a, string b) =>
-        DebianVersion.TryParse(a, out var va) && DebianVersion.TryParse(b, out var vb) ? va!.CompareTo(vb) : null;
+    private readonly Dictionary<string, DebianVersion?>? _parsed = cache ? new(StringComparer.Ordinal) : null;
+
+    private DebianVersion? Parse(string s)
+    {
+        if (_parsed is null) return DebianVersion.TryParse(s, out var v) ? v : null;
+        if (!_parsed.TryGetValue(s, out var p)) _parsed[s] = p = DebianVersion.TryParse(s, out var v) ? v : null;
+        return p;
+    }
+
+    public int? Compare(string a, string b) => Parse(a) is { } va && Parse(b) is { } vb ? va.CompareTo(vb) : null;
 }
 
-public sealed class Pep440VersionScheme : IVersionScheme
+/// <summary>PEP 440 ordering, with the same optional per-scan parse cache.</summary>
+public sealed class Pep440VersionScheme(bool cache = false) : IVersionScheme
 {
     public static readonly Pep440VersionScheme Instance = new();
-    public int? Compare(string a, string b) =>
-        Pep440Version.TryParse(a, out var va) && Pep440Version.TryParse(b, out var vb) ? va!.CompareTo(vb) : null;
+    private readonly Dictionary<string, Pep440Version?>? _parsed = cache ? new(StringComparer.Ordinal) : null;
+
+    private Pep440Version? Parse(string s)
+    {
+        if (_parsed is null) return Pep440Version.TryParse(s, out var v) ? v : null;
+        if (!_parsed.TryGetValue(s, out var p)) _parsed[s] = p = Pep440Version.TryParse(s, out var v) ? v : null;
+        return p;
+    }
+
+    public int? Compare(string a, string b) => Parse(a) is { } va && Parse(b) is { } vb ? va.CompareTo(vb) : null;
 }
 
 /// <summary>

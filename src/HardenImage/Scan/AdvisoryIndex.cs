@@ -13,7 +13,7 @@ public sealed class AdvisoryIndex
 {
     private const string Magic = "HIADVIDX";
     // Bump when the record shape or the readers' interpretation changes: old caches then miss.
-    public const int FormatVersion = 1;
+    public const int FormatVersion = 2;
 
     private readonly Dictionary<(string Ecosystem, string Package), AdvisoryRecord[]> _byPackage;
 

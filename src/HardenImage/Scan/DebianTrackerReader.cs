@@ -103,11 +103,24 @@ public sealed class VulnListDebianReader
             return;
         }
         if (annotations.ValueKind != JsonValueKind.Array) return;
+        var cves = new List<string>();
+        var fixes = new List<(string Release, string Package, string Version)>();
         foreach (var a in annotations.EnumerateArray())
+        {
+            if (OsvReader.Str(a, "Type") == "xref" && a.TryGetProperty("Bugs", out var bugs) && bugs.ValueKind == JsonValueKind.Array)
+                cves.AddRange(bugs.EnumerateArray().Select(b => b.GetString()).OfType<string>().Where(b => b.StartsWith("CVE-", StringComparison.Ordinal)));
             if (OsvReader.Str(a, "Type") == "package" && OsvReader.Str(a, "Kind") == "fixed"
                 && OsvReader.Str(a, "Release") is { } rel && OsvReader.Str(a, "Package") is { } p && OsvReader.Str(a, "Version") is { } v)
+            {
                 _advisoryFixes[(id, rel, p)] = v;
+                fixes.Add((rel, p, v));
+            }
+        }
+        _advisories.Add((id, OsvReader.Str(header, "Description"), cves, fixes));
     }
+
+    // DSA/DLA files: id, description, the CVEs they fix, and (release, package, fixed version) lines.
+    private readonly List<(string Id, string? Description, List<string> Cves, List<(string Release, string Package, string Version)> Fixes)> _advisories = new();
 
     public IEnumerable<AdvisoryRecord> Records()
     {
@@ -154,6 +167,28 @@ public sealed class VulnListDebianReader
                 }
             }
         }
+        foreach (var r in AdvisoryOnlyRecords()) yield return r;
+    }
+
+    /// <summary>
+    /// CVEs known only through a DSA/DLA (no CVE file in the data): the advisory still says the release was
+    /// affected before its fixed version.
+    /// </summary>
+    private IEnumerable<AdvisoryRecord> AdvisoryOnlyRecords()
+    {
+        var known = _cves.Select(c => c.Id).ToHashSet(StringComparer.Ordinal);
+        foreach (var (id, description, cves, fixes) in _advisories)
+            foreach (var cve in cves.Where(c => !known.Contains(c)))
+                foreach (var (release, package, version) in fixes)
+                    yield return new AdvisoryRecord
+                    {
+                        Ecosystem = DebianReleases.EcosystemOf(release),
+                        Package = package,
+                        Id = cve,
+                        Origin = AdvisoryOrigins.DebianTracker,
+                        Summary = $"{id}: {description}",
+                        Tracker = new TrackerStatus("resolved", version, "not yet assigned", null, null),
+                    };
     }
 
     private static TrackerStatus? FromLine(JsonElement a, string? sidUrgency)

@@ -15,6 +15,7 @@ public class ScannerTests
         Deb("libc-bin", "2.41-10", "glibc"),
         Deb("libpython3.13-stdlib", "3.13.5-2", "python3.13"),
         Deb("libsystemd0", "257.7-1", "systemd"),
+        Deb("libssl3t64", "3.5.1-1", "openssl"),
         Deb("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"),
     ],
     [Py("torch", "2.5.1"), Py("Jinja2", "3.1.4"), Py("fastapi", "0.65.1"), Py("requests", "2.32.4")]);
@@ -41,6 +42,9 @@ public class ScannerTests
         // unimportant glibc issue: negligible, severity from Debian urgency.
         var unimportant = r.Findings.First(f => f.Id == "CVE-2019-1010022");
         Assert.Equal((FindingStatus.Negligible, Severity.Negligible, SeveritySources.DebianUrgency), (unimportant.Status, unimportant.Severity, unimportant.SeveritySource));
+        // Known only through DSA-6015-1 ([trixie] - openssl 3.5.1-1+deb13u1): fixed, and not merged with each other.
+        foreach (var cve in new[] { "CVE-2025-9230", "CVE-2025-9232" })
+            Assert.Equal((FindingStatus.Fixed, "3.5.1-1+deb13u1"), r.Findings.Where(f => f.Id == cve).Select(f => (f.Status, f.FixedVersion)).Single());
     }
 
     [Fact]

@@ -59,7 +59,7 @@ public sealed class TestImage
     }
 
     /// <summary>Writes the image into <paramref name="layout"/>; returns the manifest digest.</summary>
-    public string WriteTo(OciLayout layout, string arch = "amd64", string tag = "test", string created = "2025-06-01T12:00:00Z")
+    public string WriteTo(OciLayout layout, string arch = "amd64", string tag = "test", string created = "2025-06-01T12:00:00Z", bool zstd = false)
     {
         var layerDescriptors = new List<Descriptor>();
         var diffIds = new List<string>();
@@ -80,9 +80,17 @@ public sealed class TestImage
                 }
             }
             diffIds.Add(Digest.Of(tar.ToArray()).ToString());
-            using var gz = new MemoryStream();
-            using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
-            layerDescriptors.Add(layout.WriteBlob(gz.ToArray(), MediaTypes.LayerGzip));
+            using var compressed = new MemoryStream();
+            if (zstd)
+            {
+                using (var z = new ZstdSharp.CompressionStream(compressed, 3, leaveOpen: true)) z.Write(tar.ToArray());
+                layerDescriptors.Add(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerZstd));
+            }
+            else
+            {
+                using (var z = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
+                layerDescriptors.Add(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerGzip));
+            }
         }
         var config = layout.WriteJson(new ImageConfig { Architecture = arch, Created = created, RootFs = new RootFs { DiffIds = diffIds } }, MediaTypes.ImageConfig);
         var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = layerDescriptors }, MediaTypes.ImageManifest);

@@ -71,4 +71,19 @@ public class ScanCliTests
         // No data and not allowed: exit 2 with the how-to; allowed: outputs marked unscanned.
         Assert.Equal(2, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", lockPath, "--out", outDir, "--db", dir.Combine("missing")));
     }
+
+    [Fact]
+    public void Cli_DbUpdate_UnreachableFailsFastWithExitTwo()
+    {
+        using var dir = new TempDir("hi-cli");
+        var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        var port = ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Equal(2, Run("db", "update", "--out", dir.Combine("feeds"), "--tracker-url", $"http://127.0.0.1:{port}/tracker/data/json",
+            "--osv-url", $"http://127.0.0.1:{port}", "--connect-timeout", "5"));
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"took {sw.Elapsed}");
+        Assert.False(Directory.Exists(dir.Combine("feeds")) && Directory.EnumerateFiles(dir.Combine("feeds")).Any());
+    }
 }

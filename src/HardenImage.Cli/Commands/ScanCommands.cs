@@ -114,6 +114,8 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
             var sw = System.Diagnostics.Stopwatch.StartNew();
             index = store.LoadOrBuild(path);
             AnsiConsole.MarkupLineInterpolated($"advisory data: {location} ({index.DataDigest[..19]}…, {index.RecordCount} records, {(store.LastWasCacheHit ? "cached index" : "index built")} in {sw.ElapsedMilliseconds} ms)");
+            if (File.Exists(Path.Combine(path, "SOURCES.md")) && File.Exists(Path.Combine(path, "manifest.json")))
+                AnsiConsole.MarkupLine("[yellow]note:[/] these are the offline excerpts shipped with the repository, not a current feed; 'harden db update' fetches current data.");
         }
         else if (!settings.AllowUnscanned)
             throw new HardenException(VulnerabilityScanner.NoDataMessage);

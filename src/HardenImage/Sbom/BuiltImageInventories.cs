@@ -1,0 +1,48 @@
+using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.Oci;
+
+namespace HardenImage.Sbom;
+
+/// <summary>
+/// Finds the images of a build (artifacts/build.json) in the OCI layout and reads an inventory per image and
+/// architecture, with the lock entries of the image and all its parents.
+/// </summary>
+public sealed class BuiltImageInventories
+{
+    private readonly OciLayout _layout;
+    private readonly BuildResult _build;
+    private readonly LockFile? _lock;
+
+    public BuiltImageInventories(OciLayout layout, BuildResult build, LockFile? lockFile)
+    {
+        _layout = layout; _build = build; _lock = lockFile;
+    }
+
+    /// <summary>The images selected by <paramref name="imageName"/> (all when null), failing when the name is unknown.</summary>
+    public IReadOnlyList<BuiltImage> Select(string? imageName)
+    {
+        if (imageName is null) return _build.Images.OrderBy(i => i.Name, StringComparer.Ordinal).ToList();
+        var image = _build.Images.FirstOrDefault(i => i.Name == imageName)
+            ?? throw new HardenException($"image '{imageName}' is not in the build result (known: {string.Join(", ", _build.Images.Select(i => i.Name))}). Run 'harden build' or check --image.");
+        return [image];
+    }
+
+    /// <summary>Lock entries of <paramref name="image"/> and its parents (from:) for one architecture.</summary>
+    public IReadOnlyList<LockedPackage> LockEntries(string image, string architecture)
+    {
+        var result = new List<LockedPackage>();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        var current = _lock?.Image(image);
+        while (current != null && seen.Add(current.Name))
+        {
+            var arch = current.Architectures.FirstOrDefault(a => a.Architecture == architecture);
+            if (arch != null) result.AddRange(arch.Packages);
+            current = current.From is null ? null : _lock!.Image(current.From);
+        }
+        return result;
+    }
+
+    public ImageInventory Read(BuiltImage image, BuiltArchitecture arch, IReadOnlyList<string>? payloadPaths = null) =>
+        ImageInventoryReader.Read(_layout, arch.Manifest, LockEntries(image.Name, arch.Architecture), image.Name, payloadPaths);
+}

@@ -1,0 +1,43 @@
+using HardenImage.Sbom;
+using HardenImage.Scan;
+
+namespace HardenImage.Tests.Scan;
+
+internal static class ScanFixtures
+{
+    public static string Data(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "TestData", "Scan", .. parts]);
+
+    /// <summary>The real advisory excerpts (copied from the shared vulndb snapshot).</summary>
+    public static string RealDb => Data("vulndb");
+
+    private static readonly Lazy<AdvisoryIndex> RealIndexLazy = new(() => AdvisoryIndexStore.Build(RealDb));
+    public static AdvisoryIndex RealIndex => RealIndexLazy.Value;
+
+    public static InventoryPackage Deb(string name, string version, string source, string? sourceVersion = null) => new()
+    {
+        Name = name, Version = version, Architecture = "amd64", SourceName = source, SourceVersion = sourceVersion ?? version,
+    };
+
+    public static PythonDistribution Py(string name, string version) => new()
+    {
+        Name = name, Version = version, MetadataPath = $"usr/lib/python3/dist-packages/{name}-{version}.dist-info/METADATA",
+    };
+
+    public static ImageInventory Inventory(string distro, IEnumerable<InventoryPackage> debs, IEnumerable<PythonDistribution>? py = null) => new()
+    {
+        ImageName = "inference-cpu",
+        Architecture = "amd64",
+        Digest = "sha256:" + new string('a', 64),
+        Distro = distro,
+        Created = new DateTimeOffset(2025, 6, 1, 0, 0, 0, TimeSpan.Zero),
+        Packages = debs.ToList(),
+        PythonDistributions = (py ?? []).ToList(),
+    };
+
+    public sealed class FixedTime(DateTimeOffset now) : TimeProvider
+    {
+        public override DateTimeOffset GetUtcNow() => now;
+    }
+
+    public static readonly TimeProvider Nov2026 = new FixedTime(new DateTimeOffset(2026, 11, 26, 6, 0, 0, TimeSpan.Zero));
+}

@@ -17,7 +17,7 @@ public sealed class PackageUniverse
     private readonly Dictionary<string, BinaryPackage[]> _byName;
     private readonly Dictionary<string, ProvidingPackage[]> _providers;
     private readonly Lazy<string[]> _sortedNames;
-    private readonly Dictionary<BinaryPackage, IReadOnlyList<Relation>> _provides = new(ReferenceEqualityComparer.Instance);
+    private readonly ConcurrentDictionary<BinaryPackage, IReadOnlyList<Relation>> _provides = new(ReferenceEqualityComparer.Instance);
     // Parsed lazily (a resolution touches a few hundred of 65k packages) and shared by every resolution.
     private readonly ConcurrentDictionary<BinaryPackage, IReadOnlyList<RelationGroup>> _depends = new(ReferenceEqualityComparer.Instance);
 
@@ -49,19 +49,12 @@ public sealed class PackageUniverse
             count++;
             if (p.Essential) essential.Add(p.Name);
             if (p.Provides.Length == 0) continue;
-            IReadOnlyList<Relation> provides;
-            try { provides = Relation.ParseProvides(p.Provides); }
+            try { ScanProvides(p, providers); }
             catch (FormatException e)
             {
                 throw new Common.HardenException(
                     $"package {p.Name} {p.Version} from source '{p.Origin}' has a malformed Provides field: {e.Message}. " +
                     "The repository index is broken; report it to the repository owner or remove that source.");
-            }
-            _provides[p] = provides;
-            foreach (var r in provides)
-            {
-                if (!providers.TryGetValue(r.Name, out var pl)) providers[r.Name] = pl = new List<ProvidingPackage>(1);
-                pl.Add(new ProvidingPackage(p, r.Version));
             }
         }
 
@@ -132,7 +125,48 @@ public sealed class PackageUniverse
 
     /// <summary>The parsed Provides of a package of this universe.</summary>
     public IReadOnlyList<Relation> ProvidesOf(BinaryPackage p) =>
-        _provides.TryGetValue(p, out var r) ? r : p.Provides.Length == 0 ? Array.Empty<Relation>() : Relation.ParseProvides(p.Provides);
+        p.Provides.Length == 0 ? Array.Empty<Relation>() : _provides.GetOrAdd(p, static pkg => Relation.ParseProvides(pkg.Provides));
+
+    /// <summary>
+    /// Indexes a Provides field without building <see cref="Relation"/>s: the common shapes <c>name</c> and
+    /// <c>name (= version)</c> are scanned in place (a Debian index has ~37k entries, some fields 20 KB long);
+    /// anything else goes through <see cref="Relation.ParseProvides"/>, which validates and explains.
+    /// </summary>
+    private static void ScanProvides(BinaryPackage p, Dictionary<string, List<ProvidingPackage>> index)
+    {
+        var field = p.Provides.AsSpan();
+        while (field.Length > 0)
+        {
+            var comma = field.IndexOf(',');
+            var entry = (comma < 0 ? field : field[..comma]).Trim();
+            field = comma < 0 ? ReadOnlySpan<char>.Empty : field[(comma + 1)..];
+            if (entry.Length == 0) continue;
+            var nameEnd = entry.IndexOfAny(" \t\n(");
+            var name = nameEnd < 0 ? entry : entry[..nameEnd];
+            DebianVersion? version = null;
+            if (nameEnd >= 0)
+            {
+                var rest = entry[nameEnd..].Trim();
+                if (rest.Length < 4 || rest[0] != '(' || rest[^1] != ')' || rest[1] != '=' || rest[2] is '<' or '>' or '=' ||
+                    !DebianVersion.TryParse(rest[2..^1].ToString(), out version))
+                {
+                    var parsed = Relation.ParseProvides(entry.ToString()); // throws a precise FormatException
+                    name = parsed[0].Name;
+                    version = parsed[0].Version;
+                }
+            }
+            if (name.IndexOfAny('|', ':', '[') >= 0 || name.IndexOf('<') >= 0)
+            {
+                // Alternatives, qualifiers, restrictions: let the parser judge (and explain).
+                var parsed = Relation.ParseProvides(entry.ToString());
+                name = parsed[0].Name;
+                version = parsed[0].Version;
+            }
+            var key = name.ToString();
+            if (!index.TryGetValue(key, out var list)) index[key] = list = new List<ProvidingPackage>(1);
+            list.Add(new ProvidingPackage(p, version));
+        }
+    }
 
     /// <summary>Pre-Depends then Depends of a package, parsed once; a malformed field is a <see cref="Common.HardenException"/>.</summary>
     public IReadOnlyList<RelationGroup> DependsOf(BinaryPackage p) => _depends.GetOrAdd(p, static pkg =>

@@ -78,6 +78,21 @@ public class FetchRetryTests : IDisposable
     }
 
     [Fact]
+    public async Task Fetch_BodyThatStopsFlowing_TimesOutAndIsRetried()
+    {
+        await using var server = new LoopbackDebServer();
+        var body = FetchFixture.RandomBytes(50_000, 8);
+        var url = server.Serve("/stall.deb", new ScriptedResponse(200, body, StallAfterBytes: 10_000), ScriptedResponse.Ok(body));
+        var fetcher = new DebFetcher(_http, new DebCache(_cacheDir), FetchFixture.FastRetries with { StallTimeout = TimeSpan.FromMilliseconds(300) });
+
+        var result = (await fetcher.FetchAsync(new[] { FetchFixture.Deb("stall", url, body) }))[0];
+
+        Assert.Equal(2, result.Attempts);
+        Assert.Equal(body, await File.ReadAllBytesAsync(result.Path));
+        Assert.Single(FetchFixture.FilesIn(_cacheDir));
+    }
+
+    [Fact]
     public async Task Fetch_GivesUpAfterTheRetryBudget_WithAClearError()
     {
         await using var server = new LoopbackDebServer();

@@ -9,8 +9,10 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Apt;
 
 /// <summary>What the loopback server answers to one request.</summary>
+/// <param name="DropAfterBytes">Send this much of the body, then reset the connection.</param>
+/// <param name="StallAfterBytes">Send this much of the body, then go silent (connection left open).</param>
 internal sealed record ScriptedResponse(int Status, byte[] Body, IReadOnlyDictionary<string, string>? Headers = null,
-    int? DropAfterBytes = null)
+    int? DropAfterBytes = null, int? StallAfterBytes = null)
 {
     public static ScriptedResponse Ok(byte[] body) => new(200, body);
     public static ScriptedResponse Error(int status, string? retryAfter = null) =>
@@ -82,9 +84,10 @@ internal sealed class LoopbackDebServer : IAsyncDisposable
             foreach (var (k, v) in response.Headers ?? new Dictionary<string, string>()) sb.Append($"{k}: {v}\r\n");
             sb.Append("\r\n");
             await stream.WriteAsync(Encoding.ASCII.GetBytes(sb.ToString()), _stop.Token);
-            var body = response.DropAfterBytes is int cut ? response.Body.AsMemory(0, cut) : response.Body;
-            await stream.WriteAsync(body, _stop.Token);
+            var cut = response.DropAfterBytes ?? response.StallAfterBytes;
+            await stream.WriteAsync(cut is int n0 ? response.Body.AsMemory(0, n0) : response.Body, _stop.Token);
             await stream.FlushAsync(_stop.Token);
+            if (response.StallAfterBytes != null) await Task.Delay(Timeout.Infinite, _stop.Token);
             if (response.DropAfterBytes != null) client.Client.LingerState = new LingerOption(true, 0); // reset, not a clean close
         }
         catch (Exception) { /* the client went away: nothing to serve */ }

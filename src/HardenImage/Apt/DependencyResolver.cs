@@ -59,7 +59,6 @@ public sealed class DependencyResolver
     {
         public Context(DependencyResolver resolver, ResolveRequest request)
         {
-            Resolver = resolver;
             Request = request;
             Universe = resolver._universe;
             Excluded = new HashSet<string>(request.Excluded, StringComparer.Ordinal);
@@ -79,7 +78,6 @@ public sealed class DependencyResolver
             Roots = Roots.DistinctBy(r => r.Name).ToList();
         }
 
-        public DependencyResolver Resolver { get; }
         public ResolveRequest Request { get; }
         public PackageUniverse Universe { get; }
         public HashSet<string> Excluded { get; }

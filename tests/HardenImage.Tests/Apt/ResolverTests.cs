@@ -1,3 +1,4 @@
+using CsCheck;
 using HardenImage.Apt;
 
 namespace HardenImage.Tests.Apt;
@@ -491,6 +492,60 @@ public class ResolverTests
         }
         Assert.Contains("\"exim4\"", expected);
         Assert.Contains("\"gawk\"", expected);
+    }
+
+    [Fact]
+    public void Resolve_RandomUniverses_OutcomeIndependentOfInputOrder()
+    {
+        // Property: for random small universes (versions, alternatives, virtual packages, conflicts), the result
+        // (or the error) is the same whatever order packages and roots arrive in.
+        var names = new[] { "a", "b", "c", "d", "e", "f", "g" };
+        var relation = from n in CsCheck.Gen.Int[0, names.Length - 1]
+                       from kind in CsCheck.Gen.Int[0, 4]
+                       from v in CsCheck.Gen.Int[1, 3]
+                       select kind switch
+                       {
+                           0 or 1 => names[n],
+                           2 => $"{names[n]} (>= {v})",
+                           3 => $"{names[n]} (<< {v})",
+                           _ => $"virt{v % 2}" + (v == 3 ? " (>= 1)" : ""),
+                       };
+        var dependency = relation.Array[1, 2].Select(alts => string.Join(" | ", alts));
+        var package = from n in CsCheck.Gen.Int[0, names.Length - 1]
+                      from version in CsCheck.Gen.Int[1, 3]
+                      from deps in dependency.Array[0, 3]
+                      from provides in CsCheck.Gen.Int[0, 3]
+                      from essential in CsCheck.Gen.Bool
+                      select Pkg(names[n], version.ToString(), string.Join(", ", deps),
+                          provides: provides switch { 0 => "virt0", 1 => $"virt1 (= {version})", _ => "" }, essential: essential && version == 1);
+        var cases = from packages in package.Array[1, 14]
+                    from roots in CsCheck.Gen.Int[0, names.Length - 1].Array[1, 3]
+                    from excluded in CsCheck.Gen.Int[0, names.Length].Array[0, 1]
+                    from seed in CsCheck.Gen.Int
+                    select (Packages: packages.DistinctBy(p => (p.Name, p.Version)).ToArray(),
+                            Roots: roots.Select(r => names[r]).Distinct().ToArray(),
+                            Excluded: excluded.Where(e => e < names.Length).Select(e => names[e]).ToArray(),
+                            Seed: seed);
+
+        static string Outcome(IEnumerable<BinaryPackage> packages, IEnumerable<string> roots, string[] excluded)
+        {
+            try
+            {
+                var result = new DependencyResolver(new PackageUniverse("amd64", packages))
+                    .Resolve(ResolverFixture.Request(roots.ToArray()) with { Excluded = excluded });
+                return System.Text.Json.JsonSerializer.Serialize(result.ToLockedArchitecture(), HardenImage.Build.LockFile.JsonOptions);
+            }
+            catch (HardenImage.Common.HardenException e) { return "error: " + e.Message; }
+        }
+
+        CsCheck.Check.Sample(cases, c =>
+        {
+            var expected = Outcome(c.Packages, c.Roots, c.Excluded);
+            var rng = new Random(c.Seed);
+            var shuffledPackages = c.Packages.OrderBy(_ => rng.Next()).ToList();
+            var shuffledRoots = c.Roots.OrderBy(_ => rng.Next()).ToList();
+            Assert.Equal(expected, Outcome(shuffledPackages, shuffledRoots, c.Excluded));
+        }, iter: 400);
     }
 
     [Fact]

@@ -136,23 +136,21 @@ public sealed class DebFetcher
         }
 
         int attempts = 0;
-        Exception? last = null;
         try
         {
             var path = await _pipeline.ExecuteAsync(async token =>
             {
                 attempts++;
-                try { return await DownloadAsync(deb, sha, progress, token); }
-                catch (Exception e) when (e is not HardenException) { last = e; throw; }
+                return await DownloadAsync(deb, sha, progress, token);
             }, ct);
             progress?.Report(new FetchProgress(deb.Name, deb.Size, deb.Size, Completed: true));
             return new FetchedDeb(deb, path, CacheHit: false, deb.Size, attempts, EvictedCorruptCopy: state == DebCacheState.Evicted);
         }
         catch (Exception e) when (e is not HardenException && !ct.IsCancellationRequested)
         {
-            var cause = last ?? e;
+            // The pipeline rethrows the last attempt's failure (a TimeoutRejectedException when the attempt timed out).
             throw new HardenException(
-                $"could not download {deb} from {deb.Url} after {attempts} attempt{(attempts == 1 ? "" : "s")}: {Describe(cause)}. " +
+                $"could not download {deb} from {deb.Url} after {attempts} attempt{(attempts == 1 ? "" : "s")}: {Describe(e)}. " +
                 "Check that the mirror is reachable (proxy, DNS), then run the command again; cached packages are kept.", 2, e);
         }
     }

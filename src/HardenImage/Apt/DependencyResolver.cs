@@ -21,8 +21,6 @@ public sealed class DependencyResolver
 {
     private const int MaxRestarts = 500;
     private readonly PackageUniverse _universe;
-    private readonly Dictionary<BinaryPackage, IReadOnlyList<RelationGroup>> _dependsCache = new(ReferenceEqualityComparer.Instance);
-    private readonly Dictionary<BinaryPackage, IReadOnlyList<Relation>> _providesCache = new(ReferenceEqualityComparer.Instance);
 
     public DependencyResolver(PackageUniverse universe)
     {
@@ -53,33 +51,6 @@ public sealed class DependencyResolver
         }
     }
 
-    private IReadOnlyList<RelationGroup> DependsOf(BinaryPackage p)
-    {
-        if (_dependsCache.TryGetValue(p, out var groups)) return groups;
-        try
-        {
-            var pre = Relation.ParseField(p.PreDepends);
-            var dep = Relation.ParseField(p.Depends);
-            groups = pre.Count == 0 ? dep : dep.Count == 0 ? pre : pre.Concat(dep).ToArray();
-        }
-        catch (FormatException e)
-        {
-            throw new HardenException($"package {p.Name} {p.Version} from source '{p.Origin}' has a malformed Depends/Pre-Depends field: {e.Message}. " +
-                                      "The repository index is broken; report it to the repository owner, or exclude the package.");
-        }
-        _dependsCache[p] = groups;
-        return groups;
-    }
-
-    private IReadOnlyList<Relation> ProvidesOf(BinaryPackage p)
-    {
-        if (_providesCache.TryGetValue(p, out var provides)) return provides;
-        // The universe already parsed (and validated) every Provides field.
-        provides = Relation.ParseProvides(p.Provides);
-        _providesCache[p] = provides;
-        return provides;
-    }
-
     /// <summary>A relation a name must meet, learnt from a conflict in an earlier attempt.</summary>
     private sealed record Constraint(Relation Relation, string NeededBy);
 
@@ -88,7 +59,6 @@ public sealed class DependencyResolver
     {
         public Context(DependencyResolver resolver, ResolveRequest request)
         {
-            Resolver = resolver;
             Request = request;
             Universe = resolver._universe;
             Excluded = new HashSet<string>(request.Excluded, StringComparer.Ordinal);
@@ -108,7 +78,6 @@ public sealed class DependencyResolver
             Roots = Roots.DistinctBy(r => r.Name).ToList();
         }
 
-        public DependencyResolver Resolver { get; }
         public ResolveRequest Request { get; }
         public PackageUniverse Universe { get; }
         public HashSet<string> Excluded { get; }
@@ -166,7 +135,7 @@ public sealed class DependencyResolver
         private readonly Dictionary<string, string> _droppedPinReasons;
         private readonly Dictionary<string, BinaryPackage> _selected = new(StringComparer.Ordinal);
         private readonly Dictionary<string, List<(string By, DebianVersion? Version, BinaryPackage? Package)>> _provided = new(StringComparer.Ordinal);
-        private readonly Dictionary<string, SortedSet<string>> _edges = new(StringComparer.Ordinal);
+        private readonly Dictionary<string, HashSet<string>> _edges = new(StringComparer.Ordinal);
         private readonly Dictionary<string, string> _pulledInBy = new(StringComparer.Ordinal);
         private readonly List<DroppedEdge> _dropped = new();
         private readonly Queue<(BinaryPackage From, RelationGroup Group)> _mandatory = new();
@@ -181,7 +150,7 @@ public sealed class DependencyResolver
             foreach (var inst in ctx.Installed.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
             {
                 if (inst.Known is null) continue;
-                foreach (var r in ctx.Resolver.ProvidesOf(inst.Known))
+                foreach (var r in ctx.Universe.ProvidesOf(inst.Known))
                     AddProvided(r.Name, (inst.Name, r.Version, inst.Known));
             }
         }
@@ -288,7 +257,7 @@ public sealed class DependencyResolver
                         conflict ??= new Constraint(r, from.Name);
                     else
                     {
-                        var pick = Preferred(r.Name, fits, $"{from.Name} needs {r}");
+                        var pick = Preferred(r.Name, fits, from, r);
                         if (pick != null) return pick;
                     }
                 }
@@ -296,41 +265,31 @@ public sealed class DependencyResolver
 
             var providers = Universe.Providers(r.Name);
             if (providers.Count == 0) return null;
-            var viable = new List<BinaryPackage>();
-            foreach (var prov in providers)
+            // Providers come in preference order; the same provider's versions are adjacent, best first.
+            for (int i = 0; i < providers.Count; i++)
             {
-                var p = prov.Package;
-                if (!ProvideMeets(r, prov.ProvidedVersion) || !_ctx.ArchOk(p, r)) continue;
+                var p = providers[i].Package;
+                if (!ProvideMeets(r, providers[i].ProvidedVersion) || !_ctx.ArchOk(p, r)) continue;
                 if (_ctx.Excluded.Contains(p.Name)) { excludedSatisfier ??= p.Name; continue; }
                 if (_ctx.Installed.ContainsKey(p.Name) || _selected.ContainsKey(p.Name)) continue;
-                viable.Add(p);
-            }
-            // Providers: the most important Priority first (as apt does for e.g. 'awk' → mawk), then by name.
-            foreach (var group in viable.GroupBy(p => p.Name)
-                         .OrderBy(g => PriorityRank(g.First()))
-                         .ThenBy(g => g.Key, StringComparer.Ordinal))
-            {
-                var pick = Preferred(group.Key, group.ToList(), $"{from.Name} needs {r}");
+                var sameName = new List<BinaryPackage> { p };
+                while (i + 1 < providers.Count && providers[i + 1].Package.Name == p.Name)
+                {
+                    i++;
+                    if (ProvideMeets(r, providers[i].ProvidedVersion) && _ctx.ArchOk(providers[i].Package, r))
+                        sameName.Add(providers[i].Package);
+                }
+                var pick = Preferred(p.Name, sameName, from, r);
                 if (pick != null) return pick;
             }
             return null;
         }
 
-        private static int PriorityRank(BinaryPackage p) => p.Paragraph?["Priority"]?.Trim() switch
-        {
-            "required" => 0,
-            "important" => 1,
-            "standard" => 2,
-            "optional" => 3,
-            "extra" => 4,
-            _ => 3,
-        };
-
         /// <summary>
         /// Among <paramref name="fits"/> (best first) of one name: drop those that break a learnt constraint, then
         /// take the pinned version if present, else the first.
         /// </summary>
-        private BinaryPackage? Preferred(string name, IReadOnlyList<BinaryPackage> fits, string? wantedFor = null)
+        private BinaryPackage? Preferred(string name, IReadOnlyList<BinaryPackage> fits, BinaryPackage? wantedBy = null, Relation? wanted = null)
         {
             IReadOnlyList<BinaryPackage> allowed = fits;
             if (_constraints.TryGetValue(name, out var cons))
@@ -347,7 +306,7 @@ public sealed class DependencyResolver
                     if (!available) reason = "no longer available in the sources";
                     else if (cons?.FirstOrDefault(c => !c.Relation.AcceptsVersion(pin!)) is { } broken)
                         reason = $"{broken.NeededBy} needs {broken.Relation}";
-                    else reason = wantedFor ?? "a requested version overrides it";
+                    else reason = wantedBy != null ? $"{wantedBy.Name} needs {wanted}" : "a requested version overrides it";
                     _droppedPinReasons[name] = reason;
                 }
             }
@@ -397,9 +356,9 @@ public sealed class DependencyResolver
         {
             _selected[p.Name] = p;
             if (pulledInBy != null) _pulledInBy[p.Name] = pulledInBy;
-            foreach (var r in _ctx.Resolver.ProvidesOf(p))
+            foreach (var r in _ctx.Universe.ProvidesOf(p))
                 AddProvided(r.Name, (p.Name, r.Version, p));
-            foreach (var g in _ctx.Resolver.DependsOf(p))
+            foreach (var g in _ctx.Universe.DependsOf(p))
                 _mandatory.Enqueue((p, g));
         }
 
@@ -412,24 +371,27 @@ public sealed class DependencyResolver
         private void AddEdge(string from, string to)
         {
             if (from == to || !_selected.ContainsKey(to)) return; // parent-image packages are not edges of this image
-            if (!_edges.TryGetValue(from, out var set)) _edges[from] = set = new SortedSet<string>(StringComparer.Ordinal);
+            if (!_edges.TryGetValue(from, out var set)) _edges[from] = set = new HashSet<string>(StringComparer.Ordinal);
             set.Add(to);
         }
 
         public ResolveResult Result()
         {
-            // requiredBy: every requested root whose closure reaches the package.
-            var requiredBy = new Dictionary<string, SortedSet<string>>(StringComparer.Ordinal);
+            // requiredBy: every requested root whose closure reaches the package. Roots are visited in name
+            // order, so each package's list comes out sorted.
+            var requiredBy = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var queue = new Queue<string>();
             foreach (var (root, selected) in _rootSelections)
             {
-                var seen = new HashSet<string>(StringComparer.Ordinal) { selected };
-                var queue = new Queue<string>();
+                seen.Clear();
+                seen.Add(selected);
                 queue.Enqueue(selected);
                 while (queue.Count > 0)
                 {
                     var n = queue.Dequeue();
-                    if (!requiredBy.TryGetValue(n, out var set)) requiredBy[n] = set = new SortedSet<string>(StringComparer.Ordinal);
-                    set.Add(root.Name);
+                    if (!requiredBy.TryGetValue(n, out var list)) requiredBy[n] = list = new List<string>();
+                    list.Add(root.Name);
                     if (_edges.TryGetValue(n, out var next))
                         foreach (var m in next)
                             if (seen.Add(m)) queue.Enqueue(m);
@@ -437,7 +399,7 @@ public sealed class DependencyResolver
             }
             var packages = _selected.Values
                 .OrderBy(p => p.Name, StringComparer.Ordinal)
-                .Select(p => new ResolvedPackage(p, requiredBy.TryGetValue(p.Name, out var s) ? s.ToList() : new List<string>()))
+                .Select(p => new ResolvedPackage(p, requiredBy.TryGetValue(p.Name, out var s) ? s : new List<string>()))
                 .ToList();
 
             var present = new HashSet<string>(_selected.Keys, StringComparer.Ordinal);

@@ -1,3 +1,6 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+
 namespace HardenImage.Apt;
 
 /// <summary>
@@ -13,7 +16,10 @@ public sealed class PackageUniverse
 
     private readonly Dictionary<string, BinaryPackage[]> _byName;
     private readonly Dictionary<string, ProvidingPackage[]> _providers;
-    private readonly string[] _sortedNames;
+    private readonly Lazy<string[]> _sortedNames;
+    private readonly ConcurrentDictionary<BinaryPackage, IReadOnlyList<Relation>> _provides = new(ReferenceEqualityComparer.Instance);
+    // Parsed lazily (a resolution touches a few hundred of 65k packages) and shared by every resolution.
+    private readonly ConcurrentDictionary<BinaryPackage, IReadOnlyList<RelationGroup>> _depends = new(ReferenceEqualityComparer.Instance);
 
     public PackageUniverse(string architecture, IEnumerable<BinaryPackage> packages)
     {
@@ -21,54 +27,64 @@ public sealed class PackageUniverse
             throw new ArgumentException("a universe is for one concrete architecture (amd64, arm64, ...)", nameof(architecture));
         Architecture = architecture;
 
-        var byName = new Dictionary<string, List<BinaryPackage>>(StringComparer.Ordinal);
+        // One hash lookup per package and no per-name list: this loop runs 65k times per architecture.
+        _byName = new Dictionary<string, BinaryPackage[]>(packages is ICollection<BinaryPackage> c ? c.Count : 0, StringComparer.Ordinal);
+        var severalVersions = new List<string>();
         var providers = new Dictionary<string, List<ProvidingPackage>>(StringComparer.Ordinal);
         var essential = new SortedSet<string>(StringComparer.Ordinal);
         int count = 0;
         foreach (var p in packages)
         {
             if (p.Architecture != architecture && p.Architecture != "all") continue;
-            if (!byName.TryGetValue(p.Name, out var list)) byName[p.Name] = list = new List<BinaryPackage>(1);
-            list.Add(p);
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_byName, p.Name, out bool exists);
+            if (!exists) slot = new[] { p };
+            else
+            {
+                if (slot!.Length == 1) severalVersions.Add(p.Name);
+                var grown = new BinaryPackage[slot.Length + 1];
+                slot.CopyTo(grown, 0);
+                grown[^1] = p;
+                slot = grown;
+            }
             count++;
             if (p.Essential) essential.Add(p.Name);
             if (p.Provides.Length == 0) continue;
-            IReadOnlyList<Relation> provides;
-            try { provides = Relation.ParseProvides(p.Provides); }
+            try { ScanProvides(p, providers); }
             catch (FormatException e)
             {
                 throw new Common.HardenException(
                     $"package {p.Name} {p.Version} from source '{p.Origin}' has a malformed Provides field: {e.Message}. " +
                     "The repository index is broken; report it to the repository owner or remove that source.");
             }
-            foreach (var r in provides)
-            {
-                if (!providers.TryGetValue(r.Name, out var pl)) providers[r.Name] = pl = new List<ProvidingPackage>(1);
-                pl.Add(new ProvidingPackage(p, r.Version));
-            }
         }
 
-        _byName = new Dictionary<string, BinaryPackage[]>(byName.Count, StringComparer.Ordinal);
-        foreach (var (name, list) in byName)
+        foreach (var name in severalVersions)
         {
-            var arr = list.ToArray();
-            if (arr.Length > 1) Array.Sort(arr, CompareCandidates);
+            var arr = _byName[name];
+            Array.Sort(arr, CompareCandidates);
             _byName[name] = Dedupe(arr);
         }
         _providers = new Dictionary<string, ProvidingPackage[]>(providers.Count, StringComparer.Ordinal);
         foreach (var (name, list) in providers)
         {
-            var arr = list.Distinct().ToArray();
+            var arr = list.ToArray();
             if (arr.Length > 1)
                 Array.Sort(arr, (a, b) =>
                 {
-                    var c = string.CompareOrdinal(a.Package.Name, b.Package.Name);
+                    var c = PriorityRank(a.Package).CompareTo(PriorityRank(b.Package));
+                    if (c != 0) return c;
+                    c = string.CompareOrdinal(a.Package.Name, b.Package.Name);
                     return c != 0 ? c : CompareCandidates(a.Package, b.Package);
                 });
             _providers[name] = arr;
         }
-        _sortedNames = _byName.Keys.ToArray();
-        Array.Sort(_sortedNames, StringComparer.Ordinal);
+        // Only error messages (name suggestions) need the sorted name list.
+        _sortedNames = new Lazy<string[]>(() =>
+        {
+            var names = _byName.Keys.ToArray();
+            Array.Sort(names, StringComparer.Ordinal);
+            return names;
+        });
         EssentialNames = essential.ToArray();
         Count = count;
     }
@@ -80,7 +96,7 @@ public sealed class PackageUniverse
     public int Count { get; }
 
     /// <summary>Names of real packages, sorted ordinally.</summary>
-    public IReadOnlyList<string> Names => _sortedNames;
+    public IReadOnlyList<string> Names => _sortedNames.Value;
 
     /// <summary>Names of which at least one candidate is <c>Essential: yes</c>, sorted.</summary>
     public IReadOnlyList<string> EssentialNames { get; }
@@ -89,7 +105,10 @@ public sealed class PackageUniverse
     public IReadOnlyList<BinaryPackage> Candidates(string name) =>
         _byName.TryGetValue(name, out var arr) ? arr : NoPackages;
 
-    /// <summary>Packages whose Provides names <paramref name="name"/>, by provider name then best version first.</summary>
+    /// <summary>
+    /// Packages whose Provides names <paramref name="name"/>, in the order to prefer them: most important
+    /// Priority first (as apt picks mawk for 'awk'), then provider name, then best version first.
+    /// </summary>
     public IReadOnlyList<ProvidingPackage> Providers(string name) =>
         _providers.TryGetValue(name, out var arr) ? arr : NoProviders;
 
@@ -104,10 +123,82 @@ public sealed class PackageUniverse
         return null;
     }
 
+    /// <summary>The parsed Provides of a package of this universe.</summary>
+    public IReadOnlyList<Relation> ProvidesOf(BinaryPackage p) =>
+        p.Provides.Length == 0 ? Array.Empty<Relation>() : _provides.GetOrAdd(p, static pkg => Relation.ParseProvides(pkg.Provides));
+
+    /// <summary>
+    /// Indexes a Provides field without building <see cref="Relation"/>s: the common shapes <c>name</c> and
+    /// <c>name (= version)</c> are scanned in place (a Debian index has ~37k entries, some fields 20 KB long);
+    /// anything else goes through <see cref="Relation.ParseProvides"/>, which validates and explains.
+    /// </summary>
+    private static void ScanProvides(BinaryPackage p, Dictionary<string, List<ProvidingPackage>> index)
+    {
+        var field = p.Provides.AsSpan();
+        while (field.Length > 0)
+        {
+            var comma = field.IndexOf(',');
+            var entry = (comma < 0 ? field : field[..comma]).Trim();
+            field = comma < 0 ? ReadOnlySpan<char>.Empty : field[(comma + 1)..];
+            if (entry.Length == 0) continue;
+            var nameEnd = entry.IndexOfAny(" \t\n(");
+            var name = nameEnd < 0 ? entry : entry[..nameEnd];
+            DebianVersion? version = null;
+            if (nameEnd >= 0)
+            {
+                var rest = entry[nameEnd..].Trim();
+                if (rest.Length < 4 || rest[0] != '(' || rest[^1] != ')' || rest[1] != '=' || rest[2] is '<' or '>' or '=' ||
+                    !DebianVersion.TryParse(rest[2..^1].ToString(), out version))
+                {
+                    var parsed = Relation.ParseProvides(entry.ToString()); // throws a precise FormatException
+                    name = parsed[0].Name;
+                    version = parsed[0].Version;
+                }
+            }
+            if (name.IndexOfAny('|', ':', '[') >= 0 || name.IndexOf('<') >= 0)
+            {
+                // Alternatives, qualifiers, restrictions: let the parser judge (and explain).
+                var parsed = Relation.ParseProvides(entry.ToString());
+                name = parsed[0].Name;
+                version = parsed[0].Version;
+            }
+            var key = name.ToString();
+            if (!index.TryGetValue(key, out var list)) index[key] = list = new List<ProvidingPackage>(1);
+            list.Add(new ProvidingPackage(p, version));
+        }
+    }
+
+    /// <summary>Pre-Depends then Depends of a package, parsed once; a malformed field is a <see cref="Common.HardenException"/>.</summary>
+    public IReadOnlyList<RelationGroup> DependsOf(BinaryPackage p) => _depends.GetOrAdd(p, static pkg =>
+    {
+        try
+        {
+            var pre = Relation.ParseField(pkg.PreDepends);
+            var dep = Relation.ParseField(pkg.Depends);
+            return pre.Count == 0 ? dep : dep.Count == 0 ? pre : pre.Concat(dep).ToArray();
+        }
+        catch (FormatException e)
+        {
+            throw new Common.HardenException(
+                $"package {pkg.Name} {pkg.Version} from source '{pkg.Origin}' has a malformed Depends/Pre-Depends field: {e.Message}. " +
+                "The repository index is broken; report it to the repository owner, or exclude the package.");
+        }
+    });
+
     /// <summary>Origins (sources.yaml names) present in the universe, sorted.</summary>
     public IReadOnlyList<string> Origins() =>
         _byName.Values.SelectMany(a => a).Select(p => p.Origin).Where(o => o.Length > 0)
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+
+    /// <summary>Priority field rank: required 0, important 1, standard 2, optional (or none) 3, extra 4.</summary>
+    public static int PriorityRank(BinaryPackage p) => p.Paragraph?["Priority"]?.Trim() switch
+    {
+        "required" => 0,
+        "important" => 1,
+        "standard" => 2,
+        "extra" => 4,
+        _ => 3,
+    };
 
     // Highest version first; equal versions (the same package in trixie and trixie-updates, say) in a fixed order.
     private static int CompareCandidates(BinaryPackage a, BinaryPackage b)

@@ -150,7 +150,7 @@ public sealed record Relation
     public static Relation Parse(string text)
     {
         var s = text.AsSpan().Trim();
-        var original = s.ToString();
+        var original = new LazyText(text);
         int i = 0;
         while (i < s.Length && !char.IsWhiteSpace(s[i]) && s[i] is not ('(' or '[' or '<')) i++;
         var nameToken = s[..i].ToString();
@@ -210,7 +210,13 @@ public sealed record Relation
         };
     }
 
-    private static (RelationOperator, DebianVersion) ParseVersionConstraint(string inner, string original)
+    // Error messages quote the relation; only build that string when there is an error.
+    private readonly struct LazyText(string text)
+    {
+        public override string ToString() => text.Trim();
+    }
+
+    private static (RelationOperator, DebianVersion) ParseVersionConstraint(string inner, LazyText original)
     {
         int k = 0;
         while (k < inner.Length && inner[k] is '<' or '>' or '=') k++;

@@ -8,6 +8,8 @@ app.Configure(config =>
     config.SetApplicationName("harden");
     config.PropagateExceptions();
     config.AddBuildCommands();
+    config.AddSigningCommands();
+    config.AddScanCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 return CliHost.Run(app, args);

@@ -43,9 +43,11 @@ public sealed class ContentStore
                 }
             }
             var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
+            // Two builders may store the same bytes at once (an Architecture: all package in two architecture
+            // chains): the name is the content, so replacing an identical file is harmless and rename is atomic.
             var target = PathOf(sha);
             if (File.Exists(target)) File.Delete(tmp);
-            else File.Move(tmp, target);
+            else File.Move(tmp, target, overwrite: true);
             return (sha, size);
         }
         finally

@@ -13,7 +13,7 @@ internal static class ScanFixtures
     private static readonly Lazy<AdvisoryIndex> RealIndexLazy = new(() => AdvisoryIndexStore.Build(RealDb));
     public static AdvisoryIndex RealIndex => RealIndexLazy.Value;
 
-    public static InventoryPackage Deb(string name, string version, string source, string? sourceVersion = null) => new()
+    public static InventoryPackage DebPackage(string name, string version, string source, string? sourceVersion = null) => new()
     {
         Name = name, Version = version, Architecture = "amd64", SourceName = source, SourceVersion = sourceVersion ?? version,
     };

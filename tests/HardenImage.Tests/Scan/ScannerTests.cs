@@ -11,12 +11,12 @@ public class ScannerTests
 {
     private static ImageInventory TrixieImage() => Inventory("debian-13",
     [
-        Deb("libc6", "2.41-10", "glibc"),
-        Deb("libc-bin", "2.41-10", "glibc"),
-        Deb("libpython3.13-stdlib", "3.13.5-2", "python3.13"),
-        Deb("libsystemd0", "257.7-1", "systemd"),
-        Deb("libssl3t64", "3.5.1-1", "openssl"),
-        Deb("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"),
+        DebPackage("libc6", "2.41-10", "glibc"),
+        DebPackage("libc-bin", "2.41-10", "glibc"),
+        DebPackage("libpython3.13-stdlib", "3.13.5-2", "python3.13"),
+        DebPackage("libsystemd0", "257.7-1", "systemd"),
+        DebPackage("libssl3t64", "3.5.1-1", "openssl"),
+        DebPackage("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"),
     ],
     [Py("torch", "2.5.1"), Py("Jinja2", "3.1.4"), Py("fastapi", "0.65.1"), Py("requests", "2.32.4")]);
 
@@ -50,7 +50,7 @@ public class ScannerTests
     [Fact]
     public async Task Scan_SameImageOnBookworm_UsesBookwormLines()
     {
-        var r = await ScanAsync(Inventory("debian-12", [Deb("libc6", "2.36-9+deb12u1", "glibc")]));
+        var r = await ScanAsync(Inventory("debian-12", [DebPackage("libc6", "2.36-9+deb12u1", "glibc")]));
         Assert.Equal((FindingStatus.Fixed, "2.36-9+deb12u3"), r.Findings.Where(f => f.Id == "CVE-2023-4911").Select(f => (f.Status, f.FixedVersion)).Single());
         Assert.Equal(FindingStatus.Negligible, r.Findings.Single(f => f.Id == "CVE-2025-4802").Status);
     }
@@ -90,7 +90,7 @@ public class ScannerTests
         };
         var idx = AdvisoryIndex.Create([tracker, osv], "sha256:" + new string('1', 64), ["test"]);
         var r = await new VulnerabilityScanner(idx, new PolicyGate(VulnerabilityPolicy.Default, Nov2026), Nov2026)
-            .ScanAsync(Inventory("debian-13", [Deb("libssl3t64", "3.5.1-1", "openssl")]), false);
+            .ScanAsync(Inventory("debian-13", [DebPackage("libssl3t64", "3.5.1-1", "openssl")]), false);
         var f = Assert.Single(r.Findings);
         Assert.Equal(("CVE-2025-9230", Severity.Critical, SeveritySources.CvssV3, 9.8), (f.Id, f.Severity, f.SeveritySource, f.CvssScore));
         Assert.Equal(["debian-tracker:Debian:13", "osv:Debian:13"], f.Sources);
@@ -176,7 +176,7 @@ public class ScannerTests
     [Fact]
     public async Task Vex_EmptyScanIsStillValid()
     {
-        var r = await ScanAsync(Inventory("debian-13", [Deb("base-files", "13.8", "base-files")]));
+        var r = await ScanAsync(Inventory("debian-13", [DebPackage("base-files", "13.8", "base-files")]));
         Assert.Empty(r.Findings);
         SchemaValidation.AssertCycloneDx(CycloneDxVexWriter.Write(r, false));
         SchemaValidation.AssertOpenVex(OpenVexWriter.Write(r, false));

@@ -80,6 +80,8 @@ public sealed class DropDocumentation : RemovalTransform
     protected override bool Enabled(HardeningContext c) => !c.Image.Allow.Docs;
     protected override bool Matches(FsNode n)
     {
+        // The directories themselves go too, except usr/share/doc, which keeps the copyright files.
+        if (n.Type == FsNodeType.Directory && n.Path != "usr/share/doc" && Prefixes.Any(p => p == n.Path + "/")) return true;
         if (!Prefixes.Any(p => n.Path.StartsWith(p, StringComparison.Ordinal))) return false;
         // usr/share/doc/<pkg>/copyright and the directory holding it stay.
         if (n.Path.StartsWith("usr/share/doc/", StringComparison.Ordinal))

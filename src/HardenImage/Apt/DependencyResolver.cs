@@ -263,6 +263,9 @@ public sealed class DependencyResolver
                 }
             }
 
+            // An excluded name is excluded as a dependency, not only as a package: excluding the virtual "awk"
+            // drops the edge instead of quietly installing the next awk provider (gawk after mawk).
+            if (_ctx.Excluded.Contains(r.Name)) { excludedSatisfier ??= r.Name; return null; }
             var providers = Universe.Providers(r.Name);
             if (providers.Count == 0) return null;
             // Providers come in preference order; the same provider's versions are adjacent, best first.

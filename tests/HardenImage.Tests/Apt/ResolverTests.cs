@@ -427,6 +427,24 @@ public class ResolverTests
     }
 
     [Fact]
+    public void Resolve_ExcludedVirtualName_DropsTheEdge_InsteadOfPickingAnotherProvider()
+    {
+        var r = ResolverFixture.Resolver(
+            Pkg("base-files", "13.8", preDepends: "awk"),
+            Pkg("mawk", "1.3.4", provides: "awk"),
+            Pkg("gawk", "5.2.1", provides: "awk"),
+            Pkg("ca-certificates", "1", "debconf (>= 0.5) | debconf-2.0"),
+            Pkg("debconf", "1.5.91"),
+            Pkg("cdebconf", "0.280", provides: "debconf-2.0"));
+
+        var result = r.Resolve(ResolverFixture.Request("base-files", "ca-certificates") with { Excluded = new[] { "awk", "mawk", "debconf", "debconf-2.0" } });
+
+        Assert.Equal(new[] { "base-files", "ca-certificates" }, result.Packages.Select(p => p.Name));
+        Assert.Contains(new DroppedEdge("base-files", "awk", "excluded: awk"), result.DroppedDependencies);
+        Assert.Contains(result.DroppedDependencies, d => d.Package == "ca-certificates");
+    }
+
+    [Fact]
     public void Resolve_ExcludedAlternative_FallsThroughToTheNextOne()
     {
         var r = ResolverFixture.Resolver(

@@ -109,10 +109,12 @@ public sealed class RegistryAuthHandler : DelegatingHandler
             throw new RegistryAuthenticationException($"{host} refused the credentials for {uri.AbsolutePath}: check the user name and password (docker login {host}).", HttpStatusCode.Unauthorized);
         }
         _challengeByHost[host] = challenge;
-        if (IsBearer(challenge))
+        if (IsBearer(challenge) && sentAuth && request.Headers.Authorization?.Parameter is { } refused)
         {
-            // A token cached for this scope was refused: drop it and fetch a fresh one.
-            _tokens.TryRemove(TokenKey(host, challenge, scope), out _);
+            // The token we sent was refused: drop it (only it — a parallel request may have cached a fresh one).
+            var key = TokenKey(host, challenge, scope);
+            if (_tokens.TryGetValue(key, out var cached) && cached.Token == refused)
+                _tokens.TryRemove(new KeyValuePair<string, (string, DateTimeOffset)>(key, cached));
         }
         response.Dispose();
         if (!await TryAttachAsync(request, challenge, scope, fetchToken: true, ct).ConfigureAwait(false))

@@ -64,18 +64,23 @@ public sealed class DistributionPushTests
         using var dir = new TempDir();
         using var server = DockerRegistryServer.Start();
         using var proxy = new RegistryProxy(server.Host);
-        var (layout, _, appIndex) = RegistryTestKit.TwoImages(dir, parentBytes: 512 * 1024);
+        var (layout, baseIndex, appIndex) = RegistryTestKit.TwoImages(dir, parentBytes: 512 * 1024);
+        var shared = Assert.Single(TestImages.BlobsOf(layout, baseIndex).IntersectBy(TestImages.BlobsOf(layout, appIndex).Select(b => b.Digest), b => b.Digest));
         var pusher = new ImagePusher(layout, RegistryTestKit.Client(proxy.Authority), "ns");
 
         var results = await pusher.PushAsync(ImagePusher.ImagesInLayout(layout));
 
-        var app = results.Single(r => r.Image == "app");
-        Assert.Equal(1, app.MountedBlobs);
-        Assert.InRange(app.MountedBytes, 512 * 1024, 512 * 1024 + 4096);
+        // Images go in name order: "app" uploads the parent layer, "base" mounts it.
+        Assert.Equal(["app", "base"], results.Select(r => r.Image));
+        Assert.Equal(0, results[0].MountedBlobs);
+        Assert.Equal(1, results[1].MountedBlobs);
+        Assert.Equal(shared.Size, results[1].MountedBytes);
         var mounts = proxy.Log.Where(r => r.Method == "POST" && r.PathAndQuery.Contains("mount=")).ToList();
         Assert.Single(mounts);
         Assert.Equal(201, mounts[0].Status);
-        Assert.Contains("from=ns%2Fbase", mounts[0].PathAndQuery);
+        Assert.Contains("/v2/ns/base/blobs/uploads/", mounts[0].PathAndQuery);
+        Assert.Contains("from=ns%2Fapp", mounts[0].PathAndQuery);
+        Assert.DoesNotContain(proxy.Log, r => RegistryProxy.IsUpload(r) && r.PathAndQuery.StartsWith("/v2/ns/base/") && r.BodyBytes == shared.Size);
         await RegistryTestKit.AssertAllBlobsVerify(RegistryTestKit.Client(server.Host), "ns/app", layout, appIndex);
     }
 

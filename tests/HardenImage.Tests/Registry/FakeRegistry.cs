@@ -64,12 +64,11 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
 
     public bool HasBlob(string repository, string digest) => _blobs.ContainsKey(repository + "@" + digest);
 
-    private async Task HandleAsync(HttpListenerContext ctx)
+    private async Task HandleAsync(LoopbackContext ctx)
     {
-        var req = ctx.Request;
-        var path = req.Url!.AbsolutePath;
-        Requests.Enqueue($"{req.HttpMethod} {req.Url.PathAndQuery}");
-        var body = await LoopbackHttpServer.ReadBodyAsync(req);
+        var path = ctx.Path;
+        Requests.Enqueue($"{ctx.Method} {ctx.PathAndQuery}");
+        var body = await ctx.ReadBodyAsync();
 
         if (Mode.Bearer)
         {
@@ -78,78 +77,78 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
                 await IssueTokenAsync(ctx);
                 return;
             }
-            var auth = req.Headers["Authorization"];
+            var auth = ctx.Header("Authorization");
             var m0 = RepoPath().Match(path);
             var scope = m0.Success ? $"repository:{m0.Groups["repo"].Value}:pull,push" : null;
             if (auth == null || !auth.StartsWith("Bearer ") || !_tokens.TryGetValue(auth[7..], out var granted)
                 || (scope != null && !granted.Contains($"repository:{m0.Groups["repo"].Value}:")))
             {
                 var challenge = $"Bearer realm=\"http://{Authority}/token\",service=\"fake-registry\"" + (scope != null ? $",scope=\"{scope}\"" : "");
-                await LoopbackHttpServer.RespondAsync(ctx, 401, Error("UNAUTHORIZED", "authentication required"), "application/json", [("WWW-Authenticate", challenge)]);
+                await ctx.RespondAsync(401, Error("UNAUTHORIZED", "authentication required"), "application/json", [("WWW-Authenticate", challenge)]);
                 return;
             }
         }
 
         if (path == "/v2/" || path == "/v2")
         {
-            await LoopbackHttpServer.RespondAsync(ctx, 200, "{}"u8.ToArray(), "application/json");
+            await ctx.RespondAsync(200, "{}"u8.ToArray(), "application/json");
             return;
         }
         var m = RepoPath().Match(path);
         if (!m.Success)
         {
-            await LoopbackHttpServer.RespondAsync(ctx, 404);
+            await ctx.RespondAsync(404);
             return;
         }
         var repo = m.Groups["repo"].Value;
         var kind = m.Groups["kind"].Value;
-        var rest = Uri.UnescapeDataString(m.Groups["rest"].Value);
-        if (Mode.Ecr && !Repositories.ContainsKey(repo) && req.HttpMethod != "GET" && req.HttpMethod != "HEAD")
+        var rest = m.Groups["rest"].Value;
+        if (Mode.Ecr && !Repositories.ContainsKey(repo) && ctx.Method != "GET" && ctx.Method != "HEAD")
         {
             // What ECR does on a push to a repository that does not exist.
-            ctx.Response.Abort();
+            ctx.Abort();
             return;
         }
 
-        switch (kind, req.HttpMethod)
+        switch (kind, ctx.Method)
         {
             case ("blobs", "HEAD" or "GET") when !rest.StartsWith("uploads"):
                 if (_blobs.TryGetValue(repo + "@" + rest, out var blob))
-                    await LoopbackHttpServer.RespondAsync(ctx, 200, blob, "application/octet-stream", [("Docker-Content-Digest", rest)], blob.Length);
+                    await ctx.RespondAsync(200, blob, "application/octet-stream", [("Docker-Content-Digest", rest)], blob.Length);
                 else
-                    await LoopbackHttpServer.RespondAsync(ctx, 404, Error("BLOB_UNKNOWN", "blob unknown"), "application/json");
+                    await ctx.RespondAsync(404, Error("BLOB_UNKNOWN", "blob unknown"), "application/json");
                 return;
             case ("blobs", "POST"):
             {
-                var mount = req.QueryString["mount"];
-                var from = req.QueryString["from"];
+                var mount = ctx.Query["mount"];
+                var from = ctx.Query["from"];
                 if (mount != null && from != null && _blobs.TryGetValue(from + "@" + mount, out var mounted))
                 {
                     _blobs[repo + "@" + mount] = mounted;
-                    await LoopbackHttpServer.RespondAsync(ctx, 201, null, null, [("Location", $"/v2/{repo}/blobs/{mount}")]);
+                    await ctx.RespondAsync(201, null, null, [("Location", $"/v2/{repo}/blobs/{mount}")]);
                     return;
                 }
                 var id = Guid.NewGuid().ToString("N");
                 _uploads[id] = new Upload(repo);
-                await LoopbackHttpServer.RespondAsync(ctx, 202, null, null, [("Location", $"/v2/{repo}/blobs/uploads/{id}"), ("Range", "0-0")]);
+                await ctx.RespondAsync(202, null, null, [("Location", $"/v2/{repo}/blobs/uploads/{id}"), ("Range", "0-0")]);
                 return;
             }
             case ("blobs", "PATCH"):
             {
                 if (!_uploads.TryGetValue(rest["uploads/".Length..], out var up))
                 {
-                    await LoopbackHttpServer.RespondAsync(ctx, 404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
+                    await ctx.RespondAsync(404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
                     return;
                 }
                 if (Mode.Ecr && up.LastChunk >= 0 && up.LastChunk < EcrMinChunk)
                 {
                     Rejections.Enqueue($"chunk of {up.LastChunk} bytes before another chunk");
-                    await LoopbackHttpServer.RespondAsync(ctx, 400, Error("INVALID_LAYER_PART", "Layer part size must be at least 5 MiB except the last"), "application/json");
+                    await ctx.RespondAsync(400, Error("INVALID_LAYER_PART", "Layer part size must be at least 5 MiB except the last"), "application/json");
                     return;
                 }
                 up.Data.Write(body);
                 up.LastChunk = body.Length;
-                await LoopbackHttpServer.RespondAsync(ctx, Mode.Ecr ? 201 : 202, null, null,
+                await ctx.RespondAsync(Mode.Ecr ? 201 : 202, null, null,
                     [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{up.Data.Length - 1}")]);
                 return;
             }
@@ -157,25 +156,25 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
             {
                 if (!_uploads.TryRemove(rest["uploads/".Length..], out var up))
                 {
-                    await LoopbackHttpServer.RespondAsync(ctx, 404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
+                    await ctx.RespondAsync(404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
                     return;
                 }
                 if (Mode.Ecr && body.Length > 0 && up.LastChunk >= 0 && up.LastChunk < EcrMinChunk)
                 {
                     Rejections.Enqueue($"chunk of {up.LastChunk} bytes before the final PUT body");
-                    await LoopbackHttpServer.RespondAsync(ctx, 400, Error("INVALID_LAYER_PART", "Layer part too small"), "application/json");
+                    await ctx.RespondAsync(400, Error("INVALID_LAYER_PART", "Layer part too small"), "application/json");
                     return;
                 }
                 up.Data.Write(body);
-                var digest = req.QueryString["digest"];
+                var digest = ctx.Query["digest"];
                 var bytes = up.Data.ToArray();
                 if (Digest.Of(bytes).ToString() != digest)
                 {
-                    await LoopbackHttpServer.RespondAsync(ctx, 400, Error("DIGEST_INVALID", "digest mismatch"), "application/json");
+                    await ctx.RespondAsync(400, Error("DIGEST_INVALID", "digest mismatch"), "application/json");
                     return;
                 }
                 _blobs[repo + "@" + digest] = bytes;
-                await LoopbackHttpServer.RespondAsync(ctx, 201, null, null, [("Location", $"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest!)]);
+                await ctx.RespondAsync(201, null, null, [("Location", $"/v2/{repo}/blobs/{digest}"), ("Docker-Content-Digest", digest!)]);
                 return;
             }
             case ("manifests", "PUT"):
@@ -184,47 +183,47 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
                 if (Mode.ImmutableTags && !rest.StartsWith("sha256:") && _manifests.TryGetValue(repo + ":" + rest, out var old)
                     && Digest.Of(old.Bytes).ToString() != digest)
                 {
-                    await LoopbackHttpServer.RespondAsync(ctx, 400, Error("TAG_INVALID",
+                    await ctx.RespondAsync(400, Error("TAG_INVALID",
                         $"The image tag '{rest}' already exists in the '{repo}' repository and cannot be overwritten because the repository is immutable."), "application/json");
                     return;
                 }
-                var entry = (body, req.ContentType ?? MediaTypes.ImageManifest);
+                var entry = (body, ctx.Header("Content-Type") ?? MediaTypes.ImageManifest);
                 _manifests[repo + ":" + rest] = entry;
                 _manifests[repo + ":" + digest] = entry;
-                await LoopbackHttpServer.RespondAsync(ctx, 201, null, null, [("Docker-Content-Digest", digest), ("Location", $"/v2/{repo}/manifests/{digest}")]);
+                await ctx.RespondAsync(201, null, null, [("Docker-Content-Digest", digest), ("Location", $"/v2/{repo}/manifests/{digest}")]);
                 return;
             }
             case ("manifests", "GET" or "HEAD"):
                 if (_manifests.TryGetValue(repo + ":" + rest, out var man))
-                    await LoopbackHttpServer.RespondAsync(ctx, 200, man.Bytes, man.MediaType, [("Docker-Content-Digest", Digest.Of(man.Bytes).ToString())], man.Bytes.Length);
+                    await ctx.RespondAsync(200, man.Bytes, man.MediaType, [("Docker-Content-Digest", Digest.Of(man.Bytes).ToString())], man.Bytes.Length);
                 else
-                    await LoopbackHttpServer.RespondAsync(ctx, 404, Error("MANIFEST_UNKNOWN", "manifest unknown"), "application/json");
+                    await ctx.RespondAsync(404, Error("MANIFEST_UNKNOWN", "manifest unknown"), "application/json");
                 return;
             default:
-                await LoopbackHttpServer.RespondAsync(ctx, 404, Error("UNSUPPORTED", "not here"), "application/json");
+                await ctx.RespondAsync(404, Error("UNSUPPORTED", "not here"), "application/json");
                 return;
         }
     }
 
-    private async Task IssueTokenAsync(HttpListenerContext ctx)
+    private async Task IssueTokenAsync(LoopbackContext ctx)
     {
         if (Mode.TokenCredentials is { } expected)
         {
-            var auth = ctx.Request.Headers["Authorization"];
+            var auth = ctx.Header("Authorization");
             var ok = auth != null && auth.StartsWith("Basic ")
                      && Encoding.UTF8.GetString(Convert.FromBase64String(auth[6..])) == $"{expected.User}:{expected.Password}";
             if (!ok)
             {
-                await LoopbackHttpServer.RespondAsync(ctx, 401, Error("UNAUTHORIZED", "bad credentials"), "application/json");
+                await ctx.RespondAsync(401, Error("UNAUTHORIZED", "bad credentials"), "application/json");
                 return;
             }
         }
-        var scopes = string.Join(' ', ctx.Request.QueryString.GetValues("scope") ?? []);
+        var scopes = string.Join(' ', ctx.Query.GetValues("scope") ?? []);
         var n = Interlocked.Increment(ref _tokenCounter);
         var token = $"tok-{n}-{Guid.NewGuid():N}";
         _tokens[token] = scopes;
         var json = $"{{\"token\":\"{token}\",\"expires_in\":{Mode.TokenLifetimeSeconds},\"issued_at\":\"{DateTimeOffset.UtcNow:O}\"}}";
-        await LoopbackHttpServer.RespondAsync(ctx, 200, Encoding.UTF8.GetBytes(json), "application/json");
+        await ctx.RespondAsync(200, Encoding.UTF8.GetBytes(json), "application/json");
     }
 
     private static byte[] Error(string code, string message) =>

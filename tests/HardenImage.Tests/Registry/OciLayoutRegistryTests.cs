@@ -19,7 +19,7 @@ public sealed class OciLayoutRegistryTests
 
         var results = await pusher.PushAsync(ImagePusher.ImagesInLayout(layout));
 
-        Assert.Equal(1, results.Single(r => r.Image == "app").MountedBlobs);
+        Assert.Equal(1, results.Single(r => r.Image == "base").MountedBlobs);
         var raw = RequiredService.RunOk(skopeo, ["inspect", "--raw", $"oci:{registry.RepositoryPath("ns/app")}:latest"]);
         Assert.Equal(appIndex.Digest, Digest.Of(System.Text.Encoding.UTF8.GetBytes(raw)).ToString());
         var inspect = RequiredService.RunOk(skopeo, ["inspect", $"oci:{registry.RepositoryPath("ns/base")}:latest"]);

@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Net;
 
 namespace HardenImage.Tests.Registry;
 
@@ -23,7 +22,7 @@ public sealed class RegistryProxy : IDisposable
         { "Connection", "Content-Length", "Transfer-Encoding", "Keep-Alive", "Date", "Server" };
 
     private readonly string _upstream;
-    private readonly HttpClient _client = new(new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = DecompressionMethods.None });
+    private readonly HttpClient _client = new(new SocketsHttpHandler { AllowAutoRedirect = false, AutomaticDecompression = System.Net.DecompressionMethods.None });
     private readonly LoopbackHttpServer _server;
     private readonly Random _random;
     private readonly object _randomLock = new();
@@ -53,11 +52,10 @@ public sealed class RegistryProxy : IDisposable
         lock (_randomLock) return _random.NextDouble();
     }
 
-    private async Task HandleAsync(HttpListenerContext ctx)
+    private async Task HandleAsync(LoopbackContext ctx)
     {
-        var req = ctx.Request;
-        var path = req.Url!.PathAndQuery;
-        var isUploadBody = req.HttpMethod is "PATCH" or "PUT" && path.Contains("/blobs/uploads/") && req.ContentLength64 > 0;
+        var path = ctx.PathAndQuery;
+        var isUploadBody = ctx.Method is "PATCH" or "PUT" && path.Contains("/blobs/uploads/") && ctx.ContentLength > 0;
         var f = Faults;
         if (f != null)
         {
@@ -65,61 +63,59 @@ public sealed class RegistryProxy : IDisposable
             if (isUploadBody && roll < f.DropMidUpload)
             {
                 // Take half the body, then cut the connection: the client's request dies mid-stream.
-                var half = new byte[Math.Max(1, req.ContentLength64 / 2)];
-                await req.InputStream.ReadAtLeastAsync(half, half.Length, throwOnEndOfStream: false);
-                Log.Enqueue(new ProxiedRequest(req.HttpMethod, path, half.Length, 0, "drop-mid-upload"));
-                ctx.Response.Abort();
+                var half = await ctx.ReadBodyAsync(Math.Max(1, ctx.ContentLength / 2));
+                Log.Enqueue(new ProxiedRequest(ctx.Method, path, half.Length, 0, "drop-mid-upload"));
+                ctx.Abort();
                 return;
             }
             roll -= f.DropMidUpload;
             if (roll >= 0 && roll < f.ServerError)
             {
-                await LoopbackHttpServer.ReadBodyAsync(req);
-                Log.Enqueue(new ProxiedRequest(req.HttpMethod, path, 0, 500, "500"));
-                await LoopbackHttpServer.RespondAsync(ctx, 500, "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected\"}]}"u8.ToArray(), "application/json");
+                await ctx.ReadBodyAsync();
+                Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 500, "500"));
+                await ctx.RespondAsync(500, "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected\"}]}"u8.ToArray(), "application/json");
                 return;
             }
             roll -= f.ServerError;
             if (roll >= 0 && roll < f.Throttle)
             {
-                await LoopbackHttpServer.ReadBodyAsync(req);
-                Log.Enqueue(new ProxiedRequest(req.HttpMethod, path, 0, 429, "429"));
-                await LoopbackHttpServer.RespondAsync(ctx, 429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}"u8.ToArray(),
+                await ctx.ReadBodyAsync();
+                Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 429, "429"));
+                await ctx.RespondAsync(429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}"u8.ToArray(),
                     "application/json", [("Retry-After", f.RetryAfter)]);
                 return;
             }
             roll -= f.Throttle;
             if (roll >= 0 && roll < f.DropAfterForward)
             {
-                var b = await LoopbackHttpServer.ReadBodyAsync(req);
+                var b = await ctx.ReadBodyAsync();
                 using var fwd = await ForwardAsync(ctx, b);
-                Log.Enqueue(new ProxiedRequest(req.HttpMethod, path, b.Length, (int)fwd.StatusCode, "drop-after-forward"));
-                ctx.Response.Abort();
+                Log.Enqueue(new ProxiedRequest(ctx.Method, path, b.Length, (int)fwd.StatusCode, "drop-after-forward"));
+                ctx.Abort();
                 return;
             }
         }
 
-        var body = await LoopbackHttpServer.ReadBodyAsync(req);
+        var body = await ctx.ReadBodyAsync();
         using var response = await ForwardAsync(ctx, body);
-        Log.Enqueue(new ProxiedRequest(req.HttpMethod, path, body.Length, (int)response.StatusCode, ""));
+        Log.Enqueue(new ProxiedRequest(ctx.Method, path, body.Length, (int)response.StatusCode, ""));
         var bytes = await response.Content.ReadAsByteArrayAsync();
         var headers = response.Headers.Concat(response.Content.Headers)
             .Where(h => !SkipResponseHeaders.Contains(h.Key))
             .SelectMany(h => h.Value.Select(v => (h.Key, h.Key == "Location" ? v.Replace(_upstream, Authority) : v)))
             .Where(h => h.Key != "Content-Type");
-        await LoopbackHttpServer.RespondAsync(ctx, (int)response.StatusCode, bytes, response.Content.Headers.ContentType?.ToString(), headers,
+        await ctx.RespondAsync((int)response.StatusCode, bytes, response.Content.Headers.ContentType?.ToString(), headers,
             response.Content.Headers.ContentLength);
     }
 
-    private async Task<HttpResponseMessage> ForwardAsync(HttpListenerContext ctx, byte[] body)
+    private async Task<HttpResponseMessage> ForwardAsync(LoopbackContext ctx, byte[] body)
     {
-        var req = ctx.Request;
-        var message = new HttpRequestMessage(new HttpMethod(req.HttpMethod), $"http://{_upstream}{req.Url!.PathAndQuery}");
-        if (body.Length > 0 || req.HttpMethod is "PUT" or "PATCH" or "POST") message.Content = new ByteArrayContent(body);
-        foreach (var key in req.Headers.AllKeys.OfType<string>())
+        var message = new HttpRequestMessage(new HttpMethod(ctx.Method), $"http://{_upstream}{ctx.PathAndQuery}");
+        if (body.Length > 0 || ctx.Method is "PUT" or "PATCH" or "POST") message.Content = new ByteArrayContent(body);
+        foreach (var (key, value) in ctx.Headers)
         {
             if (SkipRequestHeaders.Contains(key)) continue;
-            var values = req.Headers.GetValues(key) ?? [];
+            var values = new[] { value };
             if (!message.Headers.TryAddWithoutValidation(key, values)) message.Content?.Headers.TryAddWithoutValidation(key, values);
         }
         // The registry builds Location URLs from Host: keep them pointing at the proxy.

@@ -21,6 +21,9 @@ public sealed partial class EcrQuirksHandler : DelegatingHandler
 {
     public const int MinimumChunkSize = 5 * 1024 * 1024;
 
+    /// <summary>Chunk size for ECR when none is asked for.</summary>
+    public const int DefaultChunkSize = 8 * 1024 * 1024;
+
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
     {
         HttpResponseMessage response;

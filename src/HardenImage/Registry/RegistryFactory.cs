@@ -16,8 +16,8 @@ public sealed record RegistryClientOptions
     /// <summary>Blob size below which one PUT carries the whole blob.</summary>
     public int MonolithicLimit { get; init; } = 8 * 1024 * 1024;
 
-    /// <summary>PATCH chunk size for larger blobs (raised to 5 MiB for ECR).</summary>
-    public int ChunkSize { get; init; } = 16 * 1024 * 1024;
+    /// <summary>PATCH chunk size for larger blobs; 0 = one streamed PATCH per blob (ECR: 0 means 8 MiB, and never below 5 MiB).</summary>
+    public int ChunkSize { get; init; }
 
     /// <summary>Per-request time limit (a hung connection is dropped and the upload resumed).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
@@ -43,7 +43,9 @@ public static class RegistryFactory
         {
             Insecure = options.Insecure,
             MonolithicLimit = options.MonolithicLimit,
-            ChunkSize = ecr ? Math.Max(EcrQuirksHandler.MinimumChunkSize, options.ChunkSize) : options.ChunkSize,
+            ChunkSize = !ecr ? options.ChunkSize
+                : options.ChunkSize == 0 ? EcrQuirksHandler.DefaultChunkSize
+                : Math.Max(EcrQuirksHandler.MinimumChunkSize, options.ChunkSize),
             Retry = options.Retry,
         });
     }

@@ -58,7 +58,7 @@ public sealed class RetryHandler : DelegatingHandler
 
     protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
     {
-        var resendable = request.Content is null or ByteArrayContent or ReadOnlyMemoryContent;
+        var resendable = request.Content is null or ByteArrayContent or ReadOnlyMemoryContent or BlobRangeContent;
         if (!resendable || (request.Options.TryGetValue(NoRetry, out var noRetry) && noRetry))
             return await base.SendAsync(request, cancellationToken).ConfigureAwait(false);
         return await _pipeline.ExecuteAsync(

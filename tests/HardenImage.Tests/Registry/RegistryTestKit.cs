@@ -11,7 +11,7 @@ public static class RegistryTestKit
 
     public static IRegistryCredentialProvider NoCredentials { get; } = new CredentialProviderChain([]);
 
-    public static IRegistry Client(string host, IRegistryCredentialProvider? credentials = null, int monolithicLimit = 8 << 20, int chunkSize = 16 << 20,
+    public static IRegistry Client(string host, IRegistryCredentialProvider? credentials = null, int monolithicLimit = 8 << 20, int chunkSize = 0,
         RetryOptions? retry = null) =>
         RegistryFactory.Create(new RegistryTarget(RegistryKind.Distribution, host, ""), new RegistryClientOptions
         {

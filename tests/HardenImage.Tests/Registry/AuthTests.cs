@@ -104,6 +104,21 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public async Task Bearer_TokenIsReusedUntilItExpires_ThenFetchedAgain()
+    {
+        using var fake = new FakeRegistry(new FakeRegistryMode { Bearer = true, TokenLifetimeSeconds = 2 });
+        var registry = RegistryTestKit.Client(fake.Authority);
+        var digest = HardenImage.Oci.Digest.Of([1, 2, 3]).ToString();
+
+        Assert.False(await registry.BlobExistsAsync("repo", digest));
+        Assert.False(await registry.BlobExistsAsync("repo", digest));
+        Assert.Equal(1, fake.TokenRequests);
+        await Task.Delay(TimeSpan.FromSeconds(2.1));
+        Assert.False(await registry.BlobExistsAsync("repo", digest));
+        Assert.Equal(2, fake.TokenRequests);
+    }
+
+    [Fact]
     public void AuthChallenge_ParsesQuotedParametersWithCommas()
     {
         var c = AuthChallenge.Parse("Bearer realm=\"https://auth.example/token\",service=\"registry.example\",scope=\"repository:a/b:pull,push\"");

@@ -119,4 +119,28 @@ public sealed class DistributionPushTests
         Assert.Empty(await registry.ListTagsAsync("nothing/here"));
         Assert.False(await registry.BlobExistsAsync("nothing/here", Digest.Of([1]).ToString()));
     }
+
+    [Fact]
+    public async Task GetManifest_WhoseBytesDoNotMatchTheRequestedDigest_IsRefused()
+    {
+        using var dir = new TempDir();
+        using var server = DockerRegistryServer.Start();
+        var (layout, baseIndex, appIndex) = RegistryTestKit.TwoImages(dir);
+        var direct = RegistryTestKit.Client(server.Host);
+        await new ImagePusher(layout, direct).PushAsync(ImagePusher.ImagesInLayout(layout));
+        // A proxy that answers a request for base's index with app's index (a substituted manifest).
+        using var proxy = new RegistryProxy(server.Host) { Rewrite = path => path.Replace($"/v2/base/manifests/{baseIndex.Digest}", $"/v2/app/manifests/{appIndex.Digest}") };
+        var swapped = RegistryTestKit.Client(proxy.Authority);
+
+        var e = await Assert.ThrowsAsync<RegistryException>(() => swapped.GetManifestAsync("base", baseIndex.Digest));
+        Assert.Contains("tampered", e.Message);
+
+        // Same for a blob: the bytes of another blob under the requested digest fail while streaming.
+        var blob = TestImages.BlobsOf(layout, baseIndex).First(b => b.MediaType == MediaTypes.ImageConfig);
+        var other = TestImages.BlobsOf(layout, appIndex).First(b => b.MediaType == MediaTypes.ImageConfig);
+        using var p2 = new RegistryProxy(server.Host) { Rewrite = path => path.Replace($"/v2/base/blobs/{blob.Digest}", $"/v2/app/blobs/{other.Digest}") };
+        await using var stream = await RegistryTestKit.Client(p2.Authority).GetBlobAsync("base", blob.Digest);
+        var bad = await Assert.ThrowsAsync<HardenImage.Common.HardenException>(() => stream.CopyToAsync(Stream.Null));
+        Assert.Contains("tampered", bad.Message);
+    }
 }

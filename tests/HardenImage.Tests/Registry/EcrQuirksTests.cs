@@ -96,6 +96,24 @@ public sealed class EcrQuirksTests
     }
 
     [Fact]
+    public async Task Ecr_ThrottlingExceptionBody_IsBackedOffAndRetried()
+    {
+        var calls = 0;
+        var inner = new Scripted(() => ++calls == 1
+            ? new HttpResponseMessage(System.Net.HttpStatusCode.BadRequest) { Content = new StringContent("{\"__type\":\"ThrottlingException\",\"message\":\"Rate exceeded\"}") }
+            : new HttpResponseMessage(System.Net.HttpStatusCode.OK));
+        using var client = new HttpClient(new RetryHandler(RegistryTestKit.FastRetry) { InnerHandler = new EcrQuirksHandler { InnerHandler = inner } });
+        using var response = await client.GetAsync($"https://{EcrHost}/v2/team/model/tags/list");
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(2, calls);
+    }
+
+    private sealed class Scripted(Func<HttpResponseMessage> next) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct) => Task.FromResult(next());
+    }
+
+    [Fact]
     public void RegistryTarget_RecognisesEcrHosts()
     {
         var t = RegistryTarget.Parse(EcrHost + "/team/ml");

@@ -3,6 +3,8 @@ using System.Collections.Concurrent;
 namespace HardenImage.Tests.Registry;
 
 /// <summary>Fault rates of a <see cref="RegistryProxy"/>; a seeded random picks which requests fail.</summary>
+/// Besides the random faults, the first upload body is always cut, the 2nd request always gets 500 and the 3rd 429,
+/// so every kind of fault happens in every run whatever the scheduling.
 public sealed record FaultPlan(int Seed, double DropMidUpload = 0, double DropAfterForward = 0, double ServerError = 0, double Throttle = 0,
     string RetryAfter = "1");
 
@@ -26,6 +28,8 @@ public sealed class RegistryProxy : IDisposable
     private readonly LoopbackHttpServer _server;
     private readonly Random _random;
     private readonly object _randomLock = new();
+    private int _requests;
+    private int _uploadBodies;
 
     public RegistryProxy(string upstreamAuthority, FaultPlan? faults = null)
     {
@@ -36,6 +40,9 @@ public sealed class RegistryProxy : IDisposable
     }
 
     public FaultPlan? Faults { get; set; }
+
+    /// <summary>Rewrites the forwarded path (a substituting man-in-the-middle).</summary>
+    public Func<string, string>? Rewrite { get; init; }
     public string Authority => _server.Authority;
     public ConcurrentQueue<ProxiedRequest> Log { get; } = new();
 
@@ -59,40 +66,52 @@ public sealed class RegistryProxy : IDisposable
         var f = Faults;
         if (f != null)
         {
-            var roll = Next();
-            if (isUploadBody && roll < f.DropMidUpload)
+            var nth = Interlocked.Increment(ref _requests);
+            var firstUpload = isUploadBody && Interlocked.Increment(ref _uploadBodies) == 1;
+            string fault;
+            if (firstUpload) fault = "drop-mid-upload";
+            else if (nth == 2) fault = "500";
+            else if (nth == 3) fault = "429";
+            else
             {
-                // Take half the body, then cut the connection: the client's request dies mid-stream.
-                var half = await ctx.ReadBodyAsync(Math.Max(1, ctx.ContentLength / 2));
-                Log.Enqueue(new ProxiedRequest(ctx.Method, path, half.Length, 0, "drop-mid-upload"));
-                ctx.Abort();
-                return;
+                var roll = Next();
+                var (a, b, c, d) = (f.DropMidUpload, f.ServerError, f.Throttle, f.DropAfterForward);
+                fault = roll < a ? (isUploadBody ? "drop-mid-upload" : "")
+                    : roll < a + b ? "500"
+                    : roll < a + b + c ? "429"
+                    : roll < a + b + c + d ? "drop-after-forward"
+                    : "";
             }
-            roll -= f.DropMidUpload;
-            if (roll >= 0 && roll < f.ServerError)
+            switch (fault)
             {
-                await ctx.ReadBodyAsync();
-                Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 500, "500"));
-                await ctx.RespondAsync(500, "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected\"}]}"u8.ToArray(), "application/json");
-                return;
-            }
-            roll -= f.ServerError;
-            if (roll >= 0 && roll < f.Throttle)
-            {
-                await ctx.ReadBodyAsync();
-                Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 429, "429"));
-                await ctx.RespondAsync(429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}"u8.ToArray(),
-                    "application/json", [("Retry-After", f.RetryAfter)]);
-                return;
-            }
-            roll -= f.Throttle;
-            if (roll >= 0 && roll < f.DropAfterForward)
-            {
-                var b = await ctx.ReadBodyAsync();
-                using var fwd = await ForwardAsync(ctx, b);
-                Log.Enqueue(new ProxiedRequest(ctx.Method, path, b.Length, (int)fwd.StatusCode, "drop-after-forward"));
-                ctx.Abort();
-                return;
+                case "drop-mid-upload":
+                {
+                    // Take half the body, then cut the connection: the client's request dies mid-stream.
+                    var half = await ctx.ReadBodyAsync(Math.Max(1, ctx.ContentLength / 2));
+                    Log.Enqueue(new ProxiedRequest(ctx.Method, path, half.Length, 0, fault));
+                    ctx.Abort();
+                    return;
+                }
+                case "500":
+                    await ctx.ReadBodyAsync();
+                    Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 500, fault));
+                    await ctx.RespondAsync(500, "{\"errors\":[{\"code\":\"UNKNOWN\",\"message\":\"injected\"}]}"u8.ToArray(), "application/json");
+                    return;
+                case "429":
+                    await ctx.ReadBodyAsync();
+                    Log.Enqueue(new ProxiedRequest(ctx.Method, path, 0, 429, fault));
+                    await ctx.RespondAsync(429, "{\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"slow down\"}]}"u8.ToArray(),
+                        "application/json", [("Retry-After", f.RetryAfter)]);
+                    return;
+                case "drop-after-forward":
+                {
+                    // The registry did the work; the client never hears so.
+                    var b = await ctx.ReadBodyAsync();
+                    using var fwd = await ForwardAsync(ctx, b);
+                    Log.Enqueue(new ProxiedRequest(ctx.Method, path, b.Length, (int)fwd.StatusCode, fault));
+                    ctx.Abort();
+                    return;
+                }
             }
         }
 
@@ -110,7 +129,7 @@ public sealed class RegistryProxy : IDisposable
 
     private async Task<HttpResponseMessage> ForwardAsync(LoopbackContext ctx, byte[] body)
     {
-        var message = new HttpRequestMessage(new HttpMethod(ctx.Method), $"http://{_upstream}{ctx.PathAndQuery}");
+        var message = new HttpRequestMessage(new HttpMethod(ctx.Method), $"http://{_upstream}{Rewrite?.Invoke(ctx.PathAndQuery) ?? ctx.PathAndQuery}");
         if (body.Length > 0 || ctx.Method is "PUT" or "PATCH" or "POST") message.Content = new ByteArrayContent(body);
         foreach (var (key, value) in ctx.Headers)
         {

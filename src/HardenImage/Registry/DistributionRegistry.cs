@@ -84,12 +84,15 @@ public sealed class DistributionRegistry : IRegistry
         Uri? location = null;
         long offset = 0;
         Exception? last = null;
-        var attempts = Math.Max(1, _options.Retry.MaxRetries + 1);
-        for (var attempt = 1; attempt <= attempts; attempt++)
+        // Bounded by failures in a row: a long upload through a flaky link may fail many times in all,
+        // as long as each retry gets further.
+        var failuresInARow = 0;
+        var maxFailures = Math.Max(0, _options.Retry.MaxRetries);
+        while (true)
         {
             try
             {
-                if (attempt > 1)
+                if (last != null)
                 {
                     if (await BlobExistsAsync(repository, blob.Digest, ct).ConfigureAwait(false))
                     {
@@ -115,6 +118,7 @@ public sealed class DistributionRegistry : IRegistry
                         var n = _options.ChunkSize > 0 ? Math.Min(_options.ChunkSize, rest) : rest;
                         location = await PatchChunkAsync(location, content, offset, n, blob.Size, progress, ct).ConfigureAwait(false);
                         offset += n;
+                        failuresInARow = 0;
                         progress?.Report(offset);
                     }
                     await CompleteUploadAsync(location, blob.Digest, ct).ConfigureAwait(false);
@@ -125,11 +129,12 @@ public sealed class DistributionRegistry : IRegistry
             catch (Exception e) when (IsResumable(e, ct))
             {
                 last = e;
-                var delay = e is RegistryHttpStatusException { RetryAfter: { } ra } ? ra : RetryHandler.Backoff(attempt, _options.Retry);
+                if (++failuresInARow > maxFailures)
+                    throw new RegistryException($"{Name}: uploading blob {blob.Digest} ({blob.Size} bytes) to {repository} failed {failuresInARow} times in a row: {e.Message}", inner: e);
+                var delay = e is RegistryHttpStatusException { RetryAfter: { } ra } ? ra : RetryHandler.Backoff(failuresInARow, _options.Retry);
                 await Task.Delay(delay, ct).ConfigureAwait(false);
             }
         }
-        throw new RegistryException($"{Name}: uploading blob {blob.Digest} ({blob.Size} bytes) to {repository} failed after {attempts} attempts: {last?.Message}", inner: last);
     }
 
     public async Task<Stream> GetBlobAsync(string repository, string digest, CancellationToken ct = default)

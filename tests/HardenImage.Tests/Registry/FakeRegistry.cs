@@ -118,6 +118,17 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
                 else
                     await ctx.RespondAsync(404, Error("BLOB_UNKNOWN", "blob unknown"), "application/json");
                 return;
+            case ("blobs", "GET") when rest.StartsWith("uploads/"):
+            {
+                // Upload status: how much of the upload the registry holds, so a client can resume from there.
+                if (!_uploads.TryGetValue(rest["uploads/".Length..], out var st))
+                {
+                    await ctx.RespondAsync(404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
+                    return;
+                }
+                await ctx.RespondAsync(204, null, null, [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{st.Data.Length - 1}")]);
+                return;
+            }
             case ("blobs", "POST"):
             {
                 var mount = ctx.Query["mount"];

@@ -41,6 +41,27 @@ public sealed class FaultInjectionTests
     }
 
     [Fact]
+    public async Task ChunkedUpload_DroppedMidChunk_ResumesFromTheRegistrysRange_SendingEachChunkOnce()
+    {
+        using var dir = new TempDir();
+        using var fake = new FakeRegistry(new FakeRegistryMode());
+        // Cut bodies and 500/429 answers never reach the registry; nothing that did reach it is lost.
+        using var proxy = new RegistryProxy(fake.Authority, new FaultPlan(Seed: 7, DropMidUpload: 0.3, ServerError: 0.1, Throttle: 0.05, RetryAfter: "0"));
+        var layout = OciLayout.OpenOrCreate(dir.Combine("oci"));
+        var layer = TestImages.WriteLayer(layout, "weights.bin", 4 * 1024 * 1024, 11);
+        var registry = RegistryTestKit.Client(proxy.Authority, monolithicLimit: 64 * 1024, chunkSize: 256 * 1024);
+
+        await using (var content = layout.OpenBlob(layer.Descriptor.Digest))
+            await registry.PushBlobAsync("weights", layer.Descriptor, content);
+
+        Assert.True(fake.HasBlob("weights", layer.Descriptor.Digest));
+        Assert.Contains(proxy.Log, r => r.Fault == "drop-mid-upload" && r.Method == "PATCH");
+        Assert.Contains(proxy.Log, r => r.Method == "GET" && r.PathAndQuery.Contains("/blobs/uploads/") && r.Status == 204);
+        // Resumed, not restarted: the registry received every byte exactly once (a restart would resend from 0).
+        Assert.Equal(layer.Descriptor.Size, proxy.UploadedBytes);
+    }
+
+    [Fact]
     public async Task Push_CancelledHalfWay_RerunCompletesWithoutReuploadingWhatIsThere()
     {
         using var dir = new TempDir();

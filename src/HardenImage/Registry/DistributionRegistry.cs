@@ -314,6 +314,7 @@ public sealed class DistributionRegistry : IRegistry
             RegistryHttpStatusException s => RetryHandler.IsTransientStatus(s.Status)
                 || s.ErrorCode is "BLOB_UPLOAD_UNKNOWN" or "BLOB_UPLOAD_INVALID" || s.Status == HttpStatusCode.RequestedRangeNotSatisfiable,
             RegistryAuthenticationException or ImmutableTagException or RepositoryNotFoundException => false,
+            HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } => false,
             HttpRequestException or IOException => true,
             TaskCanceledException { InnerException: TimeoutException } => true,
             _ => false,

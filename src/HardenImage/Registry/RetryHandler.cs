@@ -68,6 +68,8 @@ public sealed class RetryHandler : DelegatingHandler
     /// <summary>Whether a response or failure is worth another attempt.</summary>
     public static bool IsTransient(HttpResponseMessage? response, Exception? error, CancellationToken ct)
     {
+        // A TLS failure (wrong certificate, or https spoken to an http registry) will not heal by waiting.
+        if (error is HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError }) return false;
         if (error != null)
             return !ct.IsCancellationRequested && error is HttpRequestException or IOException
                 || (error is TaskCanceledException { InnerException: TimeoutException } && !ct.IsCancellationRequested);

@@ -10,6 +10,8 @@ app.Configure(config =>
     config.AddBuildCommands();
     config.AddSigningCommands();
     config.AddScanCommands();
+    config.AddRegistryCommands();
+    config.AddSignVerifyCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 return CliHost.Run(app, args);

@@ -1,0 +1,258 @@
+using System.ComponentModel;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.Oci;
+using HardenImage.Registry;
+using HardenImage.Signing;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HardenImage.Cli.Commands;
+
+public sealed class SignSettings : CommandSettings
+{
+    [CommandOption("--key <REF>")]
+    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: artifacts/keys/cosign.key (a development key is generated there if missing)")]
+    public string? Key { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("Artifacts directory holding pushed.json, sbom/ and scan/. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    [CommandOption("--images <DIR>")]
+    [Description("Image-set directory (for the lock's provenance). Default: images")]
+    public string ImagesDir { get; init; } = "images";
+
+    [CommandOption("--image <NAME>")]
+    [Description("Only these images; repeatable")]
+    public string[] Images { get; init; } = [];
+
+    [CommandOption("--insecure")]
+    [Description("Plain HTTP to the registry (loopback test registries)")]
+    public bool Insecure { get; init; }
+}
+
+/// <summary>
+/// <c>harden sign</c>: a cosign simple-signing signature for every pushed index and manifest, and DSSE
+/// attestations (CycloneDX SBOM, SLSA provenance, vulnerability scan) for every manifest (threats S, T, R).
+/// </summary>
+public sealed class SignCommand : AsyncCommand<SignSettings>
+{
+    public const string DefaultKey = "artifacts/keys/cosign.key";
+
+    public override async Task<int> ExecuteAsync(CommandContext context, SignSettings settings, CancellationToken ct)
+    {
+        var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
+        var pushed = PushedFile.TryLoad(pushedPath)
+                     ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
+        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? DefaultKey;
+        if (settings.Key == null && keyRef == DefaultKey) DevelopmentKey.EnsureExists(DefaultKey);
+        var passwords = DevelopmentKey.PasswordsFor(keyRef);
+        var signer = await new SignerFactory(passwords).FromReferenceAsync(keyRef, ct);
+        var target = RegistryTarget.Parse(pushed.Registry);
+        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
+        var table = new Table().AddColumns("image", "digest", "signature", "attestations");
+        foreach (var (name, image) in pushed.Images)
+        {
+            if (settings.Images.Length > 0 && !settings.Images.Contains(name)) continue;
+            var store = new RegistrySignatureStore(registry, image.Repository);
+            var imageSigner = new ImageSigner(signer, store);
+            var reference = DockerReference(target, image.Repository);
+            await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
+            var provenance = Provenance(name, image, lockFile, pushed.Registry);
+            await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
+            table.AddRow(name, image.Index[..19], "index", "provenance");
+            foreach (var (arch, manifest) in image.Manifests)
+            {
+                var digest = Digest.Parse(manifest);
+                await imageSigner.SignAsync(reference, digest, null, ct);
+                var kinds = new List<string>();
+                var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
+                if (File.Exists(sbomPath))
+                {
+                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
+                    kinds.Add("sbom");
+                }
+                await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                kinds.Add("provenance");
+                var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
+                if (File.Exists(scanPath))
+                {
+                    var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
+                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
+                    {
+                        ScannerUri = "https://github.com/hardenimage/harden",
+                        ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
+                        Result = scan,
+                        // The scan's own times; the file's write time when it records none.
+                        ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                        ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                    }), ct);
+                    kinds.Add("vuln");
+                }
+                table.AddRow($"{name} ({arch})", manifest[..19], "manifest", string.Join(", ", kinds));
+            }
+        }
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"[green]signed[/] with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {pushed.Registry}");
+        return 0;
+    }
+
+    private static DateTimeOffset? ScanTime(JsonNode scan, string field) =>
+        scan[field]?.GetValue<string>() is { } t && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : null;
+
+    internal static string DockerReference(RegistryTarget target, string repository) =>
+        target.Kind == RegistryKind.OciLayout ? repository : $"{target.Location}/{repository}";
+
+    private static JsonNode Provenance(string image, PushedImage pushed, LockFile? lockFile, string registry)
+    {
+        var deps = new List<ResolvedDependency>();
+        if (lockFile != null)
+        {
+            var names = new HashSet<string> { image };
+            for (var i = lockFile.Image(image); i?.From != null; i = lockFile.Image(i.From)) names.Add(i.From);
+            foreach (var li in lockFile.Images.Where(i => names.Contains(i.Name)))
+                foreach (var p in li.Architectures.SelectMany(a => a.Packages).DistinctBy(p => p.Sha256))
+                    deps.Add(new ResolvedDependency(p.Url, p.Sha256, $"{p.Name}@{p.Version}?arch={p.Architecture}"));
+        }
+        return Predicates.SlsaProvenance(new SlsaProvenanceInput
+        {
+            BuildType = "https://github.com/hardenimage/harden/build/v1",
+            BuilderId = "https://github.com/hardenimage/harden",
+            ExternalParameters = new JsonObject { ["image"] = image, ["registry"] = registry, ["repository"] = pushed.Repository },
+            ResolvedDependencies = deps,
+        });
+    }
+}
+
+/// <summary>The development key the default pipeline signs with: generated on first use, and said loudly.</summary>
+internal static class DevelopmentKey
+{
+    public static void EnsureExists(string path)
+    {
+        if (File.Exists(path)) return;
+        var password = Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable)
+                       ?? Environment.GetEnvironmentVariable(KeyPasswordSource.CosignVariable) ?? "";
+        var pair = new KeyPairGenerator().WriteTo(Path.GetDirectoryName(Path.GetFullPath(path))!, password, overwrite: false);
+        AnsiConsole.Write(new Panel(new Markup(
+                $"[yellow bold]DEVELOPMENT SIGNING KEY GENERATED[/]\n{Markup.Escape(pair.PrivateKeyPath)}\n{Markup.Escape(pair.PublicKeyPath)}\n" +
+                (password.Length == 0 ? "It has an EMPTY password. " : "") +
+                "Images signed with it prove nothing outside this machine: sign releases with your own key (--key, awskms://)."))
+            .Header("harden sign").BorderColor(Color.Yellow));
+    }
+
+    /// <summary>For the generated default key an unset password means the empty one; other keys prompt or fail.</summary>
+    public static KeyPasswordSource PasswordsFor(string keyRef)
+    {
+        if (keyRef == SignCommand.DefaultKey && Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable) == null
+            && Environment.GetEnvironmentVariable(KeyPasswordSource.CosignVariable) == null)
+            return new KeyPasswordSource(name => name == KeyPasswordSource.HardenVariable ? "" : null, null, interactive: false);
+        return KeyPasswordSource.FromEnvironmentOrTerminal();
+    }
+}
+
+public sealed class VerifySettings : CommandSettings
+{
+    [CommandArgument(0, "<REF>")]
+    [Description("Image to verify: HOST/REPO:TAG, HOST/REPO@sha256:..., or oci:DIR/REPO:TAG (an OCI layout registry)")]
+    public string Reference { get; init; } = "";
+
+    [CommandOption("--key <REF>")]
+    [Description("Public key: cosign.pub (PEM), a private key file, or awskms:///<key>. Default: artifacts/keys/cosign.pub")]
+    public string Key { get; init; } = "artifacts/keys/cosign.pub";
+
+    [CommandOption("--require <LIST>")]
+    [Description("Attestations every platform manifest must carry, comma separated: sbom, provenance, vuln, vex")]
+    public string Require { get; init; } = "";
+
+    [CommandOption("--no-critical")]
+    [Description("Fail when the vulnerability attestation lists a critical finding")]
+    public bool NoCritical { get; init; }
+
+    [CommandOption("--insecure")]
+    [Description("Plain HTTP to the registry")]
+    public bool Insecure { get; init; }
+}
+
+/// <summary><c>harden verify</c>: checks signatures, digest binding and required attestations of a pushed image.</summary>
+public sealed class VerifyCommand : AsyncCommand<VerifySettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
+    {
+        var (target, repository, reference) = ParseReference(settings.Reference);
+        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var root = await registry.ResolveManifestAsync(repository, reference, ct)
+                   ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        var store = new RegistrySignatureStore(registry, repository);
+        var verifier = new ImageVerifier(store, key);
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(PredicateTypes.FromPolicyName).ToList();
+        var subjects = new List<(string Label, string Digest, bool Platform)> { ("index", root.Digest, root.MediaType != MediaTypes.ImageIndex) };
+        if (root.MediaType == MediaTypes.ImageIndex)
+        {
+            var index = OciJson.Deserialize<ImageIndex>((await registry.GetManifestAsync(repository, root.Digest, ct))!.Bytes);
+            subjects.AddRange(index.Manifests.Select(m => (m.Platform?.Architecture ?? "manifest", m.Digest, true)));
+        }
+        var table = new Table().AddColumns("subject", "digest", "signatures", "attestations", "result");
+        var failed = false;
+        foreach (var (label, digest, platform) in subjects)
+        {
+            var report = await verifier.VerifyAsync(Digest.Parse(digest), new VerificationPolicy
+            {
+                RequiredAttestations = platform ? required : [],
+                ForbidCriticalVulnerabilities = platform && settings.NoCritical,
+            }, ct);
+            failed |= !report.Passed;
+            table.AddRow(label, digest[..19], report.Signatures.ToString(), Markup.Escape(string.Join(", ", report.Attestations)),
+                report.Passed ? "[green]ok[/]" : "[red]" + Markup.Escape(string.Join("; ", report.Failures)) + "[/]");
+        }
+        AnsiConsole.Write(table);
+        if (failed)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");
+            return 1;
+        }
+        AnsiConsole.MarkupLineInterpolated($"[green]verified[/] {settings.Reference} ({root.Digest})");
+        return 0;
+    }
+
+    internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)
+    {
+        string rest;
+        RegistryTarget target;
+        if (text.StartsWith("oci:", StringComparison.Ordinal))
+        {
+            // oci:DIR/REPO[:TAG|@DIGEST]: the last path segment (with tag) is the repository in the layout root DIR.
+            var body = text[4..];
+            var slash = body.LastIndexOf('/');
+            if (slash <= 0) throw new HardenException($"{text}: expected oci:DIR/REPOSITORY[:TAG], e.g. oci:artifacts/registry/base:13.");
+            target = RegistryTarget.Parse("oci:" + body[..slash]);
+            rest = body[(slash + 1)..];
+        }
+        else
+        {
+            var slash = text.IndexOf('/');
+            if (slash <= 0) throw new HardenException($"{text}: expected HOST/REPOSITORY[:TAG|@sha256:...].");
+            target = RegistryTarget.Parse(text[..slash]);
+            rest = text[(slash + 1)..];
+        }
+        var at = rest.IndexOf('@');
+        if (at > 0) return (target, rest[..at], rest[(at + 1)..]);
+        var colon = rest.LastIndexOf(':');
+        return colon > 0 ? (target, rest[..colon], rest[(colon + 1)..]) : (target, rest, "latest");
+    }
+}
+
+public static class SignCommandRegistration
+{
+    public static void AddSignVerifyCommands(this IConfigurator config)
+    {
+        config.AddCommand<SignCommand>("sign").WithDescription("Sign pushed images and attach SBOM, provenance and scan attestations (cosign formats)");
+        config.AddCommand<VerifyCommand>("verify").WithDescription("Verify an image's signatures and required attestations against a public key");
+    }
+}

@@ -58,7 +58,11 @@ public sealed record AptRepositoryOptions
 }
 
 /// <summary>One index the result was built from.</summary>
-public sealed record AptIndexFile(string Component, string Architecture, string Url, string Sha256, long Size);
+public sealed record AptIndexFile(string Component, string Architecture, string Url, string Sha256, long Size)
+{
+    /// <summary>The path as the Release file lists it, e.g. main/binary-amd64/Packages.xz.</summary>
+    public string ReleasePath { get; init; } = "";
+}
 
 /// <summary>A verified snapshot of one source: who signed it, when, and every package it offers.</summary>
 public sealed record AptRepositoryIndex
@@ -146,8 +150,10 @@ public sealed class AptRepositoryClient
                 var (index, path) = await FetchPackagesIndexAsync(source, release, component, arch, ct);
                 indices.Add(index);
                 bool Keep(string a) => a == arch || a == "all";
-                using var decoded = PackagesIndex.OpenDecompressed(path, index.Url, preferNativeXz: _options.PreferNativeXz);
-                foreach (var pkg in PackagesIndex.Read(decoded, source.Name, baseUrl, Keep, index.Url))
+                // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
+                var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
+                var parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                foreach (var pkg in parsed)
                 {
                     // Architecture: all packages appear in every binary-<arch> index; keep one copy.
                     if (pkg.Architecture == "all" && !seenAll.Add((pkg.Name, pkg.Version))) continue;
@@ -170,6 +176,9 @@ public sealed class AptRepositoryClient
             Packages = packages,
         };
     }
+
+    private static string StripCompression(string path) =>
+        path.EndsWith(".xz", StringComparison.Ordinal) || path.EndsWith(".gz", StringComparison.Ordinal) ? path[..^3] : path;
 
     private static void CheckSuite(AptSource source, ReleaseFile release)
     {
@@ -203,7 +212,7 @@ public sealed class AptRepositoryClient
             var url = $"{source.DistUrl}/{entry.Path}";
             var label = source.IsFlat ? "" : component;
             var cached = _cache.TryGetVerified(entry.Sha256, entry.Size);
-            if (cached != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size), cached);
+            if (cached != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, cached);
 
             // By-hash URLs never change content, so a mirror updating under us cannot hand us a mismatched pair.
             var urls = new List<string>();
@@ -217,7 +226,7 @@ public sealed class AptRepositoryClient
             foreach (var u in urls)
             {
                 var path = await DownloadVerifiedAsync(source, u, entry, ct);
-                if (path != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size), path);
+                if (path != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, path);
                 tried.Add(u);
             }
         }

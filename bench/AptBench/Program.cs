@@ -49,14 +49,33 @@ using (var seq = PackagesIndex.OpenDecompressed(file, readAhead: false))
     again = PackagesIndex.Read(seq, "debian", "").Count();
 Console.WriteLine($"parse without read-ahead thread: {sw.Elapsed.TotalSeconds:0.000} s for {again:N0} packages");
 
+var c0 = Cpu(); var c0Exp = c0;
+// For comparison: the same parse with normal collections (no GcQuietScope), i.e. what it costs without the region.
+GC.Collect();
+sw.Restart(); c0Exp = Cpu();
+using (var plainGc = PackagesIndex.OpenDecompressed(file))
+    again = PackagesIndex.Read(plainGc, "debian", "http://deb.debian.org/debian").ToList().Count;
+Console.WriteLine($"parse with normal GC (no no-GC region): {sw.Elapsed.TotalSeconds:0.000} s wall, {(Cpu() - c0Exp).TotalSeconds:0.000} s CPU for {again:N0}");
+
 // Where the time goes: decompression alone, each decoder.
-Console.WriteLine($"xz decode only, liblzma:       {DecodeOnly(true):0.000} s");
-Console.WriteLine($"xz decode only, SharpCompress: {DecodeOnly(false):0.000} s");
+c0 = Cpu();
+Console.WriteLine($"xz decode only, liblzma:       {DecodeOnly(true):0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU");
+c0 = Cpu();
+Console.WriteLine($"xz decode only, SharpCompress: {DecodeOnly(false):0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU");
 var plain = Path.Combine(Path.GetTempPath(), $"aptbench-{Environment.ProcessId}-Packages");
 using (var src = PackagesIndex.OpenDecompressed(file)) using (var dst = File.Create(plain)) src.CopyTo(dst);
-sw.Restart();
+sw.Restart(); c0 = Cpu();
 var n = PackagesIndex.ReadFile(plain, "debian", "").Count;
-Console.WriteLine($"deb822 + BinaryPackage only (uncompressed file): {sw.Elapsed.TotalSeconds:0.000} s for {n:N0}");
+Console.WriteLine($"deb822 + BinaryPackage only (uncompressed file): {sw.Elapsed.TotalSeconds:0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU for {n:N0}");
+sw.Restart(); c0 = Cpu();
+using (var r = new StreamReader(plain)) n = Deb822.Read(r).Count();
+Console.WriteLine($"deb822 only, nothing kept (uncompressed file):   {sw.Elapsed.TotalSeconds:0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU for {n:N0}");
+sw.Restart(); c0 = Cpu();
+using (var r = new StreamReader(plain)) n = Deb822.Read(r).ToList().Count;
+Console.WriteLine($"deb822 only, paragraphs kept (uncompressed file): {sw.Elapsed.TotalSeconds:0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU for {n:N0}");
+sw.Restart(); c0 = Cpu();
+using (var r = new StreamReader(plain)) n = Deb822.Read(r).Select(p => BinaryPackage.FromParagraph(p)).Count();
+Console.WriteLine($"deb822 + BinaryPackage, nothing kept:              {sw.Elapsed.TotalSeconds:0.000} s wall, {(Cpu() - c0).TotalSeconds:0.000} s CPU for {n:N0}");
 File.Delete(plain);
 Console.WriteLine($"peak RSS at exit: {PeakRssMb():0} MB");
 
@@ -70,6 +89,8 @@ double DecodeOnly(bool native)
     while ((r = s.Read(buf)) > 0) total += r;
     return t.Elapsed.TotalSeconds;
 }
+
+static TimeSpan Cpu() => Process.GetCurrentProcess().TotalProcessorTime;
 
 static double PeakRssMb()
 {

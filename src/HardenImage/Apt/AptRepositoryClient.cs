@@ -58,7 +58,11 @@ public sealed record AptRepositoryOptions
 }
 
 /// <summary>One index the result was built from.</summary>
-public sealed record AptIndexFile(string Component, string Architecture, string Url, string Sha256, long Size);
+public sealed record AptIndexFile(string Component, string Architecture, string Url, string Sha256, long Size)
+{
+    /// <summary>The path as the Release file lists it, e.g. main/binary-amd64/Packages.xz.</summary>
+    public string ReleasePath { get; init; } = "";
+}
 
 /// <summary>A verified snapshot of one source: who signed it, when, and every package it offers.</summary>
 public sealed record AptRepositoryIndex
@@ -124,7 +128,9 @@ public sealed class AptRepositoryClient
     {
         if (source.Architectures.Count == 0) throw new HardenException($"Source {source} names no architecture.");
         if (!source.IsFlat && source.Components.Count == 0) throw new HardenException($"Source {source} names no component.");
-        var keyring = OpenPgpKeyring.Load(source.KeyringPaths.ToArray());
+        OpenPgpKeyring keyring;
+        try { keyring = OpenPgpKeyring.Load(source.KeyringPaths.ToArray()); }
+        catch (HardenException e) { throw new HardenException($"Source {source}: {e.Message}", e.ExitCode, e); }
 
         var inReleaseUrl = source.DistUrl + "/InRelease";
         var inRelease = await GetSmallAsync(source, inReleaseUrl, _options.MaxInReleaseBytes, ct);
@@ -144,8 +150,10 @@ public sealed class AptRepositoryClient
                 var (index, path) = await FetchPackagesIndexAsync(source, release, component, arch, ct);
                 indices.Add(index);
                 bool Keep(string a) => a == arch || a == "all";
-                using var decoded = PackagesIndex.OpenDecompressed(path, index.Url, preferNativeXz: _options.PreferNativeXz);
-                foreach (var pkg in PackagesIndex.Read(decoded, source.Name, baseUrl, Keep, index.Url))
+                // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
+                var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
+                var parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                foreach (var pkg in parsed)
                 {
                     // Architecture: all packages appear in every binary-<arch> index; keep one copy.
                     if (pkg.Architecture == "all" && !seenAll.Add((pkg.Name, pkg.Version))) continue;
@@ -168,6 +176,9 @@ public sealed class AptRepositoryClient
             Packages = packages,
         };
     }
+
+    private static string StripCompression(string path) =>
+        path.EndsWith(".xz", StringComparison.Ordinal) || path.EndsWith(".gz", StringComparison.Ordinal) ? path[..^3] : path;
 
     private static void CheckSuite(AptSource source, ReleaseFile release)
     {
@@ -201,7 +212,7 @@ public sealed class AptRepositoryClient
             var url = $"{source.DistUrl}/{entry.Path}";
             var label = source.IsFlat ? "" : component;
             var cached = _cache.TryGetVerified(entry.Sha256, entry.Size);
-            if (cached != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size), cached);
+            if (cached != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, cached);
 
             // By-hash URLs never change content, so a mirror updating under us cannot hand us a mismatched pair.
             var urls = new List<string>();
@@ -215,7 +226,7 @@ public sealed class AptRepositoryClient
             foreach (var u in urls)
             {
                 var path = await DownloadVerifiedAsync(source, u, entry, ct);
-                if (path != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size), path);
+                if (path != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, path);
                 tried.Add(u);
             }
         }
@@ -227,9 +238,9 @@ public sealed class AptRepositoryClient
     /// <returns>The verified cached path, or null on 404 (try the next form).</returns>
     private async Task<string?> DownloadVerifiedAsync(AptSource source, string url, ReleaseFileEntry entry, CancellationToken ct)
     {
+        using var response = await SendAsync(source, url, ct);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
         timeout.CancelAfter(_options.DownloadTimeout);
-        using var response = await SendAsync(source, url, HttpCompletionOption.ResponseHeadersRead, timeout.Token, ct);
         if (response.StatusCode == HttpStatusCode.NotFound) return null;
         EnsureSuccess(source, url, response);
         if (response.Content.Headers.ContentLength is { } len && len != entry.Size)
@@ -256,9 +267,7 @@ public sealed class AptRepositoryClient
 
     private async Task<byte[]> GetSmallAsync(AptSource source, string url, long maxBytes, CancellationToken ct)
     {
-        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        timeout.CancelAfter(_options.ConnectTimeout);
-        using var response = await SendAsync(source, url, HttpCompletionOption.ResponseHeadersRead, timeout.Token, ct);
+        using var response = await SendAsync(source, url, ct);
         if (response.StatusCode == HttpStatusCode.NotFound)
             throw new HardenException(
                 $"{url} does not exist (404): source {source} has no InRelease there. Check the URL and suite " +
@@ -266,13 +275,15 @@ public sealed class AptRepositoryClient
         EnsureSuccess(source, url, response);
         if (response.Content.Headers.ContentLength > maxBytes)
             throw new HardenException($"{url} is {response.Content.Headers.ContentLength} bytes, more than the {maxBytes} an InRelease may have. Refusing it.");
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        timeout.CancelAfter(_options.DownloadTimeout);
         try
         {
             using var limited = new MemoryStream();
-            await using var body = await response.Content.ReadAsStreamAsync(ct);
+            await using var body = await response.Content.ReadAsStreamAsync(timeout.Token);
             var buffer = new byte[1 << 16];
             int n;
-            while ((n = await body.ReadAsync(buffer, ct)) > 0)
+            while ((n = await body.ReadAsync(buffer, timeout.Token)) > 0)
             {
                 if (limited.Length + n > maxBytes) throw new HardenException($"{url} is larger than the {maxBytes} bytes an InRelease may have. Refusing it.");
                 limited.Write(buffer, 0, n);
@@ -283,15 +294,22 @@ public sealed class AptRepositoryClient
         {
             throw new HardenException($"Downloading {url} (source {source}) failed: {e.Message}. Retry; if it persists, the repository is unhealthy.", inner: e);
         }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new HardenException($"Downloading {url} (source {source}) took longer than {_options.DownloadTimeout.TotalSeconds:0} s. The repository is too slow; retry or use another mirror.");
+        }
     }
 
-    private async Task<HttpResponseMessage> SendAsync(AptSource source, string url, HttpCompletionOption completion,
-        CancellationToken timeoutToken, CancellationToken callerToken)
+    /// <summary>GET with the response headers due within ConnectTimeout: an unreachable or silent repository fails
+    /// fast even through an injected HttpClient without a connect timeout of its own.</summary>
+    private async Task<HttpResponseMessage> SendAsync(AptSource source, string url, CancellationToken callerToken)
     {
+        using var headersDue = CancellationTokenSource.CreateLinkedTokenSource(callerToken);
+        headersDue.CancelAfter(_options.ConnectTimeout);
         try
         {
             using var request = new HttpRequestMessage(HttpMethod.Get, url);
-            return await _http.SendAsync(request, completion, timeoutToken);
+            return await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, headersDue.Token);
         }
         catch (OperationCanceledException) when (!callerToken.IsCancellationRequested)
         {

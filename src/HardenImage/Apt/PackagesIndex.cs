@@ -44,10 +44,23 @@ public static class PackagesIndex
     }
 
     /// <summary>Reads a whole index file into a list (the common case).</summary>
-    public static List<BinaryPackage> ReadFile(string path, string origin, string baseUrl, Func<string, bool>? keepArchitecture = null)
+    public static List<BinaryPackage> ReadFile(string path, string origin, string baseUrl, Func<string, bool>? keepArchitecture = null,
+        string? formatName = null, long uncompressedSize = 0, bool preferNativeXz = true)
     {
-        using var stream = OpenDecompressed(path);
-        return Read(stream, origin, baseUrl, keepArchitecture, Path.GetFileName(path)).ToList();
+        var name = formatName ?? path;
+        if (uncompressedSize <= 0) uncompressedSize = EstimateUncompressedSize(path, name);
+        // ~2.9 bytes allocated per uncompressed byte (UTF-16 strings + objects), measured on trixie main amd64.
+        using var quiet = GcQuietScope.For(uncompressedSize * 7 / 2 + (32 << 20));
+        using var stream = OpenDecompressed(path, name, preferNativeXz: preferNativeXz);
+        return Read(stream, origin, baseUrl, keepArchitecture, Path.GetFileName(name)).ToList();
+    }
+
+    private static long EstimateUncompressedSize(string path, string formatName)
+    {
+        var size = new FileInfo(path).Length;
+        return formatName.EndsWith(".xz", StringComparison.Ordinal) ? size * 6
+            : formatName.EndsWith(".gz", StringComparison.Ordinal) ? size * 5
+            : size;
     }
 }
 

@@ -287,7 +287,7 @@ public sealed class AptRepositoryFixture : IDisposable
 
 /// <summary>
 /// The fixture's signing key: generated once per test run and key type in an isolated GNUPGHOME, so no test
-/// touches the user's keys and key generation (slow for RSA) happens once. gpg-agent is stopped at process exit.
+/// touches the user's keys and key generation (slow for RSA) happens once. gpg-agent is stopped after each use.
 /// </summary>
 public sealed class FixtureSigningKey
 {
@@ -300,7 +300,8 @@ public sealed class FixtureSigningKey
     private FixtureSigningKey(FixtureKeyType type)
     {
         // Short path: gpg-agent's socket path must stay under ~100 characters.
-        Home = Path.Combine("/tmp", $"hi-gpg-{Guid.NewGuid():N}"[..18]);
+        RemoveHomesOfDeadProcesses();
+        Home = Path.Combine("/tmp", $"hi-gpg-{Environment.ProcessId}-{Guid.NewGuid():N}"[..24]);
         Directory.CreateDirectory(Home);
         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(Home, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var algo = type == FixtureKeyType.Rsa ? "rsa3072" : "ed25519";
@@ -311,14 +312,10 @@ public sealed class FixtureSigningKey
         ArmoredKeyringPath = Path.Combine(Home, "keyring.asc");
         Gpg("--output", KeyringPath, "--export", Fingerprint);
         Gpg("--armor", "--output", ArmoredKeyringPath, "--export", Fingerprint);
+        StopAgent();
         AppDomain.CurrentDomain.ProcessExit += (_, _) =>
         {
-            try
-            {
-                RequiredService.Run("gpgconf", ["--kill", "gpg-agent"], env: new Dictionary<string, string> { ["GNUPGHOME"] = Home });
-                Directory.Delete(Home, recursive: true);
-            }
-            catch (Exception) { /* best effort at exit */ }
+            try { Directory.Delete(Home, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
         };
     }
 
@@ -327,12 +324,30 @@ public sealed class FixtureSigningKey
     public string KeyringPath { get; }
     public string ArmoredKeyringPath { get; }
 
+    /// <summary>gpg --clearsign, then stop the gpg-agent it started: no daemon outlives the call (a test host may be
+    /// killed without running exit handlers).</summary>
     public void ClearSign(string input, string output)
     {
         lock (_signLock)
-            Gpg("--yes", "--pinentry-mode", "loopback", "--passphrase", "", "--local-user", Fingerprint,
-                "--digest-algo", "SHA256", "--output", output, "--clearsign", input);
+            RequiredService.RunOk("/bin/sh", ["-c",
+                "gpg --batch --no-tty --yes --pinentry-mode loopback --passphrase '' --local-user \"$1\" --digest-algo SHA256 " +
+                "--output \"$2\" --clearsign \"$3\"; rc=$?; gpgconf --kill gpg-agent; exit $rc", "sh", Fingerprint, output, input],
+                env: new Dictionary<string, string> { ["GNUPGHOME"] = Home });
     }
+
+    // A test host may be killed before exit handlers run; its key directory is removed by the next run.
+    private static void RemoveHomesOfDeadProcesses()
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/tmp", "hi-gpg-*"))
+        {
+            var parts = Path.GetFileName(dir).Split('-');
+            if (parts.Length < 4 || !int.TryParse(parts[2], out var pid) || Directory.Exists($"/proc/{pid}")) continue;
+            try { Directory.Delete(dir, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
+    private void StopAgent() =>
+        RequiredService.Run("gpgconf", ["--kill", "gpg-agent"], env: new Dictionary<string, string> { ["GNUPGHOME"] = Home });
 
     private string Gpg(params string[] args) =>
         RequiredService.RunOk("gpg", ["--batch", "--no-tty", .. args], env: new Dictionary<string, string> { ["GNUPGHOME"] = Home });

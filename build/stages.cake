@@ -18,8 +18,37 @@ Task("Build")
     .IsDependentOn("Fetch")
     .Does(() => Harden($"build --out {Options.Artifacts}"));
 
+Task("Sbom")
+    .Description("CycloneDX 1.6 SBOM per image and architecture into artifacts/sbom")
+    .IsDependentOn("Build")
+    .Does(() => Harden($"sbom --out {Options.Artifacts}"));
+
+Task("Scan")
+    .Description("Offline vulnerability scan, VEX, and the policy gate (policies/vulnerabilities.yaml)")
+    .IsDependentOn("Sbom")
+    .Does(() => Harden($"scan --out {Options.Artifacts}"));
+
+Task("Push")
+    .Description("Push the image set to the registry (default: the OCI layout registry artifacts/registry)")
+    .IsDependentOn("Scan")
+    .Does(() => Harden($"push --registry {Options.Registry} --artifacts {Options.Artifacts}{Insecure()}"));
+
+Task("Sign")
+    .Description("cosign signatures and SBOM/provenance/vuln attestations (a development key when none is given)")
+    .IsDependentOn("Push")
+    .Does(() => Harden($"sign --artifacts {Options.Artifacts}{KeyOption()}{Insecure()}"));
+
+Task("Verify")
+    .Description("Verify every pushed image: signatures, digest binding, required attestations, no critical findings")
+    .IsDependentOn("Sign")
+    .Does(() =>
+    {
+        foreach (var reference in PushedReferences())
+            Harden($"verify {reference} --key {PublicKey()} --require sbom,provenance,vuln --no-critical{Insecure()}", selectImages: false);
+    });
+
 Task("Services")
-    .Description("Install (as root) and start what the integration tests use: .ci/services")
+    .Description("Install (as root) and start what the integration tests and smoke runs use: .ci/services")
     .Does(() =>
     {
         var exit = StartProcess("bash", new ProcessSettings { Arguments = ".ci/services" });
@@ -44,5 +73,14 @@ Task("Test")
     });
 
 Task("Default")
-    .Description("The main job: every stage implemented so far, on the embedded defaults")
-    .IsDependentOn("Build");
+    .Description("The main job on the embedded defaults: lock → build → sbom → scan → push → sign → verify")
+    .IsDependentOn("Verify");
+
+Task("Release")
+    .Description("The same pipeline against a real registry: dotnet cake --target=Release --registry=HOST/NS [--key=REF]")
+    .Does(() =>
+    {
+        if (Options.Registry.StartsWith("oci:"))
+            throw new CakeException("Release needs --registry=HOST/NAMESPACE (or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NS)");
+    })
+    .IsDependentOn("Verify");

@@ -32,7 +32,7 @@ public sealed record RegistryCommandServices(
 public sealed class PushSettings : CommandSettings
 {
     [CommandOption("--registry <TARGET>")]
-    [Description("oci:DIR (default oci:artifacts/registry), HOST[:port]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
     public string? Registry { get; init; }
 
     [CommandOption("--layout <DIR>")]

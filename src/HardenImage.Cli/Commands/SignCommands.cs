@@ -66,8 +66,9 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
             var provenance = Provenance(name, image, lockFile, pushed.Registry);
             await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
             table.AddRow(name, image.Index[..19], "index", "provenance");
-            foreach (var (arch, manifest) in image.Manifests)
+            foreach (var (platform, manifest) in image.Manifests)
             {
+                var arch = platform.Split('/')[0]; // "arm64/v8" → the artifacts' "arm64"
                 var digest = Digest.Parse(manifest);
                 await imageSigner.SignAsync(reference, digest, null, ct);
                 var kinds = new List<string>();
@@ -94,7 +95,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                     }), ct);
                     kinds.Add("vuln");
                 }
-                table.AddRow($"{name} ({arch})", manifest[..19], "manifest", string.Join(", ", kinds));
+                table.AddRow($"{name} ({platform})", manifest[..19], "manifest", string.Join(", ", kinds));
             }
         }
         AnsiConsole.Write(table);
@@ -208,7 +209,10 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
                 ForbidCriticalVulnerabilities = platform && settings.NoCritical,
             }, ct);
             failed |= !report.Passed;
-            table.AddRow(label, digest[..19], report.Signatures.ToString(), Markup.Escape(string.Join(", ", report.Attestations)),
+            var validSigs = report.Signatures.Checks.Count(c => c.Valid);
+            var attestations = report.Attestations.PredicateTypes.Select(ShortPredicate).Order(StringComparer.Ordinal);
+            table.AddRow(Markup.Escape(label), digest[..19], $"{validSigs}/{report.Signatures.Checks.Count} valid",
+                Markup.Escape(string.Join(", ", attestations)),
                 report.Passed ? "[green]ok[/]" : "[red]" + Markup.Escape(string.Join("; ", report.Failures)) + "[/]");
         }
         AnsiConsole.Write(table);
@@ -220,6 +224,15 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         AnsiConsole.MarkupLineInterpolated($"[green]verified[/] {settings.Reference} ({root.Digest})");
         return 0;
     }
+
+    private static string ShortPredicate(string type) => type switch
+    {
+        PredicateTypes.CycloneDx => "sbom",
+        PredicateTypes.SlsaProvenanceV1 => "provenance",
+        PredicateTypes.CosignVuln => "vuln",
+        PredicateTypes.OpenVex => "vex",
+        _ => type,
+    };
 
     internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)
     {

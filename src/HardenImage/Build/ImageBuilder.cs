@@ -41,7 +41,7 @@ public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<Architec
 /// </summary>
 public sealed class ImageBuilder
 {
-    private const string ToolVersion = "harden-build/1";
+    private const string ToolVersion = "harden-build/2";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;
@@ -199,7 +199,8 @@ public sealed class ImageBuilder
                 From = image.From,
                 Index = wi.Index.Digest,
                 IndexSize = wi.Index.Size,
-                Tags = wi.RefNames.ToList(),
+                // Registry tags (the layout's ref names are "name" and "name:version"): the version, else latest.
+                Tags = image.Version != null ? [image.Version] : ["latest"],
                 BuildKey = keys[image.Name],
                 Architectures = builtArchs,
             });
@@ -303,6 +304,8 @@ public sealed class ImageBuilder
         var existing = tree.Resolve(path);
         if (existing == null) { tree.Set(node); return; }
         if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
+        if (existing.Type == FsNodeType.Symlink && node.Type == FsNodeType.Directory)
+            throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}/, which would be written through the symlink /{path} → {existing.LinkTarget} (from {existing.Owner}); refusing it.");
         if (existing.Type == node.Type && existing.ContentSha256 == node.ContentSha256 && existing.LinkTarget == node.LinkTarget
             && existing.Mode == node.Mode)
             return;
@@ -472,6 +475,7 @@ public sealed record BuiltImage
     public string? From { get; init; }
     public required string Index { get; init; }
     public required long IndexSize { get; init; }
+    /// <summary>Registry tags for <c>harden push</c>: the image's version, else "latest".</summary>
     public List<string> Tags { get; init; } = new();
     public required string BuildKey { get; init; }
     public required List<BuiltArchitecture> Architectures { get; init; }

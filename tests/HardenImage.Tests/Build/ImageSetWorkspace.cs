@@ -42,6 +42,14 @@ public sealed class ImageSetWorkspace : IDisposable
             new FakePackage("ca-certificates", "20250419", "all").WithDepends("debconf (>= 0.5) | debconf-2.0")
                 .WithFile("/usr/share/ca-certificates/mozilla/Fixture_Root_A.crt", "-----BEGIN CERTIFICATE-----\nQUFB\n-----END CERTIFICATE-----\n")
                 .WithFile("/usr/share/ca-certificates/mozilla/Fixture_Root_B.crt", "-----BEGIN CERTIFICATE-----\nQkJC\n-----END CERTIFICATE-----\n"));
+        // Hostile packages for the rejection tests: two packages shipping one path with different content, a
+        // symlink out of the tree and a package writing through it, and one whose .deb a test rewrites with "../".
+        Repo.Add(
+            new FakePackage("conflict-a", "1.0", "all").WithFile("/usr/share/conflict.txt", "from a"),
+            new FakePackage("conflict-b", "1.0", "all").WithFile("/usr/share/conflict.txt", "from b"),
+            new FakePackage("evil-link", "1.0", "all").WithSymlink("/usr/lib/evil", "/etc"),
+            new FakePackage("through-link", "1.0", "all").WithDepends("evil-link").WithFile("/usr/lib/evil/passwd", "root::0:0::/:/bin/sh"),
+            new FakePackage("dotdot", "1.0", "all").WithFile("/usr/share/dotdot/ok.txt", "fine"));
         Repo.ReleaseDate = new DateTimeOffset(2025, 5, 17, 0, 0, 0, TimeSpan.Zero);
         Repo.Publish();
 
@@ -93,27 +101,28 @@ public sealed class ImageSetWorkspace : IDisposable
 
     public void WriteImage(string name, string yaml) => File.WriteAllText(Path.Combine(ImagesDir, name + ".yaml"), yaml);
 
-    public async Task<LockOutcome> LockAsync(bool update = false)
+    public async Task<LockOutcome> LockAsync(bool update = false, params string[] images)
     {
         var set = ImageSet.Load(ImagesDir);
         var existing = File.Exists(LockPath) ? LockFile.Load(LockPath) : null;
         using var http = AptRepositoryClient.CreateHttpClient();
         var client = new AptRepositoryClient(http, new AptIndexCache(Path.Combine(Cache, "indices")));
-        var outcome = await new ImageLocker(new AptSuiteIndexReader(client, set.Directory)).LockAsync(set, existing, new LockOptions { Update = update });
+        var outcome = await new ImageLocker(new AptSuiteIndexReader(client, set.Directory)).LockAsync(set, existing, new LockOptions { Update = update, Images = images });
         outcome.Lock.Save(LockPath);
         return outcome;
     }
 
-    public async Task<BuildOutcome> BuildAsync(string? artifacts = null, string? cache = null, bool force = false)
+    public async Task<BuildOutcome> BuildAsync(string? artifacts = null, string? cache = null, bool force = false, params string[] images)
     {
         var set = ImageSet.Load(ImagesDir);
         var lockFile = LockFile.Load(LockPath);
         cache ??= Cache;
-        var all = lockFile.Images.SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
+        var selected = set.Select(images).Select(i => i.Name).ToHashSet();
+        var all = lockFile.Images.Where(i => selected.Contains(i.Name)).SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
         using var http = new HttpClient();
         var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(all.Select(DebDownload.From).ToList());
         var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
-        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force });
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force, Images = images });
         return await builder.BuildAsync(p => paths[p.Sha256]);
     }
 

@@ -56,7 +56,7 @@ for (var r = 1; r <= runs; r++)
     Console.WriteLine($"run {r}/{runs}: lock --update {update[^1].Wall:0.00} s, lock {plain[^1].Wall:0.00} s; load {Measure.LoadAverage()}");
 }
 var startup = new List<Sample>();
-for (var r = 1; r <= runs; r++) startup.Add(m.Timed("dotnet", [harden, "--version"], env));
+for (var r = 1; r <= runs; r++) startup.Add(m.Timed("dotnet", [harden, "--help"], env));
 
 // --- phases, in-process -----------------------------------------------------------------------------------------
 var phases = await Phases.MeasureAsync(set, cache, runs);
@@ -70,12 +70,12 @@ void Row(string name, Sample s, string target, bool? ok) =>
 var u = Sample.Median(update); var p = Sample.Median(plain);
 Row("harden lock --update (re-resolve all)", u, "<= 2 s", u.Wall <= 2);
 Row("harden lock (unchanged entries kept)", p, "<= 2 s", p.Wall <= 2);
-Row("harden --version (process start only)", Sample.Median(startup), "", null);
+Row("harden --help (process start only)", Sample.Median(startup), "", null);
 Console.WriteLine();
 Console.WriteLine("where lock --update spends its time (in-process, library called directly; first = cold JIT as in the CLI, then median of the later runs):");
 Console.WriteLine($"{"phase",-62} {"first s",8} {"median s",9} {"cpu s",7}");
 foreach (var ph in phases.Rows)
-    Console.WriteLine($"{ph.Name,-62} {ph.First,8:0.000} {ph.Median,9:0.000} {ph.Cpu,7:0.000}");
+    Console.WriteLine($"{ph.Name,-62} {(double.IsNaN(ph.First) ? "-" : ph.First.ToString("0.000", CultureInfo.InvariantCulture)),8} {ph.Median,9:0.000} {ph.Cpu,7:0.000}");
 Console.WriteLine($"peak RSS of this bench process (holds all indices): {Phases.PeakRssMb():0} MB");
 
 if (aptBench)

@@ -120,6 +120,7 @@ internal static class Phases
         }
 
         IReadOnlyList<string> imageNames = [];
+        Dictionary<string, SuiteIndex> lastIndexes = new();
         var archNames = new SortedSet<string>(StringComparer.Ordinal);
         for (var run = 0; run < runs + 1; run++)
         {
@@ -162,6 +163,7 @@ internal static class Phases
                         .Where(p => p.Architecture == a || p.Architecture == "all").DistinctBy(p => (p.Name, p.Version, p.Sha256)).ToList()),
                 });
             }
+            lastIndexes = indexes;
             var universes = new Dictionary<string, PackageUniverse>(StringComparer.Ordinal);
             var lockedByImage = new Dictionary<(string, string), LockedArchitecture>();
             foreach (var image in selected)
@@ -217,6 +219,21 @@ internal static class Phases
         samples["ImageLocker.LockAsync, suites in parallel (JIT warm)"] = [(double.NaN, double.NaN), .. full];
         order.Add("ImageLocker.LockAsync, suites in parallel (JIT warm)");
 
+        // Prototype of suggestion 2 (docs/performance.md): a compact binary snapshot of the parsed indices, holding
+        // only the fields the resolver and the lock read, as the cache could keep it per index SHA-256.
+        var all = lastIndexes.Values.SelectMany(i => i.Packages.Values.SelectMany(l => l)).DistinctBy(p => (p.Name, p.Version, p.Architecture, p.Origin)).ToList();
+        var snapshot = Path.Combine(Path.GetTempPath(), $"lockbench-snapshot-{Environment.ProcessId}.bin");
+        Snapshot.Write(snapshot, all);
+        var snapshotMb = new FileInfo(snapshot).Length / 1e6;
+        var readName = $"prototype: read compact snapshot of all suites ({all.Count:N0} pkgs, {snapshotMb:0.0} MB)";
+        for (var run = 0; run < runs + 1; run++)
+        {
+            var pkgs = Time(readName, () => Snapshot.Read(snapshot));
+            foreach (var arch in archNames)
+                Time($"prototype: new PackageUniverse({arch}) from the snapshot", () => new PackageUniverse(arch, pkgs.Where(p => p.Architecture == arch || p.Architecture == "all")));
+        }
+        File.Delete(snapshot);
+
         var rows = order.Select(name =>
         {
             var l = samples[name];
@@ -232,5 +249,44 @@ internal static class Phases
             if (line.StartsWith("VmHWM:", StringComparison.Ordinal))
                 return long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1], CultureInfo.InvariantCulture) / 1024.0;
         return double.NaN;
+    }
+}
+
+/// <summary>Bench-only stand-in for a parsed-index cache entry: length-prefixed strings, no deb822 paragraph.</summary>
+internal static class Snapshot
+{
+    public static void Write(string path, IReadOnlyList<BinaryPackage> packages)
+    {
+        using var w = new BinaryWriter(File.Create(path));
+        w.Write(packages.Count);
+        foreach (var p in packages)
+        {
+            foreach (var s in new[] { p.Name, p.Version, p.Architecture, p.SourceName, p.SourceVersion, p.Filename, p.Sha256,
+                         p.Depends, p.PreDepends, p.Provides, p.MultiArch, p.Origin, p.BaseUrl, p.Paragraph?["Priority"] ?? "" })
+                w.Write(s);
+            w.Write(p.Size);
+            w.Write(p.Essential);
+        }
+    }
+
+    public static List<BinaryPackage> Read(string path)
+    {
+        using var r = new BinaryReader(new BufferedStream(File.OpenRead(path), 1 << 16));
+        var n = r.ReadInt32();
+        var list = new List<BinaryPackage>(n);
+        for (var i = 0; i < n; i++)
+        {
+            string name = r.ReadString(), version = r.ReadString(), arch = r.ReadString(), srcName = r.ReadString(), srcVersion = r.ReadString(),
+                file = r.ReadString(), sha = r.ReadString(), dep = r.ReadString(), pre = r.ReadString(), prov = r.ReadString(), ma = r.ReadString(),
+                origin = r.ReadString(), baseUrl = r.ReadString();
+            r.ReadString(); // Priority: a real cache would keep it as a field of its own
+            list.Add(new BinaryPackage
+            {
+                Name = name, Version = version, Architecture = arch, SourceName = srcName, SourceVersion = srcVersion, Filename = file,
+                Sha256 = sha, Depends = dep, PreDepends = pre, Provides = prov, MultiArch = ma, Origin = origin, BaseUrl = baseUrl,
+                Size = r.ReadInt64(), Essential = r.ReadBoolean(),
+            });
+        }
+        return list;
     }
 }

@@ -143,22 +143,28 @@ public sealed class AptRepositoryClient
         var packages = new List<BinaryPackage>();
         var seenAll = new HashSet<(string, string)>();
         var baseUrl = source.BaseUrl.TrimEnd('/');
-        foreach (var component in source.IsFlat ? [""] : source.Components)
-        {
-            foreach (var arch in source.Architectures)
+        // Each (component, architecture) index is fetched and parsed on its own task (parsing is CPU-bound and
+        // the big amd64 and arm64 lists are independent); results are merged in a fixed order, so the outcome
+        // does not depend on which finishes first.
+        var work = (source.IsFlat ? [""] : source.Components)
+            .SelectMany(component => source.Architectures.Select(arch => (Component: component, Arch: arch)))
+            .Select(x => Task.Run(async () =>
             {
-                var (index, path) = await FetchPackagesIndexAsync(source, release, component, arch, ct);
-                indices.Add(index);
-                bool Keep(string a) => a == arch || a == "all";
+                var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
+                bool Keep(string a) => a == x.Arch || a == "all";
                 // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
                 var parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
-                foreach (var pkg in parsed)
-                {
-                    // Architecture: all packages appear in every binary-<arch> index; keep one copy.
-                    if (pkg.Architecture == "all" && !seenAll.Add((pkg.Name, pkg.Version))) continue;
-                    packages.Add(pkg);
-                }
+                return (index, parsed);
+            }, ct)).ToList();
+        foreach (var (index, parsed) in await Task.WhenAll(work))
+        {
+            indices.Add(index);
+            foreach (var pkg in parsed)
+            {
+                // Architecture: all packages appear in every binary-<arch> index; keep one copy.
+                if (pkg.Architecture == "all" && !seenAll.Add((pkg.Name, pkg.Version))) continue;
+                packages.Add(pkg);
             }
         }
 

@@ -228,7 +228,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
                         Markup.Escape(f.Allowlisted != null ? "allowlisted" : f.Status.ToString().ToLowerInvariant()));
                 AnsiConsole.Write(table);
             }
-            AnsiConsole.MarkupLineInterpolated($"{image.Findings.Count} finding(s); policy: {(image.Policy.Passed ? "passed" : "FAILED")}");
+            AnsiConsole.MarkupLineInterpolated($"{image.Findings.Count} finding(s) from {InspectorFinding.SourceName}; policy: {(image.Policy.Passed ? "passed" : "FAILED")}");
             foreach (var v in image.Policy.Violations) AnsiConsole.MarkupLineInterpolated($"  [red]✗[/] {v}");
             if (!image.Policy.Passed) failed.Add($"{target.Label}/{image.Architecture}: {string.Join("; ", image.Policy.Violations)}");
         }
@@ -261,6 +261,8 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
                     Markup.Escape(string.Join(", ", f.Sources)));
             AnsiConsole.Write(table);
         }
+        if (shown.Count > 0)
+            AnsiConsole.MarkupLineInterpolated($"by source: {string.Join(", ", shown.SelectMany(f => f.Sources).GroupBy(x => x).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}");
         var hidden = r.Findings.Count - shown.Count;
         AnsiConsole.MarkupLineInterpolated($"{shown.Count} finding(s){(hidden > 0 ? $", {hidden} negligible hidden (--show-negligible)" : "")}; policy: {(r.Policy?.Passed == false ? "FAILED" : "passed")}");
         foreach (var v in r.Policy?.Violations ?? []) AnsiConsole.MarkupLineInterpolated($"  [red]✗[/] {v}");

@@ -184,7 +184,11 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
             foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 var inv = images.Read(image, arch, settings.Payload);
-                var result = await scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken);
+                // Inspector round trips take seconds per image: show that something is happening.
+                var result = inspector == null
+                    ? await scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken)
+                    : await AnsiConsole.Status().StartAsync($"{Markup.Escape(image.Name)}/{arch.Architecture}: waiting for Amazon Inspector…",
+                        _ => scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken));
                 var stem = Path.Combine(dir, $"{image.Name}.{arch.Architecture}");
                 AtomicFile.WriteAllBytes(stem + ".json", ScanReportWriter.Write(result, settings.ShowNegligible));
                 AtomicFile.WriteAllBytes(stem + ".cdx-vex.json", CycloneDxVexWriter.Write(result, settings.ShowNegligible));
@@ -208,8 +212,8 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var aws = settings.ResolveAws("--ecr", target.Region);
         using var client = new Inspector2FindingsClient(aws);
         AnsiConsole.MarkupLineInterpolated($"Amazon Inspector2 ({aws.Region}): findings for {target.Reference} ({target.Digests.Count} image manifest(s))");
-        var report = await new InspectorEcrScanner(client, new PolicyGate(policy, TimeProvider.System), TimeProvider.System)
-            .ScanAsync(target, aws.Region, cancellationToken);
+        var scanner = new InspectorEcrScanner(client, new PolicyGate(policy, TimeProvider.System), TimeProvider.System);
+        var report = await AnsiConsole.Status().StartAsync("reading Inspector2 findings…", _ => scanner.ScanAsync(target, aws.Region, cancellationToken));
 
         var dir = Path.Combine(settings.Out, "scan");
         Directory.CreateDirectory(dir);

@@ -104,7 +104,7 @@ public sealed class ScanSettings : ImageSelectionSettings
     public string? Ecr { get; init; }
 
     [CommandOption("--region|--aws-region <REGION>")]
-    [Description("AWS region for --inspector/--ecr (default: the ECR registry's region for --ecr, then AWS_REGION, AWS_DEFAULT_REGION, the profile's region).")]
+    [Description("AWS region for --inspector/--ecr; alias --aws-region (default: the ECR registry's region for --ecr, then AWS_REGION, AWS_DEFAULT_REGION, the profile's region).")]
     public string? Region { get; init; }
 
     [CommandOption("--aws-profile <PROFILE>")]

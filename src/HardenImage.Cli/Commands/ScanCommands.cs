@@ -1,7 +1,9 @@
 using System.ComponentModel;
+using HardenImage.Aws;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Registry;
 using HardenImage.Sbom;
 using HardenImage.Scan;
 using Spectre.Console;
@@ -92,6 +94,50 @@ public sealed class ScanSettings : ImageSelectionSettings
     [Description("Cache for advisory indexes and downloads.")]
     [DefaultValue(".cache/harden")]
     public string Cache { get; init; } = ".cache/harden";
+
+    [CommandOption("--inspector")]
+    [Description("Also send each image's SBOM to Amazon Inspector (ScanSbom) and merge its findings; each finding names its source. Needs AWS credentials and a region.")]
+    public bool Inspector { get; init; }
+
+    [CommandOption("--ecr <IMAGE>")]
+    [Description("Instead of scanning the build: read Amazon Inspector2 findings for a pushed image (sha256:<digest>, REPOSITORY@sha256:<digest>, or an image name in <out>/pushed.json), print them, write <out>/scan/<image>.inspector2.json and apply the policy.")]
+    public string? Ecr { get; init; }
+
+    [CommandOption("--region|--aws-region <REGION>")]
+    [Description("AWS region for --inspector/--ecr; alias --aws-region (default: the ECR registry's region for --ecr, then AWS_REGION, AWS_DEFAULT_REGION, the profile's region).")]
+    public string? Region { get; init; }
+
+    [CommandOption("--aws-profile <PROFILE>")]
+    [Description("AWS profile (~/.aws/credentials, ~/.aws/config) for --inspector/--ecr; default: AWS_PROFILE, else the default credential chain.")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--inspector-endpoint <URL>")]
+    [Description("Send Inspector requests to this endpoint instead of AWS's (VPC endpoint; http only to loopback, for tests).")]
+    public string? InspectorEndpoint { get; init; }
+
+    /// <summary>
+    /// AWS settings for Inspector. An endpoint override must be https unless it is loopback: the SBOM and the signed
+    /// requests must not cross a network in clear text (Information disclosure).
+    /// </summary>
+    internal AwsContext ResolveAws(string purpose, string? impliedRegion)
+    {
+        Uri? endpoint = null;
+        if (InspectorEndpoint != null)
+        {
+            if (!Uri.TryCreate(InspectorEndpoint, UriKind.Absolute, out endpoint) || endpoint.Scheme is not ("https" or "http"))
+                throw new HardenException($"--inspector-endpoint '{InspectorEndpoint}' is not an http(s) URL.");
+            if (endpoint.Scheme == "http" && !endpoint.IsLoopback)
+                throw new HardenException($"--inspector-endpoint '{InspectorEndpoint}': plain http is only allowed to a loopback address; use https.");
+        }
+        try
+        {
+            return AwsContext.Resolve(new AwsClientOptions { Region = Region ?? impliedRegion, Profile = AwsProfile, EndpointOverride = endpoint });
+        }
+        catch (HardenException e)
+        {
+            throw new HardenException($"{purpose} needs AWS credentials and a region. {e.Message}", e.ExitCode, e);
+        }
+    }
 }
 
 /// <summary><c>harden scan</c>: findings, VEX and the policy gate per image and architecture; exit 1 when a gate fails.</summary>
@@ -99,10 +145,16 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ScanSettings settings, CancellationToken cancellationToken)
     {
-        var images = settings.OpenBuild();
         var policy = settings.Policy != null ? VulnerabilityPolicy.Load(settings.Policy)
             : File.Exists("policies/vulnerabilities.yaml") ? VulnerabilityPolicy.Load("policies/vulnerabilities.yaml")
             : VulnerabilityPolicy.Default;
+        if (settings.Ecr != null)
+        {
+            if (settings.Inspector)
+                throw new HardenException("--ecr reads findings for a pushed image and --inspector scans the local build: run them as two separate 'harden scan' commands.");
+            return await ScanEcrAsync(settings, policy, cancellationToken);
+        }
+        var images = settings.OpenBuild();
 
         AdvisoryIndex? index = null;
         string? location = settings.Db ?? Environment.GetEnvironmentVariable("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
@@ -117,10 +169,14 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
             if (File.Exists(Path.Combine(path, "SOURCES.md")) && File.Exists(Path.Combine(path, "manifest.json")))
                 AnsiConsole.MarkupLine("[yellow]note:[/] these are the offline excerpts shipped with the repository, not a current feed; 'harden db update' fetches current data.");
         }
+        else if (settings.Inspector)
+            AnsiConsole.MarkupLine("[yellow]note:[/] no local advisory data: findings come from Amazon Inspector only.");
         else if (!settings.AllowUnscanned)
             throw new HardenException(VulnerabilityScanner.NoDataMessage);
 
-        var scanner = new VulnerabilityScanner(index, new PolicyGate(policy, TimeProvider.System), TimeProvider.System, null, location);
+        using var inspector = settings.Inspector ? new InspectorFindingSource(settings.ResolveAws("--inspector", null)) : null;
+        var scanner = new VulnerabilityScanner(index, new PolicyGate(policy, TimeProvider.System), TimeProvider.System,
+            inspector != null ? [inspector] : null, location);
         var dir = Path.Combine(settings.Out, "scan");
         Directory.CreateDirectory(dir);
         var failed = new List<string>();
@@ -128,7 +184,11 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
             foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 var inv = images.Read(image, arch, settings.Payload);
-                var result = await scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken);
+                // Inspector round trips take seconds per image: show that something is happening.
+                var result = inspector == null
+                    ? await scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken)
+                    : await AnsiConsole.Status().StartAsync($"{Markup.Escape(image.Name)}/{arch.Architecture}: waiting for Amazon Inspector…",
+                        _ => scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken));
                 var stem = Path.Combine(dir, $"{image.Name}.{arch.Architecture}");
                 AtomicFile.WriteAllBytes(stem + ".json", ScanReportWriter.Write(result, settings.ShowNegligible));
                 AtomicFile.WriteAllBytes(stem + ".cdx-vex.json", CycloneDxVexWriter.Write(result, settings.ShowNegligible));
@@ -137,9 +197,57 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
                 if (result.Policy is { Passed: false } p)
                     failed.Add($"{image.Name}/{arch.Architecture}: {string.Join("; ", p.Violations)}");
             }
+        if (inspector != null)
+            AnsiConsole.MarkupLineInterpolated($"Amazon Inspector: {inspector.RequestsSent} ScanSbom request(s), {inspector.Attempts} HTTP attempt(s)");
         if (failed.Count > 0)
             throw new HardenException($"vulnerability policy ({policy.Source}) failed for {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
         return 0;
+    }
+
+    /// <summary><c>--ecr</c>: Inspector2 findings of a pushed image, the same policy gate, exit 1 when it fails.</summary>
+    private static async Task<int> ScanEcrAsync(ScanSettings settings, VulnerabilityPolicy policy, CancellationToken cancellationToken)
+    {
+        var pushedPath = Path.Combine(settings.Out, "pushed.json");
+        var target = InspectorEcrTarget.Resolve(settings.Ecr!, PushedFile.TryLoad(pushedPath), pushedPath);
+        var aws = settings.ResolveAws("--ecr", target.Region);
+        using var client = new Inspector2FindingsClient(aws);
+        AnsiConsole.MarkupLineInterpolated($"Amazon Inspector2 ({aws.Region}): findings for {target.Reference} ({target.Digests.Count} image manifest(s))");
+        var scanner = new InspectorEcrScanner(client, new PolicyGate(policy, TimeProvider.System), TimeProvider.System);
+        var report = await AnsiConsole.Status().StartAsync("reading Inspector2 findings…", _ => scanner.ScanAsync(target, aws.Region, cancellationToken));
+
+        var dir = Path.Combine(settings.Out, "scan");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, SafeFileStem(target.Label) + ".inspector2.json");
+        AtomicFile.WriteAllBytes(path, InspectorEcrReportWriter.Write(report));
+        var failed = new List<string>();
+        foreach (var image in report.Images)
+        {
+            AnsiConsole.MarkupLineInterpolated($"[bold]{target.Label}[/] {image.Architecture} {image.Digest[..19]}…");
+            if (image.Findings.Count > 0)
+            {
+                var table = new Table().AddColumns("id", "package", "installed", "fixed", "severity", "source", "status");
+                foreach (var f in image.Findings)
+                    table.AddRow(Markup.Escape(f.Id), Markup.Escape(f.Package), Markup.Escape(f.InstalledVersion), Markup.Escape(f.FixedVersion ?? "-"),
+                        $"[{Colour(f.Severity)}]{f.Severity.ToString().ToLowerInvariant()}[/]", Markup.Escape(string.Join(", ", f.Sources)),
+                        Markup.Escape(f.Allowlisted != null ? "allowlisted" : f.Status.ToString().ToLowerInvariant()));
+                AnsiConsole.Write(table);
+            }
+            AnsiConsole.MarkupLineInterpolated($"{image.Findings.Count} finding(s) from {InspectorFinding.SourceName}; policy: {(image.Policy.Passed ? "passed" : "FAILED")}");
+            foreach (var v in image.Policy.Violations) AnsiConsole.MarkupLineInterpolated($"  [red]✗[/] {v}");
+            if (!image.Policy.Passed) failed.Add($"{target.Label}/{image.Architecture}: {string.Join("; ", image.Policy.Violations)}");
+        }
+        AnsiConsole.MarkupLineInterpolated($"wrote {path} ({client.Attempts} HTTP attempt(s))");
+        if (failed.Count > 0)
+            throw new HardenException($"vulnerability policy ({policy.Source}) failed for Amazon Inspector2 findings of {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
+        return 0;
+    }
+
+    // The label comes from pushed.json or the user's reference; it must not walk out of artifacts/scan (Tampering).
+    private static string SafeFileStem(string label)
+    {
+        var chars = label.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray();
+        var stem = new string(chars).TrimStart('.');
+        return stem.Length == 0 ? "image" : stem;
     }
 
     private static void Show(ScanResult r, bool showNegligible)
@@ -149,13 +257,16 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         foreach (var w in r.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
         if (shown.Count > 0)
         {
-            var table = new Table().AddColumns("package", "installed", "fixed in", "id", "severity", "status");
+            var table = new Table().AddColumns("package", "installed", "fixed in", "id", "severity", "status", "source");
             foreach (var f in shown)
                 table.AddRow(Markup.Escape(f.Package), Markup.Escape(f.InstalledVersion), Markup.Escape(f.FixedVersion ?? "-"), Markup.Escape(f.Id),
                     $"[{Colour(f.Severity)}]{f.Severity.ToString().ToLowerInvariant()}[/]",
-                    Markup.Escape(f.Allowlisted != null ? "allowlisted" : f.Status.ToString().ToLowerInvariant()));
+                    Markup.Escape(f.Allowlisted != null ? "allowlisted" : f.Status.ToString().ToLowerInvariant()),
+                    Markup.Escape(string.Join(", ", f.Sources)));
             AnsiConsole.Write(table);
         }
+        if (shown.Count > 0)
+            AnsiConsole.MarkupLineInterpolated($"by source: {string.Join(", ", shown.SelectMany(f => f.Sources).GroupBy(x => x).OrderBy(g => g.Key, StringComparer.Ordinal).Select(g => $"{g.Key} {g.Count()}"))}");
         var hidden = r.Findings.Count - shown.Count;
         AnsiConsole.MarkupLineInterpolated($"{shown.Count} finding(s){(hidden > 0 ? $", {hidden} negligible hidden (--show-negligible)" : "")}; policy: {(r.Policy?.Passed == false ? "FAILED" : "passed")}");
         foreach (var v in r.Policy?.Violations ?? []) AnsiConsole.MarkupLineInterpolated($"  [red]✗[/] {v}");

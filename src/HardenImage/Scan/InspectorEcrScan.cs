@@ -1,0 +1,203 @@
+using System.Text.Json;
+using HardenImage.Aws;
+using HardenImage.Common;
+using HardenImage.Registry;
+
+namespace HardenImage.Scan;
+
+/// <summary>
+/// What <c>harden scan --ecr</c> asks Inspector2 about: one or more pushed image manifests (one per architecture).
+/// </summary>
+/// <param name="Label">Name used for the output file: the image name from pushed.json, else "sha256-&lt;hex&gt;".</param>
+/// <param name="Reference">What the user passed.</param>
+/// <param name="Repository">ECR repository (from pushed.json or the reference), when known.</param>
+/// <param name="Region">Region implied by the registry host, when the reference or pushed.json names an ECR host.</param>
+/// <param name="Digests">Architecture (or "image" for a bare digest) → manifest digest, sorted by architecture.</param>
+public sealed record InspectorEcrTarget(string Label, string Reference, string? Repository, string? Region,
+    IReadOnlyList<(string Architecture, string Digest)> Digests)
+{
+    /// <summary>
+    /// Accepts "sha256:&lt;hex&gt;", an image name in pushed.json (each architecture's manifest digest: Inspector
+    /// records findings per platform image), or "[host/]repository@sha256:&lt;hex&gt;". Tags are refused: a tag can
+    /// move, and findings must belong to the exact image that was built (Spoofing).
+    /// </summary>
+    public static InspectorEcrTarget Resolve(string reference, PushedFile? pushed, string pushedPath)
+    {
+        var text = reference.Trim();
+        if (IsDigest(text))
+            return new InspectorEcrTarget("sha256-" + text[7..], text, null, null, [("image", text)]);
+
+        string? registryRegion = pushed != null && EcrRegistryHost.TryParse(pushed.Registry, out var pushedHost) ? pushedHost.Region : null;
+        if (pushed != null && pushed.Images.TryGetValue(text, out var image))
+        {
+            var digests = image.Manifests.Count > 0
+                ? image.Manifests.Select(kv => (kv.Key, kv.Value)).ToList()
+                : [("image", image.Index)];
+            foreach (var (arch, d) in digests)
+                if (!IsDigest(d))
+                    throw new HardenException($"{pushedPath}: images.{text}.manifests.{arch} '{d}' is not a sha256 digest; push again to rewrite it.");
+            return new InspectorEcrTarget(text, text, image.Repository, registryRegion, digests);
+        }
+
+        var at = text.LastIndexOf('@');
+        if (at > 0 && IsDigest(text[(at + 1)..]))
+        {
+            var name = text[..at];
+            var digest = text[(at + 1)..];
+            string? region = EcrRegistryHost.TryParse(name, out var host) ? host.Region : null;
+            var repository = host?.Repository ?? name;
+            var label = repository.Split('/')[^1];
+            return new InspectorEcrTarget(label.Length > 0 ? label : "sha256-" + digest[7..], text, repository, region, [("image", digest)]);
+        }
+
+        var known = pushed == null ? $"{pushedPath} does not exist (run 'harden push' first)"
+            : $"images in {pushedPath}: {string.Join(", ", pushed.Images.Keys)}";
+        throw new HardenException($"--ecr '{reference}': expected an image digest (sha256:<64 hex>), REPOSITORY@sha256:<64 hex>, " +
+            $"or an image name from pushed.json ({known}). Tags are not accepted: Inspector2 findings are looked up by digest.");
+    }
+
+    private static bool IsDigest(string s) =>
+        s.StartsWith("sha256:", StringComparison.Ordinal) && s.Length == 71 && Sha256Hex.IsValid(s[7..]);
+}
+
+/// <summary>Inspector2 findings for one architecture's manifest, after the policy gate.</summary>
+public sealed record InspectorEcrImageResult(string Architecture, string Digest, IReadOnlyList<Finding> Findings, PolicyResult Policy);
+
+/// <summary>The result of <c>harden scan --ecr</c> for one target.</summary>
+public sealed record InspectorEcrReport(InspectorEcrTarget Target, string Region, DateTimeOffset QueriedAt,
+    IReadOnlyList<InspectorEcrImageResult> Images)
+{
+    public bool Passed => Images.All(i => i.Policy.Passed);
+}
+
+/// <summary>
+/// Reads what Amazon Inspector found in images already pushed to ECR (Inspector2 ListFindings, followed across
+/// pages) and applies the same vulnerability policy as the offline scan, so an image whose registry scan shows a
+/// fixable critical fails the gate (Elevation of privilege through a known-vulnerable image in production).
+/// </summary>
+public sealed class InspectorEcrScanner
+{
+    private readonly Inspector2FindingsClient _client;
+    private readonly PolicyGate _gate;
+    private readonly TimeProvider _time;
+
+    public InspectorEcrScanner(Inspector2FindingsClient client, PolicyGate gate, TimeProvider time)
+    {
+        _client = client; _gate = gate; _time = time;
+    }
+
+    public async Task<InspectorEcrReport> ScanAsync(InspectorEcrTarget target, string region, CancellationToken ct = default)
+    {
+        var images = new List<InspectorEcrImageResult>();
+        foreach (var (arch, digest) in target.Digests)
+        {
+            var found = await _client.ListImageFindingsAsync(digest, cancellationToken: ct).ConfigureAwait(false);
+            var findings = VulnerabilityMatcher.Sort(found.Distinct().Select(ToFinding).ToList());
+            var (annotated, policy) = _gate.Evaluate(findings);
+            images.Add(new InspectorEcrImageResult(arch, digest, annotated, policy));
+        }
+        return new InspectorEcrReport(target, region, _time.GetUtcNow(), images);
+    }
+
+    /// <summary>An Inspector finding as one of ours: fixed when Inspector names a fixed version, else unfixed.</summary>
+    public static Finding ToFinding(InspectorFinding f)
+    {
+        var severity = InspectorFindingSource.MapSeverity(f.Severity);
+        var fromCvss = severity == Severity.Unknown && f.CvssScore is { } s;
+        return new Finding
+        {
+            Id = f.Id,
+            Package = f.PackageName,
+            PackageType = f.PackagePurl is { } p && p.StartsWith("pkg:", StringComparison.Ordinal) ? p[4..].Split('/')[0] : "unknown",
+            Purl = f.PackagePurl ?? "",
+            InstalledVersion = f.InstalledVersion ?? "",
+            FixedVersion = f.FixedVersion,
+            Status = f.FixedVersion != null ? FindingStatus.Fixed : FindingStatus.Unfixed,
+            Severity = fromCvss ? CvssV3.Rating(f.CvssScore!.Value) : severity,
+            SeveritySource = fromCvss ? SeveritySources.CvssV3 : SeveritySources.External,
+            SourceSeverity = f.Severity,
+            CvssScore = f.CvssScore,
+            Sources = [f.Source],
+        };
+    }
+}
+
+/// <summary>
+/// <c>artifacts/scan/&lt;image&gt;.inspector2.json</c> (schema "hardenimage.inspector2/v1", documented in docs/scan.md).
+/// </summary>
+public static class InspectorEcrReportWriter
+{
+    public const string Schema = "hardenimage.inspector2/v1";
+
+    public static byte[] Write(InspectorEcrReport r)
+    {
+        using var ms = new MemoryStream();
+        using (var w = ScanJson.Writer(ms))
+        {
+            w.WriteStartObject();
+            w.WriteString("schema", Schema);
+            w.WriteString("queriedAt", ScanJson.Time(r.QueriedAt));
+            w.WriteString("source", InspectorFinding.SourceName);
+            w.WriteString("api", "inspector2:ListFindings");
+            w.WriteString("region", r.Region);
+            w.WriteString("reference", r.Target.Reference);
+            w.WriteString("image", r.Target.Label);
+            if (r.Target.Repository != null) w.WriteString("repository", r.Target.Repository);
+            w.WriteBoolean("passed", r.Passed);
+            w.WriteStartArray("images");
+            foreach (var image in r.Images)
+            {
+                w.WriteStartObject();
+                w.WriteString("architecture", image.Architecture);
+                w.WriteString("digest", image.Digest);
+                w.WriteStartObject("summary");
+                foreach (var sev in Enum.GetValues<Severity>().OrderByDescending(s => s))
+                    w.WriteNumber(ScanJson.Name(sev), image.Findings.Count(f => f.Severity == sev));
+                w.WriteNumber("fixable", image.Findings.Count(f => f.Status == FindingStatus.Fixed));
+                w.WriteNumber("allowlisted", image.Findings.Count(f => f.Allowlisted != null));
+                w.WriteEndObject();
+                w.WriteStartObject("policy");
+                w.WriteString("source", image.Policy.PolicySource);
+                w.WriteBoolean("passed", image.Policy.Passed);
+                w.WriteStartArray("violations");
+                foreach (var v in image.Policy.Violations) w.WriteStringValue(v);
+                w.WriteEndArray();
+                w.WriteEndObject();
+                w.WriteStartArray("findings");
+                foreach (var f in image.Findings) WriteFinding(w, f);
+                w.WriteEndArray();
+                w.WriteEndObject();
+            }
+            w.WriteEndArray();
+            w.WriteEndObject();
+        }
+        ms.WriteByte((byte)'\n');
+        return ms.ToArray();
+    }
+
+    private static void WriteFinding(Utf8JsonWriter w, Finding f)
+    {
+        w.WriteStartObject();
+        w.WriteString("id", f.Id);
+        w.WriteString("package", f.Package);
+        if (f.Purl.Length > 0) w.WriteString("purl", f.Purl);
+        w.WriteString("installedVersion", f.InstalledVersion);
+        if (f.FixedVersion != null) w.WriteString("fixedVersion", f.FixedVersion); else w.WriteNull("fixedVersion");
+        w.WriteString("status", ScanJson.Name(f.Status));
+        w.WriteString("severity", ScanJson.Name(f.Severity));
+        w.WriteString("severitySource", f.SeveritySource);
+        if (f.SourceSeverity != null) w.WriteString("sourceSeverity", f.SourceSeverity);
+        if (f.CvssScore is { } score) w.WriteNumber("cvssScore", score);
+        w.WriteStartArray("sources");
+        foreach (var s in f.Sources) w.WriteStringValue(s);
+        w.WriteEndArray();
+        if (f.Allowlisted is { } a)
+        {
+            w.WriteStartObject("allowlisted");
+            w.WriteString("justification", a.Justification);
+            w.WriteString("expires", a.Expires.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
+            w.WriteEndObject();
+        }
+        w.WriteEndObject();
+    }
+}

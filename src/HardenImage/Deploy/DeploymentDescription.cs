@@ -115,7 +115,7 @@ public static partial class DeploymentDescriptions
             throw r.Error(root, $"name: '{name}' is reserved for the admission policies' output directory; choose another name");
         var image = r.String(root, "image", required: true)!;
         if (knownImages != null && !knownImages.Contains(image))
-            throw r.Error(root, $"image: '{image}' is not an image of the set{ImageSet.Suggest(image, knownImages)}; images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}");
+            throw r.Error(r.Node(root, "image")!, $"image: '{image}' is not an image of the set{ImageSet.Suggest(image, knownImages)}; images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}");
         var ns = r.String(root, "namespace") ?? "inference";
         CheckDnsLabel(r, root, "namespace", ns);
         var replicas = r.Int(root, "replicas") ?? 2;
@@ -310,6 +310,8 @@ public static partial class DeploymentDescriptions
                     throw Error(key, $"unknown field '{k}'{ImageSet.Suggest(k, known)}; known fields: {string.Join(", ", known)}");
             }
         }
+
+        public YamlNode? Node(YamlMappingNode map, string field) => Get(map, field);
 
         private static YamlNode? Get(YamlMappingNode map, string field) =>
             map.Children.TryGetValue(new YamlScalarNode(field), out var v) ? v : null;

@@ -49,7 +49,15 @@ public sealed class ManifestSchemas
                 var kind = (string)doc["spec"]!["names"]!["kind"]!;
                 foreach (var v in doc["spec"]!["versions"]!.AsArray())
                     if (v!["served"]?.GetValue<bool>() == true)
-                        _crds[(group, (string)v["name"]!, kind)] = Strict(v["schema"]!["openAPIV3Schema"]!.DeepClone(), refPrefix: false).AsObject();
+                    {
+                        var crdRoot = Strict(v["schema"]!["openAPIV3Schema"]!.DeepClone(), refPrefix: false).AsObject();
+                        // The API server always accepts the object's own header, whether or not the CRD lists it.
+                        var props = crdRoot["properties"]!.AsObject();
+                        props["apiVersion"] ??= new JsonObject { ["type"] = "string" };
+                        props["kind"] ??= new JsonObject { ["type"] = "string" };
+                        props["metadata"] ??= new JsonObject { ["type"] = "object" };
+                        _crds[(group, (string)v["name"]!, kind)] = crdRoot;
+                    }
             }
     }
 
@@ -81,7 +89,6 @@ public sealed class ManifestSchemas
                 root = new JsonObject
                 {
                     ["$schema"] = "https://json-schema.org/draft/2020-12/schema",
-                    ["$id"] = $"https://schemas.test/k8s/{Uri.EscapeDataString(defName)}",
                     ["$defs"] = _k8sDefs.DeepClone(),
                     ["$ref"] = "#/$defs/" + defName,
                 };
@@ -89,10 +96,10 @@ public sealed class ManifestSchemas
             {
                 root = crd.DeepClone().AsObject();
                 root["$schema"] = "https://json-schema.org/draft/2020-12/schema";
-                root["$id"] = $"https://schemas.test/crd/{key.Item1}/{key.Item2}/{key.Item3}";
             }
             else return null;
-            var schema = JsonSchema.Build(JsonSerializer.SerializeToElement(root), new BuildOptions());
+            var schema = JsonSchema.Build(JsonSerializer.SerializeToElement(root), new BuildOptions { SchemaRegistry = new SchemaRegistry() },
+                new Uri($"https://schemas.test/{key.Item1}/{key.Item2}/{key.Item3}"));
             _built[key] = schema;
             return schema;
         }
@@ -134,6 +141,10 @@ public sealed class ManifestSchemas
                 var preserve = o["x-kubernetes-preserve-unknown-fields"]?.GetValue<bool>() == true;
                 if (o["properties"] is JsonObject && o["additionalProperties"] == null && !preserve)
                     o["additionalProperties"] = false;
+                // JsonSchema.Net refuses keywords its dialect does not know: drop the OpenAPI-only ones (handled above).
+                foreach (var k in o.Select(kv => kv.Key).Where(k => k.StartsWith("x-", StringComparison.Ordinal)
+                             || k is "nullable" or "example" or "discriminator" or "externalDocs" or "xml").ToList())
+                    o.Remove(k);
                 return o;
             case JsonArray a:
                 for (var i = 0; i < a.Count; i++)

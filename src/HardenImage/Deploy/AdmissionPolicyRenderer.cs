@@ -85,7 +85,8 @@ public sealed class AdmissionPolicyRenderer
                         new JsonObject
                         {
                             ["type"] = "Cosign",
-                            ["imageReferences"] = Strings(repositories.Select(r => r + "*")),
+                            // repository:tag and repository@digest, not other repositories sharing the prefix.
+                            ["imageReferences"] = Strings(repositories.SelectMany(r => new[] { r + ":*", r + "@*" })),
                             ["failureAction"] = "Enforce",
                             ["mutateDigest"] = true,
                             ["verifyDigest"] = true,

@@ -111,7 +111,7 @@ public sealed class DeployRenderTests
         Assert.True((bool)vi["verifyDigest"]!);
         Assert.True((bool)vi["required"]!);
         Assert.Equal(pem, ((string)vi["attestors"]![0]!["entries"]![0]!["keys"]!["publicKeys"]!).Trim());
-        Assert.Contains($"{DeployWorkspace.Registry}/inference-cpu*", vi["imageReferences"]!.AsArray().Select(v => (string)v!));
+        Assert.Contains($"{DeployWorkspace.Registry}/inference-cpu@*", vi["imageReferences"]!.AsArray().Select(v => (string)v!));
         var types = vi["attestations"]!.AsArray().Select(a => (string)a!["type"]!).ToList();
         Assert.Equal([AdmissionPolicyRenderer.SbomPredicate, AdmissionPolicyRenderer.VulnPredicate], types);
         var vuln = vi["attestations"]![1]!["conditions"]![0]!["all"]![0]!;

@@ -34,8 +34,8 @@ public sealed partial class PinnedImages
         _artifacts = artifactsDir;
         _registry = registry?.Trim().TrimEnd('/');
         if (_registry is { Length: 0 }) _registry = null;
-        if (_registry != null && !HasRegistryHost(_registry))
-            throw new HardenException($"--registry '{registry}': name a registry host and namespace (HOST[:port]/NS), e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml");
+        if (_registry != null && (_registry.StartsWith("oci:", StringComparison.Ordinal) || !HasRegistryHost(_registry + "/x")))
+            throw new HardenException($"--registry '{registry}': name a registry host, optionally with a namespace (HOST[:port][/NS]), e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml");
         ReadBuild(Path.Combine(artifactsDir, "build.json"));
         ReadPushed(Path.Combine(artifactsDir, "pushed.json"));
     }

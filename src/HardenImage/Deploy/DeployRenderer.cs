@@ -1,0 +1,103 @@
+using HardenImage.Common;
+
+namespace HardenImage.Deploy;
+
+/// <summary>Inputs of <c>harden deploy</c>.</summary>
+public sealed record DeployOptions
+{
+    /// <summary>Directory of deploy/*.yaml.</summary>
+    public string DeployDir { get; init; } = "deploy";
+    /// <summary>artifacts/: build.json, pushed.json and oci/ are read from it, deploy/ is written into it.</summary>
+    public string ArtifactsDir { get; init; } = "artifacts";
+    /// <summary>Registry HOST/NS for images found only in build.json.</summary>
+    public string? Registry { get; init; }
+    /// <summary>Signing public key (cosign.pub); default &lt;artifacts&gt;/keys/cosign.pub.</summary>
+    public string? PublicKey { get; init; }
+    /// <summary>Render only this deployment (the admission policies still cover every pinned image rendered).</summary>
+    public string? Name { get; init; }
+    /// <summary>Image names of the set (images/*.yaml); null skips that check.</summary>
+    public IReadOnlyCollection<string>? KnownImages { get; init; }
+
+    public string OutputDir => Path.Combine(ArtifactsDir, "deploy");
+    public string PublicKeyPath => PublicKey ?? Path.Combine(ArtifactsDir, "keys", "cosign.pub");
+}
+
+/// <summary>What <c>harden deploy</c> wrote: per deployment its objects and files, then the admission policies.</summary>
+public sealed record DeployResult(IReadOnlyList<RenderedDeployment> Deployments, IReadOnlyList<RenderedObject> AdmissionPolicies,
+    IReadOnlyList<string> Warnings)
+{
+    /// <summary>(directory name, object, path) for every file written, in order.</summary>
+    public IEnumerable<(string Directory, RenderedObject Object)> Files =>
+        Deployments.SelectMany(d => d.Objects.Select(o => (d.Description.Name, o)))
+            .Concat(AdmissionPolicies.Select(o => (AdmissionPolicyRenderer.OutputDirectoryName, o)));
+}
+
+/// <summary>
+/// <c>harden deploy</c>: loads the descriptions, pins each image by digest, refuses unsafe inputs (no digest, root,
+/// no signing key), renders the manifests and admission policies and writes them, one object per file.
+/// </summary>
+public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRenderer policies)
+{
+    public DeployRenderer() : this(new ManifestRenderer(), new AdmissionPolicyRenderer()) { }
+
+    /// <summary>Renders without writing (the checks run; nothing touches the disk).</summary>
+    public DeployResult Render(DeployOptions options)
+    {
+        // The key first: without it no policy can be written, so nothing is rendered at all.
+        var key = SigningPublicKey.Load(options.PublicKeyPath);
+        var descriptions = DeploymentDescriptions.LoadDirectory(options.DeployDir, options.KnownImages);
+        if (options.Name != null)
+        {
+            descriptions = descriptions.Where(d => d.Name == options.Name).ToList();
+            if (descriptions.Count == 0)
+                throw new HardenException($"--name {options.Name}: no deployment of that name in {options.DeployDir}");
+        }
+        var pins = new PinnedImages(options.ArtifactsDir, options.Registry);
+        var users = new ImageUserCheck(Path.Combine(options.ArtifactsDir, "oci"));
+        var warnings = new List<string>();
+        var rendered = new List<RenderedDeployment>();
+        foreach (var d in descriptions)
+        {
+            var image = pins.Resolve(d.Image);
+            CheckImageUser(d, image, users, warnings);
+            rendered.Add(manifests.Render(d, image));
+        }
+        var admission = policies.Render(rendered.Select(r => r.Image).ToList(), rendered.Select(r => r.Description.Namespace).ToList(), key);
+        return new DeployResult(rendered, admission, warnings);
+    }
+
+    /// <summary>Renders and writes <c>&lt;artifacts&gt;/deploy/&lt;name&gt;/*.yaml</c>; stale YAML files there are removed.</summary>
+    public DeployResult RenderAndWrite(DeployOptions options)
+    {
+        var result = Render(options);
+        foreach (var group in result.Files.GroupBy(f => f.Directory))
+        {
+            var dir = Path.Combine(options.OutputDir, group.Key);
+            Directory.CreateDirectory(dir);
+            var written = new HashSet<string>(StringComparer.Ordinal);
+            foreach (var (_, obj) in group)
+            {
+                AtomicFile.WriteAllText(Path.Combine(dir, obj.FileName), obj.Yaml);
+                written.Add(obj.FileName);
+            }
+            foreach (var stale in Directory.EnumerateFiles(dir, "*.yaml"))
+                if (!written.Contains(Path.GetFileName(stale))) File.Delete(stale);
+        }
+        return result;
+    }
+
+    /// <summary>Threat: Elevation of privilege — an image configured to run as root is refused.</summary>
+    private static void CheckImageUser(DeploymentDescription d, PinnedImage image, ImageUserCheck users, List<string> warnings)
+    {
+        var configUsers = users.Users(image.Digest);
+        if (configUsers == null)
+        {
+            warnings.Add($"{d.Name}: image {image.Digest} is not in the local OCI layout; its configured user was not checked");
+            return;
+        }
+        var root = configUsers.FirstOrDefault(ImageUserCheck.IsRoot);
+        if (root != null)
+            throw new HardenException($"{d.File}: image '{d.Image}' ({image.Digest}) runs as root (config User '{root}'). "
+                                      + "Refusing to render a pod running as root: set user: 65532:65532 in images/" + d.Image + ".yaml (the default) and rebuild.");
+    }
+}

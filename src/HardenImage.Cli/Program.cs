@@ -12,6 +12,7 @@ app.Configure(config =>
     config.AddScanCommands();
     config.AddRegistryCommands();
     config.AddSignVerifyCommands();
+    config.AddDeployCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 return CliHost.Run(app, args);

@@ -32,3 +32,6 @@ IEnumerable<string> PushedReferences()
         yield return $"{prefix}/{repository}@{index}";
     }
 }
+
+// Manifests name a registry the cluster can pull from: the pushed one, or --deploy-registry for the local layout.
+string DeployRegistry() => Options.Registry.StartsWith("oci:") ? $" --registry {Options.DeployRegistry}" : "";

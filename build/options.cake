@@ -9,6 +9,8 @@ public static class Options
     public static string Images { get; set; } = "";
     public static string Artifacts { get; set; } = "artifacts";
     public static string TestFilter { get; set; } = "";
+    /// <summary>Where the cluster pulls from when images were pushed to the local OCI layout registry.</summary>
+    public static string DeployRegistry { get; set; } = "registry.example.com/hardened";
 }
 
 string Setting(string name, string fallback)
@@ -26,3 +28,4 @@ Options.Key = Setting("key", Options.Key);
 Options.Images = Setting("image", Options.Images);
 Options.Artifacts = Setting("artifacts", Options.Artifacts);
 Options.TestFilter = Setting("test-filter", Options.TestFilter);
+Options.DeployRegistry = Setting("deploy-registry", Options.DeployRegistry);

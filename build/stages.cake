@@ -47,6 +47,11 @@ Task("Verify")
             Harden($"verify {reference} --key {PublicKey()} --require sbom,provenance,vuln --no-critical{Insecure()}", selectImages: false);
     });
 
+Task("Deploy")
+    .Description("Kubernetes manifests pinned by digest + Kyverno/policy-controller admission policies into artifacts/deploy")
+    .IsDependentOn("Verify")
+    .Does(() => Harden($"deploy --artifacts {Options.Artifacts} --key {PublicKey()}{DeployRegistry()}", selectImages: false));
+
 Task("Services")
     .Description("Install (as root) and start what the integration tests and smoke runs use: .ci/services")
     .Does(() =>
@@ -73,8 +78,8 @@ Task("Test")
     });
 
 Task("Default")
-    .Description("The main job on the embedded defaults: lock → build → sbom → scan → push → sign → verify")
-    .IsDependentOn("Verify");
+    .Description("The main job on the embedded defaults: lock → build → sbom → scan → push → sign → verify → deploy")
+    .IsDependentOn("Deploy");
 
 Task("Release")
     .Description("The same pipeline against a real registry: dotnet cake --target=Release --registry=HOST/NS [--key=REF]")

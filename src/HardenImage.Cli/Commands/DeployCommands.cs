@@ -42,8 +42,18 @@ public sealed class DeployCommand : Command<DeploySettings>
     public override int Execute(CommandContext context, DeploySettings settings, CancellationToken cancellationToken)
     {
         IReadOnlyCollection<string>? known = null;
+        var unbuildable = new Dictionary<string, string>(StringComparer.Ordinal);
         if (Directory.Exists(settings.Images) && File.Exists(Path.Combine(settings.Images, "sources.yaml")))
-            known = ImageSet.Load(settings.Images).Images.Keys.ToList();
+        {
+            var set = ImageSet.Load(settings.Images);
+            known = set.Images.Keys.ToList();
+            // Without --name, deployments of images that need unreachable repositories are skipped (and said so),
+            // as `harden build` skips those images; naming one with --name still refuses it without a digest.
+            if (settings.Name == null)
+                foreach (var image in set.Images.Values)
+                    if (set.Ancestors(image).Prepend(image).FirstOrDefault(i => i.RequiresNetwork != null) is { } blocked)
+                        unbuildable[image.Name] = "needs " + blocked.RequiresNetwork;
+        }
         var options = new DeployOptions
         {
             DeployDir = settings.DeployDir,
@@ -52,6 +62,7 @@ public sealed class DeployCommand : Command<DeploySettings>
             PublicKey = settings.Key,
             Name = settings.Name,
             KnownImages = known,
+            UnbuildableImages = unbuildable,
         };
         var result = new DeployRenderer().RenderAndWrite(options);
         var table = new Table().AddColumns("deployment", "image", "objects", "directory");

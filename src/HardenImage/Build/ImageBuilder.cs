@@ -100,6 +100,7 @@ public sealed class ImageBuilder
         var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
         var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epoch), StringComparer.Ordinal);
+        var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epoch), StringComparer.Ordinal);
 
         var layout = OciLayout.OpenOrCreate(LayoutDir);
         var writerOptions = new LayerWriterOptions { SourceDateEpoch = epoch, Compression = _options.Compression };
@@ -122,7 +123,7 @@ public sealed class ImageBuilder
         }, ct)));
 
         // 2. Write the layers that changed, compressing in parallel.
-        var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.BuildKey != keys[kv.Key.Image]
+        var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.LayerKey != layerKeys[kv.Key.Image]
                                             || previous.Epoch != epoch || !BlobsPresent(previous.Image(kv.Key.Image)!))
             .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
         var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
@@ -202,6 +203,7 @@ public sealed class ImageBuilder
                 // Registry tags (the layout's ref names are "name" and "name:version"): the version, else latest.
                 Tags = image.Version != null ? [image.Version] : ["latest"],
                 BuildKey = keys[image.Name],
+                LayerKey = layerKeys[image.Name],
                 Architectures = builtArchs,
             });
         }
@@ -432,12 +434,20 @@ public sealed class ImageBuilder
     }
 
     /// <summary>Everything that decides an image's bytes, hashed: if it is unchanged the build is skipped.</summary>
-    private string BuildKey(ImageDefinition image, long epoch)
+    private string BuildKey(ImageDefinition image, long epoch) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+            LayerKey(image, epoch) + "\n" + (_options.Revision ?? "") + "\n" + (_options.SourceUrl ?? ""))));
+
+    /// <summary>
+    /// What decides the layers, configs and manifests. The git revision is not part of it: a new commit only
+    /// rewrites the indexes (which carry the revision annotation), never the layers.
+    /// </summary>
+    private string LayerKey(ImageDefinition image, long epoch)
     {
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string s) { h.AppendData(Encoding.UTF8.GetBytes(s)); h.AppendData("\n"u8); }
         Add(ToolVersion); Add(epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
-        Add(_options.Compression.ToString()); Add(_options.Revision ?? ""); Add(_options.SourceUrl ?? "");
+        Add(_options.Compression.ToString());
         foreach (var i in _set.Ancestors(image).Reverse().Append(image))
         {
             Add(_set.InputsSha256(i));
@@ -478,6 +488,8 @@ public sealed record BuiltImage
     /// <summary>Registry tags for <c>harden push</c>: the image's version, else "latest".</summary>
     public List<string> Tags { get; init; } = new();
     public required string BuildKey { get; init; }
+    /// <summary>The part of <see cref="BuildKey"/> that decides the layers (everything but the git revision).</summary>
+    public string? LayerKey { get; init; }
     public required List<BuiltArchitecture> Architectures { get; init; }
 }
 

@@ -17,6 +17,11 @@ public sealed record DeployOptions
     public string? Name { get; init; }
     /// <summary>Image names of the set (images/*.yaml); null skips that check.</summary>
     public IReadOnlyCollection<string>? KnownImages { get; init; }
+    /// <summary>
+    /// Images that could not be built here (their repositories are unreachable): deployments of them are skipped
+    /// with a warning instead of refused, as `harden build` skips the images themselves.
+    /// </summary>
+    public IReadOnlyDictionary<string, string> UnbuildableImages { get; init; } = new Dictionary<string, string>();
 
     public string OutputDir => Path.Combine(ArtifactsDir, "deploy");
     public string PublicKeyPath => PublicKey ?? Path.Combine(ArtifactsDir, "keys", "cosign.pub");
@@ -58,6 +63,11 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
         var rendered = new List<RenderedDeployment>();
         foreach (var d in descriptions)
         {
+            if (options.UnbuildableImages.TryGetValue(d.Image, out var why) && !pins.Has(d.Image))
+            {
+                warnings.Add($"skipped deployment {d.Name}: image {d.Image} is not built here ({why})");
+                continue;
+            }
             var image = pins.Resolve(d.Image);
             CheckImageUser(d, image, users, warnings);
             rendered.Add(manifests.Render(d, image));

@@ -43,6 +43,9 @@ public sealed partial class PinnedImages
     /// <summary>Index digests from build.json, by image name (used to find the image config for the root check).</summary>
     public IReadOnlyDictionary<string, string> BuiltDigests => _built;
 
+    /// <summary>Whether build.json or pushed.json has a digest for <paramref name="image"/>.</summary>
+    public bool Has(string image) => _built.ContainsKey(image) || _pushed.ContainsKey(image);
+
     /// <summary>The pinned reference for <paramref name="image"/>, or a <see cref="HardenException"/> saying what to run.</summary>
     public PinnedImage Resolve(string image)
     {

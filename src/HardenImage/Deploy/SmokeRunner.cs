@@ -48,6 +48,10 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         var other => other.ToString().ToLowerInvariant(),
     };
 
+    /// <summary>The engine tag smoke loads an image under: named by content, so a kept image is reused safely.</summary>
+    public static string TagFor(string image, string architecture, string configDigest) =>
+        $"hardenimage-smoke/{image}:{architecture}-{Digest.Parse(configDigest).Hex[..12]}";
+
     public async Task<SmokeReport> RunAsync(IProgress<string>? progress = null, CancellationToken ct = default)
     {
         var buildJson = Path.Combine(_options.ArtifactsDir, "build.json");
@@ -141,7 +145,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     : (SmokeStatus.Failed, $"setuid/setgid: {string.Join(", ", setuid.Take(10))}{OptIn(definition?.Allow.Setuid, "setuid")}"));
             });
             if (_scan == null) return;
-            _tag = $"hardenimage-smoke/{image.Name}:{arch.Architecture}-{Digest.Parse(resolved.Manifest.Config.Digest).Hex[..12]}";
+            _tag = TagFor(image.Name, arch.Architecture, resolved.Manifest.Config.Digest);
             Report($"{image.Name} ({arch.Architecture}): loading into the engine");
             var loaded = await Check(LoadCheck, async () =>
             {

@@ -1,4 +1,3 @@
-using System.Net.Http.Json;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using HardenImage.Common;
@@ -84,8 +83,10 @@ public static class SmokeInference
     /// <summary>Calls POST /v1/generate; returns (passed, detail).</summary>
     public static async Task<(bool Passed, string Detail)> GenerateAsync(HttpClient http, Uri baseUri, bool expectKnownAnswer, CancellationToken ct)
     {
-        using var response = await http.PostAsJsonAsync(new Uri(baseUri, "/v1/generate"),
-            new { prompt = Prompt, max_new_tokens = NewTokens }, ct);
+        // A buffered body, so Content-Length is sent: the server refuses chunked bodies it cannot size up front.
+        using var content = new ByteArrayContent(JsonSerializer.SerializeToUtf8Bytes(new { prompt = Prompt, max_new_tokens = NewTokens }));
+        content.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+        using var response = await http.PostAsync(new Uri(baseUri, "/v1/generate"), content, ct);
         var body = await response.Content.ReadAsStringAsync(ct);
         if (!response.IsSuccessStatusCode) return (false, $"POST /v1/generate answered {(int)response.StatusCode}: {Truncate(body)}");
         string? text;

@@ -75,7 +75,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                 if (!runnable.Contains(arch.Architecture))
                 {
                     results.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
-                        $"this machine runs {string.Join("/", runnable)}; {arch.Architecture} needs a {arch.Architecture} host (emulation is not used)", TimeSpan.Zero));
+                        $"this machine runs {string.Join("/", runnable)}; {arch.Architecture} images need a host of that architecture (emulation is not used)", TimeSpan.Zero));
                     continue;
                 }
                 set.Images.TryGetValue(image.Name, out var definition);

@@ -1,6 +1,7 @@
 using HardenImage.Build;
 using HardenImage.Deploy;
 using HardenImage.Tests.Infrastructure;
+using Xunit.Abstractions;
 
 namespace HardenImage.Tests.Smoke;
 
@@ -44,11 +45,12 @@ public sealed class InferenceCpuRun : IAsyncLifetime
     public Task DisposeAsync() => Task.CompletedTask;
 }
 
-public sealed class InferenceCpuSmokeTests(InferenceCpuRun run) : IClassFixture<InferenceCpuRun>
+public sealed class InferenceCpuSmokeTests(InferenceCpuRun run, ITestOutputHelper output) : IClassFixture<InferenceCpuRun>
 {
     private SmokeResult Result(string check)
     {
         if (run.Missing != null) Assert.Fail(run.Missing);
+        foreach (var r in run.Report.Results) output.WriteLine($"{r.Check,-24} {r.Status,-7} {r.Duration.TotalSeconds,6:0.0} s  {r.Detail}");
         return run.Report.Find(InferenceCpuRun.Image, SmokeRunner.HostArchitecture(), check) ?? throw new Xunit.Sdk.XunitException(
             $"no {check} result; results: {string.Join("; ", run.Report.Results.Select(r => $"{r.Check}={r.Status}: {r.Detail}"))}");
     }

@@ -23,6 +23,8 @@ public sealed record ContainerRunSpec
     public IDictionary<string, string> Tmpfs { get; init; } = new Dictionary<string, string> { ["/tmp"] = "rw,nosuid,nodev,size=64m" };
     /// <summary>host path → container path, mounted read-only.</summary>
     public IDictionary<string, string> ReadOnlyMounts { get; init; } = new Dictionary<string, string>();
+    /// <summary>host path → container path, mounted read-write (smoke uses it for one run that writes a test model).</summary>
+    public IDictionary<string, string> WritableMounts { get; init; } = new Dictionary<string, string>();
     public IDictionary<string, string> Env { get; init; } = new Dictionary<string, string>();
     public TimeSpan Timeout { get; init; } = TimeSpan.FromMinutes(2);
 }
@@ -76,6 +78,13 @@ public sealed class DockerEngine : IDisposable
         return inspected.ID;
     }
 
+    /// <summary>The engine's id for <paramref name="reference"/> (tag or id), or null when it has no such image.</summary>
+    public async Task<string?> ImageIdAsync(string reference, CancellationToken ct = default)
+    {
+        try { return (await _client.Images.InspectImageAsync(reference, ct)).ID; }
+        catch (DockerImageNotFoundException) { return null; }
+    }
+
     public async Task RemoveImageAsync(string repoTag, CancellationToken ct = default)
     {
         try { await _client.Images.DeleteImageAsync(repoTag, new ImageDeleteParameters { Force = true }, ct); }
@@ -112,7 +121,13 @@ public sealed class DockerEngine : IDisposable
     public async Task<RunningContainer> StartAsync(ContainerRunSpec spec, CancellationToken ct = default)
     {
         var id = await CreateAsync(spec, ct);
-        await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct);
+        try { await _client.Containers.StartContainerAsync(id, new ContainerStartParameters(), ct); }
+        catch
+        {
+            // A container that failed to start is still created: remove it rather than leak it.
+            await StopAndRemoveAsync(id);
+            throw;
+        }
         return new RunningContainer(this, id);
     }
 
@@ -125,6 +140,13 @@ public sealed class DockerEngine : IDisposable
 
     internal async Task<bool> IsRunningAsync(string id, CancellationToken ct) =>
         (await _client.Containers.InspectContainerAsync(id, ct)).State.Running;
+
+    /// <summary>The exit code once the container has stopped, null while it runs.</summary>
+    internal async Task<long?> ExitCodeAsync(string id, CancellationToken ct)
+    {
+        var state = (await _client.Containers.InspectContainerAsync(id, ct)).State;
+        return state.Running ? null : state.ExitCode;
+    }
 
     internal async Task StopAndRemoveAsync(string id) =>
         await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true });
@@ -147,7 +169,8 @@ public sealed class DockerEngine : IDisposable
                 Memory = spec.MemoryBytes,
                 PidsLimit = spec.PidsLimit,
                 Tmpfs = spec.Tmpfs,
-                Binds = spec.ReadOnlyMounts.Select(kv => $"{kv.Key}:{kv.Value}:ro").ToList(),
+                Binds = spec.ReadOnlyMounts.Select(kv => $"{kv.Key}:{kv.Value}:ro")
+                    .Concat(spec.WritableMounts.Select(kv => $"{kv.Key}:{kv.Value}:rw")).ToList(),
             },
         }, ct);
         return created.ID;
@@ -162,5 +185,7 @@ public sealed class RunningContainer(DockerEngine engine, string id) : IAsyncDis
     public string Id { get; } = id;
     public Task<(string StdOut, string StdErr)> LogsAsync(CancellationToken ct = default) => engine.LogsAsync(Id, ct);
     public Task<bool> IsRunningAsync(CancellationToken ct = default) => engine.IsRunningAsync(Id, ct);
+    /// <summary>The exit code once the container has stopped, null while it runs.</summary>
+    public Task<long?> ExitCodeAsync(CancellationToken ct = default) => engine.ExitCodeAsync(Id, ct);
     public async ValueTask DisposeAsync() => await engine.StopAndRemoveAsync(Id);
 }

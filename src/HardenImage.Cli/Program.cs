@@ -13,6 +13,7 @@ app.Configure(config =>
     config.AddRegistryCommands();
     config.AddSignVerifyCommands();
     config.AddDeployCommands();
+    config.AddSmokeCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 return CliHost.Run(app, args);

@@ -41,7 +41,7 @@ public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<Architec
 /// </summary>
 public sealed class ImageBuilder
 {
-    private const string ToolVersion = "harden-build/2";
+    private const string ToolVersion = "harden-build/3";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;
@@ -248,6 +248,7 @@ public sealed class ImageBuilder
             {
                 Name = unpacked.Name, Version = unpacked.Version, Architecture = unpacked.Architecture,
                 ControlText = unpacked.ControlText, Md5sums = unpacked.Md5sums, MaintainerScripts = unpacked.MaintainerScripts,
+                Alternatives = unpacked.Alternatives,
             });
             foreach (var e in unpacked.Entries) Merge(tree, image, pkg.Name, e);
         }

@@ -17,8 +17,13 @@ public sealed record UnpackedPackage
     public required string ControlText { get; init; }
     public string? Md5sums { get; init; }
     public List<string> MaintainerScripts { get; init; } = new();
+    /// <summary>update-alternatives --install calls found in postinst: the links its script would have made.</summary>
+    public List<AlternativeLink> Alternatives { get; init; } = new();
     public List<UnpackedEntry> Entries { get; init; } = new();
 }
+
+/// <summary>One <c>update-alternatives --install LINK NAME PATH PRIORITY</c> of a package's postinst.</summary>
+public sealed record AlternativeLink(string Link, string Name, string Path, int Priority);
 
 /// <summary>
 /// Unpacks .debs once per SHA-256: the file list goes to <c>&lt;cache&gt;/unpacked/&lt;deb sha256&gt;</c> (a pointer to a
@@ -34,7 +39,8 @@ public sealed class PackageUnpacker
     public PackageUnpacker(ContentStore store, string cacheRoot)
     {
         _store = store;
-        _pointers = Path.Combine(cacheRoot, "unpacked");
+        // "-v2": entries written before alternatives were recorded are not reused.
+        _pointers = Path.Combine(cacheRoot, "unpacked-v2");
         Directory.CreateDirectory(_pointers);
     }
 
@@ -109,7 +115,22 @@ public sealed class PackageUnpacker
             ControlText = control.Fields.ToText(),
             Md5sums = control.Md5SumsText,
             MaintainerScripts = control.MaintainerScripts.Keys.Order(StringComparer.Ordinal).ToList(),
+            Alternatives = control.MaintainerScripts.TryGetValue("postinst", out var postinst) ? ParseAlternatives(postinst) : [],
             Entries = entries,
         };
+    }
+
+    /// <summary>
+    /// Finds <c>update-alternatives --install &lt;link&gt; &lt;name&gt; &lt;path&gt; &lt;priority&gt;</c> (continuation lines joined) in
+    /// a postinst. Only literal arguments count: a call built from shell variables is not guessed at.
+    /// </summary>
+    internal static List<AlternativeLink> ParseAlternatives(string script)
+    {
+        var result = new List<AlternativeLink>();
+        var joined = script.Replace("\\\n", " ");
+        foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(joined,
+                     @"update-alternatives\s+(?:--quiet\s+)?--install\s+(/[^\s$`'""]+)\s+([^\s$`'""]+)\s+(/[^\s$`'""]+)\s+(\d+)"))
+            result.Add(new AlternativeLink(m.Groups[1].Value, m.Groups[2].Value, m.Groups[3].Value, int.Parse(m.Groups[4].Value, System.Globalization.CultureInfo.InvariantCulture)));
+        return result;
     }
 }

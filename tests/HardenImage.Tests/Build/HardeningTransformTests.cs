@@ -154,4 +154,20 @@ public sealed class HardeningTransformTests
         Run(new RemoveListedPaths(), tree, Context(image));
         Assert.Equal(["usr/lib/python3.13/os.py"], tree.Nodes.Select(n => n.Path));
     }
+
+    [Fact]
+    public void Alternatives_LinkTheHighestPriorityTargetPresent_LikeUpdateAlternatives()
+    {
+        var script = "#!/bin/sh\nset -e\nif [ \"$1\" = configure ]; then\n  update-alternatives --install /usr/lib/x86_64-linux-gnu/libblas.so.3 \\\n    libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/blas/libblas.so.3 10\nfi\n";
+        var parsed = PackageUnpacker.ParseAlternatives(script);
+        Assert.Equal([new AlternativeLink("/usr/lib/x86_64-linux-gnu/libblas.so.3", "libblas.so.3-x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", 10)], parsed);
+        var tree = new FsTree();
+        tree.Set(File("usr/lib/x86_64-linux-gnu/blas/libblas.so.3"));
+        var blas = new InstalledPackage { Name = "libblas3", Version = "1", Architecture = "amd64", ControlText = "", Alternatives = parsed };
+        var openblas = new InstalledPackage { Name = "libopenblas0", Version = "1", Architecture = "amd64", ControlText = "",
+            Alternatives = [new AlternativeLink("/usr/lib/x86_64-linux-gnu/libblas.so.3", "libblas.so.3-x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu/openblas/libblas.so.3", 100)] };
+        Run(new DebianAlternatives(), tree, Context(null, true, blas, openblas));
+        // openblas has the higher priority but is not in the image: the reference BLAS is linked.
+        Assert.Equal("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", tree.Get("usr/lib/x86_64-linux-gnu/libblas.so.3")!.LinkTarget);
+    }
 }

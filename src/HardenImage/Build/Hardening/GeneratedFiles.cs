@@ -118,6 +118,36 @@ public sealed class DpkgStatusRecords : IHardeningTransform
     }
 }
 
+/// <summary>
+/// The links update-alternatives would make in postinst (libblas.so.3 → blas/libblas.so.3 and the like): without
+/// them a library that other packages link against is missing (threat D: the service fails to start). For each
+/// alternative name the highest-priority target present in the image wins; the link points straight at it (no
+/// /etc/alternatives indirection, so nothing needs to stay writable).
+/// </summary>
+public sealed class DebianAlternatives : IHardeningTransform
+{
+    public string Name => "alternatives";
+    public string Threat => "D";
+    public string Description => "create the update-alternatives links the maintainer scripts would have made";
+
+    public void Apply(FsTree tree, HardeningContext context, ICollection<HardeningAction> report)
+    {
+        var candidates = context.Packages.SelectMany(p => p.Alternatives.Select(a => (Package: p.Name, Alt: a)))
+            .Where(x => tree.Resolve(x.Alt.Path.TrimStart('/')) != null)
+            .GroupBy(x => x.Alt.Name, StringComparer.Ordinal)
+            .OrderBy(g => g.Key, StringComparer.Ordinal);
+        foreach (var group in candidates)
+        {
+            var best = group.OrderByDescending(x => x.Alt.Priority).ThenBy(x => x.Alt.Path, StringComparer.Ordinal).First();
+            var link = best.Alt.Link.TrimStart('/');
+            if (tree.Resolve(link) != null) continue;
+            tree.EnsureDirectory(FsTree.ParentOf(link));
+            tree.Set(new FsNode { Path = link, Type = FsNodeType.Symlink, Mode = 511, LinkTarget = best.Alt.Path, Owner = "harden:" + Name });
+            report.Add(new(Name, "generated", link, $"→ {best.Alt.Path} ({group.Key}, from {best.Package})"));
+        }
+    }
+}
+
 /// <summary>Symlinks the image declares (e.g. python3 → python3.13), made here because no postinst makes them.</summary>
 public sealed class DeclaredSymlinks : IHardeningTransform
 {
@@ -165,6 +195,7 @@ public sealed class MaintainerScriptReport : IHardeningTransform
         foreach (var p in context.Packages.Where(p => p.MaintainerScripts.Count > 0).OrderBy(p => p.Name, StringComparer.Ordinal))
         {
             var instead = Instead.TryGetValue(p.Name, out var s) ? s
+                : p.Alternatives.Count > 0 ? "update-alternatives links made by the alternatives transform"
                 : p.Name.StartsWith("python3", StringComparison.Ordinal) ? "byte-compilation skipped"
                 : "nothing: not needed without services, debconf or alternatives";
             report.Add(new(Name, "not run", p.Name, $"{string.Join(",", p.MaintainerScripts)}; instead: {instead}"));
@@ -178,7 +209,7 @@ public static class StandardTransforms
     public static IReadOnlyList<IHardeningTransform> All() =>
     [
         new DropDocumentation(), new RemoveShells(), new RemovePackageManagers(), new RemoveListedPaths(),
-        new StripSetuid(), new NoWorldWritable(), new CaBundle(), new DefaultTimezone(), new Accounts(),
+        new StripSetuid(), new NoWorldWritable(), new CaBundle(), new DefaultTimezone(), new DebianAlternatives(), new Accounts(),
         new DpkgStatusRecords(), new DeclaredSymlinks(), new MaintainerScriptReport(),
     ];
 }

@@ -24,6 +24,8 @@ public sealed record InstalledPackage
     public string? Md5sums { get; init; }
     /// <summary>Names of maintainer scripts the package carries (preinst, postinst, …): we never run them.</summary>
     public IReadOnlyList<string> MaintainerScripts { get; init; } = [];
+    /// <summary>Links the postinst would have made with update-alternatives.</summary>
+    public IReadOnlyList<AlternativeLink> Alternatives { get; init; } = [];
 }
 
 /// <summary>One line of the build report: what a transform removed, changed or added.</summary>

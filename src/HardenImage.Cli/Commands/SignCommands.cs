@@ -33,6 +33,20 @@ public sealed class SignSettings : CommandSettings
     [CommandOption("--insecure")]
     [Description("Plain HTTP to the registry (loopback test registries)")]
     public bool Insecure { get; init; }
+
+    [CommandOption("--aws-region <REGION>")]
+    [Description("AWS region for awskms:// keys named by id or alias (default AWS_REGION); ECR's region comes from its host")]
+    public string? AwsRegion { get; init; }
+
+    [CommandOption("--aws-profile <NAME>")]
+    [Description("AWS profile for ECR and KMS (default AWS_PROFILE, then the SDK chain)")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--aws-endpoint <URL>")]
+    [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
+    public string? AwsEndpoint { get; init; }
+
+    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 /// <summary>
@@ -43,17 +57,28 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
 {
     public const string DefaultKey = "artifacts/keys/cosign.key";
 
+    private readonly RegistryServices? _services;
+
+    /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
+    public SignCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal SignCommand(RegistryServices services) => _services = services;
+
     public override async Task<int> ExecuteAsync(CommandContext context, SignSettings settings, CancellationToken ct)
     {
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
         var pushed = PushedFile.TryLoad(pushedPath)
                      ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
         var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? DefaultKey;
         if (settings.Key == null && keyRef == DefaultKey) DevelopmentKey.EnsureExists(DefaultKey);
         var passwords = DevelopmentKey.PasswordsFor(keyRef);
-        var signer = await new SignerFactory(passwords).FromReferenceAsync(keyRef, ct);
+        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        using var disposeSigner = signer as IDisposable;
         var target = RegistryTarget.Parse(pushed.Registry);
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var registry = services.CreateRegistry(target, settings.Insecure);
         var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
         var table = new Table().AddColumns("image", "digest", "signature", "attestations");
         foreach (var (name, image) in pushed.Images)
@@ -176,18 +201,42 @@ public sealed class VerifySettings : CommandSettings
     [CommandOption("--insecure")]
     [Description("Plain HTTP to the registry")]
     public bool Insecure { get; init; }
+
+    [CommandOption("--aws-region <REGION>")]
+    [Description("AWS region for awskms:// keys named by id or alias (default AWS_REGION); ECR's region comes from its host")]
+    public string? AwsRegion { get; init; }
+
+    [CommandOption("--aws-profile <NAME>")]
+    [Description("AWS profile for ECR and KMS (default AWS_PROFILE, then the SDK chain)")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--aws-endpoint <URL>")]
+    [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
+    public string? AwsEndpoint { get; init; }
+
+    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 /// <summary><c>harden verify</c>: checks signatures, digest binding and required attestations of a pushed image.</summary>
 public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 {
+    private readonly RegistryServices? _services;
+
+    /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
+    public VerifyCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal VerifyCommand(RegistryServices services) => _services = services;
+
     public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
     {
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var registry = services.CreateRegistry(target, settings.Insecure);
         var root = await registry.ResolveManifestAsync(repository, reference, ct)
                    ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
-        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
         var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)

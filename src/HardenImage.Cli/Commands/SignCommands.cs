@@ -249,6 +249,7 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         }
         var table = new Table().AddColumns("subject", "digest", "signatures", "attestations", "result");
         var failed = false;
+        var reasons = new List<string>();
         foreach (var (label, digest, platform) in subjects)
         {
             var report = await verifier.VerifyAsync(Digest.Parse(digest), new VerificationPolicy
@@ -257,10 +258,15 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
                 ForbidCriticalVulnerabilities = platform && settings.NoCritical,
             }, ct);
             failed |= !report.Passed;
-            table.AddRow(label, digest[..19], report.Signatures.ToString(), Markup.Escape(string.Join(", ", report.Attestations)),
-                report.Passed ? "[green]ok[/]" : "[red]" + Markup.Escape(string.Join("; ", report.Failures)) + "[/]");
+            reasons.AddRange(report.Failures.Select(f => $"{label} {digest[..19]}: {f}"));
+            table.AddRow(label, digest[..19],
+                $"{report.Signatures.Checks.Count(c => c.Valid)} of {report.Signatures.Checks.Count} valid",
+                Markup.Escape(string.Join(", ", report.Attestations.PredicateTypes.Select(PolicyName).Order(StringComparer.Ordinal))),
+                report.Passed ? "[green]ok[/]" : "[red]failed[/]");
         }
         AnsiConsole.Write(table);
+        // Reasons below the table, one a line, so they are never wrapped inside a cell.
+        foreach (var reason in reasons) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {reason}");
         if (failed)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");
@@ -269,6 +275,16 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         AnsiConsole.MarkupLineInterpolated($"[green]verified[/] {settings.Reference} ({root.Digest})");
         return 0;
     }
+
+    /// <summary>The --require name for a predicate type (the URI itself when it has none).</summary>
+    private static string PolicyName(string predicateType) => predicateType switch
+    {
+        PredicateTypes.CycloneDx => "sbom",
+        PredicateTypes.SlsaProvenanceV1 => "provenance",
+        PredicateTypes.CosignVuln => "vuln",
+        _ when predicateType.StartsWith("https://openvex.dev/", StringComparison.Ordinal) => "vex",
+        _ => predicateType,
+    };
 
     internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)
     {

@@ -151,10 +151,19 @@ internal static class InProcess
 /// <summary>Sends every request to a loopback server whatever host the URL names (the ECR host does not resolve here).</summary>
 internal sealed class RedirectToLoopback(string authority) : DelegatingHandler
 {
-    protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken ct)
     {
         var parts = authority.Split(':');
-        request.RequestUri = new UriBuilder(request.RequestUri!) { Scheme = "http", Host = parts[0], Port = int.Parse(parts[1]) }.Uri;
-        return base.SendAsync(request, ct);
+        var original = request.RequestUri!;
+        request.RequestUri = new UriBuilder(original) { Scheme = "http", Host = parts[0], Port = int.Parse(parts[1]) }.Uri;
+        try
+        {
+            return await base.SendAsync(request, ct);
+        }
+        finally
+        {
+            // The handlers above (auth: which host's credentials) must keep seeing the ECR host.
+            request.RequestUri = original;
+        }
     }
 }

@@ -239,8 +239,9 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
-        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(PredicateTypes.FromPolicyName).ToList();
+        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail here.
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         var subjects = new List<(string Label, string Digest, bool Platform)> { ("index", root.Digest, root.MediaType != MediaTypes.ImageIndex) };
         if (root.MediaType == MediaTypes.ImageIndex)
         {

@@ -81,46 +81,55 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
         var registry = services.CreateRegistry(target, settings.Insecure);
         var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
         var table = new Table().AddColumns("image", "digest", "signature", "attestations");
-        foreach (var (name, image) in pushed.Images)
+        try
         {
-            if (settings.Images.Length > 0 && !settings.Images.Contains(name)) continue;
-            var store = new RegistrySignatureStore(registry, image.Repository);
-            var imageSigner = new ImageSigner(signer, store);
-            var reference = DockerReference(target, image.Repository);
-            await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
-            var provenance = Provenance(name, image, lockFile, pushed.Registry);
-            await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
-            table.AddRow(name, image.Index[..19], "index", "provenance");
-            foreach (var (arch, manifest) in image.Manifests)
+            foreach (var (name, image) in pushed.Images)
             {
-                var digest = Digest.Parse(manifest);
-                await imageSigner.SignAsync(reference, digest, null, ct);
-                var kinds = new List<string>();
-                var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
-                if (File.Exists(sbomPath))
+                if (settings.Images.Length > 0 && !settings.Images.Contains(name)) continue;
+                var store = new RegistrySignatureStore(registry, image.Repository);
+                var imageSigner = new ImageSigner(signer, store);
+                var reference = DockerReference(target, image.Repository);
+                await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
+                var provenance = Provenance(name, image, lockFile, pushed.Registry);
+                await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                table.AddRow(name, image.Index[..19], "index", "provenance");
+                foreach (var (arch, manifest) in image.Manifests)
                 {
-                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
-                    kinds.Add("sbom");
-                }
-                await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
-                kinds.Add("provenance");
-                var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
-                if (File.Exists(scanPath))
-                {
-                    var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
-                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
+                    var digest = Digest.Parse(manifest);
+                    await imageSigner.SignAsync(reference, digest, null, ct);
+                    var kinds = new List<string>();
+                    var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
+                    if (File.Exists(sbomPath))
                     {
-                        ScannerUri = "https://github.com/hardenimage/harden",
-                        ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
-                        Result = scan,
-                        // The scan's own times; the file's write time when it records none.
-                        ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                        ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                    }), ct);
-                    kinds.Add("vuln");
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
+                        kinds.Add("sbom");
+                    }
+                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                    kinds.Add("provenance");
+                    var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
+                    if (File.Exists(scanPath))
+                    {
+                        var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
+                        {
+                            ScannerUri = "https://github.com/hardenimage/harden",
+                            ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
+                            Result = scan,
+                            // The scan's own times; the file's write time when it records none.
+                            ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                            ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                        }), ct);
+                        kinds.Add("vuln");
+                    }
+                    table.AddRow($"{name} ({arch})", manifest[..19], "manifest", string.Join(", ", kinds));
                 }
-                table.AddRow($"{name} ({arch})", manifest[..19], "manifest", string.Join(", ", kinds));
             }
+        }
+        catch (ImmutableTagException e)
+        {
+            // cosign's layout moves the .sig/.att tags when a signature is added; an immutable repository refuses that.
+            throw new HardenException($"{e.Message} Signing adds layers to the sha256-<hex>.sig/.att tags, so they must be able to move: " +
+                "sign everything in one run after the push, or exempt 'sha256-*' tags from tag immutability (ECR: IMMUTABLE_WITH_EXCLUSION).", inner: e);
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]signed[/] with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {pushed.Registry}");

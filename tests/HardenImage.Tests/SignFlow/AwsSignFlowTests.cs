@@ -96,6 +96,14 @@ public sealed class AwsSignFlowTests
         Assert.Single(aws.ExchangesFor(EcrApiClient.TargetPrefix + "GetAuthorizationToken"));
         Assert.All(aws.Exchanges, e => Assert.Null(e.RejectReason));
 
+        // A second signer on an immutable repository would move the .sig tag: refused, saying what to do.
+        var secondKey = ws.Combine("ecr-second.pem");
+        using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256)) File.WriteAllText(secondKey, key.ExportPkcs8PrivateKeyPem());
+        var resign = await Assert.ThrowsAsync<HardenImage.Common.HardenException>(() => new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
+            new SignSettings { Artifacts = ws.Artifacts, ImagesDir = ws.Combine("images"), Key = secondKey, Insecure = true }, ct));
+        Assert.Contains("tag is immutable", resign.Message);
+        Assert.Contains("IMMUTABLE_WITH_EXCLUSION", resign.Message);
+
         // A different image under the same tag: ECR's immutability answer is reported as such.
         using var other = new SignFlowWorkspace(seed: 8);
         var e = await Assert.ThrowsAnyAsync<Exception>(() => new PushCommand(services.ForPush()).ExecuteAsync(InProcess.Context("push"), new PushSettings

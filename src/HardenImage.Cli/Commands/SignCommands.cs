@@ -15,7 +15,7 @@ namespace HardenImage.Cli.Commands;
 public sealed class SignSettings : CommandSettings
 {
     [CommandOption("--key <REF>")]
-    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: artifacts/keys/cosign.key (a development key is generated there if missing)")]
+    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
     public string? Key { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
@@ -72,9 +72,11 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
         var pushed = PushedFile.TryLoad(pushedPath)
                      ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
-        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? DefaultKey;
-        if (settings.Key == null && keyRef == DefaultKey) DevelopmentKey.EnsureExists(DefaultKey);
-        var passwords = DevelopmentKey.PasswordsFor(keyRef);
+        // The development key lives with the artifacts it signs (artifacts/keys/cosign.key by default).
+        var developmentKey = Path.Combine(settings.Artifacts, "keys", KeyPairGenerator.PrivateKeyFileName);
+        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? developmentKey;
+        if (settings.Key == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
+        var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == DefaultKey);
         var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
         using var disposeSigner = signer as IDisposable;
         var target = RegistryTarget.Parse(pushed.Registry);
@@ -180,9 +182,9 @@ internal static class DevelopmentKey
     }
 
     /// <summary>For the generated default key an unset password means the empty one; other keys prompt or fail.</summary>
-    public static KeyPasswordSource PasswordsFor(string keyRef)
+    public static KeyPasswordSource PasswordsFor(bool isDevelopmentKey)
     {
-        if (keyRef == SignCommand.DefaultKey && Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable) == null
+        if (isDevelopmentKey && Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable) == null
             && Environment.GetEnvironmentVariable(KeyPasswordSource.CosignVariable) == null)
             return new KeyPasswordSource(name => name == KeyPasswordSource.HardenVariable ? "" : null, null, interactive: false);
         return KeyPasswordSource.FromEnvironmentOrTerminal();

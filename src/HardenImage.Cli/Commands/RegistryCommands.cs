@@ -27,7 +27,8 @@ public static class RegistryCommandsRegistration
 /// </summary>
 public sealed record RegistryCommandServices(
     Func<RegistryTarget, IRegistryCredentialProvider?>? Credentials = null,
-    Func<RegistryTarget, IRepositoryCreator?>? RepositoryCreator = null);
+    Func<RegistryTarget, IRepositoryCreator?>? RepositoryCreator = null,
+    Func<HttpMessageHandler>? Transport = null);
 
 public sealed class PushSettings : CommandSettings
 {
@@ -66,6 +67,18 @@ public sealed class PushSettings : CommandSettings
     [Description("Registry user; the password comes from the environment variable HARDEN_REGISTRY_PASSWORD (never the command line).")]
     public string? Username { get; init; }
 
+    [CommandOption("--aws-profile <NAME>")]
+    [Description("ECR: AWS profile for GetAuthorizationToken/CreateRepository (default AWS_PROFILE, then the SDK chain).")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--aws-endpoint <URL>")]
+    [Description("ECR: send ECR API calls here instead of api.ecr.REGION.amazonaws.com (VPC endpoint, tests).")]
+    public string? AwsEndpoint { get; init; }
+
+    [CommandOption("--kms-key <KEY>")]
+    [Description("ECR: encrypt repositories created by --create-repositories with this KMS key (id, alias or ARN).")]
+    public string? KmsKey { get; init; }
+
     public override ValidationResult Validate()
     {
         if (Parallel is < 1 or > 64) return ValidationResult.Error("--parallel must be between 1 and 64");
@@ -78,9 +91,10 @@ public sealed class PushSettings : CommandSettings
 /// <summary><c>harden push</c>: thin over <see cref="ImagePusher"/>; progress bars while pushing, a table after.</summary>
 public sealed class PushCommand : AsyncCommand<PushSettings>
 {
-    private readonly RegistryCommandServices _services;
+    private readonly RegistryCommandServices? _services;
 
-    public PushCommand() : this(new RegistryCommandServices()) { }
+    /// <summary>What Spectre uses: the services are built at execute time from the target and the --aws-* options.</summary>
+    public PushCommand() { }
 
     /// <summary>For the composition root in this assembly (Program.cs) to wire ECR credentials and repository creation.
     /// Internal so Spectre's resolver, which prefers the greediest public constructor, uses the parameterless one.</summary>
@@ -93,17 +107,21 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         var buildFile = Path.Combine(settings.Artifacts, "build.json");
         var build = File.Exists(buildFile) ? BuildManifestFile.Load(buildFile) : null;
         var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
+        using var owned = _services == null
+            ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
+            : null;
+        var services = _services ?? owned!.ForPush();
 
         var providers = new List<IRegistryCredentialProvider>();
         if (settings.Username != null)
             providers.Add(new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!));
-        if (_services.Credentials?.Invoke(target) is { } extra) providers.Add(extra);
+        if (services.Credentials?.Invoke(target) is { } extra) providers.Add(extra);
         providers.Add(new DockerConfigCredentialProvider());
 
         IRepositoryCreator? creator = null;
         if (settings.CreateRepositories)
         {
-            creator = _services.RepositoryCreator?.Invoke(target);
+            creator = services.RepositoryCreator?.Invoke(target);
             if (creator == null && target.Kind == RegistryKind.Ecr)
                 throw new HardenException("--create-repositories: ECR repository creation is not available in this build (the Aws stage provides it). Create the repositories with 'aws ecr create-repository' first.");
         }
@@ -112,6 +130,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         {
             Insecure = settings.Insecure,
             Credentials = new CredentialProviderChain(providers),
+            Transport = services.Transport,
         });
         var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
 

@@ -15,7 +15,7 @@ namespace HardenImage.Cli.Commands;
 public sealed class SignSettings : CommandSettings
 {
     [CommandOption("--key <REF>")]
-    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: artifacts/keys/cosign.key (a development key is generated there if missing)")]
+    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
     public string? Key { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
@@ -33,6 +33,20 @@ public sealed class SignSettings : CommandSettings
     [CommandOption("--insecure")]
     [Description("Plain HTTP to the registry (loopback test registries)")]
     public bool Insecure { get; init; }
+
+    [CommandOption("--aws-region <REGION>")]
+    [Description("AWS region for awskms:// keys named by id or alias (default AWS_REGION); ECR's region comes from its host")]
+    public string? AwsRegion { get; init; }
+
+    [CommandOption("--aws-profile <NAME>")]
+    [Description("AWS profile for ECR and KMS (default AWS_PROFILE, then the SDK chain)")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--aws-endpoint <URL>")]
+    [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
+    public string? AwsEndpoint { get; init; }
+
+    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 /// <summary>
@@ -43,60 +57,82 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
 {
     public const string DefaultKey = "artifacts/keys/cosign.key";
 
+    private readonly RegistryServices? _services;
+
+    /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
+    public SignCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal SignCommand(RegistryServices services) => _services = services;
+
     public override async Task<int> ExecuteAsync(CommandContext context, SignSettings settings, CancellationToken ct)
     {
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
         var pushed = PushedFile.TryLoad(pushedPath)
                      ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
-        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? DefaultKey;
-        if (settings.Key == null && keyRef == DefaultKey) DevelopmentKey.EnsureExists(DefaultKey);
-        var passwords = DevelopmentKey.PasswordsFor(keyRef);
-        var signer = await new SignerFactory(passwords).FromReferenceAsync(keyRef, ct);
+        // The development key lives with the artifacts it signs (artifacts/keys/cosign.key by default).
+        var developmentKey = Path.Combine(settings.Artifacts, "keys", KeyPairGenerator.PrivateKeyFileName);
+        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? developmentKey;
+        if (settings.Key == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
+        var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == DefaultKey);
+        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        using var disposeSigner = signer as IDisposable;
         var target = RegistryTarget.Parse(pushed.Registry);
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var registry = services.CreateRegistry(target, settings.Insecure);
         var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
         var table = new Table().AddColumns("image", "digest", "signature", "attestations");
-        foreach (var (name, image) in pushed.Images)
+        try
         {
-            if (settings.Images.Length > 0 && !settings.Images.Contains(name)) continue;
-            var store = new RegistrySignatureStore(registry, image.Repository);
-            var imageSigner = new ImageSigner(signer, store);
-            var reference = DockerReference(target, image.Repository);
-            await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
-            var provenance = Provenance(name, image, lockFile, pushed.Registry);
-            await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
-            table.AddRow(name, image.Index[..19], "index", "provenance");
-            foreach (var (platform, manifest) in image.Manifests)
+            foreach (var (name, image) in pushed.Images)
             {
-                var arch = platform.Split('/')[0]; // "arm64/v8" → the artifacts' "arm64"
-                var digest = Digest.Parse(manifest);
-                await imageSigner.SignAsync(reference, digest, null, ct);
-                var kinds = new List<string>();
-                var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
-                if (File.Exists(sbomPath))
+                if (settings.Images.Length > 0 && !settings.Images.Contains(name)) continue;
+                var store = new RegistrySignatureStore(registry, image.Repository);
+                var imageSigner = new ImageSigner(signer, store);
+                var reference = DockerReference(target, image.Repository);
+                await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
+                var provenance = Provenance(name, image, lockFile, pushed.Registry);
+                await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                table.AddRow(name, image.Index[..19], "index", "provenance");
+                foreach (var (platform, manifest) in image.Manifests)
                 {
-                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
-                    kinds.Add("sbom");
-                }
-                await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
-                kinds.Add("provenance");
-                var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
-                if (File.Exists(scanPath))
-                {
-                    var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
-                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
+                    var arch = platform.Split('/')[0]; // pushed.json says "arm64/v8"; the artifacts say "arm64"
+                    var digest = Digest.Parse(manifest);
+                    await imageSigner.SignAsync(reference, digest, null, ct);
+                    var kinds = new List<string>();
+                    var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
+                    if (File.Exists(sbomPath))
                     {
-                        ScannerUri = "https://github.com/hardenimage/harden",
-                        ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
-                        Result = scan,
-                        // The scan's own times; the file's write time when it records none.
-                        ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                        ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                    }), ct);
-                    kinds.Add("vuln");
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
+                        kinds.Add("sbom");
+                    }
+                    await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                    kinds.Add("provenance");
+                    var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
+                    if (File.Exists(scanPath))
+                    {
+                        var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
+                        {
+                            ScannerUri = "https://github.com/hardenimage/harden",
+                            ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
+                            Result = scan,
+                            // The scan's own times; the file's write time when it records none.
+                            ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                            ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
+                        }), ct);
+                        kinds.Add("vuln");
+                    }
+                    table.AddRow($"{name} ({platform})", manifest[..19], "manifest", string.Join(", ", kinds));
                 }
-                table.AddRow($"{name} ({platform})", manifest[..19], "manifest", string.Join(", ", kinds));
             }
+        }
+        catch (ImmutableTagException e)
+        {
+            // cosign's layout moves the .sig/.att tags when a signature is added; an immutable repository refuses that.
+            throw new HardenException($"{e.Message} Signing adds layers to the sha256-<hex>.sig/.att tags, so they must be able to move: " +
+                "sign everything in one run after the push, or exempt 'sha256-*' tags from tag immutability (ECR: IMMUTABLE_WITH_EXCLUSION).", inner: e);
         }
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]signed[/] with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {pushed.Registry}");
@@ -147,9 +183,9 @@ internal static class DevelopmentKey
     }
 
     /// <summary>For the generated default key an unset password means the empty one; other keys prompt or fail.</summary>
-    public static KeyPasswordSource PasswordsFor(string keyRef)
+    public static KeyPasswordSource PasswordsFor(bool isDevelopmentKey)
     {
-        if (keyRef == SignCommand.DefaultKey && Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable) == null
+        if (isDevelopmentKey && Environment.GetEnvironmentVariable(KeyPasswordSource.HardenVariable) == null
             && Environment.GetEnvironmentVariable(KeyPasswordSource.CosignVariable) == null)
             return new KeyPasswordSource(name => name == KeyPasswordSource.HardenVariable ? "" : null, null, interactive: false);
         return KeyPasswordSource.FromEnvironmentOrTerminal();
@@ -177,22 +213,47 @@ public sealed class VerifySettings : CommandSettings
     [CommandOption("--insecure")]
     [Description("Plain HTTP to the registry")]
     public bool Insecure { get; init; }
+
+    [CommandOption("--aws-region <REGION>")]
+    [Description("AWS region for awskms:// keys named by id or alias (default AWS_REGION); ECR's region comes from its host")]
+    public string? AwsRegion { get; init; }
+
+    [CommandOption("--aws-profile <NAME>")]
+    [Description("AWS profile for ECR and KMS (default AWS_PROFILE, then the SDK chain)")]
+    public string? AwsProfile { get; init; }
+
+    [CommandOption("--aws-endpoint <URL>")]
+    [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
+    public string? AwsEndpoint { get; init; }
+
+    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 /// <summary><c>harden verify</c>: checks signatures, digest binding and required attestations of a pushed image.</summary>
 public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 {
+    private readonly RegistryServices? _services;
+
+    /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
+    public VerifyCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal VerifyCommand(RegistryServices services) => _services = services;
+
     public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
     {
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions { Insecure = settings.Insecure });
+        var registry = services.CreateRegistry(target, settings.Insecure);
         var root = await registry.ResolveManifestAsync(repository, reference, ct)
                    ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
-        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
-        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(PredicateTypes.FromPolicyName).ToList();
+        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail here.
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         var subjects = new List<(string Label, string Digest, bool Platform)> { ("index", root.Digest, root.MediaType != MediaTypes.ImageIndex) };
         if (root.MediaType == MediaTypes.ImageIndex)
         {
@@ -201,6 +262,7 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         }
         var table = new Table().AddColumns("subject", "digest", "signatures", "attestations", "result");
         var failed = false;
+        var reasons = new List<string>();
         foreach (var (label, digest, platform) in subjects)
         {
             var report = await verifier.VerifyAsync(Digest.Parse(digest), new VerificationPolicy
@@ -209,13 +271,15 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
                 ForbidCriticalVulnerabilities = platform && settings.NoCritical,
             }, ct);
             failed |= !report.Passed;
-            var validSigs = report.Signatures.Checks.Count(c => c.Valid);
-            var attestations = report.Attestations.PredicateTypes.Select(ShortPredicate).Order(StringComparer.Ordinal);
-            table.AddRow(Markup.Escape(label), digest[..19], $"{validSigs}/{report.Signatures.Checks.Count} valid",
-                Markup.Escape(string.Join(", ", attestations)),
-                report.Passed ? "[green]ok[/]" : "[red]" + Markup.Escape(string.Join("; ", report.Failures)) + "[/]");
+            reasons.AddRange(report.Failures.Select(f => $"{label} {digest[..19]}: {f}"));
+            table.AddRow(label, digest[..19],
+                $"{report.Signatures.Checks.Count(c => c.Valid)} of {report.Signatures.Checks.Count} valid",
+                Markup.Escape(string.Join(", ", report.Attestations.PredicateTypes.Select(PolicyName).Order(StringComparer.Ordinal))),
+                report.Passed ? "[green]ok[/]" : "[red]failed[/]");
         }
         AnsiConsole.Write(table);
+        // Reasons below the table, one a line, so they are never wrapped inside a cell.
+        foreach (var reason in reasons) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {reason}");
         if (failed)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");
@@ -225,13 +289,14 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         return 0;
     }
 
-    private static string ShortPredicate(string type) => type switch
+    /// <summary>The --require name for a predicate type (the URI itself when it has none).</summary>
+    private static string PolicyName(string predicateType) => predicateType switch
     {
         PredicateTypes.CycloneDx => "sbom",
         PredicateTypes.SlsaProvenanceV1 => "provenance",
         PredicateTypes.CosignVuln => "vuln",
-        PredicateTypes.OpenVex => "vex",
-        _ => type,
+        _ when predicateType.StartsWith("https://openvex.dev/", StringComparison.Ordinal) => "vex",
+        _ => predicateType,
     };
 
     internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)

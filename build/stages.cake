@@ -28,9 +28,15 @@ Task("Scan")
     .IsDependentOn("Sbom")
     .Does(() => Harden($"scan --out {Options.Artifacts}"));
 
+Task("Smoke")
+    .Description("Run every image in a real Docker engine with the pod's restrictions and run its checks (amd64 here)")
+    .IsDependentOn("Scan")
+    .IsDependentOn("Services")
+    .Does(() => Harden($"smoke --artifacts {Options.Artifacts}"));
+
 Task("Push")
     .Description("Push the image set to the registry (default: the OCI layout registry artifacts/registry)")
-    .IsDependentOn("Scan")
+    .IsDependentOn("Smoke")
     .Does(() => Harden($"push --registry {Options.Registry} --artifacts {Options.Artifacts}{Insecure()}"));
 
 Task("Sign")
@@ -78,7 +84,7 @@ Task("Test")
     });
 
 Task("Default")
-    .Description("The main job on the embedded defaults: lock → build → sbom → scan → push → sign → verify → deploy")
+    .Description("The main job on the embedded defaults: lock → build → sbom → scan → smoke → push → sign → verify → deploy")
     .IsDependentOn("Deploy");
 
 Task("Release")

@@ -34,12 +34,24 @@ public sealed class DeploySettings : CommandSettings
     [Description("Image set directory; deployment images must be named there (default images, skipped when absent).")]
     [DefaultValue("images")]
     public string Images { get; init; } = "images";
+
+    [CommandOption("--local")]
+    [Description("Also run the deployment's pod on the local Docker engine with the manifest's restrictions, check its probes and send one generation request (default deployment: inference-cpu)")]
+    public bool Local { get; init; }
+
+    [CommandOption("--model-dir <DIR>")]
+    [Description("With --local: the model directory to mount read-only where the PersistentVolumeClaim goes (default: a tiny model made inside the image)")]
+    public string? ModelDir { get; init; }
+
+    [CommandOption("--docker-host <URI>")]
+    [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
+    public string? DockerHost { get; init; }
 }
 
 /// <summary><c>harden deploy</c>: Kubernetes manifests pinned by digest plus admission policies.</summary>
-public sealed class DeployCommand : Command<DeploySettings>
+public sealed class DeployCommand : AsyncCommand<DeploySettings>
 {
-    public override int Execute(CommandContext context, DeploySettings settings, CancellationToken cancellationToken)
+    public override async Task<int> ExecuteAsync(CommandContext context, DeploySettings settings, CancellationToken cancellationToken)
     {
         IReadOnlyCollection<string>? known = null;
         var unbuildable = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -73,7 +85,22 @@ public sealed class DeployCommand : Command<DeploySettings>
             Markup.Escape(Path.Combine(options.OutputDir, AdmissionPolicyRenderer.OutputDirectoryName)));
         AnsiConsole.Write(table);
         foreach (var w in result.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
-        return 0;
+        if (!settings.Local) return 0;
+        var name = settings.Name ?? "inference-cpu";
+        var rendered = result.Deployments.FirstOrDefault(d => d.Description.Name == name)
+                       ?? throw new HardenImage.Common.HardenException($"--local: no rendered deployment '{name}' (rendered: {string.Join(", ", result.Deployments.Select(d => d.Description.Name))}). Pass --name.");
+        using var engine = new DockerEngine(settings.DockerHost != null ? new Uri(settings.DockerHost) : DockerEngine.DefaultHost());
+        await engine.PingAsync(cancellationToken);
+        IReadOnlyList<LocalCheck> checks = [];
+        await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>
+        {
+            var progress = new Progress<string>(m => ctx.Status(Markup.Escape(m)));
+            checks = await new LocalDeployRunner(engine, settings.Artifacts).RunAsync(rendered, settings.ModelDir, progress, cancellationToken);
+        });
+        var t = new Table().Title($"{name} on the local engine").AddColumns("check", "result", "detail");
+        foreach (var c in checks) t.AddRow(Markup.Escape(c.Name), c.Passed ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(c.Detail));
+        AnsiConsole.Write(t);
+        return checks.Count > 0 && checks.All(c => c.Passed) ? 0 : 1;
     }
 }
 

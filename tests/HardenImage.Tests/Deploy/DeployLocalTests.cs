@@ -1,0 +1,40 @@
+using HardenImage.Build;
+using HardenImage.Deploy;
+using HardenImage.Tests.Infrastructure;
+
+namespace HardenImage.Tests.Deploy;
+
+/// <summary>
+/// `harden deploy --local` against the inference-cpu image the main job built into the repository's artifacts/ (or
+/// $HARDEN_ARTIFACTS): the rendered Deployment's pod, with the manifest's restrictions, passes its probes on a real
+/// Docker engine and serves a generation request from a model mounted read-only where the PVC goes.
+/// </summary>
+public sealed class DeployLocalTests
+{
+    [Fact]
+    public async Task InferenceCpuDeployment_PassesItsProbes_AndServesAGenerationRequest()
+    {
+        var root = RepoRoot.Find();
+        var artifacts = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") is { Length: > 0 } a ? Path.GetFullPath(a) : Path.Combine(root, "artifacts");
+        var built = BuildManifest.TryLoad(Path.Combine(artifacts, "build.json"));
+        if (built?.Image("inference-cpu")?.Architectures.Any(x => x.Architecture == "amd64") != true)
+            Assert.Fail($"{artifacts}/build.json has no amd64 inference-cpu: run 'dotnet cake' (or 'harden lock/fetch/build --image inference-cpu') in {root} first.");
+        using var keys = new TempDir("hi-deploy-local");
+        var pub = new HardenImage.Signing.KeyPairGenerator(new HardenImage.Signing.ScryptParameters(1024, 8, 1)).WriteTo(keys.Path, "", overwrite: false).PublicKeyPath;
+        var output = keys.Combine("artifacts");
+        // Render into a scratch artifacts copy of the build metadata so the repository's artifacts/deploy is untouched.
+        Directory.CreateDirectory(output);
+        File.Copy(Path.Combine(artifacts, "build.json"), Path.Combine(output, "build.json"));
+        var result = new DeployRenderer().RenderAndWrite(new DeployOptions
+        {
+            DeployDir = Path.Combine(root, "deploy"), ArtifactsDir = output, Registry = "registry.example.com/hardened",
+            PublicKey = pub, Name = "inference-cpu",
+        });
+        var rendered = Assert.Single(result.Deployments);
+        using var engine = new DockerEngine(RequiredService.DockerHost());
+        var checks = await new LocalDeployRunner(engine, artifacts).RunAsync(rendered, modelDir: null);
+        Assert.True(checks.All(c => c.Passed), string.Join("\n", checks.Select(c => $"{c.Name}: {c.Passed} {c.Detail}")));
+        Assert.Contains(checks, c => c.Name.StartsWith("readiness", StringComparison.Ordinal));
+        Assert.Contains(checks, c => c.Name == "POST /v1/generate" && c.Detail.Contains("mnopqrst"));
+    }
+}

@@ -304,9 +304,19 @@ internal static class BuildReportPrinter
                 h.AddRow(r.Image, r.Architecture, g.Key, Count(g, "removed"), Count(g, "changed"), Count(g, "generated"), Count(g, "not run"));
         AnsiConsole.Write(h);
         if (full)
+        {
             foreach (var r in outcome.Report)
                 foreach (var a in r.Hardening)
                     AnsiConsole.MarkupLineInterpolated($"[grey]{r.Image} {r.Architecture} {a.Transform} {a.Action} /{a.Path} {a.Detail}[/]");
+            // What each package still contributes after hardening (uncompressed bytes in this image's own layer).
+            foreach (var r in outcome.Report.Where(r => r.Architecture == "amd64"))
+            {
+                var b = new Table().Title($"{r.Image} (amd64): bytes per package that remain").AddColumns("package", "KB");
+                foreach (var (owner, bytes) in r.BytesByPackage.OrderByDescending(kv => kv.Value).ThenBy(kv => kv.Key, StringComparer.Ordinal))
+                    b.AddRow(Markup.Escape(owner), (bytes / 1024.0).ToString("0.0", System.Globalization.CultureInfo.InvariantCulture));
+                AnsiConsole.Write(b);
+            }
+        }
         else
             foreach (var r in outcome.Report.Where(r => r.Architecture == "amd64"))
                 foreach (var a in r.Hardening.Where(a => a.Action == "not run"))

@@ -94,4 +94,4 @@ Task("Release")
         if (Options.Registry.StartsWith("oci:"))
             throw new CakeException("Release needs --registry=HOST/NAMESPACE (or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NS)");
     })
-    .IsDependentOn("Verify");
+    .IsDependentOn("Deploy");

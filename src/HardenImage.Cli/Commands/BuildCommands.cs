@@ -60,7 +60,10 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         var existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
         if (settings.Check)
         {
-            var problems = ImageLocker.Check(set, existing);
+            // The same selection as locking: images whose repositories are unreachable here are not expected in it.
+            var checkable = Selection.Buildable(set, settings.Images, out var notChecked);
+            foreach (var (name, why) in notChecked) AnsiConsole.MarkupLineInterpolated($"[yellow]not checked {name}:[/] {why}");
+            var problems = ImageLocker.Check(set, existing, checkable);
             if (problems.Count == 0)
             {
                 AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date:[/] {settings.LockFilePath}");

@@ -195,10 +195,10 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
     }
 
     /// <summary>Offline check that the lock still matches the image set (CI gate: exit 1 when stale).</summary>
-    public static IReadOnlyList<LockStaleness> Check(ImageSet set, LockFile? existing)
+    public static IReadOnlyList<LockStaleness> Check(ImageSet set, LockFile? existing, IReadOnlyCollection<string>? images = null)
     {
         var problems = new List<LockStaleness>();
-        foreach (var image in set.InBuildOrder())
+        foreach (var image in set.Select(images))
         {
             var entry = existing?.Image(image.Name);
             if (entry == null) { problems.Add(new(image.Name, "not in the lock")); continue; }

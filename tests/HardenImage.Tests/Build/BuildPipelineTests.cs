@@ -62,6 +62,28 @@ public sealed class BuildPipelineTests(BuiltWorkspace built) : IClassFixture<Bui
     }
 
     [Fact]
+    public void LockCheck_ReportsAStaleLock_AfterAnImageChanges()
+    {
+        // A copy of the image set with one edited definition, checked against the lock written for the original.
+        using var copy = new TempDir("hi-stale");
+        foreach (var f in Directory.GetFiles(W.ImagesDir, "*", SearchOption.AllDirectories))
+        {
+            var target = Path.Combine(copy.Path, Path.GetRelativePath(W.ImagesDir, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+            File.Copy(f, target);
+        }
+        File.AppendAllText(Path.Combine(copy.Path, "tool.yaml"), "\nexclude: [mawk]\n");
+        var stale = ImageLocker.Check(ImageSet.Load(copy.Path), LockFile.Load(W.LockPath));
+        var only = Assert.Single(stale);
+        Assert.Equal("tool", only.Image);
+        // The CLI gate: exit 1 and a table naming the image.
+        var (code, stdout, _) = HardenImage.Tests.Cli.HelpTests.Harden("lock", "--check", "--images", copy.Path);
+        Assert.Equal(1, code);
+        Assert.Contains("tool", stdout);
+        Assert.Contains("lock is stale", stdout);
+    }
+
+    [Fact]
     public void Build_WritesMultiArchIndexPerImage_AndBuildJson()
     {
         var manifest = BuildManifest.Load(Path.Combine(W.Artifacts, "build.json"));

@@ -1,3 +1,4 @@
+using HardenImage.Build;
 using System.Collections.Concurrent;
 using System.ComponentModel;
 using HardenImage.Common;
@@ -105,7 +106,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         var target = RegistryTarget.Parse(settings.Registry ?? Environment.GetEnvironmentVariable("HARDEN_REGISTRY") ?? "");
         var layout = OciLayout.Open(settings.Layout);
         var buildFile = Path.Combine(settings.Artifacts, "build.json");
-        var build = File.Exists(buildFile) ? BuildManifestFile.Load(buildFile) : null;
+        var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
         var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
         using var owned = _services == null
             ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))

@@ -39,7 +39,7 @@ public class ImageSelectionSettings : CommandSettings
 
     internal BuiltImageInventories OpenBuild()
     {
-        var build = BuildResult.Load(Path.Combine(Out, "build.json"));
+        var build = BuildManifest.Load(Path.Combine(Out, "build.json"));
         var layout = OciLayout.Open(Layout);
         LockFile? lockFile = null;
         if (File.Exists(Lock)) lockFile = LockFile.Load(Lock);

@@ -467,15 +467,17 @@ public sealed class ImageBuilder
 
 public sealed record BuiltLayer(string Digest, long Size, string DiffId, string MediaType);
 
+// build.json is read by every later stage (sbom, scan, push, smoke, deploy) through these records. Only the names
+// and digests are required, so a hand-written or older build.json with just those still reads.
 public sealed record BuiltArchitecture
 {
     public required string Architecture { get; init; }
     public required string Manifest { get; init; }
-    public required long ManifestSize { get; init; }
-    public required string Config { get; init; }
-    public required List<BuiltLayer> Layers { get; init; }
+    public long ManifestSize { get; init; }
+    public string Config { get; init; } = "";
+    public List<BuiltLayer> Layers { get; init; } = new();
     /// <summary>Sum of layer, config and manifest sizes: what a pull transfers.</summary>
-    public required long CompressedSize { get; init; }
+    public long CompressedSize { get; init; }
     public int Packages { get; init; }
 }
 
@@ -485,13 +487,13 @@ public sealed record BuiltImage
     public string? Version { get; init; }
     public string? From { get; init; }
     public required string Index { get; init; }
-    public required long IndexSize { get; init; }
+    public long IndexSize { get; init; }
     /// <summary>Registry tags for <c>harden push</c>: the image's version, else "latest".</summary>
     public List<string> Tags { get; init; } = new();
-    public required string BuildKey { get; init; }
+    public string BuildKey { get; init; } = "";
     /// <summary>The part of <see cref="BuildKey"/> that decides the layers (everything but the git revision).</summary>
     public string? LayerKey { get; init; }
-    public required List<BuiltArchitecture> Architectures { get; init; }
+    public List<BuiltArchitecture> Architectures { get; init; } = new();
 }
 
 /// <summary>artifacts/build.json: image → index digest → per-architecture digests, sizes and layers.</summary>
@@ -510,8 +512,19 @@ public sealed record BuildManifest
         catch (JsonException) { return null; }
     }
 
-    public static BuildManifest Load(string path) =>
-        TryLoad(path) ?? throw new HardenException($"{path}: missing or unreadable. Run 'harden build' first.");
+    public static BuildManifest Load(string path)
+    {
+        if (!File.Exists(path)) throw new HardenException($"{path}: no build result. Run 'harden build' first.");
+        try
+        {
+            return JsonSerializer.Deserialize<BuildManifest>(File.ReadAllText(path), LockFile.JsonOptions)
+                   ?? throw new HardenException($"{path}: empty build result. Run 'harden build' again.");
+        }
+        catch (JsonException e)
+        {
+            throw new HardenException($"{path}: not a valid build result ({e.Message}). Run 'harden build' again.");
+        }
+    }
 
     public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n");
 }

@@ -1,3 +1,4 @@
+using HardenImage.Build;
 using System.Collections.Concurrent;
 using HardenImage.Common;
 using HardenImage.Oci;
@@ -37,7 +38,7 @@ public sealed class ImagePusher
     /// The images in a layout: each tag is <c>NAME</c> or <c>NAME:TAG</c> (default tag "latest"). With a build manifest,
     /// its images are checked against the layout (a stale layout fails loudly). <paramref name="only"/> picks one image.
     /// </summary>
-    public static IReadOnlyList<ImageToPush> ImagesInLayout(OciLayout layout, BuildManifestFile? build = null, string? only = null)
+    public static IReadOnlyList<ImageToPush> ImagesInLayout(OciLayout layout, BuildManifest? build = null, string? only = null)
     {
         var byName = new Dictionary<string, List<(string Tag, Descriptor Root)>>(StringComparer.Ordinal);
         foreach (var d in layout.ReadIndex().Manifests)

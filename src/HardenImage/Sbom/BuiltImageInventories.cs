@@ -11,10 +11,10 @@ namespace HardenImage.Sbom;
 public sealed class BuiltImageInventories
 {
     private readonly OciLayout _layout;
-    private readonly BuildResult _build;
+    private readonly BuildManifest _build;
     private readonly LockFile? _lock;
 
-    public BuiltImageInventories(OciLayout layout, BuildResult build, LockFile? lockFile)
+    public BuiltImageInventories(OciLayout layout, BuildManifest build, LockFile? lockFile)
     {
         _layout = layout; _build = build; _lock = lockFile;
     }

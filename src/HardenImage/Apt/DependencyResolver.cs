@@ -493,7 +493,7 @@ public sealed class DependencyResolver
             foreach (var candidate in Universe.Names)
             {
                 if (Math.Abs(candidate.Length - name.Length) > worst) continue;
-                var d = EditDistance(name, candidate, worst);
+                var d = NameSuggestions.EditDistance(name, candidate, worst);
                 if (d > worst) continue;
                 best.Add((d, candidate));
                 best.Sort((a, b) => a.Distance != b.Distance ? a.Distance.CompareTo(b.Distance) : string.CompareOrdinal(a.Name, b.Name));
@@ -501,27 +501,5 @@ public sealed class DependencyResolver
             }
             return best.Select(b => b.Name).ToList();
         }
-    }
-
-    /// <summary>Levenshtein distance, giving up (returning a value above <paramref name="limit"/>) once it exceeds it.</summary>
-    internal static int EditDistance(string a, string b, int limit = int.MaxValue)
-    {
-        var prev = new int[b.Length + 1];
-        var cur = new int[b.Length + 1];
-        for (int j = 0; j <= b.Length; j++) prev[j] = j;
-        for (int i = 1; i <= a.Length; i++)
-        {
-            cur[0] = i;
-            int rowMin = cur[0];
-            for (int j = 1; j <= b.Length; j++)
-            {
-                int cost = a[i - 1] == b[j - 1] ? 0 : 1;
-                cur[j] = Math.Min(Math.Min(prev[j] + 1, cur[j - 1] + 1), prev[j - 1] + cost);
-                rowMin = Math.Min(rowMin, cur[j]);
-            }
-            if (rowMin > limit) return limit + 1;
-            (prev, cur) = (cur, prev);
-        }
-        return prev[b.Length];
     }
 }

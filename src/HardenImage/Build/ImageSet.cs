@@ -213,10 +213,10 @@ public sealed class ImageSet
         foreach (var img in images.Values)
         {
             if (img.From != null && !images.ContainsKey(img.From))
-                throw new HardenException($"{img.File}: from: '{img.From}' is not an image in this set. Known images: {string.Join(", ", images.Keys.Order(StringComparer.Ordinal))}{Suggest(img.From, images.Keys)}.");
+                throw new HardenException($"{img.File}: from: '{img.From}' is not an image in this set. Known images: {string.Join(", ", images.Keys.Order(StringComparer.Ordinal))}{NameSuggestions.DidYouMean(img.From, images.Keys)}.");
             foreach (var src in img.Sources)
                 if (!sources.ContainsKey(src))
-                    throw new HardenException($"{img.File}: sources: '{src}' is not defined in sources.yaml. Defined: {string.Join(", ", sources.Keys.Order(StringComparer.Ordinal))}{Suggest(src, sources.Keys)}.");
+                    throw new HardenException($"{img.File}: sources: '{src}' is not defined in sources.yaml. Defined: {string.Join(", ", sources.Keys.Order(StringComparer.Ordinal))}{NameSuggestions.DidYouMean(src, sources.Keys)}.");
             foreach (var arch in img.Architectures)
             {
                 if (!KnownArchitectures.Contains(arch))
@@ -266,8 +266,8 @@ public sealed class ImageSet
 
     private static Dictionary<string, SourceDefinition> LoadSources(string file)
     {
-        var root = ReadRoot(file);
-        var r = new NodeReader(file);
+        var root = YamlFieldReader.ReadRoot(file, "docs/images.md");
+        var r = new YamlFieldReader(file);
         r.Fields(root, "sources");
         var map = r.Mapping(root, "sources", required: true)!;
         var result = new Dictionary<string, SourceDefinition>(StringComparer.Ordinal);
@@ -300,8 +300,8 @@ public sealed class ImageSet
 
     private static ImageDefinition LoadImage(string file)
     {
-        var root = ReadRoot(file);
-        var r = new NodeReader(file);
+        var root = YamlFieldReader.ReadRoot(file, "docs/images.md");
+        var r = new YamlFieldReader(file);
         r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "user",
             "workdir", "entrypoint", "cmd", "env", "labels", "annotations", "files", "conflicts", "allow", "remove", "smoke",
             "symlinks", "requiresNetwork");
@@ -407,135 +407,16 @@ public sealed class ImageSet
         };
     }
 
-    private static int ParseMode(NodeReader r, YamlNode node, string text)
+    private static int ParseMode(YamlFieldReader r, YamlNode node, string text)
     {
         try { return Convert.ToInt32(text, 8); }
         catch (FormatException) { throw r.Error(node, $"mode '{text}' is not an octal mode like \"0644\" (quote it in YAML)"); }
     }
 
-    private static (int, int) ParseOwner(NodeReader r, YamlNode node, string text)
+    private static (int, int) ParseOwner(YamlFieldReader r, YamlNode node, string text)
     {
         var parts = text.Split(':');
         if (parts.Length == 2 && int.TryParse(parts[0], out var u) && int.TryParse(parts[1], out var g)) return (u, g);
         throw r.Error(node, $"owner '{text}' must be numeric uid:gid like \"65532:65532\"");
-    }
-
-    private static YamlMappingNode ReadRoot(string file)
-    {
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StreamReader(file);
-            stream.Load(reader);
-        }
-        catch (YamlException e)
-        {
-            throw new HardenException($"{file}:{e.Start.Line}: not valid YAML: {e.Message}");
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
-            throw new HardenException($"{file}: expected a YAML mapping at the top (see docs/images.md)");
-        return root;
-    }
-
-    internal static string Suggest(string name, IEnumerable<string> candidates)
-    {
-        var best = candidates.Select(c => (c, d: EditDistance(name, c))).Where(x => x.d <= Math.Max(2, name.Length / 3))
-            .OrderBy(x => x.d).ThenBy(x => x.c, StringComparer.Ordinal).Take(3).Select(x => x.c).ToList();
-        return best.Count == 0 ? "" : $" (did you mean {string.Join(" or ", best)}?)";
-    }
-
-    internal static int EditDistance(string a, string b)
-    {
-        var d = new int[b.Length + 1];
-        for (var j = 0; j <= b.Length; j++) d[j] = j;
-        for (var i = 1; i <= a.Length; i++)
-        {
-            var prev = d[0]; d[0] = i;
-            for (var j = 1; j <= b.Length; j++)
-            {
-                var tmp = d[j];
-                d[j] = Math.Min(Math.Min(d[j] + 1, d[j - 1] + 1), prev + (a[i - 1] == b[j - 1] ? 0 : 1));
-                prev = tmp;
-            }
-        }
-        return d[b.Length];
-    }
-
-    /// <summary>Typed access to a YAML mapping with errors that carry file and line.</summary>
-    private sealed class NodeReader(string file)
-    {
-        public HardenException Error(YamlNode node, string message) =>
-            new($"{file}:{node.Start.Line}: {message}.");
-
-        public void Fields(YamlMappingNode map, params string[] known)
-        {
-            foreach (var key in map.Children.Keys)
-            {
-                var k = ((YamlScalarNode)key).Value ?? "";
-                if (!known.Contains(k))
-                    throw Error(key, $"unknown field '{k}'{Suggest(k, known)}; known fields: {string.Join(", ", known)}");
-            }
-        }
-
-        private YamlNode? Get(YamlMappingNode map, string field) =>
-            map.Children.TryGetValue(new YamlScalarNode(field), out var v) ? v : null;
-
-        public string? String(YamlMappingNode map, string field, bool required = false)
-        {
-            var v = Get(map, field);
-            if (v == null)
-                return required ? throw Error(map, $"field '{field}' is required") : null;
-            if (v is not YamlScalarNode s) throw Error(v, $"field '{field}' must be a string");
-            return s.Value;
-        }
-
-        public bool Bool(YamlMappingNode map, string field)
-        {
-            var s = String(map, field);
-            return s switch
-            {
-                null => false,
-                "true" or "yes" => true,
-                "false" or "no" => false,
-                _ => throw Error(Get(map, field)!, $"field '{field}' must be true or false"),
-            };
-        }
-
-        public int? Int(YamlMappingNode map, string field)
-        {
-            var s = String(map, field);
-            if (s == null) return null;
-            return int.TryParse(s, out var i) ? i : throw Error(Get(map, field)!, $"field '{field}' must be an integer");
-        }
-
-        public YamlMappingNode? Mapping(YamlMappingNode map, string field, bool required = false)
-        {
-            var v = Get(map, field);
-            if (v == null) return required ? throw Error(map, $"field '{field}' is required") : null;
-            return v as YamlMappingNode ?? throw Error(v, $"field '{field}' must be a mapping");
-        }
-
-        public IEnumerable<YamlNode>? Sequence(YamlMappingNode map, string field)
-        {
-            var v = Get(map, field);
-            if (v == null) return null;
-            return v as YamlSequenceNode ?? throw Error(v, $"field '{field}' must be a list");
-        }
-
-        public List<string>? StringList(YamlMappingNode map, string field)
-        {
-            var seq = Sequence(map, field);
-            return seq?.Select(n => n is YamlScalarNode s ? s.Value ?? "" : throw Error(n, $"'{field}' entries must be strings")).ToList();
-        }
-
-        public SortedDictionary<string, string>? StringMap(YamlMappingNode map, string field)
-        {
-            var m = Mapping(map, field);
-            if (m == null) return null;
-            var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
-            foreach (var (k, v) in m.Children)
-                result[((YamlScalarNode)k).Value!] = v is YamlScalarNode s ? s.Value ?? "" : throw Error(v, $"'{field}' values must be strings");
-            return result;
-        }
     }
 }

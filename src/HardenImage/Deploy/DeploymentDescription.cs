@@ -102,8 +102,8 @@ public static partial class DeploymentDescriptions
 
     public static DeploymentDescription Load(string file, IReadOnlyCollection<string>? knownImages = null)
     {
-        var root = ReadRoot(file);
-        var r = new DescriptionReader(file);
+        var root = YamlFieldReader.ReadRoot(file, "docs/deploy.md");
+        var r = new YamlFieldReader(file);
         r.Fields(root, "name", "image", "namespace", "replicas", "port", "resources", "accelerator", "model", "serviceAccount",
             "gateway", "probes", "env", "hpa", "nodepool", "command", "args", "runAsUser", "tmpSize");
         var name = r.String(root, "name", required: true)!;
@@ -115,7 +115,7 @@ public static partial class DeploymentDescriptions
             throw r.Error(root, $"name: '{name}' is reserved for the admission policies' output directory; choose another name");
         var image = r.String(root, "image", required: true)!;
         if (knownImages != null && !knownImages.Contains(image))
-            throw r.Error(r.Node(root, "image")!, $"image: '{image}' is not an image of the set{ImageSet.Suggest(image, knownImages)}; images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}");
+            throw r.Error(r.Node(root, "image")!, $"image: '{image}' is not an image of the set{NameSuggestions.DidYouMean(image, knownImages)}; images: {string.Join(", ", knownImages.Order(StringComparer.Ordinal))}");
         var ns = r.String(root, "namespace") ?? "inference";
         CheckDnsLabel(r, root, "namespace", ns);
         var replicas = r.Int(root, "replicas") ?? 2;
@@ -251,7 +251,7 @@ public static partial class DeploymentDescriptions
         };
     }
 
-    private static ResourceAmounts Amounts(DescriptionReader r, YamlMappingNode m)
+    private static ResourceAmounts Amounts(YamlFieldReader r, YamlMappingNode m)
     {
         r.Fields(m, "cpu", "memory");
         var cpu = r.String(m, "cpu", required: true)!;
@@ -261,27 +261,10 @@ public static partial class DeploymentDescriptions
         return new ResourceAmounts(cpu, memory);
     }
 
-    private static void CheckDnsLabel(DescriptionReader r, YamlNode node, string field, string value)
+    private static void CheckDnsLabel(YamlFieldReader r, YamlNode node, string field, string value)
     {
         if (!DnsLabel().IsMatch(value))
             throw r.Error(node, $"{field}: '{value}' must be a DNS label (lower-case letters, digits and '-', at most 63 characters)");
-    }
-
-    private static YamlMappingNode ReadRoot(string file)
-    {
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StreamReader(file);
-            stream.Load(reader);
-        }
-        catch (YamlException e)
-        {
-            throw new HardenException($"{file}:{e.Start.Line}: not valid YAML: {e.Message}");
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
-            throw new HardenException($"{file}: expected a YAML mapping at the top (see docs/deploy.md)");
-        return root;
     }
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
@@ -295,66 +278,4 @@ public static partial class DeploymentDescriptions
 
     [GeneratedRegex(@"^(al2023|bottlerocket)@[\w.-]+$")]
     private static partial Regex AmiAlias();
-
-    /// <summary>Typed access to a YAML mapping with errors that carry file and line.</summary>
-    private sealed class DescriptionReader(string file)
-    {
-        public HardenException Error(YamlNode node, string message) => new($"{file}:{node.Start.Line}: {message}.");
-
-        public void Fields(YamlMappingNode map, params string[] known)
-        {
-            foreach (var key in map.Children.Keys)
-            {
-                var k = ((YamlScalarNode)key).Value ?? "";
-                if (!known.Contains(k))
-                    throw Error(key, $"unknown field '{k}'{ImageSet.Suggest(k, known)}; known fields: {string.Join(", ", known)}");
-            }
-        }
-
-        public YamlNode? Node(YamlMappingNode map, string field) => Get(map, field);
-
-        private static YamlNode? Get(YamlMappingNode map, string field) =>
-            map.Children.TryGetValue(new YamlScalarNode(field), out var v) ? v : null;
-
-        public string? String(YamlMappingNode map, string field, bool required = false)
-        {
-            var v = Get(map, field);
-            if (v == null) return required ? throw Error(map, $"field '{field}' is required") : null;
-            if (v is not YamlScalarNode s) throw Error(v, $"field '{field}' must be a string");
-            return s.Value;
-        }
-
-        public int? Int(YamlMappingNode map, string field, bool required = false)
-        {
-            var s = String(map, field, required);
-            if (s == null) return null;
-            return int.TryParse(s, System.Globalization.NumberStyles.AllowLeadingSign, System.Globalization.CultureInfo.InvariantCulture, out var i)
-                ? i : throw Error(Get(map, field)!, $"field '{field}' must be an integer");
-        }
-
-        public YamlMappingNode? Mapping(YamlMappingNode map, string field, bool required = false)
-        {
-            var v = Get(map, field);
-            if (v == null) return required ? throw Error(map, $"field '{field}' is required") : null;
-            return v as YamlMappingNode ?? throw Error(v, $"field '{field}' must be a mapping");
-        }
-
-        public List<string>? StringList(YamlMappingNode map, string field)
-        {
-            var v = Get(map, field);
-            if (v == null) return null;
-            if (v is not YamlSequenceNode seq) throw Error(v, $"field '{field}' must be a list");
-            return seq.Select(n => n is YamlScalarNode s ? s.Value ?? "" : throw Error(n, $"'{field}' entries must be strings")).ToList();
-        }
-
-        public SortedDictionary<string, string>? StringMap(YamlMappingNode map, string field)
-        {
-            var m = Mapping(map, field);
-            if (m == null) return null;
-            var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
-            foreach (var (k, v) in m.Children)
-                result[((YamlScalarNode)k).Value!] = v is YamlScalarNode s ? s.Value ?? "" : throw Error(v, $"'{field}' values must be strings");
-            return result;
-        }
-    }
 }

@@ -12,24 +12,9 @@ using Spectre.Console.Cli;
 
 namespace HardenImage.Cli.Commands;
 
-public sealed class SignSettings : CommandSettings
+/// <summary>How sign and verify reach the registry and AWS (ECR credentials, KMS keys).</summary>
+public abstract class RegistryAccessSettings : CommandSettings
 {
-    [CommandOption("--key <REF>")]
-    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
-    public string? Key { get; init; }
-
-    [CommandOption("--artifacts <DIR>")]
-    [Description("Artifacts directory holding pushed.json, sbom/ and scan/. Default: artifacts")]
-    public string Artifacts { get; init; } = "artifacts";
-
-    [CommandOption("--images <DIR>")]
-    [Description("Image-set directory (for the lock's provenance). Default: images")]
-    public string ImagesDir { get; init; } = "images";
-
-    [CommandOption("--image <NAME>")]
-    [Description("Only these images; repeatable")]
-    public string[] Images { get; init; } = [];
-
     [CommandOption("--insecure")]
     [Description("Plain HTTP to the registry (loopback test registries)")]
     public bool Insecure { get; init; }
@@ -47,6 +32,25 @@ public sealed class SignSettings : CommandSettings
     public string? AwsEndpoint { get; init; }
 
     internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
+}
+
+public sealed class SignSettings : RegistryAccessSettings
+{
+    [CommandOption("--key <REF>")]
+    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
+    public string? Key { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("Artifacts directory holding pushed.json, sbom/ and scan/. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    [CommandOption("--images <DIR>")]
+    [Description("Image-set directory (for the lock's provenance). Default: images")]
+    public string ImagesDir { get; init; } = "images";
+
+    [CommandOption("--image <NAME>")]
+    [Description("Only these images; repeatable")]
+    public string[] Images { get; init; } = [];
 }
 
 /// <summary>
@@ -192,7 +196,7 @@ internal static class DevelopmentKey
     }
 }
 
-public sealed class VerifySettings : CommandSettings
+public sealed class VerifySettings : RegistryAccessSettings
 {
     [CommandArgument(0, "<REF>")]
     [Description("Image to verify: HOST/REPO:TAG, HOST/REPO@sha256:..., or oci:DIR/REPO:TAG (an OCI layout registry)")]
@@ -209,24 +213,6 @@ public sealed class VerifySettings : CommandSettings
     [CommandOption("--no-critical")]
     [Description("Fail when the vulnerability attestation lists a critical finding")]
     public bool NoCritical { get; init; }
-
-    [CommandOption("--insecure")]
-    [Description("Plain HTTP to the registry")]
-    public bool Insecure { get; init; }
-
-    [CommandOption("--aws-region <REGION>")]
-    [Description("AWS region for awskms:// keys named by id or alias (default AWS_REGION); ECR's region comes from its host")]
-    public string? AwsRegion { get; init; }
-
-    [CommandOption("--aws-profile <NAME>")]
-    [Description("AWS profile for ECR and KMS (default AWS_PROFILE, then the SDK chain)")]
-    public string? AwsProfile { get; init; }
-
-    [CommandOption("--aws-endpoint <URL>")]
-    [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
-    public string? AwsEndpoint { get; init; }
-
-    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 /// <summary><c>harden verify</c>: checks signatures, digest binding and required attestations of a pushed image.</summary>

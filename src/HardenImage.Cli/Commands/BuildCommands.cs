@@ -39,7 +39,7 @@ public sealed class LockSettings : ImageSetSettings
     public bool Update { get; init; }
 
     [CommandOption("--check")]
-    [Description("Offline: exit 1 when the lock no longer matches images/*.yaml (for CI)")]
+    [Description("Exit 1 when the lock no longer matches images/*.yaml, is incomplete, or an entry is not proven by a signed index (for CI; offline with a warm cache)")]
     public bool Check { get; init; }
 
     [CommandOption("--explain")]
@@ -49,6 +49,10 @@ public sealed class LockSettings : ImageSetSettings
     [CommandOption("--allow-expired")]
     [Description("Accept Release files past their Valid-Until (replaying an old mirror snapshot)")]
     public bool AllowExpired { get; init; }
+
+    [CommandOption("--allow-rollback")]
+    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly, with every downgrade)")]
+    public bool AllowRollback { get; init; }
 }
 
 /// <summary><c>harden lock</c>: resolve images/*.yaml against the signed apt sources into the lock file.</summary>
@@ -66,7 +70,9 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             var problems = ImageLocker.Check(set, existing, checkable);
             if (problems.Count == 0)
             {
-                AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date:[/] {settings.LockFilePath}");
+                // Up to date is not enough: every entry must still be proven by a signed index, and complete.
+                var proof = await AptProof.ProveAsync(set, existing!, checkable, settings.CacheRoot, settings.AllowExpired, settings.AllowRollback, cancellationToken);
+                AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date and proven[/] ({proof.Debs.Count} entries against {proof.Suites.Count} signed suites): {settings.LockFilePath}");
                 return 0;
             }
             var t = new Table().AddColumns("image", "why the lock is stale");
@@ -78,21 +84,43 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
         using var http = AptRepositoryClient.CreateHttpClient();
-        var client = new AptRepositoryClient(http, new AptIndexCache(Path.Combine(settings.CacheRoot, "indices")));
-        var locker = new ImageLocker(new AptSuiteIndexReader(client, set.Directory, settings.AllowExpired));
+        var locker = new ImageLocker(AptProof.Reader(http, set, settings.CacheRoot, settings.AllowExpired));
         LockOutcome outcome = null!;
         await AnsiConsole.Status().StartAsync("locking", async ctx =>
         {
             var progress = new Progress<string>(s => ctx.Status(Markup.Escape(s)));
-            outcome = await locker.LockAsync(set, existing, new LockOptions { Update = settings.Update, Images = selected }, progress, cancellationToken);
+            outcome = await locker.LockAsync(set, existing, new LockOptions { Update = settings.Update, Images = selected, AllowRollback = settings.AllowRollback }, progress, cancellationToken);
         });
         var json = outcome.Lock.ToJson();
         var changed = existing == null || existing.ToJson() != json;
         if (changed) AtomicFile.WriteAllText(settings.LockFilePath, json);
         LockReport.Print(outcome, settings.Explain);
+        foreach (var w in outcome.Warnings) AnsiConsole.MarkupLineInterpolated($"[red]warning:[/] {w}");
+        foreach (var d in outcome.Downgrades) AnsiConsole.MarkupLineInterpolated($"[red]downgrade:[/] {d}");
         if (changed) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {settings.LockFilePath}");
         else AnsiConsole.MarkupLineInterpolated($"[green]lock unchanged:[/] {settings.LockFilePath}");
         return 0;
+    }
+}
+
+/// <summary>The apt reader with the authenticated parsed-index cache, and the lock proof every stage runs before using the lock.</summary>
+internal static class AptProof
+{
+    public static AptSuiteIndexReader Reader(HttpClient http, ImageSet set, string cacheRoot, bool allowExpired)
+    {
+        var indices = new AptIndexCache(Path.Combine(cacheRoot, "indices"));
+        var proofs = new IndexProofCache(indices.RootDirectory, CacheAuthenticationKey.Load(cacheRoot));
+        return new AptSuiteIndexReader(new AptRepositoryClient(http, indices, proofs: proofs), set.Directory, allowExpired);
+    }
+
+    public static async Task<LockProof> ProveAsync(ImageSet set, LockFile lockFile, IReadOnlyCollection<string> selected, string cacheRoot,
+        bool allowExpired, bool allowRollback, CancellationToken ct)
+    {
+        using var http = AptRepositoryClient.CreateHttpClient();
+        var proof = await new LockProver(Reader(http, set, cacheRoot, allowExpired))
+            .ProveAsync(set, lockFile, selected, new LockProofOptions { AllowRollback = allowRollback }, ct: ct);
+        foreach (var n in proof.Notices) AnsiConsole.MarkupLineInterpolated($"[red]warning:[/] {n}");
+        return proof;
     }
 }
 
@@ -150,6 +178,10 @@ internal static class LockReport
 
 public sealed class FetchSettings : ImageSetSettings
 {
+    [CommandOption("--allow-rollback")]
+    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    public bool AllowRollback { get; init; }
+
     [CommandOption("--parallel <N>")]
     [Description("Parallel downloads. Default: 6")]
     public int Parallel { get; init; } = 6;
@@ -164,7 +196,8 @@ public sealed class FetchCommand : AsyncCommand<FetchSettings>
         var lockFile = LockFile.Load(settings.LockFilePath);
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
-        await DebDownloads.FetchAsync(set, lockFile, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
+        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
         return 0;
     }
 }
@@ -172,7 +205,7 @@ public sealed class FetchCommand : AsyncCommand<FetchSettings>
 internal static class DebDownloads
 {
     /// <summary>Fetches every locked .deb of the selection with progress bars; returns sha256 → cache path.</summary>
-    public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, IReadOnlyCollection<string> selected,
+    public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, LockProof proof, IReadOnlyCollection<string> selected,
         string cacheRoot, int parallel, bool printTable, CancellationToken ct)
     {
         var images = set.Select(selected);
@@ -183,7 +216,8 @@ internal static class DebDownloads
                          ?? throw new HardenException($"{image.File}: '{image.Name}' is not in {lockFile}; run 'harden lock'.");
             foreach (var a in locked.Architectures) rows.Add((image.Name, a.Architecture, a.Packages));
         }
-        var all = rows.SelectMany(r => r.Packages).DistinctBy(p => p.Sha256).OrderBy(p => p.Name, StringComparer.Ordinal).ThenBy(p => p.Architecture, StringComparer.Ordinal).ToList();
+        // Only proven entries, from the URL the signed index gives (never the lock's own url).
+        var all = proof.Downloads();
         using var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15), AutomaticDecompression = System.Net.DecompressionMethods.None });
         var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
         IReadOnlyList<FetchedDeb> fetched = [];
@@ -202,7 +236,7 @@ internal static class DebDownloads
                         bar.Value = done.Values.Sum();
                     }
                 });
-                fetched = await fetcher.FetchAsync(all.Select(DebDownload.From).ToList(), progress, ct);
+                fetched = await fetcher.FetchAsync(all, progress, ct);
                 bar.Value = bar.MaxValue;
             });
         var bySha = fetched.ToDictionary(f => f.Deb.Sha256, f => f, StringComparer.Ordinal);
@@ -245,6 +279,10 @@ public sealed class BuildSettings : ImageSetSettings
     [CommandOption("--report")]
     [Description("Print every hardening action, not just the summary")]
     public bool Report { get; init; }
+
+    [CommandOption("--allow-rollback")]
+    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    public bool AllowRollback { get; init; }
 }
 
 /// <summary><c>harden build</c>: assemble hardened, reproducible OCI images from the lock, without a daemon.</summary>
@@ -269,15 +307,17 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         };
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
+        // Before anything uses an entry, even an "up to date" check: the lock must be proven by the signed indices.
+        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         // Cheap check first: an unchanged build needs neither downloads nor unpacking.
         var outcome = builder.TryUpToDate();
         if (outcome == null)
         {
-            var paths = await DebDownloads.FetchAsync(set, lockFile, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
+            var paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
             await AnsiConsole.Status().StartAsync("building", async ctx =>
             {
                 var progress = new SynchronousProgress<string>(s => ctx.Status(Markup.Escape(s)));
-                outcome = await builder.BuildAsync(p => paths[p.Sha256], progress, cancellationToken);
+                outcome = await builder.BuildAsync(p => proof.Locate(p, paths), progress, cancellationToken);
             });
         }
         BuildReportPrinter.Print(outcome!, settings.Report);

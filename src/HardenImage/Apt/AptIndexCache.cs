@@ -48,6 +48,32 @@ public sealed class AptIndexCache
     }
 
     /// <summary>
+    /// A stored InRelease by its SHA-256 (the digest a lock records per suite), re-hashed on read; null when absent or
+    /// no longer matching. The caller still verifies its signature: the store proves identity, the keyring proves origin.
+    /// </summary>
+    public byte[]? TryGetInRelease(string sha256, long maxBytes)
+    {
+        var path = PathFor(sha256);
+        var info = new FileInfo(path);
+        if (!info.Exists) return null;
+        if (info.Length <= maxBytes)
+        {
+            var bytes = File.ReadAllBytes(path);
+            if (Sha256Hex.Of(bytes) == sha256) return bytes;
+        }
+        AtomicFile.TryDelete(path);
+        return null;
+    }
+
+    /// <summary>Keeps a verified InRelease so that a lock recording it stays provable after the mirror moves on.</summary>
+    public void PutInRelease(byte[] bytes)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        var path = PathFor(Sha256Hex.Of(bytes));
+        if (!File.Exists(path)) AtomicFile.WriteAllBytes(path, bytes);
+    }
+
+    /// <summary>
     /// Copies <paramref name="content"/> into the cache while hashing it. Stops reading past <paramref name="size"/>
     /// bytes (a hostile server cannot fill the disk) and commits only when size and hash match.
     /// </summary>

@@ -86,6 +86,19 @@ public sealed record AptRepositoryIndex
     };
 }
 
+/// <summary>What one signed index lists, by architecture (each list holds that architecture's and the <c>all</c> packages).</summary>
+public sealed record AptIndexProof
+{
+    public required string InReleaseSha256 { get; init; }
+    public required DateTimeOffset Date { get; init; }
+    public DateTimeOffset? ValidUntil { get; init; }
+    /// <summary>True when proven against the pinned InRelease; false when against the mirror's current one.</summary>
+    public required bool Pinned { get; init; }
+    public required IReadOnlyDictionary<string, IReadOnlyList<ProvenIndexEntry>> Packages { get; init; }
+    /// <summary>Cache entries found forged and rebuilt, for the user to see.</summary>
+    public IReadOnlyList<string> Notices { get; init; } = [];
+}
+
 /// <summary>
 /// Fetches a repository's metadata the way apt does, and trusts nothing it has not verified: InRelease is
 /// verified against the source's keyring (<see cref="InReleaseVerifier"/>), Release is checked for freshness, every
@@ -103,10 +116,15 @@ public sealed class AptRepositoryClient
     private readonly InReleaseVerifier _verifier;
     private readonly TimeProvider _clock;
 
-    public AptRepositoryClient(HttpClient http, AptIndexCache cache, AptRepositoryOptions? options = null, TimeProvider? clock = null)
+    private readonly IndexProofCache? _proofs;
+
+    /// <param name="proofs">Authenticated parsed-index cache for <see cref="ProveAsync"/>; without it every proof re-parses.</param>
+    public AptRepositoryClient(HttpClient http, AptIndexCache cache, AptRepositoryOptions? options = null, TimeProvider? clock = null,
+        IndexProofCache? proofs = null)
     {
         _http = http;
         _cache = cache;
+        _proofs = proofs;
         _options = options ?? new AptRepositoryOptions();
         _clock = clock ?? TimeProvider.System;
         _verifier = new InReleaseVerifier(_clock);
@@ -138,6 +156,8 @@ public sealed class AptRepositoryClient
         var release = ReleaseFile.Parse(verified.ReleaseText, $"source {source}");
         release.CheckFreshness(_clock.GetUtcNow(), _options.MaxClockSkew, source.AllowExpiredRelease, $"source {source}");
         CheckSuite(source, release);
+        // Kept by digest: a lock recording this InRelease stays provable after the mirror moves on.
+        _cache.PutInRelease(inRelease);
 
         var indices = new List<AptIndexFile>();
         var packages = new List<BinaryPackage>();
@@ -155,6 +175,7 @@ public sealed class AptRepositoryClient
                 // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
                 var parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                _proofs?.Write(index.Sha256, x.Arch, parsed.Select(ProvenIndexEntry.From));
                 return (index, parsed);
             }, ct)).ToList();
         foreach (var (index, parsed) in await Task.WhenAll(work))
@@ -180,6 +201,70 @@ public sealed class AptRepositoryClient
             Signers = verified.GoodSigners,
             Indices = indices,
             Packages = packages,
+        };
+    }
+
+    /// <summary>
+    /// What the signed index of <paramref name="source"/> lists, for proving lock entries. With
+    /// <paramref name="pinnedInReleaseSha256"/> (the digest a lock records) the proof uses THAT InRelease — from the
+    /// content store, or from the mirror while it still serves it — so an old lock stays provable; its signature is
+    /// verified again every time, but its Valid-Until is not (the lock froze that state on purpose). Otherwise, or when
+    /// the pinned InRelease cannot be had, the mirror's current InRelease is used with the usual freshness checks and
+    /// <see cref="AptIndexProof.Pinned"/> is false. Packages indices come from the content store, the archive's
+    /// by-hash paths, or the plain path, always checked against the Release's SHA-256.
+    /// </summary>
+    public async Task<AptIndexProof> ProveAsync(AptSource source, string? pinnedInReleaseSha256, CancellationToken ct = default)
+    {
+        if (source.Architectures.Count == 0) throw new HardenException($"Source {source} names no architecture.");
+        OpenPgpKeyring keyring;
+        try { keyring = OpenPgpKeyring.Load(source.KeyringPaths.ToArray()); }
+        catch (HardenException e) { throw new HardenException($"Source {source}: {e.Message}", e.ExitCode, e); }
+
+        byte[]? inRelease = null;
+        var pin = pinnedInReleaseSha256?.ToLowerInvariant();
+        if (pin != null && Sha256Hex.IsValid(pin)) inRelease = _cache.TryGetInRelease(pin, _options.MaxInReleaseBytes);
+        inRelease ??= await GetSmallAsync(source, source.DistUrl + "/InRelease", _options.MaxInReleaseBytes, ct);
+        var digest = Sha256Hex.Of(inRelease);
+        var pinned = digest == pin;
+        var verified = _verifier.Verify(inRelease, keyring, $"source {source}");
+        var release = ReleaseFile.Parse(verified.ReleaseText, $"source {source}");
+        // A pinned InRelease is judged by its signature and Date only (a future Date is still refused).
+        release.CheckFreshness(_clock.GetUtcNow(), _options.MaxClockSkew, pinned || source.AllowExpiredRelease, $"source {source}");
+        CheckSuite(source, release);
+        _cache.PutInRelease(inRelease);
+
+        var notices = new List<string>();
+        var work = (source.IsFlat ? [""] : source.Components)
+            .SelectMany(component => source.Architectures.Select(arch => (Component: component, Arch: arch)))
+            .Select(x => Task.Run(async () =>
+            {
+                var dir = source.IsFlat ? "" : $"{x.Component}/binary-{x.Arch}/";
+                foreach (var name in new[] { "Packages.xz", "Packages.gz", "Packages" })
+                {
+                    if (release.Sha256.GetValueOrDefault(dir + name) is not { } listed || _proofs == null) continue;
+                    var hit = _proofs.TryRead(listed.Sha256, x.Arch, out var forged);
+                    if (forged != null) lock (notices) notices.Add(forged);
+                    if (hit != null) return (x.Arch, Entries: hit);
+                }
+                var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
+                bool Keep(string a) => a == x.Arch || a == "all";
+                var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
+                var entries = PackagesIndex.ReadFile(path, source.Name, source.BaseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz)
+                    .Select(ProvenIndexEntry.From).ToList();
+                _proofs?.Write(index.Sha256, x.Arch, entries);
+                return (x.Arch, Entries: (IReadOnlyList<ProvenIndexEntry>)entries);
+            }, ct)).ToList();
+        var byArch = new Dictionary<string, List<ProvenIndexEntry>>(StringComparer.Ordinal);
+        foreach (var (arch, entries) in await Task.WhenAll(work))
+        {
+            if (!byArch.TryGetValue(arch, out var list)) byArch[arch] = list = new List<ProvenIndexEntry>();
+            list.AddRange(entries);
+        }
+        return new AptIndexProof
+        {
+            InReleaseSha256 = digest, Date = release.Date, ValidUntil = release.ValidUntil, Pinned = pinned,
+            Packages = byArch.ToDictionary(kv => kv.Key, kv => (IReadOnlyList<ProvenIndexEntry>)kv.Value, StringComparer.Ordinal),
+            Notices = notices,
         };
     }
 

@@ -48,6 +48,43 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
         };
     }
 
+    public async Task<SuiteProof> ProveAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures,
+        string? pinnedInReleaseSha256, CancellationToken ct)
+    {
+        var keyring = Path.Combine(imagesDirectory, source.Keyring);
+        var name = $"{source.Name}/{suite}";
+        if (source.Flat && source.Url.Contains("{arch}", StringComparison.Ordinal))
+        {
+            // One repository per architecture; the lock holds a digest over their digests, so the pin is checked as a whole.
+            var perArch = await Task.WhenAll(architectures.Select(arch => client.ProveAsync(new AptSource
+            {
+                Name = name, BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
+                Components = source.Components, Architectures = [arch], KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
+            }, null, ct)));
+            var combined = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
+                string.Join("\n", architectures.Zip(perArch, (a, i) => $"{a} {i.InReleaseSha256}")))));
+            return new SuiteProof
+            {
+                Source = source.Name, Suite = suite, InReleaseSha256 = combined, Date = perArch.Max(p => p.Date),
+                Pinned = combined == pinnedInReleaseSha256,
+                Packages = architectures.Zip(perArch).ToDictionary(x => x.First,
+                    x => (source.UrlFor(x.First), x.Second.Packages.GetValueOrDefault(x.First) ?? []), StringComparer.Ordinal),
+                Notices = perArch.SelectMany(p => p.Notices).ToList(),
+            };
+        }
+        var proof = await client.ProveAsync(new AptSource
+        {
+            Name = name, BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
+            Components = source.Components, Architectures = architectures, KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
+        }, pinnedInReleaseSha256, ct);
+        return new SuiteProof
+        {
+            Source = source.Name, Suite = suite, InReleaseSha256 = proof.InReleaseSha256, Date = proof.Date, Pinned = proof.Pinned,
+            Packages = architectures.ToDictionary(a => a, a => (source.UrlFor(a), proof.Packages.GetValueOrDefault(a) ?? []), StringComparer.Ordinal),
+            Notices = proof.Notices,
+        };
+    }
+
     /// <summary>Architecture-specific packages plus <c>all</c> ones (listed in every binary-&lt;arch&gt; index: once each).</summary>
     private static IReadOnlyList<BinaryPackage> ForArchitecture(IReadOnlyList<BinaryPackage> packages, string arch) =>
         packages.Where(p => p.Architecture == arch || p.Architecture == "all").DistinctBy(p => (p.Name, p.Version, p.Sha256)).ToList();

@@ -18,10 +18,29 @@ public sealed record SuiteIndex
     public string Name => $"{Source}/{Suite}";
 }
 
+/// <summary>What one suite's signed index lists, for proving lock entries (see <see cref="LockProver"/>).</summary>
+public sealed record SuiteProof
+{
+    public required string Source { get; init; }
+    public required string Suite { get; init; }
+    public required string InReleaseSha256 { get; init; }
+    public required DateTimeOffset Date { get; init; }
+    /// <summary>Proven against the InRelease the lock records (else against the mirror's current one).</summary>
+    public required bool Pinned { get; init; }
+    /// <summary>Architecture → (repository URL the Filenames are relative to, entries of that architecture and <c>all</c>).</summary>
+    public required IReadOnlyDictionary<string, (string BaseUrl, IReadOnlyList<ProvenIndexEntry> Entries)> Packages { get; init; }
+    public IReadOnlyList<string> Notices { get; init; } = [];
+
+    public string Name => $"{Source}/{Suite}";
+}
+
 /// <summary>Fetches and verifies one suite of a source (InRelease signature, index hashes).</summary>
 public interface ISuiteIndexReader
 {
     Task<SuiteIndex> ReadAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, CancellationToken ct);
+
+    /// <summary>The suite's signed package list, preferably from the InRelease <paramref name="pinnedInReleaseSha256"/>.</summary>
+    Task<SuiteProof> ProveAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, string? pinnedInReleaseSha256, CancellationToken ct);
 }
 
 public sealed record LockOptions
@@ -30,6 +49,8 @@ public sealed record LockOptions
     public bool Update { get; init; }
     /// <summary>Limit to these images (and their ancestors).</summary>
     public IReadOnlyCollection<string>? Images { get; init; }
+    /// <summary>Accept a Release older than the Date the lock records for its suite (reported loudly).</summary>
+    public bool AllowRollback { get; init; }
 }
 
 /// <summary>What locking one image × architecture did, for the report.</summary>
@@ -39,7 +60,13 @@ public sealed record LockReportEntry(
     IReadOnlyList<DroppedDependency> Dropped, IReadOnlyList<string> AssumedEssential,
     IReadOnlyList<string> Changes);
 
-public sealed record LockOutcome(LockFile Lock, IReadOnlyList<LockReportEntry> Report, IReadOnlyList<string> SourcesRead);
+public sealed record LockOutcome(LockFile Lock, IReadOnlyList<LockReportEntry> Report, IReadOnlyList<string> SourcesRead)
+{
+    /// <summary>Every package version that goes down ("image (arch): name old → new"): never silent.</summary>
+    public IReadOnlyList<string> Downgrades { get; init; } = [];
+    /// <summary>Allowed rollbacks and rebuilt forged cache entries, to be shown.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+}
 
 /// <summary>Why a lock no longer matches images/*.yaml (for <c>harden lock --check</c>).</summary>
 public sealed record LockStaleness(string Image, string Reason);
@@ -87,6 +114,19 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
             lock (indexes) indexes[kv.Key] = index;
         }).ToList();
         await Task.WhenAll(tasks);
+
+        // No silent rollback: a validly signed but older Release (replayed by a mirror) must not move the lock back.
+        var warnings = new List<string>();
+        foreach (var index in indexes.Values.OrderBy(i => i.Name, StringComparer.Ordinal))
+        {
+            var recorded = existing?.Sources.FirstOrDefault(s => s.Name == index.Name);
+            if (recorded == null || index.Date >= recorded.Date) continue;
+            var what = $"{index.Name}: the mirror ({index.Url}) serves an InRelease dated {index.Date:u}, older than the {recorded.Date:u} the lock records";
+            if (!options.AllowRollback)
+                throw new HardenException($"{what} — a replayed or stale mirror. Refusing it; the lock is unchanged. " +
+                                          "Use an up-to-date mirror, or pass --allow-rollback if you mean to go back.", 2);
+            warnings.Add($"ROLLBACK ALLOWED (--allow-rollback): {what}");
+        }
 
         var images = new Dictionary<string, LockedImage>(StringComparer.Ordinal);
         foreach (var img in existing?.Images ?? []) images[img.Name] = img;
@@ -162,7 +202,17 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
                 Date = idx.Date, ValidUntil = idx.ValidUntil,
             };
         var lockFile = new LockFile { Sources = sources.Values.ToList(), Images = images.Values.ToList() }.Normalized();
-        return new LockOutcome(lockFile, report, indexes.Keys.Order(StringComparer.Ordinal).ToList());
+
+        // Kept entries are input, not proof: every entry of the selection is proven before the lock is written.
+        var proof = await new LockProver(reader).ProveAsync(set, lockFile, options.Images,
+            new LockProofOptions { AllowRollback = options.AllowRollback }, progress, ct);
+        warnings.AddRange(proof.Notices.Where(n => !warnings.Contains(n)));
+        var downgrades = report.SelectMany(r => r.Changes.Where(c => c.StartsWith("↓", StringComparison.Ordinal))
+            .Select(c => $"{r.Image} ({r.Architecture}): {c[2..]}")).ToList();
+        return new LockOutcome(lockFile, report, indexes.Keys.Order(StringComparer.Ordinal).ToList())
+        {
+            Downgrades = downgrades, Warnings = warnings,
+        };
     }
 
     /// <summary>Packages the parent chain installs for this architecture, name → version.</summary>
@@ -188,7 +238,9 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
         foreach (var (n, v) in now.OrderBy(k => k.Key, StringComparer.Ordinal))
         {
             if (!old.TryGetValue(n, out var ov)) changes.Add($"+ {n} {v}");
-            else if (ov != v) changes.Add($"~ {n} {ov} → {v}");
+            else if (ov != v)
+                changes.Add(DebianVersion.TryParse(ov, out var o) && DebianVersion.TryParse(v, out var nv) && nv!.CompareTo(o) < 0
+                    ? $"↓ {n} {ov} → {v}" : $"~ {n} {ov} → {v}");
         }
         foreach (var n in old.Keys.Except(now.Keys).Order(StringComparer.Ordinal)) changes.Add($"- {n} {old[n]}");
         return changes;

@@ -156,6 +156,9 @@ public sealed class AptRepositoryFixture : IDisposable
     public DateTimeOffset? ReleaseDate { get; set; }
     /// <summary>Valid-Until written into Release (default: none).</summary>
     public DateTimeOffset? ReleaseValidUntil { get; set; }
+    /// <summary>Like the Debian archive: every Packages file is also written to <c>by-hash/SHA256/&lt;hex&gt;</c> beside it
+    /// (earlier ones stay, as on a mirror) and Release says <c>Acquire-By-Hash: yes</c>.</summary>
+    public bool AcquireByHash { get; set; }
     /// <summary>Compression of the .debs' members (dpkg-deb -Z): xz (Debian's default), gzip, zstd or none.</summary>
     public string DebCompression { get; set; } = "xz";
 
@@ -242,6 +245,12 @@ public sealed class AptRepositoryFixture : IDisposable
                 script.Append($"mkdir -p {Q(Path.GetDirectoryName(plain)!)}\n");
                 script.Append($"if [ -d pool/{c} ]; then apt-ftparchive --arch {a} packages pool/{c} > {Q(plain)}; else : > {Q(plain)}; fi\n");
                 script.Append($"xz -kf {Q(plain)}; gzip -kfn9 {Q(plain)}\n");
+                if (AcquireByHash)
+                {
+                    var byHash = Path.Combine(Path.GetDirectoryName(plain)!, "by-hash", "SHA256");
+                    script.Append($"mkdir -p {Q(byHash)}; for f in {Q(plain)} {Q(plain + ".xz")} {Q(plain + ".gz")}; do " +
+                                  $"cp \"$f\" {Q(byHash)}/$(sha256sum \"$f\" | cut -d' ' -f1); done\n");
+                }
             }
         }
         var codename = IsFlat ? "" : Suite;
@@ -258,6 +267,7 @@ public sealed class AptRepositoryFixture : IDisposable
         var release = File.ReadAllText(_dir.Combine("Release.new"));
         var date = (ReleaseDate ?? DateTimeOffset.UtcNow).UtcDateTime.ToString("ddd, dd MMM yyyy HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
         var lines = release.Split('\n').Where(l => !l.StartsWith("Date:", StringComparison.Ordinal) && !l.StartsWith("Valid-Until:", StringComparison.Ordinal)).ToList();
+        if (AcquireByHash) lines.Insert(0, "Acquire-By-Hash: yes");
         var insertAt = lines.FindIndex(l => l.StartsWith("Architectures:", StringComparison.Ordinal));
         lines.Insert(insertAt < 0 ? 0 : insertAt, "Date: " + date);
         if (ReleaseValidUntil is { } vu)

@@ -213,7 +213,9 @@ public sealed class AptRepositoryClient
     /// <see cref="AptIndexProof.Pinned"/> is false. Packages indices come from the content store, the archive's
     /// by-hash paths, or the plain path, always checked against the Release's SHA-256.
     /// </summary>
-    public async Task<AptIndexProof> ProveAsync(AptSource source, string? pinnedInReleaseSha256, CancellationToken ct = default)
+    /// <param name="keepName">Only these packages' entries are returned (the cache keeps every entry).</param>
+    public async Task<AptIndexProof> ProveAsync(AptSource source, string? pinnedInReleaseSha256, CancellationToken ct = default,
+        Func<string, bool>? keepName = null)
     {
         if (source.Architectures.Count == 0) throw new HardenException($"Source {source} names no architecture.");
         OpenPgpKeyring keyring;
@@ -242,7 +244,7 @@ public sealed class AptRepositoryClient
                 foreach (var name in new[] { "Packages.xz", "Packages.gz", "Packages" })
                 {
                     if (release.Sha256.GetValueOrDefault(dir + name) is not { } listed || _proofs == null) continue;
-                    var hit = _proofs.TryRead(listed.Sha256, x.Arch, out var forged);
+                    var hit = _proofs.TryRead(listed.Sha256, x.Arch, out var forged, keepName);
                     if (forged != null) lock (notices) notices.Add(forged);
                     if (hit != null) return (x.Arch, Entries: hit);
                 }
@@ -252,7 +254,7 @@ public sealed class AptRepositoryClient
                 var entries = PackagesIndex.ReadFile(path, source.Name, source.BaseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz)
                     .Select(ProvenIndexEntry.From).ToList();
                 _proofs?.Write(index.Sha256, x.Arch, entries);
-                return (x.Arch, Entries: (IReadOnlyList<ProvenIndexEntry>)entries);
+                return (x.Arch, Entries: (IReadOnlyList<ProvenIndexEntry>)(keepName == null ? entries : entries.Where(e => keepName(e.Name)).ToList()));
             }, ct)).ToList();
         var byArch = new Dictionary<string, List<ProvenIndexEntry>>(StringComparer.Ordinal);
         foreach (var (arch, entries) in await Task.WhenAll(work))

@@ -32,7 +32,8 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
 
     /// <summary>The entries, or null when absent; a present entry that fails authentication is deleted and
     /// <paramref name="forged"/> says so (the caller re-derives and reports it).</summary>
-    public IReadOnlyList<ProvenIndexEntry>? TryRead(string indexSha256, string architecture, out string? forged)
+    /// <param name="keepName">Only entries of these packages are materialised (a lock names a few hundred of 70,000).</param>
+    public IReadOnlyList<ProvenIndexEntry>? TryRead(string indexSha256, string architecture, out string? forged, Func<string, bool>? keepName = null)
     {
         forged = null;
         var path = PathFor(indexSha256, architecture);
@@ -40,7 +41,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
-        var entries = Parse(bytes, indexSha256, architecture);
+        var entries = Parse(bytes, indexSha256, architecture, keepName);
         if (entries != null) return entries;
         forged = $"parsed-index cache entry {path} does not authenticate (forged, edited or from another machine's key): deleted, re-derived from the verified index";
         AtomicFile.TryDelete(path);
@@ -64,7 +65,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
     // Deb822 values may be folded over lines; tabs and newlines are separators here.
     private static string Clean(string s) => s.Replace('\n', ' ').Replace('\t', ' ').Replace('\r', ' ');
 
-    private IReadOnlyList<ProvenIndexEntry>? Parse(byte[] bytes, string indexSha256, string architecture)
+    private IReadOnlyList<ProvenIndexEntry>? Parse(byte[] bytes, string indexSha256, string architecture, Func<string, bool>? keepName)
     {
         // Layout: body, then "mac <64 hex>\n". The MAC covers the body, whose first line names the index and filter.
         const int macLine = 4 + 64 + 1;
@@ -76,13 +77,21 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try { mac = Convert.FromHexString(tail.AsSpan(4, 64)); }
         catch (FormatException) { return null; }
         if (!key.Verify(body, mac)) return null;
-        var lines = Encoding.UTF8.GetString(body).Split('\n');
-        if (lines[0] != $"{Magic} {indexSha256} {architecture}") return null;
-        var list = new List<ProvenIndexEntry>(lines.Length);
-        foreach (var line in lines.Skip(1))
+        var firstEnd = body.IndexOf((byte)'\n');
+        if (firstEnd < 0 || Encoding.UTF8.GetString(body[..firstEnd]) != $"{Magic} {indexSha256} {architecture}") return null;
+        var list = new List<ProvenIndexEntry>();
+        var rest = body[(firstEnd + 1)..];
+        while (rest.Length > 0)
         {
+            var end = rest.IndexOf((byte)'\n');
+            var line = end < 0 ? rest : rest[..end];
+            rest = end < 0 ? [] : rest[(end + 1)..];
             if (line.Length == 0) continue;
-            var f = line.Split('\t');
+            // Decode only the lines of wanted packages: the name is the first field.
+            var tab = line.IndexOf((byte)'\t');
+            if (tab <= 0) return null;
+            if (keepName != null && !keepName(Encoding.UTF8.GetString(line[..tab]))) continue;
+            var f = Encoding.UTF8.GetString(line).Split('\t');
             if (f.Length != 9 || !long.TryParse(f[4], System.Globalization.CultureInfo.InvariantCulture, out var size)) return null;
             list.Add(new ProvenIndexEntry(f[0], f[1], f[2], f[3], size, f[5], f[6], f[7], f[8]));
         }

@@ -49,8 +49,9 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
     }
 
     public async Task<SuiteProof> ProveAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures,
-        string? pinnedInReleaseSha256, CancellationToken ct)
+        string? pinnedInReleaseSha256, IReadOnlySet<string>? names, CancellationToken ct)
     {
+        Func<string, bool>? keep = names == null ? null : names.Contains;
         var keyring = Path.Combine(imagesDirectory, source.Keyring);
         var name = $"{source.Name}/{suite}";
         if (source.Flat && source.Url.Contains("{arch}", StringComparison.Ordinal))
@@ -60,7 +61,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
             {
                 Name = name, BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
                 Components = source.Components, Architectures = [arch], KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-            }, null, ct)));
+            }, null, ct, keep)));
             var combined = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
                 string.Join("\n", architectures.Zip(perArch, (a, i) => $"{a} {i.InReleaseSha256}")))));
             return new SuiteProof
@@ -76,7 +77,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
         {
             Name = name, BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
             Components = source.Components, Architectures = architectures, KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-        }, pinnedInReleaseSha256, ct);
+        }, pinnedInReleaseSha256, ct, keep);
         return new SuiteProof
         {
             Source = source.Name, Suite = suite, InReleaseSha256 = proof.InReleaseSha256, Date = proof.Date, Pinned = proof.Pinned,

@@ -39,8 +39,10 @@ public interface ISuiteIndexReader
 {
     Task<SuiteIndex> ReadAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, CancellationToken ct);
 
-    /// <summary>The suite's signed package list, preferably from the InRelease <paramref name="pinnedInReleaseSha256"/>.</summary>
-    Task<SuiteProof> ProveAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, string? pinnedInReleaseSha256, CancellationToken ct);
+    /// <summary>The suite's signed package list, preferably from the InRelease <paramref name="pinnedInReleaseSha256"/>;
+    /// with <paramref name="names"/>, only those packages' entries.</summary>
+    Task<SuiteProof> ProveAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, string? pinnedInReleaseSha256,
+        IReadOnlySet<string>? names, CancellationToken ct);
 }
 
 public sealed record LockOptions

@@ -72,12 +72,18 @@ public sealed class LockProver(ISuiteIndexReader reader)
         foreach (var (image, arch) in rows)
             foreach (var p in arch.Packages)
             {
-                if (wanted.TryGetValue(p.Origin, out var w)) { w.Archs.Add(arch.Architecture); continue; }
                 var slash = p.Origin.IndexOf('/');
                 var sourceName = slash > 0 ? p.Origin[..slash] : p.Origin;
                 var suite = slash > 0 ? p.Origin[(slash + 1)..] : "";
+                var imageSources = ImageSet.Effective(set, image).Sources;
+                if (!imageSources.Contains(sourceName))
+                {
+                    problems.Add($"{Entry(image, arch, p)}: origin '{p.Origin}' is not one of the image's sources ({string.Join(", ", imageSources)})");
+                    continue;
+                }
+                if (wanted.TryGetValue(p.Origin, out var w)) { w.Archs.Add(arch.Architecture); continue; }
                 var lockedSource = lockFile.Sources.FirstOrDefault(s => s.Name == p.Origin);
-                if (!set.Sources.TryGetValue(sourceName, out var source) || !source.Suites.Contains(suite) && !(source.Flat && source.Suites.Count == 0))
+                if (!set.Sources.TryGetValue(sourceName, out var source) || !source.Suites.Contains(suite))
                     problems.Add($"{Entry(image, arch, p)}: origin '{p.Origin}' is not a source/suite of sources.yaml");
                 else if (lockedSource == null)
                     problems.Add($"{Entry(image, arch, p)}: the lock has no record of suite '{p.Origin}' (its InRelease digest and Date)");
@@ -92,7 +98,8 @@ public sealed class LockProver(ISuiteIndexReader reader)
         await Task.WhenAll(wanted.Select(async kv =>
         {
             progress?.Report($"proving {kv.Key}");
-            var proof = await reader.ProveAsync(kv.Value.Source, kv.Value.Suite, kv.Value.Archs.ToList(), kv.Value.Locked.InReleaseSha256, ct);
+            var names = rows.SelectMany(r => r.Arch.Packages).Where(p => p.Origin == kv.Key).Select(p => p.Name).ToHashSet(StringComparer.Ordinal);
+            var proof = await reader.ProveAsync(kv.Value.Source, kv.Value.Suite, kv.Value.Archs.ToList(), kv.Value.Locked.InReleaseSha256, names, ct);
             lock (proofs) proofs[kv.Key] = proof;
         }));
 

@@ -20,10 +20,15 @@ public sealed record LockProof(IReadOnlyList<ProvenDeb> Debs, IReadOnlyList<Suit
     /// <summary>The cached path of <paramref name="entry"/>, only when that exact entry was proven (the build's DebLocator).</summary>
     public string Locate(LockedPackage entry, IReadOnlyDictionary<string, string> pathsBySha256)
     {
-        if (!Debs.Any(d => d.Entry == entry) || !pathsBySha256.TryGetValue(entry.Sha256, out var path))
+        if (!_proven.Contains(Key(entry)) || !pathsBySha256.TryGetValue(entry.Sha256, out var path))
             throw new HardenException($"lock entry {entry.Name} {entry.Version} ({entry.Architecture}) was not proven by a signed index; not building from it. Run 'harden lock'.");
         return path;
     }
+
+    private readonly HashSet<(string, string, string, string, long, string)> _proven = Debs.Select(d => Key(d.Entry)).ToHashSet();
+
+    private static (string, string, string, string, long, string) Key(LockedPackage p) =>
+        (p.Name, p.Version, p.Architecture, p.Sha256, p.Size, p.Url);
 }
 
 public sealed record LockProofOptions
@@ -51,14 +56,17 @@ public sealed class LockProver(ISuiteIndexReader reader)
     {
         options ??= new LockProofOptions();
         var selected = set.Select(images);
-        var relock = $"harden lock --update{string.Concat(selected.Where(i => i.From == null || !selected.Any(p => p.Name == i.From)).Select(i => " --image " + i.Name))}";
+        var relock = $"harden lock --update{string.Concat(selected.Select(i => " --image " + i.Name))}";
         var rows = new List<(ImageDefinition Image, LockedArchitecture Arch)>();
         var problems = new List<string>();
         foreach (var image in selected)
         {
             var locked = lockFile.Image(image.Name);
             if (locked == null) { problems.Add($"image '{image.Name}' is not in the lock"); continue; }
-            foreach (var arch in ImageSet.Effective(set, image).Architectures.Order(StringComparer.Ordinal))
+            var built = ImageSet.Effective(set, image).Architectures;
+            foreach (var extra in locked.Architectures.Where(a => !built.Contains(a.Architecture)))
+                problems.Add($"image '{image.Name}' is locked for {extra.Architecture}, which it does not build");
+            foreach (var arch in built.Order(StringComparer.Ordinal))
             {
                 var a = locked.Architectures.FirstOrDefault(x => x.Architecture == arch);
                 if (a == null) problems.Add($"image '{image.Name}' has no lock entry for {arch}");

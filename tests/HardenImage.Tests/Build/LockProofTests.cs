@@ -96,7 +96,7 @@ public sealed class LockProofTests
         var e = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
         Assert.Contains("lock entry base (amd64) fake-su 1.0-1 has SHA-256 " + Sha256Hex.Of(evilDeb), e.Message);
         Assert.Contains("but the signed index of fixture/stable says", e.Message);
-        Assert.Contains("harden lock --update --image base", e.Message);
+        Assert.Contains("harden lock --update --image base --image tool", e.Message);
         Assert.Equal(1, e.ExitCode);
         await Assert.ThrowsAsync<HardenException>(() => LockAsync(w));
         Assert.Equal(editedLock, File.ReadAllText(w.LockPath));
@@ -204,7 +204,7 @@ public sealed class LockProofTests
         var e = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w, empty.Path));
         Assert.Contains("lock entry base (amd64) fake-su 1.0-1 is not listed in the signed index of fixture/stable by the mirror's current InRelease", e.Message);
         Assert.Contains("is neither in the cache nor served any more", e.Message);
-        Assert.Contains("'harden lock --update --image base'", e.Message);
+        Assert.Contains("'harden lock --update --image base --image tool'", e.Message);
         Assert.DoesNotContain("tool (amd64)", e.Message);
     }
 
@@ -287,6 +287,13 @@ public sealed class LockProofTests
         lockFile.Save(w.LockPath);
         var t = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
         Assert.Contains("image 'tool' (amd64): requested package 'fake-tool' is not in the lock", t.Message);
+        // 4. an architecture the image does not build, smuggled in (fetch would have downloaded it).
+        File.WriteAllText(w.LockPath, original);
+        lockFile = LockFile.Load(w.LockPath);
+        lockFile.Image("base")!.Architectures.Add(lockFile.Image("base")!.Architectures[0] with { Architecture = "riscv64" });
+        lockFile.Save(w.LockPath);
+        var x = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
+        Assert.Contains("image 'base' is locked for riscv64, which it does not build", x.Message);
         // The honest lock is complete (the excluded debconf edges are legitimately dropped).
         File.WriteAllText(w.LockPath, original);
         Assert.NotEmpty((await ProveAsync(w)).Debs);

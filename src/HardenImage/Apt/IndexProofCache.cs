@@ -6,10 +6,10 @@ namespace HardenImage.Apt;
 /// <summary>What a verified Packages index says about one package: enough to prove a lock entry and its dependencies.</summary>
 public sealed record ProvenIndexEntry(
     string Name, string Version, string Architecture, string Sha256, long Size, string Filename,
-    string Depends, string PreDepends, string Provides)
+    string Depends, string PreDepends, string Provides, string SourceName, string SourceVersion)
 {
     public static ProvenIndexEntry From(BinaryPackage p) =>
-        new(p.Name, p.Version, p.Architecture, p.Sha256, p.Size, p.Filename, p.Depends, p.PreDepends, p.Provides);
+        new(p.Name, p.Version, p.Architecture, p.Sha256, p.Size, p.Filename, p.Depends, p.PreDepends, p.Provides, p.SourceName, p.SourceVersion);
 }
 
 /// <summary>
@@ -21,7 +21,7 @@ public sealed record ProvenIndexEntry(
 /// </summary>
 public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey key)
 {
-    private const string Magic = "hardenimage-index-proof v1";
+    private const string Magic = "hardenimage-index-proof v2";
 
     public string Directory { get; } = Path.Combine(rootDirectory, "apt-proofs");
 
@@ -41,10 +41,12 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { return null; }
         catch (DirectoryNotFoundException) { return null; }
-        var entries = Parse(bytes, indexSha256, architecture, keepName);
+        var entries = Parse(bytes, indexSha256, architecture, keepName, out var authentic);
         if (entries != null) return entries;
-        forged = $"parsed-index cache entry {path} does not authenticate (forged, edited or from another machine's key): deleted, re-derived from the verified index";
         AtomicFile.TryDelete(path);
+        // Authentic but of an older format or another index: ours, just stale — re-derived without a warning.
+        if (authentic) return null;
+        forged = $"parsed-index cache entry {path} does not authenticate (forged, edited or from another machine's key): deleted, re-derived from the verified index";
         return null;
     }
 
@@ -55,7 +57,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         foreach (var e in entries)
             sb.AppendJoin('\t', Clean(e.Name), Clean(e.Version), Clean(e.Architecture), Clean(e.Sha256),
                 e.Size.ToString(System.Globalization.CultureInfo.InvariantCulture), Clean(e.Filename),
-                Clean(e.Depends), Clean(e.PreDepends), Clean(e.Provides)).Append('\n');
+                Clean(e.Depends), Clean(e.PreDepends), Clean(e.Provides), Clean(e.SourceName), Clean(e.SourceVersion)).Append('\n');
         var body = Encoding.UTF8.GetBytes(sb.ToString());
         var mac = Encoding.ASCII.GetBytes("mac " + Convert.ToHexStringLower(key.Mac(body)) + "\n");
         System.IO.Directory.CreateDirectory(Directory);
@@ -65,8 +67,9 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
     // Deb822 values may be folded over lines; tabs and newlines are separators here.
     private static string Clean(string s) => s.Replace('\n', ' ').Replace('\t', ' ').Replace('\r', ' ');
 
-    private IReadOnlyList<ProvenIndexEntry>? Parse(byte[] bytes, string indexSha256, string architecture, Func<string, bool>? keepName)
+    private IReadOnlyList<ProvenIndexEntry>? Parse(byte[] bytes, string indexSha256, string architecture, Func<string, bool>? keepName, out bool authentic)
     {
+        authentic = false;
         // Layout: body, then "mac <64 hex>\n". The MAC covers the body, whose first line names the index and filter.
         const int macLine = 4 + 64 + 1;
         if (bytes.Length < macLine || bytes[^1] != '\n') return null;
@@ -77,6 +80,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try { mac = Convert.FromHexString(tail.AsSpan(4, 64)); }
         catch (FormatException) { return null; }
         if (!key.Verify(body, mac)) return null;
+        authentic = true;
         var firstEnd = body.IndexOf((byte)'\n');
         if (firstEnd < 0 || Encoding.UTF8.GetString(body[..firstEnd]) != $"{Magic} {indexSha256} {architecture}") return null;
         var list = new List<ProvenIndexEntry>();
@@ -92,8 +96,8 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
             if (tab <= 0) return null;
             if (keepName != null && !keepName(Encoding.UTF8.GetString(line[..tab]))) continue;
             var f = Encoding.UTF8.GetString(line).Split('\t');
-            if (f.Length != 9 || !long.TryParse(f[4], System.Globalization.CultureInfo.InvariantCulture, out var size)) return null;
-            list.Add(new ProvenIndexEntry(f[0], f[1], f[2], f[3], size, f[5], f[6], f[7], f[8]));
+            if (f.Length != 11 || !long.TryParse(f[4], System.Globalization.CultureInfo.InvariantCulture, out var size)) return null;
+            list.Add(new ProvenIndexEntry(f[0], f[1], f[2], f[3], size, f[5], f[6], f[7], f[8], f[9], f[10]));
         }
         return list;
     }

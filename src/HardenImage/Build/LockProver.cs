@@ -159,6 +159,12 @@ public sealed class LockProver(ISuiteIndexReader reader)
                     problems.Add($"{Entry(image, arch, p)}: the signed index gives Filename '{match.Filename}', which leaves the repository (absolute, '..' or a URL)");
                     continue;
                 }
+                // Source and source version decide which advisories the scan matches: proven like the rest.
+                if (p.Source != match.SourceName || p.SourceVersion != match.SourceVersion)
+                {
+                    problems.Add($"{Entry(image, arch, p)}: source {p.Source} {p.SourceVersion} is not what the signed index says ({match.SourceName} {match.SourceVersion})");
+                    continue;
+                }
                 if (p.Url != url)
                 {
                     problems.Add($"{Entry(image, arch, p)}: url {p.Url} is not where the signed index puts it ({url})");

@@ -145,8 +145,12 @@ public sealed class LockProofTests
         var e = await Assert.ThrowsAsync<HardenException>(() => LockAsync(w));
         Assert.Contains($"lock entry tool (amd64) fake-tool 2.0-1 has SHA-256 {wrong}, but the signed index of fixture/stable says {honest}", e.Message);
         Assert.Equal(edited, File.ReadAllText(w.LockPath));
+        // A changed source version (it decides which advisories match in the scan) is refused too.
+        EditEntry(w, "tool", "amd64", "fake-tool", p => p with { Sha256 = honest, SourceVersion = "99.0-1" });
+        var v = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
+        Assert.Contains("lock entry tool (amd64) fake-tool 2.0-1: source fake-tool 99.0-1 is not what the signed index says (fake-tool 2.0-1)", v.Message);
         // A changed size with the right hash is refused too.
-        EditEntry(w, "tool", "amd64", "fake-tool", p => p with { Sha256 = honest, Size = p.Size + 1 });
+        EditEntry(w, "tool", "amd64", "fake-tool", p => p with { SourceVersion = "2.0-1", Size = p.Size + 1 });
         var s = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
         Assert.Contains("lock entry tool (amd64) fake-tool 2.0-1 has size", s.Message);
     }

@@ -23,12 +23,14 @@ public sealed class CacheAuthenticationKey
     }
 
     /// <summary>HARDEN_CACHE_KEY, else the per-user key file (created when missing). Refuses a key file inside the cache.</summary>
-    public static CacheAuthenticationKey Load(string cacheRoot)
+    public static CacheAuthenticationKey Load(string cacheRoot) =>
+        Load(cacheRoot, DefaultKeyPath(), Environment.GetEnvironmentVariable(EnvironmentVariable));
+
+    /// <summary><see cref="Load(string)"/> with the key file and the environment value given (tests).</summary>
+    public static CacheAuthenticationKey Load(string cacheRoot, string keyFile, string? fromEnv)
     {
-        var fromEnv = Environment.GetEnvironmentVariable(EnvironmentVariable);
         if (!string.IsNullOrEmpty(fromEnv)) return new CacheAuthenticationKey(Encoding.UTF8.GetBytes(fromEnv));
-        var path = DefaultKeyPath();
-        var full = Path.GetFullPath(path);
+        var full = Path.GetFullPath(keyFile);
         var root = Path.GetFullPath(cacheRoot).TrimEnd('/') + "/";
         if (full.StartsWith(root, StringComparison.Ordinal))
             throw new HardenException($"cache key file {full} lies inside the cache {cacheRoot}: a cache writer could read it. Set {EnvironmentVariable} or move XDG_CONFIG_HOME out of the cache.");

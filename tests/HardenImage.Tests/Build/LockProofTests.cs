@@ -335,3 +335,33 @@ public sealed class LockProofTests
         Assert.NotEmpty(other.Notices);
     }
 }
+
+/// <summary>The key that authenticates derived cache entries must never be readable by whoever writes the cache.</summary>
+public sealed class CacheKeyTests
+{
+    [Fact]
+    public void CacheKey_InsideTheCache_IsRefused()
+    {
+        using var dir = new TempDir("hi-cachekey");
+        var cache = dir.Combine("cache");
+        var e = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, Path.Combine(cache, "config", "cache.key"), null));
+        Assert.Contains("lies inside the cache", e.Message);
+        Assert.Contains(CacheAuthenticationKey.EnvironmentVariable, e.Message);
+        Assert.False(File.Exists(Path.Combine(cache, "config", "cache.key")));
+    }
+
+    [Fact]
+    public void CacheKey_IsCreatedOnce_OwnerOnly_OutsideTheCache_AndTheEnvironmentWins()
+    {
+        using var dir = new TempDir("hi-cachekey");
+        var cache = dir.Combine("cache");
+        var keyFile = dir.Combine("config", "hardenimage", "cache.key");
+        var first = CacheAuthenticationKey.Load(cache, keyFile, null);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
+        var again = CacheAuthenticationKey.Load(cache, keyFile, null);
+        Assert.Equal(first.Mac("x"u8), again.Mac("x"u8));
+        var fromEnv = CacheAuthenticationKey.Load(cache, keyFile, "a CI secret of enough length");
+        Assert.NotEqual(first.Mac("x"u8), fromEnv.Mac("x"u8));
+        Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, "short"));
+    }
+}

@@ -40,11 +40,58 @@ public sealed record LockFile
                      ?? throw new HardenException($"{path}: empty lock file. Run 'harden lock --update'.");
             if (lf.LockVersion != CurrentVersion)
                 throw new HardenException($"{path}: lockVersion {lf.LockVersion} is not supported (expected {CurrentVersion}). Run 'harden lock --update'.");
+            lf.Validate(path);
             return lf;
         }
         catch (JsonException e)
         {
             throw new HardenException($"{path}: not a valid lock file ({e.Message}). Run 'harden lock --update' to rewrite it.");
+        }
+    }
+
+    /// <summary>
+    /// Shape only (JSON nulls, malformed digests): what every entry claims is proven against the signed indices
+    /// later (<see cref="LockProver"/>). One line naming the JSON path, never a NullReferenceException downstream.
+    /// </summary>
+    private void Validate(string path)
+    {
+        void Need(bool ok, string where, string what)
+        {
+            if (!ok) throw new HardenException($"{path}: {where}: {what}. Fix it or run 'harden lock --update' to rewrite the lock.");
+        }
+        Need(Sources != null && Images != null, "$", "'sources' and 'images' must be lists");
+        for (int s = 0; s < Sources!.Count; s++)
+        {
+            var src = Sources[s];
+            Need(src != null && src.Name != null && src.Url != null && src.Suite != null, $"$.sources[{s}]", "needs name, url and suite");
+            Need(src!.InReleaseSha256 != null && Sha256Hex.IsValid(src.InReleaseSha256), $"$.sources[{s}].inReleaseSha256", "must be 64 lower-case hex digits");
+        }
+        for (int i = 0; i < Images!.Count; i++)
+        {
+            var img = Images[i];
+            Need(img != null && img.Name != null && img.Architectures != null, $"$.images[{i}]", "needs name and architectures");
+            for (int a = 0; a < img!.Architectures!.Count; a++)
+            {
+                var arch = img.Architectures[a];
+                var at = $"$.images[{i}].architectures[{a}]";
+                Need(arch != null && arch.Architecture != null && arch.Packages != null && arch.DroppedDependencies != null && arch.AssumedEssential != null,
+                    at, "needs architecture, packages, droppedDependencies and assumedEssential");
+                for (int p = 0; p < arch!.Packages!.Count; p++)
+                {
+                    var pkg = arch.Packages[p];
+                    var pat = $"{at}.packages[{p}]";
+                    Need(pkg != null && pkg.Name != null && pkg.Version != null && pkg.Architecture != null && pkg.Source != null
+                         && pkg.SourceVersion != null && pkg.Url != null && pkg.Origin != null && pkg.RequiredBy != null, pat,
+                        "needs name, version, architecture, source, sourceVersion, url, origin and requiredBy");
+                    Need(pkg!.Sha256 != null && Sha256Hex.IsValid(pkg.Sha256), $"{pat}.sha256", "must be 64 lower-case hex digits");
+                    Need(pkg.Size >= 0, $"{pat}.size", "must not be negative");
+                }
+                for (int d = 0; d < arch.DroppedDependencies!.Count; d++)
+                {
+                    var dd = arch.DroppedDependencies[d];
+                    Need(dd != null && dd.Package != null && dd.Dependency != null && dd.Reason != null, $"{at}.droppedDependencies[{d}]", "needs package, dependency and reason");
+                }
+            }
         }
     }
 

@@ -116,7 +116,7 @@ public sealed class LockProver(ISuiteIndexReader reader)
         {
             var proof = proofs[name];
             if (proof.Pinned && proof.Date != locked.Date)
-                problems.Add($"lock source '{name}': records Date {locked.Date:u}, but its InRelease {locked.InReleaseSha256[..12]} says {proof.Date:u} (the lock was edited)");
+                problems.Add($"lock source '{name}': records Date {locked.Date:u}, but its InRelease {Short(locked.InReleaseSha256)} says {proof.Date:u} (the lock was edited)");
             else if (proof.Date < locked.Date)
             {
                 var what = $"{name}: the mirror serves an InRelease dated {proof.Date:u}, older than the {locked.Date:u} the lock records (a replayed or stale mirror)";
@@ -144,8 +144,8 @@ public sealed class LockProver(ISuiteIndexReader reader)
                 if (match == null)
                 {
                     var against = proof.Pinned
-                        ? $"the InRelease the lock records ({proof.InReleaseSha256[..12]}, {proof.Date:u})"
-                        : $"the mirror's current InRelease ({proof.InReleaseSha256[..12]}, {proof.Date:u}; the one the lock records, {wanted[p.Origin].Locked.InReleaseSha256[..12]}, is neither in the cache nor served any more)";
+                        ? $"the InRelease the lock records ({Short(proof.InReleaseSha256)}, {proof.Date:u})"
+                        : $"the mirror's current InRelease ({Short(proof.InReleaseSha256)}, {proof.Date:u}; the one the lock records, {Short(wanted[p.Origin].Locked.InReleaseSha256)}, is neither in the cache nor served any more)";
                     var why = listed.Count == 0
                         ? $"is not listed in the signed index of {p.Origin} by {against}"
                         : listed.Any(e => e.Sha256 == p.Sha256.ToLowerInvariant())
@@ -217,7 +217,7 @@ public sealed class LockProver(ISuiteIndexReader reader)
                 var alternatives = group.Alternatives.Where(a => a.AppliesTo(arch.Architecture)).ToList();
                 if (alternatives.Count == 0) continue;
                 bool met = alternatives.Any(a =>
-                    (byName.TryGetValue(a.Name, out var real) && real.Any(p => a.AcceptsVersion(DebianVersion.Parse(p.Version))))
+                    (byName.TryGetValue(a.Name, out var real) && real.Any(p => DebianVersion.TryParse(p.Version, out var v) && a.AcceptsVersion(v!)))
                     || (provided.TryGetValue(a.Name, out var prov) && prov.Any(pr => a.Operator == RelationOperator.None || pr.Version != null && a.AcceptsVersion(pr.Version))));
                 if (met) continue;
                 var dropped = arch.DroppedDependencies.FirstOrDefault(d => d.Package == e.Name && d.Dependency == group.Text);
@@ -237,6 +237,8 @@ public sealed class LockProver(ISuiteIndexReader reader)
         url = baseUrl.TrimEnd('/') + "/" + filename.TrimStart('/');
         return true;
     }
+
+    private static string Short(string sha256) => sha256.Length > 12 ? sha256[..12] : sha256;
 
     private static string Entry(ImageDefinition image, LockedArchitecture arch, LockedPackage p) =>
         $"lock entry {image.Name} ({arch.Architecture}) {p.Name} {p.Version}";

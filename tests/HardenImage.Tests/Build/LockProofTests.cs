@@ -304,6 +304,21 @@ public sealed class LockProofTests
     }
 
     [Fact]
+    public async Task NullOrMalformedLockFields_AreOneClearLine_NamingTheJsonPath()
+    {
+        using var w = NewWorkspace();
+        await w.LockAsync();
+        var json = File.ReadAllText(w.LockPath);
+        var sha = Entry(w, "base", "amd64", "base-files").Sha256;
+        File.WriteAllText(w.LockPath, json.Replace($"\"{sha}\"", "null"));
+        var e = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
+        Assert.Contains("$.images[0].architectures[0].packages[0].sha256: must be 64 lower-case hex digits", e.Message);
+        File.WriteAllText(w.LockPath, json.Replace("\"inReleaseSha256\": \"", "\"inReleaseSha256\": \"x"));
+        var r = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
+        Assert.Contains("$.sources[0].inReleaseSha256: must be 64 lower-case hex digits", r.Message);
+    }
+
+    [Fact]
     public async Task ForgedParsedIndexCache_IsDetected_Reported_AndRebuiltFromVerifiedBytes()
     {
         using var w = NewWorkspace();

@@ -208,9 +208,8 @@ public sealed class AptRepositoryClient
     /// What the signed index of <paramref name="source"/> lists, for proving lock entries. With
     /// <paramref name="pinnedInReleaseSha256"/> (the digest a lock records) the proof uses THAT InRelease — from the
     /// content store, or from the mirror while it still serves it — so an old lock stays provable; its signature is
-    /// verified again every time, but its Valid-Until is not (the lock froze that state on purpose). Otherwise, or when
-    /// the pinned InRelease cannot be had, the mirror's current InRelease is used with the usual freshness checks and
-    /// <see cref="AptIndexProof.Pinned"/> is false. Packages indices come from the content store, the archive's
+    /// verified again every time. Otherwise, or when the pinned InRelease cannot be had, the mirror's current InRelease
+    /// is used and <see cref="AptIndexProof.Pinned"/> is false. Valid-Until is not checked here (see below). Packages indices come from the content store, the archive's
     /// by-hash paths, or the plain path, always checked against the Release's SHA-256.
     /// </summary>
     /// <param name="keepName">Only these packages' entries are returned (the cache keeps every entry).</param>
@@ -230,8 +229,10 @@ public sealed class AptRepositoryClient
         var pinned = digest == pin;
         var verified = _verifier.Verify(inRelease, keyring, $"source {source}");
         var release = ReleaseFile.Parse(verified.ReleaseText, $"source {source}");
-        // A pinned InRelease is judged by its signature and Date only (a future Date is still refused).
-        release.CheckFreshness(_clock.GetUtcNow(), _options.MaxClockSkew, pinned || source.AllowExpiredRelease, $"source {source}");
+        // Proof is about inclusion: the signature (keyring, key validity now) and the Date decide; Valid-Until guards
+        // resolution against frozen metadata (lock --update), not whether a locked package was ever signed into the
+        // archive. A Date in the future is still refused; a Date older than the lock's is refused by the caller.
+        release.CheckFreshness(_clock.GetUtcNow(), _options.MaxClockSkew, allowExpired: true, $"source {source}");
         CheckSuite(source, release);
         _cache.PutInRelease(inRelease);
 

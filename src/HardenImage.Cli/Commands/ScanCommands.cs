@@ -90,7 +90,7 @@ public sealed class ScanSettings : ImageSelectionSettings
     public bool ShowNegligible { get; init; }
 
     [CommandOption("--allow-unscanned")]
-    [Description("Without advisory data, write outputs marked 'unscanned' instead of failing.")]
+    [Description("Accept components no advisory source can judge (unknown release, no data for their ecosystem; listed as unscanned) and, without any advisory data, write outputs marked unscanned instead of failing.")]
     public bool AllowUnscanned { get; init; }
 
     [CommandOption("--cache <DIR>")]

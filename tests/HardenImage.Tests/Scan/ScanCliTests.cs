@@ -41,12 +41,7 @@ public class ScanCliTests
             .PythonDist("usr/lib/python3/dist-packages", "torch", "2.5.1")
             .WriteTo(layout);
         var outDir = WriteBuild(dir, "inference-cpu", digest);
-        var lockPath = dir.Combine("images.lock.json");
-        new HardenImage.Build.LockFile
-        {
-            Images = [new() { Name = "inference-cpu", InputsSha256 = new string('c', 64), Architectures = [new() { Architecture = "amd64",
-                Packages = [TestImage.Locked("libc6", "2.41-10", "glibc", "2.41-10")] }] }],
-        }.Save(lockPath);
+        var lockPath = ScanFixtures.WriteLock(dir.Combine("images.lock.json"), "inference-cpu", TestImage.Locked("libc6", "2.41-10", "glibc", "2.41-10"));
         var db = ScanFixtures.RealDb;
         var cache = dir.Combine("cache");
 

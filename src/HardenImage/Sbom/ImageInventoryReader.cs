@@ -275,7 +275,7 @@ public static class ImageInventoryReader
     }
 
     /// <summary>Reads Name, Version and licence from a core-metadata file (RFC 822 headers up to the first blank line).</summary>
-    internal static PythonDistribution? ParseMetadata(byte[] content, string path)
+    internal static PythonDistribution? ParseMetadata(byte[] content, string path, string? fallbackName = null, string? fallbackVersion = null)
     {
         string? name = null, version = null, license = null, expression = null;
         foreach (var raw in Encoding.UTF8.GetString(content).Split('\n'))
@@ -295,6 +295,8 @@ public static class ImageInventoryReader
                 case "license": license ??= value; break;
             }
         }
+        name = string.IsNullOrWhiteSpace(name) ? fallbackName : name;
+        version = string.IsNullOrWhiteSpace(version) ? fallbackVersion : version;
         if (name is null || version is null) return null;
         // A License field that holds the whole licence text (multi-line, very long) is not an identifier.
         if (license is { Length: > 80 } || license is "UNKNOWN" || string.IsNullOrWhiteSpace(license)) license = null;

@@ -52,6 +52,10 @@ public static class OriginDistributions
         {
             if (cache.TryGetValue(origin, out var known)) return known;
             var locked = lockFile?.Sources.FirstOrDefault(s => s.Name == origin);
+            // A hand-edited entry naming a source the lock does not record proves nothing about its release.
+            if (lockFile != null && locked is null)
+                return cache[origin] = new(origin, null,
+                    $"its lock origin '{origin}' is not among the lock's sources ({string.Join(", ", lockFile.Sources.Select(s => s.Name))}); re-lock with 'harden lock'");
             var slash = origin.IndexOf('/');
             SourceDefinition? definition = null;
             if (slash > 0) definitions?.TryGetValue(origin[..slash], out definition);

@@ -49,7 +49,7 @@ internal static partial class PythonDistributionFinder
             if (path.EndsWith(".pth", StringComparison.Ordinal) || path.EndsWith("/vendor.txt", StringComparison.Ordinal)) continue;
             // An egg is importable only when the egg itself is on sys.path (easy-install.pth); test-data eggs are not.
             var parent = path.EndsWith(".egg/EGG-INFO/PKG-INFO", StringComparison.Ordinal) ? path[..^"/EGG-INFO/PKG-INFO".Length] : DistributionParent(path);
-            if (parent is null || ImageInventoryReader.ParseMetadata(content, path) is not { } dist) continue;
+            if (parent is null || ParseWithNameFallback(content, path) is not { } dist) continue;
             var vendorRoot = VendorRoot(parent);
             var location = sysPath.Contains(parent) ? PythonLocations.SysPath
                 : parent.EndsWith(".egg", StringComparison.Ordinal) && path.EndsWith("/EGG-INFO/PKG-INFO", StringComparison.Ordinal) ? null
@@ -81,6 +81,20 @@ internal static partial class PythonDistributionFinder
             }
         }
         return result;
+    }
+
+    /// <summary>
+    /// Core metadata; a Name or Version header that is missing falls back to the metadata directory's name
+    /// (<c>&lt;name&gt;-&lt;version&gt;[-py3.X].egg-info</c>, as importlib does for the name), so a damaged header
+    /// cannot make a distribution disappear from the SBOM.
+    /// </summary>
+    private static PythonDistribution? ParseWithNameFallback(byte[] content, string path)
+    {
+        var distDir = path.EndsWith(".egg-info", StringComparison.Ordinal) ? path : Parent(path);
+        if (distDir.EndsWith("/EGG-INFO", StringComparison.Ordinal)) distDir = Parent(distDir);
+        var m = DistDirName().Match(distDir[(distDir.LastIndexOf('/') + 1)..]);
+        return ImageInventoryReader.ParseMetadata(content, path,
+            m.Success ? m.Groups["name"].Value : null, m.Success ? m.Groups["version"].Value : null);
     }
 
     /// <summary>The directory holding a dist-info/egg-info (the would-be sys.path entry), or null for other files.</summary>
@@ -123,6 +137,9 @@ internal static partial class PythonDistributionFinder
 
     [GeneratedRegex(@"(^|/)(site-packages|dist-packages)$|(^|/)lib/python3(\.\d+)?$")]
     private static partial Regex SitePath();
+
+    [GeneratedRegex(@"^(?<name>[A-Za-z0-9][A-Za-z0-9._]*)-(?<version>[0-9][A-Za-z0-9.+!_]*?)(-py\d(\.\d+)?)?\.(dist-info|egg-info|egg)$")]
+    private static partial Regex DistDirName();
 
     [GeneratedRegex(@"^(?<name>[A-Za-z0-9][A-Za-z0-9._-]*)\s*===?\s*(?<version>[A-Za-z0-9][A-Za-z0-9.+!_-]*)$")]
     private static partial Regex VendorLine();

@@ -120,6 +120,19 @@ public class PythonDistributionTests
     }
 
     [Fact]
+    public void DamagedMetadataHeaders_FallBackToTheDirectoryName_SoNoDistributionDisappears()
+    {
+        var (inv, dir) = Read(i => i
+            .File($"{Site}/torch-2.5.1.egg-info/PKG-INFO", "Metadata-Version: 2.1\nName: torch\nSummary: no version header\n")
+            .File($"{Site}/Foo_Bar-1.0-py3.13.egg-info", "garbage without headers\n")
+            .File($"{Site}/baz-2.0.dist-info/METADATA", ""));
+        using var _ = dir;
+        Assert.Equal("2.5.1", Dist(inv, "torch").Version);
+        Assert.Equal("1.0", Dist(inv, "foo-bar").Version);
+        Assert.Equal("2.0", Dist(inv, "baz").Version);
+    }
+
+    [Fact]
     public void WhiteoutOfAnEggInfo_RemovesTheDistribution()
     {
         var (inv, dir) = Read(i => i

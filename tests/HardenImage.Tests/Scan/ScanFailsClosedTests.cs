@@ -174,6 +174,25 @@ public class ScanFailsClosedTests
         Assert.False(r.Policy!.Passed);
     }
 
+    [Fact]
+    public async Task HandEditedOrigin_NotAmongTheLockSources_IsUnscanned()
+    {
+        using var dir = new TempDir("hi-failclosed");
+        var lockFile = new LockFile
+        {
+            Sources = [new() { Name = "debian/trixie", Url = "http://deb.debian.org/debian", Suite = "trixie", InReleaseSha256 = new string('d', 64), Date = DateTimeOffset.UnixEpoch }],
+        };
+        var forged = LockedLibc with { Origin = "mirror/trixie" };
+        var inv = ReadImage(dir, i => i.OsRelease().Package("libc6", "2.41-10", source: "glibc"), [forged], OriginDistributions.For(lockFile, null));
+        var r = await Scan(inv);
+        var u = Assert.Single(r.Unscanned);
+        Assert.Contains("'mirror/trixie' is not among the lock's sources (debian/trixie)", u.Reason);
+        Assert.False(r.Policy!.Passed);
+        // The genuine origin is matched.
+        inv = ReadImage(dir, i => i.OsRelease().Package("libc6", "2.41-10", source: "glibc"), [LockedLibc], OriginDistributions.For(lockFile, null));
+        Assert.Contains((await Scan(inv)).Findings, f => f.Id == "CVE-2025-8058");
+    }
+
     [Theory]
     [InlineData("debian/trixie", "debian-13")]
     [InlineData("debian-security/trixie-security", "debian-13")]

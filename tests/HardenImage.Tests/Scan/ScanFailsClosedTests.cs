@@ -193,6 +193,39 @@ public class ScanFailsClosedTests
         Assert.Contains((await Scan(inv)).Findings, f => f.Id == "CVE-2025-8058");
     }
 
+    [Fact]
+    public async Task DebianOwnedPythonDistribution_PyPiFindingIsClosedOnlyByADebianTrackerVerdict()
+    {
+        // h11 0.14.0 is affected by CVE-2025-43859 per PyPI (GHSA-vqfr-h8mv-ghfj in the real excerpts).
+        using var dir = new TempDir("hi-failclosed");
+        var inv = ReadImage(dir, i => i.OsRelease()
+                .Package("python3-h11", "0.14.0-1.1", source: "h11")
+                .File("usr/lib/python3/dist-packages/h11-0.14.0.egg-info/PKG-INFO", "Metadata-Version: 2.1\nName: h11\nVersion: 0.14.0\n")
+                .File("var/lib/dpkg/status.d/python3-h11.md5sums", "0123456789abcdef0123456789abcdef  usr/lib/python3/dist-packages/h11-0.14.0.egg-info/PKG-INFO\n"),
+            [TestImage.Locked("python3-h11", "0.14.0-1.1", "h11", "0.14.0-1.1")]);
+        Assert.Equal("python3-h11", inv.PythonDistributions.Single().DebianPackage);
+
+        // No Debian record for it: the PyPI finding stands.
+        Assert.Contains((await Scan(inv)).Findings, f => f.Id == "CVE-2025-43859" && f.PackageType == "pypi");
+
+        AdvisoryRecord Tracker(string fixedVersion) => new()
+        {
+            Ecosystem = "Debian:13", Package = "h11", Id = "CVE-2025-43859", Origin = AdvisoryOrigins.DebianTracker,
+            Tracker = new TrackerStatus("resolved", fixedVersion, "medium", null, null),
+        };
+        // The tracker says the installed Debian version carries the fix: closed, and the warning says by whom.
+        var backported = AdvisoryIndex.Create(RealIndex.All.Append(Tracker("0.14.0-1.1")), "sha256:" + new string('e', 64), ["excerpts + tracker"]);
+        var r = await Scan(inv, index: backported);
+        Assert.DoesNotContain(r.Findings, f => f.Id == "CVE-2025-43859");
+        Assert.Contains(r.Warnings, w => w.Contains("CVE-2025-43859 in h11 0.14.0 (PyPI data) is closed by the Debian tracker for python3-h11") && w.Contains("fixed in 0.14.0-1.1"));
+
+        // The tracker says a later Debian version fixes it: both the Debian and the PyPI findings stand.
+        var notYet = AdvisoryIndex.Create(RealIndex.All.Append(Tracker("0.14.0-2")), "sha256:" + new string('f', 64), ["excerpts + tracker"]);
+        r = await Scan(inv, index: notYet);
+        Assert.Contains(r.Findings, f => f.Id == "CVE-2025-43859" && f.PackageType == "pypi");
+        Assert.Contains(r.Findings, f => f.Id == "CVE-2025-43859" && f.Package == "python3-h11" && f.FixedVersion == "0.14.0-2");
+    }
+
     [Theory]
     [InlineData("debian/trixie", "debian-13")]
     [InlineData("debian-security/trixie-security", "debian-13")]

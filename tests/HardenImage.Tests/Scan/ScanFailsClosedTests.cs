@@ -148,6 +148,17 @@ public class ScanFailsClosedTests
     }
 
     [Fact]
+    public async Task PackageRecordWithoutLockEntry_IsMatchedAsTheImagesRelease_AndReported()
+    {
+        using var dir = new TempDir("hi-failclosed");
+        var inv = ReadImage(dir, i => i.Package("libc6", "2.41-10", source: "glibc").Package("libc-bin", "2.41-10", source: "glibc"), [LockedLibc]);
+        var r = await Scan(inv);
+        Assert.Contains(r.Findings, f => f.Id == "CVE-2025-8058" && f.Package == "libc-bin");
+        Assert.Contains(r.Warnings, w => w.Contains("1 package record(s) have no lock entry (libc-bin)"));
+        Assert.Empty(r.Unscanned);
+    }
+
+    [Fact]
     public async Task AdvisoryDataWithoutTheRelease_DoesNotPassSilently()
     {
         using var dir = new TempDir("hi-failclosed");

@@ -80,6 +80,7 @@ public static class ImageInventoryReader
         var owners = FileOwners(files);
         var pythonFiles = files.Where(f => f.Value.Content != null && PythonDistributionFinder.IsCandidate(f.Key))
             .ToDictionary(f => f.Key, f => f.Value.Content!, StringComparer.Ordinal);
+        AddSymlinkedPythonMetadata(files, pythonFiles);
         var pythonPath = (config.Config?.Env ?? []).Where(e => e.StartsWith("PYTHONPATH=", StringComparison.Ordinal))
             .SelectMany(e => e["PYTHONPATH=".Length..].Split(':'));
         var dists = PythonDistributionFinder.Find(pythonFiles, pythonPath, owners.GetValueOrDefault);
@@ -184,7 +185,54 @@ public static class ImageInventoryReader
         path.StartsWith("var/lib/dpkg/status.d/", StringComparison.Ordinal)
         || (path.StartsWith("usr/share/doc/", StringComparison.Ordinal) && path.EndsWith("/copyright", StringComparison.Ordinal))
         || PythonDistributionFinder.IsCandidate(path)
+        // Possible targets of a symlinked egg-info/dist-info.
+        || path.EndsWith("/PKG-INFO", StringComparison.Ordinal) || path.EndsWith("/METADATA", StringComparison.Ordinal)
         || path is "etc/os-release" or "usr/lib/os-release";
+
+    /// <summary>
+    /// Python follows symlinks: a <c>x.egg-info</c>/<c>x.dist-info</c> (directory or file) that is a link to metadata
+    /// elsewhere in the image is a distribution at the link's path.
+    /// </summary>
+    private static void AddSymlinkedPythonMetadata(Dictionary<string, FileState> files, Dictionary<string, byte[]> pythonFiles)
+    {
+        byte[]? ContentAt(string path)
+        {
+            for (int hops = 0; hops < 8 && files.TryGetValue(path, out var f); hops++)
+            {
+                if (f.Content != null) return f.Content;
+                if (f.LinkTarget is null) return null;
+                path = ResolveLink(path, f.LinkTarget);
+            }
+            return null;
+        }
+        foreach (var (path, state) in files.Where(f => f.Value.LinkTarget != null).OrderBy(f => f.Key, StringComparer.Ordinal).ToList())
+        {
+            var target = ResolveLink(path, state.LinkTarget!);
+            if (path.EndsWith(".egg-info", StringComparison.Ordinal))
+            {
+                if ((ContentAt(target) ?? ContentAt(target + "/PKG-INFO")) is { } c)
+                    pythonFiles[files.ContainsKey(target) ? path : path + "/PKG-INFO"] = c;
+            }
+            else if (path.EndsWith(".dist-info", StringComparison.Ordinal) && ContentAt(target + "/METADATA") is { } m)
+                pythonFiles[path + "/METADATA"] = m;
+            else if (PythonDistributionFinder.IsCandidate(path) && ContentAt(target) is { } t)
+                pythonFiles[path] = t;
+        }
+    }
+
+    /// <summary>The image path a symlink at <paramref name="linkPath"/> points to (relative to its directory, or absolute).</summary>
+    private static string ResolveLink(string linkPath, string target)
+    {
+        var dir = linkPath.Contains('/') ? linkPath[..linkPath.LastIndexOf('/')] : "";
+        var stack = new List<string>();
+        foreach (var seg in ((target.StartsWith('/') ? "" : dir + "/") + target).Split('/'))
+        {
+            if (seg is "" or ".") continue;
+            if (seg == "..") { if (stack.Count > 0) stack.RemoveAt(stack.Count - 1); continue; }
+            stack.Add(seg);
+        }
+        return string.Join('/', stack);
+    }
 
     private static InventoryPackage WithOrigin(this InventoryPackage p, string? origin, Func<string, OriginDistribution> distributionOf)
     {

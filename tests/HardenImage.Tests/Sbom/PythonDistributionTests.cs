@@ -133,6 +133,27 @@ public class PythonDistributionTests
     }
 
     [Fact]
+    public void SymlinkedEggInfoAndDistInfo_AreFollowed_AsPythonFollowsThem()
+    {
+        var (inv, dir) = Read(i => i
+            .File("usr/share/pyshared/certifi-2025.1.31.egg-info/PKG-INFO", PkgInfo("certifi", "2025.1.31"))
+            .Symlink($"{Site}/certifi-2025.1.31.egg-info", "../../../share/pyshared/certifi-2025.1.31.egg-info")
+            .File("usr/share/pyshared/sympy-1.13.3.egg-info", PkgInfo("sympy", "1.13.3"))
+            .Symlink($"{Site}/sympy-1.13.3.egg-info", "/usr/share/pyshared/sympy-1.13.3.egg-info")
+            .File("opt/real/idna-3.10.dist-info/METADATA", PkgInfo("idna", "3.10"))
+            .Symlink($"{Site}/idna-3.10.dist-info", "/opt/real/idna-3.10.dist-info"));
+        using var _ = dir;
+        // Listed at the link (on sys.path) and, as before, where the metadata really is (off sys.path).
+        var onSysPath = inv.PythonDistributions.Where(d => d.Location == PythonLocations.SysPath).Select(d => (d.NormalizedName, d.MetadataPath)).Order().ToList();
+        Assert.Equal([
+            ("certifi", $"{Site}/certifi-2025.1.31.egg-info/PKG-INFO"),
+            ("idna", $"{Site}/idna-3.10.dist-info/METADATA"),
+            ("sympy", $"{Site}/sympy-1.13.3.egg-info"),
+        ], onSysPath);
+        Assert.Equal(3, inv.PythonDistributions.Count(d => d.Location == PythonLocations.Other));
+    }
+
+    [Fact]
     public void WhiteoutOfAnEggInfo_RemovesTheDistribution()
     {
         var (inv, dir) = Read(i => i

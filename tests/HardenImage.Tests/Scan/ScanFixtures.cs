@@ -42,6 +42,8 @@ internal static class ScanFixtures
     {
         new HardenImage.Build.LockFile
         {
+            Sources = [new() { Name = "debian/trixie", Url = "http://deb.debian.org/debian", Suite = "trixie", InReleaseSha256 = new string('d', 64),
+                Date = new DateTimeOffset(2025, 6, 1, 0, 0, 0, TimeSpan.Zero) }],
             Images = [new() { Name = image, InputsSha256 = new string('c', 64),
                 Architectures = [new() { Architecture = "amd64", Packages = [.. packages] }] }],
         }.Save(path);

@@ -44,7 +44,10 @@ public class ImageSelectionSettings : CommandSettings
         LockFile? lockFile = null;
         if (File.Exists(Lock)) lockFile = LockFile.Load(Lock);
         else AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {Lock} not found: .deb hashes will be missing from the SBOM");
-        return new BuiltImageInventories(layout, build, lockFile);
+        // The packages' release comes from the lock and the image set's sources.yaml beside it, never from the image.
+        var sourcesYaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Lock))!, "sources.yaml");
+        var definitions = File.Exists(sourcesYaml) ? ImageSet.Load(Path.GetDirectoryName(sourcesYaml)!).Sources : null;
+        return new BuiltImageInventories(layout, build, lockFile, definitions);
     }
 }
 
@@ -87,7 +90,7 @@ public sealed class ScanSettings : ImageSelectionSettings
     public bool ShowNegligible { get; init; }
 
     [CommandOption("--allow-unscanned")]
-    [Description("Without advisory data, write outputs marked 'unscanned' instead of failing.")]
+    [Description("Accept components no advisory source can judge (unknown release, no data for their ecosystem; listed as unscanned) and, without any advisory data, write outputs marked unscanned instead of failing.")]
     public bool AllowUnscanned { get; init; }
 
     [CommandOption("--cache <DIR>")]
@@ -255,6 +258,13 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var shown = r.Findings.Where(f => showNegligible || f.Status != FindingStatus.Negligible || f.Allowlisted != null).ToList();
         AnsiConsole.MarkupLineInterpolated($"[bold]{r.Image.ImageName}[/] {r.Image.Architecture} {r.Image.Digest[..19]}… ({r.Image.Distro ?? "unknown distro"})");
         foreach (var w in r.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        if (r.Unscanned.Count > 0)
+        {
+            var table = new Table().AddColumns("NOT SCANNED", "type", "version", "why");
+            foreach (var u in r.Unscanned)
+                table.AddRow(Markup.Escape(u.Package), u.PackageType, Markup.Escape(u.Version), Markup.Escape(u.Reason));
+            AnsiConsole.Write(table);
+        }
         if (shown.Count > 0)
         {
             var table = new Table().AddColumns("package", "installed", "fixed in", "id", "severity", "status", "source");

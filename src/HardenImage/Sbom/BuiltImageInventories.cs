@@ -13,10 +13,15 @@ public sealed class BuiltImageInventories
     private readonly OciLayout _layout;
     private readonly BuildManifest _build;
     private readonly LockFile? _lock;
+    private readonly Func<string, OriginDistribution> _distributionOf;
 
-    public BuiltImageInventories(OciLayout layout, BuildManifest build, LockFile? lockFile)
+    /// <param name="sourceDefinitions">images/sources.yaml's sources, when the image set is at hand: a source whose
+    /// <c>distro</c> is not Debian is never matched against Debian advisories.</param>
+    public BuiltImageInventories(OciLayout layout, BuildManifest build, LockFile? lockFile,
+        IReadOnlyDictionary<string, SourceDefinition>? sourceDefinitions = null)
     {
         _layout = layout; _build = build; _lock = lockFile;
+        _distributionOf = OriginDistributions.For(lockFile, sourceDefinitions);
     }
 
     /// <summary>The images selected by <paramref name="imageName"/> (all when null), failing when the name is unknown.</summary>
@@ -44,5 +49,5 @@ public sealed class BuiltImageInventories
     }
 
     public ImageInventory Read(BuiltImage image, BuiltArchitecture arch, IReadOnlyList<string>? payloadPaths = null) =>
-        ImageInventoryReader.Read(_layout, arch.Manifest, LockEntries(image.Name, arch.Architecture), image.Name, payloadPaths);
+        ImageInventoryReader.Read(_layout, arch.Manifest, LockEntries(image.Name, arch.Architecture), image.Name, payloadPaths, _distributionOf);
 }

@@ -30,7 +30,10 @@ public static class CycloneDxWriter
         t.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>bom-ref of each Debian package (its purl).</summary>
-    public static string DebRef(ImageInventory inv, InventoryPackage p) => Purl.Deb(p.Name, p.Version, p.Architecture, inv.Distro);
+    public static string DebRef(ImageInventory inv, InventoryPackage p) => Purl.Deb(p.Name, p.Version, p.Architecture, DistroOf(inv, p));
+
+    /// <summary>The package's release: its lock origin's; the image's for a package not in the lock.</summary>
+    public static string? DistroOf(ImageInventory inv, InventoryPackage p) => p.Origin != null ? p.Distro : inv.Distro;
 
     public static string PyRef(PythonDistribution d) => Purl.PyPi(d.NormalizedName, d.Version);
 
@@ -47,8 +50,11 @@ public static class CycloneDxWriter
 
             var debs = inv.Packages.Select(p => (Ref: DebRef(inv, p), Pkg: p))
                 .GroupBy(x => x.Ref).Select(g => g.First()).OrderBy(x => x.Ref, StringComparer.Ordinal).ToList();
+            // One component per purl; the copy on sys.path (what Python imports) describes it.
             var pys = inv.PythonDistributions.Select(d => (Ref: PyRef(d), Dist: d))
-                .GroupBy(x => x.Ref).Select(g => g.First()).OrderBy(x => x.Ref, StringComparer.Ordinal).ToList();
+                .GroupBy(x => x.Ref).Select(g => g.OrderBy(x => LocationRank(x.Dist.Location)).ThenBy(x => x.Dist.MetadataPath, StringComparer.Ordinal).First())
+                .OrderBy(x => x.Ref, StringComparer.Ordinal).ToList();
+            var debByName = inv.Packages.GroupBy(p => p.Name).ToDictionary(g => g.Key, g => DebRef(inv, g.First()), StringComparer.Ordinal);
             var files = inv.Files.OrderBy(f => f.Path, StringComparer.Ordinal).ToList();
 
             w.WriteStartArray("components");
@@ -86,7 +92,10 @@ public static class CycloneDxWriter
                     w.WriteEndArray();
                 }
                 w.WriteString("purl", bomRef);
-                WriteProperties(w, [("hardenimage:python:metadataPath", "/" + d.MetadataPath)]);
+                var props = new List<(string, string)> { ("hardenimage:python:metadataPath", "/" + d.MetadataPath), ("hardenimage:python:location", d.Location) };
+                if (d.VendoredIn != null) props.Add(("hardenimage:python:vendoredIn", "/" + d.VendoredIn));
+                if (d.DebianPackage != null) props.Add(("hardenimage:python:debianPackage", debByName.GetValueOrDefault(d.DebianPackage) ?? d.DebianPackage));
+                WriteProperties(w, props);
                 w.WriteEndObject();
             }
             foreach (var f in files)
@@ -102,7 +111,6 @@ public static class CycloneDxWriter
             w.WriteEndArray();
 
             // Dependencies: the image on every component; each package on the dependencies present in the image.
-            var debByName = debs.GroupBy(d => d.Pkg.Name).ToDictionary(g => g.Key, g => g.First().Ref, StringComparer.Ordinal);
             w.WriteStartArray("dependencies");
             var all = debs.Select(d => d.Ref).Concat(pys.Select(p => p.Ref)).Concat(files.Select(f => "file:/" + f.Path))
                 .OrderBy(r => r, StringComparer.Ordinal).ToList();
@@ -152,10 +160,18 @@ public static class CycloneDxWriter
         w.WriteString("name", inv.ImageName);
         w.WriteString("version", inv.Digest);
         w.WriteString("purl", imageRef);
-        WriteProperties(w, [("hardenimage:architecture", inv.Architecture), ("hardenimage:distro", inv.Distro ?? "unknown")]);
+        WriteProperties(w, [("hardenimage:architecture", inv.Architecture), ("hardenimage:distro", inv.Distro ?? "unknown"),
+            ("hardenimage:osRelease", inv.OsRelease ?? "none")]);
         w.WriteEndObject();
         w.WriteEndObject();
     }
+
+    private static int LocationRank(string location) => location switch
+    {
+        PythonLocations.SysPath => 0,
+        PythonLocations.Vendored => 1,
+        _ => 2,
+    };
 
     private static void WriteHashes(Utf8JsonWriter w, string sha256)
     {

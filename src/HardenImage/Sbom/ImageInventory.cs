@@ -10,8 +10,14 @@ public sealed record ImageInventory
     public required string Architecture { get; init; }
     /// <summary>Manifest digest, "sha256:…".</summary>
     public required string Digest { get; init; }
-    /// <summary>e.g. "debian-13" (from etc/os-release); null when the image says nothing.</summary>
+    /// <summary>
+    /// The release the image's packages were locked from, e.g. "debian-13" (from the lock's sources, see
+    /// <see cref="OriginDistributions"/>); null when no package has a known release. Never read from a file inside
+    /// the image: an image without os-release, or with a forged one, is matched as what it was built from.
+    /// </summary>
     public string? Distro { get; init; }
+    /// <summary>What etc/os-release (or usr/lib/os-release) claims, e.g. "debian-13"; only reported, never used to match.</summary>
+    public string? OsRelease { get; init; }
     /// <summary>The image config's <c>created</c> (the build epoch), used as the SBOM timestamp.</summary>
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UnixEpoch;
     public IReadOnlyList<InventoryPackage> Packages { get; init; } = [];
@@ -36,9 +42,29 @@ public sealed record InventoryPackage
     public IReadOnlyList<string> Depends { get; init; } = [];
     /// <summary>Where the package was seen: "status.d", "lock" or both.</summary>
     public string Evidence { get; init; } = "status.d";
+    /// <summary>The lock source it came from (e.g. "debian/trixie"); null when the package is not in the lock.</summary>
+    public string? Origin { get; init; }
+    /// <summary>
+    /// Release of its origin (e.g. "debian-13"); null with <see cref="Origin"/> set means the origin is not a release
+    /// any advisory source knows (<see cref="DistroUnknownReason"/> says why). Null without an origin: the image's
+    /// <see cref="ImageInventory.Distro"/> applies.
+    /// </summary>
+    public string? Distro { get; init; }
+    public string? DistroUnknownReason { get; init; }
 }
 
-/// <summary>An installed Python distribution (a *.dist-info directory).</summary>
+/// <summary>Where a Python distribution's metadata was found.</summary>
+public static class PythonLocations
+{
+    /// <summary>Directly in a directory on Python's sys.path: importlib.metadata sees it.</summary>
+    public const string SysPath = "sys.path";
+    /// <summary>Copied inside another distribution (pip/_vendor, setuptools/_vendor): importable through it only.</summary>
+    public const string Vendored = "vendored";
+    /// <summary>Anywhere else in the image (not on the default sys.path).</summary>
+    public const string Other = "other";
+}
+
+/// <summary>An installed Python distribution: a *.dist-info or *.egg-info (directory or file), or a vendor.txt line.</summary>
 public sealed record PythonDistribution
 {
     public required string Name { get; init; }
@@ -47,8 +73,17 @@ public sealed record PythonDistribution
     public string? License { get; init; }
     /// <summary>True when <see cref="License"/> came from License-Expression (an SPDX expression).</summary>
     public bool LicenseIsExpression { get; init; }
-    /// <summary>Path of the METADATA file inside the image, e.g. usr/lib/python3/dist-packages/x-1.0.dist-info/METADATA.</summary>
+    /// <summary>
+    /// Path of the metadata inside the image: …/x-1.0.dist-info/METADATA, …/x-1.0.egg-info/PKG-INFO, the file
+    /// …/x-1.0.egg-info itself, or a …/_vendor/vendor.txt.
+    /// </summary>
     public required string MetadataPath { get; init; }
+    /// <summary><see cref="PythonLocations"/>.</summary>
+    public string Location { get; init; } = PythonLocations.SysPath;
+    /// <summary>For vendored copies: the directory of the distribution that carries them, e.g. usr/lib/python3/dist-packages/setuptools.</summary>
+    public string? VendoredIn { get; init; }
+    /// <summary>The Debian package whose file list (status.d/&lt;pkg&gt;.md5sums) contains <see cref="MetadataPath"/>.</summary>
+    public string? DebianPackage { get; init; }
     public string NormalizedName => Scan.Pep440Version.NormalizeName(Name);
 }
 

@@ -25,9 +25,13 @@ public static class ImageInventoryReader
         public string? LinkTarget;
     }
 
+    /// <param name="distributionOf">
+    /// The release of a lock origin (<see cref="OriginDistributions.For"/>); by default decided from the origin's suite.
+    /// </param>
     public static ImageInventory Read(OciLayout layout, string manifestDigest, IEnumerable<LockedPackage> lockEntries,
-        string imageName = "image", IReadOnlyList<string>? payloadPaths = null)
+        string imageName = "image", IReadOnlyList<string>? payloadPaths = null, Func<string, OriginDistribution>? distributionOf = null)
     {
+        distributionOf ??= origin => OriginDistributions.Resolve(origin);
         var manifest = layout.ReadJson<ImageManifest>(manifestDigest);
         var config = layout.ReadJson<ImageConfig>(manifest.Config.Digest);
         var prefixes = (payloadPaths ?? []).Select(p => p.Trim().TrimStart('/').TrimEnd('/')).Where(p => p.Length > 0).ToList();
@@ -62,7 +66,7 @@ public static class ImageInventoryReader
                 Licenses = LicensesFor(files, name),
                 Depends = ParseDependsNames((p["Pre-Depends"] ?? "") + "," + (p["Depends"] ?? "")),
                 Evidence = locked != null ? "status.d+lock" : "status.d",
-            };
+            }.WithOrigin(locked?.Origin, distributionOf);
         }
         // A locked package without a status record is still in the image (the builder may not describe it).
         foreach (var l in lockByName.Values)
@@ -71,11 +75,15 @@ public static class ImageInventoryReader
                 {
                     Name = l.Name, Version = l.Version, Architecture = l.Architecture, SourceName = l.Source,
                     SourceVersion = l.SourceVersion, Sha256 = l.Sha256, Licenses = LicensesFor(files, l.Name), Evidence = "lock",
-                };
+                }.WithOrigin(l.Origin, distributionOf);
 
-        var dists = new List<PythonDistribution>();
-        foreach (var (path, state) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
-            if (IsDistInfoMetadata(path) && state.Content != null && ParseMetadata(state.Content, path) is { } d) dists.Add(d);
+        var owners = FileOwners(files);
+        var pythonFiles = files.Where(f => f.Value.Content != null && PythonDistributionFinder.IsCandidate(f.Key))
+            .ToDictionary(f => f.Key, f => f.Value.Content!, StringComparer.Ordinal);
+        AddSymlinkedPythonMetadata(files, pythonFiles);
+        var pythonPath = (config.Config?.Env ?? []).Where(e => e.StartsWith("PYTHONPATH=", StringComparison.Ordinal))
+            .SelectMany(e => e["PYTHONPATH=".Length..].Split(':'));
+        var dists = PythonDistributionFinder.Find(pythonFiles, pythonPath, owners.GetValueOrDefault);
 
         var payload = files.Where(f => f.Value.Sha256 != null && IsPayload(f.Key, prefixes))
             .OrderBy(f => f.Key, StringComparer.Ordinal)
@@ -86,7 +94,10 @@ public static class ImageInventoryReader
             ImageName = imageName,
             Architecture = config.Architecture,
             Digest = manifestDigest,
-            Distro = DistroOf(files),
+            // The release the packages were locked from, never what a file in the image claims.
+            Distro = packages.Values.Select(p => p.Distro).OfType<string>().GroupBy(d => d)
+                .OrderByDescending(g => g.Count()).ThenBy(g => g.Key, StringComparer.Ordinal).Select(g => g.Key).FirstOrDefault(),
+            OsRelease = DistroOf(files),
             Created = DateTimeOffset.TryParse(config.Created, System.Globalization.CultureInfo.InvariantCulture,
                 System.Globalization.DateTimeStyles.AssumeUniversal, out var created) ? created.ToUniversalTime() : DateTimeOffset.UnixEpoch,
             Packages = packages.Values.OrderBy(p => p.Name, StringComparer.Ordinal).ToList(),
@@ -173,11 +184,79 @@ public static class ImageInventoryReader
     private static bool IsInteresting(string path) =>
         path.StartsWith("var/lib/dpkg/status.d/", StringComparison.Ordinal)
         || (path.StartsWith("usr/share/doc/", StringComparison.Ordinal) && path.EndsWith("/copyright", StringComparison.Ordinal))
-        || IsDistInfoMetadata(path)
+        || PythonDistributionFinder.IsCandidate(path)
+        // Possible targets of a symlinked egg-info/dist-info.
+        || path.EndsWith("/PKG-INFO", StringComparison.Ordinal) || path.EndsWith("/METADATA", StringComparison.Ordinal)
         || path is "etc/os-release" or "usr/lib/os-release";
 
-    private static bool IsDistInfoMetadata(string path) =>
-        path.EndsWith(".dist-info/METADATA", StringComparison.Ordinal);
+    /// <summary>
+    /// Python follows symlinks: a <c>x.egg-info</c>/<c>x.dist-info</c> (directory or file) that is a link to metadata
+    /// elsewhere in the image is a distribution at the link's path.
+    /// </summary>
+    private static void AddSymlinkedPythonMetadata(Dictionary<string, FileState> files, Dictionary<string, byte[]> pythonFiles)
+    {
+        byte[]? ContentAt(string path)
+        {
+            for (int hops = 0; hops < 8 && files.TryGetValue(path, out var f); hops++)
+            {
+                if (f.Content != null) return f.Content;
+                if (f.LinkTarget is null) return null;
+                path = ResolveLink(path, f.LinkTarget);
+            }
+            return null;
+        }
+        foreach (var (path, state) in files.Where(f => f.Value.LinkTarget != null).OrderBy(f => f.Key, StringComparer.Ordinal).ToList())
+        {
+            var target = ResolveLink(path, state.LinkTarget!);
+            if (path.EndsWith(".egg-info", StringComparison.Ordinal))
+            {
+                if ((ContentAt(target) ?? ContentAt(target + "/PKG-INFO")) is { } c)
+                    pythonFiles[files.ContainsKey(target) ? path : path + "/PKG-INFO"] = c;
+            }
+            else if (path.EndsWith(".dist-info", StringComparison.Ordinal) && ContentAt(target + "/METADATA") is { } m)
+                pythonFiles[path + "/METADATA"] = m;
+            else if (PythonDistributionFinder.IsCandidate(path) && ContentAt(target) is { } t)
+                pythonFiles[path] = t;
+        }
+    }
+
+    /// <summary>The image path a symlink at <paramref name="linkPath"/> points to (relative to its directory, or absolute).</summary>
+    private static string ResolveLink(string linkPath, string target)
+    {
+        var dir = linkPath.Contains('/') ? linkPath[..linkPath.LastIndexOf('/')] : "";
+        var stack = new List<string>();
+        foreach (var seg in ((target.StartsWith('/') ? "" : dir + "/") + target).Split('/'))
+        {
+            if (seg is "" or ".") continue;
+            if (seg == "..") { if (stack.Count > 0) stack.RemoveAt(stack.Count - 1); continue; }
+            stack.Add(seg);
+        }
+        return string.Join('/', stack);
+    }
+
+    private static InventoryPackage WithOrigin(this InventoryPackage p, string? origin, Func<string, OriginDistribution> distributionOf)
+    {
+        if (origin is null) return p;
+        var d = distributionOf(origin);
+        return p with { Origin = origin, Distro = d.Distro, DistroUnknownReason = d.UnknownReason };
+    }
+
+    /// <summary>Path → package from the dpkg file lists (status.d/&lt;pkg&gt;.md5sums: "&lt;md5&gt;  &lt;path&gt;" per line).</summary>
+    private static Dictionary<string, string> FileOwners(Dictionary<string, FileState> files)
+    {
+        var owners = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, state) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
+        {
+            if (!path.StartsWith("var/lib/dpkg/status.d/", StringComparison.Ordinal) || !path.EndsWith(".md5sums", StringComparison.Ordinal) || state.Content is null) continue;
+            var package = path["var/lib/dpkg/status.d/".Length..^".md5sums".Length];
+            foreach (var line in Encoding.UTF8.GetString(state.Content).Split('\n'))
+            {
+                var sep = line.IndexOf("  ", StringComparison.Ordinal);
+                if (sep > 0) owners.TryAdd(NormalizePath(line[(sep + 2)..].TrimEnd('\r')), package);
+            }
+        }
+        return owners;
+    }
 
     private static bool IsPayload(string path, List<string> prefixes) =>
         prefixes.Any(p => path == p || path.StartsWith(p + "/", StringComparison.Ordinal));
@@ -244,7 +323,7 @@ public static class ImageInventoryReader
     }
 
     /// <summary>Reads Name, Version and licence from a core-metadata file (RFC 822 headers up to the first blank line).</summary>
-    internal static PythonDistribution? ParseMetadata(byte[] content, string path)
+    internal static PythonDistribution? ParseMetadata(byte[] content, string path, string? fallbackName = null, string? fallbackVersion = null)
     {
         string? name = null, version = null, license = null, expression = null;
         foreach (var raw in Encoding.UTF8.GetString(content).Split('\n'))
@@ -264,6 +343,8 @@ public static class ImageInventoryReader
                 case "license": license ??= value; break;
             }
         }
+        name = string.IsNullOrWhiteSpace(name) ? fallbackName : name;
+        version = string.IsNullOrWhiteSpace(version) ? fallbackVersion : version;
         if (name is null || version is null) return null;
         // A License field that holds the whole licence text (multi-line, very long) is not an identifier.
         if (license is { Length: > 80 } || license is "UNKNOWN" || string.IsNullOrWhiteSpace(license)) license = null;

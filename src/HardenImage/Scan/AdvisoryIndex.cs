@@ -29,6 +29,15 @@ public sealed class AdvisoryIndex
     public int RecordCount { get; }
     public int PackageCount => _byPackage.Count;
 
+    /// <summary>
+    /// Ecosystems the data holds at least one record for ("Debian:13", "PyPI"). A package of any other ecosystem
+    /// cannot be judged by this data: no records means "not looked at", not "clean".
+    /// </summary>
+    public IReadOnlySet<string> Ecosystems => _ecosystems ??= _byPackage.Keys.Select(k => k.Ecosystem).ToHashSet(StringComparer.Ordinal);
+    private HashSet<string>? _ecosystems;
+
+    public bool Covers(string ecosystem) => Ecosystems.Contains(ecosystem);
+
     public IReadOnlyList<AdvisoryRecord> Lookup(string ecosystem, string package) =>
         _byPackage.TryGetValue((ecosystem, package), out var list) ? list : [];
 

@@ -57,6 +57,13 @@ public sealed record Finding
     public bool HasFix => Status == FindingStatus.Fixed;
 }
 
+/// <summary>
+/// A component no advisory source could speak about: its ecosystem is unknown (a third-party repository, another
+/// distribution) or the advisory data holds nothing for its ecosystem (e.g. no Debian:13 or no PyPI records).
+/// "0 findings" would be a lie for it, so it fails the gate unless --allow-unscanned (threat: Spoofing of a clean result).
+/// </summary>
+public sealed record UnscannedPackage(string Package, string PackageType, string Purl, string Version, string Reason);
+
 /// <summary>What the advisory data behind a scan was.</summary>
 public sealed record AdvisoryDataInfo
 {
@@ -81,4 +88,8 @@ public sealed record ScanResult
     public DateTimeOffset ScannedAt { get; init; }
     /// <summary>Things the scan could not do (e.g. unknown distro), shown to the user and kept in the report.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
+    /// <summary>Components that could not be matched against any advisory source (see <see cref="UnscannedPackage"/>).</summary>
+    public IReadOnlyList<UnscannedPackage> Unscanned { get; init; } = [];
+    /// <summary>True when the caller accepted <see cref="Unscanned"/> components explicitly (--allow-unscanned).</summary>
+    public bool UnscannedAllowed { get; init; }
 }

@@ -50,6 +50,7 @@ public static class ScanReportWriter
             w.WriteString("architecture", r.Image.Architecture);
             w.WriteString("digest", r.Image.Digest);
             w.WriteString("distro", r.Image.Distro);
+            w.WriteString("osRelease", r.Image.OsRelease);
             w.WriteNumber("debianPackages", r.Image.Packages.Count);
             w.WriteNumber("pythonDistributions", r.Image.PythonDistributions.Count);
             w.WriteEndObject();
@@ -68,6 +69,7 @@ public static class ScanReportWriter
             w.WriteNumber("fixable", shown.Count(f => f.Status == FindingStatus.Fixed));
             w.WriteNumber("allowlisted", shown.Count(f => f.Allowlisted != null));
             w.WriteNumber("negligibleHidden", r.Findings.Count - shown.Count);
+            w.WriteNumber("unscanned", r.Unscanned.Count);
             w.WriteEndObject();
             if (r.Policy is { } p)
             {
@@ -81,6 +83,20 @@ public static class ScanReportWriter
             }
             w.WriteStartArray("warnings");
             foreach (var warn in r.Warnings) w.WriteStringValue(warn);
+            w.WriteEndArray();
+            // Components no advisory source could judge: named, so "0 findings" is never read as "clean" for them.
+            w.WriteBoolean("unscannedAllowed", r.UnscannedAllowed);
+            w.WriteStartArray("unscanned");
+            foreach (var u in r.Unscanned)
+            {
+                w.WriteStartObject();
+                w.WriteString("package", u.Package);
+                w.WriteString("packageType", u.PackageType);
+                w.WriteString("purl", u.Purl);
+                w.WriteString("version", u.Version);
+                w.WriteString("reason", u.Reason);
+                w.WriteEndObject();
+            }
             w.WriteEndArray();
             w.WriteStartArray("findings");
             foreach (var f in shown) WriteFinding(w, f);

@@ -69,7 +69,9 @@ public class InspectorCliTests
         var build = new { images = new[] { new { name = "inference-cpu", index = "sha256:" + new string('0', 64),
             architectures = new[] { new { architecture = "amd64", manifest = digest, config = "sha256:" + new string('1', 64), layers = Array.Empty<string>() } } } } };
         File.WriteAllText(dir.Combine("artifacts", "build.json"), JsonSerializer.Serialize(build));
-        return ["scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", dir.Combine("no-lock.json"), "--out", dir.Combine("artifacts"),
+        var lockPath = ScanFixtures.WriteLock(dir.Combine("images.lock.json"), "inference-cpu", TestImage.Locked("libc6", "2.41-10", "glibc", "2.41-10"),
+            TestImage.Locked("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"));
+        return ["scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", lockPath, "--out", dir.Combine("artifacts"),
             "--db", ScanFixtures.RealDb, "--cache", dir.Combine("cache")];
     }
 

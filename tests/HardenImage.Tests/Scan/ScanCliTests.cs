@@ -41,7 +41,7 @@ public class ScanCliTests
             .PythonDist("usr/lib/python3/dist-packages", "torch", "2.5.1")
             .WriteTo(layout);
         var outDir = WriteBuild(dir, "inference-cpu", digest);
-        var lockPath = dir.Combine("no-lock.json");
+        var lockPath = ScanFixtures.WriteLock(dir.Combine("images.lock.json"), "inference-cpu", TestImage.Locked("libc6", "2.41-10", "glibc", "2.41-10"));
         var db = ScanFixtures.RealDb;
         var cache = dir.Combine("cache");
 
@@ -67,6 +67,13 @@ public class ScanCliTests
         File.WriteAllText(lenient, "failOnFixable: []\nmaxUnfixed: {}\n");
         Assert.Equal(0, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", lockPath, "--out", outDir, "--db", db, "--cache", cache, "--policy", lenient));
         Assert.Single(Directory.GetFiles(Path.Combine(cache, "advisory-index")));
+
+        // Without the lock nothing says which release libc6 is from: unscanned, the gate fails and the report names it.
+        var noLock = dir.Combine("no-lock.json");
+        Assert.Equal(1, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", noLock, "--out", outDir, "--db", db, "--cache", cache, "--policy", lenient));
+        using (var report = JsonDocument.Parse(File.ReadAllBytes(stem + ".json")))
+            Assert.Equal("libc6", Assert.Single(report.RootElement.GetProperty("unscanned").EnumerateArray()).GetProperty("package").GetString());
+        Assert.Equal(0, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", noLock, "--out", outDir, "--db", db, "--cache", cache, "--policy", lenient, "--allow-unscanned"));
 
         // No data and not allowed: exit 2 with the how-to; allowed: outputs marked unscanned.
         Assert.Equal(2, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", lockPath, "--out", outDir, "--db", dir.Combine("missing")));

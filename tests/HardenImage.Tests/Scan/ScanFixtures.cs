@@ -34,6 +34,22 @@ internal static class ScanFixtures
         PythonDistributions = (py ?? []).ToList(),
     };
 
+    /// <summary>
+    /// Writes a lock naming <paramref name="packages"/> for one image and amd64: the scan takes each package's
+    /// release from its lock origin (TestImage.Locked: debian/trixie), never from the image's os-release.
+    /// </summary>
+    public static string WriteLock(string path, string image, params HardenImage.Build.LockedPackage[] packages)
+    {
+        new HardenImage.Build.LockFile
+        {
+            Sources = [new() { Name = "debian/trixie", Url = "http://deb.debian.org/debian", Suite = "trixie", InReleaseSha256 = new string('d', 64),
+                Date = new DateTimeOffset(2025, 6, 1, 0, 0, 0, TimeSpan.Zero) }],
+            Images = [new() { Name = image, InputsSha256 = new string('c', 64),
+                Architectures = [new() { Architecture = "amd64", Packages = [.. packages] }] }],
+        }.Save(path);
+        return path;
+    }
+
     public sealed class FixedTime(DateTimeOffset now) : TimeProvider
     {
         public override DateTimeOffset GetUtcNow() => now;

@@ -71,9 +71,9 @@ public sealed class OpenPgpKeyring
             }
             else AddPackets(new MemoryStream(bytes));
         }
-        // BouncyCastle reports malformed packets through several exception types; each is "not a keyring" to us.
-        catch (Exception e) when (e is IOException or PgpException or ArgumentException or InvalidOperationException
-                                      or OverflowException or NotSupportedException or IndexOutOfRangeException)
+        // BouncyCastle reports malformed packets through many exception types, some deriving from Exception itself
+        // (UnsupportedPacketVersionException); for bytes we did not write, each means "not a keyring".
+        catch (Exception e) when (e is not (HardenException or OutOfMemoryException))
         {
             throw new HardenException($"Keyring '{origin}' is not a valid OpenPGP keyring: {e.Message.ReplaceLineEndings(" ")}", inner: e);
         }

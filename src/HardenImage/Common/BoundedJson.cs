@@ -58,6 +58,18 @@ public static class BoundedJson
         catch (JsonException e) { throw Invalid(source, what, e); }
     }
 
+    /// <summary>Parses a mutable JSON tree (reports that are re-shaped before use), with the same bounds.</summary>
+    public static System.Text.Json.Nodes.JsonNode ParseNode(ReadOnlySpan<byte> utf8, string source, string what, long maxBytes)
+    {
+        if (utf8.Length > maxBytes) throw BoundedFile.TooLarge(source, what, maxBytes);
+        try
+        {
+            return System.Text.Json.Nodes.JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth })
+                   ?? throw new HardenException($"{source}: the {what} is empty (JSON null).");
+        }
+        catch (JsonException e) { throw Invalid(source, what, e); }
+    }
+
     public static HardenException Invalid(string source, string what, JsonException e)
     {
         // System.Text.Json appends "Path: … | LineNumber: … | BytePositionInLine: …"; we say it our way.

@@ -108,7 +108,8 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                     var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
                     if (File.Exists(sbomPath))
                     {
-                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, Predicates.CycloneDx(File.ReadAllBytes(sbomPath)), ct);
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx,
+                            Predicates.CycloneDx(BoundedFile.ReadAllBytes(sbomPath, InputLimits.MaxReportBytes, "SBOM")), ct);
                         kinds.Add("sbom");
                     }
                     await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
@@ -116,7 +117,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                     var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
                     if (File.Exists(scanPath))
                     {
-                        var scan = JsonNode.Parse(File.ReadAllText(scanPath))!;
+                        var scan = BoundedJson.ParseNode(BoundedFile.ReadAllBytes(scanPath, InputLimits.MaxReportBytes, "scan report"), scanPath, "scan report", InputLimits.MaxReportBytes);
                         await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
                         {
                             ScannerUri = "https://github.com/hardenimage/harden",
@@ -144,7 +145,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
     }
 
     private static DateTimeOffset? ScanTime(JsonNode scan, string field) =>
-        scan[field]?.GetValue<string>() is { } t && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : null;
+        scan is JsonObject o && o[field] is JsonValue v && v.TryGetValue<string>(out var t) && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : null;
 
     internal static string DockerReference(RegistryTarget target, string repository) =>
         target.Kind == RegistryKind.OciLayout ? repository : $"{target.Location}/{repository}";

@@ -62,7 +62,8 @@ public sealed record BinaryPackage
             SourceVersion = srcVersion,
             Filename = Req("Filename"),
             Sha256 = Req("SHA256").ToLowerInvariant(),
-            Size = long.Parse(Req("Size"), System.Globalization.CultureInfo.InvariantCulture),
+            Size = long.TryParse(Req("Size"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size)
+                ? size : throw new FormatException($"stanza at line {p.Line} ({name}): Size '{Req("Size")}' is not a byte count of at most {long.MaxValue}"),
             Depends = p["Depends"] ?? "",
             PreDepends = p["Pre-Depends"] ?? "",
             Provides = p["Provides"] ?? "",

@@ -34,11 +34,8 @@ public sealed class OpenPgpKeyring
         foreach (var path in paths)
         {
             byte[] bytes;
-            try { bytes = File.ReadAllBytes(path); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-            {
-                throw new HardenException($"Cannot read keyring '{path}': {e.Message}", inner: e);
-            }
+            // Bounded on the bytes read: a keyring that is /dev/zero (or a wrong, huge file) stops at the limit.
+            bytes = BoundedFile.ReadAllBytes(path, InputLimits.MaxKeyringBytes, "keyring");
             var before = ring._keysById.Count;
             ring.AddBytes(bytes, path);
             if (ring._keysById.Count == before)
@@ -74,9 +71,11 @@ public sealed class OpenPgpKeyring
             }
             else AddPackets(new MemoryStream(bytes));
         }
-        catch (Exception e) when (e is IOException or PgpException)
+        // BouncyCastle reports malformed packets through many exception types, some deriving from Exception itself
+        // (UnsupportedPacketVersionException); for bytes we did not write, each means "not a keyring".
+        catch (Exception e) when (e is not (HardenException or OutOfMemoryException))
         {
-            throw new HardenException($"Keyring '{origin}' is not a valid OpenPGP keyring: {e.Message}", inner: e);
+            throw new HardenException($"Keyring '{origin}' is not a valid OpenPGP keyring: {e.Message.ReplaceLineEndings(" ")}", inner: e);
         }
     }
 

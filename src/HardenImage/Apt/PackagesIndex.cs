@@ -31,13 +31,19 @@ public static class PackagesIndex
         Func<string, bool>? keepArchitecture = null, string indexName = "Packages")
     {
         using var reader = new StreamReader(decompressed, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
-        foreach (var p in Deb822.Read(reader))
+        using var paragraphs = Deb822.Read(reader).GetEnumerator();
+        while (true)
         {
             BinaryPackage pkg;
-            try { pkg = BinaryPackage.FromParagraph(p, origin, baseUrl); }
-            catch (FormatException e)
+            // Parsing errors surface in MoveNext (a line without a colon), not only in FromParagraph.
+            try
             {
-                throw new Common.HardenException($"{indexName} of source '{origin}': {e.Message}. The index is malformed.", inner: e);
+                if (!paragraphs.MoveNext()) break;
+                pkg = BinaryPackage.FromParagraph(paragraphs.Current, origin, baseUrl);
+            }
+            catch (Exception e) when (e is FormatException or InvalidDataException)
+            {
+                throw new Common.HardenException($"{indexName} of source '{origin}': {e.Message.TrimEnd('.')}. The index is malformed.", inner: e);
             }
             if (keepArchitecture == null || keepArchitecture(pkg.Architecture)) yield return pkg;
         }

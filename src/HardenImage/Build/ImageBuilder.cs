@@ -508,8 +508,8 @@ public sealed record BuildManifest
     public static BuildManifest? TryLoad(string path)
     {
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<BuildManifest>(File.ReadAllText(path), LockFile.JsonOptions); }
-        catch (JsonException) { return null; }
+        try { return BoundedJson.ReadFile<BuildManifest>(path, "build record", InputLimits.MaxRecordBytes, LockFile.JsonOptions); }
+        catch (HardenException) { return null; } // unreadable: rebuilt as if absent
     }
 
     public static BuildManifest Load(string path)
@@ -517,8 +517,7 @@ public sealed record BuildManifest
         if (!File.Exists(path)) throw new HardenException($"{path}: no build result. Run 'harden build' first.");
         try
         {
-            return JsonSerializer.Deserialize<BuildManifest>(File.ReadAllText(path), LockFile.JsonOptions)
-                   ?? throw new HardenException($"{path}: empty build result. Run 'harden build' again.");
+            return BoundedJson.ReadFile<BuildManifest>(path, "build record", InputLimits.MaxRecordBytes, LockFile.JsonOptions);
         }
         catch (JsonException e)
         {

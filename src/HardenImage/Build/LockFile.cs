@@ -36,8 +36,7 @@ public sealed record LockFile
             throw new HardenException($"{path}: no lock file. Run 'harden lock' first.");
         try
         {
-            var lf = JsonSerializer.Deserialize<LockFile>(File.ReadAllText(path), JsonOptions)
-                     ?? throw new HardenException($"{path}: empty lock file. Run 'harden lock --update'.");
+            var lf = BoundedJson.ReadFile<LockFile>(path, "lock file", InputLimits.MaxLockBytes, JsonOptions);
             if (lf.LockVersion != CurrentVersion)
                 throw new HardenException($"{path}: lockVersion {lf.LockVersion} is not supported (expected {CurrentVersion}). Run 'harden lock --update'.");
             lf.Validate(path);

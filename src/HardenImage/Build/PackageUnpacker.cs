@@ -35,6 +35,8 @@ public sealed class PackageUnpacker
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     private readonly ContentStore _store;
     private readonly string _pointers;
+    // One bound on the bytes all packages of this build decompress (docs/limits.md, "Parsers and unpacking").
+    private readonly DebReaderOptions _readerOptions = new() { Build = new UnpackBudget(InputLimits.MaxUnpackedBytesPerBuild, "this build") };
 
     public PackageUnpacker(ContentStore store, string cacheRoot)
     {
@@ -73,7 +75,7 @@ public sealed class PackageUnpacker
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
-        using var reader = DebPackageReader.Open(debPath);
+        using var reader = DebPackageReader.Open(debPath, _readerOptions);
         var control = reader.Control;
         var entries = new List<UnpackedEntry>();
         var files = new Dictionary<string, UnpackedEntry>(StringComparer.Ordinal);

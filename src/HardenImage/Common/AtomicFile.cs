@@ -18,6 +18,11 @@ public static class AtomicFile
             }
             File.Move(tmp, path, overwrite: true);
         }
+        catch (IOException e) when (DiskFull.Is(e))
+        {
+            TryDelete(tmp);
+            throw DiskFull.Error(path, e);
+        }
         catch
         {
             TryDelete(tmp);
@@ -41,6 +46,11 @@ public static class AtomicFile
             }
             File.Move(tmp, path, overwrite: true);
         }
+        catch (IOException e) when (DiskFull.Is(e))
+        {
+            TryDelete(tmp);
+            throw DiskFull.Error(path, e);
+        }
         catch
         {
             TryDelete(tmp);
@@ -59,4 +69,22 @@ public static class AtomicFile
     {
         try { File.Delete(path); } catch (IOException) { } catch (UnauthorizedAccessException) { }
     }
+}
+
+/// <summary>
+/// A full disk (or exhausted quota) while writing: a clear error that says the previous file is untouched, instead of
+/// an IOException with a stack trace (threat: Denial of service; the temp-and-rename write keeps artifacts intact).
+/// </summary>
+public static class DiskFull
+{
+    // errno values as .NET reports them in IOException.HResult on Linux: ENOSPC, EDQUOT.
+    private const int ENOSPC = 28;
+    private const int EDQUOT = 122;
+
+    public static bool Is(IOException e) =>
+        e.HResult is ENOSPC or EDQUOT || e.Message.Contains("No space left on device", StringComparison.Ordinal);
+
+    public static HardenException Error(string path, IOException e) =>
+        new($"{path}: the disk is full ({e.Message.ReplaceLineEndings(" ")}); nothing was replaced, the previous file is intact. " +
+            "Free some space (or point HARDEN_CACHE / --out elsewhere) and run again.", inner: e);
 }

@@ -1,4 +1,3 @@
-using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
 namespace HardenImage.Common;
@@ -14,17 +13,8 @@ public sealed class YamlFieldReader(string file)
     /// <summary>Loads the file and returns its top-level mapping; <paramref name="docs"/> names the reference page.</summary>
     public static YamlMappingNode ReadRoot(string file, string docs)
     {
-        var stream = new YamlStream();
-        try
-        {
-            using var reader = new StreamReader(file);
-            stream.Load(reader);
-        }
-        catch (YamlException e)
-        {
-            throw new HardenException($"{file}:{e.Start.Line}: not valid YAML: {e.Message}");
-        }
-        if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+        // Bounded: size, depth, node count and aliases are checked before the tree is built (docs/limits.md).
+        if (BoundedYaml.LoadFile(file, InputLimits.DeclarativeYaml, "YAML file") is not YamlMappingNode root)
             throw new HardenException($"{file}: expected a YAML mapping at the top (see {docs})");
         return root;
     }
@@ -35,7 +25,7 @@ public sealed class YamlFieldReader(string file)
     {
         foreach (var key in map.Children.Keys)
         {
-            var k = ((YamlScalarNode)key).Value ?? "";
+            var k = BoundedYaml.KeyText(key, File);
             if (!known.Contains(k))
                 throw Error(key, $"unknown field '{k}'{NameSuggestions.DidYouMean(k, known)}; known fields: {string.Join(", ", known)}");
         }
@@ -91,7 +81,7 @@ public sealed class YamlFieldReader(string file)
         if (m == null) return null;
         var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
         foreach (var (k, v) in m.Children)
-            result[((YamlScalarNode)k).Value!] = v is YamlScalarNode s ? s.Value ?? "" : throw Error(v, $"'{field}' values must be strings");
+            result[BoundedYaml.KeyText(k, File)] = v is YamlScalarNode s ? s.Value ?? "" : throw Error(v, $"'{field}' values must be strings");
         return result;
     }
 }

@@ -15,6 +15,17 @@ public sealed record DebReaderOptions
 
     /// <summary>Upper bound on the uncompressed control.tar contents held in memory (Denial of service).</summary>
     public long MaxControlBytes { get; init; } = 64L << 20;
+
+    /// <summary>Shared bound on everything a build decompresses (null: no per-build bound).</summary>
+    public UnpackBudget? Build { get; init; }
+
+    /// <summary>
+    /// Unpacked data.tar bytes per compressed byte, above a floor of <see cref="RatioFloorBytes"/>: real packages stay
+    /// under ~20x (text, xz); a decompression bomb is thousands.
+    /// </summary>
+    public long MaxCompressionRatio { get; init; } = 1000;
+
+    public long RatioFloorBytes { get; init; } = 256L << 20;
 }
 
 /// <summary>
@@ -127,7 +138,8 @@ public sealed class DebPackageReader : IDisposable
         var what = $"{Source}: {member.Name}";
         var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         long total = 0;
-        using (var decompressed = OpenDecompressed(member, ControlCompression))
+        // The tar framing of a few small files adds little: twice the content bound is far above any real control.tar.
+        using (var decompressed = OpenDecompressed(member, ControlCompression, 2 * _options.MaxControlBytes, "control.tar limit"))
         using (var tar = new TarReader(decompressed, leaveOpen: true))
         {
             while (true)
@@ -227,12 +239,16 @@ public sealed class DebPackageReader : IDisposable
         var what = $"{Label}: {member.Name}";
         var seen = new Dictionary<string, DebEntryType>(StringComparer.Ordinal);
         var ownSymlinks = new PathSafety();
-        using var decompressed = OpenDecompressed(member, DataCompression);
+        var (limit, why) = DataLimit(member);
+        using var decompressed = OpenDecompressed(member, DataCompression, limit, why);
         using var tar = new TarReader(decompressed, leaveOpen: true);
+        var count = 0;
         while (true)
         {
             var entry = Guard(what, () => tar.GetNextEntry());
             if (entry == null) break;
+            if (++count > InputLimits.MaxTarEntriesPerPackage)
+                throw new HardenException($"{what}: more than {InputLimits.MaxTarEntriesPerPackage} entries, the limit per package (docs/limits.md); refusing it.");
             var checkedEntry = Check(entry, seen, ownSymlinks);
             if (checkedEntry == null) continue;
             yield return checkedEntry;
@@ -267,6 +283,8 @@ public sealed class DebPackageReader : IDisposable
                 type = DebEntryType.Symlink;
                 linkTarget = entry.LinkName;
                 if (string.IsNullOrEmpty(linkTarget)) throw Refuse(path, "symlink with an empty target");
+                if (linkTarget.Length > InputLimits.MaxPathLength)
+                    throw Refuse(path, $"symlink target longer than {InputLimits.MaxPathLength} characters (PATH_MAX)");
                 break;
             case TarEntryType.HardLink:
                 type = DebEntryType.HardLink;
@@ -300,14 +318,43 @@ public sealed class DebPackageReader : IDisposable
         };
     }
 
-    private HardenException Refuse(string path, string why) =>
-        new($"{Label}: refusing data.tar entry '{path}': {why}. The package is malformed or hostile; do not use it.");
+    // A hostile path can be a megabyte long: the message quotes its start only.
+    private HardenException Refuse(string path, string why)
+    {
+        var shown = path.Length > 160 ? $"'{path[..160]}…' ({path.Length} characters)" : $"'{path}'";
+        return new($"{Label}: refusing data.tar entry {shown}: {why}. The package is malformed or hostile; do not use it.");
+    }
 
-    private Stream OpenDecompressed(ArMember member, DebCompression compression)
+    private Stream OpenDecompressed(ArMember member, DebCompression compression, long limit, string why)
     {
         var what = $"{Label}: {member.Name}";
         var raw = DebDecompression.Open(member.Content, compression, what, _options.Xz);
-        return new ErrorTranslatingStream(raw, what);
+        return new DecompressionLimitStream(new ErrorTranslatingStream(raw, what), limit, what, why, _options.Build);
+    }
+
+    /// <summary>
+    /// How many bytes the data.tar may decompress to: the hard cap per package, within a ratio of its compressed
+    /// size, and within an allowance over the Installed-Size the package declares (docs/limits.md).
+    /// </summary>
+    private (long Limit, string Why) DataLimit(ArMember member)
+    {
+        var limit = InputLimits.MaxUnpackedBytesPerPackage;
+        var why = $"the hard cap per package is {BoundedFile.Size(limit)}";
+        var byRatio = Math.Max(_options.RatioFloorBytes, member.Size > long.MaxValue / _options.MaxCompressionRatio
+            ? long.MaxValue : member.Size * _options.MaxCompressionRatio);
+        if (byRatio < limit)
+        {
+            limit = byRatio;
+            why = $"{_options.MaxCompressionRatio}x its {member.Size} compressed bytes, at least {BoundedFile.Size(_options.RatioFloorBytes)}";
+        }
+        if (long.TryParse(Control.Fields["Installed-Size"], System.Globalization.NumberStyles.None,
+                System.Globalization.CultureInfo.InvariantCulture, out var kib) && kib <= InputLimits.MaxUnpackedBytesPerPackage >> 10
+            && InputLimits.UnpackedAllowance(kib) < limit)
+        {
+            limit = InputLimits.UnpackedAllowance(kib);
+            why = $"its control file declares Installed-Size: {kib} KiB";
+        }
+        return (limit, why);
     }
 
     private static T Guard<T>(string what, Func<T> read)

@@ -20,11 +20,23 @@ public static class DebPath
         if (raw.Length == 0) { problem = "empty path"; return null; }
         if (raw[0] == '/') { problem = "absolute path"; return null; }
         if (raw.Contains('\0')) { problem = "NUL byte in path"; return null; }
+        // Bounded before any per-segment work: a 1 MB, 4,000-level path would otherwise cost gigabytes downstream
+        // (every ancestor as its own string). Counted in UTF-8 bytes, as the kernel counts.
+        if (raw.Length > InputLimits.MaxPathLength || System.Text.Encoding.UTF8.GetByteCount(raw) > InputLimits.MaxPathLength)
+        {
+            problem = $"path longer than {InputLimits.MaxPathLength} bytes (PATH_MAX)";
+            return null;
+        }
         var parts = new List<string>();
         foreach (var segment in raw.Split('/'))
         {
             if (segment.Length == 0 || segment == ".") continue;
             if (segment == "..") { problem = "'..' segment"; return null; }
+            if (System.Text.Encoding.UTF8.GetByteCount(segment) > InputLimits.MaxPathSegmentLength)
+            {
+                problem = $"path segment longer than {InputLimits.MaxPathSegmentLength} bytes (NAME_MAX)";
+                return null;
+            }
             parts.Add(segment);
         }
         return string.Join('/', parts);

@@ -94,11 +94,14 @@ public sealed class OciLayout
     }
 
     /// <summary>Reads a whole (small) blob and checks its digest.</summary>
-    public byte[] ReadBlob(string digest)
+    public byte[] ReadBlob(string digest) => ReadBlob(digest, long.MaxValue);
+
+    /// <summary>Reads a whole blob of at most <paramref name="maxBytes"/> and checks its digest.</summary>
+    public byte[] ReadBlob(string digest, long maxBytes)
     {
         var path = BlobPath(digest);
         if (!File.Exists(path)) throw new HardenException($"{Root}: blob {digest} is missing from the layout");
-        var bytes = File.ReadAllBytes(path);
+        var bytes = maxBytes == long.MaxValue ? File.ReadAllBytes(path) : BoundedFile.ReadAllBytes(path, maxBytes, "OCI document");
         if (Digest.Of(bytes).ToString() != digest)
             throw new HardenException($"{Root}: blob {digest} does not match its digest (tampered or corrupt). Rebuild with 'harden build'.");
         return bytes;
@@ -118,9 +121,11 @@ public sealed class OciLayout
         return File.Exists(path) && Digest.Prefix + Sha256Hex.OfFile(path) == digest;
     }
 
-    public T ReadJson<T>(string digest) => OciJson.Deserialize<T>(ReadBlob(digest));
+    public T ReadJson<T>(string digest) =>
+        OciJson.Deserialize<T>(ReadBlob(digest, InputLimits.MaxOciDocumentBytes), $"{Root}: blob {digest}");
 
-    public ImageIndex ReadIndex() => OciJson.Deserialize<ImageIndex>(File.ReadAllBytes(IndexPath));
+    public ImageIndex ReadIndex() =>
+        OciJson.Deserialize<ImageIndex>(BoundedFile.ReadAllBytes(IndexPath, InputLimits.MaxOciDocumentBytes, "OCI index"), IndexPath);
 
     public void WriteIndex(ImageIndex index) => AtomicFile.WriteAllBytes(IndexPath, OciJson.Serialize(index));
 

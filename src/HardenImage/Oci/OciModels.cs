@@ -94,6 +94,11 @@ public static class OciJson
 
     public static byte[] Serialize<T>(T value) => JsonSerializer.SerializeToUtf8Bytes(value, Options);
 
-    public static T Deserialize<T>(ReadOnlySpan<byte> bytes) =>
-        JsonSerializer.Deserialize<T>(bytes, Options) ?? throw new FormatException($"empty {typeof(T).Name} document");
+    /// <summary>
+    /// Parses an OCI document with the bounds of docs/limits.md (4 MiB, depth 64, no null where the spec requires a
+    /// value); anything else is a <see cref="Common.HardenException"/> naming <paramref name="source"/> and the JSON path.
+    /// </summary>
+    public static T Deserialize<T>(ReadOnlySpan<byte> bytes, string? source = null) =>
+        Common.BoundedJson.Deserialize<T>(bytes, source ?? $"OCI {typeof(T).Name}", $"OCI {typeof(T).Name}",
+            Common.InputLimits.MaxOciDocumentBytes, Options);
 }

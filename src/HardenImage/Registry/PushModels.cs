@@ -39,8 +39,8 @@ public sealed record PushedFile
     public static PushedFile? TryLoad(string path)
     {
         if (!File.Exists(path)) return null;
-        try { return JsonSerializer.Deserialize<PushedFile>(File.ReadAllBytes(path)); }
-        catch (JsonException) { return null; }
+        try { return BoundedJson.ReadFile<PushedFile>(path, "push record", InputLimits.MaxRecordBytes, Json); }
+        catch (HardenException) { return null; } // unreadable: rewritten from this push
     }
 
     /// <summary>Merges <paramref name="results"/> into the file at <paramref name="path"/> (same registry) and writes it atomically.</summary>

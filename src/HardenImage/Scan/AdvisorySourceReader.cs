@@ -46,18 +46,10 @@ public sealed class AdvisorySourceReader
         switch (ext)
         {
             case ".zip":
-                using (var zip = ZipFile.OpenRead(file))
-                    foreach (var entry in zip.Entries.OrderBy(e => e.FullName, StringComparer.Ordinal))
-                    {
-                        if (entry.Length == 0) continue;
-                        using var s = entry.Open();
-                        using var ms = new MemoryStream();
-                        s.CopyTo(ms);
-                        AddBytes(ms.ToArray(), Path.GetExtension(entry.Name).ToLowerInvariant(), $"{display}!{entry.FullName}");
-                    }
+                AddZip(file, display);
                 break;
             case ".json" or ".jsonl" or ".yaml" or ".yml":
-                AddBytes(File.ReadAllBytes(file), ext, display);
+                AddBytes(BoundedFile.ReadAllBytes(file, InputLimits.MaxAdvisoryFileBytes, "advisory file"), ext, display);
                 break;
             default:
                 Count("skipped (not advisory data)");
@@ -65,36 +57,72 @@ public sealed class AdvisorySourceReader
         }
     }
 
-    private void AddBytes(byte[] bytes, string ext, string display)
+    // Bounded (docs/limits.md): entry count, and each entry's size on the bytes inflated, not on the size the zip
+    // declares (a 3 GB entry stops at the limit, having used at most that much memory).
+    private void AddZip(string file, string display)
+    {
+        ZipArchive zip;
+        try { zip = ZipFile.OpenRead(file); }
+        catch (InvalidDataException e) { throw new HardenException($"{display}: not a readable zip archive ({e.Message}). Replace it or run 'harden db update'."); }
+        using (zip)
+        {
+            IReadOnlyCollection<ZipArchiveEntry> entries;
+            try { entries = zip.Entries; }
+            catch (InvalidDataException e) { throw new HardenException($"{display}: corrupt zip directory ({e.Message}). Replace it or run 'harden db update'."); }
+            if (entries.Count > InputLimits.MaxAdvisoryZipEntries)
+                throw new HardenException($"{display}: {entries.Count} zip entries, more than the limit of {InputLimits.MaxAdvisoryZipEntries} (docs/limits.md).");
+            foreach (var entry in entries.OrderBy(e => e.FullName, StringComparer.Ordinal))
+            {
+                if (entry.Length == 0) continue;
+                var where = $"{display}!{entry.FullName}";
+                if (entry.Length > InputLimits.MaxAdvisoryFileBytes) throw BoundedFile.TooLarge(where, "zip entry", InputLimits.MaxAdvisoryFileBytes);
+                AddBytes(ReadEntry(entry, where), Path.GetExtension(entry.Name).ToLowerInvariant(), where);
+            }
+        }
+    }
+
+    private static byte[] ReadEntry(ZipArchiveEntry entry, string where)
     {
         try
         {
-            switch (ext)
+            using var s = entry.Open();
+            using var ms = new MemoryStream();
+            var chunk = new byte[1 << 16];
+            while (true)
             {
-                case ".json":
-                    using (var doc = JsonDocument.Parse(bytes, new JsonDocumentOptions { AllowTrailingCommas = true }))
-                        AddJson(doc.RootElement, display);
-                    break;
-                case ".jsonl":
-                    int lineNo = 0;
-                    foreach (var line in Encoding.UTF8.GetString(bytes).Split('\n'))
-                    {
-                        lineNo++;
-                        if (string.IsNullOrWhiteSpace(line)) continue;
-                        using var doc = JsonDocument.Parse(line);
-                        AddJson(doc.RootElement, $"{display}:{lineNo}");
-                    }
-                    break;
-                case ".yaml" or ".yml":
-                    var root = OsvReader.YamlToJson(Encoding.UTF8.GetString(bytes), display);
-                    if (OsvReader.LooksLikeOsv(root)) AddRecords(OsvReader.Read(root, display), "OSV YAML records");
-                    else Count("skipped (not advisory data)");
-                    break;
+                var n = s.Read(chunk, 0, chunk.Length);
+                if (n == 0) break;
+                ms.Write(chunk, 0, n);
+                if (ms.Length > InputLimits.MaxAdvisoryFileBytes) throw BoundedFile.TooLarge(where, "zip entry", InputLimits.MaxAdvisoryFileBytes);
             }
+            return ms.ToArray();
         }
-        catch (JsonException e)
+        catch (InvalidDataException e) { throw new HardenException($"{where}: corrupt zip entry ({e.Message}). Replace the archive or run 'harden db update'."); }
+    }
+
+    private void AddBytes(byte[] bytes, string ext, string display)
+    {
+        switch (ext)
         {
-            throw new HardenException($"{display}: invalid JSON ({e.Message}). Replace the file or run 'harden db update'.");
+            case ".json":
+                using (var doc = BoundedJson.Parse(bytes, display, "advisory file", InputLimits.MaxAdvisoryFileBytes, allowTrailingCommas: true))
+                    AddJson(doc.RootElement, display);
+                break;
+            case ".jsonl":
+                int lineNo = 0;
+                foreach (var line in Encoding.UTF8.GetString(bytes).Split('\n'))
+                {
+                    lineNo++;
+                    if (string.IsNullOrWhiteSpace(line)) continue;
+                    using var doc = BoundedJson.Parse(Encoding.UTF8.GetBytes(line), $"{display}:{lineNo}", "advisory record", InputLimits.MaxAdvisoryFileBytes);
+                    AddJson(doc.RootElement, $"{display}:{lineNo}");
+                }
+                break;
+            case ".yaml" or ".yml":
+                var root = OsvReader.YamlToJson(Encoding.UTF8.GetString(bytes), display);
+                if (OsvReader.LooksLikeOsv(root)) AddRecords(OsvReader.Read(root, display), "OSV YAML records");
+                else Count("skipped (not advisory data)");
+                break;
         }
     }
 

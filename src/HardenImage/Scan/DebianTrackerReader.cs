@@ -108,7 +108,7 @@ public sealed class VulnListDebianReader
         foreach (var a in annotations.EnumerateArray())
         {
             if (OsvReader.Str(a, "Type") == "xref" && a.TryGetProperty("Bugs", out var bugs) && bugs.ValueKind == JsonValueKind.Array)
-                cves.AddRange(bugs.EnumerateArray().Select(b => b.GetString()).OfType<string>().Where(b => b.StartsWith("CVE-", StringComparison.Ordinal)));
+                cves.AddRange(bugs.EnumerateArray().Select(OsvReader.Text).OfType<string>().Where(b => b.StartsWith("CVE-", StringComparison.Ordinal)));
             if (OsvReader.Str(a, "Type") == "package" && OsvReader.Str(a, "Kind") == "fixed"
                 && OsvReader.Str(a, "Release") is { } rel && OsvReader.Str(a, "Package") is { } p && OsvReader.Str(a, "Version") is { } v)
             {
@@ -134,7 +134,7 @@ public sealed class VulnListDebianReader
             {
                 var type = OsvReader.Str(a, "Type");
                 if (type == "xref" && a.TryGetProperty("Bugs", out var bugs) && bugs.ValueKind == JsonValueKind.Array)
-                    xrefs.AddRange(bugs.EnumerateArray().Select(b => b.GetString()).OfType<string>());
+                    xrefs.AddRange(bugs.EnumerateArray().Select(OsvReader.Text).OfType<string>());
                 if (type != "package" || OsvReader.Str(a, "Package") is not { } pkg) continue;
                 if (OsvReader.Str(a, "Release") is { } rel) perRelease[(rel, pkg)] = a;
                 else sid[pkg] = a;

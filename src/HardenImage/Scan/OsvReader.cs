@@ -22,18 +22,19 @@ public static class OsvReader
     {
         if (!LooksLikeOsv(root)) throw new HardenException($"{origin}: not an OSV record (no 'id'/'affected'). Check the --db path.");
         if (root.TryGetProperty("withdrawn", out var w) && w.ValueKind == JsonValueKind.String) yield break;
-        var id = root.GetProperty("id").GetString()!;
+        var id = root.GetProperty("id").GetString()!; // LooksLikeOsv checked it is a string
         var aliases = new List<string>();
         if (root.TryGetProperty("aliases", out var al) && al.ValueKind == JsonValueKind.Array)
-            foreach (var a in al.EnumerateArray()) if (a.GetString() is { } s) aliases.Add(s);
+            foreach (var a in al.EnumerateArray()) if (Text(a) is { } s) aliases.Add(s);
         if (root.TryGetProperty("upstream", out var up) && up.ValueKind == JsonValueKind.Array)
-            foreach (var a in up.EnumerateArray()) if (a.GetString() is { } s && s.StartsWith("CVE-", StringComparison.Ordinal)) aliases.Add(s);
+            foreach (var a in up.EnumerateArray()) if (Text(a) is { } s && s.StartsWith("CVE-", StringComparison.Ordinal)) aliases.Add(s);
         string? summary = Str(root, "summary") ?? FirstLine(Str(root, "details"));
         string? topVector = CvssVectorOf(root);
         string? topDbSeverity = root.TryGetProperty("database_specific", out var ds) && ds.ValueKind == JsonValueKind.Object ? Str(ds, "severity") : null;
         if (!root.TryGetProperty("affected", out var affected) || affected.ValueKind != JsonValueKind.Array) yield break;
         foreach (var aff in affected.EnumerateArray())
         {
+            if (aff.ValueKind != JsonValueKind.Object) continue; // TryGetProperty throws on anything else
             if (!aff.TryGetProperty("package", out var pkg) || pkg.ValueKind != JsonValueKind.Object) continue;
             var eco = Str(pkg, "ecosystem");
             var name = Str(pkg, "name");
@@ -58,7 +59,7 @@ public static class OsvReader
                 }
             var versions = new List<string>();
             if (aff.TryGetProperty("versions", out var vs) && vs.ValueKind == JsonValueKind.Array)
-                foreach (var v in vs.EnumerateArray()) if (v.GetString() is { } s) versions.Add(s);
+                foreach (var v in vs.EnumerateArray()) if (Text(v) is { } s) versions.Add(s);
             string? dbSeverity = aff.TryGetProperty("database_specific", out var ads) && ads.ValueKind == JsonValueKind.Object
                 ? Str(ads, "severity") : null;
             if (aff.TryGetProperty("ecosystem_specific", out var es) && es.ValueKind == JsonValueKind.Object && Str(es, "urgency") is { } urgency)
@@ -93,30 +94,38 @@ public static class OsvReader
     }
 
     /// <summary>OSV YAML (pypa/advisory-database) → the same JSON shape, strings kept as written.</summary>
+    /// <remarks>Bounded (docs/limits.md): the walk below expands aliases, so the loader refuses YAML whose expanded
+    /// node count, depth or size is over <see cref="InputLimits.AdvisoryYaml"/> before it is walked.</remarks>
     public static JsonElement YamlToJson(string yaml, string origin)
     {
-        try
-        {
-            var stream = new YamlDotNet.RepresentationModel.YamlStream();
-            stream.Load(new StringReader(yaml));
-            if (stream.Documents.Count == 0) throw new HardenException($"{origin}: empty YAML document");
-            var node = Convert(stream.Documents[0].RootNode);
-            return JsonSerializer.SerializeToElement(node);
-        }
-        catch (YamlDotNet.Core.YamlException e)
-        {
-            throw new HardenException($"{origin}: invalid YAML at {e.Start}: {e.Message}");
-        }
+        var root = BoundedYaml.Load(yaml, origin, InputLimits.AdvisoryYaml)
+                   ?? throw new HardenException($"{origin}: empty YAML document");
+        return JsonSerializer.SerializeToElement(Convert(root, origin));
     }
 
-    private static JsonNode? Convert(YamlDotNet.RepresentationModel.YamlNode n) => n switch
+    private static JsonNode? Convert(YamlDotNet.RepresentationModel.YamlNode n, string origin) => n switch
     {
-        YamlDotNet.RepresentationModel.YamlMappingNode m => new JsonObject(m.Children.Select(kv =>
-            KeyValuePair.Create(((YamlDotNet.RepresentationModel.YamlScalarNode)kv.Key).Value ?? "", Convert(kv.Value)))),
-        YamlDotNet.RepresentationModel.YamlSequenceNode s => new JsonArray(s.Children.Select(Convert).ToArray()),
+        YamlDotNet.RepresentationModel.YamlMappingNode m => ToObject(m, origin),
+        YamlDotNet.RepresentationModel.YamlSequenceNode s => new JsonArray(s.Children.Select(c => Convert(c, origin)).ToArray()),
         YamlDotNet.RepresentationModel.YamlScalarNode sc => sc.Value is null || (sc.Style == YamlDotNet.Core.ScalarStyle.Plain && sc.Value is "null" or "~") ? null : JsonValue.Create(sc.Value),
         _ => null,
     };
+
+    private static JsonObject ToObject(YamlDotNet.RepresentationModel.YamlMappingNode m, string origin)
+    {
+        var o = new JsonObject();
+        foreach (var (k, v) in m.Children)
+        {
+            var key = BoundedYaml.KeyText(k, origin);
+            // JsonObject.Add throws ArgumentException on a repeated key; YAML keys are unique per mapping, but say so.
+            if (!o.TryAdd(key, Convert(v, origin)))
+                throw new HardenException($"{origin}:{k.Start.Line}: key '{key}' appears twice in one mapping.");
+        }
+        return o;
+    }
+
+    /// <summary>The element's text when it is a JSON string; null for anything else (GetString would throw).</summary>
+    internal static string? Text(JsonElement e) => e.ValueKind == JsonValueKind.String ? e.GetString() : null;
 
     internal static string? Str(JsonElement e, string name) =>
         e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

@@ -47,7 +47,8 @@ public static class Predicates
         try
         {
             var node = JsonNode.Parse(sbomJson.ToArray());
-            if (node is not JsonObject obj || (string?)obj["bomFormat"] != "CycloneDX")
+            // TryGetValue: a bomFormat that is a number or object is "not CycloneDX", not an InvalidOperationException.
+            if (node is not JsonObject obj || obj["bomFormat"] is not JsonValue format || !format.TryGetValue<string>(out var f) || f != "CycloneDX")
                 throw new HardenException("the SBOM is not a CycloneDX JSON document (bomFormat != CycloneDX). Run 'harden sbom' first.");
             return obj;
         }

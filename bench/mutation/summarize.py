@@ -8,6 +8,7 @@ adjusted  = the same with the mutants listed in equivalent.tsv taken out of the 
 import json, os, sys
 
 name, report, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+only = sys.argv[4] if len(sys.argv) > 4 else None  # count only this file (relative to src/HardenImage)
 here = os.path.dirname(os.path.abspath(__file__))
 equivalent = {}
 eq_path = os.path.join(here, "equivalent.tsv")
@@ -24,10 +25,14 @@ open_mutants = []
 eq_hits = 0
 for path, f in data["files"].items():
     short = path.split("src/HardenImage/")[-1]
+    if only is not None and short != only:
+        continue
     src = f["source"].splitlines()
     for m in f["mutants"]:
         s = m["status"]
         counts[s] = counts.get(s, 0) + 1
+        if s == "Ignored":
+            continue
         if s in ("Survived", "NoCoverage"):
             ln = m["location"]["start"]["line"]
             key = (short, ln, m["mutatorName"], m.get("replacement", ""))

@@ -294,7 +294,7 @@ public sealed class InReleaseRejectionTests
     [InlineData("Version: 1\n", "unexpected armour header 'Version: 1'")]
     [InlineData("hash: SHA256\n", "unexpected armour header 'hash: SHA256'")]
     [InlineData("Hash: SHA256\nXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\n", "unexpected armour header 'XXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX…'")]
-    [InlineData("Comment: 4567890123456789012345678901\n", "unexpected armour header 'Comment: 4567890123456789012345678901'")] // 40 characters: shown whole
+    [InlineData("Comment: 4567890123456789012345678901234\n", "unexpected armour header 'Comment: 4567890123456789012345678901234'")] // 40 characters: shown whole
     public void UnknownArmourHeader_IsRefused(string headers, string reason)
     {
         var (ring, _) = Keyring();

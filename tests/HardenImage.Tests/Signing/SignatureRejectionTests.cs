@@ -259,10 +259,14 @@ public sealed class SignatureRejectionTests : IDisposable
         var forged = CosignSignatureManifest.AttestationLayer(await Envelope(Statement(predicate: "{\"n\":2}"), key: _stranger), PredicateTypes.CosignVuln);
         var second = CosignSignatureManifest.AttestationLayer(await Envelope(Statement(predicate: "{\"n\":3}")), PredicateTypes.CosignVuln);
         var sbomForged = CosignSignatureManifest.AttestationLayer(await Envelope(Statement(PredicateTypes.CycloneDx), key: _stranger), PredicateTypes.CycloneDx);
-        var v = Verifier.VerifyAttestations(CosignSignatureManifest.Build([first, forged, second, sbomForged]), Image);
+        // Signed by our key, but for another image: the check knows its predicate type and is still invalid.
+        var sbomOtherImage = CosignSignatureManifest.AttestationLayer(await Envelope(Statement(PredicateTypes.OpenVex, subject: OtherImage)), PredicateTypes.OpenVex);
+        var v = Verifier.VerifyAttestations(CosignSignatureManifest.Build([first, forged, second, sbomForged, sbomOtherImage]), Image);
+        Assert.Equal(PredicateTypes.OpenVex, v.Checks[4].PredicateType);
         Assert.Equal([PredicateTypes.CosignVuln], v.PredicateTypes);
         Assert.Equal([1, 3], v.Predicates(PredicateTypes.CosignVuln).Select(p => (int)p["n"]!));
         Assert.Empty(v.Predicates(PredicateTypes.CycloneDx));
+        Assert.Empty(v.Predicates(PredicateTypes.OpenVex));
     }
 
     // ---- ImageVerifier: the gate over a store ----

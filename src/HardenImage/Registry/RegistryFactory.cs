@@ -24,6 +24,9 @@ public sealed record RegistryClientOptions
 
     /// <summary>The innermost handler; null = a <see cref="SocketsHttpHandler"/>. Tests hook in here.</summary>
     public Func<HttpMessageHandler>? Transport { get; init; }
+
+    /// <summary>When bearer tokens expire; null = the system clock. Tests inject a fake one.</summary>
+    public TimeProvider? Clock { get; init; }
 }
 
 /// <summary>
@@ -66,7 +69,7 @@ public static class RegistryFactory
         var retry = new RetryHandler(options.Retry) { InnerHandler = inner };
         var tokenClient = new HttpClient(new RetryHandler(options.Retry) { InnerHandler = Transport() }) { Timeout = TimeSpan.FromMinutes(1) };
         var credentials = options.Credentials ?? new DockerConfigCredentialProvider();
-        auth = new RegistryAuthHandler(credentials, tokenClient) { InnerHandler = retry };
+        auth = new RegistryAuthHandler(credentials, tokenClient, options.Clock) { InnerHandler = retry };
         var client = new HttpClient(auth) { Timeout = options.RequestTimeout };
         client.DefaultRequestHeaders.UserAgent.ParseAdd("harden/1.0");
         return client;

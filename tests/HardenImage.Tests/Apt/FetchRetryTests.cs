@@ -83,7 +83,7 @@ public class FetchRetryTests : IDisposable
         await using var server = new LoopbackDebServer();
         var body = FetchFixture.RandomBytes(50_000, 8);
         var url = server.Serve("/stall.deb", new ScriptedResponse(200, body, StallAfterBytes: 10_000), ScriptedResponse.Ok(body));
-        var fetcher = new DebFetcher(_http, new DebCache(_cacheDir), FetchFixture.FastRetries with { StallTimeout = TimeSpan.FromMilliseconds(300) });
+        var fetcher = new DebFetcher(_http, new DebCache(_cacheDir), FetchFixture.FastRetries with { StallTimeout = TimeSpan.FromSeconds(3) });
 
         var result = (await fetcher.FetchAsync(new[] { FetchFixture.Deb("stall", url, body) }))[0];
 

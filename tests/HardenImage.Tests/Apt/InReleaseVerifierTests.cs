@@ -130,7 +130,7 @@ public class InReleaseVerifierTests
         Assert.Contains("malformed", e2.Message);
         var noSigs = text[..text.IndexOf("-----BEGIN PGP SIGNATURE-----", StringComparison.Ordinal)] + "-----BEGIN PGP SIGNATURE-----\n\n=twTO\n-----END PGP SIGNATURE-----\n";
         var e3 = Assert.Throws<HardenException>(() => Verifier.Verify(Encoding.ASCII.GetBytes(noSigs), DebianKeyring, "src"));
-        Assert.Contains("src", e3.Message);
+        Assert.StartsWith("InRelease of src is a malformed clear-signed message: the signature block does not decode", e3.Message);
     }
 
     [Fact]
@@ -139,7 +139,7 @@ public class InReleaseVerifierTests
         var appended = Encoding.ASCII.GetBytes(Encoding.ASCII.GetString(Trixie) + "\nPackage: evil\n");
         Assert.Contains("after the signature", Assert.Throws<HardenException>(() => Verifier.Verify(appended, DebianKeyring, "s")).Message);
         var prepended = Encoding.ASCII.GetBytes("Suite: evil\n" + Encoding.ASCII.GetString(Trixie));
-        Assert.Throws<HardenException>(() => Verifier.Verify(prepended, DebianKeyring, "s"));
+        Assert.Contains("is not an OpenPGP clear-signed message", Assert.Throws<HardenException>(() => Verifier.Verify(prepended, DebianKeyring, "s")).Message);
     }
 
     [Fact]

@@ -106,14 +106,22 @@ public sealed class AuthTests
     [Fact]
     public async Task Bearer_TokenIsReusedUntilItExpires_ThenFetchedAgain()
     {
-        using var fake = new FakeRegistry(new FakeRegistryMode { Bearer = true, TokenLifetimeSeconds = 2 });
-        var registry = RegistryTestKit.Client(fake.Authority);
+        // Time is the fake clock's, shared by registry and client: a slow machine cannot expire the token early.
+        var clock = new Microsoft.Extensions.Time.Testing.FakeTimeProvider(new DateTimeOffset(2026, 11, 26, 0, 0, 0, TimeSpan.Zero));
+        using var fake = new FakeRegistry(new FakeRegistryMode { Bearer = true, TokenLifetimeSeconds = 2, Clock = clock });
+        var registry = RegistryTestKit.Client(fake.Authority, clock: clock);
         var digest = HardenImage.Oci.Digest.Of([1, 2, 3]).ToString();
 
         Assert.False(await registry.BlobExistsAsync("repo", digest));
         Assert.False(await registry.BlobExistsAsync("repo", digest));
         Assert.Equal(1, fake.TokenRequests);
-        await Task.Delay(TimeSpan.FromSeconds(2.1));
+        // Renewed a quarter of its lifetime early (2 s - 0.5 s): still good at +1.4 s, renewed at +1.5 s.
+        clock.Advance(TimeSpan.FromSeconds(1.4));
+        Assert.False(await registry.BlobExistsAsync("repo", digest));
+        Assert.Equal(1, fake.TokenRequests);
+        clock.Advance(TimeSpan.FromSeconds(0.1));
+        Assert.False(await registry.BlobExistsAsync("repo", digest));
+        Assert.Equal(2, fake.TokenRequests);
         Assert.False(await registry.BlobExistsAsync("repo", digest));
         Assert.Equal(2, fake.TokenRequests);
     }

@@ -20,6 +20,8 @@ public sealed record FakeRegistryMode
     public bool Bearer { get; init; }
     public (string User, string Password)? TokenCredentials { get; init; }
     public int TokenLifetimeSeconds { get; init; } = 300;
+    /// <summary>The clock that stamps tokens' issued_at (a test's fake clock, so expiry never races real time).</summary>
+    public TimeProvider Clock { get; init; } = TimeProvider.System;
 }
 
 /// <summary>
@@ -233,7 +235,7 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
         var n = Interlocked.Increment(ref _tokenCounter);
         var token = $"tok-{n}-{Guid.NewGuid():N}";
         _tokens[token] = scopes;
-        var json = $"{{\"token\":\"{token}\",\"expires_in\":{Mode.TokenLifetimeSeconds},\"issued_at\":\"{DateTimeOffset.UtcNow:O}\"}}";
+        var json = $"{{\"token\":\"{token}\",\"expires_in\":{Mode.TokenLifetimeSeconds},\"issued_at\":\"{Mode.Clock.GetUtcNow():O}\"}}";
         await ctx.RespondAsync(200, Encoding.UTF8.GetBytes(json), "application/json");
     }
 

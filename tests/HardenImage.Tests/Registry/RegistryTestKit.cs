@@ -12,7 +12,7 @@ public static class RegistryTestKit
     public static IRegistryCredentialProvider NoCredentials { get; } = new CredentialProviderChain([]);
 
     public static IRegistry Client(string host, IRegistryCredentialProvider? credentials = null, int monolithicLimit = 8 << 20, int chunkSize = 0,
-        RetryOptions? retry = null) =>
+        RetryOptions? retry = null, TimeProvider? clock = null) =>
         RegistryFactory.Create(new RegistryTarget(RegistryKind.Distribution, host, ""), new RegistryClientOptions
         {
             Insecure = true,
@@ -20,6 +20,7 @@ public static class RegistryTestKit
             Retry = retry ?? FastRetry,
             MonolithicLimit = monolithicLimit,
             ChunkSize = chunkSize,
+            Clock = clock,
         });
 
     /// <summary>

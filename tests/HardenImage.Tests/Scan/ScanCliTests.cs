@@ -90,7 +90,7 @@ public class ScanCliTests
         var sw = System.Diagnostics.Stopwatch.StartNew();
         Assert.Equal(2, Run("db", "update", "--out", dir.Combine("feeds"), "--tracker-url", $"http://127.0.0.1:{port}/tracker/data/json",
             "--osv-url", $"http://127.0.0.1:{port}", "--connect-timeout", "5"));
-        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(20), $"took {sw.Elapsed}"); // refused at once; a hang would hit the bound
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"took {sw.Elapsed}"); // refused at once; only a hang reaches this generous bound
         Assert.False(Directory.Exists(dir.Combine("feeds")) && Directory.EnumerateFiles(dir.Combine("feeds")).Any());
     }
 }

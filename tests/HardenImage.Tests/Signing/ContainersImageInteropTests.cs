@@ -69,7 +69,7 @@ public class ContainersImageInteropTests
         {
             using (var http = new HttpClient())
             {
-                var deadline = DateTime.UtcNow.AddSeconds(30);
+                var deadline = DateTime.UtcNow.AddSeconds(60);
                 while (true)
                 {
                     try

@@ -52,7 +52,9 @@ public class CosignVerifierTests
     {
         using var pub = PublicKey("cosign2.pub");
         var (sig, image) = Fixture("dir-img-cosign-valid");
-        Assert.False(new CosignVerifier(pub).VerifySignatures(sig, image).Verified);
+        var result = new CosignVerifier(pub).VerifySignatures(sig, image);
+        Assert.False(result.Verified);
+        Assert.Equal("signature does not verify with the given public key", result.Checks.Single().Reason);
     }
 
     [Theory]
@@ -66,7 +68,9 @@ public class CosignVerifierTests
         var image = Digest.Of(File.ReadAllBytes(SigningTestData.Fixtures("dir-img-cosign-valid", "manifest.json")));
         payload[index] ^= 0x01;
         var artifact = CosignSignatureManifest.Build([CosignSignatureManifest.SignatureLayer(payload, Convert.FromBase64String(sig))]);
-        Assert.False(new CosignVerifier(pub).VerifySignatures(artifact, image).Verified);
+        var result = new CosignVerifier(pub).VerifySignatures(artifact, image);
+        Assert.False(result.Verified);
+        Assert.Equal("signature does not verify with the given public key", result.Checks.Single().Reason);
     }
 
     [Fact]
@@ -78,7 +82,9 @@ public class CosignVerifierTests
         var der = Convert.FromBase64String(sig);
         der[^3] ^= 0x01;
         var artifact = CosignSignatureManifest.Build([CosignSignatureManifest.SignatureLayer(payload, der)]);
-        Assert.False(new CosignVerifier(pub).VerifySignatures(artifact, image).Verified);
+        var result = new CosignVerifier(pub).VerifySignatures(artifact, image);
+        Assert.False(result.Verified);
+        Assert.Equal("signature does not verify with the given public key", result.Checks.Single().Reason);
     }
 
     [Fact]
@@ -122,14 +128,17 @@ public class CosignVerifierTests
 
         var other = new CosignVerifier(key).VerifyAttestations(att, Digest.Of("other"u8));
         Assert.Empty(other.PredicateTypes);
-        Assert.Contains("subject", other.Checks[0].Reason);
+        Assert.Equal($"attestation subject does not name the image {Digest.Of("other"u8)}", other.Checks[0].Reason);
 
         using var stranger = SigningTestData.NewKey();
-        Assert.Empty(new CosignVerifier(stranger).VerifyAttestations(att, image).PredicateTypes);
+        var forged = new CosignVerifier(stranger).VerifyAttestations(att, image);
+        Assert.Empty(forged.PredicateTypes);
+        Assert.Equal("DSSE signature does not verify with the given public key", forged.Checks.Single().Reason);
 
         // An annotation that lies about the signed predicate type is caught.
         var lying = CosignSignatureManifest.Build([CosignSignatureManifest.AttestationLayer(Dsse.Serialize(env), PredicateTypes.CycloneDx)]);
         var r = new CosignVerifier(key).VerifyAttestations(lying, image);
         Assert.Empty(r.PredicateTypes);
+        Assert.StartsWith($"layer annotation says {PredicateTypes.CycloneDx} but the signed statement says", r.Checks.Single().Reason);
     }
 }

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
+using HardenImage.Deb;
 using HardenImage.Oci;
 
 namespace HardenImage.Build;
@@ -47,12 +48,14 @@ public sealed class ImageBuilder
     private readonly BuildOptions _options;
     private readonly ContentStore _store;
     private readonly PackageUnpacker _unpacker;
+    private readonly PayloadReader _payload;
 
     public ImageBuilder(ImageSet set, LockFile lockFile, BuildOptions options)
     {
         _set = set; _lock = lockFile; _options = options;
         _store = new ContentStore(options.CacheRoot);
         _unpacker = new PackageUnpacker(_store, options.CacheRoot);
+        _payload = new PayloadReader(set.Directory);
     }
 
     public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
@@ -239,6 +242,9 @@ public sealed class ImageBuilder
         var tree = new FsTree(lower);
         var isRoot = image.From == null;
         var installed = new List<InstalledPackage>();
+        // The symlinks below this layer; Merge adds each one it places (threat T: nothing is written through one).
+        var symlinks = new PathSafety(tree.Lower.Values.Where(n => n.Type == FsNodeType.Symlink)
+            .Select(n => KeyValuePair.Create(n.Path, n.LinkTarget ?? "")));
         if (isRoot) AddMergedUsrLinks(tree, arch);
         foreach (var pkg in locked.Packages.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
@@ -250,9 +256,9 @@ public sealed class ImageBuilder
                 ControlText = unpacked.ControlText, Md5sums = unpacked.Md5sums, MaintainerScripts = unpacked.MaintainerScripts,
                 Alternatives = unpacked.Alternatives,
             });
-            foreach (var e in unpacked.Entries) Merge(tree, image, pkg.Name, e);
+            foreach (var e in unpacked.Entries) Merge(tree, symlinks, image, pkg.Name, e);
         }
-        AddPayload(tree, image);
+        AddPayload(tree, symlinks, image);
         var actions = new List<HardeningAction>();
         var context = new HardeningContext
         {
@@ -266,8 +272,6 @@ public sealed class ImageBuilder
         return new AssembledLayer(tree, actions, installed, bytes);
     }
 
-    private static readonly string[] MergedUsrDirs = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-
     /// <summary>Debian 13 is merged-/usr: /bin, /sbin and /lib* are links into /usr. Keep that shape.</summary>
     private static void AddMergedUsrLinks(FsTree tree, string arch)
     {
@@ -279,33 +283,32 @@ public sealed class ImageBuilder
         }
     }
 
-    /// <summary>Rewrites bin/x → usr/bin/x (and sbin, lib*) so nothing is written through the merged-/usr links.</summary>
-    internal static string CanonicalPath(string path)
+    private static DebEntryType DebTypeOf(FsNodeType t) => t switch
     {
-        var slash = path.IndexOf('/');
-        if (slash < 0) return path;
-        var first = path[..slash];
-        return MergedUsrDirs.Contains(first) ? "usr/" + path : path;
-    }
+        FsNodeType.Directory => DebEntryType.Directory,
+        FsNodeType.Symlink => DebEntryType.Symlink,
+        FsNodeType.HardLink => DebEntryType.HardLink,
+        _ => DebEntryType.File,
+    };
 
-    private void Merge(FsTree tree, ImageDefinition image, string package, UnpackedEntry e)
+    private static void Merge(FsTree tree, PathSafety symlinks, ImageDefinition image, string package, UnpackedEntry e)
     {
-        var path = CanonicalPath(e.Path);
-        if (MergedUsrDirs.Contains(path) && e.Type != FsNodeType.File) return; // the link itself is ours
+        var who = $"image {image.Name}: package {package}";
+        // One merged-/usr rule for the whole code base (Deb/PathSafety): bin/x → usr/bin/x, the alias links
+        // themselves are ours (already placed), any other non-directory entry at an alias name is refused.
+        var canonical = MergedUsr.Canonicalise(
+            new DebEntry(e.Path, DebTypeOf(e.Type), (UnixFileMode)e.Mode, e.Uid, e.Gid, e.Size, e.LinkTarget, default), who);
+        if (MergedUsr.IsAliasSymlink(canonical)) return;
+        var path = canonical.Path;
         // Refuse writes through a symlink (threat T/E): a package could redirect a later file elsewhere.
-        for (var i = path.IndexOf('/'); i > 0; i = path.IndexOf('/', i + 1))
-        {
-            var prefix = path[..i];
-            if (tree.Resolve(prefix) is { Type: FsNodeType.Symlink } link && !MergedUsrDirs.Contains(prefix))
-                throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}, which would be written through the symlink /{prefix} → {link.LinkTarget} (from {link.Owner}); refusing it.");
-        }
+        symlinks.EnsureNotThroughSymlink(path, who);
         var node = new FsNode
         {
             Path = path, Type = e.Type, Mode = e.Mode, Uid = e.Uid, Gid = e.Gid, Size = e.Size,
             ContentSha256 = e.Sha256, LinkTarget = e.LinkTarget, Owner = package,
         };
         var existing = tree.Resolve(path);
-        if (existing == null) { tree.Set(node); return; }
+        if (existing == null) { Place(tree, symlinks, node); return; }
         if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
         if (existing.Type == FsNodeType.Symlink && node.Type == FsNodeType.Directory)
             throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}/, which would be written through the symlink /{path} → {existing.LinkTarget} (from {existing.Owner}); refusing it.");
@@ -314,7 +317,7 @@ public sealed class ImageBuilder
             return;
         if (image.Conflicts.TryGetValue("/" + path, out var winner) || image.Conflicts.TryGetValue(path, out winner))
         {
-            if (winner == package) tree.Set(node);
+            if (winner == package) Place(tree, symlinks, node);
             else if (winner != existing.Owner)
                 throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by {existing.Owner} and {package}.");
             return;
@@ -323,37 +326,38 @@ public sealed class ImageBuilder
             $"Declare which one wins in {Path.GetFileName(image.File)} under conflicts: (\"/{path}\": {package}), or exclude one.");
     }
 
-    private void AddPayload(FsTree tree, ImageDefinition image)
+    /// <summary>Sets a node and keeps the symlink list in step with the tree.</summary>
+    private static void Place(FsTree tree, PathSafety symlinks, FsNode node)
+    {
+        tree.Set(node);
+        if (node.Type == FsNodeType.Symlink) symlinks.AddSymlink(node.Path, node.LinkTarget ?? "");
+        else symlinks.RemoveSymlink(node.Path);
+    }
+
+    private void AddPayload(FsTree tree, PathSafety symlinks, ImageDefinition image)
     {
         foreach (var f in image.Files)
         {
-            var src = Path.Combine(_set.Directory, f.Source);
-            var target = f.Target.Trim('/');
-            if (File.Exists(src)) { AddPayloadFile(tree, image, f, src, target); continue; }
-            tree.EnsureDirectory(FsTree.ParentOf(target));
-            tree.Set(new FsNode { Path = target, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
-            foreach (var entry in Directory.EnumerateFileSystemEntries(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            var where = $"{image.File}:{f.Line}";
+            var items = _payload.List(f.Source, where);
+            var top = items[0].RelativePath;
+            var target = MergedUsr.Canonicalise(f.Target.Trim('/'));
+            foreach (var item in items)
             {
-                var rel = Path.GetRelativePath(src, entry).Replace('\\', '/');
-                if (rel.Split('/').Any(p => p is "__pycache__" || p.StartsWith(".", StringComparison.Ordinal))) continue;
-                var path = target + "/" + rel;
-                if (Directory.Exists(entry))
-                    tree.Set(new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
-                else AddPayloadFile(tree, image, f, entry, path);
+                var path = item.RelativePath == top ? target : target + item.RelativePath[top.Length..];
+                symlinks.EnsureNotThroughSymlink(path, $"{where}: files: target {f.Target}");
+                tree.EnsureDirectory(FsTree.ParentOf(path));
+                if (item.IsDirectory)
+                {
+                    Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
+                    continue;
+                }
+                (string Sha, long Size) stored;
+                using (var content = _payload.OpenFile(item, where, f.Source)) stored = _store.Put(content);
+                var mode = item.Executable ? f.Mode | 0b001_001_001 : f.Mode;
+                Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = stored.Size, ContentSha256 = stored.Sha, Owner = "payload:" + f.Source });
             }
         }
-    }
-
-    private void AddPayloadFile(FsTree tree, ImageDefinition image, PayloadFiles f, string file, string path)
-    {
-        if (new FileInfo(file).LinkTarget != null)
-            throw new HardenException($"{image.File}: files: {file} is a symlink; payloads are copied as regular files only.");
-        using var fs = File.OpenRead(file);
-        var (sha, size) = _store.Put(fs);
-        var mode = f.Mode;
-        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0) mode |= 0b001_001_001;
-        tree.EnsureDirectory(FsTree.ParentOf(path));
-        tree.Set(new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = size, ContentSha256 = sha, Owner = "payload:" + f.Source });
     }
 
     /// <summary>
@@ -453,12 +457,16 @@ public sealed class ImageBuilder
         {
             Add(_set.InputsSha256(i));
             Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
             foreach (var f in i.Files)
             {
-                var src = Path.Combine(_set.Directory, f.Source);
-                IEnumerable<string> files = File.Exists(src) ? [src] : Directory.EnumerateFiles(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal);
-                foreach (var file in files)
-                    Add($"{Path.GetRelativePath(_set.Directory, file)} {Sha256Hex.OfFile(file)} {(OperatingSystem.IsWindows() ? 0 : (int)File.GetUnixFileMode(file))}");
+                var where = $"{i.File}:{f.Line}";
+                foreach (var item in _payload.List(f.Source, where))
+                {
+                    if (item.IsDirectory) { Add($"{f.Target} {item.RelativePath}/"); continue; }
+                    using var content = _payload.OpenFile(item, where, f.Source);
+                    Add($"{f.Target} {item.RelativePath} {Convert.ToHexStringLower(SHA256.HashData(content))} {(item.Executable ? "x" : "-")}");
+                }
             }
         }
         return Convert.ToHexStringLower(h.GetHashAndReset());

@@ -280,6 +280,8 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
                 outcome = await builder.BuildAsync(p => paths[p.Sha256], progress, cancellationToken);
             });
         }
+        // Forged or corrupt cache entries and layout blobs were refused and derived again: say so, they are evidence.
+        foreach (var repair in outcome!.CacheRepairs) AnsiConsole.MarkupLineInterpolated($"[yellow]cache entry refused:[/] {repair}");
         BuildReportPrinter.Print(outcome!, settings.Report);
         AnsiConsole.MarkupLine((outcome!.UpToDate ? "[green]up to date[/] " : "[green]built[/] ")
             + Markup.Escape($"{builder.LayoutDir} in {started.Elapsed.TotalSeconds:0.0} s; manifest {builder.ManifestPath}"));

@@ -45,9 +45,8 @@ public sealed class ContentStore
             var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             // Two builders may store the same bytes at once (an Architecture: all package in two architecture
             // chains): the name is the content, so replacing an identical file is harmless and rename is atomic.
-            var target = PathOf(sha);
-            if (File.Exists(target)) File.Delete(tmp);
-            else File.Move(tmp, target, overwrite: true);
+            // Always replacing (rather than keeping what is there) also repairs a forged file of that name for free.
+            File.Move(tmp, PathOf(sha), overwrite: true);
             return (sha, size);
         }
         finally
@@ -60,28 +59,39 @@ public sealed class ContentStore
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var target = PathOf(sha);
-        if (!File.Exists(target)) AtomicFile.WriteAllBytes(target, bytes);
+        if (!File.Exists(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes);
         return sha;
     }
 
-    /// <summary>Opens a stored file; the stream throws at its end if the bytes do not hash to <paramref name="sha256"/>.</summary>
-    public Stream OpenVerified(string sha256)
+    /// <summary>
+    /// Opens a stored file; the stream throws <see cref="CorruptCacheEntryException"/> at its end if the bytes do not
+    /// hash to <paramref name="sha256"/>, or at once if the file does not have <paramref name="expectedSize"/> bytes.
+    /// </summary>
+    public Stream OpenVerified(string sha256, long expectedSize = -1)
     {
         var path = PathOf(sha256);
         if (!File.Exists(path))
-            throw new HardenException($"cache file {path} is missing; run the build again (it re-unpacks the package).");
-        return new VerifyingStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), sha256, path);
+            throw new CorruptCacheEntryException(path, "is missing");
+        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var length = fs.Length;
+        if (expectedSize >= 0 && length != expectedSize)
+        {
+            fs.Dispose();
+            AtomicFile.TryDelete(path);
+            throw new CorruptCacheEntryException(path, $"has {length} bytes where its package says {expectedSize} (tampered or corrupt); it was evicted");
+        }
+        return new VerifyingStream(fs, sha256, path);
     }
 
     public byte[] ReadVerified(string sha256)
     {
         var path = PathOf(sha256);
         var bytes = File.Exists(path) ? File.ReadAllBytes(path)
-            : throw new HardenException($"cache file {path} is missing; run the build again.");
+            : throw new CorruptCacheEntryException(path, "is missing");
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
         {
             AtomicFile.TryDelete(path);
-            throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+            throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
         }
         return bytes;
     }
@@ -106,7 +116,7 @@ public sealed class ContentStore
                 {
                     inner.Dispose();
                     AtomicFile.TryDelete(path);
-                    throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+                    throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
                 }
             }
             return n;
@@ -128,4 +138,15 @@ public sealed class ContentStore
             base.Dispose(disposing);
         }
     }
+}
+
+/// <summary>
+/// A content-store file that is missing or does not hold the bytes its name says. The builder evicts it, reports
+/// it and builds once more, which unpacks the verified .deb again (threat T: a poisoned cache cannot change an image).
+/// </summary>
+public sealed class CorruptCacheEntryException(string path, string problem)
+    : HardenException($"cache file {path} {problem}; run the build again (it unpacks the package again).")
+{
+    public string CachePath { get; } = path;
+    public string Problem { get; } = problem;
 }

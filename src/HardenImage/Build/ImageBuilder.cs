@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -23,6 +24,8 @@ public sealed record BuildOptions
     public string? Revision { get; init; }
     public string? SourceUrl { get; init; }
     public int Parallelism { get; init; } = Environment.ProcessorCount;
+    /// <summary>Seals derived cache entries; default <see cref="CacheKey.Load"/> (HARDEN_CACHE_KEY or the per-user key file).</summary>
+    public CacheKey? CacheKey { get; init; }
 }
 
 /// <summary>Resolves a locked package to the path of its verified .deb in the cache.</summary>
@@ -33,7 +36,11 @@ public sealed record ArchitectureReport(
     string Image, string Architecture, int Packages, int Files, long LayerBytes, long ImageCompressedBytes,
     bool Rebuilt, IReadOnlyList<HardeningAction> Hardening, IReadOnlyDictionary<string, long> BytesByPackage);
 
-public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<ArchitectureReport> Report, bool UpToDate);
+public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<ArchitectureReport> Report, bool UpToDate)
+{
+    /// <summary>Cache entries and layout blobs that were refused (forged, corrupt, unsealed) and derived again.</summary>
+    public IReadOnlyList<string> CacheRepairs { get; init; } = [];
+}
 
 /// <summary>
 /// Builds the image set daemonlessly: .debs are unpacked (never configured: no maintainer script runs), merged
@@ -49,13 +56,23 @@ public sealed class ImageBuilder
     private readonly ContentStore _store;
     private readonly PackageUnpacker _unpacker;
     private readonly PayloadReader _payload;
+    private readonly CacheKey _key;
+    private readonly ConcurrentQueue<string> _repairs = new();
+    /// <summary>Layout blobs hashed in this run (digest → intact), so a layer shared by a chain is read once.</summary>
+    private readonly ConcurrentDictionary<string, bool> _verifiedBlobs = new(StringComparer.Ordinal);
 
     public ImageBuilder(ImageSet set, LockFile lockFile, BuildOptions options)
     {
         _set = set; _lock = lockFile; _options = options;
+        _key = options.CacheKey ?? CacheKey.Load(options.CacheRoot);
         _store = new ContentStore(options.CacheRoot);
-        _unpacker = new PackageUnpacker(_store, options.CacheRoot);
+        _unpacker = new PackageUnpacker(_store, options.CacheRoot, _key, Repair);
         _payload = new PayloadReader(set.Directory);
+    }
+
+    private void Repair(string what)
+    {
+        if (!_repairs.Contains(what)) _repairs.Enqueue(what);
     }
 
     public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
@@ -66,8 +83,10 @@ public sealed class ImageBuilder
         ?? (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var e) ? e : _lock.Epoch().ToUnixTimeSeconds());
 
     /// <summary>
-    /// The previous build, when nothing that decides the selected images' bytes changed and every blob is still
-    /// in the layout: then building does no work beyond checking digests and sizes.
+    /// The previous build, when nothing that decides the selected images' bytes changed, its record in build.json
+    /// is the one this cache sealed, every blob in the layout still hashes to its digest and each tag still names
+    /// the image (threat T: an edited build.json or a swapped blob is never reported "up to date"). The cost is
+    /// hashing the layout's blobs once.
     /// </summary>
     public BuildOutcome? TryUpToDate()
     {
@@ -76,9 +95,18 @@ public sealed class ImageBuilder
         CheckLocked(images);
         var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
-        if (previous == null || previous.Epoch != epoch) return null;
+        if (previous == null || previous.Epoch != epoch || !Directory.Exists(LayoutDir)) return null;
+        var layout = OciLayout.OpenOrCreate(LayoutDir);
         foreach (var i in images)
-            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !BlobsPresent(b)) return null;
+        {
+            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !IsSealed(b)) return null;
+            if (!BlobsIntact(b)) return null;
+            if (layout.Resolve(i.Name)?.Digest != b.Index)
+            {
+                Repair($"{LayoutDir}/index.json: tag '{i.Name}' does not name {b.Index} as build.json says; rebuilding");
+                return null;
+            }
+        }
         var names = images.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         return new BuildOutcome(previous with { Images = previous.Images.Where(b => names.Contains(b.Name)).ToList() }, [], UpToDate: true);
     }
@@ -99,6 +127,24 @@ public sealed class ImageBuilder
     {
         var upToDate = TryUpToDate();
         if (upToDate != null) return upToDate;
+        try
+        {
+            return await BuildOnceAsync(debs, progress, ct);
+        }
+        catch (Exception e) when (Unwrap(e) is CorruptCacheEntryException corrupt)
+        {
+            // The bad file was evicted when it was read: building again unpacks its package from the verified .deb.
+            Repair($"cache file {corrupt.CachePath} {corrupt.Problem}; unpacked the package again and rebuilt");
+            progress?.Report("rebuilding after a corrupt cache entry");
+            return await BuildOnceAsync(debs, progress, ct);
+        }
+    }
+
+    private static Exception Unwrap(Exception e) =>
+        e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : e;
+
+    private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, CancellationToken ct)
+    {
         var images = _set.Select(_options.Images);
         var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
@@ -125,9 +171,10 @@ public sealed class ImageBuilder
             }
         }, ct)));
 
-        // 2. Write the layers that changed, compressing in parallel.
-        var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.LayerKey != layerKeys[kv.Key.Image]
-                                            || previous.Epoch != epoch || !BlobsPresent(previous.Image(kv.Key.Image)!))
+        // 2. Write the layers that changed, compressing in parallel. A previous layer is reused only when its
+        // record is sealed by this cache and its blob still hashes to its digest.
+        var toWrite = assembled.Where(kv => _options.Force || previous == null || previous.Epoch != epoch
+                                            || !ReusableLayer(previous.Image(kv.Key.Image), layerKeys[kv.Key.Image], kv.Key.Arch))
             .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
         var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
         progress?.Report($"compressing {specs.Count} layers");
@@ -218,19 +265,53 @@ public sealed class ImageBuilder
         foreach (var b in built) all[b.Name] = b;
         var manifest = new BuildManifest { Epoch = epoch, Images = all.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList() };
         manifest.Save(ManifestPath);
-        return new BuildOutcome(manifest, report, UpToDate: false);
+        foreach (var b in built) Seal(b);
+        return new BuildOutcome(manifest, report, UpToDate: false) { CacheRepairs = _repairs.ToList() };
     }
 
-    private bool BlobsPresent(BuiltImage b)
+    // Build records: what build.json says about an image is trusted for reuse only when this cache sealed it
+    // (<cache>/builds-v1/<layer key>, an HMAC with the CacheKey over every digest): build.json sits in artifacts/,
+    // which may be restored or edited, and pointing it at another self-consistent image must not be "up to date".
+    private const string BuildSealPurpose = "build-record-v1";
+
+    private string SealPath(string layerKey) => Path.Combine(_options.CacheRoot, "builds-v1", layerKey);
+
+    private static string[] SealedFields(BuiltImage b) =>
+        [b.Name, b.BuildKey, b.LayerKey ?? "", b.Index, .. b.Architectures.Select(a =>
+            $"{a.Architecture} {a.Manifest} {a.Config} {string.Join(",", a.Layers.Select(l => $"{l.Digest}/{l.Size}/{l.DiffId}/{l.MediaType}"))}")];
+
+    private void Seal(BuiltImage b) => AtomicFile.WriteAllText(SealPath(b.LayerKey!), _key.Seal(BuildSealPurpose, SealedFields(b)) + "\n");
+
+    private bool IsSealed(BuiltImage b)
     {
-        var layout = Path.Combine(LayoutDir, "blobs", "sha256");
-        bool Has(string d, long size)
-        {
-            var f = new FileInfo(Path.Combine(layout, Digest.Parse(d).Hex));
-            return f.Exists && (size < 0 || f.Length == size);
-        }
-        return Has(b.Index, b.IndexSize) && b.Architectures.All(a => Has(a.Manifest, a.ManifestSize) && Has(a.Config, -1)
-            && a.Layers.All(l => Has(l.Digest, l.Size)));
+        var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
+        if (path == null || !File.Exists(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
+        if (_key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
+        Repair($"{ManifestPath}: the record of image '{b.Name}' is not the one this cache sealed (edited, or built with another cache key); rebuilding");
+        return false;
+    }
+
+    /// <summary>Every blob of the image (index, manifests, configs, layers) hashes to its digest.</summary>
+    private bool BlobsIntact(BuiltImage b) =>
+        new[] { b.Index }.Concat(b.Architectures.SelectMany(a => new[] { a.Manifest, a.Config }.Concat(a.Layers.Select(l => l.Digest))))
+            .All(d => BlobIntact(d, b.Name));
+
+    private bool BlobIntact(string digest, string image) => _verifiedBlobs.GetOrAdd(digest, d =>
+    {
+        if (!Digest.TryParse(d, out var parsed)) return false;
+        var path = Path.Combine(LayoutDir, "blobs", "sha256", parsed.Hex);
+        if (!File.Exists(path)) return false;
+        if (Digest.Prefix + Sha256Hex.OfFile(path) == d) return true;
+        Repair($"{path} (image {image}) does not match its digest (tampered or corrupt); it is written again");
+        return false;
+    });
+
+    /// <summary>The previous build's own layer of this image and architecture, if it may be reused as is.</summary>
+    private bool ReusableLayer(BuiltImage? previous, string layerKey, string arch)
+    {
+        if (previous == null || previous.LayerKey != layerKey || !IsSealed(previous)) return false;
+        var own = previous.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Layers.LastOrDefault();
+        return own != null && BlobIntact(own.Digest, previous.Name);
     }
 
     private sealed record AssembledLayer(FsTree Tree, List<HardeningAction> Actions, List<InstalledPackage> Packages, Dictionary<string, long> BytesByPackage);
@@ -384,7 +465,7 @@ public sealed class ImageBuilder
             FsNodeType.Directory => LayerEntry.Directory(n.Path, n.Mode, n.Uid, n.Gid),
             FsNodeType.Symlink => LayerEntry.Symlink(n.Path, n.LinkTarget!, n.Uid, n.Gid),
             _ => LayerEntry.File(n.Path,
-                n.Inline != null ? LayerContent.FromBytes(n.Inline) : LayerContent.FromStream(() => _store.OpenVerified(n.ContentSha256!), n.Size),
+                n.Inline != null ? LayerContent.FromBytes(n.Inline) : LayerContent.FromStream(() => _store.OpenVerified(n.ContentSha256!, n.Size), n.Size),
                 n.Mode, n.Uid, n.Gid),
         }).ToList();
 

@@ -21,7 +21,21 @@ public sealed class ContentStore
 
     public string PathOf(string sha256) => Path.Combine(Root, sha256);
 
-    public bool Contains(string sha256) => File.Exists(PathOf(sha256));
+    public bool Contains(string sha256) => IsRegularFile(PathOf(sha256));
+
+    /// <summary>
+    /// True for a regular file that is not a symlink. The cache may be written by someone else: a FIFO planted
+    /// under a blob's name would block a read for ever (threat D), a symlink would read from elsewhere.
+    /// </summary>
+    public static unsafe bool IsRegularFile(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return File.Exists(path) && new FileInfo(path).LinkTarget == null;
+        Tmds.Linux.stat st;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return false;
+        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG;
+    }
 
     /// <summary>Copies a stream in, returning its SHA-256 and length.</summary>
     public (string Sha256, long Size) Put(Stream content)
@@ -59,7 +73,7 @@ public sealed class ContentStore
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var target = PathOf(sha);
-        if (!File.Exists(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes);
+        if (!IsRegularFile(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes);
         return sha;
     }
 
@@ -70,8 +84,7 @@ public sealed class ContentStore
     public Stream OpenVerified(string sha256, long expectedSize = -1)
     {
         var path = PathOf(sha256);
-        if (!File.Exists(path))
-            throw new CorruptCacheEntryException(path, "is missing");
+        if (!IsRegularFile(path)) throw Missing(path);
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var length = fs.Length;
         if (expectedSize >= 0 && length != expectedSize)
@@ -86,14 +99,20 @@ public sealed class ContentStore
     public byte[] ReadVerified(string sha256)
     {
         var path = PathOf(sha256);
-        var bytes = File.Exists(path) ? File.ReadAllBytes(path)
-            : throw new CorruptCacheEntryException(path, "is missing");
+        var bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path);
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
         {
             AtomicFile.TryDelete(path);
             throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
         }
         return bytes;
+    }
+
+    private static CorruptCacheEntryException Missing(string path)
+    {
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget == null) return new CorruptCacheEntryException(path, "is missing");
+        AtomicFile.TryDelete(path);
+        return new CorruptCacheEntryException(path, "is not a regular file (a symlink, FIFO or device planted in the cache); it was evicted");
     }
 
     /// <summary>Hashes what passes through and fails on the last read if the content is not what was named.</summary>

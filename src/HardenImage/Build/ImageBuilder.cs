@@ -285,7 +285,7 @@ public sealed class ImageBuilder
     private bool IsSealed(BuiltImage b)
     {
         var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
-        if (path == null || !File.Exists(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
+        if (path == null || !ContentStore.IsRegularFile(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
         if (_key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
         Repair($"{ManifestPath}: the record of image '{b.Name}' is not the one this cache sealed (edited, or built with another cache key); rebuilding");
         return false;

@@ -60,7 +60,12 @@ public sealed class PackageUnpacker
     public UnpackedPackage Get(string debSha256, string debPath, string label)
     {
         var pointer = Path.Combine(_pointers, debSha256);
-        if (File.Exists(pointer))
+        if (File.Exists(pointer) && !ContentStore.IsRegularFile(pointer))
+        {
+            _report($"unpacked tree of {label}: {pointer} is not a regular file (planted in the cache); unpacked the verified .deb again");
+            AtomicFile.TryDelete(pointer);
+        }
+        else if (File.Exists(pointer))
         {
             var (cached, problem) = TryCached(pointer, debSha256);
             if (cached != null) return cached;

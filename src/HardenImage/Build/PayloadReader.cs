@@ -42,6 +42,8 @@ public sealed class PayloadReader
         if (Path.IsPathRooted(source) || source.StartsWith('~')) return "is an absolute path";
         if (source.Contains('\\')) return "contains a backslash (use '/')";
         if (source.Split('/').Any(s => s == "..")) return "contains a '..' segment";
+        // "." or "./" would be the whole set: sources.yaml, the lock, keys/.
+        if (Normalise(source).Length == 0) return "names the image-set directory itself";
         return null;
     }
 

@@ -172,4 +172,20 @@ public sealed class CachePoisoningTests : IAsyncLifetime
         Assert.Contains(again.CacheRepairs, r => r.Contains("is not sealed with this cache key"));
         Assert.True((await _w.BuildAsync()).UpToDate);
     }
+
+    [Fact]
+    public async Task FifoPlantedInTheCache_DoesNotHangTheBuild_AndIsReplaced()
+    {
+        var pointer = Path.Combine(_w.Cache, "unpacked-v3", ToolDebSha());
+        var manifestSha = File.ReadAllText(pointer).Split(' ')[0];
+        File.Delete(pointer);
+        HardenImage.Tests.Infrastructure.RequiredService.RunOk("mkfifo", [pointer]);
+        File.Delete(ContentPath(manifestSha));
+        HardenImage.Tests.Infrastructure.RequiredService.RunOk("mkfifo", [ContentPath(manifestSha)]);
+        // Generous bound, not a timing assertion: a FIFO that is opened blocks for ever.
+        var rebuilt = await Task.Run(() => _w.BuildAsync(null, null, force: true)).WaitAsync(TimeSpan.FromMinutes(3));
+        Assert.Contains(rebuilt.CacheRepairs, r => r.Contains("is not a regular file"));
+        Assert.Equal(ToolIndex(_clean), ToolIndex(rebuilt.Manifest));
+        Assert.True(ContentStore.IsRegularFile(pointer));
+    }
 }

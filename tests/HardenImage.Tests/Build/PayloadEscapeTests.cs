@@ -78,6 +78,16 @@ public sealed class PayloadEscapeTests(PayloadEscapeWorkspace fixture) : IClassF
     {
         var e = await LoadRefuses(fixture.HostSecret);
         Assert.Contains("is an absolute path", e.Message);
+        e = await LoadRefuses("~/.ssh/id_ed25519");
+        Assert.Contains("is an absolute path", e.Message);
+    }
+
+    [Fact]
+    public async Task Payload_TheWholeImageSet_IsRefused()
+    {
+        // "." would ship sources.yaml, the lock and keys/.
+        var e = await LoadRefuses("./");
+        Assert.Contains("names the image-set directory itself", e.Message);
     }
 
     [Fact]

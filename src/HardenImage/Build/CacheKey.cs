@@ -58,10 +58,10 @@ public sealed class CacheKey
 
     private static void CreateKeyFile(string file)
     {
-        Directory.CreateDirectory(Path.GetDirectoryName(file)!);
         var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)) + "\n";
         try
         {
+            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
             // CreateNew: two builds starting at once must not each write a different key; the loser reads the winner's.
             var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
             if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
@@ -70,6 +70,10 @@ public sealed class CacheKey
             fs.Flush(flushToDisk: true);
         }
         catch (IOException) when (File.Exists(file)) { }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new HardenException($"{file}: cannot create the cache key ({e.Message}). Set {EnvironmentVariable} (e.g. from a CI secret) or make the directory writable.");
+        }
     }
 
     /// <summary>HMAC-SHA256 of <paramref name="parts"/> (length-prefixed, so no two part lists collide) for one purpose.</summary>

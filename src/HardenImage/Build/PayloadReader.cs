@@ -34,6 +34,9 @@ public sealed class PayloadReader
     /// <summary>Real path of the image-set directory.</summary>
     public string Root { get; }
 
+    /// <summary>Test seam: runs between the check of a file and its opening (where a swap would happen).</summary>
+    internal Action<string>? BetweenCheckAndOpen { get; init; }
+
     /// <summary>Why <paramref name="source"/> cannot name something inside the set, or null when its form is fine.</summary>
     public static string? FormProblem(string source)
     {
@@ -124,6 +127,7 @@ public sealed class PayloadReader
         {
             before = StatNoFollow(dirFd, name, rel, where, source);
             CheckRegular(before, rel, where, source);
+            BetweenCheckAndOpen?.Invoke(Path.Combine(Root, rel));
             fd = OpenAt(dirFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
             if (fd < 0) throw Refuse(where, source, $"has '{rel}', which cannot be opened ({Error()})");
         }

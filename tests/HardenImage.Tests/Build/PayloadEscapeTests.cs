@@ -171,3 +171,48 @@ public sealed class PayloadEscapeTests(PayloadEscapeWorkspace fixture) : IClassF
         }
     }
 }
+
+/// <summary>
+/// The check and the open cannot be split by a swap (threat I, TOCTOU): a file replaced by a symlink or by another
+/// file between the reader's lstat and its open is refused, never followed.
+/// </summary>
+public sealed class PayloadSwapTests : IDisposable
+{
+    private readonly TempDir _dir = new("hi-payload-swap");
+
+    public PayloadSwapTests()
+    {
+        Directory.CreateDirectory(_dir.Combine("images", "app"));
+        File.WriteAllText(_dir.Combine("images", "app", "config.txt"), "harmless");
+        File.WriteAllText(_dir.Combine("signing.key"), "host secret");
+    }
+
+    public void Dispose() => _dir.Dispose();
+
+    private HardenException OpenWithSwap(Action<string> swap)
+    {
+        var reader = new PayloadReader(_dir.Combine("images")) { BetweenCheckAndOpen = swap };
+        var item = new PayloadReader(_dir.Combine("images")).List("app/config.txt", "app.yaml:7").Single();
+        return Assert.Throws<HardenException>(() => reader.OpenFile(item, "app.yaml:7", "app/config.txt").Dispose());
+    }
+
+    [Fact]
+    public void Payload_SwappedForASymlinkAfterTheCheck_IsRefusedNotFollowed()
+    {
+        var e = OpenWithSwap(path => { File.Delete(path); File.CreateSymbolicLink(path, _dir.Combine("signing.key")); });
+        Assert.StartsWith("app.yaml:7: files: source 'app/config.txt' has 'app/config.txt', which cannot be opened", e.Message);
+        Assert.DoesNotContain("host secret", e.Message);
+    }
+
+    [Fact]
+    public void Payload_ReplacedByAnotherFileAfterTheCheck_IsRefused()
+    {
+        var e = OpenWithSwap(path =>
+        {
+            var other = path + ".new";
+            File.WriteAllText(other, "swapped in");
+            File.Move(other, path, overwrite: true);
+        });
+        Assert.Contains("has 'app/config.txt', which was replaced while it was being read", e.Message);
+    }
+}

@@ -320,6 +320,8 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
                 outcome = await builder.BuildAsync(p => proof.Locate(p, paths), progress, cancellationToken);
             });
         }
+        // Forged or corrupt cache entries and layout blobs were refused and derived again: say so, they are evidence.
+        foreach (var repair in outcome!.CacheRepairs) AnsiConsole.MarkupLineInterpolated($"[yellow]cache entry refused:[/] {repair}");
         BuildReportPrinter.Print(outcome!, settings.Report);
         AnsiConsole.MarkupLine((outcome!.UpToDate ? "[green]up to date[/] " : "[green]built[/] ")
             + Markup.Escape($"{builder.LayoutDir} in {started.Elapsed.TotalSeconds:0.0} s; manifest {builder.ManifestPath}"));
@@ -341,10 +343,12 @@ internal static class BuildReportPrinter
             }
         AnsiConsole.Write(t);
         if (outcome.Report.Count == 0) return;
-        var h = new Table().Title("hardening").AddColumns("image", "arch", "transform", "removed", "changed", "generated", "not run");
+        // Each transform with the STRIDE letter(s) it answers (docs/threat-model.md).
+        var threats = HardenImage.Build.Hardening.StandardTransforms.All().ToDictionary(t => t.Name, t => t.Threat);
+        var h = new Table().Title("hardening").AddColumns("image", "arch", "transform (STRIDE)", "removed", "changed", "generated", "not run");
         foreach (var r in outcome.Report)
             foreach (var g in r.Hardening.GroupBy(a => a.Transform))
-                h.AddRow(r.Image, r.Architecture, g.Key, Count(g, "removed"), Count(g, "changed"), Count(g, "generated"), Count(g, "not run"));
+                h.AddRow(r.Image, r.Architecture, Markup.Escape($"{g.Key} ({threats.GetValueOrDefault(g.Key, "-")})"), Count(g, "removed"), Count(g, "changed"), Count(g, "generated"), Count(g, "not run"));
         AnsiConsole.Write(h);
         if (full)
         {

@@ -21,7 +21,21 @@ public sealed class ContentStore
 
     public string PathOf(string sha256) => Path.Combine(Root, sha256);
 
-    public bool Contains(string sha256) => File.Exists(PathOf(sha256));
+    public bool Contains(string sha256) => IsRegularFile(PathOf(sha256));
+
+    /// <summary>
+    /// True for a regular file that is not a symlink. The cache may be written by someone else: a FIFO planted
+    /// under a blob's name would block a read for ever (threat D), a symlink would read from elsewhere.
+    /// </summary>
+    public static unsafe bool IsRegularFile(string path)
+    {
+        if (!OperatingSystem.IsLinux()) return File.Exists(path) && new FileInfo(path).LinkTarget == null;
+        Tmds.Linux.stat st;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return false;
+        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG;
+    }
 
     /// <summary>Copies a stream in, returning its SHA-256 and length.</summary>
     public (string Sha256, long Size) Put(Stream content)
@@ -45,9 +59,8 @@ public sealed class ContentStore
             var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             // Two builders may store the same bytes at once (an Architecture: all package in two architecture
             // chains): the name is the content, so replacing an identical file is harmless and rename is atomic.
-            var target = PathOf(sha);
-            if (File.Exists(target)) File.Delete(tmp);
-            else File.Move(tmp, target, overwrite: true);
+            // Always replacing (rather than keeping what is there) also repairs a forged file of that name for free.
+            File.Move(tmp, PathOf(sha), overwrite: true);
             return (sha, size);
         }
         finally
@@ -60,30 +73,46 @@ public sealed class ContentStore
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var target = PathOf(sha);
-        if (!File.Exists(target)) AtomicFile.WriteAllBytes(target, bytes);
+        if (!IsRegularFile(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes);
         return sha;
     }
 
-    /// <summary>Opens a stored file; the stream throws at its end if the bytes do not hash to <paramref name="sha256"/>.</summary>
-    public Stream OpenVerified(string sha256)
+    /// <summary>
+    /// Opens a stored file; the stream throws <see cref="CorruptCacheEntryException"/> at its end if the bytes do not
+    /// hash to <paramref name="sha256"/>, or at once if the file does not have <paramref name="expectedSize"/> bytes.
+    /// </summary>
+    public Stream OpenVerified(string sha256, long expectedSize = -1)
     {
         var path = PathOf(sha256);
-        if (!File.Exists(path))
-            throw new HardenException($"cache file {path} is missing; run the build again (it re-unpacks the package).");
-        return new VerifyingStream(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), sha256, path);
+        if (!IsRegularFile(path)) throw Missing(path);
+        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        var length = fs.Length;
+        if (expectedSize >= 0 && length != expectedSize)
+        {
+            fs.Dispose();
+            AtomicFile.TryDelete(path);
+            throw new CorruptCacheEntryException(path, $"has {length} bytes where its package says {expectedSize} (tampered or corrupt); it was evicted");
+        }
+        return new VerifyingStream(fs, sha256, path);
     }
 
     public byte[] ReadVerified(string sha256)
     {
         var path = PathOf(sha256);
-        var bytes = File.Exists(path) ? File.ReadAllBytes(path)
-            : throw new HardenException($"cache file {path} is missing; run the build again.");
+        var bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path);
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
         {
             AtomicFile.TryDelete(path);
-            throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+            throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
         }
         return bytes;
+    }
+
+    private static CorruptCacheEntryException Missing(string path)
+    {
+        if (!File.Exists(path) && new FileInfo(path).LinkTarget == null) return new CorruptCacheEntryException(path, "is missing");
+        AtomicFile.TryDelete(path);
+        return new CorruptCacheEntryException(path, "is not a regular file (a symlink, FIFO or device planted in the cache); it was evicted");
     }
 
     /// <summary>Hashes what passes through and fails on the last read if the content is not what was named.</summary>
@@ -106,7 +135,7 @@ public sealed class ContentStore
                 {
                     inner.Dispose();
                     AtomicFile.TryDelete(path);
-                    throw new HardenException($"cache file {path} does not match its SHA-256 (tampered or corrupt); it was evicted — run the build again.");
+                    throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
                 }
             }
             return n;
@@ -128,4 +157,15 @@ public sealed class ContentStore
             base.Dispose(disposing);
         }
     }
+}
+
+/// <summary>
+/// A content-store file that is missing or does not hold the bytes its name says. The builder evicts it, reports
+/// it and builds once more, which unpacks the verified .deb again (threat T: a poisoned cache cannot change an image).
+/// </summary>
+public sealed class CorruptCacheEntryException(string path, string problem)
+    : HardenException($"cache file {path} {problem}; run the build again (it unpacks the package again).")
+{
+    public string CachePath { get; } = path;
+    public string Problem { get; } = problem;
 }

@@ -13,4 +13,16 @@ public static class HardenPaths
             : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
         return Path.Combine(baseDir, "hardenimage");
     }
+
+    /// <summary>
+    /// The per-user secret that seals cache entries (see <see cref="CacheKey"/>): $XDG_CONFIG_HOME/hardenimage/cache.key,
+    /// else ~/.config/hardenimage/cache.key. Deliberately outside the cache, which may be shared or restored.
+    /// </summary>
+    public static string CacheKeyFile()
+    {
+        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
+        var baseDir = !string.IsNullOrEmpty(xdg) ? xdg
+            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
+        return Path.Combine(baseDir, "hardenimage", "cache.key");
+    }
 }

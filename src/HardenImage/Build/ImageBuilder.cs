@@ -1,8 +1,10 @@
+using System.Collections.Concurrent;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
+using HardenImage.Deb;
 using HardenImage.Oci;
 
 namespace HardenImage.Build;
@@ -22,6 +24,8 @@ public sealed record BuildOptions
     public string? Revision { get; init; }
     public string? SourceUrl { get; init; }
     public int Parallelism { get; init; } = Environment.ProcessorCount;
+    /// <summary>Seals derived cache entries; default <see cref="CacheKey.Load"/> (HARDEN_CACHE_KEY or the per-user key file).</summary>
+    public CacheKey? CacheKey { get; init; }
 }
 
 /// <summary>Resolves a locked package to the path of its verified .deb in the cache.</summary>
@@ -32,7 +36,11 @@ public sealed record ArchitectureReport(
     string Image, string Architecture, int Packages, int Files, long LayerBytes, long ImageCompressedBytes,
     bool Rebuilt, IReadOnlyList<HardeningAction> Hardening, IReadOnlyDictionary<string, long> BytesByPackage);
 
-public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<ArchitectureReport> Report, bool UpToDate);
+public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<ArchitectureReport> Report, bool UpToDate)
+{
+    /// <summary>Cache entries and layout blobs that were refused (forged, corrupt, unsealed) and derived again.</summary>
+    public IReadOnlyList<string> CacheRepairs { get; init; } = [];
+}
 
 /// <summary>
 /// Builds the image set daemonlessly: .debs are unpacked (never configured: no maintainer script runs), merged
@@ -47,12 +55,24 @@ public sealed class ImageBuilder
     private readonly BuildOptions _options;
     private readonly ContentStore _store;
     private readonly PackageUnpacker _unpacker;
+    private readonly PayloadReader _payload;
+    private readonly CacheKey _key;
+    private readonly ConcurrentQueue<string> _repairs = new();
+    /// <summary>Layout blobs hashed in this run (digest → intact), so a layer shared by a chain is read once.</summary>
+    private readonly ConcurrentDictionary<string, bool> _verifiedBlobs = new(StringComparer.Ordinal);
 
     public ImageBuilder(ImageSet set, LockFile lockFile, BuildOptions options)
     {
         _set = set; _lock = lockFile; _options = options;
+        _key = options.CacheKey ?? CacheKey.Load(options.CacheRoot);
         _store = new ContentStore(options.CacheRoot);
-        _unpacker = new PackageUnpacker(_store, options.CacheRoot);
+        _unpacker = new PackageUnpacker(_store, options.CacheRoot, _key, Repair);
+        _payload = new PayloadReader(set.Directory);
+    }
+
+    private void Repair(string what)
+    {
+        if (!_repairs.Contains(what)) _repairs.Enqueue(what);
     }
 
     public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
@@ -63,8 +83,10 @@ public sealed class ImageBuilder
         ?? (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var e) ? e : _lock.Epoch().ToUnixTimeSeconds());
 
     /// <summary>
-    /// The previous build, when nothing that decides the selected images' bytes changed and every blob is still
-    /// in the layout: then building does no work beyond checking digests and sizes.
+    /// The previous build, when nothing that decides the selected images' bytes changed, its record in build.json
+    /// is the one this cache sealed, every blob in the layout still hashes to its digest and each tag still names
+    /// the image (threat T: an edited build.json or a swapped blob is never reported "up to date"). The cost is
+    /// hashing the layout's blobs once.
     /// </summary>
     public BuildOutcome? TryUpToDate()
     {
@@ -73,9 +95,18 @@ public sealed class ImageBuilder
         CheckLocked(images);
         var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
-        if (previous == null || previous.Epoch != epoch) return null;
+        if (previous == null || previous.Epoch != epoch || !Directory.Exists(LayoutDir)) return null;
+        var layout = OciLayout.OpenOrCreate(LayoutDir);
         foreach (var i in images)
-            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !BlobsPresent(b)) return null;
+        {
+            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !IsSealed(b)) return null;
+            if (!BlobsIntact(b)) return null;
+            if (layout.Resolve(i.Name)?.Digest != b.Index)
+            {
+                Repair($"{LayoutDir}/index.json: tag '{i.Name}' does not name {b.Index} as build.json says; rebuilding");
+                return null;
+            }
+        }
         var names = images.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         return new BuildOutcome(previous with { Images = previous.Images.Where(b => names.Contains(b.Name)).ToList() }, [], UpToDate: true);
     }
@@ -96,6 +127,24 @@ public sealed class ImageBuilder
     {
         var upToDate = TryUpToDate();
         if (upToDate != null) return upToDate;
+        try
+        {
+            return await BuildOnceAsync(debs, progress, ct);
+        }
+        catch (Exception e) when (Unwrap(e) is CorruptCacheEntryException corrupt)
+        {
+            // The bad file was evicted when it was read: building again unpacks its package from the verified .deb.
+            Repair($"cache file {corrupt.CachePath} {corrupt.Problem}; unpacked the package again and rebuilt");
+            progress?.Report("rebuilding after a corrupt cache entry");
+            return await BuildOnceAsync(debs, progress, ct);
+        }
+    }
+
+    private static Exception Unwrap(Exception e) =>
+        e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : e;
+
+    private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, CancellationToken ct)
+    {
         var images = _set.Select(_options.Images);
         var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
@@ -122,9 +171,10 @@ public sealed class ImageBuilder
             }
         }, ct)));
 
-        // 2. Write the layers that changed, compressing in parallel.
-        var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.LayerKey != layerKeys[kv.Key.Image]
-                                            || previous.Epoch != epoch || !BlobsPresent(previous.Image(kv.Key.Image)!))
+        // 2. Write the layers that changed, compressing in parallel. A previous layer is reused only when its
+        // record is sealed by this cache and its blob still hashes to its digest.
+        var toWrite = assembled.Where(kv => _options.Force || previous == null || previous.Epoch != epoch
+                                            || !ReusableLayer(previous.Image(kv.Key.Image), layerKeys[kv.Key.Image], kv.Key.Arch))
             .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
         var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
         progress?.Report($"compressing {specs.Count} layers");
@@ -215,19 +265,53 @@ public sealed class ImageBuilder
         foreach (var b in built) all[b.Name] = b;
         var manifest = new BuildManifest { Epoch = epoch, Images = all.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList() };
         manifest.Save(ManifestPath);
-        return new BuildOutcome(manifest, report, UpToDate: false);
+        foreach (var b in built) Seal(b);
+        return new BuildOutcome(manifest, report, UpToDate: false) { CacheRepairs = _repairs.ToList() };
     }
 
-    private bool BlobsPresent(BuiltImage b)
+    // Build records: what build.json says about an image is trusted for reuse only when this cache sealed it
+    // (<cache>/builds-v1/<layer key>, an HMAC with the CacheKey over every digest): build.json sits in artifacts/,
+    // which may be restored or edited, and pointing it at another self-consistent image must not be "up to date".
+    private const string BuildSealPurpose = "build-record-v1";
+
+    private string SealPath(string layerKey) => Path.Combine(_options.CacheRoot, "builds-v1", layerKey);
+
+    private static string[] SealedFields(BuiltImage b) =>
+        [b.Name, b.BuildKey, b.LayerKey ?? "", b.Index, .. b.Architectures.Select(a =>
+            $"{a.Architecture} {a.Manifest} {a.Config} {string.Join(",", a.Layers.Select(l => $"{l.Digest}/{l.Size}/{l.DiffId}/{l.MediaType}"))}")];
+
+    private void Seal(BuiltImage b) => AtomicFile.WriteAllText(SealPath(b.LayerKey!), _key.Seal(BuildSealPurpose, SealedFields(b)) + "\n");
+
+    private bool IsSealed(BuiltImage b)
     {
-        var layout = Path.Combine(LayoutDir, "blobs", "sha256");
-        bool Has(string d, long size)
-        {
-            var f = new FileInfo(Path.Combine(layout, Digest.Parse(d).Hex));
-            return f.Exists && (size < 0 || f.Length == size);
-        }
-        return Has(b.Index, b.IndexSize) && b.Architectures.All(a => Has(a.Manifest, a.ManifestSize) && Has(a.Config, -1)
-            && a.Layers.All(l => Has(l.Digest, l.Size)));
+        var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
+        if (path == null || !ContentStore.IsRegularFile(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
+        if (_key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
+        Repair($"{ManifestPath}: the record of image '{b.Name}' is not the one this cache sealed (edited, or built with another cache key); rebuilding");
+        return false;
+    }
+
+    /// <summary>Every blob of the image (index, manifests, configs, layers) hashes to its digest.</summary>
+    private bool BlobsIntact(BuiltImage b) =>
+        new[] { b.Index }.Concat(b.Architectures.SelectMany(a => new[] { a.Manifest, a.Config }.Concat(a.Layers.Select(l => l.Digest))))
+            .All(d => BlobIntact(d, b.Name));
+
+    private bool BlobIntact(string digest, string image) => _verifiedBlobs.GetOrAdd(digest, d =>
+    {
+        if (!Digest.TryParse(d, out var parsed)) return false;
+        var path = Path.Combine(LayoutDir, "blobs", "sha256", parsed.Hex);
+        if (!File.Exists(path)) return false;
+        if (Digest.Prefix + Sha256Hex.OfFile(path) == d) return true;
+        Repair($"{path} (image {image}) does not match its digest (tampered or corrupt); it is written again");
+        return false;
+    });
+
+    /// <summary>The previous build's own layer of this image and architecture, if it may be reused as is.</summary>
+    private bool ReusableLayer(BuiltImage? previous, string layerKey, string arch)
+    {
+        if (previous == null || previous.LayerKey != layerKey || !IsSealed(previous)) return false;
+        var own = previous.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Layers.LastOrDefault();
+        return own != null && BlobIntact(own.Digest, previous.Name);
     }
 
     private sealed record AssembledLayer(FsTree Tree, List<HardeningAction> Actions, List<InstalledPackage> Packages, Dictionary<string, long> BytesByPackage);
@@ -239,6 +323,9 @@ public sealed class ImageBuilder
         var tree = new FsTree(lower);
         var isRoot = image.From == null;
         var installed = new List<InstalledPackage>();
+        // The symlinks below this layer; Merge adds each one it places (threat T: nothing is written through one).
+        var symlinks = new PathSafety(tree.Lower.Values.Where(n => n.Type == FsNodeType.Symlink)
+            .Select(n => KeyValuePair.Create(n.Path, n.LinkTarget ?? "")));
         if (isRoot) AddMergedUsrLinks(tree, arch);
         foreach (var pkg in locked.Packages.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
@@ -250,9 +337,9 @@ public sealed class ImageBuilder
                 ControlText = unpacked.ControlText, Md5sums = unpacked.Md5sums, MaintainerScripts = unpacked.MaintainerScripts,
                 Alternatives = unpacked.Alternatives,
             });
-            foreach (var e in unpacked.Entries) Merge(tree, image, pkg.Name, e);
+            foreach (var e in unpacked.Entries) Merge(tree, symlinks, image, pkg.Name, e);
         }
-        AddPayload(tree, image);
+        AddPayload(tree, symlinks, image);
         var actions = new List<HardeningAction>();
         var context = new HardeningContext
         {
@@ -266,8 +353,6 @@ public sealed class ImageBuilder
         return new AssembledLayer(tree, actions, installed, bytes);
     }
 
-    private static readonly string[] MergedUsrDirs = ["bin", "sbin", "lib", "lib32", "lib64", "libx32"];
-
     /// <summary>Debian 13 is merged-/usr: /bin, /sbin and /lib* are links into /usr. Keep that shape.</summary>
     private static void AddMergedUsrLinks(FsTree tree, string arch)
     {
@@ -279,33 +364,32 @@ public sealed class ImageBuilder
         }
     }
 
-    /// <summary>Rewrites bin/x → usr/bin/x (and sbin, lib*) so nothing is written through the merged-/usr links.</summary>
-    internal static string CanonicalPath(string path)
+    private static DebEntryType DebTypeOf(FsNodeType t) => t switch
     {
-        var slash = path.IndexOf('/');
-        if (slash < 0) return path;
-        var first = path[..slash];
-        return MergedUsrDirs.Contains(first) ? "usr/" + path : path;
-    }
+        FsNodeType.Directory => DebEntryType.Directory,
+        FsNodeType.Symlink => DebEntryType.Symlink,
+        FsNodeType.HardLink => DebEntryType.HardLink,
+        _ => DebEntryType.File,
+    };
 
-    private void Merge(FsTree tree, ImageDefinition image, string package, UnpackedEntry e)
+    private static void Merge(FsTree tree, PathSafety symlinks, ImageDefinition image, string package, UnpackedEntry e)
     {
-        var path = CanonicalPath(e.Path);
-        if (MergedUsrDirs.Contains(path) && e.Type != FsNodeType.File) return; // the link itself is ours
+        var who = $"image {image.Name}: package {package}";
+        // One merged-/usr rule for the whole code base (Deb/PathSafety): bin/x → usr/bin/x, the alias links
+        // themselves are ours (already placed), any other non-directory entry at an alias name is refused.
+        var canonical = MergedUsr.Canonicalise(
+            new DebEntry(e.Path, DebTypeOf(e.Type), (UnixFileMode)e.Mode, e.Uid, e.Gid, e.Size, e.LinkTarget, default), who);
+        if (MergedUsr.IsAliasSymlink(canonical)) return;
+        var path = canonical.Path;
         // Refuse writes through a symlink (threat T/E): a package could redirect a later file elsewhere.
-        for (var i = path.IndexOf('/'); i > 0; i = path.IndexOf('/', i + 1))
-        {
-            var prefix = path[..i];
-            if (tree.Resolve(prefix) is { Type: FsNodeType.Symlink } link && !MergedUsrDirs.Contains(prefix))
-                throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}, which would be written through the symlink /{prefix} → {link.LinkTarget} (from {link.Owner}); refusing it.");
-        }
+        symlinks.EnsureNotThroughSymlink(path, who);
         var node = new FsNode
         {
             Path = path, Type = e.Type, Mode = e.Mode, Uid = e.Uid, Gid = e.Gid, Size = e.Size,
             ContentSha256 = e.Sha256, LinkTarget = e.LinkTarget, Owner = package,
         };
         var existing = tree.Resolve(path);
-        if (existing == null) { tree.Set(node); return; }
+        if (existing == null) { Place(tree, symlinks, node); return; }
         if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
         if (existing.Type == FsNodeType.Symlink && node.Type == FsNodeType.Directory)
             throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}/, which would be written through the symlink /{path} → {existing.LinkTarget} (from {existing.Owner}); refusing it.");
@@ -314,7 +398,7 @@ public sealed class ImageBuilder
             return;
         if (image.Conflicts.TryGetValue("/" + path, out var winner) || image.Conflicts.TryGetValue(path, out winner))
         {
-            if (winner == package) tree.Set(node);
+            if (winner == package) Place(tree, symlinks, node);
             else if (winner != existing.Owner)
                 throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by {existing.Owner} and {package}.");
             return;
@@ -323,37 +407,38 @@ public sealed class ImageBuilder
             $"Declare which one wins in {Path.GetFileName(image.File)} under conflicts: (\"/{path}\": {package}), or exclude one.");
     }
 
-    private void AddPayload(FsTree tree, ImageDefinition image)
+    /// <summary>Sets a node and keeps the symlink list in step with the tree.</summary>
+    private static void Place(FsTree tree, PathSafety symlinks, FsNode node)
+    {
+        tree.Set(node);
+        if (node.Type == FsNodeType.Symlink) symlinks.AddSymlink(node.Path, node.LinkTarget ?? "");
+        else symlinks.RemoveSymlink(node.Path);
+    }
+
+    private void AddPayload(FsTree tree, PathSafety symlinks, ImageDefinition image)
     {
         foreach (var f in image.Files)
         {
-            var src = Path.Combine(_set.Directory, f.Source);
-            var target = f.Target.Trim('/');
-            if (File.Exists(src)) { AddPayloadFile(tree, image, f, src, target); continue; }
-            tree.EnsureDirectory(FsTree.ParentOf(target));
-            tree.Set(new FsNode { Path = target, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
-            foreach (var entry in Directory.EnumerateFileSystemEntries(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal))
+            var where = $"{image.File}:{f.Line}";
+            var items = _payload.List(f.Source, where);
+            var top = items[0].RelativePath;
+            var target = MergedUsr.Canonicalise(f.Target.Trim('/'));
+            foreach (var item in items)
             {
-                var rel = Path.GetRelativePath(src, entry).Replace('\\', '/');
-                if (rel.Split('/').Any(p => p is "__pycache__" || p.StartsWith(".", StringComparison.Ordinal))) continue;
-                var path = target + "/" + rel;
-                if (Directory.Exists(entry))
-                    tree.Set(new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
-                else AddPayloadFile(tree, image, f, entry, path);
+                var path = item.RelativePath == top ? target : target + item.RelativePath[top.Length..];
+                symlinks.EnsureNotThroughSymlink(path, $"{where}: files: target {f.Target}");
+                tree.EnsureDirectory(FsTree.ParentOf(path));
+                if (item.IsDirectory)
+                {
+                    Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
+                    continue;
+                }
+                (string Sha, long Size) stored;
+                using (var content = _payload.OpenFile(item, where, f.Source)) stored = _store.Put(content);
+                var mode = item.Executable ? f.Mode | 0b001_001_001 : f.Mode;
+                Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = stored.Size, ContentSha256 = stored.Sha, Owner = "payload:" + f.Source });
             }
         }
-    }
-
-    private void AddPayloadFile(FsTree tree, ImageDefinition image, PayloadFiles f, string file, string path)
-    {
-        if (new FileInfo(file).LinkTarget != null)
-            throw new HardenException($"{image.File}: files: {file} is a symlink; payloads are copied as regular files only.");
-        using var fs = File.OpenRead(file);
-        var (sha, size) = _store.Put(fs);
-        var mode = f.Mode;
-        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(file) & UnixFileMode.UserExecute) != 0) mode |= 0b001_001_001;
-        tree.EnsureDirectory(FsTree.ParentOf(path));
-        tree.Set(new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = size, ContentSha256 = sha, Owner = "payload:" + f.Source });
     }
 
     /// <summary>
@@ -380,7 +465,7 @@ public sealed class ImageBuilder
             FsNodeType.Directory => LayerEntry.Directory(n.Path, n.Mode, n.Uid, n.Gid),
             FsNodeType.Symlink => LayerEntry.Symlink(n.Path, n.LinkTarget!, n.Uid, n.Gid),
             _ => LayerEntry.File(n.Path,
-                n.Inline != null ? LayerContent.FromBytes(n.Inline) : LayerContent.FromStream(() => _store.OpenVerified(n.ContentSha256!), n.Size),
+                n.Inline != null ? LayerContent.FromBytes(n.Inline) : LayerContent.FromStream(() => _store.OpenVerified(n.ContentSha256!, n.Size), n.Size),
                 n.Mode, n.Uid, n.Gid),
         }).ToList();
 
@@ -453,12 +538,16 @@ public sealed class ImageBuilder
         {
             Add(_set.InputsSha256(i));
             Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
             foreach (var f in i.Files)
             {
-                var src = Path.Combine(_set.Directory, f.Source);
-                IEnumerable<string> files = File.Exists(src) ? [src] : Directory.EnumerateFiles(src, "*", SearchOption.AllDirectories).Order(StringComparer.Ordinal);
-                foreach (var file in files)
-                    Add($"{Path.GetRelativePath(_set.Directory, file)} {Sha256Hex.OfFile(file)} {(OperatingSystem.IsWindows() ? 0 : (int)File.GetUnixFileMode(file))}");
+                var where = $"{i.File}:{f.Line}";
+                foreach (var item in _payload.List(f.Source, where))
+                {
+                    if (item.IsDirectory) { Add($"{f.Target} {item.RelativePath}/"); continue; }
+                    using var content = _payload.OpenFile(item, where, f.Source);
+                    Add($"{f.Target} {item.RelativePath} {Convert.ToHexStringLower(SHA256.HashData(content))} {(item.Executable ? "x" : "-")}");
+                }
             }
         }
         return Convert.ToHexStringLower(h.GetHashAndReset());

@@ -43,6 +43,8 @@ public sealed record PayloadFiles
     public int Mode { get; init; } = Convert.ToInt32("0644", 8);
     public int Uid { get; init; }
     public int Gid { get; init; }
+    /// <summary>Line of the entry in its image file, for errors.</summary>
+    public int Line { get; init; }
 }
 
 /// <summary>A check `harden smoke` runs inside the started image.</summary>
@@ -228,12 +230,11 @@ public sealed class ImageSet
             var both = img.Packages.Select(PackageName).Intersect(img.Exclude, StringComparer.Ordinal).ToList();
             if (both.Count > 0)
                 throw new HardenException($"{img.File}: {string.Join(", ", both)} is both in packages: and in exclude:. Remove it from one of them.");
-            foreach (var f in img.Files)
-            {
-                var src = Path.Combine(directory, f.Source);
-                if (!File.Exists(src) && !System.IO.Directory.Exists(src))
-                    throw new HardenException($"{img.File}: files: source '{f.Source}' does not exist (looked for {src}).");
-            }
+            // Payload comes only from inside the set (threat I): the reader refuses '..', absolute paths, symlinks
+            // anywhere on the path, special files and hard links, and opens every file once so an unreadable one
+            // is reported here with its file:line.
+            var payload = new PayloadReader(directory);
+            foreach (var f in img.Files) payload.List(f.Source, $"{img.File}:{f.Line}");
         }
         // Cycles: walk each chain; a repeat means a cycle.
         foreach (var img in images.Values)
@@ -343,6 +344,7 @@ public sealed class ImageSet
                 Mode = ParseMode(r, fm, r.String(fm, "mode") ?? "0644"),
                 Uid = uid,
                 Gid = gid,
+                Line = (int)fm.Start.Line,
             });
         }
         var smoke = new List<SmokeCheck>();

@@ -26,51 +26,77 @@ public sealed record UnpackedPackage
 public sealed record AlternativeLink(string Link, string Name, string Path, int Priority);
 
 /// <summary>
-/// Unpacks .debs once per SHA-256: the file list goes to <c>&lt;cache&gt;/unpacked/&lt;deb sha256&gt;</c> (a pointer to a
-/// content-store object, so it is verified on read like everything else) and file bytes to the content store.
-/// A warm build reads no .deb at all. No maintainer script runs, ever (threat E).
+/// Unpacks .debs once per SHA-256: the file list goes to the content store and
+/// <c>&lt;cache&gt;/unpacked-v3/&lt;deb sha256&gt;</c> points at it, sealed with the <see cref="CacheKey"/> over the .deb's
+/// and the file list's SHA-256 (threat T: the cache may be shared or restored from another CI run, and a file list
+/// is derived data that no hash chain proves; without the seal a rewritten list plus a content blob would change a
+/// file in the image). File bytes are named by their SHA-256 and verified on every read. A warm build reads no
+/// .deb at all. No maintainer script runs, ever (threat E).
 /// </summary>
 public sealed class PackageUnpacker
 {
+    private const string SealPurpose = "unpacked-tree-v3";
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     private readonly ContentStore _store;
+    private readonly CacheKey _key;
     private readonly string _pointers;
     // One bound on the bytes all packages of this build decompress (docs/limits.md, "Parsers and unpacking").
     private readonly DebReaderOptions _readerOptions = new() { Build = new UnpackBudget(InputLimits.MaxUnpackedBytesPerBuild, "this build") };
+    private readonly Action<string> _report;
 
-    public PackageUnpacker(ContentStore store, string cacheRoot)
+    /// <param name="report">Told about every cache entry that was refused (forged, corrupt) and derived again.</param>
+    public PackageUnpacker(ContentStore store, string cacheRoot, CacheKey key, Action<string>? report = null)
     {
         _store = store;
-        // "-v2": entries written before alternatives were recorded are not reused.
-        _pointers = Path.Combine(cacheRoot, "unpacked-v2");
+        _key = key;
+        _report = report ?? (_ => { });
+        // "-v3": pointers carry a seal; unsealed v2 pointers are never read.
+        _pointers = Path.Combine(cacheRoot, "unpacked-v3");
         Directory.CreateDirectory(_pointers);
     }
 
-    /// <summary>Returns the unpacked package, unpacking <paramref name="debPath"/> when not cached.</summary>
+    /// <summary>
+    /// Returns the unpacked package: from the cache when its pointer is sealed with our key and everything it names
+    /// is present and verified, else by unpacking <paramref name="debPath"/> (the verified .deb) again.
+    /// </summary>
     public UnpackedPackage Get(string debSha256, string debPath, string label)
     {
         var pointer = Path.Combine(_pointers, debSha256);
-        if (File.Exists(pointer))
+        if (File.Exists(pointer) && !ContentStore.IsRegularFile(pointer))
         {
-            var manifestSha = File.ReadAllText(pointer).Trim();
-            if (Sha256Hex.IsValid(manifestSha) && _store.Contains(manifestSha))
-            {
-                try
-                {
-                    var cached = JsonSerializer.Deserialize<UnpackedPackage>(_store.ReadVerified(manifestSha), Json);
-                    if (cached != null && cached.DebSha256 == debSha256
-                        && cached.Entries.All(e => e.Sha256 == null || _store.Contains(e.Sha256)))
-                        return cached;
-                }
-                catch (HardenException) { /* evicted by ReadVerified: unpack again */ }
-                catch (JsonException) { }
-            }
+            _report($"unpacked tree of {label}: {pointer} is not a regular file (planted in the cache); unpacked the verified .deb again");
+            AtomicFile.TryDelete(pointer);
+        }
+        else if (File.Exists(pointer))
+        {
+            var (cached, problem) = TryCached(pointer, debSha256);
+            if (cached != null) return cached;
+            if (problem != null) _report($"unpacked tree of {label} in {pointer} {problem}; unpacked the verified .deb again");
             AtomicFile.TryDelete(pointer);
         }
         var unpacked = Unpack(debSha256, debPath, label);
         var sha = _store.Put(JsonSerializer.SerializeToUtf8Bytes(unpacked, Json));
-        AtomicFile.WriteAllText(pointer, sha);
+        AtomicFile.WriteAllText(pointer, $"{sha} {_key.Seal(SealPurpose, debSha256, sha)}\n");
         return unpacked;
+    }
+
+    /// <summary>The cached package, or null with the reason to report (null reason: merely incomplete, e.g. evicted content).</summary>
+    private (UnpackedPackage? Package, string? Problem) TryCached(string pointer, string debSha256)
+    {
+        var parts = File.ReadAllText(pointer).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        if (parts.Length != 2 || !Sha256Hex.IsValid(parts[0]))
+            return (null, "is not a sealed pointer (forged, or written by an older harden)");
+        var manifestSha = parts[0];
+        if (!_key.Verify(parts[1], SealPurpose, debSha256, manifestSha))
+            return (null, "is not sealed with this cache key (forged, or written with another key)");
+        if (!_store.Contains(manifestSha)) return (null, null);
+        UnpackedPackage? cached;
+        try { cached = JsonSerializer.Deserialize<UnpackedPackage>(_store.ReadVerified(manifestSha), Json); }
+        catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
+        catch (JsonException e) { return (null, $"names a file list that is not valid JSON ({e.Message})"); }
+        if (cached == null || cached.DebSha256 != debSha256) return (null, "names the file list of another .deb");
+        // Content is verified when it is read; a missing file (evicted) just means unpacking again.
+        return cached.Entries.All(e => e.Sha256 == null || _store.Contains(e.Sha256)) ? (cached, null) : (null, null);
     }
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)

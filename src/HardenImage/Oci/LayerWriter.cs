@@ -120,13 +120,10 @@ public sealed class LayerWriter
                 size = compressedHash.BytesWritten;
                 file.Flush(flushToDisk: true);
             }
-            var target = layout.BlobPath(digest);
-            // Same digest = same bytes: a blob already there (maybe from a parallel writer of the same layer) stays.
-            if (!File.Exists(target))
-            {
-                try { File.Move(tmp, target); }
-                catch (IOException) when (File.Exists(target)) { }
-            }
+            // Same digest = same bytes, so replacing a blob already there (maybe from a parallel writer of the same
+            // layer) is harmless and the rename is atomic; keeping it instead would keep a corrupt or tampered file
+            // of that name for ever (threat T).
+            File.Move(tmp, layout.BlobPath(digest), overwrite: true);
             return new WrittenLayer(spec.Name, new Descriptor { MediaType = Options.MediaType, Digest = digest, Size = size }, tar);
         }
         finally

@@ -44,12 +44,12 @@ public sealed class OciLayout
 
     public bool HasBlob(string digest) => File.Exists(BlobPath(digest));
 
-    /// <summary>Stores bytes; a blob already present is not rewritten.</summary>
+    /// <summary>Stores bytes; a blob already present is rewritten only when its bytes differ (corrupt or tampered).</summary>
     public Descriptor WriteBlob(ReadOnlySpan<byte> bytes, string mediaType, SortedDictionary<string, string>? annotations = null)
     {
         var digest = Digest.Of(bytes).ToString();
         var path = BlobPath(digest);
-        if (!File.Exists(path)) AtomicFile.WriteAllBytes(path, bytes);
+        if (!File.Exists(path) || !bytes.SequenceEqual(File.ReadAllBytes(path))) AtomicFile.WriteAllBytes(path, bytes);
         return new Descriptor { MediaType = mediaType, Digest = digest, Size = bytes.Length, Annotations = annotations };
     }
 

@@ -170,4 +170,116 @@ public sealed class HardeningTransformTests
         // openblas has the higher priority but is not in the image: the reference BLAS is linked.
         Assert.Equal("/usr/lib/x86_64-linux-gnu/blas/libblas.so.3", tree.Get("usr/lib/x86_64-linux-gnu/libblas.so.3")!.LinkTarget);
     }
+
+    private static readonly Dictionary<string, byte[]> Contents = new();
+
+    private static FsNode Exe(string path, string content, string owner = "pkg", int mode = 493)
+    {
+        var bytes = Encoding.ASCII.GetBytes(content);
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        lock (Contents) Contents[sha] = bytes;
+        return new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Owner = owner, ContentSha256 = sha, Size = bytes.Length };
+    }
+
+    private static HardeningContext ContentContext(params InstalledPackage[] packages) => Context(null, true, packages) with
+    {
+        ReadContent = n => { lock (Contents) return Contents[n.ContentSha256!]; },
+    };
+
+    private const string Elf = "\u007fELF\u0002\u0001\u0001\0\0\0";
+
+    [Fact]
+    public void NoSetuid_ClearsSetgidOnDirectories_A2777DirectoryBecomes0777()
+    {
+        var tree = new FsTree();
+        tree.Set(new FsNode { Path = "var/spool/drop", Type = FsNodeType.Directory, Mode = Convert.ToInt32("2777", 8), Owner = "pkg" });
+        tree.Set(new FsNode { Path = "srv/suid-dir", Type = FsNodeType.Directory, Mode = Convert.ToInt32("6755", 8), Owner = "pkg" });
+        var actions = Run(new StripSetuid(), tree);
+        Assert.Equal(Convert.ToInt32("777", 8), tree.Get("var/spool/drop")!.Mode);
+        Assert.Equal(Convert.ToInt32("755", 8), tree.Get("srv/suid-dir")!.Mode);
+        Assert.Contains(actions, a => a.Path == "var/spool/drop" && a.Detail == "mode 2777 → 777");
+        // Then no-world-writable takes o+w: the directory ends 0775, neither setgid nor writable by others.
+        Run(new NoWorldWritable(), tree);
+        Assert.Equal(Convert.ToInt32("775", 8), tree.Get("var/spool/drop")!.Mode);
+    }
+
+    [Fact]
+    public void NoShells_RemovesAShellUnderUsrLibexec_AndTheLinksToIt()
+    {
+        var tree = new FsTree();
+        tree.Set(Exe("usr/libexec/vendor/sh", Elf + "a shell"));
+        tree.Set(Link("usr/local/bin/vsh", "../../libexec/vendor/sh"));
+        tree.Set(Exe("usr/libexec/vendor/helper", Elf + "not a shell"));
+        var actions = Run(new RemoveShells(), tree, ContentContext());
+        Assert.Equal(["usr/libexec/vendor/helper"], tree.Nodes.Select(n => n.Path));
+        Assert.Contains(actions, a => a.Path == "usr/libexec/vendor/sh" && a.Detail.StartsWith("named 'sh'", StringComparison.Ordinal));
+        Assert.Contains(actions, a => a.Path == "usr/local/bin/vsh" && a.Detail.StartsWith("a link to the removed /usr/libexec/vendor/sh", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void NoShells_RemovesARenamedBusybox_ByContent_ButKeepsOtherBinaries()
+    {
+        var tree = new FsTree();
+        tree.Set(Exe("usr/lib/tools/helper", Elf + "BusyBox v1.36.1 (Debian 1:1.36.1-9) multi-call binary."));
+        tree.Set(Exe("usr/lib/tools/quiet-dash", Elf + "PS1\0PS2\0PS4\0OPTIND\0IFS\0"));
+        tree.Set(Exe("usr/bin/python3.13", Elf + "Python PS1 sys.ps1 IFS"));
+        tree.Set(Exe("usr/share/tools/notes.txt", "BusyBox v1 multi-call binary", mode: 420));
+        var actions = Run(new RemoveShells(), tree, ContentContext());
+        Assert.Equal(["usr/bin/python3.13", "usr/share/tools/notes.txt"], tree.Nodes.Select(n => n.Path).Order());
+        Assert.Contains(actions, a => a.Path == "usr/lib/tools/helper" && a.Detail.StartsWith("a BusyBox multi-call binary (by content)", StringComparison.Ordinal));
+        Assert.Contains(actions, a => a.Path == "usr/lib/tools/quiet-dash" && a.Detail.StartsWith("a POSIX shell binary", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void NoShells_FindsShellsByPackage_LinkTarget_ShebangAndAlternatives()
+    {
+        var tree = new FsTree();
+        tree.Set(Exe("usr/lib/bash/frobnicate", Elf + "loadable", owner: "bash"));                // by package
+        tree.Set(Link("usr/bin/sh", "/opt/weird/interp"));                                        // link named sh
+        tree.Set(Exe("opt/weird/interp", Elf + "x"));
+        tree.Set(Exe("usr/bin/tool", "#!/usr/bin/env -S zsh -f\necho hi\n"));                      // shebang names zsh …
+        tree.Set(Link("usr/bin/zsh", "../lib/zsh-bin/z"));                                        // … which is a link
+        tree.Set(Exe("usr/lib/zsh-bin/z", Elf + "y"));
+        tree.Set(Exe("usr/lib/kshell/k", Elf + "z", owner: "kpkg"));                              // alternatives target
+        var kpkg = new InstalledPackage { Name = "kpkg", Version = "1", Architecture = "amd64", ControlText = "",
+            Alternatives = [new AlternativeLink("/usr/bin/ksh", "ksh", "/usr/lib/kshell/k", 10)] };
+        var actions = Run(new RemoveShells(), tree, ContentContext(kpkg));
+        Assert.Equal(["usr/bin/tool"], tree.Nodes.Select(n => n.Path));
+        Assert.Contains(actions, a => a.Path == "usr/lib/bash/frobnicate" && a.Detail.StartsWith("shipped by the shell package bash", StringComparison.Ordinal));
+        Assert.Contains(actions, a => a.Path == "opt/weird/interp" && a.Detail.StartsWith("the target of the shell link /usr/bin/sh", StringComparison.Ordinal));
+        Assert.Contains(actions, a => a.Path == "usr/lib/zsh-bin/z");
+        Assert.Contains(actions, a => a.Path == "usr/lib/kshell/k" && a.Detail.StartsWith("the update-alternatives target for ksh", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void NoPackageManagers_FindsThemByPackageContentAndPath()
+    {
+        var tree = new FsTree();
+        tree.Set(Exe("usr/libexec/dpkg/frob", Elf + "x", owner: "dpkg"));
+        tree.Set(Exe("opt/bin/installer", Elf + "Debian '%s' package management program version %s."));
+        tree.Set(Exe("usr/local/bin/getpkg", "#!/usr/bin/python3\nfrom pip._internal.cli.main import main\nmain()\n"));
+        tree.Set(File("usr/local/lib/python3.13/site-packages/pip/__init__.py"));
+        tree.Set(File("usr/local/lib/python3.13/site-packages/pipeline/__init__.py"));
+        tree.Set(Exe("usr/local/bin/serve", "#!/usr/bin/python3\nimport server\n"));
+        var actions = Run(new RemovePackageManagers(), tree, ContentContext());
+        Assert.Equal(["usr/local/bin/serve", "usr/local/lib/python3.13/site-packages/pipeline/__init__.py"], tree.Nodes.Select(n => n.Path).Order());
+        Assert.Contains(actions, a => a.Path == "opt/bin/installer" && a.Detail.StartsWith("a dpkg binary (by content)", StringComparison.Ordinal));
+        Assert.Contains(actions, a => a.Path == "usr/local/bin/getpkg" && a.Detail.StartsWith("a pip entry point (by content)", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void RootOwned_ChownsPackageFiles_ButNotPayloadOrGeneratedEntries()
+    {
+        var tree = new FsTree();
+        tree.Set(File("usr/lib/app/lib.so") with { Uid = 65532, Gid = 65532 });
+        tree.Set(new FsNode { Path = "var/lib/app", Type = FsNodeType.Directory, Mode = 493, Uid = 0, Gid = 65532, Owner = "app" });
+        tree.Set(File("srv/data", owner: "payload:data") with { Uid = 65532, Gid = 65532 });
+        tree.Set(new FsNode { Path = "home/nonroot", Type = FsNodeType.Directory, Mode = 448, Uid = 65532, Gid = 65532, Owner = "harden:accounts" });
+        var actions = Run(new RootOwnedPackageFiles(), tree);
+        Assert.Equal((0, 0), (tree.Get("usr/lib/app/lib.so")!.Uid, tree.Get("usr/lib/app/lib.so")!.Gid));
+        Assert.Equal((0, 0), (tree.Get("var/lib/app")!.Uid, tree.Get("var/lib/app")!.Gid));
+        Assert.Equal(65532, tree.Get("srv/data")!.Uid);
+        Assert.Equal(65532, tree.Get("home/nonroot")!.Uid);
+        Assert.Equal(2, actions.Count);
+    }
 }

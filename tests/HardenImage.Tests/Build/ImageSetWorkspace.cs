@@ -96,6 +96,8 @@ public sealed class ImageSetWorkspace : IDisposable
     public string Cache { get; }
     public string Artifacts { get; }
     public string LockPath => Path.Combine(ImagesDir, "images.lock.json");
+    /// <summary>This workspace's cache key (the per-user key file is never touched by tests).</summary>
+    public CacheKey CacheKey { get; set; } = CacheKey.FromSecret(Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), "test");
 
     public string Combine(params string[] parts) => _dir.Combine(parts);
 
@@ -122,7 +124,7 @@ public sealed class ImageSetWorkspace : IDisposable
         using var http = new HttpClient();
         var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(all.Select(DebDownload.From).ToList());
         var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
-        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force, Images = images });
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force, Images = images, CacheKey = CacheKey });
         return await builder.BuildAsync(p => paths[p.Sha256]);
     }
 

@@ -209,7 +209,7 @@ public static class StandardTransforms
     public static IReadOnlyList<IHardeningTransform> All() =>
     [
         new DropDocumentation(), new RemoveShells(), new RemovePackageManagers(), new RemoveListedPaths(),
-        new StripSetuid(), new NoWorldWritable(), new CaBundle(), new DefaultTimezone(), new DebianAlternatives(), new Accounts(),
+        new StripSetuid(), new NoWorldWritable(), new RootOwnedPackageFiles(), new CaBundle(), new DefaultTimezone(), new DebianAlternatives(), new Accounts(),
         new DpkgStatusRecords(), new DeclaredSymlinks(), new MaintainerScriptReport(),
     ];
 }

@@ -2,14 +2,19 @@ using System.Text.RegularExpressions;
 
 namespace HardenImage.Build.Hardening;
 
-/// <summary>Shared removal logic: drop matching paths from this layer and report each.</summary>
+/// <summary>Shared removal logic: drop matching paths from this layer and report each with the reason.</summary>
 public abstract class RemovalTransform : IHardeningTransform
 {
     public abstract string Name { get; }
     public abstract string Threat { get; }
     public abstract string Description { get; }
     protected virtual bool Enabled(HardeningContext context) => true;
-    protected abstract bool Matches(FsNode node);
+
+    /// <summary>Why the node goes (shown in the report), or null when it stays.</summary>
+    protected abstract string? Why(FsNode node, HardeningContext context, ExecutableIdentity identity);
+
+    /// <summary>Also remove symlinks of this layer that end at a removed file (they would only dangle or mislead).</summary>
+    protected virtual bool RemoveLinksToRemoved => false;
 
     public void Apply(FsTree tree, HardeningContext context, ICollection<HardeningAction> report)
     {
@@ -18,50 +23,72 @@ public abstract class RemovalTransform : IHardeningTransform
             report.Add(new(Name, "skipped", "", $"image {context.Image.Name} opts in (allow:)"));
             return;
         }
-        foreach (var node in tree.Nodes.Where(Matches).OrderBy(n => n.Path, StringComparer.Ordinal).ToList())
+        var identity = new ExecutableIdentity(tree, context);
+        // Decide on the whole tree first: removing as we go would hide a link's target from the next decision.
+        var doomed = tree.Nodes.OrderBy(n => n.Path, StringComparer.Ordinal)
+            .Select(n => (Node: n, Why: Why(n, context, identity))).Where(x => x.Why != null).ToList();
+        var paths = doomed.Select(d => d.Node.Path).ToHashSet(StringComparer.Ordinal);
+        var links = RemoveLinksToRemoved
+            ? tree.Nodes.Where(n => n.Type == FsNodeType.Symlink && !paths.Contains(n.Path))
+                .Select(n => (Node: n, Target: identity.Follow(n.Path)))
+                .Where(x => x.Target != null && paths.Contains(x.Target))
+                .Select(x => (x.Node, Why: (string?)$"a link to the removed /{x.Target}")).ToList()
+            : [];
+        foreach (var (node, why) in doomed.Concat(links).OrderBy(x => x.Node.Path, StringComparer.Ordinal))
         {
             tree.Remove(node.Path);
-            report.Add(new(Name, "removed", node.Path, $"from {node.Owner}"));
+            report.Add(new(Name, "removed", node.Path, $"{why}; from {node.Owner}"));
         }
     }
 }
 
 /// <summary>
 /// No shells (threat E, elevation of privilege; also T): an attacker with code execution gets no interpreter to
-/// chain commands, and `kubectl exec -- sh` finds nothing. Off with <c>allow: {shell: true}</c>.
+/// chain commands, and `kubectl exec -- sh` finds nothing. A shell is found by name anywhere in the tree, by its
+/// package (bash, dash, busybox, …), by the links, shebangs and update-alternatives that name it, and by content
+/// (BusyBox multi-call, bash, mksh or POSIX-shell ELF), so <c>usr/libexec/x/sh</c> or a renamed busybox goes too.
+/// Off with <c>allow: {shell: true}</c>.
 /// </summary>
 public sealed class RemoveShells : RemovalTransform
 {
-    private static readonly HashSet<string> Shells = ["sh", "bash", "dash", "rbash", "busybox", "ash", "zsh", "ksh", "mksh", "csh", "tcsh"];
     public override string Name => "no-shells";
     public override string Threat => "E";
-    public override string Description => "remove /bin/sh, bash, dash, busybox and other shells";
+    public override string Description => "remove shells (sh, bash, dash, busybox, …) by name, package, links, shebangs, alternatives and content";
     protected override bool Enabled(HardeningContext c) => !c.Image.Allow.Shell;
-    protected override bool Matches(FsNode n) =>
-        n.Type != FsNodeType.Directory && IsBinDir(FsTree.ParentOf(n.Path)) && Shells.Contains(Path.GetFileName(n.Path));
+    protected override bool RemoveLinksToRemoved => true;
+    protected override string? Why(FsNode n, HardeningContext c, ExecutableIdentity identity) => identity.Shell(n);
 
-    internal static bool IsBinDir(string dir) => dir is "usr/bin" or "usr/sbin" or "bin" or "sbin" or "usr/local/bin";
+    internal static bool IsBinDir(string dir) => dir is "usr/bin" or "usr/sbin" or "bin" or "sbin" or "usr/local/bin" or "usr/local/sbin";
 }
 
 /// <summary>
 /// No package managers (threats T and E): nothing inside the container can install or replace software; the
-/// image changes only through a new, signed build.
+/// image changes only through a new, signed build. Found by name, by package (dpkg, apt, python3-pip, …), by
+/// content (dpkg ELF, pip entry-point scripts) and by path (pip modules in any site- or dist-packages).
 /// </summary>
 public sealed class RemovePackageManagers : RemovalTransform
 {
     private static readonly Regex Tools = new(
         "^(apt|apt-get|apt-cache|apt-cdrom|apt-config|apt-key|apt-mark|apt-extracttemplates|apt-ftparchive|apt-sortpkgs|dpkg|dpkg-.*|update-alternatives|pip|pip3|pip3\\.[0-9]+|ensurepip)$",
         RegexOptions.CultureInvariant);
+    private static readonly Regex PipModule = new("(^|/)(site|dist)-packages/pip(/|$)", RegexOptions.CultureInvariant);
     public override string Name => "no-package-managers";
     public override string Threat => "T,E";
-    public override string Description => "remove apt, dpkg and pip tools";
+    public override string Description => "remove apt, dpkg and pip by name, package, content and path";
     protected override bool Enabled(HardeningContext c) => !c.Image.Allow.PackageManager;
-    protected override bool Matches(FsNode n) =>
-        (n.Type != FsNodeType.Directory && RemoveShells.IsBinDir(FsTree.ParentOf(n.Path)) && Tools.IsMatch(Path.GetFileName(n.Path)))
-        || n.Path.StartsWith("usr/lib/python3/dist-packages/pip/", StringComparison.Ordinal)
-        || n.Path.StartsWith("etc/apt/", StringComparison.Ordinal) || n.Path == "etc/apt"
-        || n.Path.StartsWith("var/lib/dpkg/info/", StringComparison.Ordinal)
-        || n.Path is "var/lib/dpkg/status" or "var/lib/dpkg/available";
+    protected override bool RemoveLinksToRemoved => true;
+    protected override string? Why(FsNode n, HardeningContext c, ExecutableIdentity identity)
+    {
+        var name = Path.GetFileName(n.Path);
+        if (n.Type != FsNodeType.Directory && (ExecutableIdentity.IsExecutable(n) || n.Type == FsNodeType.Symlink || RemoveShells.IsBinDir(FsTree.ParentOf(n.Path)))
+            && Tools.IsMatch(name))
+            return $"named '{name}'";
+        if (PipModule.IsMatch(n.Path)) return "the pip module";
+        if (n.Path.StartsWith("etc/apt/", StringComparison.Ordinal) || n.Path == "etc/apt"
+            || n.Path.StartsWith("var/lib/dpkg/info/", StringComparison.Ordinal) || n.Path is "var/lib/dpkg/status" or "var/lib/dpkg/available")
+            return "package manager state";
+        return identity.PackageManager(n);
+    }
 }
 
 /// <summary>
@@ -78,7 +105,9 @@ public sealed class DropDocumentation : RemovalTransform
     public override string Threat => "D";
     public override string Description => "remove docs, man/info pages, lintian overrides, locales; keep copyright files";
     protected override bool Enabled(HardeningContext c) => !c.Image.Allow.Docs;
-    protected override bool Matches(FsNode n)
+    protected override string? Why(FsNode n, HardeningContext c, ExecutableIdentity identity) => IsDocumentation(n) ? "documentation" : null;
+
+    private static bool IsDocumentation(FsNode n)
     {
         // The directories themselves go too, except usr/share/doc, which keeps the copyright files.
         if (n.Type == FsNodeType.Directory && n.Path != "usr/share/doc" && Prefixes.Any(p => p == n.Path + "/")) return true;

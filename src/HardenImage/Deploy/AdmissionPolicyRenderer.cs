@@ -32,8 +32,18 @@ public sealed class AdmissionPolicyRenderer
 {
     /// <summary>Output directory (under artifacts/deploy) of the admission policies.</summary>
     public const string OutputDirectoryName = "admission";
-    public const string SbomPredicate = "https://cyclonedx.org/bom";
-    public const string VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1";
+    public const string SbomPredicate = PredicateTypes.CycloneDx;
+    public const string VulnPredicate = PredicateTypes.CosignVuln;
+
+    /// <summary>
+    /// What the rendered policies require of each image digest a pod pins: our signature, a CycloneDX SBOM statement
+    /// and a vuln statement without critical findings. <c>harden deploy</c> checks exactly this before it writes.
+    /// </summary>
+    public static VerificationPolicy Requirements { get; } = new()
+    {
+        RequiredAttestations = ["sbom", "vuln"],
+        ForbidCriticalVulnerabilities = true,
+    };
 
     /// <summary>JMESPath over the vuln predicate (our scan report as scanner.result): critical findings not allowlisted.</summary>
     public const string CriticalFindingsQuery = "{{ scanner.result.findings[?severity == 'critical' && !allowlisted] | length(@) }}";

@@ -170,7 +170,7 @@ public static class Predicates
             ["bomFormat"] = "CycloneDX",
             ["specVersion"] = "1.6",
             // Deterministic: the same index and platform SBOMs give the same statement (so re-signing is a no-op).
-            ["serialNumber"] = Sbom.CycloneDxWriter.SerialNumberFor(index + string.Concat(platforms.Select(p => p.Manifest.ToString())), "hardenimage:index-sbom:"),
+            ["serialNumber"] = Sbom.CycloneDxWriter.SerialNumberFor(index + string.Concat(platforms.Select(p => p.Manifest.ToString()).Order(StringComparer.Ordinal)), "hardenimage:index-sbom:"),
             ["version"] = 1,
             ["metadata"] = metadata,
             ["components"] = components,

@@ -35,6 +35,10 @@ public sealed class DeploySettings : CommandSettings
     [DefaultValue("images")]
     public string Images { get; init; } = "images";
 
+    [CommandOption("--insecure")]
+    [Description("Plain HTTP to the registry in pushed.json when checking signatures and attestations (loopback test registries)")]
+    public bool Insecure { get; init; }
+
     [CommandOption("--local")]
     [Description("Also run the deployment's pod on the local Docker engine with the manifest's restrictions, check its probes and send one generation request (default deployment: inference-cpu)")]
     public bool Local { get; init; }
@@ -76,7 +80,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
             KnownImages = known,
             UnbuildableImages = unbuildable,
         };
-        var result = new DeployRenderer().RenderAndWrite(options);
+        var (result, checkedIn) = await RenderAsync(options, settings.Insecure, cancellationToken);
         var table = new Table().AddColumns("deployment", "image", "objects", "directory");
         foreach (var d in result.Deployments)
             table.AddRow(Markup.Escape(d.Description.Name), Markup.Escape(d.Image.Reference),
@@ -85,6 +89,8 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
             Markup.Escape(Path.Combine(options.OutputDir, AdmissionPolicyRenderer.OutputDirectoryName)));
         AnsiConsole.Write(table);
         foreach (var w in result.Warnings) AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {w}");
+        if (checkedIn != null)
+            AnsiConsole.MarkupLineInterpolated($"[green]admission check passed[/]: every pinned digest carries our signature, SBOM and vuln attestations in {checkedIn}");
         if (!settings.Local) return 0;
         var name = settings.Name ?? "inference-cpu";
         var rendered = result.Deployments.FirstOrDefault(d => d.Description.Name == name)
@@ -101,6 +107,29 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         foreach (var c in checks) t.AddRow(Markup.Escape(c.Name), c.Passed ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(c.Detail));
         AnsiConsole.Write(t);
         return checks.Count > 0 && checks.All(c => c.Passed) ? 0 : 1;
+    }
+
+    /// <summary>
+    /// Renders and writes; when pushed.json names where the images were pushed (a registry, or the OCI layout that
+    /// holds the same digests), every pinned reference is first checked there as the admission controllers will.
+    /// Returns where the check ran, or null when there was nothing pushed to check against (said as a warning).
+    /// </summary>
+    private static async Task<(DeployResult Result, string? CheckedIn)> RenderAsync(DeployOptions options, bool insecure, CancellationToken ct)
+    {
+        var pushed = Registry.PushedFile.TryLoad(Path.Combine(options.ArtifactsDir, "pushed.json"));
+        if (pushed == null)
+        {
+            var rendered = new DeployRenderer().RenderAndWrite(options);
+            return (rendered with { Warnings = [.. rendered.Warnings, $"{Path.Combine(options.ArtifactsDir, "pushed.json")} is missing: signatures and attestations of the pinned digests were not checked (run 'harden push' and 'harden sign' first)"] }, null);
+        }
+        using var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
+        var registry = services.CreateRegistry(Registry.RegistryTarget.Parse(pushed.Registry), insecure);
+        using var key = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
+        var check = new SignatureStoreAdmissionCheck(image =>
+                pushed.Images.TryGetValue(image.Name, out var p) && p.Index == image.Digest
+                    ? new Signing.RegistrySignatureStore(registry, p.Repository) : null,
+            key, pushed.Registry);
+        return (await new DeployRenderer().RenderCheckAndWriteAsync(options, check, ct), pushed.Registry);
     }
 }
 

@@ -95,10 +95,10 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                 var store = new RegistrySignatureStore(registry, image.Repository);
                 var imageSigner = new ImageSigner(signer, store);
                 var reference = DockerReference(target, image.Repository);
-                await imageSigner.SignAsync(reference, Digest.Parse(image.Index), null, ct);
+                var index = Digest.Parse(image.Index);
                 var provenance = Provenance(name, image, lockFile, pushed.Registry);
-                await imageSigner.AttestAsync(reference, Digest.Parse(image.Index), PredicateTypes.SlsaProvenanceV1, provenance, ct);
-                table.AddRow(name, image.Index[..19], "index", "provenance");
+                var sboms = new List<PlatformDocument>();
+                var scans = new List<PlatformDocument>();
                 foreach (var (platform, manifest) in image.Manifests)
                 {
                     var arch = platform.Split('/')[0]; // pushed.json says "arm64/v8"; the artifacts say "arm64"
@@ -108,8 +108,9 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                     var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
                     if (File.Exists(sbomPath))
                     {
-                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx,
-                            Predicates.CycloneDx(BoundedFile.ReadAllBytes(sbomPath, InputLimits.MaxReportBytes, "SBOM")), ct);
+                        var sbom = Predicates.CycloneDx(BoundedFile.ReadAllBytes(sbomPath, InputLimits.MaxReportBytes, "SBOM"));
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, sbom, ct);
+                        sboms.Add(new PlatformDocument(platform, digest, sbom));
                         kinds.Add("sbom");
                     }
                     await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
@@ -117,20 +118,37 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                     var scanPath = Path.Combine(settings.Artifacts, "scan", $"{name}.{arch}.json");
                     if (File.Exists(scanPath))
                     {
-                        var scan = BoundedJson.ParseNode(BoundedFile.ReadAllBytes(scanPath, InputLimits.MaxReportBytes, "scan report"), scanPath, "scan report", InputLimits.MaxReportBytes);
-                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, Predicates.Vuln(new VulnScanInput
-                        {
-                            ScannerUri = "https://github.com/hardenimage/harden",
-                            ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
-                            Result = scan,
-                            // The scan's own times; the file's write time when it records none.
-                            ScanStartedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                            ScanFinishedOn = ScanTime(scan, "scannedAt") ?? File.GetLastWriteTimeUtc(scanPath),
-                        }), ct);
+                        var scan = ReadJson(scanPath);
+                        await imageSigner.AttestAsync(reference, digest, PredicateTypes.CosignVuln, VulnPredicate(scan, scanPath), ct);
+                        scans.Add(new PlatformDocument(platform, digest, scan));
                         kinds.Add("vuln");
                     }
                     table.AddRow($"{name} ({platform})", manifest[..19], "manifest", string.Join(", ", kinds));
                 }
+
+                // The index is what a Deployment pins and the only digest whose .att cosign, Kyverno and policy-controller
+                // read for it, so it carries every attestation the admission policies require — covering all platforms,
+                // or none (an index statement about some platforms would vouch for the unscanned rest).
+                await imageSigner.SignAsync(reference, index, null, ct);
+                await imageSigner.AttestAsync(reference, index, PredicateTypes.SlsaProvenanceV1, provenance, ct);
+                var indexKinds = new List<string> { "provenance" };
+                var missingSbom = image.Manifests.Keys.Except(sboms.Select(d => d.Platform)).ToList();
+                if (sboms.Count > 0 && missingSbom.Count == 0)
+                {
+                    await imageSigner.AttestAsync(reference, index, PredicateTypes.CycloneDx, Predicates.IndexCycloneDx(name, index, sboms), ct);
+                    indexKinds.Add("sbom");
+                }
+                else if (sboms.Count > 0) indexKinds.Add($"no sbom (none for {string.Join(", ", missingSbom)})");
+                var missingScan = image.Manifests.Keys.Except(scans.Select(d => d.Platform)).ToList();
+                if (scans.Count > 0 && missingScan.Count == 0)
+                {
+                    var report = Predicates.IndexScanReport(name, index, scans);
+                    await imageSigner.AttestAsync(reference, index, PredicateTypes.CosignVuln,
+                        VulnPredicate(report, Path.Combine(settings.Artifacts, "scan", $"{name}.*.json")), ct);
+                    indexKinds.Add("vuln");
+                }
+                else if (scans.Count > 0) indexKinds.Add($"no vuln (no scan for {string.Join(", ", missingScan)})");
+                table.AddRow(name, image.Index[..19], "index", Markup.Escape(string.Join(", ", indexKinds)));
             }
         }
         catch (ImmutableTagException e)
@@ -142,6 +160,25 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]signed[/] with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {pushed.Registry}");
         return 0;
+    }
+
+    private static JsonNode ReadJson(string path)
+    {
+        return BoundedJson.ParseNode(BoundedFile.ReadAllBytes(path, InputLimits.MaxReportBytes, "scan report"), path, "scan report", InputLimits.MaxReportBytes);
+    }
+
+    /// <summary>cosign's vuln predicate around our scan report; the scan's own time (the file's when it records none).</summary>
+    private static JsonNode VulnPredicate(JsonNode scan, string scanPath)
+    {
+        var at = ScanTime(scan, "scannedAt") ?? (File.Exists(scanPath) ? File.GetLastWriteTimeUtc(scanPath) : DateTimeOffset.UnixEpoch);
+        return Predicates.Vuln(new VulnScanInput
+        {
+            ScannerUri = "https://github.com/hardenimage/harden",
+            ScannerVersion = typeof(SignCommand).Assembly.GetName().Version?.ToString() ?? "0",
+            Result = scan,
+            ScanStartedOn = at,
+            ScanFinishedOn = at,
+        });
     }
 
     private static DateTimeOffset? ScanTime(JsonNode scan, string field) =>
@@ -208,7 +245,7 @@ public sealed class VerifySettings : RegistryAccessSettings
     public string Key { get; init; } = "artifacts/keys/cosign.pub";
 
     [CommandOption("--require <LIST>")]
-    [Description("Attestations every platform manifest must carry, comma separated: sbom, provenance, vuln, vex")]
+    [Description("Attestations the referenced digest itself must carry, comma separated: sbom, provenance, vuln, vex (an index is not descended into, as cosign, Kyverno and policy-controller do not)")]
     public string Require { get; init; } = "";
 
     [CommandOption("--no-critical")]
@@ -216,7 +253,10 @@ public sealed class VerifySettings : RegistryAccessSettings
     public bool NoCritical { get; init; }
 }
 
-/// <summary><c>harden verify</c>: checks signatures, digest binding and required attestations of a pushed image.</summary>
+/// <summary>
+/// <c>harden verify</c>: checks the signature, digest binding and required attestations of exactly the digest the
+/// reference resolves to, as cosign, Kyverno and policy-controller do for a pod's image.
+/// </summary>
 public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 {
     private readonly RegistryServices? _services;
@@ -241,33 +281,26 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail here.
         var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
         foreach (var name in required) PredicateTypes.FromPolicyName(name);
-        var subjects = new List<(string Label, string Digest, bool Platform)> { ("index", root.Digest, root.MediaType != MediaTypes.ImageIndex) };
-        if (root.MediaType == MediaTypes.ImageIndex)
+        // Exactly what cosign, Kyverno and policy-controller check for this reference: the .sig and .att of the digest
+        // it resolves to, nothing else. An index is not descended into: its platforms' attestations do not count for it.
+        var digest = Digest.Parse(root.Digest);
+        var report = await verifier.VerifyAsync(digest, new VerificationPolicy
         {
-            var index = OciJson.Deserialize<ImageIndex>((await registry.GetManifestAsync(repository, root.Digest, ct))!.Bytes);
-            subjects.AddRange(index.Manifests.Select(m => (m.Platform?.Architecture ?? "manifest", m.Digest, true)));
-        }
+            RequiredAttestations = required,
+            ForbidCriticalVulnerabilities = settings.NoCritical,
+        }, ct);
+        var label = root.MediaType == MediaTypes.ImageIndex ? "index" : "manifest";
         var table = new Table().AddColumns("subject", "digest", "signatures", "attestations", "result");
-        var failed = false;
-        var reasons = new List<string>();
-        foreach (var (label, digest, platform) in subjects)
-        {
-            var report = await verifier.VerifyAsync(Digest.Parse(digest), new VerificationPolicy
-            {
-                RequiredAttestations = platform ? required : [],
-                ForbidCriticalVulnerabilities = platform && settings.NoCritical,
-            }, ct);
-            failed |= !report.Passed;
-            reasons.AddRange(report.Failures.Select(f => $"{label} {digest[..19]}: {f}"));
-            table.AddRow(label, digest[..19],
-                $"{report.Signatures.Checks.Count(c => c.Valid)} of {report.Signatures.Checks.Count} valid",
-                Markup.Escape(string.Join(", ", report.Attestations.PredicateTypes.Select(PolicyName).Order(StringComparer.Ordinal))),
-                report.Passed ? "[green]ok[/]" : "[red]failed[/]");
-        }
+        table.AddRow(label, root.Digest[..19],
+            $"{report.Signatures.Checks.Count(c => c.Valid)} of {report.Signatures.Checks.Count} valid",
+            Markup.Escape(string.Join(", ", report.Attestations.Checks.Where(c => c.Valid && c.PredicateType != null)
+                .GroupBy(c => PolicyName(c.PredicateType!)).OrderBy(g => g.Key, StringComparer.Ordinal)
+                .Select(g => g.Count() == 1 ? g.Key : $"{g.Key} ×{g.Count()}"))),
+            report.Passed ? "[green]ok[/]" : "[red]failed[/]");
         AnsiConsole.Write(table);
         // Reasons below the table, one a line, so they are never wrapped inside a cell.
-        foreach (var reason in reasons) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {reason}");
-        if (failed)
+        foreach (var reason in report.Failures) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {label} {root.Digest[..19]}: {reason}");
+        if (!report.Passed)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");
             return 1;

@@ -32,8 +32,18 @@ public sealed class AdmissionPolicyRenderer
 {
     /// <summary>Output directory (under artifacts/deploy) of the admission policies.</summary>
     public const string OutputDirectoryName = "admission";
-    public const string SbomPredicate = "https://cyclonedx.org/bom";
-    public const string VulnPredicate = "https://cosign.sigstore.dev/attestation/vuln/v1";
+    public const string SbomPredicate = PredicateTypes.CycloneDx;
+    public const string VulnPredicate = PredicateTypes.CosignVuln;
+
+    /// <summary>
+    /// What the rendered policies require of each image digest a pod pins: our signature, a CycloneDX SBOM statement
+    /// and a vuln statement without critical findings. <c>harden deploy</c> checks exactly this before it writes.
+    /// </summary>
+    public static VerificationPolicy Requirements { get; } = new()
+    {
+        RequiredAttestations = ["sbom", "vuln"],
+        ForbidCriticalVulnerabilities = true,
+    };
 
     /// <summary>JMESPath over the vuln predicate (our scan report as scanner.result): critical findings not allowlisted.</summary>
     public const string CriticalFindingsQuery = "{{ scanner.result.findings[?severity == 'critical' && !allowlisted] | length(@) }}";
@@ -45,8 +55,9 @@ public sealed class AdmissionPolicyRenderer
         var ns = namespaces.Distinct().Order(StringComparer.Ordinal).ToList();
         return
         [
-            Wrap("kyverno-verify-images.yaml", KyvernoVerifyImages(repositories, key)),
+            Wrap("kyverno-verify-images.yaml", KyvernoVerifyImages(repositories, ns, key)),
             Wrap("kyverno-pod-hardening.yaml", KyvernoPodHardening(ns)),
+            Wrap("kyverno-imagevalidatingpolicy.yaml", KyvernoImageValidatingPolicy(repositories, ns, key)),
             Wrap("policy-controller-clusterimagepolicy.yaml", PolicyControllerImagePolicy(repositories, key)),
         ];
     }
@@ -54,8 +65,11 @@ public sealed class AdmissionPolicyRenderer
     /// <summary>
     /// Kyverno verifyImages: signature by our key required, tag rewritten to the verified digest, digest required,
     /// and signed CycloneDX SBOM + vuln attestations with no critical finding (threats: Spoofing, Tampering, Repudiation).
+    /// Scoped to the namespaces we deploy: with failurePolicy Fail, a cluster-wide match would stop every pod in the
+    /// cluster while Kyverno is down (threat: Denial of service). verifyImages skips images that match no
+    /// imageReferences, so a second rule refuses, in those namespaces, any image outside our repositories (Spoofing).
     /// </summary>
-    private static JsonObject KyvernoVerifyImages(List<string> repositories, SigningPublicKey key) => new()
+    private static JsonObject KyvernoVerifyImages(List<string> repositories, List<string> namespaces, SigningPublicKey key) => new()
     {
         ["apiVersion"] = "kyverno.io/v1",
         ["kind"] = "ClusterPolicy",
@@ -79,7 +93,7 @@ public sealed class AdmissionPolicyRenderer
                 new JsonObject
                 {
                     ["name"] = "verify-signature-and-attestations",
-                    ["match"] = MatchPods(null),
+                    ["match"] = MatchPods(namespaces),
                     ["verifyImages"] = new JsonArray
                     {
                         new JsonObject
@@ -113,7 +127,37 @@ public sealed class AdmissionPolicyRenderer
                         },
                     },
                 },
+                new JsonObject
+                {
+                    ["name"] = "restrict-image-repositories",
+                    ["match"] = MatchPods(namespaces),
+                    ["validate"] = new JsonObject
+                    {
+                        ["failureAction"] = "Enforce",
+                        ["message"] = "Images in these namespaces must come from the HardenImage repositories, pinned by digest: "
+                                      + string.Join(", ", repositories.Select(r => r + "@sha256:…")) + ".",
+                        ["pattern"] = EveryContainer(new JsonObject { ["image"] = OurImagesPattern(repositories) }),
+                    },
+                },
             },
+        },
+    };
+
+    /// <summary>Kyverno pattern alternatives ("a | b") that match only <c>repository@sha256:…</c> of our repositories.</summary>
+    internal static string OurImagesPattern(IEnumerable<string> repositories) =>
+        string.Join(" | ", repositories.Select(r => r + "@sha256:*"));
+
+    /// <summary>
+    /// A pod pattern applying <paramref name="container"/> to containers and, when present, initContainers and
+    /// ephemeralContainers, so an init or debug container cannot skip a rule.
+    /// </summary>
+    private static JsonObject EveryContainer(JsonObject container) => new()
+    {
+        ["spec"] = new JsonObject
+        {
+            ["containers"] = new JsonArray { container.DeepClone() },
+            ["=(initContainers)"] = new JsonArray { container.DeepClone() },
+            ["=(ephemeralContainers)"] = new JsonArray { container.DeepClone() },
         },
     };
 
@@ -129,10 +173,15 @@ public sealed class AdmissionPolicyRenderer
             validate["message"] = message;
             return new JsonObject { ["name"] = name, ["match"] = MatchPods(namespaces), ["validate"] = validate };
         }
-        JsonObject Containers(JsonObject securityContext) => new()
+        JsonObject Pattern(JsonObject pattern) => new() { ["pattern"] = pattern };
+        JsonObject Containers(JsonObject securityContext) => EveryContainer(new JsonObject { ["securityContext"] = securityContext });
+        // Pod-level field required; container-level override, when set, must agree (containers, init and ephemeral).
+        JsonObject PodAndContainers(JsonObject podSecurityContext, JsonObject containerOverride)
         {
-            ["spec"] = new JsonObject { ["containers"] = new JsonArray { new JsonObject { ["securityContext"] = securityContext } } },
-        };
+            var pattern = EveryContainer(new JsonObject { ["=(securityContext)"] = containerOverride });
+            pattern["spec"]!.AsObject().Insert(0, "securityContext", podSecurityContext);
+            return pattern;
+        }
         return new JsonObject
         {
             ["apiVersion"] = "kyverno.io/v1",
@@ -144,7 +193,7 @@ public sealed class AdmissionPolicyRenderer
                 {
                     ["policies.kyverno.io/title"] = "HardenImage pod hardening",
                     ["policies.kyverno.io/description"] =
-                        "Non-root, no privilege escalation, all capabilities dropped, read-only root filesystem, seccomp RuntimeDefault, images by digest.",
+                        "Non-root, no privilege escalation, all capabilities dropped, read-only root filesystem, seccomp RuntimeDefault, images by digest; for containers, initContainers and ephemeralContainers.",
                 },
             },
             ["spec"] = new JsonObject
@@ -153,25 +202,11 @@ public sealed class AdmissionPolicyRenderer
                 ["failurePolicy"] = "Fail",
                 ["rules"] = new JsonArray
                 {
-                    Rule("require-run-as-non-root", "Pods must set runAsNonRoot: true and must not run as uid 0.", new JsonObject
-                    {
-                        ["pattern"] = new JsonObject
-                        {
-                            ["spec"] = new JsonObject
-                            {
-                                ["securityContext"] = new JsonObject { ["runAsNonRoot"] = true, ["=(runAsUser)"] = ">0" },
-                                ["containers"] = new JsonArray
-                                {
-                                    new JsonObject
-                                    {
-                                        ["=(securityContext)"] = new JsonObject { ["=(runAsNonRoot)"] = true, ["=(runAsUser)"] = ">0" },
-                                    },
-                                },
-                            },
-                        },
-                    }),
+                    Rule("require-run-as-non-root", "Pods must set runAsNonRoot: true and must not run as uid 0.", Pattern(PodAndContainers(
+                        new JsonObject { ["runAsNonRoot"] = true, ["=(runAsUser)"] = ">0" },
+                        new JsonObject { ["=(runAsNonRoot)"] = true, ["=(runAsUser)"] = ">0" }))),
                     Rule("disallow-privilege-escalation", "Containers must set allowPrivilegeEscalation: false.",
-                        new JsonObject { ["pattern"] = Containers(new JsonObject { ["allowPrivilegeEscalation"] = false }) }),
+                        Pattern(Containers(new JsonObject { ["allowPrivilegeEscalation"] = false }))),
                     Rule("require-drop-all-capabilities", "Containers must drop ALL capabilities.", new JsonObject
                     {
                         ["foreach"] = new JsonArray
@@ -198,46 +233,116 @@ public sealed class AdmissionPolicyRenderer
                         },
                     }),
                     Rule("require-read-only-root-filesystem", "Containers must set readOnlyRootFilesystem: true.",
-                        new JsonObject { ["pattern"] = Containers(new JsonObject { ["readOnlyRootFilesystem"] = true }) }),
-                    Rule("require-seccomp-runtime-default", "Pods must use the RuntimeDefault seccomp profile.", new JsonObject
-                    {
-                        ["pattern"] = new JsonObject
-                        {
-                            ["spec"] = new JsonObject
-                            {
-                                ["securityContext"] = new JsonObject { ["seccompProfile"] = new JsonObject { ["type"] = "RuntimeDefault" } },
-                                ["containers"] = new JsonArray
-                                {
-                                    new JsonObject
-                                    {
-                                        ["=(securityContext)"] = new JsonObject
-                                        {
-                                            ["=(seccompProfile)"] = new JsonObject { ["=(type)"] = "RuntimeDefault" },
-                                        },
-                                    },
-                                },
-                            },
-                        },
-                    }),
-                    Rule("require-image-digest", "Images must be pinned by digest (repository@sha256:...).", new JsonObject
-                    {
-                        ["pattern"] = new JsonObject
-                        {
-                            ["spec"] = new JsonObject
-                            {
-                                ["containers"] = new JsonArray { new JsonObject { ["image"] = "*@sha256:*" } },
-                                ["=(initContainers)"] = new JsonArray { new JsonObject { ["image"] = "*@sha256:*" } },
-                            },
-                        },
-                    }),
+                        Pattern(Containers(new JsonObject { ["readOnlyRootFilesystem"] = true }))),
+                    Rule("require-seccomp-runtime-default", "Pods must use the RuntimeDefault seccomp profile.", Pattern(PodAndContainers(
+                        new JsonObject { ["seccompProfile"] = new JsonObject { ["type"] = "RuntimeDefault" } },
+                        new JsonObject { ["=(seccompProfile)"] = new JsonObject { ["=(type)"] = "RuntimeDefault" } }))),
+                    Rule("require-image-digest", "Images must be pinned by digest (repository@sha256:...).",
+                        Pattern(EveryContainer(new JsonObject { ["image"] = "*@sha256:*" }))),
                 },
             },
         };
     }
 
     /// <summary>
-    /// sigstore policy-controller ClusterImagePolicy: the same key, SBOM and no-critical conditions (CUE and Rego).
-    /// No ctlog is named, so signatures are checked against the key only (our signatures are not in Rekor).
+    /// Kyverno's CEL ImageValidatingPolicy (policies.kyverno.io/v1), an alternative to the verify-images ClusterPolicy
+    /// with the same checks: scope, repository restriction, signature, CycloneDX SBOM and vuln statements without
+    /// critical findings. Its webhook rules are built verbatim from resourceRules, so pods/ephemeralcontainers is listed.
+    /// </summary>
+    private static JsonObject KyvernoImageValidatingPolicy(List<string> repositories, List<string> namespaces, SigningPublicKey key)
+    {
+        const string Images = "(images.?containers.orValue([]) + images.?initContainers.orValue([]) + images.?ephemeralContainers.orValue([]))";
+        const string PodImages = "(object.spec.?containers.orValue([]) + object.spec.?initContainers.orValue([]) + object.spec.?ephemeralContainers.orValue([]))";
+        var prefixes = string.Join(", ", repositories.Select(r => $"'{r}@sha256:'"));
+        JsonObject Validation(string expression, string message) => new() { ["expression"] = expression, ["message"] = message };
+        return new JsonObject
+        {
+            ["apiVersion"] = "policies.kyverno.io/v1",
+            ["kind"] = "ImageValidatingPolicy",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = "hardenimage-verify-images",
+                ["annotations"] = new JsonObject
+                {
+                    ["policies.kyverno.io/title"] = "Verify HardenImage signatures and attestations (CEL)",
+                    ["policies.kyverno.io/description"] =
+                        "The CEL form of hardenimage-verify-images: apply this or the ClusterPolicy, not both.",
+                },
+            },
+            ["spec"] = new JsonObject
+            {
+                ["failurePolicy"] = "Fail",
+                ["validationActions"] = new JsonArray("Deny"),
+                ["webhookConfiguration"] = new JsonObject { ["timeoutSeconds"] = 30 },
+                ["matchConstraints"] = new JsonObject
+                {
+                    ["namespaceSelector"] = NamespaceSelector(namespaces),
+                    ["resourceRules"] = new JsonArray
+                    {
+                        new JsonObject
+                        {
+                            ["apiGroups"] = new JsonArray(""),
+                            ["apiVersions"] = new JsonArray("v1"),
+                            ["operations"] = new JsonArray("CREATE", "UPDATE"),
+                            ["resources"] = new JsonArray("pods", "pods/ephemeralcontainers"),
+                        },
+                    },
+                },
+                ["matchImageReferences"] = new JsonArray(repositories
+                    .SelectMany(r => new[] { r + "@*", r + ":*" })
+                    .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
+                ["validationConfigurations"] = new JsonObject { ["mutateDigest"] = true, ["verifyDigest"] = true, ["required"] = true },
+                ["attestors"] = new JsonArray
+                {
+                    new JsonObject
+                    {
+                        ["name"] = "hardenimage",
+                        ["cosign"] = new JsonObject
+                        {
+                            ["key"] = new JsonObject { ["data"] = key.Pem + "\n", ["hashAlgorithm"] = "sha256" },
+                            // Key-signed, not in a transparency log: verify against the key alone.
+                            ["ctlog"] = new JsonObject { ["insecureIgnoreTlog"] = true, ["insecureIgnoreSCT"] = true },
+                        },
+                    },
+                },
+                ["attestations"] = new JsonArray
+                {
+                    new JsonObject { ["name"] = "sbom", ["intoto"] = new JsonObject { ["type"] = SbomPredicate } },
+                    new JsonObject { ["name"] = "vuln", ["intoto"] = new JsonObject { ["type"] = VulnPredicate } },
+                },
+                ["validations"] = new JsonArray
+                {
+                    Validation($"{PodImages}.all(c, [{prefixes}].exists(p, c.image.startsWith(p)))",
+                        "Images in these namespaces must come from the HardenImage repositories, pinned by digest."),
+                    Validation($"{Images}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
+                        "the image is not signed by the HardenImage key"),
+                    Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.hardenimage]) > 0)",
+                        "the image has no signed CycloneDX SBOM attestation"),
+                    Validation($"{Images}.all(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX')",
+                        "the image's SBOM attestation is not a CycloneDX document"),
+                    Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.vuln, [attestors.hardenimage]) > 0)",
+                        "the image has no signed vulnerability scan attestation"),
+                    Validation($"{Images}.all(image, extractPayload(image, attestations.vuln).predicate.scanner.result.findings"
+                               + ".filter(f, f.severity == 'critical' && !has(f.allowlisted)).size() == 0)",
+                        "the image's signed vulnerability scan lists critical findings"),
+                },
+            },
+        };
+    }
+
+    /// <summary>Authority and attestation names the ClusterImagePolicy's CIP-level policy refers to.</summary>
+    public const string SignatureAuthority = "hardenimage-signature";
+    public const string AttestationAuthority = "hardenimage-attestations";
+    public const string SbomAttestationName = "cyclonedx-sbom";
+    public const string VulnAttestationName = "no-critical-vulnerabilities";
+
+    /// <summary>
+    /// sigstore policy-controller ClusterImagePolicy. An authority with <c>attestations</c> validates only the .att,
+    /// never the .sig, and authorities are ORed (validator.go ValidatePolicy: one matching authority passes). So the
+    /// signature and the attestations are two key authorities, and the CIP-level <c>policy</c> — evaluated on the
+    /// authorities that passed, as <c>authorityMatches</c> — requires both (threat: Spoofing). No ctlog is named, so
+    /// signatures are checked against the key only (our signatures are not in Rekor). Full predicate type URIs: the
+    /// short names (cyclonedx, vuln) are deprecated.
     /// </summary>
     private static JsonObject PolicyControllerImagePolicy(List<string> repositories, SigningPublicKey key) => new()
     {
@@ -247,19 +352,26 @@ public sealed class AdmissionPolicyRenderer
         ["spec"] = new JsonObject
         {
             ["mode"] = "enforce",
-            ["images"] = new JsonArray(repositories.Select(r => (JsonNode?)new JsonObject { ["glob"] = r + "*" }).ToArray()),
+            // policy-controller globs: '*' stops at '/', so these match our repositories' tags and digests only.
+            ["images"] = new JsonArray(repositories.SelectMany(r => new[] { r + "@*", r + ":*" })
+                .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
             ["authorities"] = new JsonArray
             {
                 new JsonObject
                 {
-                    ["name"] = "hardenimage-key",
+                    ["name"] = SignatureAuthority,
+                    ["key"] = new JsonObject { ["data"] = key.Pem + "\n", ["hashAlgorithm"] = "sha256" },
+                },
+                new JsonObject
+                {
+                    ["name"] = AttestationAuthority,
                     ["key"] = new JsonObject { ["data"] = key.Pem + "\n", ["hashAlgorithm"] = "sha256" },
                     ["attestations"] = new JsonArray
                     {
                         new JsonObject
                         {
-                            ["name"] = "cyclonedx-sbom",
-                            ["predicateType"] = "cyclonedx",
+                            ["name"] = SbomAttestationName,
+                            ["predicateType"] = SbomPredicate,
                             ["policy"] = new JsonObject
                             {
                                 ["type"] = "cue",
@@ -268,8 +380,8 @@ public sealed class AdmissionPolicyRenderer
                         },
                         new JsonObject
                         {
-                            ["name"] = "no-critical-vulnerabilities",
-                            ["predicateType"] = "vuln",
+                            ["name"] = VulnAttestationName,
+                            ["predicateType"] = VulnPredicate,
                             ["policy"] = new JsonObject
                             {
                                 ["type"] = "rego",
@@ -285,6 +397,21 @@ public sealed class AdmissionPolicyRenderer
                         },
                     },
                 },
+            },
+            // Rego v0, package sigstore, rule isCompliant: what policy-controller evaluates (cosign pkg/cosign/rego).
+            // An authority that failed is absent from authorityMatches, so each lookup below is undefined and the
+            // default (false) refuses the image.
+            ["policy"] = new JsonObject
+            {
+                ["type"] = "rego",
+                ["data"] =
+                    "package sigstore\n\n"
+                    + "default isCompliant = false\n\n"
+                    + "isCompliant {\n"
+                    + $"  count(input.authorityMatches[\"{SignatureAuthority}\"].signatures) > 0\n"
+                    + $"  count(input.authorityMatches[\"{AttestationAuthority}\"].attestations[\"{SbomAttestationName}\"]) > 0\n"
+                    + $"  count(input.authorityMatches[\"{AttestationAuthority}\"].attestations[\"{VulnAttestationName}\"]) > 0\n"
+                    + "}\n",
             },
         },
     };
@@ -318,6 +445,14 @@ public sealed class AdmissionPolicyRenderer
             ["all"] = new JsonArray { new JsonObject { ["key"] = key, ["operator"] = op, ["value"] = value, ["message"] = message } },
         },
     ];
+
+    private static JsonObject NamespaceSelector(List<string> namespaces) => new()
+    {
+        ["matchExpressions"] = new JsonArray
+        {
+            new JsonObject { ["key"] = "kubernetes.io/metadata.name", ["operator"] = "In", ["values"] = Strings(namespaces) },
+        },
+    };
 
     private static JsonObject MatchPods(List<string>? namespaces)
     {

@@ -59,5 +59,21 @@ public static class ClusterThreatModel
         new(Stride.ElevationOfPrivilege, "a hand-written pod skips the hardening (Kyverno)",
             "Kyverno validate: non-root, no escalation, drop ALL, read-only root, seccomp, digest", "admission/kyverno-pod-hardening.yaml", "ClusterPolicy",
             "spec.rules[].validate.failureAction"),
+        // Issue 15 (admission as the real controllers behave).
+        new(Stride.ElevationOfPrivilege, "an init or debug (ephemeral) container skips the hardening",
+            "hardening patterns repeated for initContainers and ephemeralContainers", "admission/kyverno-pod-hardening.yaml", "ClusterPolicy",
+            "spec.rules[].validate.pattern.spec.=(ephemeralContainers)[].securityContext"),
+        new(Stride.Spoofing, "an image from another repository is admitted in our namespaces (verifyImages skips it)",
+            "Kyverno restrict-image-repositories: only our repositories, by digest", "admission/kyverno-verify-images.yaml", "ClusterPolicy",
+            "spec.rules[].validate.pattern.spec.containers[].image"),
+        new(Stride.DenialOfService, "Kyverno is down and verify-images (failurePolicy Fail) blocks pods cluster-wide",
+            "verify-images matched to the deployed namespaces only", "admission/kyverno-verify-images.yaml", "ClusterPolicy",
+            "spec.rules[].match.any[].resources.namespaces"),
+        new(Stride.Spoofing, "policy-controller admits an unsigned image whose attestations pass (authorities are ORed)",
+            "ClusterImagePolicy: signature authority and attestation authority, both required by a CIP-level policy", "admission/policy-controller-clusterimagepolicy.yaml", "ClusterImagePolicy",
+            "spec.policy.data"),
+        new(Stride.Spoofing, "the CEL ImageValidatingPolicy is used instead of the ClusterPolicy",
+            "ImageValidatingPolicy: same scope, repositories, signature, SBOM and no-critical checks", "admission/kyverno-imagevalidatingpolicy.yaml", "ImageValidatingPolicy",
+            "spec.attestors[].cosign.key.data"),
     ];
 }

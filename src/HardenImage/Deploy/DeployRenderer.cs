@@ -77,9 +77,37 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
     }
 
     /// <summary>Renders and writes <c>&lt;artifacts&gt;/deploy/&lt;name&gt;/*.yaml</c>; stale YAML files there are removed.</summary>
-    public DeployResult RenderAndWrite(DeployOptions options)
+    public DeployResult RenderAndWrite(DeployOptions options) => Write(options, Render(options));
+
+    /// <summary>
+    /// Renders, then runs <paramref name="admission"/> on every image reference of every rendered pod, and writes
+    /// only when each would be admitted: a refusal names each reference and why, and leaves the previous output as it was.
+    /// </summary>
+    public async Task<DeployResult> RenderCheckAndWriteAsync(DeployOptions options, IAdmissionCheck admission, CancellationToken ct = default)
     {
         var result = Render(options);
+        var refusals = new List<string>();
+        foreach (var d in result.Deployments)
+        {
+            var deployment = d.Objects.Single(o => o.Kind == "Deployment");
+            foreach (var reference in PodImages.Of(deployment.Document))
+            {
+                // Every reference the pod names is checked, not only the one we meant to pin there.
+                var failures = reference == d.Image.Reference
+                    ? await admission.FailuresAsync(d.Image, reference, ct)
+                    : [$"not the pinned image {d.Image.Reference}"];
+                refusals.AddRange(failures.Select(f => $"{d.Description.Name}/{deployment.FileName}: {reference}: {f}"));
+            }
+        }
+        if (refusals.Count > 0)
+            throw new HardenException($"refusing to write {options.OutputDir}: the admission policies would refuse {refusals.Count} image check(s) "
+                                      + "(signature and attestations are read for exactly the digest each pod pins, as cosign, Kyverno and policy-controller do):\n  "
+                                      + string.Join("\n  ", refusals) + "\nRun 'harden sign' after 'harden sbom' and 'harden scan', then 'harden deploy' again.", exitCode: 1);
+        return Write(options, result);
+    }
+
+    private static DeployResult Write(DeployOptions options, DeployResult result)
+    {
         foreach (var group in result.Files.GroupBy(f => f.Directory))
         {
             var dir = Path.Combine(options.OutputDir, group.Key);

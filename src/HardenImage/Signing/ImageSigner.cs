@@ -7,7 +7,7 @@ namespace HardenImage.Signing;
 /// <summary>
 /// Signs and attests one image into a <see cref="ISignatureStore"/> in cosign's tag layout. Existing signatures are
 /// kept; signing again with the same key and the same payload is a no-op, so re-running a pipeline does not grow
-/// the .sig/.att manifests.
+/// the .sig manifest; an attestation replaces this key's earlier statement of the same predicate type.
 /// </summary>
 public sealed class ImageSigner
 {
@@ -35,20 +35,71 @@ public sealed class ImageSigner
         return artifact;
     }
 
-    /// <summary>Adds a DSSE-signed in-toto statement about <paramref name="imageDigest"/> to the .att tag.</summary>
+    /// <summary>
+    /// Attests <paramref name="imageDigest"/> with a DSSE-signed in-toto statement in its .att tag, replacing the
+    /// statements of the same predicate type that this key signed before (as <c>cosign attest --replace</c>): a
+    /// re-scan leaves exactly one vuln statement, so Kyverno (every statement of a type must pass), policy-controller
+    /// (any one) and <c>harden verify</c> judge the same document. Statements of other keys, other types and layers
+    /// we cannot read are kept (threat: Repudiation). Attesting the same statement again changes nothing.
+    /// </summary>
     public async Task<OciArtifact> AttestAsync(string subjectName, Digest imageDigest, string predicateType, JsonNode predicate,
         CancellationToken ct = default)
     {
         var tag = CosignSignatureManifest.AttestationTag(imageDigest);
         var existing = await _store.GetAsync(tag, ct);
         var statement = InTotoStatement.Create([new InTotoSubject(subjectName, imageDigest.Hex)], predicateType, predicate);
-        if (existing != null && AlreadyAttested(existing, statement, imageDigest)) return existing;
 
-        var envelope = await Dsse.SignAsync(_signer, Dsse.InTotoPayloadType, statement, ct);
-        var layer = CosignSignatureManifest.AttestationLayer(Dsse.Serialize(envelope), predicateType);
-        var artifact = CosignSignatureManifest.Append(existing, layer);
+        var kept = new List<CosignLayer>();
+        CosignLayer? same = null;
+        if (existing != null)
+        {
+            using var key = PemKeys.ReadPublicKey(_signer.PublicKeySpki, "signing key");
+            foreach (var layer in CosignSignatureManifest.ReadLayers(existing))
+            {
+                switch (OwnStatement(layer, key))
+                {
+                    case { } own when own.AsSpan().SequenceEqual(statement):
+                        same ??= layer; // DSSE signatures are randomised: keep the bytes we already have
+                        break;
+                    case { } own when StatementPredicateType(own) == predicateType:
+                        break; // our older statement of this type: replaced
+                    default:
+                        kept.Add(layer);
+                        break;
+                }
+            }
+        }
+        if (same == null)
+        {
+            var envelope = await Dsse.SignAsync(_signer, Dsse.InTotoPayloadType, statement, ct);
+            same = CosignSignatureManifest.AttestationLayer(Dsse.Serialize(envelope), predicateType);
+        }
+        kept.Add(same);
+        var artifact = CosignSignatureManifest.Build(kept);
+        if (existing != null && artifact.ManifestDigest() == existing.ManifestDigest()) return existing;
         await _store.PutAsync(tag, artifact, ct);
         return artifact;
+    }
+
+    /// <summary>The statement bytes of a DSSE layer whose signature verifies with <paramref name="key"/>; null otherwise.</summary>
+    private static byte[]? OwnStatement(CosignLayer layer, ECDsa key)
+    {
+        if (layer.MediaType != MediaTypes.DsseEnvelope) return null;
+        try
+        {
+            var env = Dsse.Parse(layer.Blob);
+            return env.PayloadType == Dsse.InTotoPayloadType && Dsse.Verify(env, key) ? env.PayloadBytes() : null;
+        }
+        catch (Exception e) when (e is Common.HardenException or FormatException or CryptographicException)
+        {
+            return null; // someone else's odd layer: keep it, it is simply not ours
+        }
+    }
+
+    private static string? StatementPredicateType(byte[] statement)
+    {
+        try { return InTotoStatement.Parse(statement).PredicateType; }
+        catch (Common.HardenException) { return null; }
     }
 
     private bool AlreadySigned(OciArtifact existing, byte[] payload, Digest imageDigest)
@@ -58,24 +109,5 @@ public sealed class ImageSigner
         return existing.Manifest.Layers.Select((d, i) => (d, i)).Any(x =>
             existing.VerifiedBlob(x.d.Digest) is { } blob && blob.AsSpan().SequenceEqual(payload)
             && verifier.VerifyPayload(x.i, blob, x.d.Annotations?.GetValueOrDefault(CosignSignatureManifest.SignatureAnnotation), imageDigest).Valid);
-    }
-
-    private bool AlreadyAttested(OciArtifact existing, byte[] statement, Digest imageDigest)
-    {
-        using var key = PemKeys.ReadPublicKey(_signer.PublicKeySpki, "signing key");
-        foreach (var d in existing.Manifest.Layers)
-        {
-            if (d.MediaType != MediaTypes.DsseEnvelope || existing.VerifiedBlob(d.Digest) is not { } blob) continue;
-            try
-            {
-                var env = Dsse.Parse(blob);
-                if (env.PayloadBytes().AsSpan().SequenceEqual(statement) && Dsse.Verify(env, key)) return true;
-            }
-            catch (Exception e) when (e is Common.HardenException or FormatException or CryptographicException)
-            {
-                // someone else's odd layer: keep it, it is simply not ours
-            }
-        }
-        return false;
     }
 }

@@ -9,7 +9,10 @@ public sealed record VerificationPolicy
     /// <summary>Attestation kinds that must be present and valid: sbom, provenance, vuln, vex, or predicate URIs.</summary>
     public IReadOnlyList<string> RequiredAttestations { get; init; } = [];
 
-    /// <summary>Fail when the newest valid vuln attestation reports a critical finding.</summary>
+    /// <summary>
+    /// Fail when any valid vuln attestation reports a critical finding: Kyverno requires every statement of a type to
+    /// pass, so one stale statement with a critical finding blocks admission there too.
+    /// </summary>
     public bool ForbidCriticalVulnerabilities { get; init; }
 }
 
@@ -61,6 +64,12 @@ public sealed class ImageVerifier
                     + (att == null ? $" (tag {CosignSignatureManifest.AttestationTag(image)} is absent)" : ""));
         }
 
+        // What the rendered admission policies check on every SBOM statement (Kyverno: each one must pass).
+        if (policy.RequiredAttestations.Any(r => PredicateTypes.FromPolicyName(r) == PredicateTypes.CycloneDx))
+            foreach (var sbom in attestations.Predicates(PredicateTypes.CycloneDx))
+                if ((string?)(sbom as System.Text.Json.Nodes.JsonObject)?["bomFormat"] != "CycloneDX")
+                    failures.Add("an SBOM attestation's predicate is not a CycloneDX document (bomFormat != CycloneDX)");
+
         IReadOnlyList<string> critical = [];
         if (policy.ForbidCriticalVulnerabilities)
         {
@@ -69,9 +78,9 @@ public sealed class ImageVerifier
                 failures.Add("no valid vuln attestation to check for critical vulnerabilities. Run 'harden scan' and 'harden sign'.");
             else
             {
-                critical = Predicates.CriticalFindings(vulns[^1]);
+                critical = vulns.SelectMany(Predicates.CriticalFindings).Distinct().Order(StringComparer.Ordinal).ToList();
                 if (critical.Count > 0)
-                    failures.Add($"the vuln attestation reports {critical.Count} critical vulnerabilit{(critical.Count == 1 ? "y" : "ies")}: {string.Join(", ", critical)}");
+                    failures.Add($"the vuln attestation{(vulns.Count == 1 ? "" : $"s ({vulns.Count} statements)")} report{(vulns.Count == 1 ? "s" : "")} {critical.Count} critical vulnerabilit{(critical.Count == 1 ? "y" : "ies")}: {string.Join(", ", critical)}");
             }
         }
         return new ImageVerificationReport(image, signatures, attestations, critical, failures);

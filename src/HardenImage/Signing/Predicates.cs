@@ -38,6 +38,9 @@ public sealed record VulnScanInput
     public required DateTimeOffset ScanFinishedOn { get; init; }
 }
 
+/// <summary>One platform manifest of an image index with a document about it (its SBOM or its scan report).</summary>
+public sealed record PlatformDocument(string Platform, Oci.Digest Manifest, JsonNode Document);
+
 /// <summary>Builds the predicates HardenImage attests: CycloneDX SBOM, SLSA provenance v1, cosign vuln.</summary>
 public static class Predicates
 {
@@ -107,6 +110,120 @@ public static class Predicates
             ["scanFinishedOn"] = Rfc3339(input.ScanFinishedOn),
         },
     };
+
+    /// <summary>
+    /// The SBOM of an image index, for the statement whose subject is the index digest (the digest a Deployment pins,
+    /// and the only one cosign, Kyverno and policy-controller read attestations for). One CycloneDX document, so every
+    /// verifier sees exactly one SBOM statement: <c>metadata.component</c> is the index; each platform's image is a
+    /// <c>container</c> component (its own metadata.component) holding that platform's components. bom-refs are
+    /// prefixed with the platform (<c>amd64#…</c>) because arch-independent packages appear in every platform
+    /// and bom-refs must be unique in a BOM.
+    /// </summary>
+    public static JsonNode IndexCycloneDx(string imageName, Oci.Digest index, IReadOnlyList<PlatformDocument> platforms)
+    {
+        if (platforms.Count == 0) throw new HardenException($"{imageName}: an index SBOM needs at least one platform SBOM");
+        var indexRef = $"pkg:oci/{imageName}@{Uri.EscapeDataString(index.ToString())}";
+        var components = new JsonArray();
+        var dependencies = new JsonArray();
+        var platformRefs = new JsonArray();
+        DateTimeOffset? newest = null;
+        foreach (var p in platforms.OrderBy(p => p.Platform, StringComparer.Ordinal))
+        {
+            var sbom = CycloneDx(System.Text.Encoding.UTF8.GetBytes(p.Document.ToJsonString())).AsObject();
+            string Prefixed(string? reference) => $"{p.Platform}#{reference}";
+            var image = sbom["metadata"]?["component"]?.DeepClone() as JsonObject
+                        ?? new JsonObject { ["type"] = "container", ["name"] = imageName, ["version"] = p.Manifest.ToString() };
+            var imageRef = (string?)image["bom-ref"] ?? $"pkg:oci/{imageName}@{Uri.EscapeDataString(p.Manifest.ToString())}";
+            image["bom-ref"] = Prefixed(imageRef);
+            var nested = (sbom["components"]?.DeepClone() as JsonArray) ?? [];
+            PrefixRefs(nested, Prefixed);
+            image["components"] = nested;
+            components.Add(image);
+            platformRefs.Add(Prefixed(imageRef));
+            foreach (var d in sbom["dependencies"] as JsonArray ?? [])
+            {
+                if (d is not JsonObject dep) continue;
+                var copy = new JsonObject { ["ref"] = Prefixed((string?)dep["ref"]) };
+                if (dep["dependsOn"] is JsonArray on) copy["dependsOn"] = new JsonArray(on.Select(x => (JsonNode?)Prefixed((string?)x)).ToArray());
+                dependencies.Add(copy);
+            }
+            if ((string?)sbom["metadata"]?["timestamp"] is { } ts && DateTimeOffset.TryParse(ts, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var t)
+                && (newest == null || t > newest)) newest = t;
+        }
+        dependencies.Insert(0, new JsonObject { ["ref"] = indexRef, ["dependsOn"] = platformRefs });
+        var metadata = new JsonObject();
+        if (newest is { } n) metadata["timestamp"] = Rfc3339(n);
+        metadata["component"] = new JsonObject
+        {
+            ["type"] = "container",
+            ["bom-ref"] = indexRef,
+            ["name"] = imageName,
+            ["version"] = index.ToString(),
+            ["purl"] = indexRef,
+            ["properties"] = new JsonArray(new JsonObject
+            {
+                ["name"] = "hardenimage:platforms",
+                ["value"] = string.Join(",", platforms.Select(p => p.Platform).Order(StringComparer.Ordinal)),
+            }),
+        };
+        return new JsonObject
+        {
+            ["bomFormat"] = "CycloneDX",
+            ["specVersion"] = "1.6",
+            // Deterministic: the same index and platform SBOMs give the same statement (so re-signing is a no-op).
+            ["serialNumber"] = Sbom.CycloneDxWriter.SerialNumberFor(index + string.Concat(platforms.Select(p => p.Manifest.ToString()).Order(StringComparer.Ordinal)), "hardenimage:index-sbom:"),
+            ["version"] = 1,
+            ["metadata"] = metadata,
+            ["components"] = components,
+            ["dependencies"] = dependencies,
+        };
+    }
+
+    /// <summary>
+    /// The scan report of an image index, as <c>scanner.result</c> of the vuln statement whose subject is the index:
+    /// <c>findings</c> is the union of every platform's findings, each with its <c>platform</c>, so the admission
+    /// query <c>scanner.result.findings[?severity == 'critical' &amp;&amp; !allowlisted]</c> sees a critical finding of any
+    /// platform the index may run on; <c>platforms</c> keeps each report's image, summary and policy verdict.
+    /// </summary>
+    public static JsonNode IndexScanReport(string imageName, Oci.Digest index, IReadOnlyList<PlatformDocument> platforms)
+    {
+        var findings = new JsonArray();
+        var summaries = new JsonArray();
+        string? newest = null;
+        foreach (var p in platforms.OrderBy(p => p.Platform, StringComparer.Ordinal))
+        {
+            foreach (var f in p.Document["findings"] as JsonArray ?? [])
+            {
+                if (f?.DeepClone() is not JsonObject finding) continue;
+                finding["platform"] = p.Platform;
+                findings.Add(finding);
+            }
+            var entry = new JsonObject { ["platform"] = p.Platform, ["manifest"] = p.Manifest.ToString() };
+            foreach (var field in new[] { "scannedAt", "image", "advisoryData", "summary", "policy" })
+                if (p.Document[field] is { } v) entry[field] = v.DeepClone();
+            summaries.Add(entry);
+            if ((string?)p.Document["scannedAt"] is { } at && (newest == null || string.CompareOrdinal(at, newest) > 0)) newest = at;
+        }
+        var result = new JsonObject
+        {
+            ["schema"] = "hardenimage.scan.index/v1",
+            ["image"] = new JsonObject { ["name"] = imageName, ["digest"] = index.ToString() },
+        };
+        if (newest != null) result["scannedAt"] = newest;
+        result["platforms"] = summaries;
+        result["findings"] = findings;
+        return result;
+    }
+
+    private static void PrefixRefs(JsonArray components, Func<string?, string> prefixed)
+    {
+        foreach (var c in components)
+        {
+            if (c is not JsonObject o) continue;
+            if (o["bom-ref"] is JsonValue r && r.TryGetValue<string>(out var reference)) o["bom-ref"] = prefixed(reference);
+            if (o["components"] is JsonArray nested) PrefixRefs(nested, prefixed);
+        }
+    }
 
     /// <summary>
     /// Critical findings in a vuln predicate's <c>scanner.result</c>, whatever the scanner's shape: every object with a

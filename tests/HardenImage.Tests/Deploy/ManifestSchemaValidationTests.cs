@@ -25,7 +25,7 @@ public sealed class ManifestSchemaValidationTests(SchemaFixture fixture) : IClas
             Assert.True(problems.Count == 0, $"{file}:\n{string.Join("\n", problems.Take(20))}");
         }
         Assert.Superset(new HashSet<string> { "Namespace", "ServiceAccount", "Deployment", "Service", "NetworkPolicy", "PodDisruptionBudget",
-            "HorizontalPodAutoscaler", "NodePool", "EC2NodeClass", "ClusterPolicy", "ClusterImagePolicy" }, kinds);
+            "HorizontalPodAutoscaler", "NodePool", "EC2NodeClass", "ClusterPolicy", "ClusterImagePolicy", "ImageValidatingPolicy" }, kinds);
     }
 
     [Fact]
@@ -77,6 +77,19 @@ public sealed class ManifestSchemaValidationTests(SchemaFixture fixture) : IClas
         var noKey = cip.DeepClone();
         noKey["spec"]!["authorities"]![0]!["key"]!["hashAlgorithm"] = 256;
         Assert.NotEmpty(_schemas.Validate(noKey));
+
+        var ivpol = result.AdmissionPolicies.Single(o => o.Kind == "ImageValidatingPolicy").Document;
+        Assert.Equal("policies.kyverno.io/v1", (string)ivpol["apiVersion"]!);
+        Assert.Empty(_schemas.Validate(ivpol));
+        var badAction = ivpol.DeepClone();
+        badAction["spec"]!["validationActions"] = new JsonArray("Enforce");
+        Assert.NotEmpty(_schemas.Validate(badAction));
+        var misspeltAttestor = ivpol.DeepClone();
+        misspeltAttestor["spec"]!["attestors"]![0]!["cosign"]!["ctlog"]!["ignoreTlog"] = true;
+        Assert.NotEmpty(_schemas.Validate(misspeltAttestor));
+        var noValidations = ivpol.DeepClone();
+        noValidations["spec"]!.AsObject().Remove("validations");
+        Assert.NotEmpty(_schemas.Validate(noValidations));
 
         var unknownKind = new JsonObject { ["apiVersion"] = "example.com/v1", ["kind"] = "Widget" };
         Assert.NotEmpty(_schemas.Validate(unknownKind));

@@ -41,7 +41,7 @@ public sealed class ManifestSchemas
             file.EndsWith(".gz", StringComparison.Ordinal)
                 ? new StreamReader(new GZipStream(File.OpenRead(Data(file)), CompressionMode.Decompress)).ReadToEnd()
                 : File.ReadAllText(Data(file));
-        foreach (var file in new[] { "kyverno.io_clusterpolicies.yaml.gz", "300-clusterimagepolicy.yaml", "karpenter.sh_nodepools.yaml", "karpenter.k8s.aws_ec2nodeclasses.yaml" })
+        foreach (var file in new[] { "kyverno.io_clusterpolicies.yaml.gz", "policies.kyverno.io_imagevalidatingpolicies.yaml.gz", "300-clusterimagepolicy.yaml", "karpenter.sh_nodepools.yaml", "karpenter.k8s.aws_ec2nodeclasses.yaml" })
             foreach (var doc in ManifestYaml.ReadAll(ReadText(file), file))
             {
                 if ((string?)doc?["kind"] != "CustomResourceDefinition") continue;

@@ -88,7 +88,7 @@ public sealed record EcrScanWait
     /// <summary>Longest wait for a PENDING or IN_PROGRESS scan; zero fails at once.</summary>
     public TimeSpan MaxWait { get; init; } = TimeSpan.FromMinutes(5);
 
-    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(10);
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
 
     /// <summary>The defaults, or <c>HARDEN_ECR_SCAN_WAIT</c> seconds (0–3600) as the longest wait.</summary>
     public static EcrScanWait FromEnvironment(Func<string, string?>? environment = null)
@@ -160,7 +160,7 @@ public sealed class InspectorEcrScanner : IDisposable
 
     private async Task<EcrImageScanStatus> WaitForScanAsync(InspectorEcrTarget target, string digest, CancellationToken ct)
     {
-        var started = _time.GetUtcNow();
+        DateTimeOffset? firstPending = null; // the wait is counted from the first "not yet" answer
         var what = $"{target.Repository}@{digest}";
         while (true)
         {
@@ -169,7 +169,8 @@ public sealed class InspectorEcrScanner : IDisposable
                 throw new HardenException($"ECR has no scan of {what}: scan on push and enhanced scanning (Amazon Inspector) are off " +
                     "for this repository, so an empty finding list would prove nothing. Turn on enhanced scanning (or scan on push) and push again.");
             if (status.IsReady) return status;
-            var waited = _time.GetUtcNow() - started;
+            firstPending ??= _time.GetUtcNow();
+            var waited = _time.GetUtcNow() - firstPending.Value;
             if (!status.IsPending)
                 throw new HardenException($"ECR scan of {what} is {status.Status}{(status.Description != null ? ": " + status.Description : "")}; " +
                     "its findings cannot be trusted to be complete, so the gate does not pass.");

@@ -67,23 +67,24 @@ public class EcrApiClientTests
     }
 
     [Fact]
-    public async Task CreateRepository_SendsImmutableTagsScanOnPushAndKmsKey()
+    public async Task CreateRepository_SendsImmutableTagsExceptSignatureTags_ScanOnPushKmsKeyAndRegistryId()
     {
         await using var aws = new SigV4LoopbackServer();
         aws.Handle("ecr", Target + "CreateRepository", r =>
-            LoopbackResponse.Json(new JsonObject { ["repository"] = RepositoryJson(r.Json()!["repositoryName"]!.GetValue<string>()) }));
+            LoopbackResponse.Json(new JsonObject { ["repository"] = RepositoryJson(r.Json()!["repositoryName"]!.GetValue<string>(), "IMMUTABLE_WITH_EXCLUSION") }));
         using var ecr = new EcrApiClient(aws.Context());
 
-        var repo = await ecr.CreateRepositoryAsync("hardened/python", "alias/harden-images");
+        var repo = await ecr.CreateRepositoryAsync("hardened/python", "alias/harden-images", registryId: "210987654321");
 
         Assert.Equal("hardened/python", repo.Name);
-        Assert.Equal("IMMUTABLE", repo.ImageTagMutability);
+        Assert.Equal("IMMUTABLE_WITH_EXCLUSION", repo.ImageTagMutability);
         var request = aws.ExchangesFor(Target + "CreateRepository").Single().Request;
         Assert.Equal("POST", request.Method);
         Assert.Equal("/", request.Target);
         Assert.Equal("application/x-amz-json-1.1", request.Header("Content-Type"));
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
-            {"repositoryName":"hardened/python","imageTagMutability":"IMMUTABLE",
+            {"registryId":"210987654321","repositoryName":"hardened/python","imageTagMutability":"IMMUTABLE_WITH_EXCLUSION",
+             "imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"sha256-*"}],
              "imageScanningConfiguration":{"scanOnPush":true},
              "encryptionConfiguration":{"encryptionType":"KMS","kmsKey":"alias/harden-images"}}
             """), request.Json()), request.BodyText);

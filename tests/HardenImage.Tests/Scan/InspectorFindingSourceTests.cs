@@ -20,7 +20,7 @@ public class InspectorFindingSourceTests
     internal const string ScanRoute = "POST /scan/sbom";
     internal const string FindingsRoute = "POST /findings/list";
 
-    private static ImageInventory TrixieImage() => Inventory("debian-13",
+    internal static ImageInventory TrixieImage() => Inventory("debian-13",
     [
         DebPackage("libc6", "2.41-10", "glibc"),
         DebPackage("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"),
@@ -219,7 +219,8 @@ public class InspectorFindingSourceTests
             findings.Add(new JsonObject
             {
                 ["awsAccountId"] = "123456789012",
-                ["findingArn"] = $"arn:aws:inspector2:us-east-1:123456789012:finding/{id}-{package}",
+                // FindingArn's pattern: finding/<32 hex>.
+                ["findingArn"] = $"arn:aws:inspector2:us-east-1:123456789012:finding/{HardenImage.Common.Sha256Hex.Of(System.Text.Encoding.UTF8.GetBytes(id + package))[..32]}",
                 ["type"] = "PACKAGE_VULNERABILITY", ["status"] = statusOf?.Invoke(id) ?? "ACTIVE", ["severity"] = severity.ToUpperInvariant(),
                 ["title"] = $"{id} - {package}", ["inspectorScore"] = score, ["fixAvailable"] = fix != null ? "YES" : "NO",
                 ["description"] = $"{id} in {package}",

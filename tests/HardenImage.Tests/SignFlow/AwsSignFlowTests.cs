@@ -21,7 +21,7 @@ public sealed class AwsSignFlowTests
     private const string EcrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
     private const string EcrPassword = "ecr-token-password";
 
-    private static void ServeEcr(SigV4LoopbackServer aws, FakeRegistry registry)
+    internal static void ServeEcr(SigV4LoopbackServer aws, FakeRegistry registry)
     {
         aws.Handle("ecr", EcrApiClient.TargetPrefix + "GetAuthorizationToken", _ => LoopbackResponse.Json(new JsonObject
         {

@@ -123,6 +123,7 @@ public sealed class AdvisoryDataLocator
         var name = Path.GetFileName(new Uri(db).AbsolutePath);
         if (string.IsNullOrEmpty(name) || !name.Contains('.')) name = "advisories.json";
         var dir = Path.Combine(_cacheDir, "advisory-downloads", Sha256Hex.Of(System.Text.Encoding.UTF8.GetBytes(db))[..16]);
+        StaleTempFiles.Clean(dir); // what a killed download left
         var updater = new AdvisoryFeedUpdater(_http, _maxBytes, _deadlines);
         await updater.UpdateAsync(dir, [(name, db)], null, ct);
         return dir;

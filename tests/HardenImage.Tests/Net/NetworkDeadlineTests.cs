@@ -123,6 +123,24 @@ public sealed class NetworkDeadlineTests
     }
 
     [Fact]
+    public async Task KmsEndpoint_ThatNeverAnswers_FailsClearly_WithinTheBound()
+    {
+        using var server = new LoopbackHttpServer(ctx => ctx.NeverAnswerAsync(Silence));
+        var sw = Stopwatch.StartNew();
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => HardenImage.Signing.AwsKmsSigner.CreateAsync(
+            HardenImage.Signing.AwsKmsKeyReference.Parse("awskms:///alias/harden"), new HardenImage.Signing.AwsKmsOptions
+            {
+                ServiceUrl = $"http://{server.Authority}", Region = "eu-west-1",
+                Credentials = new Amazon.Runtime.BasicAWSCredentials("AKIDLOOPBACK", "secret"), Deadlines = Short,
+            }));
+
+        // Connect + headers (2 s) for the first try and each of 3 SDK retries, with back-off: far below the SDK's 100 s each.
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(30), $"took {sw.Elapsed}");
+        Assert.Contains("AWS KMS (awskms:///alias/harden)", e.Message);
+    }
+
+    [Fact]
     public async Task AwsEndpoint_EndlessAnswer_IsBoundedInMemory()
     {
         long sent = 0;

@@ -113,8 +113,11 @@ public sealed partial class EcrApiClient : IEcrRepositories, IDisposable
     {
         var result = new List<EcrRepository>();
         string? next = null;
+        var pages = 0;
         do
         {
+            // A service that keeps handing out tokens must not keep us here for ever (Denial of service).
+            if (++pages > 10_000) throw new HardenException("ECR DescribeRepositories returned more than 10,000 pages; stopping.");
             var body = new JsonObject();
             if (registryId != null) body["registryId"] = ValidateRegistryId(registryId);
             if (names is { Count: > 0 }) body["repositoryNames"] = new JsonArray(names.Select(n => (JsonNode)ValidateRepositoryName(n)).ToArray());

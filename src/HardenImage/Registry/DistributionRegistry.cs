@@ -44,6 +44,7 @@ public sealed class DistributionRegistry : IRegistry
     ];
 
     private const int MaxManifestBytes = 4 * 1024 * 1024;
+    private const int MaxPages = 10_000;
 
     private readonly HttpClient _http;
     private readonly DistributionRegistryOptions _options;
@@ -218,8 +219,11 @@ public sealed class DistributionRegistry : IRegistry
     {
         var tags = new List<string>();
         Uri? next = new(_base, $"{repository}/tags/list");
+        var pages = 0;
         while (next != null)
         {
+            // A registry that keeps linking to a next page must not keep us here for ever (Denial of service).
+            if (++pages > MaxPages) throw new RegistryException($"{Name}: listing tags of {repository} went past {MaxPages} pages; refusing to follow more.");
             using var response = await SendAsync(HttpMethod.Get, next, ct).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.NotFound) return tags;
             await EnsureSuccessAsync(response, $"listing tags of {repository}", ct).ConfigureAwait(false);

@@ -73,7 +73,9 @@ public sealed class RegistryServices : IDisposable
 
     /// <summary>CreateRepository-if-missing for an ECR target; null for others (distribution registries create on push).</summary>
     public IRepositoryCreator? RepositoryCreatorFor(RegistryTarget target) =>
-        target.Kind == RegistryKind.Ecr ? new EcrRepositoryCreator(_ecr.Value.ClientFor(target.EcrRegion!), _aws.RepositoryKmsKey) : null;
+        target.Kind == RegistryKind.Ecr
+            ? new EcrRepositoryCreator(_ecr.Value.ClientFor(target.EcrRegion!), _aws.RepositoryKmsKey, EcrRegistryHost.Parse(target.Location).AccountId)
+            : null;
 
     /// <summary>A registry client for sign and verify: ECR token first (for ECR hosts), then the docker config.</summary>
     public IRegistry CreateRegistry(RegistryTarget target, bool insecure)
@@ -114,9 +116,12 @@ public sealed class RegistryServices : IDisposable
         }
     }
 
-    /// <summary>ECR drops pushes to a missing repository, so push creates it first (Tampering: tags immutable).</summary>
-    private sealed class EcrRepositoryCreator(EcrApiClient ecr, string? kmsKey) : IRepositoryCreator
+    /// <summary>
+    /// ECR drops pushes to a missing repository, so push creates it first (Tampering: tags immutable), in the
+    /// account the registry host names (registryId), which may not be the caller's own.
+    /// </summary>
+    private sealed class EcrRepositoryCreator(EcrApiClient ecr, string? kmsKey, string registryId) : IRepositoryCreator
     {
-        public Task EnsureAsync(string repository) => ecr.EnsureRepositoryAsync(repository, kmsKey);
+        public Task EnsureAsync(string repository) => ecr.EnsureRepositoryAsync(repository, kmsKey, registryId);
     }
 }

@@ -215,7 +215,10 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var aws = settings.ResolveAws("--ecr", target.Region);
         using var client = new Inspector2FindingsClient(aws);
         AnsiConsole.MarkupLineInterpolated($"Amazon Inspector2 ({aws.Region}): findings for {target.Reference} ({target.Digests.Count} image manifest(s))");
-        var scanner = new InspectorEcrScanner(client, new PolicyGate(policy, TimeProvider.System), TimeProvider.System);
+        using var scanner = new InspectorEcrScanner(client, new PolicyGate(policy, TimeProvider.System), TimeProvider.System)
+        {
+            OnProgress = line => AnsiConsole.MarkupLineInterpolated($"[grey]{line}[/]"),
+        };
         var report = await AnsiConsole.Status().StartAsync("reading Inspector2 findings…", _ => scanner.ScanAsync(target, aws.Region, cancellationToken));
 
         var dir = Path.Combine(settings.Out, "scan");

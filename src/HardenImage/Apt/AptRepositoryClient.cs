@@ -133,12 +133,13 @@ public sealed class AptRepositoryClient
     /// <summary>An HttpClient suited to repositories: short connect timeout, no automatic decompression
     /// (we verify the bytes the Release lists, compressed as they are).</summary>
     public static HttpClient CreateHttpClient(TimeSpan? connectTimeout = null) =>
-        new(new SocketsHttpHandler
+        // Net.DeadlineHandler: response-header and stall deadlines on every request (sizes are bounded here, per index).
+        new(new Net.DeadlineHandler(Net.NetworkDeadlines.FromEnvironment(), Net.DeadlineHandler.Unlimited, new SocketsHttpHandler
         {
             ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(10),
             AutomaticDecompression = DecompressionMethods.None,
             PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-        })
+        }))
         { Timeout = Timeout.InfiniteTimeSpan };
 
     /// <summary>Fetches, verifies and parses <paramref name="source"/>.</summary>

@@ -4,6 +4,7 @@ using Amazon.Runtime;
 using Amazon.Runtime.CredentialManagement;
 using Amazon.Runtime.Credentials;
 using HardenImage.Common;
+using HardenImage.Net;
 
 namespace HardenImage.Aws;
 
@@ -30,6 +31,9 @@ public sealed record AwsClientOptions
 
     /// <summary>First back-off delay; doubled per retry with jitter.</summary>
     public TimeSpan RetryBaseDelay { get; init; } = TimeSpan.FromMilliseconds(250);
+
+    /// <summary>Connect, response-header and stall deadlines; null = defaults or HARDEN_HTTP_TIMEOUT.</summary>
+    public NetworkDeadlines? Deadlines { get; init; }
 }
 
 /// <summary>
@@ -39,8 +43,10 @@ public sealed record AwsClientOptions
 public sealed partial class AwsContext
 {
     public AwsContext(AWSCredentials credentials, string region, Uri? endpointOverride = null,
-        int maxRetryAttempts = 4, TimeSpan? retryBaseDelay = null, TimeProvider? clock = null, HttpMessageHandler? transport = null)
+        int maxRetryAttempts = 4, TimeSpan? retryBaseDelay = null, TimeProvider? clock = null, HttpMessageHandler? transport = null,
+        NetworkDeadlines? deadlines = null)
     {
+        Deadlines = deadlines ?? NetworkDeadlines.FromEnvironment();
         Credentials = credentials;
         Region = ValidateRegion(region, "region");
         EndpointOverride = endpointOverride;
@@ -57,12 +63,15 @@ public sealed partial class AwsContext
     public TimeSpan RetryBaseDelay { get; }
     public TimeProvider Clock { get; }
 
+    /// <summary>Deadlines of every AWS request (each attempt of a retry has its own).</summary>
+    public NetworkDeadlines Deadlines { get; }
+
     /// <summary>The innermost handler (null: a SocketsHttpHandler without redirects). Tests inject capture handlers here.</summary>
     public HttpMessageHandler? Transport { get; }
 
     /// <summary>A copy for another region (ECR registries in several regions share one set of credentials).</summary>
     public AwsContext WithRegion(string region) =>
-        new(Credentials, region, EndpointOverride, MaxRetryAttempts, RetryBaseDelay, Clock, Transport);
+        new(Credentials, region, EndpointOverride, MaxRetryAttempts, RetryBaseDelay, Clock, Transport, Deadlines);
 
     /// <summary>The service endpoint: the override when set, else https://&lt;prefix&gt;.&lt;region&gt;.amazonaws.com(.cn)/.</summary>
     public Uri EndpointFor(string endpointPrefix)
@@ -98,7 +107,7 @@ public sealed partial class AwsContext
         var credentialProfile = profileName ?? (options.SharedCredentialsFile != null ? "default" : null);
         var credentials = options.Credentials ?? ResolveCredentials(store, credentialProfile);
         return new AwsContext(credentials, region, options.EndpointOverride, options.MaxRetryAttempts,
-            options.RetryBaseDelay, clock, transport);
+            options.RetryBaseDelay, clock, transport, options.Deadlines);
     }
 
     private static AWSCredentials ResolveCredentials(CredentialProfileStoreChain store, string? profile)

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using HardenImage.Common;
+using HardenImage.Net;
 using Polly;
 using Polly.Retry;
 
@@ -60,6 +61,12 @@ internal sealed class AwsJsonTransport : IDisposable
         "InternalServerException", "InternalFailure", "ServerException",
     };
 
+    /// <summary>Largest AWS answer read (a ScanSbom report of 5,000 components is a few megabytes).</summary>
+    public const long MaxResponseBytes = 64 * 1024 * 1024;
+
+    /// <summary>Longest wait between two attempts, also on a server's Retry-After.</summary>
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(20);
+
     private readonly HttpClient _http;
     private readonly ResiliencePipeline<AwsRawResponse> _retry;
     private readonly string _service;
@@ -68,9 +75,10 @@ internal sealed class AwsJsonTransport : IDisposable
     {
         _service = signingService;
         Endpoint = context.EndpointFor(endpointPrefix);
-        var signer = new AwsSigningHandler(context.Credentials, context.Region, signingService, context.Clock,
-            context.Transport ?? new SocketsHttpHandler { AllowAutoRedirect = false });
-        // The shared transport (tests) must survive this client; HttpClient disposes handlers only when told to.
+        // Deadlines and the answer's size bound apply to each signed attempt. A shared transport (tests) must
+        // survive this client, so the deadline handler is not disposed with it then.
+        var deadline = new DeadlineHandler(context.Deadlines, MaxResponseBytes, context.Transport ?? DeadlineHandler.CreateTransport(context.Deadlines));
+        var signer = new AwsSigningHandler(context.Credentials, context.Region, signingService, context.Clock, deadline);
         _http = new HttpClient(signer, disposeHandler: context.Transport == null) { Timeout = TimeSpan.FromMinutes(5) };
         // Polly refuses zero retries; "no retries" is simply the empty pipeline.
         _retry = context.MaxRetryAttempts <= 0 ? ResiliencePipeline<AwsRawResponse>.Empty : new ResiliencePipelineBuilder<AwsRawResponse>().AddRetry(new RetryStrategyOptions<AwsRawResponse>
@@ -79,7 +87,9 @@ internal sealed class AwsJsonTransport : IDisposable
             Delay = context.RetryBaseDelay,
             BackoffType = DelayBackoffType.Exponential,
             UseJitter = true,
-            MaxDelay = TimeSpan.FromSeconds(20),
+            MaxDelay = MaxRetryDelay,
+            // A throttling answer that says when to come back is obeyed (capped), instead of our own back-off.
+            DelayGenerator = args => ValueTask.FromResult(args.Outcome.Result?.RetryAfter),
             ShouldHandle = args => ValueTask.FromResult(args.Outcome switch
             {
                 { Exception: HttpRequestException } => true,
@@ -154,7 +164,8 @@ internal sealed class AwsJsonTransport : IDisposable
 }
 
 /// <summary>A fully read HTTP answer with the AWS error fields pulled out (JSON 1.1 and REST-JSON shapes).</summary>
-internal sealed record AwsRawResponse(HttpStatusCode Status, string Body, string? ErrorCode, string? ErrorMessage, string? RequestId)
+internal sealed record AwsRawResponse(HttpStatusCode Status, string Body, string? ErrorCode, string? ErrorMessage, string? RequestId,
+    TimeSpan? RetryAfter = null)
 {
     public bool IsSuccess => (int)Status is >= 200 and < 300;
 
@@ -162,6 +173,7 @@ internal sealed record AwsRawResponse(HttpStatusCode Status, string Body, string
     {
         var requestId = FirstHeader(response, "x-amzn-RequestId") ?? FirstHeader(response, "x-amz-request-id");
         if (response.IsSuccessStatusCode) return new(response.StatusCode, body, null, null, requestId);
+        var retryAfter = Registry.RetryHandler.RetryAfter(response, AwsJsonTransport.MaxRetryDelay);
 
         string? code = FirstHeader(response, "x-amzn-ErrorType");
         string? message = null;
@@ -175,7 +187,7 @@ internal sealed record AwsRawResponse(HttpStatusCode Status, string Body, string
         }
         catch (JsonException) { message = body.Length > 300 ? body[..300] : body; }
         catch (InvalidOperationException) { }
-        return new(response.StatusCode, body, NormaliseCode(code), message, requestId);
+        return new(response.StatusCode, body, NormaliseCode(code), message, requestId, retryAfter);
     }
 
     // "com.amazonaws.ecr#RepositoryNotFoundException" and "ValidationException:http://..." both mean the bare name.

@@ -17,17 +17,29 @@ public sealed record EcrAuthorization(string Username, string Password, Uri Prox
 public sealed record EcrRepository(string Name, string Arn, string RegistryId, string Uri, string ImageTagMutability,
     bool ScanOnPush, string EncryptionType, string? KmsKey);
 
+/// <summary>An image's scan state in ECR: <c>ScanStatus</c> from the API model (COMPLETE, ACTIVE, PENDING, IN_PROGRESS, FAILED, ...).</summary>
+public sealed record EcrImageScanStatus(string Status, string? Description)
+{
+    /// <summary>Findings are final (basic scanning: COMPLETE) or continuously maintained (enhanced scanning: ACTIVE).</summary>
+    public bool IsReady => Status is "COMPLETE" or "ACTIVE";
+
+    /// <summary>A scan is queued or running: waiting may help.</summary>
+    public bool IsPending => Status is "PENDING" or "IN_PROGRESS";
+}
+
 /// <summary>What the push stage needs from ECR besides the distribution API: a repository to push into.</summary>
 public interface IEcrRepositories
 {
     /// <summary>Creates the repository (immutable tags, scan on push, optional KMS key) or returns the existing one.</summary>
-    Task<EcrRepository> EnsureRepositoryAsync(string name, string? kmsKeyId = null, CancellationToken cancellationToken = default);
+    /// <param name="registryId">Account of the registry (from the ECR host name); null: the caller's own.</param>
+    Task<EcrRepository> EnsureRepositoryAsync(string name, string? kmsKeyId = null, string? registryId = null,
+        CancellationToken cancellationToken = default);
 }
 
 /// <summary>
 /// ECR control-plane client (JSON 1.1 over SigV4, service "ecr"): authorization tokens, repositories, PutImage.
 /// </summary>
-public sealed class EcrApiClient : IEcrRepositories, IDisposable
+public sealed partial class EcrApiClient : IEcrRepositories, IDisposable
 {
     public const string SigningService = "ecr";
     public const string TargetPrefix = "AmazonEC2ContainerRegistry_V20150921.";
@@ -101,10 +113,13 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
     {
         var result = new List<EcrRepository>();
         string? next = null;
+        var pages = 0;
         do
         {
+            // A service that keeps handing out tokens must not keep us here for ever (Denial of service).
+            if (++pages > 10_000) throw new HardenException("ECR DescribeRepositories returned more than 10,000 pages; stopping.");
             var body = new JsonObject();
-            if (registryId != null) body["registryId"] = registryId;
+            if (registryId != null) body["registryId"] = ValidateRegistryId(registryId);
             if (names is { Count: > 0 }) body["repositoryNames"] = new JsonArray(names.Select(n => (JsonNode)ValidateRepositoryName(n)).ToArray());
             if (next != null) body["nextToken"] = next;
             var answer = await CallAsync("DescribeRepositories", body, cancellationToken).ConfigureAwait(false);
@@ -116,17 +131,31 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
     }
 
     /// <summary>
-    /// Creates a repository with immutable tags (a pushed tag can never be re-pointed: Tampering) and scan on push;
-    /// with <paramref name="kmsKeyId"/> the layers are encrypted with that KMS key (Information disclosure).
+    /// Tags that stay mutable in repositories harden creates: cosign's <c>sha256-&lt;hex&gt;.sig/.att/.sbom</c> tags,
+    /// which signing rewrites (a new attestation replaces the previous one under the same tag).
     /// </summary>
-    public async Task<EcrRepository> CreateRepositoryAsync(string name, string? kmsKeyId = null, CancellationToken cancellationToken = default)
+    public const string SignatureTagWildcard = "sha256-*";
+
+    /// <summary>
+    /// Creates a repository with immutable tags except cosign's signature tags (<c>IMMUTABLE_WITH_EXCLUSION</c>
+    /// with the WILDCARD filter <see cref="SignatureTagWildcard"/>): a pushed release tag can never be re-pointed
+    /// (Tampering), while <c>harden sign</c> can write and replace <c>.sig</c> and <c>.att</c> several times. Scan on
+    /// push is on; with <paramref name="kmsKeyId"/> the layers are encrypted with that KMS key (Information disclosure).
+    /// </summary>
+    /// <param name="registryId">12-digit account of the registry when it is not the caller's own (cross-account push).</param>
+    public async Task<EcrRepository> CreateRepositoryAsync(string name, string? kmsKeyId = null, string? registryId = null,
+        CancellationToken cancellationToken = default)
     {
-        var body = new JsonObject
+        var body = new JsonObject();
+        if (registryId != null) body["registryId"] = ValidateRegistryId(registryId);
+        body["repositoryName"] = ValidateRepositoryName(name);
+        body["imageTagMutability"] = "IMMUTABLE_WITH_EXCLUSION";
+        body["imageTagMutabilityExclusionFilters"] = new JsonArray(new JsonObject
         {
-            ["repositoryName"] = ValidateRepositoryName(name),
-            ["imageTagMutability"] = "IMMUTABLE",
-            ["imageScanningConfiguration"] = new JsonObject { ["scanOnPush"] = true },
-        };
+            ["filterType"] = "WILDCARD",
+            ["filter"] = SignatureTagWildcard,
+        });
+        body["imageScanningConfiguration"] = new JsonObject { ["scanOnPush"] = true };
         if (!string.IsNullOrWhiteSpace(kmsKeyId))
             body["encryptionConfiguration"] = new JsonObject { ["encryptionType"] = "KMS", ["kmsKey"] = kmsKeyId };
         var answer = await CallAsync("CreateRepository", body, cancellationToken).ConfigureAwait(false);
@@ -134,18 +163,51 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
     }
 
     /// <inheritdoc />
-    public async Task<EcrRepository> EnsureRepositoryAsync(string name, string? kmsKeyId = null, CancellationToken cancellationToken = default)
+    public async Task<EcrRepository> EnsureRepositoryAsync(string name, string? kmsKeyId = null, string? registryId = null,
+        CancellationToken cancellationToken = default)
     {
         try
         {
-            return await CreateRepositoryAsync(name, kmsKeyId, cancellationToken).ConfigureAwait(false);
+            return await CreateRepositoryAsync(name, kmsKeyId, registryId, cancellationToken).ConfigureAwait(false);
         }
         catch (AwsServiceException e) when (e.ErrorCode == "RepositoryAlreadyExistsException")
         {
-            var existing = await DescribeRepositoriesAsync([name], cancellationToken: cancellationToken).ConfigureAwait(false);
+            var existing = await DescribeRepositoriesAsync([name], registryId, cancellationToken).ConfigureAwait(false);
             return existing.FirstOrDefault() ?? throw new HardenException(
                 $"ECR says repository '{name}' exists but DescribeRepositories does not list it; check permissions (ecr:DescribeRepositories).", inner: e);
         }
+    }
+
+    /// <summary>
+    /// The scan state of one image (DescribeImageScanFindings <c>imageScanStatus</c>, one finding asked for): null
+    /// when ECR has no scan for it at all (ScanNotFoundException: scan on push and enhanced scanning are off).
+    /// </summary>
+    /// <param name="registryId">Account of the registry when it is not the caller's own.</param>
+    public async Task<EcrImageScanStatus?> DescribeImageScanStatusAsync(string repository, string imageDigest, string? registryId = null,
+        CancellationToken cancellationToken = default)
+    {
+        var body = new JsonObject();
+        if (registryId != null) body["registryId"] = ValidateRegistryId(registryId);
+        body["repositoryName"] = ValidateRepositoryName(repository);
+        body["imageId"] = new JsonObject { ["imageDigest"] = imageDigest };
+        body["maxResults"] = 1;
+        JsonNode? answer;
+        try
+        {
+            answer = await CallAsync("DescribeImageScanFindings", body, cancellationToken).ConfigureAwait(false);
+        }
+        catch (AwsServiceException e) when (e.ErrorCode == "ScanNotFoundException")
+        {
+            return null;
+        }
+        catch (AwsServiceException e) when (e.ErrorCode == "ImageNotFoundException")
+        {
+            throw new HardenException($"ECR repository '{repository}' has no image {imageDigest}{(registryId != null ? " in registry " + registryId : "")} " +
+                $"({Region}); push it first, or check the digest, repository and region. ECR said: {e.ServiceMessage}", 2, e);
+        }
+        var status = answer?["imageScanStatus"] as JsonObject ?? throw Malformed("DescribeImageScanFindings", "no imageScanStatus");
+        return new EcrImageScanStatus(status["status"]?.GetValue<string>() ?? throw Malformed("DescribeImageScanFindings", "no imageScanStatus.status"),
+            status["description"]?.GetValue<string>());
     }
 
     /// <summary>PutImage: tags an already uploaded manifest. Returns the image digest ECR reports.</summary>
@@ -219,13 +281,26 @@ public sealed class EcrApiClient : IEcrRepositories, IDisposable
         return null;
     }
 
-    /// <summary>ECR's repository name rule; checked before a name is sent (bad names fail early and clearly).</summary>
+    /// <summary>
+    /// ECR's repository name rule, from its API model (RepositoryName: 2–256 characters, lower-case path components
+    /// joined by '/', each component alphanumeric runs separated by '.', '_', '__' or a run of '-'); checked before a
+    /// name is sent, so a bad name fails early and clearly instead of as a ValidationException.
+    /// </summary>
     public static string ValidateRepositoryName(string name)
     {
-        if (name.Length is < 2 or > 256 || !Regex.IsMatch(name, "^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$"))
-            throw new HardenException($"'{name}' is not a valid ECR repository name (lower-case letters, digits, '.', '_', '-', '/' separated path).");
+        if (name.Length is < 2 or > 256 || !RepositoryNamePattern().IsMatch(name))
+            throw new HardenException($"'{name}' is not a valid ECR repository name: lower-case letters and digits in '/'-separated " +
+                "components, joined inside a component by '.', '_', '__' or dashes (e.g. 'team/python-base'), 2 to 256 characters.");
         return name;
     }
+
+    /// <summary>ECR's RegistryId: the 12-digit account.</summary>
+    public static string ValidateRegistryId(string registryId) =>
+        registryId.Length == 12 && registryId.All(char.IsAsciiDigit) ? registryId
+            : throw new HardenException($"'{registryId}' is not an ECR registry id (a 12-digit AWS account).");
+
+    [GeneratedRegex(@"^[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")]
+    private static partial Regex RepositoryNamePattern();
 
     private static HardenException Malformed(string operation, string what) =>
         new($"ECR {operation} answered with an unexpected body ({what}); is the endpoint really ECR?");

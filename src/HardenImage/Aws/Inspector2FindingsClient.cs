@@ -13,8 +13,14 @@ public sealed class Inspector2FindingsClient : IDisposable
 
     private readonly AwsJsonTransport _transport;
 
-    public Inspector2FindingsClient(AwsContext context) =>
+    public Inspector2FindingsClient(AwsContext context)
+    {
+        Context = context;
         _transport = new AwsJsonTransport(context, SigningService, "inspector2");
+    }
+
+    /// <summary>The AWS settings this client uses (the ECR scan-status check shares them).</summary>
+    public AwsContext Context { get; }
 
     /// <summary>HTTP attempts made so far, retries included.</summary>
     public int Attempts => _transport.Attempts;
@@ -36,6 +42,10 @@ public sealed class Inspector2FindingsClient : IDisposable
                 ["filterCriteria"] = new JsonObject
                 {
                     ["ecrImageHash"] = new JsonArray(new JsonObject { ["comparison"] = "EQUALS", ["value"] = imageDigest }),
+                    // Open risk and what someone suppressed (reported as such); CLOSED findings are fixed or gone.
+                    ["findingStatus"] = new JsonArray(
+                        new JsonObject { ["comparison"] = "EQUALS", ["value"] = "ACTIVE" },
+                        new JsonObject { ["comparison"] = "EQUALS", ["value"] = "SUPPRESSED" }),
                 },
                 ["maxResults"] = Math.Clamp(pageSize, 1, 100),
             };
@@ -57,6 +67,8 @@ public sealed class Inspector2FindingsClient : IDisposable
         {
             var details = f["packageVulnerabilityDetails"] as JsonObject;
             if (details == null) continue; // network reachability and code findings have no package
+            // Finding.status is required by the model; a finding without one is treated as open risk.
+            var status = f["status"]?.GetValue<string>() ?? "ACTIVE";
             var id = details["vulnerabilityId"]?.GetValue<string>() ?? f["title"]?.GetValue<string>() ?? "";
             var severity = InspectorReportParser.Severity(f["severity"]?.GetValue<string>());
             var score = InspectorReportParser.Number(f["inspectorScore"]);
@@ -68,7 +80,7 @@ public sealed class Inspector2FindingsClient : IDisposable
                 var fix = p["fixedInVersion"]?.GetValue<string>();
                 if (fix is "NotAvailable" or "") fix = null;
                 yield return new InspectorFinding(id, null, p["name"]?.GetValue<string>() ?? "", p["version"]?.GetValue<string>(),
-                    fix, severity, score);
+                    fix, severity, score, FindingStatus: status);
             }
         }
     }

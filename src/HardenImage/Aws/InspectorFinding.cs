@@ -15,8 +15,9 @@ namespace HardenImage.Aws;
 /// <param name="Severity">Lower-case: critical, high, medium, low, informational, untriaged, none, unknown.</param>
 /// <param name="CvssScore">Highest CVSS v3 base score reported (Inspector2: the inspectorScore), null when absent.</param>
 /// <param name="Source">Always "amazon-inspector".</param>
+/// <param name="FindingStatus">Inspector2's ACTIVE, SUPPRESSED or CLOSED; null from ScanSbom (no such notion there).</param>
 public sealed record InspectorFinding(string Id, string? PackagePurl, string PackageName, string? InstalledVersion,
-    string? FixedVersion, string Severity, double? CvssScore, string Source = InspectorFinding.SourceName)
+    string? FixedVersion, string Severity, double? CvssScore, string Source = InspectorFinding.SourceName, string? FindingStatus = null)
 {
     public const string SourceName = "amazon-inspector";
 }

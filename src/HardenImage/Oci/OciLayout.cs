@@ -20,11 +20,12 @@ public sealed class OciLayout
     public string BlobsDir => Path.Combine(Root, "blobs", "sha256");
     public string IndexPath => Path.Combine(Root, "index.json");
 
-    /// <summary>Opens a layout, creating an empty one when the directory has none.</summary>
+    /// <summary>Opens a layout, creating an empty one when the directory has none; removes stale temp files.</summary>
     public static OciLayout OpenOrCreate(string root)
     {
         var layout = new OciLayout(root);
         Directory.CreateDirectory(layout.BlobsDir);
+        layout.RemoveStaleTempFiles();
         var marker = Path.Combine(layout.Root, "oci-layout");
         if (!File.Exists(marker)) AtomicFile.WriteAllBytes(marker, LayoutMarker);
         if (!File.Exists(layout.IndexPath)) layout.WriteIndex(new ImageIndex { Manifests = new() });
@@ -37,8 +38,17 @@ public sealed class OciLayout
         var layout = new OciLayout(root);
         if (!File.Exists(Path.Combine(layout.Root, "oci-layout")) || !File.Exists(layout.IndexPath))
             throw new HardenException($"{layout.Root}: not an OCI image layout (no oci-layout or index.json). Run 'harden build' first.");
+        layout.RemoveStaleTempFiles();
         return layout;
     }
+
+    /// <summary>
+    /// Removes what interrupted writers left (<c>.tmp-incoming-*</c> of a killed push, <c>.tmp-layer-*</c> of a killed
+    /// build, <c>.tmp-index.json-*</c>): our temp names only, only when no live process holds them and they are
+    /// older than a minute (<see cref="StaleTempFiles"/>). Returns how many were removed.
+    /// </summary>
+    public int RemoveStaleTempFiles(TimeProvider? time = null) =>
+        StaleTempFiles.Clean(Root, time) + StaleTempFiles.Clean(BlobsDir, time);
 
     public string BlobPath(string digest) => Path.Combine(BlobsDir, Digest.Parse(digest).Hex);
 

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using HardenImage.Net;
 using HardenImage.Oci;
 
 namespace HardenImage.Registry;
@@ -20,6 +21,12 @@ public sealed record DistributionRegistryOptions
     /// </summary>
     public int ChunkSize { get; init; }
 
+    /// <summary>
+    /// After an interrupted upload, start a new one instead of resuming from the upload's <c>Range</c>. ECR's
+    /// Range stops advancing after the first chunk, so a resume from it is refused with 416 again and again.
+    /// </summary>
+    public bool RestartInterruptedUploads { get; init; }
+
     /// <summary>Upload retries: back-off between resumption attempts.</summary>
     public RetryOptions Retry { get; init; } = new();
 }
@@ -37,6 +44,7 @@ public sealed class DistributionRegistry : IRegistry
     ];
 
     private const int MaxManifestBytes = 4 * 1024 * 1024;
+    private const int MaxPages = 10_000;
 
     private readonly HttpClient _http;
     private readonly DistributionRegistryOptions _options;
@@ -99,7 +107,8 @@ public sealed class DistributionRegistry : IRegistry
                         progress?.Report(blob.Size);
                         return;
                     }
-                    (location, offset) = location == null ? (null, 0) : await UploadStatusAsync(location, ct).ConfigureAwait(false);
+                    (location, offset) = location == null || _options.RestartInterruptedUploads ? (null, 0)
+                        : await UploadStatusAsync(location, ct).ConfigureAwait(false);
                 }
                 if (location == null)
                 {
@@ -139,7 +148,11 @@ public sealed class DistributionRegistry : IRegistry
 
     public async Task<Stream> GetBlobAsync(string repository, string digest, CancellationToken ct = default)
     {
-        var response = await SendAsync(HttpMethod.Get, BlobUri(repository, digest), ct, HttpCompletionOption.ResponseHeadersRead).ConfigureAwait(false);
+        using var request = new HttpRequestMessage(HttpMethod.Get, BlobUri(repository, digest));
+        // Streamed and digest-checked; its length is bounded by the Content-Length the verifying stream enforces.
+        request.Options.Set(DeadlineHandler.MaxResponseBytes, DeadlineHandler.Unlimited);
+        request.Options.Set(DeadlineHandler.Purpose, $"blob {repository}@{digest}");
+        var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct).ConfigureAwait(false);
         try
         {
             await EnsureSuccessAsync(response, $"reading blob {digest} from {repository}", ct).ConfigureAwait(false);
@@ -206,8 +219,11 @@ public sealed class DistributionRegistry : IRegistry
     {
         var tags = new List<string>();
         Uri? next = new(_base, $"{repository}/tags/list");
+        var pages = 0;
         while (next != null)
         {
+            // A registry that keeps linking to a next page must not keep us here for ever (Denial of service).
+            if (++pages > MaxPages) throw new RegistryException($"{Name}: listing tags of {repository} went past {MaxPages} pages; refusing to follow more.");
             using var response = await SendAsync(HttpMethod.Get, next, ct).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.NotFound) return tags;
             await EnsureSuccessAsync(response, $"listing tags of {repository}", ct).ConfigureAwait(false);
@@ -317,6 +333,8 @@ public sealed class DistributionRegistry : IRegistry
             HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } => false,
             HttpRequestException or IOException => true,
             TaskCanceledException { InnerException: TimeoutException } => true,
+            // A stalled chunk: resumed like a dropped connection (bounded by failures in a row).
+            Net.NetworkTimeoutException => true,
             _ => false,
         };
     }
@@ -326,6 +344,9 @@ public sealed class DistributionRegistry : IRegistry
     private HttpRequestMessage ManifestRequest(HttpMethod method, string repository, string reference)
     {
         var request = new HttpRequestMessage(method, new Uri(_base, $"{repository}/manifests/{reference}"));
+        // Bounded on the stream by the deadline handler: Content-Length is only what the server claims.
+        request.Options.Set(DeadlineHandler.MaxResponseBytes, MaxManifestBytes);
+        request.Options.Set(DeadlineHandler.Purpose, $"manifest {repository}:{reference}");
         foreach (var a in ManifestAccept) request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(a));
         return request;
     }

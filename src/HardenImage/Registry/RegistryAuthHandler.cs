@@ -174,6 +174,7 @@ public sealed class RegistryAuthHandler : DelegatingHandler
         var existing = builder.Query.TrimStart('?');
         builder.Query = string.Join('&', new[] { existing }.Where(q => q.Length > 0).Concat(query));
         using var tokenRequest = new HttpRequestMessage(HttpMethod.Get, builder.Uri);
+        tokenRequest.Options.Set(Net.DeadlineHandler.Purpose, $"a token for {registryUri.Authority}");
         var creds = await GetCredentialsAsync(registryUri, ct).ConfigureAwait(false);
         if (creds != null)
         {
@@ -185,7 +186,13 @@ public sealed class RegistryAuthHandler : DelegatingHandler
         using var response = await _tokenClient.SendAsync(tokenRequest, ct).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
             throw new RegistryAuthenticationException($"token request to {realm.GetLeftPart(UriPartial.Path)} for {registryUri.Authority} failed: HTTP {(int)response.StatusCode}. Check the credentials (docker login {registryUri.Authority}).", response.StatusCode);
-        using var doc = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false));
+        JsonDocument doc;
+        try { doc = JsonDocument.Parse(await response.Content.ReadAsByteArrayAsync(ct).ConfigureAwait(false)); }
+        catch (JsonException bad)
+        {
+            throw new RegistryAuthenticationException($"token response from {realm.GetLeftPart(UriPartial.Path)} for {registryUri.Authority} is not JSON ({bad.Message}); is the realm really a token service?");
+        }
+        using var _ = doc;
         var root = doc.RootElement;
         var token = (root.TryGetProperty("token", out var t) ? t.GetString() : null)
             ?? (root.TryGetProperty("access_token", out var at) ? at.GetString() : null);

@@ -1,4 +1,4 @@
-using System.Net;
+using HardenImage.Net;
 
 namespace HardenImage.Registry;
 
@@ -22,6 +22,9 @@ public sealed record RegistryClientOptions
     /// <summary>Per-request time limit (a hung connection is dropped and the upload resumed).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>Connect, response-header and stall deadlines of every request; null = defaults or HARDEN_HTTP_TIMEOUT.</summary>
+    public NetworkDeadlines? Deadlines { get; init; }
+
     /// <summary>The innermost handler; null = a <see cref="SocketsHttpHandler"/>. Tests hook in here.</summary>
     public Func<HttpMessageHandler>? Transport { get; init; }
 
@@ -36,6 +39,12 @@ public sealed record RegistryClientOptions
 /// </summary>
 public static class RegistryFactory
 {
+    /// <summary>Largest registry answer read whole (tag lists, referrers, error bodies); manifests and blobs set their own.</summary>
+    public const long MaxResponseBytes = 16 * 1024 * 1024;
+
+    /// <summary>Largest token-realm answer: tokens are a few kilobytes.</summary>
+    public const long MaxTokenResponseBytes = 1024 * 1024;
+
     public static IRegistry Create(RegistryTarget target, RegistryClientOptions? options = null)
     {
         options ??= new RegistryClientOptions();
@@ -50,24 +59,22 @@ public static class RegistryFactory
                 : options.ChunkSize == 0 ? EcrQuirksHandler.DefaultChunkSize
                 : Math.Max(EcrQuirksHandler.MinimumChunkSize, options.ChunkSize),
             Retry = options.Retry,
+            RestartInterruptedUploads = ecr,
         });
     }
 
     /// <summary>The handler pipeline; <paramref name="auth"/> is exposed so callers and tests can observe token use.</summary>
     public static HttpClient CreateHttpClient(RegistryClientOptions options, bool ecr, out RegistryAuthHandler auth)
     {
-        HttpMessageHandler Transport() => options.Transport?.Invoke() ?? new SocketsHttpHandler
-        {
-            AutomaticDecompression = DecompressionMethods.None,
-            PooledConnectionLifetime = TimeSpan.FromMinutes(5),
-            ConnectTimeout = TimeSpan.FromSeconds(30),
-            MaxConnectionsPerServer = 32,
-        };
+        var deadlines = options.Deadlines ?? NetworkDeadlines.FromEnvironment();
+        // Deadlines and size bounds sit right above the transport, so every attempt of every retry has its own.
+        HttpMessageHandler Transport(long maxResponseBytes) => new DeadlineHandler(deadlines, maxResponseBytes,
+            options.Transport?.Invoke() ?? DeadlineHandler.CreateTransport(deadlines, followRedirects: true));
 
-        HttpMessageHandler inner = Transport();
+        HttpMessageHandler inner = Transport(MaxResponseBytes);
         if (ecr) inner = new EcrQuirksHandler { InnerHandler = inner };
         var retry = new RetryHandler(options.Retry) { InnerHandler = inner };
-        var tokenClient = new HttpClient(new RetryHandler(options.Retry) { InnerHandler = Transport() }) { Timeout = TimeSpan.FromMinutes(1) };
+        var tokenClient = new HttpClient(new RetryHandler(options.Retry) { InnerHandler = Transport(MaxTokenResponseBytes) }) { Timeout = TimeSpan.FromMinutes(1) };
         var credentials = options.Credentials ?? new DockerConfigCredentialProvider();
         auth = new RegistryAuthHandler(credentials, tokenClient, options.Clock) { InnerHandler = retry };
         var client = new HttpClient(auth) { Timeout = options.RequestTimeout };

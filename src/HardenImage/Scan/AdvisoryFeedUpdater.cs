@@ -1,5 +1,6 @@
 using System.Net;
 using HardenImage.Common;
+using HardenImage.Net;
 
 namespace HardenImage.Scan;
 
@@ -14,9 +15,20 @@ public sealed class AdvisoryFeedUpdater
     public const string DebianTrackerUrl = "https://security-tracker.debian.org/tracker/data/json";
     public const string OsvBaseUrl = "https://osv-vulnerabilities.storage.googleapis.com";
 
-    private readonly HttpClient _http;
+    /// <summary>Largest feed file accepted (the Debian tracker JSON is ~70 MB, OSV's Debian export ~150 MB zipped).</summary>
+    public const long DefaultMaxFeedBytes = 1L << 30;
 
-    public AdvisoryFeedUpdater(HttpClient http) => _http = http;
+    private readonly HttpClient _http;
+    private readonly long _maxFeedBytes;
+    private readonly NetworkDeadlines _deadlines;
+
+    /// <param name="maxFeedBytes">Per-file bound, counted on the stream (decompressed), so an endless body cannot fill the disk.</param>
+    public AdvisoryFeedUpdater(HttpClient http, long maxFeedBytes = DefaultMaxFeedBytes, NetworkDeadlines? deadlines = null)
+    {
+        _http = http;
+        _maxFeedBytes = maxFeedBytes;
+        _deadlines = deadlines ?? NetworkDeadlines.FromEnvironment();
+    }
 
     /// <summary>The feeds: (file name under the output directory, URL).</summary>
     public static IReadOnlyList<(string File, string Url)> Feeds(string trackerUrl = DebianTrackerUrl, string osvBase = OsvBaseUrl) =>
@@ -26,12 +38,18 @@ public sealed class AdvisoryFeedUpdater
         ("osv-pypi.zip", $"{osvBase.TrimEnd('/')}/PyPI/all.zip"),
     ];
 
-    /// <summary>An HttpClient that gives up quickly when a host is unreachable.</summary>
-    public static HttpClient CreateHttpClient(TimeSpan? connectTimeout = null, TimeSpan? overall = null) =>
-        new(new SocketsHttpHandler { ConnectTimeout = connectTimeout ?? TimeSpan.FromSeconds(10), AutomaticDecompression = DecompressionMethods.All })
+    /// <summary>An HttpClient with the network deadlines (connect, response headers, stall) and the feed size bound.</summary>
+    /// <param name="connectTimeout">Connect deadline (default: <see cref="NetworkDeadlines"/>).</param>
+    /// <param name="overall">Backstop for one whole download.</param>
+    public static HttpClient CreateHttpClient(TimeSpan? connectTimeout = null, TimeSpan? overall = null, NetworkDeadlines? deadlines = null)
+    {
+        var d = deadlines ?? NetworkDeadlines.FromEnvironment();
+        if (connectTimeout is { } c) d = d with { Connect = c };
+        return new HttpClient(DeadlineHandler.OverSockets(d, DefaultMaxFeedBytes, followRedirects: true, DecompressionMethods.All))
         {
             Timeout = overall ?? TimeSpan.FromMinutes(10),
         };
+    }
 
     public async Task<IReadOnlyList<string>> UpdateAsync(string outDir, IReadOnlyList<(string File, string Url)> feeds, IProgress<string>? progress = null, CancellationToken ct = default)
     {
@@ -43,10 +61,22 @@ public sealed class AdvisoryFeedUpdater
             var target = Path.Combine(outDir, file);
             try
             {
-                using var response = await _http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, ct);
+                using var request = new HttpRequestMessage(HttpMethod.Get, url);
+                request.Options.Set(DeadlineHandler.MaxResponseBytes, _maxFeedBytes);
+                request.Options.Set(DeadlineHandler.Purpose, $"advisory feed {file}");
+                using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
                 if (!response.IsSuccessStatusCode)
                     throw new HardenException($"{url}: HTTP {(int)response.StatusCode} {response.ReasonPhrase}. {OfflineHint}");
-                await AtomicFile.WriteAsync(target, async s => await (await response.Content.ReadAsStreamAsync(ct)).CopyToAsync(s, ct));
+                if (response.Content.Headers.ContentLength > _maxFeedBytes)
+                    throw DeadlineHandler.TooLarge(new Uri(url), $"advisory feed {file}", _maxFeedBytes, $"it declares {response.Content.Headers.ContentLength} bytes");
+                // Bounded here as well, whatever HttpClient the caller passed: size and stall on the stream itself;
+                // the temp file is removed when either trips, so nothing half-written is left.
+                await AtomicFile.WriteAsync(target, async s =>
+                {
+                    await using var body = new GuardedResponseStream(await response.Content.ReadAsStreamAsync(ct), _maxFeedBytes,
+                        _deadlines.Stall, new Uri(url), $"advisory feed {file}");
+                    await body.CopyToAsync(s, ct);
+                });
             }
             catch (HttpRequestException e)
             {
@@ -72,10 +102,14 @@ public sealed class AdvisoryDataLocator
 {
     private readonly HttpClient _http;
     private readonly string _cacheDir;
+    private readonly long _maxBytes;
+    private readonly NetworkDeadlines? _deadlines;
 
-    public AdvisoryDataLocator(HttpClient http, string cacheDir)
+    /// <param name="maxBytes">Bound on the downloaded file (counted on the stream).</param>
+    public AdvisoryDataLocator(HttpClient http, string cacheDir, long maxBytes = AdvisoryFeedUpdater.DefaultMaxFeedBytes,
+        NetworkDeadlines? deadlines = null)
     {
-        _http = http; _cacheDir = cacheDir;
+        _http = http; _cacheDir = cacheDir; _maxBytes = maxBytes; _deadlines = deadlines;
     }
 
     public async Task<string> ResolveAsync(string db, CancellationToken ct = default)
@@ -89,7 +123,8 @@ public sealed class AdvisoryDataLocator
         var name = Path.GetFileName(new Uri(db).AbsolutePath);
         if (string.IsNullOrEmpty(name) || !name.Contains('.')) name = "advisories.json";
         var dir = Path.Combine(_cacheDir, "advisory-downloads", Sha256Hex.Of(System.Text.Encoding.UTF8.GetBytes(db))[..16]);
-        var updater = new AdvisoryFeedUpdater(_http);
+        StaleTempFiles.Clean(dir); // what a killed download left
+        var updater = new AdvisoryFeedUpdater(_http, _maxBytes, _deadlines);
         await updater.UpdateAsync(dir, [(name, db)], null, ct);
         return dir;
     }

@@ -16,6 +16,9 @@ namespace HardenImage.Scan;
 public sealed record InspectorEcrTarget(string Label, string Reference, string? Repository, string? Region,
     IReadOnlyList<(string Architecture, string Digest)> Digests)
 {
+    /// <summary>The 12-digit account the ECR host names (sent as registryId: the registry may be another account's).</summary>
+    public string? RegistryId { get; init; }
+
     /// <summary>
     /// Accepts "sha256:&lt;hex&gt;", an image name in pushed.json (each architecture's manifest digest: Inspector
     /// records findings per platform image), or "[host/]repository@sha256:&lt;hex&gt;". Tags are refused: a tag can
@@ -27,7 +30,9 @@ public sealed record InspectorEcrTarget(string Label, string Reference, string? 
         if (IsDigest(text))
             return new InspectorEcrTarget("sha256-" + text[7..], text, null, null, [("image", text)]);
 
-        string? registryRegion = pushed != null && EcrRegistryHost.TryParse(pushed.Registry, out var pushedHost) ? pushedHost.Region : null;
+        EcrRegistryHost? pushedHost = null;
+        if (pushed != null) EcrRegistryHost.TryParse(pushed.Registry, out pushedHost);
+        var registryRegion = pushedHost?.Region;
         if (pushed != null && pushed.Images.TryGetValue(text, out var image))
         {
             var digests = image.Manifests.Count > 0
@@ -36,7 +41,7 @@ public sealed record InspectorEcrTarget(string Label, string Reference, string? 
             foreach (var (arch, d) in digests)
                 if (!IsDigest(d))
                     throw new HardenException($"{pushedPath}: images.{text}.manifests.{arch} '{d}' is not a sha256 digest; push again to rewrite it.");
-            return new InspectorEcrTarget(text, text, image.Repository, registryRegion, digests);
+            return new InspectorEcrTarget(text, text, image.Repository, registryRegion, digests) { RegistryId = pushedHost?.AccountId };
         }
 
         var at = text.LastIndexOf('@');
@@ -47,7 +52,10 @@ public sealed record InspectorEcrTarget(string Label, string Reference, string? 
             string? region = EcrRegistryHost.TryParse(name, out var host) ? host.Region : null;
             var repository = host?.Repository ?? name;
             var label = repository.Split('/')[^1];
-            return new InspectorEcrTarget(label.Length > 0 ? label : "sha256-" + digest[7..], text, repository, region, [("image", digest)]);
+            return new InspectorEcrTarget(label.Length > 0 ? label : "sha256-" + digest[7..], text, repository, region, [("image", digest)])
+            {
+                RegistryId = host?.AccountId,
+            };
         }
 
         var known = pushed == null ? $"{pushedPath} does not exist (run 'harden push' first)"
@@ -61,7 +69,9 @@ public sealed record InspectorEcrTarget(string Label, string Reference, string? 
 }
 
 /// <summary>Inspector2 findings for one architecture's manifest, after the policy gate.</summary>
-public sealed record InspectorEcrImageResult(string Architecture, string Digest, IReadOnlyList<Finding> Findings, PolicyResult Policy);
+/// <param name="ScanStatus">ECR's imageScanStatus.status when the findings were read (COMPLETE or ACTIVE).</param>
+public sealed record InspectorEcrImageResult(string Architecture, string Digest, IReadOnlyList<Finding> Findings, PolicyResult Policy,
+    string? ScanStatus = null);
 
 /// <summary>The result of <c>harden scan --ecr</c> for one target.</summary>
 public sealed record InspectorEcrReport(InspectorEcrTarget Target, string Region, DateTimeOffset QueriedAt,
@@ -70,33 +80,116 @@ public sealed record InspectorEcrReport(InspectorEcrTarget Target, string Region
     public bool Passed => Images.All(i => i.Policy.Passed);
 }
 
+/// <summary>How long <c>scan --ecr</c> waits for ECR to finish scanning an image, and how often it asks.</summary>
+public sealed record EcrScanWait
+{
+    public const string EnvironmentVariable = "HARDEN_ECR_SCAN_WAIT";
+
+    /// <summary>Longest wait for a PENDING or IN_PROGRESS scan; zero fails at once.</summary>
+    public TimeSpan MaxWait { get; init; } = TimeSpan.FromMinutes(5);
+
+    public TimeSpan PollInterval { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>The defaults, or <c>HARDEN_ECR_SCAN_WAIT</c> seconds (0–3600) as the longest wait.</summary>
+    public static EcrScanWait FromEnvironment(Func<string, string?>? environment = null)
+    {
+        var text = (environment ?? Environment.GetEnvironmentVariable)(EnvironmentVariable);
+        if (string.IsNullOrWhiteSpace(text)) return new EcrScanWait();
+        if (!int.TryParse(text.Trim(), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds > 3600)
+            throw new HardenException($"{EnvironmentVariable}='{text}' is not a number of seconds between 0 and 3600.");
+        return new EcrScanWait { MaxWait = TimeSpan.FromSeconds(seconds) };
+    }
+}
+
 /// <summary>
 /// Reads what Amazon Inspector found in images already pushed to ECR (Inspector2 ListFindings, followed across
 /// pages) and applies the same vulnerability policy as the offline scan, so an image whose registry scan shows a
 /// fixable critical fails the gate (Elevation of privilege through a known-vulnerable image in production).
+/// <para>
+/// "No findings" only means something once the image has been scanned: ECR's scan status
+/// (DescribeImageScanFindings <c>imageScanStatus</c>) is checked first. COMPLETE (basic) or ACTIVE (enhanced,
+/// continuous) proceeds; PENDING/IN_PROGRESS is waited for, boundedly (<see cref="EcrScanWait"/>), with progress;
+/// anything else — no scan at all, FAILED, UNSUPPORTED_IMAGE, SCAN_ELIGIBILITY_EXPIRED, FINDINGS_UNAVAILABLE, ... —
+/// fails with ECR's reason instead of passing an unscanned image (Spoofing of a clean result).
+/// Findings Inspector CLOSED are not open risk and are dropped; SUPPRESSED ones are kept in the report, marked as
+/// allowlisted by the Inspector suppression, so a suppression is visible where the gate's result is (Repudiation).
+/// </para>
 /// </summary>
-public sealed class InspectorEcrScanner
+public sealed class InspectorEcrScanner : IDisposable
 {
+    /// <summary>The allowlist justification of a finding Inspector reports as SUPPRESSED.</summary>
+    public const string SuppressedJustification = "suppressed in Amazon Inspector (a suppression rule of the AWS account)";
+
     private readonly Inspector2FindingsClient _client;
+    private readonly EcrApiClient _ecr;
+    private readonly bool _ownsEcr;
     private readonly PolicyGate _gate;
     private readonly TimeProvider _time;
+    private readonly EcrScanWait _wait;
 
+    /// <summary>Checks scan status with an ECR client built from the Inspector client's AWS settings.</summary>
     public InspectorEcrScanner(Inspector2FindingsClient client, PolicyGate gate, TimeProvider time)
+        : this(client, new EcrApiClient(client.Context), gate, time, EcrScanWait.FromEnvironment()) => _ownsEcr = true;
+
+    public InspectorEcrScanner(Inspector2FindingsClient client, EcrApiClient ecr, PolicyGate gate, TimeProvider time, EcrScanWait? wait = null)
     {
-        _client = client; _gate = gate; _time = time;
+        _client = client; _ecr = ecr; _gate = gate; _time = time; _wait = wait ?? new EcrScanWait();
     }
+
+    /// <summary>Called with one line per wait ("waiting for ECR to finish scanning ...").</summary>
+    public Action<string>? OnProgress { get; init; }
 
     public async Task<InspectorEcrReport> ScanAsync(InspectorEcrTarget target, string region, CancellationToken ct = default)
     {
+        if (target.Repository == null)
+            throw new HardenException($"--ecr '{target.Reference}': the scan status is read per ECR repository; pass REPOSITORY@sha256:<digest> " +
+                "or an image name from pushed.json instead of a bare digest.");
         var images = new List<InspectorEcrImageResult>();
         foreach (var (arch, digest) in target.Digests)
         {
+            var status = await WaitForScanAsync(target, digest, ct).ConfigureAwait(false);
             var found = await _client.ListImageFindingsAsync(digest, cancellationToken: ct).ConfigureAwait(false);
-            var findings = VulnerabilityMatcher.Sort(found.Distinct().Select(ToFinding).ToList());
+            var findings = VulnerabilityMatcher.Sort(found.Distinct()
+                .Where(f => f.FindingStatus is null or "ACTIVE" or "SUPPRESSED")
+                .Select(f => f.FindingStatus == "SUPPRESSED" ? Suppressed(ToFinding(f)) : ToFinding(f)).ToList());
             var (annotated, policy) = _gate.Evaluate(findings);
-            images.Add(new InspectorEcrImageResult(arch, digest, annotated, policy));
+            images.Add(new InspectorEcrImageResult(arch, digest, annotated, policy, status.Status));
         }
         return new InspectorEcrReport(target, region, _time.GetUtcNow(), images);
+    }
+
+    private async Task<EcrImageScanStatus> WaitForScanAsync(InspectorEcrTarget target, string digest, CancellationToken ct)
+    {
+        DateTimeOffset? firstPending = null; // the wait is counted from the first "not yet" answer
+        var what = $"{target.Repository}@{digest}";
+        while (true)
+        {
+            var status = await _ecr.DescribeImageScanStatusAsync(target.Repository!, digest, target.RegistryId, ct).ConfigureAwait(false);
+            if (status == null)
+                throw new HardenException($"ECR has no scan of {what}: scan on push and enhanced scanning (Amazon Inspector) are off " +
+                    "for this repository, so an empty finding list would prove nothing. Turn on enhanced scanning (or scan on push) and push again.");
+            if (status.IsReady) return status;
+            firstPending ??= _time.GetUtcNow();
+            var waited = _time.GetUtcNow() - firstPending.Value;
+            if (!status.IsPending)
+                throw new HardenException($"ECR scan of {what} is {status.Status}{(status.Description != null ? ": " + status.Description : "")}; " +
+                    "its findings cannot be trusted to be complete, so the gate does not pass.");
+            if (waited >= _wait.MaxWait)
+                throw new HardenException($"ECR scan of {what} is still {status.Status} after {waited.TotalSeconds:0} s; " +
+                    $"run 'harden scan --ecr' again later, or wait longer with {EcrScanWait.EnvironmentVariable}=<seconds>.");
+            OnProgress?.Invoke($"waiting for ECR to finish scanning {what}: {status.Status} ({waited.TotalSeconds:0} s of at most {_wait.MaxWait.TotalSeconds:0} s)");
+            await Task.Delay(_wait.PollInterval, _time, ct).ConfigureAwait(false);
+        }
+    }
+
+    private static Finding Suppressed(Finding f) => f with
+    {
+        Allowlisted = new AllowlistEntry(f.Id, f.Package, SuppressedJustification, DateOnly.MaxValue),
+    };
+
+    public void Dispose()
+    {
+        if (_ownsEcr) _ecr.Dispose();
     }
 
     /// <summary>An Inspector finding as one of ours: fixed when Inspector names a fixed version, else unfixed.</summary>
@@ -150,11 +243,13 @@ public static class InspectorEcrReportWriter
                 w.WriteStartObject();
                 w.WriteString("architecture", image.Architecture);
                 w.WriteString("digest", image.Digest);
+                if (image.ScanStatus != null) w.WriteString("scanStatus", image.ScanStatus);
                 w.WriteStartObject("summary");
                 foreach (var sev in Enum.GetValues<Severity>().OrderByDescending(s => s))
                     w.WriteNumber(ScanJson.Name(sev), image.Findings.Count(f => f.Severity == sev));
                 w.WriteNumber("fixable", image.Findings.Count(f => f.Status == FindingStatus.Fixed));
                 w.WriteNumber("allowlisted", image.Findings.Count(f => f.Allowlisted != null));
+                w.WriteNumber("suppressedInInspector", image.Findings.Count(f => f.Allowlisted?.Justification == InspectorEcrScanner.SuppressedJustification));
                 w.WriteEndObject();
                 w.WriteStartObject("policy");
                 w.WriteString("source", image.Policy.PolicySource);

@@ -60,6 +60,9 @@ public sealed record AwsKmsOptions
     public string? Region { get; init; }
 
     public AWSCredentials? Credentials { get; init; }
+
+    /// <summary>Deadlines of each KMS request (connect + response); null = defaults or HARDEN_HTTP_TIMEOUT.</summary>
+    public Net.NetworkDeadlines? Deadlines { get; init; }
 }
 
 /// <summary>
@@ -86,7 +89,9 @@ public sealed class AwsKmsSigner : ISigner, IDisposable
     public static async Task<AwsKmsSigner> CreateAsync(AwsKmsKeyReference reference, AwsKmsOptions? options = null, CancellationToken ct = default)
     {
         options ??= new AwsKmsOptions();
-        var config = new AmazonKeyManagementServiceConfig();
+        var deadlines = options.Deadlines ?? Net.NetworkDeadlines.FromEnvironment();
+        // A KMS endpoint that accepts and never answers ends after the deadline, not the SDK's 100 s times its retries.
+        var config = new AmazonKeyManagementServiceConfig { Timeout = deadlines.Connect + deadlines.ResponseHeaders, MaxErrorRetry = 3 };
         var region = options.Region ?? reference.Region;
         var serviceUrl = options.ServiceUrl ?? (reference.Endpoint != null ? "https://" + reference.Endpoint : null);
         if (serviceUrl != null)
@@ -170,6 +175,12 @@ public sealed class AwsKmsSigner : ISigner, IDisposable
         catch (HttpRequestException e)
         {
             throw new HardenException($"AWS KMS ({key}) is unreachable: {e.Message}.", inner: e);
+        }
+        catch (Exception e) when (e is TimeoutException // what the SDK throws when its request timeout passes
+                                  || (e is OperationCanceledException oce && !oce.CancellationToken.IsCancellationRequested))
+        {
+            throw new HardenException($"AWS KMS ({key}) did not answer in time. Check network access and the endpoint, or set "
+                + $"{Net.NetworkDeadlines.EnvironmentVariable} (seconds) to wait longer.", inner: e);
         }
     }
 }

@@ -67,23 +67,24 @@ public class EcrApiClientTests
     }
 
     [Fact]
-    public async Task CreateRepository_SendsImmutableTagsScanOnPushAndKmsKey()
+    public async Task CreateRepository_SendsImmutableTagsExceptSignatureTags_ScanOnPushKmsKeyAndRegistryId()
     {
         await using var aws = new SigV4LoopbackServer();
         aws.Handle("ecr", Target + "CreateRepository", r =>
-            LoopbackResponse.Json(new JsonObject { ["repository"] = RepositoryJson(r.Json()!["repositoryName"]!.GetValue<string>()) }));
+            LoopbackResponse.Json(new JsonObject { ["repository"] = RepositoryJson(r.Json()!["repositoryName"]!.GetValue<string>(), "IMMUTABLE_WITH_EXCLUSION") }));
         using var ecr = new EcrApiClient(aws.Context());
 
-        var repo = await ecr.CreateRepositoryAsync("hardened/python", "alias/harden-images");
+        var repo = await ecr.CreateRepositoryAsync("hardened/python", "alias/harden-images", registryId: "210987654321");
 
         Assert.Equal("hardened/python", repo.Name);
-        Assert.Equal("IMMUTABLE", repo.ImageTagMutability);
+        Assert.Equal("IMMUTABLE_WITH_EXCLUSION", repo.ImageTagMutability);
         var request = aws.ExchangesFor(Target + "CreateRepository").Single().Request;
         Assert.Equal("POST", request.Method);
         Assert.Equal("/", request.Target);
         Assert.Equal("application/x-amz-json-1.1", request.Header("Content-Type"));
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
-            {"repositoryName":"hardened/python","imageTagMutability":"IMMUTABLE",
+            {"registryId":"210987654321","repositoryName":"hardened/python","imageTagMutability":"IMMUTABLE_WITH_EXCLUSION",
+             "imageTagMutabilityExclusionFilters":[{"filterType":"WILDCARD","filter":"sha256-*"}],
              "imageScanningConfiguration":{"scanOnPush":true},
              "encryptionConfiguration":{"encryptionType":"KMS","kmsKey":"alias/harden-images"}}
             """), request.Json()), request.BodyText);
@@ -304,4 +305,47 @@ public class EcrApiClientTests
     [InlineData("123456789012.dkr.ecr.us-east-1.example.com")]
     [InlineData("123456789012.dkr.ecr.US_EAST.amazonaws.com")]
     public void RegistryHost_RejectsLookAlikes(string reference) => Assert.False(EcrRegistryHost.TryParse(reference, out _));
+
+    [Theory]
+    [InlineData("team/python-base")]
+    [InlineData("a__b")]
+    [InlineData("a---b")]
+    [InlineData("team.x/py_thon/v1.2")]
+    public void RepositoryName_FollowsEcrsModelPattern_Accepted(string name) => Assert.Equal(name, EcrApiClient.ValidateRepositoryName(name));
+
+    [Theory]
+    [InlineData("a___b")]
+    [InlineData("a..b")]
+    [InlineData("Team/base")]
+    [InlineData("-team")]
+    [InlineData("team/")]
+    [InlineData("team//base")]
+    [InlineData("a")]
+    [InlineData("team/base:1.0")]
+    public void RepositoryName_OutsideEcrsModelPattern_IsRefusedBeforeAnyCall(string name)
+    {
+        var e = Assert.Throws<HardenException>(() => EcrApiClient.ValidateRepositoryName(name));
+        Assert.Contains($"'{name}' is not a valid ECR repository name", e.Message);
+    }
+
+    [Fact]
+    public async Task Throttled_WithRetryAfter_WaitsAsToldBeforeTheNextAttempt()
+    {
+        await using var aws = new SigV4LoopbackServer();
+        var calls = 0;
+        aws.Handle("ecr", Target + "DescribeRepositories", _ => Interlocked.Increment(ref calls) == 1
+            ? LoopbackResponse.AwsError(429, "ThrottlingException", "Rate exceeded") with
+            {
+                Headers = new Dictionary<string, string> { ["x-amzn-ErrorType"] = "ThrottlingException", ["Retry-After"] = "2" },
+            }
+            : LoopbackResponse.Json(new JsonObject { ["repositories"] = new JsonArray() }));
+        using var ecr = new EcrApiClient(aws.Context()); // own back-off: 5 ms
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+
+        Assert.Empty(await ecr.DescribeRepositoriesAsync());
+
+        Assert.Equal(2, calls);
+        // A lower bound only: the wait cannot be shorter than what the server asked for.
+        Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(1.9), $"retried after {sw.Elapsed}, Retry-After said 2 s");
+    }
 }

@@ -224,12 +224,15 @@ public class InspectorClientTests
         Assert.All(calls, c =>
         {
             var body = c.Request.Json()!;
-            Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$"""{"ecrImageHash":[{"comparison":"EQUALS","value":"{{digest}}"}]}"""),
+            Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$"""
+                {"ecrImageHash":[{"comparison":"EQUALS","value":"{{digest}}"}],
+                 "findingStatus":[{"comparison":"EQUALS","value":"ACTIVE"},{"comparison":"EQUALS","value":"SUPPRESSED"}]}
+                """),
                 body["filterCriteria"]), body.ToJsonString());
             Assert.Equal(2, body["maxResults"]!.GetValue<int>());
         });
         Assert.Equal(6, all.Count);
-        Assert.Equal(new InspectorFinding("CVE-2025-0020", null, "lib20", "1.0-1", "1.0-2", "high", 7.0), all[2]);
+        Assert.Equal(new InspectorFinding("CVE-2025-0020", null, "lib20", "1.0-1", "1.0-2", "high", 7.0, FindingStatus: "ACTIVE"), all[2]);
         Assert.Null(all[3].FixedVersion);
         await Assert.ThrowsAsync<HardenException>(() => inspector2.ListImageFindingsAsync("latest"));
     }

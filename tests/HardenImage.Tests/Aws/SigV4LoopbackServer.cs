@@ -20,7 +20,8 @@ public sealed record LoopbackResponse(int Status, string Body, string ContentTyp
 }
 
 /// <summary>One request the server saw, with what it answered.</summary>
-public sealed record LoopbackExchange(RawHttpRequest Request, string? Operation, string? Service, int Status, string? ErrorType, string? RejectReason);
+public sealed record LoopbackExchange(RawHttpRequest Request, string? Operation, string? Service, int Status, string? ErrorType, string? RejectReason,
+    string? ResponseBody = null);
 
 /// <summary>How injected throttling looks on the wire.</summary>
 public enum LoopbackThrottle
@@ -207,7 +208,7 @@ public sealed class SigV4LoopbackServer : IAsyncDisposable
         }
 
         string? errorType = response.Status >= 300 && response.Headers?.TryGetValue("x-amzn-ErrorType", out var t) == true ? t : null;
-        lock (_gate) _exchanges.Add(new LoopbackExchange(request, operation, check.Service, response.Status, errorType, reject));
+        lock (_gate) _exchanges.Add(new LoopbackExchange(request, operation, check.Service, response.Status, errorType, reject, response.Body));
         return response;
     }
 

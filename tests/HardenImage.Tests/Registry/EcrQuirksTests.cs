@@ -42,6 +42,45 @@ public sealed class EcrQuirksTests
     }
 
     [Fact]
+    public async Task Ecr_InterruptedUpload_RestartsTheUpload_InsteadOfResumingFromEcrsStuckRange()
+    {
+        using var dir = new TempDir();
+        using var fake = new FakeRegistry(new FakeRegistryMode { Ecr = true }) { DropPatchNumber = 3 };
+        await fake.EnsureAsync("team/model");
+        var layout = OciLayout.OpenOrCreate(dir.Combine("oci"));
+        var index = TestImages.WriteImage(layout, "model", ["amd64"], 17 * 1024 * 1024, seed: 7);
+
+        var results = await new ImagePusher(layout, EcrClient(fake, chunkSize: 5 * 1024 * 1024), "team").PushAsync(ImagePusher.ImagesInLayout(layout));
+
+        Assert.Equal(index.Digest, results[0].IndexDigest);
+        foreach (var b in TestImages.BlobsOf(layout, index)) Assert.True(fake.HasBlob("team/model", b.Digest));
+        Assert.Equal(0, fake.RangeRefusals); // never resumed from ECR's Range
+        Assert.DoesNotContain(fake.Requests, r => r.StartsWith("GET /v2/team/model/blobs/uploads/")); // nor asked for it
+        Assert.True(fake.Requests.Count(r => r.StartsWith("POST /v2/team/model/blobs/uploads/")) >= 2, "the interrupted upload was not restarted");
+    }
+
+    [Fact]
+    public async Task Ecr_FakeReallyKeepsItsRangeStuck_SoResumingFromItLoopsOn416()
+    {
+        using var dir = new TempDir();
+        using var fake = new FakeRegistry(new FakeRegistryMode { Ecr = true }) { DropPatchNumber = 3 };
+        await fake.EnsureAsync("model");
+        var layout = OciLayout.OpenOrCreate(dir.Combine("oci"));
+        TestImages.WriteImage(layout, "model", ["amd64"], 17 * 1024 * 1024, seed: 8);
+        var retry = RegistryTestKit.FastRetry with { MaxRetries = 3 };
+        var http = RegistryFactory.CreateHttpClient(new RegistryClientOptions { Insecure = true, Credentials = RegistryTestKit.NoCredentials, Retry = retry }, ecr: true, out _);
+        var trusting = new DistributionRegistry(http, fake.Authority, new DistributionRegistryOptions
+        {
+            Insecure = true, MonolithicLimit = 1024, ChunkSize = 5 * 1024 * 1024, Retry = retry, RestartInterruptedUploads = false,
+        });
+
+        var e = await Assert.ThrowsAnyAsync<RegistryException>(() => new ImagePusher(layout, trusting).PushAsync(ImagePusher.ImagesInLayout(layout)));
+
+        Assert.Contains("416", e.Message);
+        Assert.True(fake.RangeRefusals >= 2, $"{fake.RangeRefusals} refusals");
+    }
+
+    [Fact]
     public async Task Ecr_SmallChunksAreRejectedByTheFake_SoTheMinimumIsReallyChecked()
     {
         using var dir = new TempDir();

@@ -43,7 +43,12 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
         public string Repository { get; } = repository;
         public MemoryStream Data { get; } = new();
         public long LastChunk { get; set; } = -1;
+
+        /// <summary>ECR: the Range it reports, which stops at the end of the first chunk.</summary>
+        public long FirstChunkEnd { get; set; } = -1;
     }
+
+    private int _patches;
 
     public FakeRegistry(FakeRegistryMode mode)
     {
@@ -58,6 +63,33 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
     public int TokenRequests => _tokenCounter;
     public ConcurrentQueue<string> Rejections { get; } = new();
 
+    /// <summary>
+    /// Per-repository tag mutability as ECR's CreateRepository sets it: MUTABLE, IMMUTABLE, IMMUTABLE_WITH_EXCLUSION or
+    /// MUTABLE_WITH_EXCLUSION with WILDCARD filters ('*' matches any run of characters). Repositories not listed
+    /// follow <see cref="FakeRegistryMode.ImmutableTags"/>.
+    /// </summary>
+    public ConcurrentDictionary<string, (string Mutability, string[] Exclusions)> TagMutability { get; } = new();
+
+    /// <summary>The n-th PATCH (1-based, counted over the server's life) has its connection cut mid-body: an interrupted upload.</summary>
+    public int DropPatchNumber { get; set; }
+
+    /// <summary>Answers 416 given (a client resuming from a Range the registry did not mean).</summary>
+    public int RangeRefusals => _rangeRefusals;
+    private int _rangeRefusals;
+
+    private bool IsImmutable(string repository, string tag)
+    {
+        if (!TagMutability.TryGetValue(repository, out var m)) return Mode.ImmutableTags;
+        var excluded = m.Exclusions.Any(f => Regex.IsMatch(tag, "^" + Regex.Escape(f).Replace("\\*", ".*") + "$"));
+        return m.Mutability switch
+        {
+            "IMMUTABLE" => true,
+            "IMMUTABLE_WITH_EXCLUSION" => !excluded,
+            "MUTABLE_WITH_EXCLUSION" => excluded,
+            _ => false,
+        };
+    }
+
     public Task EnsureAsync(string repository)
     {
         Repositories[repository] = true;
@@ -70,6 +102,12 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
     {
         var path = ctx.Path;
         Requests.Enqueue($"{ctx.Method} {ctx.PathAndQuery}");
+        if (ctx.Method == "PATCH" && Interlocked.Increment(ref _patches) == DropPatchNumber)
+        {
+            await ctx.ReadBodyAsync(ctx.ContentLength / 2);
+            ctx.Abort();
+            return;
+        }
         var body = await ctx.ReadBodyAsync();
 
         if (Mode.Bearer)
@@ -128,7 +166,9 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
                     await ctx.RespondAsync(404, Error("BLOB_UPLOAD_UNKNOWN", "no such upload"), "application/json");
                     return;
                 }
-                await ctx.RespondAsync(204, null, null, [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{st.Data.Length - 1}")]);
+                // ECR's Range stops advancing after the first chunk; the spec's is the bytes received so far.
+                var end = Mode.Ecr && st.FirstChunkEnd >= 0 ? st.FirstChunkEnd : st.Data.Length - 1;
+                await ctx.RespondAsync(204, null, null, [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{end}")]);
                 return;
             }
             case ("blobs", "POST"):
@@ -159,10 +199,20 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
                     await ctx.RespondAsync(400, Error("INVALID_LAYER_PART", "Layer part size must be at least 5 MiB except the last"), "application/json");
                     return;
                 }
+                if (ctx.Header("Content-Range") is { } cr && long.TryParse(cr.Split('-')[0], out var start) && start != up.Data.Length)
+                {
+                    Interlocked.Increment(ref _rangeRefusals);
+                    Rejections.Enqueue($"chunk starting at {start}, upload holds {up.Data.Length} bytes");
+                    await ctx.RespondAsync(416, Error("BLOB_UPLOAD_INVALID", "Requested range not satisfiable"), "application/json",
+                        [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{(Mode.Ecr && up.FirstChunkEnd >= 0 ? up.FirstChunkEnd : up.Data.Length - 1)}")]);
+                    return;
+                }
                 up.Data.Write(body);
                 up.LastChunk = body.Length;
+                if (up.FirstChunkEnd < 0) up.FirstChunkEnd = up.Data.Length - 1;
+                var reported = Mode.Ecr ? up.FirstChunkEnd : up.Data.Length - 1;
                 await ctx.RespondAsync(Mode.Ecr ? 201 : 202, null, null,
-                    [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{up.Data.Length - 1}")]);
+                    [("Location", $"/v2/{repo}/blobs/{rest}"), ("Range", $"0-{reported}")]);
                 return;
             }
             case ("blobs", "PUT"):
@@ -193,7 +243,7 @@ public sealed partial class FakeRegistry : IDisposable, IRepositoryCreator
             case ("manifests", "PUT"):
             {
                 var digest = Digest.Of(body).ToString();
-                if (Mode.ImmutableTags && !rest.StartsWith("sha256:") && _manifests.TryGetValue(repo + ":" + rest, out var old)
+                if (!rest.StartsWith("sha256:") && IsImmutable(repo, rest) && _manifests.TryGetValue(repo + ":" + rest, out var old)
                     && Digest.Of(old.Bytes).ToString() != digest)
                 {
                     await ctx.RespondAsync(400, Error("TAG_INVALID",

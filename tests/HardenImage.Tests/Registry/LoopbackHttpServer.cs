@@ -176,6 +176,54 @@ public sealed class LoopbackContext
         Responded = true;
     }
 
+    /// <summary>
+    /// A hostile answer: headers without Content-Length, then a chunked body that never ends — until the client
+    /// hangs up or <paramref name="maxBytes"/> were sent (so the test server itself stays bounded). Returns the
+    /// bytes sent; the connection is closed afterwards.
+    /// </summary>
+    public async Task<long> RespondEndlessAsync(int status, string contentType, long maxBytes)
+    {
+        var head = $"HTTP/1.1 {status} {ReasonPhrase(status)}\r\nContent-Type: {contentType}\r\nTransfer-Encoding: chunked\r\n\r\n";
+        await _stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        var chunk = Encoding.ASCII.GetBytes(new string(' ', 64 * 1024));
+        var frame = Encoding.ASCII.GetBytes($"{chunk.Length:x}\r\n").Concat(chunk).Concat("\r\n"u8.ToArray()).ToArray();
+        long sent = 0;
+        Responded = true;
+        try
+        {
+            while (sent < maxBytes)
+            {
+                await _stream.WriteAsync(frame);
+                await _stream.FlushAsync();
+                sent += chunk.Length;
+            }
+        }
+        catch (IOException) { }
+        catch (ObjectDisposedException) { }
+        Abort();
+        return sent;
+    }
+
+    /// <summary>Headers promising <paramref name="declaredLength"/> bytes, the first part of the body, then silence for <paramref name="stall"/>.</summary>
+    public async Task RespondThenStallAsync(int status, byte[] firstPart, long declaredLength, TimeSpan stall, string contentType = "application/json")
+    {
+        var head = $"HTTP/1.1 {status} {ReasonPhrase(status)}\r\nContent-Type: {contentType}\r\nContent-Length: {declaredLength}\r\n\r\n";
+        await _stream.WriteAsync(Encoding.ASCII.GetBytes(head));
+        await _stream.WriteAsync(firstPart);
+        await _stream.FlushAsync();
+        Responded = true;
+        await Task.Delay(stall);
+        Abort();
+    }
+
+    /// <summary>Reads the request and never answers for <paramref name="silence"/> (bounded, so the test server ends), then hangs up.</summary>
+    public async Task NeverAnswerAsync(TimeSpan silence)
+    {
+        await DrainBodyAsync();
+        await Task.Delay(silence);
+        Abort();
+    }
+
     /// <summary>Cuts the connection with a TCP reset: the client sees a dropped connection, no response.</summary>
     public void Abort()
     {

@@ -145,6 +145,7 @@ public class InspectorCliTests
         {
             [Digest('a')] = ThreePages,
         }));
+        aws.Handle("ecr", ScanStatusTarget, ScanStatusAnswer("PENDING", "COMPLETE"));
         var artifacts = dir.Combine("artifacts");
         Directory.CreateDirectory(artifacts);
         PushedFile.Save(Path.Combine(artifacts, "pushed.json"), "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml",
@@ -154,6 +155,7 @@ public class InspectorCliTests
         var (code, output) = Harden(dir.Path, Keys(region: null), "scan", "--ecr", "python", "--out", artifacts, "--inspector-endpoint", aws.Endpoint.ToString());
 
         Assert.True(code == 1, $"exit {code}\n{output}");
+        Assert.True(output.Contains("waiting for ECR to finish scanning ml/python@"), output); // PENDING: waited, with progress
         Assert.Equal(3, aws.ExchangesFor(FindingsRoute).Count);
         Assert.All(aws.ExchangesFor(FindingsRoute), e => Assert.Equal(200, e.Status));
         Assert.True(output.Contains("4 finding(s) from amazon-inspector; policy: FAILED"), output);

@@ -20,7 +20,7 @@ public class InspectorFindingSourceTests
     internal const string ScanRoute = "POST /scan/sbom";
     internal const string FindingsRoute = "POST /findings/list";
 
-    private static ImageInventory TrixieImage() => Inventory("debian-13",
+    internal static ImageInventory TrixieImage() => Inventory("debian-13",
     [
         DebPackage("libc6", "2.41-10", "glibc"),
         DebPackage("zlib1g", "1:1.3.dfsg+really1.3.1-1+b1", "zlib", "1:1.3.dfsg+really1.3.1-1"),
@@ -203,8 +203,10 @@ public class InspectorFindingSourceTests
     internal static string Digest(char c) => "sha256:" + new string(c, 64);
 
     /// <summary>ListFindings pages for <paramref name="pages"/>: digest → list of pages, each a list of findings (id, package, severity, fix).</summary>
+    /// <param name="statusOf">Inspector's findingStatus per vulnerability id (default ACTIVE).</param>
     internal static Func<RawHttpRequest, LoopbackResponse> ListFindingsAnswer(
-        IReadOnlyDictionary<string, (string Id, string Package, string Severity, double Score, string? Fix)[][]> pages) => request =>
+        IReadOnlyDictionary<string, (string Id, string Package, string Severity, double Score, string? Fix)[][]> pages,
+        Func<string, string>? statusOf = null) => request =>
     {
         var body = request.Json()!;
         var digest = body["filterCriteria"]!["ecrImageHash"]![0]!["value"]!.GetValue<string>();
@@ -217,9 +219,13 @@ public class InspectorFindingSourceTests
             findings.Add(new JsonObject
             {
                 ["awsAccountId"] = "123456789012",
-                ["findingArn"] = $"arn:aws:inspector2:us-east-1:123456789012:finding/{id}-{package}",
-                ["type"] = "PACKAGE_VULNERABILITY", ["status"] = "ACTIVE", ["severity"] = severity.ToUpperInvariant(),
+                // FindingArn's pattern: finding/<32 hex>.
+                ["findingArn"] = $"arn:aws:inspector2:us-east-1:123456789012:finding/{HardenImage.Common.Sha256Hex.Of(System.Text.Encoding.UTF8.GetBytes(id + package))[..32]}",
+                ["type"] = "PACKAGE_VULNERABILITY", ["status"] = statusOf?.Invoke(id) ?? "ACTIVE", ["severity"] = severity.ToUpperInvariant(),
                 ["title"] = $"{id} - {package}", ["inspectorScore"] = score, ["fixAvailable"] = fix != null ? "YES" : "NO",
+                ["description"] = $"{id} in {package}",
+                ["remediation"] = new JsonObject { ["recommendation"] = new JsonObject { ["text"] = "Upgrade the package." } },
+                ["firstObservedAt"] = 1764115200.0, ["lastObservedAt"] = 1764115200.0,
                 ["resources"] = new JsonArray(new JsonObject { ["type"] = "AWS_ECR_CONTAINER_IMAGE", ["id"] = $"arn:aws:ecr:us-east-1:123456789012:repository/ml/python/{digest}" }),
                 ["packageVulnerabilityDetails"] = new JsonObject
                 {
@@ -237,6 +243,35 @@ public class InspectorFindingSourceTests
         return LoopbackResponse.Json(answer, contentType: "application/json");
     };
 
+    internal const string ScanStatusTarget = EcrApiClient.TargetPrefix + "DescribeImageScanFindings";
+
+    /// <summary>
+    /// ECR DescribeImageScanFindings as the API model says: <c>imageScanStatus</c> taking the given statuses call
+    /// after call (the last one repeats); "none" answers ScanNotFoundException, as ECR does when nothing scans the image.
+    /// </summary>
+    internal static Func<RawHttpRequest, LoopbackResponse> ScanStatusAnswer(params string[] statuses)
+    {
+        var calls = 0;
+        return request =>
+        {
+            var body = request.Json()!;
+            var status = statuses[Math.Min(Interlocked.Increment(ref calls) - 1, statuses.Length - 1)];
+            var repository = body["repositoryName"]!.GetValue<string>();
+            var registryId = body["registryId"]?.GetValue<string>() ?? "123456789012";
+            if (status == "none")
+                return LoopbackResponse.AwsError(400, "ScanNotFoundException",
+                    $"Image scan does not exist for the image with '{{imageDigest:'{body["imageId"]!["imageDigest"]}'}}' in the repository with name '{repository}' in the registry with id '{registryId}'");
+            var answer = new JsonObject
+            {
+                ["registryId"] = registryId,
+                ["repositoryName"] = repository,
+                ["imageId"] = body["imageId"]!.DeepClone(),
+                ["imageScanStatus"] = new JsonObject { ["status"] = status, ["description"] = $"The scan is {status.ToLowerInvariant()}." },
+            };
+            return LoopbackResponse.Json(answer);
+        };
+    }
+
     internal static readonly (string, string, string, double, string?)[][] ThreePages =
     [
         [("CVE-2099-1000", "libfoo", "medium", 5.0, "1.0-2"), ("CVE-2099-1001", "libbar", "low", 3.1, null)],
@@ -253,6 +288,7 @@ public class InspectorFindingSourceTests
             [Digest('a')] = ThreePages,
             [Digest('b')] = [[("CVE-2099-1001", "libbar", "low", 3.1, null)]],
         }));
+        aws.Handle("ecr", ScanStatusTarget, ScanStatusAnswer("ACTIVE"));
         var pushed = new PushedFile
         {
             Registry = "123456789012.dkr.ecr.us-east-1.amazonaws.com/ml",

@@ -21,7 +21,7 @@ public sealed class AwsSignFlowTests
     private const string EcrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";
     private const string EcrPassword = "ecr-token-password";
 
-    private static void ServeEcr(SigV4LoopbackServer aws, FakeRegistry registry)
+    internal static void ServeEcr(SigV4LoopbackServer aws, FakeRegistry registry)
     {
         aws.Handle("ecr", EcrApiClient.TargetPrefix + "GetAuthorizationToken", _ => LoopbackResponse.Json(new JsonObject
         {
@@ -34,30 +34,64 @@ public sealed class AwsSignFlowTests
         }));
         aws.Handle("ecr", EcrApiClient.TargetPrefix + "CreateRepository", r =>
         {
-            var name = r.Json()!["repositoryName"]!.GetValue<string>();
+            var request = r.Json()!;
+            var name = request["repositoryName"]!.GetValue<string>();
             if (registry.Repositories.ContainsKey(name))
                 return LoopbackResponse.AwsError(400, "RepositoryAlreadyExistsException", $"The repository with name '{name}' already exists");
+            // The registry side enforces what was asked for, as ECR does (default MUTABLE).
+            var mutability = request["imageTagMutability"]?.GetValue<string>() ?? "MUTABLE";
+            var exclusions = (request["imageTagMutabilityExclusionFilters"] as JsonArray ?? [])
+                .Select(f => f!["filter"]!.GetValue<string>()).ToArray();
+            registry.TagMutability[name] = (mutability, exclusions);
             registry.EnsureAsync(name).GetAwaiter().GetResult();
-            return LoopbackResponse.Json(new JsonObject { ["repository"] = Repository(name) });
+            return LoopbackResponse.Json(new JsonObject { ["repository"] = Repository(name, mutability) });
         });
-        aws.Handle("ecr", EcrApiClient.TargetPrefix + "DescribeRepositories", r => LoopbackResponse.Json(new JsonObject
+        aws.Handle("ecr", EcrApiClient.TargetPrefix + "DescribeRepositories", r =>
         {
-            ["repositories"] = new JsonArray(Repository(r.Json()!["repositoryNames"]![0]!.GetValue<string>())),
-        }));
+            var name = r.Json()!["repositoryNames"]![0]!.GetValue<string>();
+            return LoopbackResponse.Json(new JsonObject
+            {
+                ["repositories"] = new JsonArray(Repository(name, registry.TagMutability.TryGetValue(name, out var m) ? m.Mutability : "IMMUTABLE")),
+            });
+        });
     }
 
-    private static JsonObject Repository(string name) => new()
+    private static JsonObject Repository(string name, string mutability) => new()
     {
         ["repositoryName"] = name,
         ["repositoryArn"] = $"arn:aws:ecr:eu-west-1:123456789012:repository/{name}",
         ["registryId"] = "123456789012",
         ["repositoryUri"] = $"{EcrHost}/{name}",
-        ["imageTagMutability"] = "IMMUTABLE",
+        ["imageTagMutability"] = mutability,
         ["imageScanningConfiguration"] = new JsonObject { ["scanOnPush"] = true },
     };
 
+    /// <summary>An SBOM and a scan report per architecture, so signing writes several attestations (.att rewritten).</summary>
+    private static void WriteSbomAndScan(SignFlowWorkspace ws)
+    {
+        Directory.CreateDirectory(ws.Combine("artifacts", "sbom"));
+        Directory.CreateDirectory(ws.Combine("artifacts", "scan"));
+        foreach (var arch in ws.Manifests.Keys)
+        {
+            File.WriteAllText(ws.Combine("artifacts", "sbom", $"base.{arch}.cdx.json"), new JsonObject
+            {
+                ["bomFormat"] = "CycloneDX", ["specVersion"] = "1.6", ["serialNumber"] = $"urn:uuid:{Guid.NewGuid()}", ["version"] = 1,
+                ["components"] = new JsonArray(new JsonObject
+                {
+                    ["type"] = "library", ["name"] = "libc6", ["version"] = "2.41-12",
+                    ["purl"] = $"pkg:deb/debian/libc6@2.41-12?arch={arch}&distro=debian-13",
+                }),
+            }.ToJsonString());
+            File.WriteAllText(ws.Combine("artifacts", "scan", $"base.{arch}.json"), new JsonObject
+            {
+                ["scannedAt"] = "2026-11-26T06:00:00Z",
+                ["findings"] = new JsonArray(new JsonObject { ["id"] = "CVE-2026-0001", ["package"] = "libc6", ["severity"] = "Low" }),
+            }.ToJsonString());
+        }
+    }
+
     [Fact]
-    public async Task Ecr_PushCreatesImmutableRepository_UsesTheToken_SignsAndVerifies_AndAMovedTagIsRefused()
+    public async Task Ecr_PushCreatesRepositoryImmutableExceptSignatureTags_SignsSeveralAttestationsTwice_AndAMovedReleaseTagIsRefused()
     {
         await using var aws = new SigV4LoopbackServer(region: "eu-west-1");
         // ECR quirks (201 PATCH, 5 MiB chunks, dropped pushes to missing repositories), immutable tags, and a token
@@ -76,7 +110,9 @@ public sealed class AwsSignFlowTests
         Assert.Equal(0, pushed);
         Assert.True(registry.Repositories.ContainsKey("team/base"));
         var create = aws.ExchangesFor(EcrApiClient.TargetPrefix + "CreateRepository").Single().Request.Json()!;
-        Assert.Equal("IMMUTABLE", create["imageTagMutability"]!.GetValue<string>());
+        Assert.Equal("IMMUTABLE_WITH_EXCLUSION", create["imageTagMutability"]!.GetValue<string>());
+        Assert.Equal("""[{"filterType":"WILDCARD","filter":"sha256-*"}]""", create["imageTagMutabilityExclusionFilters"]!.ToJsonString());
+        Assert.Equal("123456789012", create["registryId"]!.GetValue<string>()); // the account the registry host names
         Assert.True(create["imageScanningConfiguration"]!["scanOnPush"]!.GetValue<bool>());
         Assert.Equal("alias/ecr-at-rest", create["encryptionConfiguration"]!["kmsKey"]!.GetValue<string>());
         Assert.True(registry.TokenRequests >= 1);
@@ -88,21 +124,25 @@ public sealed class AwsSignFlowTests
             File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
             File.WriteAllText(ws.Combine("ecr-signing.pub"), key.ExportSubjectPublicKeyInfoPem());
         }
+        WriteSbomAndScan(ws);
         Assert.Equal(0, await new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
             new SignSettings { Artifacts = ws.Artifacts, ImagesDir = ws.Combine("images"), Key = keyPath, Insecure = true }, ct));
         Assert.Equal(0, await new VerifyCommand(services).ExecuteAsync(InProcess.Context("verify"),
-            new VerifySettings { Reference = $"{EcrHost}/team/base@{ws.Index.Digest}", Key = ws.Combine("ecr-signing.pub"), Require = "provenance", Insecure = true }, ct));
+            new VerifySettings { Reference = $"{EcrHost}/team/base@{ws.Manifests["amd64"]}", Key = ws.Combine("ecr-signing.pub"), Require = "provenance,sbom,vuln", Insecure = true }, ct));
+        // Several attestations went to the same sha256-<hex>.att tag in one run: ECR accepted the rewrites.
+        var attPuts = registry.Requests.Where(r => r.StartsWith("PUT /v2/team/base/manifests/sha256-") && r.EndsWith(".att"))
+            .GroupBy(r => r).Max(g => g.Count());
+        Assert.True(attPuts >= 2, $"at most {attPuts} write(s) of one .att tag");
         // One token for the whole run: GetAuthorizationToken is cached across push, sign and verify.
         Assert.Single(aws.ExchangesFor(EcrApiClient.TargetPrefix + "GetAuthorizationToken"));
         Assert.All(aws.Exchanges, e => Assert.Null(e.RejectReason));
 
-        // A second signer on an immutable repository would move the .sig tag: refused, saying what to do.
+        // A second signature (re-scan, key rotation) rewrites the sha256-* tags: allowed by the exclusion.
         var secondKey = ws.Combine("ecr-second.pem");
         using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256)) File.WriteAllText(secondKey, key.ExportPkcs8PrivateKeyPem());
-        var resign = await Assert.ThrowsAsync<HardenImage.Common.HardenException>(() => new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
+        Assert.Equal(0, await new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
             new SignSettings { Artifacts = ws.Artifacts, ImagesDir = ws.Combine("images"), Key = secondKey, Insecure = true }, ct));
-        Assert.Contains("tag is immutable", resign.Message);
-        Assert.Contains("IMMUTABLE_WITH_EXCLUSION", resign.Message);
+        Assert.Empty(registry.Rejections);
 
         // A different image under the same tag: ECR's immutability answer is reported as such.
         using var other = new SignFlowWorkspace(seed: 8);

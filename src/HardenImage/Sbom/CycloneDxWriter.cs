@@ -73,8 +73,11 @@ public static class CycloneDxWriter
                     w.WriteEndArray();
                 }
                 w.WriteString("purl", bomRef);
-                WriteProperties(w, [("hardenimage:debian:source", p.SourceName), ("hardenimage:debian:sourceVersion", p.SourceVersion),
-                    ("hardenimage:evidence", p.Evidence)]);
+                var debProps = new List<(string, string)> { ("hardenimage:debian:source", p.SourceName), ("hardenimage:debian:sourceVersion", p.SourceVersion),
+                    ("hardenimage:evidence", p.Evidence) };
+                // The image's record disagrees with the lock: say so in the SBOM as well.
+                if (p.Locked is { } locked) debProps.Add(("hardenimage:lock:identity", $"{locked.Version} (source {locked.SourceName} {locked.SourceVersion})"));
+                WriteProperties(w, debProps);
                 w.WriteEndObject();
             }
             foreach (var (bomRef, d) in pys)

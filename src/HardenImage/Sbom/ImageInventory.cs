@@ -51,7 +51,12 @@ public sealed record InventoryPackage
     /// </summary>
     public string? Distro { get; init; }
     public string? DistroUnknownReason { get; init; }
+    /// <summary>What the lock says, when it differs from the status.d record (version or source).</summary>
+    public LockedIdentity? Locked { get; init; }
 }
+
+/// <summary>A package's version and source as the lock (proven by a signed index) records them.</summary>
+public sealed record LockedIdentity(string Version, string SourceName, string SourceVersion);
 
 /// <summary>Where a Python distribution's metadata was found.</summary>
 public static class PythonLocations

@@ -66,6 +66,10 @@ public static class ImageInventoryReader
                 Licenses = LicensesFor(files, name),
                 Depends = ParseDependsNames((p["Pre-Depends"] ?? "") + "," + (p["Depends"] ?? "")),
                 Evidence = locked != null ? "status.d+lock" : "status.d",
+                // A record that disagrees with the lock (tampered, or a lock updated after the build) must not hide
+                // what the other says: the scan matches both.
+                Locked = locked != null && (locked.Version, locked.Source, locked.SourceVersion) != (version, srcName, srcVersion)
+                    ? new LockedIdentity(locked.Version, locked.Source, locked.SourceVersion) : null,
             }.WithOrigin(locked?.Origin, distributionOf);
         }
         // A locked package without a status record is still in the image (the builder may not describe it).

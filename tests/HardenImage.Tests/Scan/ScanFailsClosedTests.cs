@@ -158,6 +158,22 @@ public class ScanFailsClosedTests
         Assert.Empty(r.Unscanned);
     }
 
+    [Theory]
+    [InlineData("2.41-99", "glibc")]       // the record claims a fixed version
+    [InlineData("2.41-10", "not-glibc")]   // the record claims another source package
+    public async Task ForgedPackageRecord_CannotHideWhatTheLockedPackageIsAffectedBy(string claimedVersion, string claimedSource)
+    {
+        using var dir = new TempDir("hi-failclosed");
+        var inv = ReadImage(dir, i => i.OsRelease().Package("libc6", claimedVersion, source: claimedSource), [LockedLibc]);
+        var r = await Scan(inv);
+        Assert.Contains(r.Findings, f => f.Id == "CVE-2025-8058" && f.Package == "libc6");
+        Assert.Contains(r.Warnings, w => w.Contains($"record of libc6 says {claimedVersion} (source {claimedSource}") && w.Contains("but the lock says 2.41-10 (source glibc 2.41-10)"));
+        Assert.False(r.Policy!.Passed);
+        var sbom = System.Text.Encoding.UTF8.GetString(CycloneDxWriter.Write(inv));
+        Assert.Contains("\"hardenimage:lock:identity\"", sbom);
+        Assert.Contains("2.41-10 (source glibc 2.41-10)", sbom);
+    }
+
     [Fact]
     public async Task AdvisoryDataWithoutTheRelease_DoesNotPassSilently()
     {

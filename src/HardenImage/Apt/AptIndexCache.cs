@@ -41,7 +41,9 @@ public sealed class AptIndexCache
     {
         var path = PathFor(sha256);
         var info = new FileInfo(path);
-        if (!info.Exists) return null;
+        if (!info.Exists && info.LinkTarget == null) return null;
+        // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
+        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
         if (info.Length == size && Sha256Hex.OfFile(path) == sha256) return path;
         AtomicFile.TryDelete(path);
         return null;
@@ -55,7 +57,9 @@ public sealed class AptIndexCache
     {
         var path = PathFor(sha256);
         var info = new FileInfo(path);
-        if (!info.Exists) return null;
+        if (!info.Exists && info.LinkTarget == null) return null;
+        // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
+        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
         if (info.Length <= maxBytes)
         {
             var bytes = File.ReadAllBytes(path);

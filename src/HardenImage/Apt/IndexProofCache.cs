@@ -37,6 +37,15 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
     {
         forged = null;
         var path = PathFor(indexSha256, architecture);
+        var info = new FileInfo(path);
+        if (!info.Exists && info.LinkTarget == null) return null;
+        if (!Build.ContentStore.IsRegularFile(path))
+        {
+            // A FIFO planted under an entry's name would block the read for ever, a symlink read from elsewhere (threat D/T).
+            AtomicFile.TryDelete(path);
+            forged = $"parsed-index cache entry {path} is not a regular file (planted in the cache): deleted, re-derived from the verified index";
+            return null;
+        }
         byte[] bytes;
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { return null; }

@@ -35,45 +35,21 @@ public sealed class CacheKey
     }
 
     /// <summary>HARDEN_CACHE_KEY when set, else the per-user key file (created when missing).</summary>
-    public static CacheKey Load(string cacheRoot)
-    {
-        var fromEnv = Environment.GetEnvironmentVariable(EnvironmentVariable);
-        if (!string.IsNullOrEmpty(fromEnv)) return FromSecret(fromEnv, EnvironmentVariable);
-        var file = HardenPaths.CacheKeyFile();
-        var root = Path.GetFullPath(cacheRoot).TrimEnd('/') + "/";
-        if (Path.GetFullPath(file).StartsWith(root, StringComparison.Ordinal))
-            throw new HardenException($"{file}: the cache key file is inside the cache ({cacheRoot}), where a cache writer could read or replace it. " +
-                                      $"Set {EnvironmentVariable} or move HARDEN_CACHE elsewhere.");
-        if (!File.Exists(file)) CreateKeyFile(file);
-        string text;
-        try { text = File.ReadAllText(file).Trim(); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HardenException($"{file}: cannot read the cache key ({e.Message}). Fix its permissions, delete it (a new one is made), or set {EnvironmentVariable}.");
-        }
-        if (text.Length < MinimumSecretLength)
-            throw new HardenException($"{file}: not a cache key (expected at least {MinimumSecretLength} characters). Delete it and a new one is made, or set {EnvironmentVariable}.");
-        return FromSecret(text, file);
-    }
+    public static CacheKey Load(string cacheRoot) =>
+        Load(cacheRoot, HardenPaths.CacheKeyFile(), Environment.GetEnvironmentVariable(EnvironmentVariable));
 
-    private static void CreateKeyFile(string file)
+    /// <summary><see cref="Load(string)"/> with the key file and the environment value given (tests). The secret is
+    /// found where <see cref="CacheAuthenticationKey"/> finds it (one key, one set of checks for both).</summary>
+    public static CacheKey Load(string cacheRoot, string keyFile, string? fromEnv)
     {
-        var secret = Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)) + "\n";
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(file)!);
-            // CreateNew: two builds starting at once must not each write a different key; the loser reads the winner's.
-            var options = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows()) options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
-            using var fs = new FileStream(file, options);
-            fs.Write(Encoding.ASCII.GetBytes(secret));
-            fs.Flush(flushToDisk: true);
-        }
-        catch (IOException) when (File.Exists(file)) { }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new HardenException($"{file}: cannot create the cache key ({e.Message}). Set {EnvironmentVariable} (e.g. from a CI secret) or make the directory writable.");
-        }
+        var (secret, origin) = CacheAuthenticationKey.LoadSecret(cacheRoot, keyFile, fromEnv);
+        string text;
+        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(secret).Trim(); }
+        catch (DecoderFallbackException) { text = ""; }
+        if (text.Length < MinimumSecretLength)
+            throw new HardenException($"{origin}: not a cache key (expected at least {MinimumSecretLength} characters). " +
+                                      $"Delete the key file and a new one is made, or set {EnvironmentVariable} (e.g. 'openssl rand -hex 32').");
+        return FromSecret(text, origin);
     }
 
     /// <summary>HMAC-SHA256 of <paramref name="parts"/> (length-prefixed, so no two part lists collide) for one purpose.</summary>

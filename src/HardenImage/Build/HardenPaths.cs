@@ -1,3 +1,5 @@
+using HardenImage.Common;
+
 namespace HardenImage.Build;
 
 /// <summary>Where things live by default: the cache (HARDEN_CACHE) and the artifacts directory.</summary>
@@ -18,11 +20,5 @@ public static class HardenPaths
     /// The per-user secret that seals cache entries (see <see cref="CacheKey"/>): $XDG_CONFIG_HOME/hardenimage/cache.key,
     /// else ~/.config/hardenimage/cache.key. Deliberately outside the cache, which may be shared or restored.
     /// </summary>
-    public static string CacheKeyFile()
-    {
-        var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-        var baseDir = !string.IsNullOrEmpty(xdg) ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
-        return Path.Combine(baseDir, "hardenimage", "cache.key");
-    }
+    public static string CacheKeyFile() => CacheAuthenticationKey.DefaultKeyPath();
 }

@@ -24,7 +24,7 @@ public sealed record BuildOptions
     public string? Revision { get; init; }
     public string? SourceUrl { get; init; }
     public int Parallelism { get; init; } = Environment.ProcessorCount;
-    /// <summary>Seals derived cache entries; default <see cref="CacheKey.Load"/> (HARDEN_CACHE_KEY or the per-user key file).</summary>
+    /// <summary>Seals derived cache entries; default <see cref="CacheKey.Load(string)"/> (HARDEN_CACHE_KEY or the per-user key file).</summary>
     public CacheKey? CacheKey { get; init; }
 }
 

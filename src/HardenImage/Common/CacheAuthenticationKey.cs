@@ -27,19 +27,28 @@ public sealed class CacheAuthenticationKey
         Load(cacheRoot, DefaultKeyPath(), Environment.GetEnvironmentVariable(EnvironmentVariable));
 
     /// <summary><see cref="Load(string)"/> with the key file and the environment value given (tests).</summary>
-    public static CacheAuthenticationKey Load(string cacheRoot, string keyFile, string? fromEnv)
+    public static CacheAuthenticationKey Load(string cacheRoot, string keyFile, string? fromEnv) =>
+        new(LoadSecret(cacheRoot, keyFile, fromEnv).Secret);
+
+    /// <summary>
+    /// The one place the cache secret is found (HMACs of parsed indices here, seals of unpacked trees and build
+    /// records in <c>Build.CacheKey</c>): <paramref name="fromEnv"/> when set, else the key file, created 0600 when
+    /// missing. Refused: a key file inside the cache — compared by real path, so a symlinked cache root or config
+    /// directory cannot hide it — and a key file that others may read or write (threat I/T: whoever can read the
+    /// key can forge every derived cache entry).
+    /// </summary>
+    public static (byte[] Secret, string Origin) LoadSecret(string cacheRoot, string keyFile, string? fromEnv)
     {
-        if (!string.IsNullOrEmpty(fromEnv)) return new CacheAuthenticationKey(Encoding.UTF8.GetBytes(fromEnv));
+        if (!string.IsNullOrEmpty(fromEnv)) return (Encoding.UTF8.GetBytes(fromEnv), EnvironmentVariable);
         var full = Path.GetFullPath(keyFile);
-        var root = Path.GetFullPath(cacheRoot).TrimEnd('/') + "/";
-        if (full.StartsWith(root, StringComparison.Ordinal))
+        if (IsInside(full, cacheRoot) || IsInside(RealPath(full), RealPath(Path.GetFullPath(cacheRoot))))
             throw new HardenException($"cache key file {full} lies inside the cache {cacheRoot}: a cache writer could read it. Set {EnvironmentVariable} or move XDG_CONFIG_HOME out of the cache.");
         if (!File.Exists(full))
         {
-            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
             var tmp = AtomicFile.TempPathFor(full);
             try
             {
+                Directory.CreateDirectory(Path.GetDirectoryName(full)!);
                 var create = new FileStreamOptions { Mode = FileMode.CreateNew, Access = FileAccess.Write };
                 if (!OperatingSystem.IsWindows()) create.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
                 using (var fs = new FileStream(tmp, create))
@@ -47,21 +56,73 @@ public sealed class CacheAuthenticationKey
                 // Two processes creating it at once: the first rename wins, the other reads the winner's key.
                 try { File.Move(tmp, full, overwrite: false); } catch (IOException) when (File.Exists(full)) { }
             }
+            catch (Exception e) when (e is UnauthorizedAccessException || e is IOException && !File.Exists(full))
+            {
+                throw new HardenException($"cannot create the cache key {full}: {e.Message}. Set {EnvironmentVariable} (e.g. from a CI secret) or make the directory writable.", inner: e);
+            }
             finally { AtomicFile.TryDelete(tmp); }
         }
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(full) & OthersMayTouch) != 0)
+            throw new HardenException($"cache key file {full} may be read or written by other users (mode {Convert.ToString((int)File.GetUnixFileMode(full), 8)}): " +
+                                      $"whoever reads it can forge cache entries. Run 'chmod 600 {full}' (or delete it: a new one is made), or set {EnvironmentVariable}.");
         byte[] bytes;
-        try { bytes = File.ReadAllBytes(full); }
+        try { bytes = BoundedFile.ReadAllBytes(full, MaxKeyFileBytes, "cache key file"); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new HardenException($"cannot read the cache key {full}: {e.Message}. Set {EnvironmentVariable} instead.", inner: e);
         }
-        return new CacheAuthenticationKey(bytes.AsSpan().TrimEnd("\n"u8));
+        return (bytes.AsSpan().TrimEnd("\n"u8).ToArray(), full);
+    }
+
+    private const long MaxKeyFileBytes = 4096;
+    private const UnixFileMode OthersMayTouch = UnixFileMode.GroupRead | UnixFileMode.GroupWrite | UnixFileMode.OtherRead | UnixFileMode.OtherWrite;
+
+    private static bool IsInside(string path, string root) =>
+        path.StartsWith(Path.GetFullPath(root).TrimEnd('/') + "/", StringComparison.Ordinal);
+
+    /// <summary>The real path (symlinks resolved) of the longest existing prefix of <paramref name="full"/>, plus the rest.</summary>
+    private static string RealPath(string full)
+    {
+        var rest = new Stack<string>();
+        var at = full.TrimEnd('/');
+        while (at.Length > 0 && !Directory.Exists(at) && !File.Exists(at))
+        {
+            rest.Push(Path.GetFileName(at));
+            at = Path.GetDirectoryName(at) ?? "";
+        }
+        if (at.Length == 0) return full;
+        var real = RealPathOfExisting(at);
+        return rest.Count == 0 ? real : Path.Combine([real, .. rest]);
+    }
+
+    private static string RealPathOfExisting(string path)
+    {
+        // Resolve every component, as realpath(3) does: a symlink may sit at any level.
+        var parts = path.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        var current = "/";
+        for (int i = 0, hops = 0; i < parts.Length; i++)
+        {
+            var next = Path.Combine(current, parts[i]);
+            var link = new FileInfo(next).LinkTarget;
+            if (link != null && hops++ < 40)
+            {
+                var target = Path.GetFullPath(link, current);
+                var remaining = parts.Skip(i + 1);
+                parts = [.. target.Split('/', StringSplitOptions.RemoveEmptyEntries), .. remaining];
+                current = "/";
+                i = -1;
+                continue;
+            }
+            current = next;
+        }
+        return current;
     }
 
     public static string DefaultKeyPath()
     {
+        // XDG: a relative XDG_CONFIG_HOME is invalid and ignored (it would put the key in the working directory).
         var xdg = Environment.GetEnvironmentVariable("XDG_CONFIG_HOME");
-        var dir = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
+        var dir = !string.IsNullOrEmpty(xdg) && Path.IsPathRooted(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".config");
         return Path.Combine(dir, "hardenimage", "cache.key");
     }
 

@@ -62,4 +62,53 @@ public sealed class CacheAttackTests
         Assert.Null(WithinSeconds(() => indices.TryGetInRelease(IndexSha, 1 << 20)));
         Assert.Null(new FileInfo(fifo).LinkTarget);
     }
+
+    [Fact]
+    public void CacheKey_ReachedThroughASymlinkedCacheRoot_IsRefused()
+    {
+        // HARDEN_CACHE names a symlink whose target holds the config directory: textually the key is outside the
+        // cache, really it is inside it (the cache writer reads the key and forges every seal).
+        using var dir = new TempDir("hi-attack-cachekey");
+        var real = dir.Combine("real");
+        var keyFile = Path.Combine(real, "config", "hardenimage", "cache.key");
+        Directory.CreateDirectory(real);
+        var cacheLink = dir.Combine("cache");
+        Directory.CreateSymbolicLink(cacheLink, real);
+
+        var e = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cacheLink, keyFile, null));
+        Assert.Contains("lies inside the cache", e.Message);
+        var e2 = Assert.Throws<HardenException>(() => CacheKey.Load(cacheLink, keyFile, null));
+        Assert.Contains("lies inside the cache", e2.Message);
+        Assert.False(File.Exists(keyFile));
+
+        // And the other way round: the config directory is a symlink into the cache.
+        var cache = dir.Combine("cache2");
+        Directory.CreateDirectory(Path.Combine(cache, "planted"));
+        var config = dir.Combine("config");
+        Directory.CreateSymbolicLink(config, Path.Combine(cache, "planted"));
+        var e3 = Assert.Throws<HardenException>(() => CacheKey.Load(cache, Path.Combine(config, "hardenimage", "cache.key"), null));
+        Assert.Contains("lies inside the cache", e3.Message);
+        Assert.False(File.Exists(Path.Combine(cache, "planted", "hardenimage", "cache.key")));
+    }
+
+    [Fact]
+    public void CacheKeyFile_ReadableOrWritableByOthers_IsRefused()
+    {
+        using var dir = new TempDir("hi-attack-cachekey");
+        var cache = dir.Combine("cache");
+        var keyFile = dir.Combine("config", "hardenimage", "cache.key");
+        var first = CacheKey.Load(cache, keyFile, null);
+        var authenticator = CacheAuthenticationKey.Load(cache, keyFile, null);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.GroupRead | UnixFileMode.OtherRead);
+
+        var e = Assert.Throws<HardenException>(() => CacheKey.Load(cache, keyFile, null));
+        Assert.Contains("may be read or written by other users", e.Message);
+        Assert.Contains("chmod 600", e.Message);
+        Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, null));
+
+        // Fixed as the message says: the same key as before (one secret for both users of it).
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        Assert.Equal(first.Seal("p", "x"), CacheKey.Load(cache, keyFile, null).Seal("p", "x"));
+        Assert.Equal(authenticator.Mac("x"u8), CacheAuthenticationKey.Load(cache, keyFile, null).Mac("x"u8));
+    }
 }

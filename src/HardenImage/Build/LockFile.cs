@@ -85,6 +85,10 @@ public sealed record LockFile
                     Need(pkg!.Sha256 != null && Sha256Hex.IsValid(pkg.Sha256), $"{pat}.sha256", "must be 64 lower-case hex digits");
                     Need(pkg.Size >= 0, $"{pat}.size", "must not be negative");
                 }
+                // dpkg holds one version of a package: a second entry of the same name (an older, proven version
+                // from another suite) would overwrite the first one's files unseen (threat T).
+                var twice = arch.Packages.GroupBy(p => p.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+                Need(twice == null, $"{at}.packages", $"package '{twice?.Key}' is listed more than once ({string.Join(", ", twice?.Select(p => p.Version) ?? [])}); an image holds one version of a package");
                 for (int d = 0; d < arch.DroppedDependencies!.Count; d++)
                 {
                     var dd = arch.DroppedDependencies[d];

@@ -313,6 +313,11 @@ public sealed class LockProofTests
         // The honest lock is complete (the excluded debconf edges are legitimately dropped).
         File.WriteAllText(w.LockPath, original);
         Assert.NotEmpty((await ProveAsync(w)).Debs);
+        var ok = Harden(["lock", "--check", .. common]);
+        Assert.True(ok.Code == 0, ok.Out);
+        Assert.Contains("lock is up to date and proven", ok.Out);
+        var fetched = Harden(["fetch", .. common]);
+        Assert.True(fetched.Code == 0, fetched.Out);
     }
 
     [Fact]

@@ -185,7 +185,8 @@ public sealed class LockProver(ISuiteIndexReader reader)
     /// <summary>
     /// Completeness (issue 17 §4): each requested package (minus exclude) is in the image or its parents, and every
     /// Pre-Depends/Depends group of the image's own packages is met by the image or its parents, or is a dropped
-    /// edge the lock lists whose excluded satisfier really is in <c>exclude</c>.
+    /// edge the lock lists whose excluded satisfier really is in <c>exclude</c>. And nothing extra: each own entry is
+    /// reachable from the requested packages.
     /// </summary>
     private static IEnumerable<string> Incomplete(ImageSet set, ImageDefinition image, LockedArchitecture arch,
         Dictionary<(string, string), List<ProvenIndexEntry>> byImageArch)
@@ -194,13 +195,23 @@ public sealed class LockProver(ISuiteIndexReader reader)
         foreach (var i in set.Ancestors(image).Prepend(image))
             if (byImageArch.TryGetValue((i.Name, arch.Architecture), out var list)) present.AddRange(list);
         var byName = present.GroupBy(e => e.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.ToList(), StringComparer.Ordinal);
-        var provided = new Dictionary<string, List<Relation>>(StringComparer.Ordinal);
+        var provided = new Dictionary<string, List<(Relation Provide, ProvenIndexEntry By)>>(StringComparer.Ordinal);
         foreach (var e in present)
             foreach (var r in Relation.ParseProvides(e.Provides))
             {
-                if (!provided.TryGetValue(r.Name, out var l)) provided[r.Name] = l = new List<Relation>();
-                l.Add(r);
+                if (!provided.TryGetValue(r.Name, out var l)) provided[r.Name] = l = new();
+                l.Add((r, e));
             }
+        // Present packages that meet a relation (null: any version), by name or Provides (Policy §7.5 for versions).
+        IEnumerable<ProvenIndexEntry> Meeting(string name, Relation? r)
+        {
+            if (byName.TryGetValue(name, out var real))
+                foreach (var p in real)
+                    if (r == null || DebianVersion.TryParse(p.Version, out var v) && r.AcceptsVersion(v!)) yield return p;
+            if (provided.TryGetValue(name, out var prov))
+                foreach (var (pr, by) in prov)
+                    if (r == null || r.Operator == RelationOperator.None || pr.Version != null && r.AcceptsVersion(pr.Version)) yield return by;
+        }
         var excluded = image.Exclude.ToHashSet(StringComparer.Ordinal);
         var where = $"image '{image.Name}' ({arch.Architecture})";
 
@@ -216,15 +227,31 @@ public sealed class LockProver(ISuiteIndexReader reader)
             {
                 var alternatives = group.Alternatives.Where(a => a.AppliesTo(arch.Architecture)).ToList();
                 if (alternatives.Count == 0) continue;
-                bool met = alternatives.Any(a =>
-                    (byName.TryGetValue(a.Name, out var real) && real.Any(p => DebianVersion.TryParse(p.Version, out var v) && a.AcceptsVersion(v!)))
-                    || (provided.TryGetValue(a.Name, out var prov) && prov.Any(pr => a.Operator == RelationOperator.None || pr.Version != null && a.AcceptsVersion(pr.Version))));
-                if (met) continue;
+                if (alternatives.Any(a => Meeting(a.Name, a).Any())) continue;
                 var dropped = arch.DroppedDependencies.FirstOrDefault(d => d.Package == e.Name && d.Dependency == group.Text);
                 var satisfier = dropped?.Reason.StartsWith("excluded: ", StringComparison.Ordinal) == true ? dropped.Reason["excluded: ".Length..] : null;
                 if (satisfier != null && excluded.Contains(satisfier)) continue;
                 yield return $"{where}: {e.Name} depends on '{group.Text}', which nothing in the lock provides";
             }
+
+        // Nothing extra: every own entry is reached from the requested packages through dependencies present in the
+        // lock, so an unrequested package (a shell, a debugger) cannot be smuggled in by adding a valid entry.
+        var reached = new HashSet<string>(StringComparer.Ordinal);
+        var queue = new Queue<ProvenIndexEntry>();
+        void Reach(IEnumerable<ProvenIndexEntry> found)
+        {
+            foreach (var p in found) if (reached.Add(p.Name)) queue.Enqueue(p);
+        }
+        foreach (var spec in image.Packages) Reach(Meeting(ImageSet.PackageName(spec), null));
+        while (queue.Count > 0)
+        {
+            var next = queue.Dequeue();
+            foreach (var group in Relation.ParseField(next.PreDepends).Concat(Relation.ParseField(next.Depends)))
+                foreach (var a in group.Alternatives.Where(a => a.AppliesTo(arch.Architecture)))
+                    Reach(Meeting(a.Name, a));
+        }
+        foreach (var e in own.Where(e => !reached.Contains(e.Name)))
+            yield return $"{where}: {e.Name} is in the lock, but neither requested nor needed by a requested package";
     }
 
     /// <summary>Base URL + Filename; a Filename that is absolute, has a scheme or a '..' segment is refused.</summary>

@@ -298,9 +298,26 @@ public sealed class LockProofTests
         lockFile.Save(w.LockPath);
         var x = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
         Assert.Contains("image 'base' is locked for riscv64, which it does not build", x.Message);
+        // 5. a validly signed but unrequested package added (the shell fake-shell is requested by base; tool gets mawk).
+        File.WriteAllText(w.LockPath, original);
+        lockFile = LockFile.Load(w.LockPath);
+        var baseAmd = lockFile.Image("base")!.Architectures.Single(a => a.Architecture == "amd64");
+        lockFile.Image("tool")!.Architectures.Single(a => a.Architecture == "amd64").Packages.Add(
+            baseAmd.Packages.Single(p => p.Name == "fake-su") with { Name = "mawk", Version = "1.3.4-1", Source = "mawk", SourceVersion = "1.3.4-1",
+                Sha256 = Sha256Hex.OfFile(Path.Combine(Path.GetDirectoryName(w.Repo.DebPath("mawk"))!, "mawk_1.3.4-1_amd64.deb")),
+                Size = new FileInfo(Path.Combine(Path.GetDirectoryName(w.Repo.DebPath("mawk"))!, "mawk_1.3.4-1_amd64.deb")).Length,
+                Url = w.Repo.BaseUrl + "/pool/main/mawk_1.3.4-1_amd64.deb" });
+        lockFile.Save(w.LockPath);
+        var extra = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
+        Assert.Contains("image 'tool' (amd64): mawk is in the lock, but neither requested nor needed by a requested package", extra.Message);
         // The honest lock is complete (the excluded debconf edges are legitimately dropped).
         File.WriteAllText(w.LockPath, original);
         Assert.NotEmpty((await ProveAsync(w)).Debs);
+        var ok = Harden(["lock", "--check", .. common]);
+        Assert.True(ok.Code == 0, ok.Out);
+        Assert.Contains("lock is up to date and proven", ok.Out);
+        var fetched = Harden(["fetch", .. common]);
+        Assert.True(fetched.Code == 0, fetched.Out);
     }
 
     [Fact]

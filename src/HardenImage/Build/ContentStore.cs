@@ -27,9 +27,13 @@ public sealed class ContentStore
     /// True for a regular file that is not a symlink. The cache may be written by someone else: a FIFO planted
     /// under a blob's name would block a read for ever (threat D), a symlink would read from elsewhere.
     /// </summary>
-    public static unsafe bool IsRegularFile(string path)
+    public static bool IsRegularFile(string path) =>
+        OperatingSystem.IsLinux() ? IsRegularFileLinux(path) : File.Exists(path) && new FileInfo(path).LinkTarget == null;
+
+    // Separate so that no other platform JIT-compiles a reference to Tmds.LibC (Linux-only implementation).
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static unsafe bool IsRegularFileLinux(string path)
     {
-        if (!OperatingSystem.IsLinux()) return File.Exists(path) && new FileInfo(path).LinkTarget == null;
         Tmds.Linux.stat st;
         var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* p = bytes)

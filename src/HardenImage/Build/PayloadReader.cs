@@ -98,9 +98,21 @@ public sealed class PayloadReader
     private static HardenException Refuse(string where, string source, string problem) =>
         new($"{where}: files: source '{source}' {problem}. Payload must be regular files and directories inside the image-set directory (copy it there; no symlinks or hard links).");
 
-    private PayloadItem Inspect(string rel, string where, string source)
+    // The Linux paths live in their own methods: Tmds.LibC has no implementation elsewhere, and a method that
+    // merely mentions its types fails to compile (JIT) there even when the branch is not taken.
+    private PayloadItem Inspect(string rel, string where, string source) =>
+        OperatingSystem.IsLinux() ? InspectLinux(rel, where, source) : InspectByPath(rel, where, source);
+
+    private Stream Open(string rel, string where, string source)
     {
-        if (!OperatingSystem.IsLinux()) return InspectByPath(rel, where, source);
+        if (OperatingSystem.IsLinux()) return OpenLinux(rel, where, source);
+        InspectByPath(rel, where, source);
+        return File.OpenRead(Path.Combine(Root, rel));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private PayloadItem InspectLinux(string rel, string where, string source)
+    {
         var dirFd = OpenParent(rel, where, source, out var name);
         try
         {
@@ -113,13 +125,9 @@ public sealed class PayloadReader
         finally { close(dirFd); }
     }
 
-    private Stream Open(string rel, string where, string source)
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private Stream OpenLinux(string rel, string where, string source)
     {
-        if (!OperatingSystem.IsLinux())
-        {
-            InspectByPath(rel, where, source);
-            return File.OpenRead(Path.Combine(Root, rel));
-        }
         var dirFd = OpenParent(rel, where, source, out var name);
         int fd;
         stat before, after;

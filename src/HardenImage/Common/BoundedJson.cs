@@ -35,6 +35,8 @@ public static class BoundedJson
             MaxDepth = InputLimits.MaxJsonDepth,
             RespectNullableAnnotations = true,
             RespectRequiredConstructorParameters = true,
+            // A key given twice is read differently by different parsers (first vs last wins): refuse it.
+            AllowDuplicateProperties = false,
         });
         T? value;
         try
@@ -55,7 +57,7 @@ public static class BoundedJson
         RequireUtf8(utf8.Span, source, what);
         try
         {
-            return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowTrailingCommas = allowTrailingCommas });
+            return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowTrailingCommas = allowTrailingCommas, AllowDuplicateProperties = false });
         }
         catch (JsonException e) { throw Invalid(source, what, e); }
     }
@@ -67,7 +69,7 @@ public static class BoundedJson
         RequireUtf8(utf8, source, what);
         try
         {
-            return System.Text.Json.Nodes.JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth })
+            return System.Text.Json.Nodes.JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowDuplicateProperties = false })
                    ?? throw new HardenException($"{source}: the {what} is empty (JSON null).");
         }
         catch (JsonException e) { throw Invalid(source, what, e); }

@@ -274,7 +274,7 @@ public sealed class ImageSet
         var result = new Dictionary<string, SourceDefinition>(StringComparer.Ordinal);
         foreach (var (keyNode, valueNode) in map.Children)
         {
-            var name = ((YamlScalarNode)keyNode).Value!;
+            var name = BoundedYaml.KeyText(keyNode, file);
             if (valueNode is not YamlMappingNode m)
                 throw r.Error(valueNode, $"source '{name}' must be a mapping with url, suites, components, architectures, keyring");
             r.Fields(m, "url", "suites", "components", "architectures", "keyring", "flat", "archMap", "distro");

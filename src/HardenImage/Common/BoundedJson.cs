@@ -29,11 +29,14 @@ public static class BoundedJson
     public static T Deserialize<T>(ReadOnlySpan<byte> utf8, string source, string what, long maxBytes, JsonSerializerOptions options)
     {
         if (utf8.Length > maxBytes) throw BoundedFile.TooLarge(source, what, maxBytes);
+        RequireUtf8(utf8, source, what);
         var strict = Strict.GetValue(options, o => new JsonSerializerOptions(o)
         {
             MaxDepth = InputLimits.MaxJsonDepth,
             RespectNullableAnnotations = true,
             RespectRequiredConstructorParameters = true,
+            // A key given twice is read differently by different parsers (first vs last wins): refuse it.
+            AllowDuplicateProperties = false,
         });
         T? value;
         try
@@ -51,9 +54,10 @@ public static class BoundedJson
     public static JsonDocument Parse(ReadOnlyMemory<byte> utf8, string source, string what, long maxBytes, bool allowTrailingCommas = false)
     {
         if (utf8.Length > maxBytes) throw BoundedFile.TooLarge(source, what, maxBytes);
+        RequireUtf8(utf8.Span, source, what);
         try
         {
-            return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowTrailingCommas = allowTrailingCommas });
+            return JsonDocument.Parse(utf8, new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowTrailingCommas = allowTrailingCommas, AllowDuplicateProperties = false });
         }
         catch (JsonException e) { throw Invalid(source, what, e); }
     }
@@ -62,12 +66,21 @@ public static class BoundedJson
     public static System.Text.Json.Nodes.JsonNode ParseNode(ReadOnlySpan<byte> utf8, string source, string what, long maxBytes)
     {
         if (utf8.Length > maxBytes) throw BoundedFile.TooLarge(source, what, maxBytes);
+        RequireUtf8(utf8, source, what);
         try
         {
-            return System.Text.Json.Nodes.JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth })
+            return System.Text.Json.Nodes.JsonNode.Parse(utf8, documentOptions: new JsonDocumentOptions { MaxDepth = InputLimits.MaxJsonDepth, AllowDuplicateProperties = false })
                    ?? throw new HardenException($"{source}: the {what} is empty (JSON null).");
         }
         catch (JsonException e) { throw Invalid(source, what, e); }
+    }
+
+    // JSON must be UTF-8 (RFC 8259); System.Text.Json checks string contents only when a string is read, and then
+    // throws InvalidOperationException, so the whole input is checked once, up front.
+    private static void RequireUtf8(ReadOnlySpan<byte> utf8, string source, string what)
+    {
+        if (!System.Text.Unicode.Utf8.IsValid(utf8))
+            throw new HardenException($"{source}: the {what} is not UTF-8 text; JSON must be UTF-8.");
     }
 
     public static HardenException Invalid(string source, string what, JsonException e)

@@ -33,6 +33,7 @@ public sealed class MalformedInputExitCodeTests
         ["image yaml top level is a list"] = d => Images(d, "base.yaml", "- libc6\n"),
         ["sources yaml nested 10,000 deep"] = d => Images(d, "sources.yaml", HostileYaml.DeepFlow(10_000, "sources")),
         ["sources yaml list as a key"] = d => Images(d, "sources.yaml", "sources:\n  - ? [x]\n    : y\n"),
+        ["sources yaml list as a source name"] = d => Images(d, "sources.yaml", "sources:\n  ? [debian]\n  : {url: 'http://127.0.0.1/'}\n"),
         // images/images.lock.json
         ["lock is JSON null"] = d => Lock(d, "null"),
         ["lock packages null"] = d => Lock(d, LockWith("null")),

@@ -43,6 +43,21 @@ public sealed class JsonBoundsTests
     }
 
     [Fact]
+    public void DuplicateKey_IsRefused_NotReadAsFirstOrLastWins()
+    {
+        // Tampering: two parsers that disagree on {"sha256":"good","sha256":"evil"} can be played against each other.
+        using var dir = new TempDir("hi-jsondup");
+        var file = dir.Combine("images.lock.json");
+        File.WriteAllText(file, Lock($"[{Pkg.Replace("\"sha256\":\"00\"", "\"sha256\":\"00\",\"sha256\":\"ff\"")}]"));
+        var e = Assert.Throws<HardenException>(() => LockFile.Load(file));
+        Assert.Contains("$.images[0].architectures[0].packages[0]", e.Message);
+        var scan = Assert.Throws<HardenException>(() => BoundedJson.ParseNode("{\"image\":1,\"image\":2}"u8, "scan.json", "scan report", 1 << 20));
+        Assert.StartsWith("scan.json: ", scan.Message);
+        var doc = Assert.Throws<HardenException>(() => BoundedJson.Parse("{\"id\":\"a\",\"id\":\"b\"}"u8.ToArray(), "osv.json", "advisory file", 1 << 20));
+        Assert.StartsWith("osv.json: ", doc.Message);
+    }
+
+    [Fact]
     public void JsonNull_AsTheWholeLock_IsRefused()
     {
         using var dir = new TempDir("hi-jsonnull");

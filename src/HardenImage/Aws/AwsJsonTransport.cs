@@ -173,7 +173,7 @@ internal sealed record AwsRawResponse(HttpStatusCode Status, string Body, string
     {
         var requestId = FirstHeader(response, "x-amzn-RequestId") ?? FirstHeader(response, "x-amz-request-id");
         if (response.IsSuccessStatusCode) return new(response.StatusCode, body, null, null, requestId);
-        var retryAfter = Registry.RetryHandler.RetryAfter(response, AwsJsonTransport.MaxRetryDelay);
+        var retryAfter = Net.RetryAfter.Of(response, AwsJsonTransport.MaxRetryDelay);
 
         string? code = FirstHeader(response, "x-amzn-ErrorType");
         string? message = null;

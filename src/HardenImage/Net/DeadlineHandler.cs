@@ -25,6 +25,10 @@ public sealed class DeadlineHandler : DelegatingHandler
     /// <summary>What the request is for, in words ("manifest base:1.0", "token"), for error messages.</summary>
     public static readonly HttpRequestOptionsKey<string> Purpose = new("HardenImage.Net.Purpose");
 
+    /// <summary>Time added to the response-header deadline for one request whose server legitimately works before
+    /// answering (completing a large blob upload: the registry hashes or moves the blob first).</summary>
+    public static readonly HttpRequestOptionsKey<TimeSpan> ExtraResponseTime = new("HardenImage.Net.ExtraResponseTime");
+
     public const long Unlimited = long.MaxValue;
 
     public DeadlineHandler(NetworkDeadlines deadlines, long defaultMaxResponseBytes, HttpMessageHandler? innerHandler = null)
@@ -59,12 +63,13 @@ public sealed class DeadlineHandler : DelegatingHandler
         var uri = request.RequestUri ?? throw new InvalidOperationException("request without URI");
         var what = request.Options.TryGetValue(Purpose, out var p) ? p : $"{request.Method} {uri.AbsolutePath}";
         var max = request.Options.TryGetValue(MaxResponseBytes, out var m) ? m : DefaultMaxResponseBytes;
+        var headersDeadline = Deadlines.ResponseHeaders + (request.Options.TryGetValue(ExtraResponseTime, out var extra) && extra > TimeSpan.Zero ? extra : TimeSpan.Zero);
         var original = request.Content;
         HttpResponseMessage response;
         using (var watchdog = new Watchdog(ct))
         {
-            watchdog.Arm("connect and send the response headers", Deadlines.Connect + Deadlines.ResponseHeaders);
-            if (original != null) request.Content = new WatchedContent(original, watchdog, Deadlines);
+            watchdog.Arm("connect and send the response headers", Deadlines.Connect + headersDeadline);
+            if (original != null) request.Content = new WatchedContent(original, watchdog, Deadlines, headersDeadline);
             try
             {
                 response = await base.SendAsync(request, watchdog.Token).ConfigureAwait(false);
@@ -152,12 +157,14 @@ public sealed class DeadlineHandler : DelegatingHandler
         private readonly HttpContent _inner;
         private readonly Watchdog _watchdog;
         private readonly NetworkDeadlines _deadlines;
+        private readonly TimeSpan _headersDeadline;
 
-        public WatchedContent(HttpContent inner, Watchdog watchdog, NetworkDeadlines deadlines)
+        public WatchedContent(HttpContent inner, Watchdog watchdog, NetworkDeadlines deadlines, TimeSpan headersDeadline)
         {
             _inner = inner;
             _watchdog = watchdog;
             _deadlines = deadlines;
+            _headersDeadline = headersDeadline;
             foreach (var h in inner.Headers) Headers.TryAddWithoutValidation(h.Key, h.Value);
         }
 
@@ -165,7 +172,7 @@ public sealed class DeadlineHandler : DelegatingHandler
         {
             _watchdog.Arm("accept the request body", _deadlines.Stall);
             await _inner.CopyToAsync(new ProgressStream(stream, _watchdog, _deadlines.Stall), context, ct).ConfigureAwait(false);
-            _watchdog.Arm("send the response headers after the request was sent", _deadlines.ResponseHeaders);
+            _watchdog.Arm("send the response headers after the request was sent", _headersDeadline);
         }
 
         protected override Task SerializeToStreamAsync(Stream stream, TransportContext? context) =>

@@ -130,7 +130,7 @@ public sealed class DistributionRegistry : IRegistry
                         failuresInARow = 0;
                         progress?.Report(offset);
                     }
-                    await CompleteUploadAsync(location, blob.Digest, ct).ConfigureAwait(false);
+                    await CompleteUploadAsync(location, blob.Digest, blob.Size, ct).ConfigureAwait(false);
                 }
                 progress?.Report(blob.Size);
                 return;
@@ -267,6 +267,7 @@ public sealed class DistributionRegistry : IRegistry
         };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
         request.Options.Set(RetryHandler.NoRetry, true);
+        request.Options.Set(DeadlineHandler.ExtraResponseTime, CompletionTime(blob.Size));
         using var response = await _http.SendAsync(request, ct).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.Created)
             await EnsureSuccessAsync(response, $"uploading blob {blob.Digest}", ct, expected: "201").ConfigureAwait(false);
@@ -287,10 +288,11 @@ public sealed class DistributionRegistry : IRegistry
         return Location(response, "uploading a chunk");
     }
 
-    private async Task CompleteUploadAsync(Uri location, string digest, CancellationToken ct)
+    private async Task CompleteUploadAsync(Uri location, string digest, long size, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, WithDigest(location, digest)) { Content = new ByteArrayContent([]) };
         request.Options.Set(RetryHandler.NoRetry, true);
+        request.Options.Set(DeadlineHandler.ExtraResponseTime, CompletionTime(size));
         using var response = await _http.SendAsync(request, ct).ConfigureAwait(false);
         if (response.StatusCode != HttpStatusCode.Created)
             await EnsureSuccessAsync(response, $"completing the upload of {digest}", ct, expected: "201").ConfigureAwait(false);
@@ -321,6 +323,10 @@ public sealed class DistributionRegistry : IRegistry
             // Best effort: an abandoned upload session expires on the registry by itself.
         }
     }
+
+    // The registry may hash or move the whole blob before answering the final PUT: one second more per 50 MB
+    // on top of the response deadline (a 5 GB layer: 100 s more).
+    private static TimeSpan CompletionTime(long size) => TimeSpan.FromSeconds(size / 50_000_000.0);
 
     private static bool IsResumable(Exception e, CancellationToken ct)
     {

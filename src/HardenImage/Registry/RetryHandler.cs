@@ -81,14 +81,7 @@ public sealed class RetryHandler : DelegatingHandler
             or HttpStatusCode.ServiceUnavailable or HttpStatusCode.GatewayTimeout or HttpStatusCode.RequestTimeout;
 
     /// <summary>The server's Retry-After as a delay (seconds or HTTP date), capped; null when absent.</summary>
-    public static TimeSpan? RetryAfter(HttpResponseMessage response, TimeSpan max)
-    {
-        var ra = response.Headers.RetryAfter;
-        TimeSpan? delay = ra?.Delta ?? (ra?.Date is { } date ? date - DateTimeOffset.UtcNow : null);
-        if (delay == null) return null;
-        if (delay < TimeSpan.Zero) delay = TimeSpan.Zero;
-        return delay > max ? max : delay;
-    }
+    public static TimeSpan? RetryAfter(HttpResponseMessage response, TimeSpan max) => Net.RetryAfter.Of(response, max);
 
     /// <summary>Exponential back-off with full jitter for retry loops outside the handler (upload resumption).</summary>
     public static TimeSpan Backoff(int attempt, RetryOptions options)

@@ -54,6 +54,7 @@ public sealed class AdvisoryFeedUpdater
     public async Task<IReadOnlyList<string>> UpdateAsync(string outDir, IReadOnlyList<(string File, string Url)> feeds, IProgress<string>? progress = null, CancellationToken ct = default)
     {
         Directory.CreateDirectory(outDir);
+        StaleTempFiles.Clean(outDir); // what a killed update left
         var written = new List<string>();
         foreach (var (file, url) in feeds)
         {

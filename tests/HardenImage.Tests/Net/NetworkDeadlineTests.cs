@@ -82,6 +82,26 @@ public sealed class NetworkDeadlineTests
     }
 
     [Fact]
+    public async Task BlobUpload_ToARegistryThatStopsAnswering_GivesUpAfterBoundedResumes()
+    {
+        using var server = new LoopbackHttpServer(async ctx =>
+        {
+            if (ctx.Method == "HEAD") { await ctx.RespondAsync(404); return; }
+            if (ctx.Method == "POST") { await ctx.RespondAsync(202, headers: [("Location", "/v2/team/base/blobs/uploads/u1")]); return; }
+            await ctx.NeverAnswerAsync(Silence); // the upload PUT and its status GET
+        });
+        var blob = new byte[64 * 1024];
+        var descriptor = new HardenImage.Oci.Descriptor { MediaType = "application/octet-stream", Digest = HardenImage.Oci.Digest.Of(blob).ToString(), Size = blob.Length };
+        var sw = Stopwatch.StartNew();
+
+        var e = await Assert.ThrowsAsync<RegistryException>(() => Registry(server, maxRetries: 1).PushBlobAsync("team/base", descriptor, new MemoryStream(blob)));
+
+        Assert.True(sw.Elapsed < TimeSpan.FromSeconds(25), $"took {sw.Elapsed}");
+        Assert.Contains("failed 2 times in a row", e.Message);
+        Assert.Contains("did not", e.Message);
+    }
+
+    [Fact]
     public async Task TokenRealm_ThatNeverAnswers_OrSendsAnEndlessToken_FailsClearly()
     {
         foreach (var endless in new[] { false, true })

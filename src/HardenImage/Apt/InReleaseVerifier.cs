@@ -70,7 +70,7 @@ public sealed class InReleaseVerifier
                 ignored.Add($"{keyId}: weak digest {sig.HashAlgorithm}");
                 continue;
             }
-            bool ok;
+            bool ok = false; // assigned here, not only in the try: a mutation tool can then mutate this method (CS0165 otherwise)
             try
             {
                 sig.InitVerify(key);

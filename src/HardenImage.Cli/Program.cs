@@ -5,8 +5,7 @@ using Spectre.Console.Cli;
 var app = new CommandApp();
 app.Configure(config =>
 {
-    config.SetApplicationName("harden");
-    config.PropagateExceptions();
+    CliHost.Configure(config);
     config.AddBuildCommands();
     config.AddSigningCommands();
     config.AddScanCommands();

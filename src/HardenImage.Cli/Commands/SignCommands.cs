@@ -146,8 +146,9 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
     private static DateTimeOffset? ScanTime(JsonNode scan, string field) =>
         scan[field]?.GetValue<string>() is { } t && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : null;
 
+    /// <summary>The docker-reference cosign's simple-signing payload names: host/repository (just the repository for a layout).</summary>
     internal static string DockerReference(RegistryTarget target, string repository) =>
-        target.Kind == RegistryKind.OciLayout ? repository : $"{target.Location}/{repository}";
+        target.Kind == RegistryKind.OciLayout ? repository : target.Reference(repository, null).ToString();
 
     private static JsonNode Provenance(string image, PushedImage pushed, LockFile? lockFile, string registry)
     {
@@ -285,30 +286,11 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         _ => predicateType,
     };
 
+    /// <summary>The registry, repository and tag-or-digest of a verify reference, in <see cref="ImageReference"/>'s grammar.</summary>
     internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)
     {
-        string rest;
-        RegistryTarget target;
-        if (text.StartsWith("oci:", StringComparison.Ordinal))
-        {
-            // oci:DIR/REPO[:TAG|@DIGEST]: the last path segment (with tag) is the repository in the layout root DIR.
-            var body = text[4..];
-            var slash = body.LastIndexOf('/');
-            if (slash <= 0) throw new HardenException($"{text}: expected oci:DIR/REPOSITORY[:TAG], e.g. oci:artifacts/registry/base:13.");
-            target = RegistryTarget.Parse("oci:" + body[..slash]);
-            rest = body[(slash + 1)..];
-        }
-        else
-        {
-            var slash = text.IndexOf('/');
-            if (slash <= 0) throw new HardenException($"{text}: expected HOST/REPOSITORY[:TAG|@sha256:...].");
-            target = RegistryTarget.Parse(text[..slash]);
-            rest = text[(slash + 1)..];
-        }
-        var at = rest.IndexOf('@');
-        if (at > 0) return (target, rest[..at], rest[(at + 1)..]);
-        var colon = rest.LastIndexOf(':');
-        return colon > 0 ? (target, rest[..colon], rest[(colon + 1)..]) : (target, rest, "latest");
+        var reference = ImageReference.Parse(text);
+        return (RegistryTarget.For(reference), reference.Repository, reference.ApiReference);
     }
 }
 

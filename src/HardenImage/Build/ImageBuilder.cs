@@ -13,7 +13,7 @@ public sealed record BuildOptions
     public required string ArtifactsDir { get; init; }
     public required string CacheRoot { get; init; }
     public LayerCompression Compression { get; init; } = LayerCompression.Gzip;
-    /// <summary>SOURCE_DATE_EPOCH override; default the newest Release Date in the lock.</summary>
+    /// <summary>SOURCE_DATE_EPOCH override for every image; default per image: <see cref="LockFile.EpochFor"/>.</summary>
     public long? SourceDateEpoch { get; init; }
     public IReadOnlyCollection<string>? Images { get; init; }
     /// <summary>Rebuild even when build.json says the inputs are unchanged.</summary>
@@ -58,9 +58,14 @@ public sealed class ImageBuilder
     public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
     public string ManifestPath => Path.Combine(_options.ArtifactsDir, "build.json");
 
-    public long Epoch() =>
-        _options.SourceDateEpoch
-        ?? (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var e) ? e : _lock.Epoch().ToUnixTimeSeconds());
+    /// <summary>
+    /// The timestamp of every file, config and manifest of <paramref name="image"/>: --source-date-epoch, else
+    /// $SOURCE_DATE_EPOCH (an invalid value is an error, never ignored), else the image's own inputs — the newest
+    /// Release Date among the suites its and its parents' locked packages come from. So adding an unrelated image,
+    /// or refreshing a suite it does not use, keeps its digests bit for bit.
+    /// </summary>
+    public long EpochOf(ImageDefinition image) =>
+        _options.SourceDateEpoch ?? SourceDateEpoch.FromEnvironment() ?? _lock.EpochFor(image.Name).ToUnixTimeSeconds();
 
     /// <summary>
     /// The previous build, when nothing that decides the selected images' bytes changed and every blob is still
@@ -71,11 +76,10 @@ public sealed class ImageBuilder
         if (_options.Force) return null;
         var images = _set.Select(_options.Images);
         CheckLocked(images);
-        var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
-        if (previous == null || previous.Epoch != epoch) return null;
+        if (previous == null) return null;
         foreach (var i in images)
-            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !BlobsPresent(b)) return null;
+            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, EpochOf(i)) || !BlobsPresent(b)) return null;
         var names = images.Select(i => i.Name).ToHashSet(StringComparer.Ordinal);
         return new BuildOutcome(previous with { Images = previous.Images.Where(b => names.Contains(b.Name)).ToList() }, [], UpToDate: true);
     }
@@ -97,13 +101,12 @@ public sealed class ImageBuilder
         var upToDate = TryUpToDate();
         if (upToDate != null) return upToDate;
         var images = _set.Select(_options.Images);
-        var epoch = Epoch();
+        var epochs = images.ToDictionary(i => i.Name, EpochOf, StringComparer.Ordinal);
         var previous = BuildManifest.TryLoad(ManifestPath);
-        var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epoch), StringComparer.Ordinal);
-        var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epoch), StringComparer.Ordinal);
+        var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epochs[i.Name]), StringComparer.Ordinal);
+        var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epochs[i.Name]), StringComparer.Ordinal);
 
         var layout = OciLayout.OpenOrCreate(LayoutDir);
-        var writerOptions = new LayerWriterOptions { SourceDateEpoch = epoch, Compression = _options.Compression };
         var archs = images.SelectMany(i => ImageSet.Effective(_set, i).Architectures).Distinct().Order(StringComparer.Ordinal).ToList();
 
         // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
@@ -124,14 +127,19 @@ public sealed class ImageBuilder
 
         // 2. Write the layers that changed, compressing in parallel.
         var toWrite = assembled.Where(kv => _options.Force || previous?.Image(kv.Key.Image)?.LayerKey != layerKeys[kv.Key.Image]
-                                            || previous.Epoch != epoch || !BlobsPresent(previous.Image(kv.Key.Image)!))
+                                            || !BlobsPresent(previous.Image(kv.Key.Image)!))
             .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
-        var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
-        progress?.Report($"compressing {specs.Count} layers");
-        var writer = new LayerWriter(writerOptions);
-        var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+        progress?.Report($"compressing {toWrite.Count} layers");
         var ownLayer = new Dictionary<(string, string), WrittenLayer>();
-        for (var i = 0; i < toWrite.Count; i++) ownLayer[toWrite[i].Key] = written[i];
+        // Each image's layer carries its own timestamp, so layers are written in groups of equal epoch.
+        foreach (var group in toWrite.GroupBy(kv => epochs[kv.Key.Image]))
+        {
+            var batch = group.ToList();
+            var specs = batch.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
+            var writer = new LayerWriter(new LayerWriterOptions { SourceDateEpoch = group.Key, Compression = _options.Compression });
+            var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+            for (var i = 0; i < batch.Count; i++) ownLayer[batch[i].Key] = written[i];
+        }
         foreach (var (key, _) in assembled)
         {
             if (ownLayer.ContainsKey(key)) continue;
@@ -141,7 +149,6 @@ public sealed class ImageBuilder
         }
 
         // 3. Configs, manifests and indexes; tag everything in one atomic index.json update.
-        var imageWriter = new ImageWriter(layout, epoch);
         var writtenImages = new List<WrittenImage>();
         var built = new List<BuiltImage>();
         var report = new List<ArchitectureReport>();
@@ -149,6 +156,7 @@ public sealed class ImageBuilder
         var manifestByImage = new Dictionary<(string, string), string>();
         foreach (var image in images)
         {
+            var imageWriter = new ImageWriter(layout, epochs[image.Name]);
             var eff = ImageSet.Effective(_set, image);
             var platforms = new List<PlatformImageSpec>();
             foreach (var arch in eff.Architectures.Order(StringComparer.Ordinal))
@@ -204,18 +212,16 @@ public sealed class ImageBuilder
                 Tags = image.Version != null ? [image.Version] : ["latest"],
                 BuildKey = keys[image.Name],
                 LayerKey = layerKeys[image.Name],
+                Epoch = epochs[image.Name],
                 Architectures = builtArchs,
             });
         }
-        imageWriter.Tag(writtenImages);
+        new ImageWriter(layout, 0).Tag(writtenImages);
 
-        // Keep entries of images built earlier but not selected now, so build.json describes the whole layout.
-        var all = new Dictionary<string, BuiltImage>(StringComparer.Ordinal);
-        foreach (var b in previous?.Images ?? []) if (_set.Images.ContainsKey(b.Name) && previous!.Epoch == epoch) all[b.Name] = b;
-        foreach (var b in built) all[b.Name] = b;
-        var manifest = new BuildManifest { Epoch = epoch, Images = all.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList() };
-        manifest.Save(ManifestPath);
-        return new BuildOutcome(manifest, report, UpToDate: false);
+        // Per image, under the record lock: entries other processes or earlier runs wrote for other images stay.
+        var manifest = BuildManifest.Update(ManifestPath, built, name => _set.Images.ContainsKey(name));
+        var names = built.Select(b => b.Name).ToHashSet(StringComparer.Ordinal);
+        return new BuildOutcome(manifest with { Images = manifest.Images.Where(b => names.Contains(b.Name)).ToList() }, report, UpToDate: false);
     }
 
     private bool BlobsPresent(BuiltImage b)
@@ -493,6 +499,8 @@ public sealed record BuiltImage
     public string BuildKey { get; init; } = "";
     /// <summary>The part of <see cref="BuildKey"/> that decides the layers (everything but the git revision).</summary>
     public string? LayerKey { get; init; }
+    /// <summary>SOURCE_DATE_EPOCH this image was built with (its own inputs' newest suite Date unless overridden).</summary>
+    public long Epoch { get; init; }
     public List<BuiltArchitecture> Architectures { get; init; } = new();
 }
 
@@ -500,6 +508,7 @@ public sealed record BuiltImage
 public sealed record BuildManifest
 {
     public int Version { get; init; } = 1;
+    /// <summary>The newest of the images' own <see cref="BuiltImage.Epoch"/> (each image has its own; kept for readers of version 1).</summary>
     public long Epoch { get; init; }
     public List<BuiltImage> Images { get; init; } = new();
 
@@ -526,5 +535,53 @@ public sealed record BuildManifest
         }
     }
 
-    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n");
+    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    public string ToJson() => JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n";
+
+    public static BuildManifest FromImages(IEnumerable<BuiltImage> images)
+    {
+        var list = images.OrderBy(b => b.Name, StringComparer.Ordinal).ToList();
+        return new BuildManifest { Epoch = list.Count == 0 ? 0 : list.Max(b => b.Epoch), Images = list };
+    }
+
+    /// <summary>
+    /// Replaces the entries of <paramref name="built"/> in the build.json at <paramref name="path"/> and keeps the
+    /// others that <paramref name="keep"/> accepts, under the record lock (two per-image builds into one artifacts
+    /// directory both land), written atomically.
+    /// </summary>
+    public static BuildManifest Update(string path, IReadOnlyList<BuiltImage> built, Func<string, bool> keep)
+    {
+        BuildManifest result = null!;
+        RecordFile.Update(path, text =>
+        {
+            BuildManifest? current = null;
+            if (text != null)
+                try { current = JsonSerializer.Deserialize<BuildManifest>(text, LockFile.JsonOptions); }
+                catch (JsonException) { current = null; } // a corrupt record is rebuilt from what this run built
+            var all = new Dictionary<string, BuiltImage>(StringComparer.Ordinal);
+            foreach (var b in current?.Images ?? []) if (keep(b.Name)) all[b.Name] = b;
+            foreach (var b in built) all[b.Name] = b;
+            result = FromImages(all.Values);
+            return result.ToJson();
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// <c>harden merge</c>: the union of build.json files from several machines. One image built to two different
+    /// index digests is a conflict (the builds disagree: different lock, inputs or tool), never silently resolved.
+    /// </summary>
+    public static BuildManifest Merge(IReadOnlyList<(string Path, BuildManifest Manifest)> parts)
+    {
+        var all = new Dictionary<string, (BuiltImage Image, string From)>(StringComparer.Ordinal);
+        foreach (var (path, manifest) in parts)
+            foreach (var b in manifest.Images)
+            {
+                if (all.TryGetValue(b.Name, out var seen) && seen.Image.Index != b.Index)
+                    throw new HardenException($"image '{b.Name}' is {seen.Image.Index} in {seen.From} but {b.Index} in {path}: the builds disagree (lock, inputs or harden version); rebuild one of them.");
+                all[b.Name] = (b, path);
+            }
+        return FromImages(all.Values.Select(v => v.Image));
+    }
 }

@@ -41,7 +41,8 @@ public static class RegistryFactory
         var http = CreateHttpClient(options, ecr, out _);
         return new DistributionRegistry(http, target.Location, new DistributionRegistryOptions
         {
-            Insecure = options.Insecure,
+            // Loopback hosts speak HTTP as with Docker and crane; others only with --insecure (ImageReference.UsePlainHttp).
+            Insecure = ImageReference.UsePlainHttp(target.Location, target.Scheme, options.Insecure, $"registry {target}"),
             MonolithicLimit = options.MonolithicLimit,
             ChunkSize = !ecr ? options.ChunkSize
                 : options.ChunkSize == 0 ? EcrQuirksHandler.DefaultChunkSize

@@ -32,12 +32,6 @@ public static class CliHost
         clock ??= TimeProvider.System;
         CliConsole.Setup();
         var catalog = CommandCatalog.Read(app);
-        AppDomain.CurrentDomain.UnhandledException += (_, e) =>
-        {
-            // A background thread died: the process is going down anyway; say it in one line, keep the trace.
-            var code = Report(e.ExceptionObject as Exception ?? new Exception(e.ExceptionObject?.ToString()), args, catalog, stderr, clock);
-            Environment.Exit(code);
-        };
         try
         {
             return app.Run(args);
@@ -46,6 +40,20 @@ public static class CliHost
         {
             return Report(e, args, catalog, stderr, clock);
         }
+    }
+
+    /// <summary>
+    /// For the harden process only (Program.cs), not for in-process test hosts: an exception on a background thread
+    /// also ends in one line, a trace file and exit 70 instead of the runtime's dump and exit 134.
+    /// </summary>
+    public static void InstallProcessHandler(CommandApp app, string[] args)
+    {
+        var catalog = CommandCatalog.Read(app);
+        AppDomain.CurrentDomain.UnhandledException += (_, e) =>
+        {
+            var code = Report(e.ExceptionObject as Exception ?? new InvalidOperationException(e.ExceptionObject?.ToString()), args, catalog, Console.Error, TimeProvider.System);
+            Environment.Exit(code);
+        };
     }
 
     /// <summary>Prints the one line for <paramref name="e"/> and returns its exit code.</summary>

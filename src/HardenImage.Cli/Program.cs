@@ -13,6 +13,8 @@ app.Configure(config =>
     config.AddSignVerifyCommands();
     config.AddDeployCommands();
     config.AddSmokeCommands();
+    config.AddMergeCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
+CliHost.InstallProcessHandler(app, args);
 return CliHost.Run(app, args);

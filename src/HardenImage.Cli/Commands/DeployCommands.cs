@@ -89,7 +89,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         var name = settings.Name ?? "inference-cpu";
         var rendered = result.Deployments.FirstOrDefault(d => d.Description.Name == name)
                        ?? throw new HardenImage.Common.HardenException($"--local: no rendered deployment '{name}' (rendered: {string.Join(", ", result.Deployments.Select(d => d.Description.Name))}). Pass --name.");
-        using var engine = new DockerEngine(settings.DockerHost != null ? new Uri(settings.DockerHost) : DockerEngine.DefaultHost());
+        using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
         await engine.PingAsync(cancellationToken);
         IReadOnlyList<LocalCheck> checks = [];
         await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>

@@ -232,15 +232,16 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
+        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail
+        // here, before any network call.
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         var registry = services.CreateRegistry(target, settings.Insecure);
         var root = await registry.ResolveManifestAsync(repository, reference, ct)
                    ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
         using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
-        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail here.
-        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         var subjects = new List<(string Label, string Digest, bool Platform)> { ("index", root.Digest, root.MediaType != MediaTypes.ImageIndex) };
         if (root.MediaType == MediaTypes.ImageIndex)
         {

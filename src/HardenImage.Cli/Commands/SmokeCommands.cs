@@ -41,7 +41,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, SmokeSettings settings, CancellationToken cancellationToken)
     {
-        var host = settings.DockerHost != null ? new Uri(settings.DockerHost) : DockerEngine.DefaultHost();
+        var host = CliValues.DockerHost(settings.DockerHost);
         using var engine = new DockerEngine(host);
         await engine.PingAsync(cancellationToken);
         var runner = new SmokeRunner(engine, new SmokeOptions

@@ -65,10 +65,10 @@ public static class RegistryFactory
         HttpMessageHandler inner = Transport();
         if (ecr) inner = new EcrQuirksHandler { InnerHandler = inner };
         var retry = new RetryHandler(options.Retry) { InnerHandler = inner };
-        var tokenClient = new HttpClient(new RetryHandler(options.Retry) { InnerHandler = Transport() }) { Timeout = TimeSpan.FromMinutes(1) };
+        var tokenClient = new HttpClient(new RegistryErrorHandler { InnerHandler = new RetryHandler(options.Retry) { InnerHandler = Transport() } }) { Timeout = TimeSpan.FromMinutes(1) };
         var credentials = options.Credentials ?? new DockerConfigCredentialProvider();
         auth = new RegistryAuthHandler(credentials, tokenClient) { InnerHandler = retry };
-        var client = new HttpClient(auth) { Timeout = options.RequestTimeout };
+        var client = new HttpClient(new RegistryErrorHandler { InnerHandler = auth }) { Timeout = options.RequestTimeout };
         client.DefaultRequestHeaders.UserAgent.ParseAdd("harden/1.0");
         return client;
     }

@@ -49,6 +49,8 @@ public static partial class CliErrors
                 return DescribeNetwork(http);
             case YamlDotNet.Core.YamlException y:
                 return new CliError($"YAML syntax error at line {y.Start.Line}, column {y.Start.Column}: {Inner(y)} (in the YAML file named on the command line)", ExitCodes.BadInput);
+            case InvalidOperationException when e.Source == "YamlDotNet":
+                return new CliError("YAML syntax error (an unclosed [ or { ?) in a YAML file named on the command line; check its brackets and indentation", ExitCodes.BadInput);
             case JsonException j:
                 return new CliError($"malformed JSON{(j.Path != null ? $" at {j.Path}" : "")}{(j.LineNumber != null ? $", line {j.LineNumber + 1}" : "")}: {FirstSentence(j.Message)}", ExitCodes.BadInput);
             case UnauthorizedAccessException u:
@@ -112,6 +114,8 @@ public static partial class CliErrors
             var (option, type) = OptionForValue(args, value, command);
             return $"{option ?? "a value"} '{value}': expected {Expected(type)}; {help}";
         }
+        if (UnmatchedArgument().Match(message) is { Success: true } ua)
+            return $"unexpected argument '{ua.Groups[1].Value}' (quote a value that contains spaces); {help}";
         // Whatever else Spectre says, it must not leak generic .NET type names (Nullable`1, Int32, ...).
         return $"{DotNetTypeName().Replace(message, m => Expected(null))}; {help}";
     }
@@ -159,6 +163,9 @@ public static partial class CliErrors
 
     [GeneratedRegex(@"^Unknown command '([^']+)'")]
     private static partial Regex UnknownCommand();
+
+    [GeneratedRegex(@"^Could not match '(.*)' with an argument")]
+    private static partial Regex UnmatchedArgument();
 
     [GeneratedRegex(@"^Failed to convert '(.*)' to ")]
     private static partial Regex ConvertFailed();

@@ -153,6 +153,9 @@ public sealed class FetchSettings : ImageSetSettings
     [CommandOption("--parallel <N>")]
     [Description("Parallel downloads. Default: 6")]
     public int Parallel { get; init; } = 6;
+
+    public override ValidationResult Validate() =>
+        Parallel is < 1 or > 64 ? ValidationResult.Error("--parallel must be between 1 and 64") : ValidationResult.Success();
 }
 
 /// <summary><c>harden fetch</c>: download the locked .debs into the content-addressed cache, verified.</summary>
@@ -239,12 +242,17 @@ public sealed class BuildSettings : ImageSetSettings
     public bool Force { get; init; }
 
     [CommandOption("--source-date-epoch <SECONDS>")]
-    [Description("Timestamp for every file and config (default: $SOURCE_DATE_EPOCH, else the newest Release Date in the lock)")]
+    [Description("Timestamp for every file and config (default: $SOURCE_DATE_EPOCH, else per image the newest Release Date of the suites its locked packages come from)")]
     public long? Epoch { get; init; }
 
     [CommandOption("--report")]
     [Description("Print every hardening action, not just the summary")]
     public bool Report { get; init; }
+
+    public override ValidationResult Validate() =>
+        Epoch is < 0 or > SourceDateEpoch.Max
+            ? ValidationResult.Error($"--source-date-epoch {Epoch}: expected seconds since 1970 between 0 and {SourceDateEpoch.Max}")
+            : ValidationResult.Success();
 }
 
 /// <summary><c>harden build</c>: assemble hardened, reproducible OCI images from the lock, without a daemon.</summary>

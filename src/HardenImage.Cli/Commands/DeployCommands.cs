@@ -46,6 +46,15 @@ public sealed class DeploySettings : CommandSettings
     [CommandOption("--docker-host <URI>")]
     [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
     public string? DockerHost { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (Registry == null) return ValidationResult.Success();
+        if (Registry.StartsWith(HardenImage.Registry.ImageReference.OciScheme, StringComparison.Ordinal))
+            return ValidationResult.Error($"--registry '{Registry}': a cluster pulls from a registry host, not a directory; name HOST[:port][/NAMESPACE]");
+        HardenImage.Registry.ImageReference.ParseRegistry(Registry, "--registry"); // one grammar; throws a clear line
+        return ValidationResult.Success();
+    }
 }
 
 /// <summary><c>harden deploy</c>: Kubernetes manifests pinned by digest plus admission policies.</summary>

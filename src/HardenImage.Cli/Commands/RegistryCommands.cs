@@ -104,6 +104,8 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
         var target = RegistryTarget.Parse(settings.Registry ?? Environment.GetEnvironmentVariable("HARDEN_REGISTRY") ?? "");
+        // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
+        if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
         var layout = OciLayout.Open(settings.Layout);
         var buildFile = Path.Combine(settings.Artifacts, "build.json");
         var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;

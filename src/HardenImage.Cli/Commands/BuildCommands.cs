@@ -57,7 +57,16 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, LockSettings settings, CancellationToken cancellationToken)
     {
         var set = ImageSet.Load(settings.ImagesDir);
-        var existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
+        LockFile? existing = null;
+        try
+        {
+            existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
+        }
+        catch (HardenException e) when (settings.Update && !settings.Check)
+        {
+            // --update re-resolves everything, so an unreadable lock is replaced (the advice LockFile.Load gives).
+            AnsiConsole.MarkupLineInterpolated($"[yellow]replacing an unreadable lock:[/] {e.Message}");
+        }
         if (settings.Check)
         {
             // The same selection as locking: images whose repositories are unreachable here are not expected in it.

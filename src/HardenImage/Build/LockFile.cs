@@ -60,7 +60,8 @@ public sealed record LockFile
         }
         catch (JsonException e)
         {
-            throw new HardenException($"{path}: not a valid lock file ({e.Message}). Run 'harden lock --update' to rewrite it.");
+            throw new HardenException($"{path}: not a valid lock file ({e.Message}). Restore the committed one ('git checkout -- {path}'), " +
+                "or re-resolve every image with 'harden lock --update' (it replaces an unreadable lock).");
         }
     }
 

@@ -34,6 +34,10 @@ public class ImageSetSettings : CommandSettings
 
 public sealed class LockSettings : ImageSetSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--update")]
     [Description("Re-resolve every selected image to the newest versions (otherwise pins stay while satisfiable)")]
     public bool Update { get; init; }
@@ -56,6 +60,7 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, LockSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var set = ImageSet.Load(settings.ImagesDir);
         LockFile? existing = null;
         try
@@ -73,6 +78,12 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             var checkable = Selection.Buildable(set, settings.Images, out var notChecked);
             foreach (var (name, why) in notChecked) AnsiConsole.MarkupLineInterpolated($"[yellow]not checked {name}:[/] {why}");
             var problems = ImageLocker.Check(set, existing, checkable);
+            HardenImage.Cli.CliOutput.Result(settings.Output, new
+            {
+                lockFile = settings.LockFilePath, upToDate = problems.Count == 0,
+                problems = problems.Select(p => new { image = p.Image, reason = p.Reason }),
+                notChecked = notChecked.Select(n => new { image = n.Image, why = n.Why }),
+            });
             if (problems.Count == 0)
             {
                 AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date:[/] {settings.LockFilePath}");
@@ -101,6 +112,12 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         LockReport.Print(outcome, settings.Explain);
         if (changed) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {settings.LockFilePath}");
         else AnsiConsole.MarkupLineInterpolated($"[green]lock unchanged:[/] {settings.LockFilePath}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            lockFile = settings.LockFilePath, changed,
+            images = outcome.Report.Select(r => new { image = r.Image, architecture = r.Architecture, packages = r.Packages, bytes = r.Bytes, resolved = r.Resolved, changes = r.Changes }),
+            skipped = skipped.Select(n => new { image = n.Image, why = n.Why }),
+        });
         return 0;
     }
 }
@@ -238,6 +255,10 @@ internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
 
 public sealed class BuildSettings : ImageSetSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: the layout goes to <out>/oci, the manifest to <out>/build.json. Default: artifacts")]
     public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
@@ -269,6 +290,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, BuildSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var set = ImageSet.Load(settings.ImagesDir);
         var lockFile = LockFile.Load(settings.LockFilePath);
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
@@ -300,6 +322,11 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         BuildReportPrinter.Print(outcome!, settings.Report);
         AnsiConsole.MarkupLine((outcome!.UpToDate ? "[green]up to date[/] " : "[green]built[/] ")
             + Markup.Escape($"{builder.LayoutDir} in {started.Elapsed.TotalSeconds:0.0} s; manifest {builder.ManifestPath}"));
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            layout = builder.LayoutDir, manifest = builder.ManifestPath, upToDate = outcome.UpToDate,
+            seconds = Math.Round(started.Elapsed.TotalSeconds, 1), images = outcome.Manifest.Images,
+        });
         return 0;
     }
 }

@@ -80,6 +80,10 @@ public sealed class PushSettings : CommandSettings
     [Description("ECR: encrypt repositories created by --create-repositories with this KMS key (id, alias or ARN).")]
     public string? KmsKey { get; init; }
 
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     public override ValidationResult Validate()
     {
         if (Parallel is < 1 or > 64) return ValidationResult.Error("--parallel must be between 1 and 64");
@@ -103,6 +107,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var target = RegistryTarget.Parse(settings.Registry ?? Environment.GetEnvironmentVariable("HARDEN_REGISTRY") ?? "");
         // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
@@ -164,7 +169,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
             });
 
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
-        PushedFile.Save(pushedPath, target.ToString(), results);
+        var pushedFile = PushedFile.Save(pushedPath, target.ToString(), results);
 
         var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}")
             .AddColumns("image", "repository", "digest", "uploaded", "skipped", "mounted");
@@ -173,6 +178,15 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
                 Size(r.UploadedBytes, r.UploadedBlobs), Size(r.SkippedBytes, r.SkippedBlobs), Size(r.MountedBytes, r.MountedBlobs));
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"wrote {pushedPath}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            registry = pushedFile.Registry, pushed = pushedPath,
+            images = results.Select(r => new
+            {
+                image = r.Image, repository = r.Repository, index = r.IndexDigest, reference = pushedFile.Images[r.Image].Reference, tags = r.Tags,
+                manifests = r.ManifestDigests, uploadedBytes = r.UploadedBytes, skippedBytes = r.SkippedBytes, mountedBytes = r.MountedBytes,
+            }),
+        });
         return 0;
     }
 

@@ -74,6 +74,10 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
 
 public sealed class ScanSettings : ImageSelectionSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--db <PATH|URL>")]
     [Description("Advisory data: a directory, .zip or .json of OSV / Debian tracker data, or a URL (default: $HARDEN_DB, else ./vulndb when present).")]
     public string? Db { get; init; }
@@ -145,6 +149,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ScanSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var policy = settings.Policy != null ? VulnerabilityPolicy.Load(settings.Policy)
             : File.Exists("policies/vulnerabilities.yaml") ? VulnerabilityPolicy.Load("policies/vulnerabilities.yaml")
             : VulnerabilityPolicy.Default;
@@ -180,6 +185,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var dir = Path.Combine(settings.Out, "scan");
         Directory.CreateDirectory(dir);
         var failed = new List<string>();
+        var summary = new List<object>();
         foreach (var image in images.Select(settings.Image))
             foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
@@ -194,11 +200,17 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
                 AtomicFile.WriteAllBytes(stem + ".cdx-vex.json", CycloneDxVexWriter.Write(result, settings.ShowNegligible));
                 AtomicFile.WriteAllBytes(stem + ".openvex.json", OpenVexWriter.Write(result, settings.ShowNegligible));
                 Show(result, settings.ShowNegligible);
+                summary.Add(new
+                {
+                    image = image.Name, architecture = arch.Architecture, report = stem + ".json", findings = result.Findings.Count,
+                    policyPassed = result.Policy?.Passed, violations = result.Policy?.Violations,
+                });
                 if (result.Policy is { Passed: false } p)
                     failed.Add($"{image.Name}/{arch.Architecture}: {string.Join("; ", p.Violations)}");
             }
         if (inspector != null)
             AnsiConsole.MarkupLineInterpolated($"Amazon Inspector: {inspector.RequestsSent} ScanSbom request(s), {inspector.Attempts} HTTP attempt(s)");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new { policy = policy.Source, passed = failed.Count == 0, results = summary });
         if (failed.Count > 0)
             throw new HardenException($"vulnerability policy ({policy.Source}) failed for {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
         return 0;

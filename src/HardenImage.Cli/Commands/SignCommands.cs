@@ -211,6 +211,10 @@ public sealed class VerifySettings : RegistryAccessSettings
     [Description("Attestations every platform manifest must carry, comma separated: sbom, provenance, vuln, vex")]
     public string Require { get; init; } = "";
 
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--no-critical")]
     [Description("Fail when the vulnerability attestation lists a critical finding")]
     public bool NoCritical { get; init; }
@@ -229,6 +233,7 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
@@ -251,6 +256,7 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         var table = new Table().AddColumns("subject", "digest", "signatures", "attestations", "result");
         var failed = false;
         var reasons = new List<string>();
+        var results = new List<object>();
         foreach (var (label, digest, platform) in subjects)
         {
             var report = await verifier.VerifyAsync(Digest.Parse(digest), new VerificationPolicy
@@ -259,6 +265,12 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
                 ForbidCriticalVulnerabilities = platform && settings.NoCritical,
             }, ct);
             failed |= !report.Passed;
+            results.Add(new
+            {
+                subject = label, digest, passed = report.Passed, failures = report.Failures,
+                signaturesValid = report.Signatures.Checks.Count(c => c.Valid), signatures = report.Signatures.Checks.Count,
+                attestations = report.Attestations.PredicateTypes.Select(PolicyName).Order(StringComparer.Ordinal),
+            });
             reasons.AddRange(report.Failures.Select(f => $"{label} {digest[..19]}: {f}"));
             table.AddRow(label, digest[..19],
                 $"{report.Signatures.Checks.Count(c => c.Valid)} of {report.Signatures.Checks.Count} valid",
@@ -268,6 +280,7 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         AnsiConsole.Write(table);
         // Reasons below the table, one a line, so they are never wrapped inside a cell.
         foreach (var reason in reasons) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {reason}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new { reference = settings.Reference, digest = root.Digest, passed = !failed, subjects = results });
         if (failed)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");

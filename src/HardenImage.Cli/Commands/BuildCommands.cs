@@ -217,7 +217,25 @@ internal static class DebDownloads
         var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
         IReadOnlyList<FetchedDeb> fetched = [];
         var total = all.Sum(p => p.Size);
-        await AnsiConsole.Progress().AutoClear(false)
+        if (HardenImage.Cli.CliConsole.IsCiLog)
+        {
+            // CI log: a line every few seconds with counts and bytes, not a bar redrawn in place.
+            var lines = new HardenImage.Cli.ProgressLines("fetch");
+            var bytes = new Dictionary<string, long>(StringComparer.Ordinal);
+            var finished = new HashSet<string>(StringComparer.Ordinal);
+            string Line() => $"{finished.Count}/{all.Count} packages, {HardenImage.Cli.ProgressLines.Megabytes(bytes.Values.Sum())} of {HardenImage.Cli.ProgressLines.Megabytes(total)} MB";
+            fetched = await fetcher.FetchAsync(all.Select(DebDownload.From).ToList(), new SynchronousProgress<FetchProgress>(p =>
+            {
+                lock (bytes)
+                {
+                    bytes[p.Package] = p.Completed ? p.TotalBytes : p.BytesSoFar;
+                    if (p.Completed) finished.Add(p.Package);
+                    lines.Report(Line);
+                }
+            }), ct);
+            lock (bytes) lines.Report(Line, force: true);
+        }
+        else await AnsiConsole.Progress().AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
             .StartAsync(async ctx =>
             {
@@ -313,7 +331,13 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         if (outcome == null)
         {
             var paths = await DebDownloads.FetchAsync(set, lockFile, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
-            await AnsiConsole.Status().StartAsync("building", async ctx =>
+            if (HardenImage.Cli.CliConsole.IsCiLog)
+            {
+                var lines = new HardenImage.Cli.ProgressLines("build");
+                var steps = 0;
+                outcome = await builder.BuildAsync(p => paths[p.Sha256], new SynchronousProgress<string>(s => lines.Report(() => $"step {Interlocked.Increment(ref steps)}: {s}, {started.Elapsed.TotalSeconds:0} s")), cancellationToken);
+            }
+            else await AnsiConsole.Status().StartAsync("building", async ctx =>
             {
                 var progress = new SynchronousProgress<string>(s => ctx.Status(Markup.Escape(s)));
                 outcome = await builder.BuildAsync(p => paths[p.Sha256], progress, cancellationToken);

@@ -143,7 +143,24 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
 
         IReadOnlyList<ImagePushResult> results = [];
-        await AnsiConsole.Progress()
+        if (HardenImage.Cli.CliConsole.IsCiLog)
+        {
+            // CI log: a line every few seconds with blob counts and bytes.
+            var lines = new HardenImage.Cli.ProgressLines("push");
+            var blobs = new Dictionary<string, (long Size, long Done, bool Finished)>(StringComparer.Ordinal);
+            string Line() => $"{blobs.Values.Count(b => b.Finished)}/{blobs.Count} blobs seen, {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Done))} of {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Size))} MB";
+            results = await pusher.PushAsync(images, new ReportInline(p =>
+            {
+                lock (blobs)
+                {
+                    var done = p.State is BlobTransfer.Uploaded or BlobTransfer.Skipped or BlobTransfer.Mounted;
+                    blobs[p.Repository + "@" + p.Digest] = (p.Size, done ? p.Size : p.Transferred, done);
+                    lines.Report(Line);
+                }
+            }), cancellationToken);
+            lock (blobs) lines.Report(Line, force: true);
+        }
+        else await AnsiConsole.Progress()
             .AutoClear(true)
             .HideCompleted(true)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn())

@@ -66,6 +66,28 @@ public sealed class CiOutputTests
         Assert.DoesNotContain("\u001b[", stdout + pushOut);
     }
 
+    [Fact]
+    public void ProgressLines_PrintAtMostEveryFiveSeconds_AndAlwaysTheLastLine()
+    {
+        var clock = new ManualClock();
+        var log = new StringWriter();
+        var lines = new HardenImage.Cli.ProgressLines("fetch", clock, log);
+        for (var i = 1; i <= 100; i++)
+        {
+            lines.Report(() => $"{i}/100 packages");
+            clock.Now += TimeSpan.FromMilliseconds(200); // 100 reports over 20 s
+        }
+        lines.Report(() => "100/100 packages, 12.0 of 12.0 MB", force: true);
+        var printed = log.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["fetch: 1/100 packages", "fetch: 26/100 packages", "fetch: 51/100 packages", "fetch: 76/100 packages", "fetch: 100/100 packages, 12.0 of 12.0 MB"], printed);
+    }
+
+    private sealed class ManualClock : TimeProvider
+    {
+        public DateTimeOffset Now { get; set; } = new(2026, 1, 1, 0, 0, 0, TimeSpan.Zero);
+        public override DateTimeOffset GetUtcNow() => Now;
+    }
+
     private static JsonDocument Json((int Code, string StdOut, string StdErr) run)
     {
         Assert.True(run.Code == 0, run.StdOut + run.StdErr);

@@ -277,6 +277,10 @@ public sealed class BuildSettings : ImageSetSettings
     [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: the layout goes to <out>/oci, the manifest to <out>/build.json. Default: artifacts")]
     public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
@@ -297,10 +301,13 @@ public sealed class BuildSettings : ImageSetSettings
     [Description("Print every hardening action, not just the summary")]
     public bool Report { get; init; }
 
-    public override ValidationResult Validate() =>
-        Epoch is < 0 or > SourceDateEpoch.Max
-            ? ValidationResult.Error($"--source-date-epoch {Epoch}: expected seconds since 1970 between 0 and {SourceDateEpoch.Max}")
-            : ValidationResult.Success();
+    public override ValidationResult Validate()
+    {
+        if (Epoch is < 0 or > SourceDateEpoch.Max)
+            return ValidationResult.Error($"--source-date-epoch {Epoch}: expected seconds since 1970 between 0 and {SourceDateEpoch.Max}");
+        CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        return ValidationResult.Success();
+    }
 }
 
 /// <summary><c>harden build</c>: assemble hardened, reproducible OCI images from the lock, without a daemon.</summary>
@@ -320,6 +327,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             Compression = settings.Zstd ? LayerCompression.Zstd : LayerCompression.Gzip,
             SourceDateEpoch = settings.Epoch,
             Images = selected,
+            Architectures = CliValues.Architectures(settings.Platforms),
             Force = settings.Force,
             Revision = Git.Revision(set.Directory),
             SourceUrl = Git.RemoteUrl(set.Directory),

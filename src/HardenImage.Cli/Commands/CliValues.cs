@@ -6,6 +6,10 @@ namespace HardenImage.Cli.Commands;
 /// <summary>Option values that need more than a type conversion, checked before any work with one clear line.</summary>
 internal static class CliValues
 {
+    /// <summary>--platform values (OCI spelling) as architectures; null when none was given.</summary>
+    public static IReadOnlyCollection<string>? Architectures(string[] platforms) =>
+        platforms.Length == 0 ? null : platforms.Select(HardenImage.Oci.PlatformName.ParseArchitecture).Distinct().ToList();
+
     /// <summary>--docker-host, else $DOCKER_HOST, else the engine .ci/services starts: unix://PATH, tcp://HOST:PORT or npipe://.</summary>
     public static Uri DockerHost(string? option)
     {

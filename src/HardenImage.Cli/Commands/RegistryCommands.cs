@@ -84,9 +84,14 @@ public sealed class PushSettings : CommandSettings
     [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
     public override ValidationResult Validate()
     {
         if (Parallel is < 1 or > 64) return ValidationResult.Error("--parallel must be between 1 and 64");
+        CliValues.Architectures(Platforms);
         if (Username != null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")))
             return ValidationResult.Error("--username needs the password in the environment variable HARDEN_REGISTRY_PASSWORD");
         return ValidationResult.Success();
@@ -115,6 +120,12 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         var buildFile = Path.Combine(settings.Artifacts, "build.json");
         var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
         var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
+        // An index is pushed as built (its digest is what was signed off): --platform checks that what is pushed
+        // holds the platforms asked for; build with --platform to make narrower indexes.
+        if (CliValues.Architectures(settings.Platforms) is { } wanted && build != null)
+            foreach (var image in build.Images.Where(b => images.Any(i => i.Name == b.Name)))
+                foreach (var arch in wanted.Where(a => image.Architectures.All(x => x.Architecture != a)))
+                    throw new HardenException($"{buildFile}: image '{image.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", image.Architectures.Select(x => PlatformName.ForArchitecture(x.Architecture)))}); run 'harden build --platform {PlatformName.ForArchitecture(arch)}' first");
         using var owned = _services == null
             ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
             : null;

@@ -28,6 +28,16 @@ public class ImageSelectionSettings : CommandSettings
     [Description("Only this image (default: every image in the build).")]
     public string? Image { get; init; }
 
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
+    public override ValidationResult Validate()
+    {
+        CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        return ValidationResult.Success();
+    }
+
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: reads build.json from it, writes sbom/ or scan/ into it.")]
     [DefaultValue("artifacts")]
@@ -36,6 +46,10 @@ public class ImageSelectionSettings : CommandSettings
     [CommandOption("--payload <PATH>")]
     [Description("Image path (file or directory) whose files are listed with their SHA-256; repeatable.")]
     public string[] Payload { get; init; } = [];
+
+    /// <summary>The architectures --platform selects (all without it).</summary>
+    internal IEnumerable<BuiltArchitecture> Selected(IEnumerable<BuiltArchitecture> architectures) =>
+        CliValues.Architectures(Platforms) is { } wanted ? architectures.Where(a => wanted.Contains(a.Architecture)) : architectures;
 
     internal BuiltImageInventories OpenBuild()
     {
@@ -58,7 +72,7 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
         Directory.CreateDirectory(dir);
         var table = new Table().AddColumns("image", "arch", "debs", "python", "files", "SBOM");
         foreach (var image in images.Select(settings.Image))
-            foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
+            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var inv = images.Read(image, arch, settings.Payload);
@@ -187,7 +201,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var failed = new List<string>();
         var summary = new List<object>();
         foreach (var image in images.Select(settings.Image))
-            foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
+            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 var inv = images.Read(image, arch, settings.Payload);
                 // Inspector round trips take seconds per image: show that something is happening.

@@ -101,7 +101,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                 table.AddRow(name, image.Index[..19], "index", "provenance");
                 foreach (var (platform, manifest) in image.Manifests)
                 {
-                    var arch = platform.Split('/')[0]; // pushed.json says "arm64/v8"; the artifacts say "arm64"
+                    var arch = PlatformName.ArchitectureOf(platform); // "linux/arm64/v8" → the artifacts' "arm64"
                     var digest = Digest.Parse(manifest);
                     await imageSigner.SignAsync(reference, digest, null, ct);
                     var kinds = new List<string>();

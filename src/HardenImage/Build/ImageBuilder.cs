@@ -16,6 +16,8 @@ public sealed record BuildOptions
     /// <summary>SOURCE_DATE_EPOCH override for every image; default per image: <see cref="LockFile.EpochFor"/>.</summary>
     public long? SourceDateEpoch { get; init; }
     public IReadOnlyCollection<string>? Images { get; init; }
+    /// <summary>--platform: only these architectures (each index then holds only them); null = every architecture of each image.</summary>
+    public IReadOnlyCollection<string>? Architectures { get; init; }
     /// <summary>Rebuild even when build.json says the inputs are unchanged.</summary>
     public bool Force { get; init; }
     /// <summary>Git revision and repository URL for the index annotations (not the manifests: see docs/build.md).</summary>
@@ -107,14 +109,14 @@ public sealed class ImageBuilder
         var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epochs[i.Name]), StringComparer.Ordinal);
 
         var layout = OciLayout.OpenOrCreate(LayoutDir);
-        var archs = images.SelectMany(i => ImageSet.Effective(_set, i).Architectures).Distinct().Order(StringComparer.Ordinal).ToList();
+        var archs = images.SelectMany(i => ArchitecturesOf(i)).Distinct().Order(StringComparer.Ordinal).ToList();
 
         // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
         var assembled = new Dictionary<(string Image, string Arch), AssembledLayer>();
         await Task.WhenAll(archs.Select(arch => Task.Run(() =>
         {
             var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
-            foreach (var image in images.Where(i => ImageSet.Effective(_set, i).Architectures.Contains(arch)))
+            foreach (var image in images.Where(i => ArchitecturesOf(i).Contains(arch)))
             {
                 ct.ThrowIfCancellationRequested();
                 progress?.Report($"assembling {image.Name} ({arch})");
@@ -157,9 +159,8 @@ public sealed class ImageBuilder
         foreach (var image in images)
         {
             var imageWriter = new ImageWriter(layout, epochs[image.Name]);
-            var eff = ImageSet.Effective(_set, image);
             var platforms = new List<PlatformImageSpec>();
-            foreach (var arch in eff.Architectures.Order(StringComparer.Ordinal))
+            foreach (var arch in ArchitecturesOf(image).Order(StringComparer.Ordinal))
             {
                 var layers = image.From != null ? new List<WrittenLayer>(layersByImage[(image.From, arch)]) : new List<WrittenLayer>();
                 layers.Add(ownLayer[(image.Name, arch)]);
@@ -190,6 +191,7 @@ public sealed class ImageBuilder
                 builtArchs.Add(new BuiltArchitecture
                 {
                     Architecture = arch,
+                    Platform = PlatformName.ForArchitecture(arch),
                     Manifest = m.Descriptor.Digest,
                     ManifestSize = m.Descriptor.Size,
                     Config = m.ConfigDescriptor.Digest,
@@ -222,6 +224,17 @@ public sealed class ImageBuilder
         var manifest = BuildManifest.Update(ManifestPath, built, name => _set.Images.ContainsKey(name));
         var names = built.Select(b => b.Name).ToHashSet(StringComparer.Ordinal);
         return new BuildOutcome(manifest with { Images = manifest.Images.Where(b => names.Contains(b.Name)).ToList() }, report, UpToDate: false);
+    }
+
+    /// <summary>The image's architectures, narrowed by --platform (a platform the image is not built for is an error).</summary>
+    private IReadOnlyList<string> ArchitecturesOf(ImageDefinition image)
+    {
+        var all = ImageSet.Effective(_set, image).Architectures;
+        if (_options.Architectures == null) return all.ToList();
+        var selected = all.Where(_options.Architectures.Contains).ToList();
+        if (selected.Count == 0)
+            throw new HardenException($"{image.File}: '{image.Name}' is built for {string.Join(", ", all.Select(PlatformName.ForArchitecture))}, none of --platform {string.Join(", ", _options.Architectures.Select(PlatformName.ForArchitecture))}");
+        return selected;
     }
 
     private bool BlobsPresent(BuiltImage b)
@@ -454,6 +467,8 @@ public sealed class ImageBuilder
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string s) { h.AppendData(Encoding.UTF8.GetBytes(s)); h.AppendData("\n"u8); }
         Add(ToolVersion); Add(epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Only with --platform, so keys of full builds (and their artifacts) stay as they were.
+        if (_options.Architectures != null) Add("platforms " + string.Join(",", ArchitecturesOf(image).Order(StringComparer.Ordinal)));
         Add(_options.Compression.ToString());
         foreach (var i in _set.Ancestors(image).Reverse().Append(image))
         {
@@ -478,6 +493,8 @@ public sealed record BuiltLayer(string Digest, long Size, string DiffId, string 
 public sealed record BuiltArchitecture
 {
     public required string Architecture { get; init; }
+    /// <summary>The OCI spelling pushed.json also uses: linux/amd64, linux/arm64/v8.</summary>
+    public string? Platform { get; init; }
     public required string Manifest { get; init; }
     public long ManifestSize { get; init; }
     public string Config { get; init; } = "";

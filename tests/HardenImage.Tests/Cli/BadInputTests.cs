@@ -104,6 +104,11 @@ public sealed class BadInputTests(BadInputWorkspace ws) : IClassFixture<BadInput
         { "smoke --http-timeout soon", "", 2, "--http-timeout 'soon': expected a whole number" },
         { "verify", "", 2, "missing required argument 'REF'" },
         { "verify a b", "", 2, "unexpected argument 'b'" },
+        // Platforms: OCI spelling only.
+        { "build --platform linux/amd46", "", 2, "--platform 'linux/amd46': unknown architecture 'amd46' (did you mean amd64?)" },
+        { "sbom --platform windows/amd64", "", 2, "--platform 'windows/amd64': expected linux/ARCH[/VARIANT]" },
+        { "scan --platform linux/arm64/v7 --allow-unscanned", "", 2, "harden builds linux/arm64/v8, not variant 'v7'" },
+        { "smoke --platform amd64", "", 2, "--platform 'amd64': expected linux/ARCH[/VARIANT]" },
         // An invalid SOURCE_DATE_EPOCH in the environment is an error, not ignored.
         { "build --images {images} --lock {images}/images.lock.json --cache {root}/cache --out {root}/out", "SOURCE_DATE_EPOCH=yesterday", 2, "SOURCE_DATE_EPOCH='yesterday'" },
         // References: one grammar everywhere.

@@ -14,6 +14,7 @@ app.Configure(config =>
     config.AddDeployCommands();
     config.AddSmokeCommands();
     config.AddMergeCommands();
+    config.AddExportCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 CliHost.InstallProcessHandler(app, args);

@@ -423,6 +423,10 @@ public sealed class ImageBuilder
             if (i.Cmd != null) cmd = i.Cmd;
             workdir = i.Workdir ?? workdir;
         }
+        // A child describes itself: its own description replaces the parent's inherited label (an explicit
+        // label of its own still wins), so python does not call itself "distroless-style base".
+        const string descriptionLabel = "org.opencontainers.image.description";
+        if (image.Description != null && !image.Labels.ContainsKey(descriptionLabel)) labels[descriptionLabel] = image.Description;
         return new ContainerConfig
         {
             User = image.User,

@@ -56,6 +56,9 @@ public sealed record PushedFile
         {
             var existing = text == null ? null : Parse(text, path, strict: false);
             file = existing != null && existing.Registry == registry ? existing : new PushedFile { Registry = registry };
+            // Entries an older harden wrote have no reference yet: derive it, so every reader can rely on it.
+            foreach (var (name, image) in file.Images.ToList())
+                if (image.Reference == null) file.Images[name] = image with { Reference = target.Reference(image.Repository, image.Index).ToString() };
             foreach (var r in results)
                 file.Images[r.Image] = new PushedImage
                 {

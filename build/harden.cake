@@ -1,18 +1,44 @@
 // Runs the compiled `harden` CLI. Compiling once and running the dll keeps each stage's start-up short.
 string HardenDll() => $"src/HardenImage.Cli/bin/{Options.Configuration}/net10.0/harden.dll";
 
-void Harden(string arguments, bool selectImages = true)
+void Harden(string arguments, bool selectImages = true, string failureHint = null)
 {
     var images = !selectImages || string.IsNullOrEmpty(Options.Images) ? "" : string.Join(" ", Options.Images.Split(',').Select(i => "--image " + i.Trim()));
     var args = $"\"{HardenDll()}\" {arguments} {images}".Trim();
     Information($"harden {arguments} {images}");
     var exit = StartProcess("dotnet", new ProcessSettings { Arguments = args });
-    if (exit != 0) throw new CakeException(exit, $"harden {arguments} failed with exit code {exit}");
+    if (exit != 0) throw new CakeException(exit, $"harden {arguments} failed with exit code {exit} (docs/cli.md: exit codes){(failureHint != null ? ": " + failureHint : "")}");
 }
 
-// A loopback registry (127.0.0.1 / localhost) is reached over plain HTTP.
-string Insecure() =>
-    Options.Registry.StartsWith("127.0.0.1") || Options.Registry.StartsWith("localhost") ? " --insecure" : "";
+// Loopback registries (localhost, 127.0.0.0/8, [::1]) speak plain HTTP without a flag (harden decides, one grammar:
+// Registry/ImageReference.cs); any other plain-HTTP registry needs --insecure=true, said explicitly.
+string Insecure() => Options.Insecure ? " --insecure" : "";
+
+// Release fails before any work when its registry or key cannot be right.
+void ValidateRelease()
+{
+    var registry = Options.Registry.Trim();
+    var host = registry.Split("://").Last().Split('/')[0];
+    if (registry.StartsWith("oci:") || registry.Length == 0)
+        throw new CakeException("Release needs --registry=HOST/NAMESPACE (or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NS); the default oci:artifacts/registry is a directory");
+    if (registry.Any(char.IsWhiteSpace) || !(host.Contains('.') || host.Contains(':') || host == "localhost")
+        || !System.Text.RegularExpressions.Regex.IsMatch(host, @"^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$"))
+        throw new CakeException($"--registry={registry}: '{host}' is not a registry host; expected HOST[:port]/NAMESPACE, e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml");
+    var key = Options.Key;
+    if (key == "artifacts/keys/cosign.key")
+    {
+        // Allowed (a lab registry), but said: signatures made with it prove nothing outside this machine.
+        Warning("Release without --key signs with the generated DEVELOPMENT key artifacts/keys/cosign.key; pass --key=cosign.key or --key=awskms:///alias/NAME for a real release");
+        return;
+    }
+    if (key.StartsWith("awskms://") && !System.Text.RegularExpressions.Regex.IsMatch(key, @"^awskms://[^/]*/.+"))
+        throw new CakeException($"--key={key}: expected awskms:///KEY-ID, awskms:///alias/NAME or awskms:///arn:aws:kms:...");
+    if (!key.StartsWith("awskms://") && !System.IO.File.Exists(key))
+        throw new CakeException($"--key={key}: no such key file (a cosign.key, a PEM private key, or awskms:///alias/NAME)");
+    if (!key.StartsWith("awskms://") && !System.IO.File.Exists(PublicKey()))
+        throw new CakeException($"--key={key}: verify and deploy need its public key beside it at {PublicKey()}");
+    Information($"release to {registry} signed with {key}");
+}
 
 string KeyOption() => Options.Key == "artifacts/keys/cosign.key" ? "" : $" --key {Options.Key}";
 
@@ -23,13 +49,12 @@ IEnumerable<string> PushedReferences()
 {
     var path = System.IO.Path.Combine(Options.Artifacts, "pushed.json");
     using var doc = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(path));
-    var registry = doc.RootElement.GetProperty("registry").GetString();
-    var prefix = registry.StartsWith("oci:") ? registry : registry.Split('/')[0];
+    // harden writes each image's reference in its one grammar (ImageReference): no parsing here.
     foreach (var image in doc.RootElement.GetProperty("images").EnumerateObject())
     {
-        var repository = image.Value.GetProperty("repository").GetString();
-        var index = image.Value.GetProperty("index").GetString();
-        yield return $"{prefix}/{repository}@{index}";
+        if (!image.Value.TryGetProperty("reference", out var reference))
+            throw new CakeException($"{path}: image '{image.Name}' has no reference (written by an older harden); run the Push stage again");
+        yield return reference.GetString();
     }
 }
 

@@ -11,6 +11,10 @@ public static class Options
     public static string TestFilter { get; set; } = "";
     /// <summary>Where the cluster pulls from when images were pushed to the local OCI layout registry.</summary>
     public static string DeployRegistry { get; set; } = "registry.example.com/hardened";
+    /// <summary>Lock: "" checks (offline, fails when stale), "true" re-resolves changed images, "update" everything.</summary>
+    public static string Relock { get; set; } = "";
+    /// <summary>Extra harden flags for push/sign/verify, e.g. "--insecure" for a plain-HTTP lab registry (loopback needs none).</summary>
+    public static bool Insecure { get; set; }
 }
 
 string Setting(string name, string fallback)
@@ -29,3 +33,7 @@ Options.Images = Setting("image", Options.Images);
 Options.Artifacts = Setting("artifacts", Options.Artifacts);
 Options.TestFilter = Setting("test-filter", Options.TestFilter);
 Options.DeployRegistry = Setting("deploy-registry", Options.DeployRegistry);
+Options.Relock = Setting("relock", Options.Relock).ToLowerInvariant();
+Options.Insecure = Setting("insecure", "false").ToLowerInvariant() == "true";
+if (Options.Relock is not ("" or "true" or "update"))
+    throw new Exception($"--relock={Options.Relock}: expected true (re-resolve changed images) or update (re-resolve everything)");

@@ -3,10 +3,23 @@
 Task("Compile")
     .Does(() => DotNetBuild("HardenImage.sln", new DotNetBuildSettings { Configuration = Options.Configuration }));
 
+// Release checks its options before any work (Setup runs before the first task): a typo in --registry or a
+// missing key must not surface after a 20-minute build.
+Setup(context =>
+{
+    if (Options.Target == "Release") ValidateRelease();
+});
+
 Task("Lock")
-    .Description("Resolve images/*.yaml against the signed apt sources into images/images.lock.json (keeps pins)")
+    .Description("Check images/images.lock.json against images/*.yaml (offline; fails when stale). --relock=true re-resolves changed images, --relock=update everything")
     .IsDependentOn("Compile")
-    .Does(() => Harden("lock"));
+    .Does(() =>
+    {
+        // The lock changes only when asked: a CI run (or a laptop) never rewrites it behind the user's back.
+        if (Options.Relock == "update") Harden("lock --update");
+        else if (Options.Relock == "true") Harden("lock");
+        else Harden("lock --check", failureHint: "the lock is stale: run 'dotnet cake --target=Lock --relock=true' (or 'harden lock') and commit images/images.lock.json");
+    });
 
 Task("Fetch")
     .Description("Download the locked .debs into the content-addressed cache")
@@ -89,9 +102,4 @@ Task("Default")
 
 Task("Release")
     .Description("The same pipeline against a real registry: dotnet cake --target=Release --registry=HOST/NS [--key=REF]")
-    .Does(() =>
-    {
-        if (Options.Registry.StartsWith("oci:"))
-            throw new CakeException("Release needs --registry=HOST/NAMESPACE (or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NS)");
-    })
     .IsDependentOn("Deploy");

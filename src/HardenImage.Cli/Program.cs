@@ -5,8 +5,7 @@ using Spectre.Console.Cli;
 var app = new CommandApp();
 app.Configure(config =>
 {
-    config.SetApplicationName("harden");
-    config.PropagateExceptions();
+    CliHost.Configure(config);
     config.AddBuildCommands();
     config.AddSigningCommands();
     config.AddScanCommands();
@@ -14,6 +13,9 @@ app.Configure(config =>
     config.AddSignVerifyCommands();
     config.AddDeployCommands();
     config.AddSmokeCommands();
+    config.AddMergeCommands();
+    config.AddExportCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
+CliHost.InstallProcessHandler(app, args);
 return CliHost.Run(app, args);

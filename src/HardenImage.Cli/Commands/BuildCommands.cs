@@ -34,6 +34,10 @@ public class ImageSetSettings : CommandSettings
 
 public sealed class LockSettings : ImageSetSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--update")]
     [Description("Re-resolve every selected image to the newest versions (otherwise pins stay while satisfiable)")]
     public bool Update { get; init; }
@@ -60,14 +64,30 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, LockSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var set = ImageSet.Load(settings.ImagesDir);
-        var existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
+        LockFile? existing = null;
+        try
+        {
+            existing = File.Exists(settings.LockFilePath) ? LockFile.Load(settings.LockFilePath) : null;
+        }
+        catch (HardenException e) when (settings.Update && !settings.Check)
+        {
+            // --update re-resolves everything, so an unreadable lock is replaced (the advice LockFile.Load gives).
+            AnsiConsole.MarkupLineInterpolated($"[yellow]replacing an unreadable lock:[/] {e.Message}");
+        }
         if (settings.Check)
         {
             // The same selection as locking: images whose repositories are unreachable here are not expected in it.
             var checkable = Selection.Buildable(set, settings.Images, out var notChecked);
             foreach (var (name, why) in notChecked) AnsiConsole.MarkupLineInterpolated($"[yellow]not checked {name}:[/] {why}");
             var problems = ImageLocker.Check(set, existing, checkable);
+            HardenImage.Cli.CliOutput.Result(settings.Output, new
+            {
+                lockFile = settings.LockFilePath, upToDate = problems.Count == 0,
+                problems = problems.Select(p => new { image = p.Image, reason = p.Reason }),
+                notChecked = notChecked.Select(n => new { image = n.Image, why = n.Why }),
+            });
             if (problems.Count == 0)
             {
                 // Up to date is not enough: every entry must still be proven by a signed index, and complete.
@@ -99,6 +119,12 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         foreach (var d in outcome.Downgrades) AnsiConsole.MarkupLineInterpolated($"[red]downgrade:[/] {d}");
         if (changed) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {settings.LockFilePath}");
         else AnsiConsole.MarkupLineInterpolated($"[green]lock unchanged:[/] {settings.LockFilePath}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            lockFile = settings.LockFilePath, changed,
+            images = outcome.Report.Select(r => new { image = r.Image, architecture = r.Architecture, packages = r.Packages, bytes = r.Bytes, resolved = r.Resolved, changes = r.Changes }),
+            skipped = skipped.Select(n => new { image = n.Image, why = n.Why }),
+        });
         return 0;
     }
 }
@@ -185,6 +211,9 @@ public sealed class FetchSettings : ImageSetSettings
     [CommandOption("--parallel <N>")]
     [Description("Parallel downloads. Default: 6")]
     public int Parallel { get; init; } = 6;
+
+    public override ValidationResult Validate() =>
+        Parallel is < 1 or > 64 ? ValidationResult.Error("--parallel must be between 1 and 64") : ValidationResult.Success();
 }
 
 /// <summary><c>harden fetch</c>: download the locked .debs into the content-addressed cache, verified.</summary>
@@ -218,11 +247,30 @@ internal static class DebDownloads
         }
         // Only proven entries, from the URL the signed index gives (never the lock's own url).
         var all = proof.Downloads();
-        using var http = new HttpClient(new SocketsHttpHandler { ConnectTimeout = TimeSpan.FromSeconds(15), AutomaticDecompression = System.Net.DecompressionMethods.None });
+        // Same deadlines as the index downloads (connect, headers, stall); the fetcher bounds each .deb by its proven size.
+        using var http = AptRepositoryClient.CreateHttpClient();
         var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
         IReadOnlyList<FetchedDeb> fetched = [];
         var total = all.Sum(p => p.Size);
-        await AnsiConsole.Progress().AutoClear(false)
+        if (HardenImage.Cli.CliConsole.IsCiLog)
+        {
+            // CI log: a line every few seconds with counts and bytes, not a bar redrawn in place.
+            var lines = new HardenImage.Cli.ProgressLines("fetch");
+            var bytes = new Dictionary<string, long>(StringComparer.Ordinal);
+            var finished = new HashSet<string>(StringComparer.Ordinal);
+            string Line() => $"{finished.Count}/{all.Count} packages, {HardenImage.Cli.ProgressLines.Megabytes(bytes.Values.Sum())} of {HardenImage.Cli.ProgressLines.Megabytes(total)} MB";
+            fetched = await fetcher.FetchAsync(all, new SynchronousProgress<FetchProgress>(p =>
+            {
+                lock (bytes)
+                {
+                    bytes[p.Package] = p.Completed ? p.TotalBytes : p.BytesSoFar;
+                    if (p.Completed) finished.Add(p.Package);
+                    lines.Report(Line);
+                }
+            }), ct);
+            lock (bytes) lines.Report(Line, force: true);
+        }
+        else await AnsiConsole.Progress().AutoClear(false)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new PercentageColumn(), new DownloadedColumn(), new TransferSpeedColumn())
             .StartAsync(async ctx =>
             {
@@ -260,6 +308,14 @@ internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
 
 public sealed class BuildSettings : ImageSetSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: the layout goes to <out>/oci, the manifest to <out>/build.json. Default: artifacts")]
     public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
@@ -273,7 +329,7 @@ public sealed class BuildSettings : ImageSetSettings
     public bool Force { get; init; }
 
     [CommandOption("--source-date-epoch <SECONDS>")]
-    [Description("Timestamp for every file and config (default: $SOURCE_DATE_EPOCH, else the newest Release Date in the lock)")]
+    [Description("Timestamp for every file and config (default: $SOURCE_DATE_EPOCH, else per image the newest Release Date of the suites its locked packages come from)")]
     public long? Epoch { get; init; }
 
     [CommandOption("--report")]
@@ -283,6 +339,14 @@ public sealed class BuildSettings : ImageSetSettings
     [CommandOption("--allow-rollback")]
     [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
     public bool AllowRollback { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (Epoch is < 0 or > SourceDateEpoch.Max)
+            return ValidationResult.Error($"--source-date-epoch {Epoch}: expected seconds since 1970 between 0 and {SourceDateEpoch.Max}");
+        CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        return ValidationResult.Success();
+    }
 }
 
 /// <summary><c>harden build</c>: assemble hardened, reproducible OCI images from the lock, without a daemon.</summary>
@@ -290,6 +354,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, BuildSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var set = ImageSet.Load(settings.ImagesDir);
         var lockFile = LockFile.Load(settings.LockFilePath);
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
@@ -301,6 +366,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             Compression = settings.Zstd ? LayerCompression.Zstd : LayerCompression.Gzip,
             SourceDateEpoch = settings.Epoch,
             Images = selected,
+            Architectures = CliValues.Architectures(settings.Platforms),
             Force = settings.Force,
             Revision = Git.Revision(set.Directory),
             SourceUrl = Git.RemoteUrl(set.Directory),
@@ -314,7 +380,13 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         if (outcome == null)
         {
             var paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
-            await AnsiConsole.Status().StartAsync("building", async ctx =>
+            if (HardenImage.Cli.CliConsole.IsCiLog)
+            {
+                var lines = new HardenImage.Cli.ProgressLines("build");
+                var steps = 0;
+                outcome = await builder.BuildAsync(p => proof.Locate(p, paths), new SynchronousProgress<string>(s => lines.Report(() => $"step {Interlocked.Increment(ref steps)}: {s}, {started.Elapsed.TotalSeconds:0} s")), cancellationToken);
+            }
+            else await AnsiConsole.Status().StartAsync("building", async ctx =>
             {
                 var progress = new SynchronousProgress<string>(s => ctx.Status(Markup.Escape(s)));
                 outcome = await builder.BuildAsync(p => proof.Locate(p, paths), progress, cancellationToken);
@@ -325,6 +397,11 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         BuildReportPrinter.Print(outcome!, settings.Report);
         AnsiConsole.MarkupLine((outcome!.UpToDate ? "[green]up to date[/] " : "[green]built[/] ")
             + Markup.Escape($"{builder.LayoutDir} in {started.Elapsed.TotalSeconds:0.0} s; manifest {builder.ManifestPath}"));
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            layout = builder.LayoutDir, manifest = builder.ManifestPath, upToDate = outcome.UpToDate,
+            seconds = Math.Round(started.Elapsed.TotalSeconds, 1), images = outcome.Manifest.Images,
+        });
         return 0;
     }
 }

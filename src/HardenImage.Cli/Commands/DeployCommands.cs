@@ -50,6 +50,15 @@ public sealed class DeploySettings : CommandSettings
     [CommandOption("--docker-host <URI>")]
     [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
     public string? DockerHost { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (Registry == null) return ValidationResult.Success();
+        if (Registry.StartsWith(HardenImage.Registry.ImageReference.OciScheme, StringComparison.Ordinal))
+            return ValidationResult.Error($"--registry '{Registry}': a cluster pulls from a registry host, not a directory; name HOST[:port][/NAMESPACE]");
+        HardenImage.Registry.ImageReference.ParseRegistry(Registry, "--registry"); // one grammar; throws a clear line
+        return ValidationResult.Success();
+    }
 }
 
 /// <summary><c>harden deploy</c>: Kubernetes manifests pinned by digest plus admission policies.</summary>
@@ -95,7 +104,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         var name = settings.Name ?? "inference-cpu";
         var rendered = result.Deployments.FirstOrDefault(d => d.Description.Name == name)
                        ?? throw new HardenImage.Common.HardenException($"--local: no rendered deployment '{name}' (rendered: {string.Join(", ", result.Deployments.Select(d => d.Description.Name))}). Pass --name.");
-        using var engine = new DockerEngine(settings.DockerHost != null ? new Uri(settings.DockerHost) : DockerEngine.DefaultHost());
+        using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
         await engine.PingAsync(cancellationToken);
         IReadOnlyList<LocalCheck> checks = [];
         await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>

@@ -80,9 +80,18 @@ public sealed class PushSettings : CommandSettings
     [Description("ECR: encrypt repositories created by --create-repositories with this KMS key (id, alias or ARN).")]
     public string? KmsKey { get; init; }
 
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
     public override ValidationResult Validate()
     {
         if (Parallel is < 1 or > 64) return ValidationResult.Error("--parallel must be between 1 and 64");
+        CliValues.Architectures(Platforms);
         if (Username != null && string.IsNullOrEmpty(Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")))
             return ValidationResult.Error("--username needs the password in the environment variable HARDEN_REGISTRY_PASSWORD");
         return ValidationResult.Success();
@@ -103,11 +112,20 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var target = RegistryTarget.Parse(settings.Registry ?? Environment.GetEnvironmentVariable("HARDEN_REGISTRY") ?? "");
+        // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
+        if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
         var layout = OciLayout.Open(settings.Layout);
         var buildFile = Path.Combine(settings.Artifacts, "build.json");
         var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
         var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
+        // An index is pushed as built (its digest is what was signed off): --platform checks that what is pushed
+        // holds the platforms asked for; build with --platform to make narrower indexes.
+        if (CliValues.Architectures(settings.Platforms) is { } wanted && build != null)
+            foreach (var image in build.Images.Where(b => images.Any(i => i.Name == b.Name)))
+                foreach (var arch in wanted.Where(a => image.Architectures.All(x => x.Architecture != a)))
+                    throw new HardenException($"{buildFile}: image '{image.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", image.Architectures.Select(x => PlatformName.ForArchitecture(x.Architecture)))}); run 'harden build --platform {PlatformName.ForArchitecture(arch)}' first");
         using var owned = _services == null
             ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
             : null;
@@ -136,7 +154,24 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
         var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
 
         IReadOnlyList<ImagePushResult> results = [];
-        await AnsiConsole.Progress()
+        if (HardenImage.Cli.CliConsole.IsCiLog)
+        {
+            // CI log: a line every few seconds with blob counts and bytes.
+            var lines = new HardenImage.Cli.ProgressLines("push");
+            var blobs = new Dictionary<string, (long Size, long Done, bool Finished)>(StringComparer.Ordinal);
+            string Line() => $"{blobs.Values.Count(b => b.Finished)}/{blobs.Count} blobs seen, {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Done))} of {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Size))} MB";
+            results = await pusher.PushAsync(images, new ReportInline(p =>
+            {
+                lock (blobs)
+                {
+                    var done = p.State is BlobTransfer.Uploaded or BlobTransfer.Skipped or BlobTransfer.Mounted;
+                    blobs[p.Repository + "@" + p.Digest] = (p.Size, done ? p.Size : p.Transferred, done);
+                    lines.Report(Line);
+                }
+            }), cancellationToken);
+            lock (blobs) lines.Report(Line, force: true);
+        }
+        else await AnsiConsole.Progress()
             .AutoClear(true)
             .HideCompleted(true)
             .Columns(new TaskDescriptionColumn(), new ProgressBarColumn(), new DownloadedColumn(), new TransferSpeedColumn())
@@ -162,7 +197,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
             });
 
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
-        PushedFile.Save(pushedPath, target.ToString(), results);
+        var pushedFile = PushedFile.Save(pushedPath, target.ToString(), results);
 
         var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}")
             .AddColumns("image", "repository", "digest", "uploaded", "skipped", "mounted");
@@ -171,6 +206,15 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
                 Size(r.UploadedBytes, r.UploadedBlobs), Size(r.SkippedBytes, r.SkippedBlobs), Size(r.MountedBytes, r.MountedBlobs));
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"wrote {pushedPath}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            registry = pushedFile.Registry, pushed = pushedPath,
+            images = results.Select(r => new
+            {
+                image = r.Image, repository = r.Repository, index = r.IndexDigest, reference = pushedFile.Images[r.Image].Reference, tags = r.Tags,
+                manifests = r.ManifestDigests, uploadedBytes = r.UploadedBytes, skippedBytes = r.SkippedBytes, mountedBytes = r.MountedBytes,
+            }),
+        });
         return 0;
     }
 

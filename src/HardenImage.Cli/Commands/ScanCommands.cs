@@ -28,6 +28,16 @@ public class ImageSelectionSettings : CommandSettings
     [Description("Only this image (default: every image in the build).")]
     public string? Image { get; init; }
 
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
+    public override ValidationResult Validate()
+    {
+        CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        return ValidationResult.Success();
+    }
+
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: reads build.json from it, writes sbom/ or scan/ into it.")]
     [DefaultValue("artifacts")]
@@ -36,6 +46,10 @@ public class ImageSelectionSettings : CommandSettings
     [CommandOption("--payload <PATH>")]
     [Description("Image path (file or directory) whose files are listed with their SHA-256; repeatable.")]
     public string[] Payload { get; init; } = [];
+
+    /// <summary>The architectures --platform selects (all without it).</summary>
+    internal IEnumerable<BuiltArchitecture> Selected(IEnumerable<BuiltArchitecture> architectures) =>
+        CliValues.Architectures(Platforms) is { } wanted ? architectures.Where(a => wanted.Contains(a.Architecture)) : architectures;
 
     internal BuiltImageInventories OpenBuild()
     {
@@ -61,7 +75,7 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
         Directory.CreateDirectory(dir);
         var table = new Table().AddColumns("image", "arch", "debs", "python", "files", "SBOM");
         foreach (var image in images.Select(settings.Image))
-            foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
+            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 var inv = images.Read(image, arch, settings.Payload);
@@ -77,6 +91,10 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
 
 public sealed class ScanSettings : ImageSelectionSettings
 {
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--db <PATH|URL>")]
     [Description("Advisory data: a directory, .zip or .json of OSV / Debian tracker data, or a URL (default: $HARDEN_DB, else ./vulndb when present).")]
     public string? Db { get; init; }
@@ -148,6 +166,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ScanSettings settings, CancellationToken cancellationToken)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         var policy = settings.Policy != null ? VulnerabilityPolicy.Load(settings.Policy)
             : File.Exists("policies/vulnerabilities.yaml") ? VulnerabilityPolicy.Load("policies/vulnerabilities.yaml")
             : VulnerabilityPolicy.Default;
@@ -183,8 +202,9 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var dir = Path.Combine(settings.Out, "scan");
         Directory.CreateDirectory(dir);
         var failed = new List<string>();
+        var summary = new List<object>();
         foreach (var image in images.Select(settings.Image))
-            foreach (var arch in image.Architectures.OrderBy(a => a.Architecture, StringComparer.Ordinal))
+            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
             {
                 var inv = images.Read(image, arch, settings.Payload);
                 // Inspector round trips take seconds per image: show that something is happening.
@@ -197,11 +217,17 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
                 AtomicFile.WriteAllBytes(stem + ".cdx-vex.json", CycloneDxVexWriter.Write(result, settings.ShowNegligible));
                 AtomicFile.WriteAllBytes(stem + ".openvex.json", OpenVexWriter.Write(result, settings.ShowNegligible));
                 Show(result, settings.ShowNegligible);
+                summary.Add(new
+                {
+                    image = image.Name, architecture = arch.Architecture, report = stem + ".json", findings = result.Findings.Count,
+                    policyPassed = result.Policy?.Passed, violations = result.Policy?.Violations,
+                });
                 if (result.Policy is { Passed: false } p)
                     failed.Add($"{image.Name}/{arch.Architecture}: {string.Join("; ", p.Violations)}");
             }
         if (inspector != null)
             AnsiConsole.MarkupLineInterpolated($"Amazon Inspector: {inspector.RequestsSent} ScanSbom request(s), {inspector.Attempts} HTTP attempt(s)");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new { policy = policy.Source, passed = failed.Count == 0, results = summary });
         if (failed.Count > 0)
             throw new HardenException($"vulnerability policy ({policy.Source}) failed for {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
         return 0;

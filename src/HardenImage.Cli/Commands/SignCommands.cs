@@ -101,7 +101,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                 var scans = new List<PlatformDocument>();
                 foreach (var (platform, manifest) in image.Manifests)
                 {
-                    var arch = platform.Split('/')[0]; // pushed.json says "arm64/v8"; the artifacts say "arm64"
+                    var arch = PlatformName.ArchitectureOf(platform); // "linux/arm64/v8" → the artifacts' "arm64"
                     var digest = Digest.Parse(manifest);
                     await imageSigner.SignAsync(reference, digest, null, ct);
                     var kinds = new List<string>();
@@ -184,8 +184,9 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
     private static DateTimeOffset? ScanTime(JsonNode scan, string field) =>
         scan is JsonObject o && o[field] is JsonValue v && v.TryGetValue<string>(out var t) && DateTimeOffset.TryParse(t, System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var d) ? d : null;
 
+    /// <summary>The docker-reference cosign's simple-signing payload names: host/repository (just the repository for a layout).</summary>
     internal static string DockerReference(RegistryTarget target, string repository) =>
-        target.Kind == RegistryKind.OciLayout ? repository : $"{target.Location}/{repository}";
+        target.Kind == RegistryKind.OciLayout ? repository : target.Reference(repository, null).ToString();
 
     private static JsonNode Provenance(string image, PushedImage pushed, LockFile? lockFile, string registry)
     {
@@ -248,6 +249,10 @@ public sealed class VerifySettings : RegistryAccessSettings
     [Description("Attestations the referenced digest itself must carry, comma separated: sbom, provenance, vuln, vex (an index is not descended into, as cosign, Kyverno and policy-controller do not)")]
     public string Require { get; init; } = "";
 
+    [CommandOption("--output <FORMAT>")]
+    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
     [CommandOption("--no-critical")]
     [Description("Fail when the vulnerability attestation lists a critical finding")]
     public bool NoCritical { get; init; }
@@ -269,18 +274,20 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
     {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
+        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail
+        // here, before any network call.
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         var registry = services.CreateRegistry(target, settings.Insecure);
         var root = await registry.ResolveManifestAsync(repository, reference, ct)
                    ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
         using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
-        // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail here.
-        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        foreach (var name in required) PredicateTypes.FromPolicyName(name);
         // Exactly what cosign, Kyverno and policy-controller check for this reference: the .sig and .att of the digest
         // it resolves to, nothing else. An index is not descended into: its platforms' attestations do not count for it.
         var digest = Digest.Parse(root.Digest);
@@ -300,6 +307,12 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         AnsiConsole.Write(table);
         // Reasons below the table, one a line, so they are never wrapped inside a cell.
         foreach (var reason in report.Failures) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {label} {root.Digest[..19]}: {reason}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            reference = settings.Reference, digest = root.Digest, passed = report.Passed, subject = label, failures = report.Failures,
+            signaturesValid = report.Signatures.Checks.Count(c => c.Valid), signatures = report.Signatures.Checks.Count,
+            attestations = report.Attestations.Checks.Where(c => c.Valid && c.PredicateType != null).Select(c => PolicyName(c.PredicateType!)).Order(StringComparer.Ordinal),
+        });
         if (!report.Passed)
         {
             AnsiConsole.MarkupLineInterpolated($"[red]verification failed[/] for {settings.Reference}");
@@ -319,30 +332,11 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         _ => predicateType,
     };
 
+    /// <summary>The registry, repository and tag-or-digest of a verify reference, in <see cref="ImageReference"/>'s grammar.</summary>
     internal static (RegistryTarget Target, string Repository, string Reference) ParseReference(string text)
     {
-        string rest;
-        RegistryTarget target;
-        if (text.StartsWith("oci:", StringComparison.Ordinal))
-        {
-            // oci:DIR/REPO[:TAG|@DIGEST]: the last path segment (with tag) is the repository in the layout root DIR.
-            var body = text[4..];
-            var slash = body.LastIndexOf('/');
-            if (slash <= 0) throw new HardenException($"{text}: expected oci:DIR/REPOSITORY[:TAG], e.g. oci:artifacts/registry/base:13.");
-            target = RegistryTarget.Parse("oci:" + body[..slash]);
-            rest = body[(slash + 1)..];
-        }
-        else
-        {
-            var slash = text.IndexOf('/');
-            if (slash <= 0) throw new HardenException($"{text}: expected HOST/REPOSITORY[:TAG|@sha256:...].");
-            target = RegistryTarget.Parse(text[..slash]);
-            rest = text[(slash + 1)..];
-        }
-        var at = rest.IndexOf('@');
-        if (at > 0) return (target, rest[..at], rest[(at + 1)..]);
-        var colon = rest.LastIndexOf(':');
-        return colon > 0 ? (target, rest[..colon], rest[(colon + 1)..]) : (target, rest, "latest");
+        var reference = ImageReference.Parse(text);
+        return (RegistryTarget.For(reference), reference.Repository, reference.ApiReference);
     }
 }
 

@@ -19,6 +19,16 @@ public sealed class SmokeSettings : CommandSettings
     [Description("Only this image; repeatable. Default: every image in build.json")]
     public string[] Images { get; init; } = [];
 
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    public string[] Platforms { get; init; } = [];
+
+    public override ValidationResult Validate()
+    {
+        CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        return ValidationResult.Success();
+    }
+
     [CommandOption("--docker-host <URI>")]
     [Description("Docker engine, e.g. unix:///tmp/hi-docker/docker.sock. Default: $DOCKER_HOST, then the engine .ci/services starts")]
     public string? DockerHost { get; init; }
@@ -41,7 +51,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, SmokeSettings settings, CancellationToken cancellationToken)
     {
-        var host = settings.DockerHost != null ? new Uri(settings.DockerHost) : DockerEngine.DefaultHost();
+        var host = CliValues.DockerHost(settings.DockerHost);
         using var engine = new DockerEngine(host);
         await engine.PingAsync(cancellationToken);
         var runner = new SmokeRunner(engine, new SmokeOptions
@@ -52,6 +62,9 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
             ModelDir = settings.ModelDir != null ? Path.GetFullPath(settings.ModelDir) : null,
             KeepImages = settings.KeepImages,
             HttpTimeout = TimeSpan.FromSeconds(settings.HttpTimeoutSeconds),
+            // --platform narrows what runs; an architecture this host cannot run is still reported as skipped.
+            RunnableArchitectures = CliValues.Architectures(settings.Platforms) is { } wanted
+                ? wanted.Where(a => a == SmokeRunner.HostArchitecture()).ToList() : null,
         });
         SmokeReport report = null!;
         await AnsiConsole.Status().StartAsync("smoke", async ctx =>

@@ -15,9 +15,11 @@ public sealed record BuildOptions
     public required string ArtifactsDir { get; init; }
     public required string CacheRoot { get; init; }
     public LayerCompression Compression { get; init; } = LayerCompression.Gzip;
-    /// <summary>SOURCE_DATE_EPOCH override; default the newest Release Date in the lock.</summary>
+    /// <summary>SOURCE_DATE_EPOCH override for every image; default per image: <see cref="LockFile.EpochFor"/>.</summary>
     public long? SourceDateEpoch { get; init; }
     public IReadOnlyCollection<string>? Images { get; init; }
+    /// <summary>--platform: only these architectures (each index then holds only them); null = every architecture of each image.</summary>
+    public IReadOnlyCollection<string>? Architectures { get; init; }
     /// <summary>Rebuild even when build.json says the inputs are unchanged.</summary>
     public bool Force { get; init; }
     /// <summary>Git revision and repository URL for the index annotations (not the manifests: see docs/build.md).</summary>
@@ -78,9 +80,14 @@ public sealed class ImageBuilder
     public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
     public string ManifestPath => Path.Combine(_options.ArtifactsDir, "build.json");
 
-    public long Epoch() =>
-        _options.SourceDateEpoch
-        ?? (long.TryParse(Environment.GetEnvironmentVariable("SOURCE_DATE_EPOCH"), out var e) ? e : _lock.Epoch().ToUnixTimeSeconds());
+    /// <summary>
+    /// The timestamp of every file, config and manifest of <paramref name="image"/>: --source-date-epoch, else
+    /// $SOURCE_DATE_EPOCH (an invalid value is an error, never ignored), else the image's own inputs — the newest
+    /// Release Date among the suites its and its parents' locked packages come from. So adding an unrelated image,
+    /// or refreshing a suite it does not use, keeps its digests bit for bit.
+    /// </summary>
+    public long EpochOf(ImageDefinition image) =>
+        _options.SourceDateEpoch ?? SourceDateEpoch.FromEnvironment() ?? _lock.EpochFor(image.Name).ToUnixTimeSeconds();
 
     /// <summary>
     /// The previous build, when nothing that decides the selected images' bytes changed, its record in build.json
@@ -93,13 +100,12 @@ public sealed class ImageBuilder
         if (_options.Force) return null;
         var images = _set.Select(_options.Images);
         CheckLocked(images);
-        var epoch = Epoch();
         var previous = BuildManifest.TryLoad(ManifestPath);
-        if (previous == null || previous.Epoch != epoch || !Directory.Exists(LayoutDir)) return null;
+        if (previous == null || !Directory.Exists(LayoutDir)) return null;
         var layout = OciLayout.OpenOrCreate(LayoutDir);
         foreach (var i in images)
         {
-            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, epoch) || !IsSealed(b)) return null;
+            if (previous.Image(i.Name) is not { } b || b.BuildKey != BuildKey(i, EpochOf(i)) || !IsSealed(b)) return null;
             if (!BlobsIntact(b)) return null;
             if (layout.Resolve(i.Name)?.Digest != b.Index)
             {
@@ -146,21 +152,20 @@ public sealed class ImageBuilder
     private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, CancellationToken ct)
     {
         var images = _set.Select(_options.Images);
-        var epoch = Epoch();
+        var epochs = images.ToDictionary(i => i.Name, EpochOf, StringComparer.Ordinal);
         var previous = BuildManifest.TryLoad(ManifestPath);
-        var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epoch), StringComparer.Ordinal);
-        var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epoch), StringComparer.Ordinal);
+        var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epochs[i.Name]), StringComparer.Ordinal);
+        var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epochs[i.Name]), StringComparer.Ordinal);
 
         var layout = OciLayout.OpenOrCreate(LayoutDir);
-        var writerOptions = new LayerWriterOptions { SourceDateEpoch = epoch, Compression = _options.Compression };
-        var archs = images.SelectMany(i => ImageSet.Effective(_set, i).Architectures).Distinct().Order(StringComparer.Ordinal).ToList();
+        var archs = images.SelectMany(i => ArchitecturesOf(i)).Distinct().Order(StringComparer.Ordinal).ToList();
 
         // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
         var assembled = new Dictionary<(string Image, string Arch), AssembledLayer>();
         await Task.WhenAll(archs.Select(arch => Task.Run(() =>
         {
             var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
-            foreach (var image in images.Where(i => ImageSet.Effective(_set, i).Architectures.Contains(arch)))
+            foreach (var image in images.Where(i => ArchitecturesOf(i).Contains(arch)))
             {
                 ct.ThrowIfCancellationRequested();
                 progress?.Report($"assembling {image.Name} ({arch})");
@@ -173,15 +178,20 @@ public sealed class ImageBuilder
 
         // 2. Write the layers that changed, compressing in parallel. A previous layer is reused only when its
         // record is sealed by this cache and its blob still hashes to its digest.
-        var toWrite = assembled.Where(kv => _options.Force || previous == null || previous.Epoch != epoch
+        var toWrite = assembled.Where(kv => _options.Force || previous == null
                                             || !ReusableLayer(previous.Image(kv.Key.Image), layerKeys[kv.Key.Image], kv.Key.Arch))
             .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
-        var specs = toWrite.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
-        progress?.Report($"compressing {specs.Count} layers");
-        var writer = new LayerWriter(writerOptions);
-        var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+        progress?.Report($"compressing {toWrite.Count} layers");
         var ownLayer = new Dictionary<(string, string), WrittenLayer>();
-        for (var i = 0; i < toWrite.Count; i++) ownLayer[toWrite[i].Key] = written[i];
+        // Each image's layer carries its own timestamp, so layers are written in groups of equal epoch.
+        foreach (var group in toWrite.GroupBy(kv => epochs[kv.Key.Image]))
+        {
+            var batch = group.ToList();
+            var specs = batch.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
+            var writer = new LayerWriter(new LayerWriterOptions { SourceDateEpoch = group.Key, Compression = _options.Compression });
+            var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+            for (var i = 0; i < batch.Count; i++) ownLayer[batch[i].Key] = written[i];
+        }
         foreach (var (key, _) in assembled)
         {
             if (ownLayer.ContainsKey(key)) continue;
@@ -191,7 +201,6 @@ public sealed class ImageBuilder
         }
 
         // 3. Configs, manifests and indexes; tag everything in one atomic index.json update.
-        var imageWriter = new ImageWriter(layout, epoch);
         var writtenImages = new List<WrittenImage>();
         var built = new List<BuiltImage>();
         var report = new List<ArchitectureReport>();
@@ -199,9 +208,9 @@ public sealed class ImageBuilder
         var manifestByImage = new Dictionary<(string, string), string>();
         foreach (var image in images)
         {
-            var eff = ImageSet.Effective(_set, image);
+            var imageWriter = new ImageWriter(layout, epochs[image.Name]);
             var platforms = new List<PlatformImageSpec>();
-            foreach (var arch in eff.Architectures.Order(StringComparer.Ordinal))
+            foreach (var arch in ArchitecturesOf(image).Order(StringComparer.Ordinal))
             {
                 var layers = image.From != null ? new List<WrittenLayer>(layersByImage[(image.From, arch)]) : new List<WrittenLayer>();
                 layers.Add(ownLayer[(image.Name, arch)]);
@@ -232,6 +241,7 @@ public sealed class ImageBuilder
                 builtArchs.Add(new BuiltArchitecture
                 {
                     Architecture = arch,
+                    Platform = PlatformName.ForArchitecture(arch),
                     Manifest = m.Descriptor.Digest,
                     ManifestSize = m.Descriptor.Size,
                     Config = m.ConfigDescriptor.Digest,
@@ -254,19 +264,28 @@ public sealed class ImageBuilder
                 Tags = image.Version != null ? [image.Version] : ["latest"],
                 BuildKey = keys[image.Name],
                 LayerKey = layerKeys[image.Name],
+                Epoch = epochs[image.Name],
                 Architectures = builtArchs,
             });
         }
-        imageWriter.Tag(writtenImages);
+        new ImageWriter(layout, 0).Tag(writtenImages);
 
-        // Keep entries of images built earlier but not selected now, so build.json describes the whole layout.
-        var all = new Dictionary<string, BuiltImage>(StringComparer.Ordinal);
-        foreach (var b in previous?.Images ?? []) if (_set.Images.ContainsKey(b.Name) && previous!.Epoch == epoch) all[b.Name] = b;
-        foreach (var b in built) all[b.Name] = b;
-        var manifest = new BuildManifest { Epoch = epoch, Images = all.Values.OrderBy(b => b.Name, StringComparer.Ordinal).ToList() };
-        manifest.Save(ManifestPath);
+        // Per image, under the record lock: entries other processes or earlier runs wrote for other images stay.
+        var manifest = BuildManifest.Update(ManifestPath, built, name => _set.Images.ContainsKey(name));
         foreach (var b in built) Seal(b);
-        return new BuildOutcome(manifest, report, UpToDate: false) { CacheRepairs = _repairs.ToList() };
+        var names = built.Select(b => b.Name).ToHashSet(StringComparer.Ordinal);
+        return new BuildOutcome(manifest with { Images = manifest.Images.Where(b => names.Contains(b.Name)).ToList() }, report, UpToDate: false) { CacheRepairs = _repairs.ToList() };
+    }
+
+    /// <summary>The image's architectures, narrowed by --platform (a platform the image is not built for is an error).</summary>
+    private IReadOnlyList<string> ArchitecturesOf(ImageDefinition image)
+    {
+        var all = ImageSet.Effective(_set, image).Architectures;
+        if (_options.Architectures == null) return all.ToList();
+        var selected = all.Where(_options.Architectures.Contains).ToList();
+        if (selected.Count == 0)
+            throw new HardenException($"{image.File}: '{image.Name}' is built for {string.Join(", ", all.Select(PlatformName.ForArchitecture))}, none of --platform {string.Join(", ", _options.Architectures.Select(PlatformName.ForArchitecture))}");
+        return selected;
     }
 
     // Build records: what build.json says about an image is trusted for reuse only when this cache sealed it
@@ -489,6 +508,10 @@ public sealed class ImageBuilder
             if (i.Cmd != null) cmd = i.Cmd;
             workdir = i.Workdir ?? workdir;
         }
+        // A child describes itself: its own description replaces the parent's inherited label (an explicit
+        // label of its own still wins), so python does not call itself "distroless-style base".
+        const string descriptionLabel = "org.opencontainers.image.description";
+        if (image.Description != null && !image.Labels.ContainsKey(descriptionLabel)) labels[descriptionLabel] = image.Description;
         return new ContainerConfig
         {
             User = image.User,
@@ -533,6 +556,8 @@ public sealed class ImageBuilder
         using var h = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
         void Add(string s) { h.AppendData(Encoding.UTF8.GetBytes(s)); h.AppendData("\n"u8); }
         Add(ToolVersion); Add(epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        // Only with --platform, so keys of full builds (and their artifacts) stay as they were.
+        if (_options.Architectures != null) Add("platforms " + string.Join(",", ArchitecturesOf(image).Order(StringComparer.Ordinal)));
         Add(_options.Compression.ToString());
         foreach (var i in _set.Ancestors(image).Reverse().Append(image))
         {
@@ -561,6 +586,8 @@ public sealed record BuiltLayer(string Digest, long Size, string DiffId, string 
 public sealed record BuiltArchitecture
 {
     public required string Architecture { get; init; }
+    /// <summary>The OCI spelling pushed.json also uses: linux/amd64, linux/arm64/v8.</summary>
+    public string? Platform { get; init; }
     public required string Manifest { get; init; }
     public long ManifestSize { get; init; }
     public string Config { get; init; } = "";
@@ -582,6 +609,8 @@ public sealed record BuiltImage
     public string BuildKey { get; init; } = "";
     /// <summary>The part of <see cref="BuildKey"/> that decides the layers (everything but the git revision).</summary>
     public string? LayerKey { get; init; }
+    /// <summary>SOURCE_DATE_EPOCH this image was built with (its own inputs' newest suite Date unless overridden).</summary>
+    public long Epoch { get; init; }
     public List<BuiltArchitecture> Architectures { get; init; } = new();
 }
 
@@ -589,6 +618,7 @@ public sealed record BuiltImage
 public sealed record BuildManifest
 {
     public int Version { get; init; } = 1;
+    /// <summary>The newest of the images' own <see cref="BuiltImage.Epoch"/> (each image has its own; kept for readers of version 1).</summary>
     public long Epoch { get; init; }
     public List<BuiltImage> Images { get; init; } = new();
 
@@ -614,5 +644,53 @@ public sealed record BuildManifest
         }
     }
 
-    public void Save(string path) => AtomicFile.WriteAllText(path, JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n");
+    public void Save(string path) => AtomicFile.WriteAllText(path, ToJson());
+
+    public string ToJson() => JsonSerializer.Serialize(this, LockFile.JsonOptions) + "\n";
+
+    public static BuildManifest FromImages(IEnumerable<BuiltImage> images)
+    {
+        var list = images.OrderBy(b => b.Name, StringComparer.Ordinal).ToList();
+        return new BuildManifest { Epoch = list.Count == 0 ? 0 : list.Max(b => b.Epoch), Images = list };
+    }
+
+    /// <summary>
+    /// Replaces the entries of <paramref name="built"/> in the build.json at <paramref name="path"/> and keeps the
+    /// others that <paramref name="keep"/> accepts, under the record lock (two per-image builds into one artifacts
+    /// directory both land), written atomically.
+    /// </summary>
+    public static BuildManifest Update(string path, IReadOnlyList<BuiltImage> built, Func<string, bool> keep)
+    {
+        BuildManifest result = null!;
+        RecordFile.Update(path, text =>
+        {
+            BuildManifest? current = null;
+            if (text != null)
+                try { current = JsonSerializer.Deserialize<BuildManifest>(text, LockFile.JsonOptions); }
+                catch (JsonException) { current = null; } // a corrupt record is rebuilt from what this run built
+            var all = new Dictionary<string, BuiltImage>(StringComparer.Ordinal);
+            foreach (var b in current?.Images ?? []) if (keep(b.Name)) all[b.Name] = b;
+            foreach (var b in built) all[b.Name] = b;
+            result = FromImages(all.Values);
+            return result.ToJson();
+        });
+        return result;
+    }
+
+    /// <summary>
+    /// <c>harden merge</c>: the union of build.json files from several machines. One image built to two different
+    /// index digests is a conflict (the builds disagree: different lock, inputs or tool), never silently resolved.
+    /// </summary>
+    public static BuildManifest Merge(IReadOnlyList<(string Path, BuildManifest Manifest)> parts)
+    {
+        var all = new Dictionary<string, (BuiltImage Image, string From)>(StringComparer.Ordinal);
+        foreach (var (path, manifest) in parts)
+            foreach (var b in manifest.Images)
+            {
+                if (all.TryGetValue(b.Name, out var seen) && seen.Image.Index != b.Index)
+                    throw new HardenException($"image '{b.Name}' is {seen.Image.Index} in {seen.From} but {b.Index} in {path}: the builds disagree (lock, inputs or harden version); rebuild one of them.");
+                all[b.Name] = (b, path);
+            }
+        return FromImages(all.Values.Select(v => v.Image));
+    }
 }

@@ -16,9 +16,25 @@ public sealed record LockFile
     public List<LockedSource> Sources { get; init; } = new();
     public List<LockedImage> Images { get; init; } = new();
 
-    /// <summary>SOURCE_DATE_EPOCH default: the newest Release Date among the locked sources.</summary>
+    /// <summary>The newest Release Date among all locked sources (the whole set; builds use <see cref="EpochFor"/>).</summary>
     public DateTimeOffset Epoch() =>
         Sources.Count == 0 ? DateTimeOffset.UnixEpoch : Sources.Max(s => s.Date);
+
+    /// <summary>
+    /// SOURCE_DATE_EPOCH default of one image: the newest Release Date among the suites that the image's and its
+    /// parents' locked packages come from (their <see cref="LockedPackage.Origin"/>). Only the image's own inputs
+    /// decide it, so adding another image or refreshing a suite it does not use leaves its digests unchanged.
+    /// An image with no packages anywhere in its chain gets 1970-01-01.
+    /// </summary>
+    public DateTimeOffset EpochFor(string image)
+    {
+        var origins = new HashSet<string>(StringComparer.Ordinal);
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = Image(image); i != null && seen.Add(i.Name); i = i.From != null ? Image(i.From) : null)
+            foreach (var p in i.Architectures.SelectMany(a => a.Packages)) origins.Add(p.Origin);
+        var dates = Sources.Where(s => origins.Contains(s.Name)).Select(s => s.Date).ToList();
+        return dates.Count == 0 ? DateTimeOffset.UnixEpoch : dates.Max();
+    }
 
     public LockedImage? Image(string name) => Images.FirstOrDefault(i => i.Name == name);
 
@@ -44,7 +60,8 @@ public sealed record LockFile
         }
         catch (JsonException e)
         {
-            throw new HardenException($"{path}: not a valid lock file ({e.Message}). Run 'harden lock --update' to rewrite it.");
+            throw new HardenException($"{path}: not a valid lock file ({e.Message}). Restore the committed one ('git checkout -- {path}'), " +
+                "or re-resolve every image with 'harden lock --update' (it replaces an unreadable lock).");
         }
     }
 

@@ -62,7 +62,7 @@ public sealed class DockerEngine : IDisposable
         try { await _client.System.PingAsync(ct); }
         catch (Exception e) when (e is HttpRequestException or IOException or DockerApiException or System.Net.Sockets.SocketException or TimeoutException)
         {
-            throw new HardenException($"Docker engine at {Host} does not answer ({e.Message}). Start it with 'sudo bash .ci/services'.");
+            throw new HardenException($"Docker engine at {Host} does not answer ({e.Message}). Start it with 'sudo bash .ci/services'.", 3);
         }
     }
 

@@ -154,7 +154,15 @@ public sealed class OciLayout
         {
             var wanted = new Dictionary<string, Descriptor>(StringComparer.Ordinal);
             foreach (var (tag, d) in tags) wanted[tag] = d;
-            var index = ReadIndex();
+            // Under the index.json.lock file lock too: two processes building into one layout both keep their tags.
+            RecordFile.Update(IndexPath, text => System.Text.Encoding.UTF8.GetString(OciJson.Serialize(Retag(
+                text == null ? new ImageIndex { Manifests = [] } : OciJson.Deserialize<ImageIndex>(System.Text.Encoding.UTF8.GetBytes(text)), wanted))));
+        }
+    }
+
+    private static ImageIndex Retag(ImageIndex index, Dictionary<string, Descriptor> wanted)
+    {
+        {
             var manifests = index.Manifests.Where(d => d.Annotations == null
                 || !d.Annotations.TryGetValue(Annotations.RefName, out var n) || !wanted.ContainsKey(n)).ToList();
             foreach (var (tag, descriptor) in wanted)
@@ -167,7 +175,7 @@ public sealed class OciLayout
             }
             // Untagged entries (e.g. left by another tool) sort first, by digest: a stable, total order.
             manifests = manifests.OrderBy(RefNameOf, StringComparer.Ordinal).ThenBy(d => d.Digest, StringComparer.Ordinal).ToList();
-            WriteIndex(index with { Manifests = manifests });
+            return index with { Manifests = manifests };
         }
     }
 

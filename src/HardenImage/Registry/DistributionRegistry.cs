@@ -318,7 +318,7 @@ public sealed class DistributionRegistry : IRegistry
         {
             using var _ = await SendAsync(HttpMethod.Delete, new Uri(_base, location), ct).ConfigureAwait(false);
         }
-        catch (HttpRequestException)
+        catch (Exception e) when (e is HttpRequestException or RegistryUnreachableException)
         {
             // Best effort: an abandoned upload session expires on the registry by itself.
         }
@@ -337,6 +337,7 @@ public sealed class DistributionRegistry : IRegistry
                 || s.ErrorCode is "BLOB_UPLOAD_UNKNOWN" or "BLOB_UPLOAD_INVALID" || s.Status == HttpStatusCode.RequestedRangeNotSatisfiable,
             RegistryAuthenticationException or ImmutableTagException or RepositoryNotFoundException => false,
             HttpRequestException { HttpRequestError: HttpRequestError.SecureConnectionError } => false,
+            RegistryUnreachableException u => u.Transient,
             HttpRequestException or IOException => true,
             TaskCanceledException { InnerException: TimeoutException } => true,
             // A stalled chunk: resumed like a dropped connection (bounded by failures in a row).

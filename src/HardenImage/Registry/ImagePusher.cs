@@ -182,9 +182,10 @@ public sealed class ImagePusher
                 blobs.TryAdd(b.Digest, b);
             }
             if (manifests.All(x => x.Digest != d.Digest)) manifests.Add(d);
-            var key = d.Platform is { } p ? p.Architecture + (p.Variant != null ? "/" + p.Variant : "") : null;
+            // pushed.json spells platforms as build.json does: linux/amd64, linux/arm64/v8 (Oci/PlatformName).
+            var key = d.Platform is { } p ? PlatformName.Format(p.Os, p.Architecture, p.Variant) : null;
             if (key == null && m.Config.MediaType == MediaTypes.ImageConfig)
-                key = _source.ReadJson<ImageConfig>(m.Config.Digest).Architecture;
+                key = PlatformName.Format("linux", _source.ReadJson<ImageConfig>(m.Config.Digest).Architecture, null);
             if (key != null) arch.TryAdd(key, d.Digest);
         }
 

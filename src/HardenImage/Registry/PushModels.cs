@@ -43,28 +43,78 @@ public sealed record PushedFile
         catch (HardenException) { return null; } // unreadable: rewritten from this push
     }
 
-    /// <summary>Merges <paramref name="results"/> into the file at <paramref name="path"/> (same registry) and writes it atomically.</summary>
+    /// <summary>
+    /// Merges <paramref name="results"/> into the file at <paramref name="path"/> under its lock (two per-image push
+    /// jobs on one artifacts directory both land) and writes it atomically. A different registry replaces the file:
+    /// its records would name digests that are not in the new one.
+    /// </summary>
     public static PushedFile Save(string path, string registry, IEnumerable<ImagePushResult> results)
     {
-        var existing = TryLoad(path);
-        var file = existing != null && existing.Registry == registry ? existing : new PushedFile { Registry = registry };
-        foreach (var r in results)
-            file.Images[r.Image] = new PushedImage
-            {
-                Repository = r.Repository,
-                Index = r.IndexDigest,
-                Tags = r.Tags.ToList(),
-                Manifests = new SortedDictionary<string, string>(r.ManifestDigests.ToDictionary(), StringComparer.Ordinal),
-            };
-        AtomicFile.WriteAllBytes(path, JsonSerializer.SerializeToUtf8Bytes(file, Json));
+        var target = RegistryTarget.Parse(registry, "pushed.json registry");
+        PushedFile file = null!;
+        RecordFile.Update(path, text =>
+        {
+            var existing = text == null ? null : Parse(text, path, strict: false);
+            file = existing != null && existing.Registry == registry ? existing : new PushedFile { Registry = registry };
+            // Entries an older harden wrote have no reference yet: derive it, so every reader can rely on it.
+            foreach (var (name, image) in file.Images.ToList())
+                if (image.Reference == null) file.Images[name] = image with { Reference = target.Reference(image.Repository, image.Index).ToString() };
+            foreach (var r in results)
+                file.Images[r.Image] = new PushedImage
+                {
+                    Repository = r.Repository,
+                    Index = r.IndexDigest,
+                    Reference = target.Reference(r.Repository, r.IndexDigest).ToString(),
+                    Tags = r.Tags.ToList(),
+                    Manifests = new SortedDictionary<string, string>(r.ManifestDigests.ToDictionary(), StringComparer.Ordinal),
+                };
+            return JsonSerializer.Serialize(file, Json);
+        });
         return file;
     }
+
+    /// <summary>Reads a pushed.json; <paramref name="strict"/> throws on a malformed file, otherwise it counts as absent.</summary>
+    public static PushedFile? Parse(string text, string path, bool strict)
+    {
+        try { return JsonSerializer.Deserialize<PushedFile>(text); }
+        catch (JsonException e) when (strict)
+        {
+            throw new HardenException($"{path}: not a valid push record ({e.Message}). Run 'harden push' again.");
+        }
+        catch (JsonException) { return null; }
+    }
+
+    /// <summary>
+    /// <c>harden merge</c>: the union of several pushed.json files that name one registry. The same image pushed to
+    /// two different digests is a conflict (two builds disagree), never silently resolved.
+    /// </summary>
+    public static PushedFile Merge(IReadOnlyList<(string Path, PushedFile File)> parts)
+    {
+        var registries = parts.Select(p => p.File.Registry).Distinct().ToList();
+        if (registries.Count > 1)
+            throw new HardenException($"pushed.json files name different registries ({string.Join(", ", parts.Select(p => $"{p.Path}: {p.File.Registry}"))}); merge records of one registry only.");
+        var merged = new PushedFile { Registry = registries.FirstOrDefault() ?? "" };
+        var from = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, file) in parts)
+            foreach (var (name, image) in file.Images)
+            {
+                if (merged.Images.TryGetValue(name, out var seen) && seen.Index != image.Index)
+                    throw new HardenException($"image '{name}' was pushed as {seen.Index} ({from[name]}) and as {image.Index} ({path}); rebuild so both jobs agree, or merge only one of them.");
+                merged.Images[name] = image;
+                from[name] = path;
+            }
+        return merged;
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(this, Json);
 }
 
 public sealed record PushedImage
 {
     [JsonPropertyName("repository")] public required string Repository { get; init; }
     [JsonPropertyName("index")] public required string Index { get; init; }
+    /// <summary>The pushed index as one <see cref="ImageReference"/>: <c>host/repository@sha256:…</c> or <c>oci:DIR/repository@sha256:…</c>.</summary>
+    [JsonPropertyName("reference")] public string? Reference { get; init; }
     [JsonPropertyName("tags")] public List<string> Tags { get; init; } = [];
     [JsonPropertyName("manifests")] public SortedDictionary<string, string> Manifests { get; init; } = new(StringComparer.Ordinal);
 }

@@ -13,6 +13,9 @@ public class RegistryException : HardenException
         ErrorCode = errorCode;
     }
 
+    /// <summary>For kinds with their own exit code (3: the registry could not be reached).</summary>
+    protected RegistryException(string message, int exitCode, Exception? inner) : base(message, exitCode, inner) { }
+
     public HttpStatusCode? StatusCode { get; }
 
     /// <summary>The distribution error code (BLOB_UNKNOWN, DIGEST_INVALID, DENIED...) when the body had one.</summary>

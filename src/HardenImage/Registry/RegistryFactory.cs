@@ -53,7 +53,8 @@ public static class RegistryFactory
         var http = CreateHttpClient(options, ecr, out _);
         return new DistributionRegistry(http, target.Location, new DistributionRegistryOptions
         {
-            Insecure = options.Insecure,
+            // Loopback hosts speak HTTP as with Docker and crane; others only with --insecure (ImageReference.UsePlainHttp).
+            Insecure = ImageReference.UsePlainHttp(target.Location, target.Scheme, options.Insecure, $"registry {target}"),
             MonolithicLimit = options.MonolithicLimit,
             ChunkSize = !ecr ? options.ChunkSize
                 : options.ChunkSize == 0 ? EcrQuirksHandler.DefaultChunkSize
@@ -74,10 +75,10 @@ public static class RegistryFactory
         HttpMessageHandler inner = Transport(MaxResponseBytes);
         if (ecr) inner = new EcrQuirksHandler { InnerHandler = inner };
         var retry = new RetryHandler(options.Retry) { InnerHandler = inner };
-        var tokenClient = new HttpClient(new RetryHandler(options.Retry) { InnerHandler = Transport(MaxTokenResponseBytes) }) { Timeout = TimeSpan.FromMinutes(1) };
+        var tokenClient = new HttpClient(new RegistryErrorHandler { InnerHandler = new RetryHandler(options.Retry) { InnerHandler = Transport(MaxTokenResponseBytes) } }) { Timeout = TimeSpan.FromMinutes(1) };
         var credentials = options.Credentials ?? new DockerConfigCredentialProvider();
         auth = new RegistryAuthHandler(credentials, tokenClient, options.Clock) { InnerHandler = retry };
-        var client = new HttpClient(auth) { Timeout = options.RequestTimeout };
+        var client = new HttpClient(new RegistryErrorHandler { InnerHandler = auth }) { Timeout = options.RequestTimeout };
         client.DefaultRequestHeaders.UserAgent.ParseAdd("harden/1.0");
         return client;
     }

@@ -20,28 +20,36 @@ public sealed partial record RegistryTarget(RegistryKind Kind, string Location, 
 
     public string RepositoryFor(string image) => Namespace.Length == 0 ? image : Namespace + "/" + image;
 
-    public static RegistryTarget Parse(string text)
+    /// <summary>"http"/"https" when the --registry text said so; null lets the host decide (see <see cref="ImageReference.UsePlainHttp"/>).</summary>
+    public string? Scheme { get; init; }
+
+    /// <summary>Parses --registry (or pushed.json's "registry") with <see cref="ImageReference"/>'s grammar.</summary>
+    public static RegistryTarget Parse(string text, string context = "--registry")
     {
         if (string.IsNullOrWhiteSpace(text)) return new RegistryTarget(RegistryKind.OciLayout, DefaultLayoutRoot, "");
         text = text.Trim();
         if (OciLayoutReference.IsOciLayout(text))
         {
             var dir = text[OciLayoutReference.Scheme.Length..];
-            if (dir.Length == 0) throw new HardenException($"--registry '{text}': name a directory, e.g. oci:{DefaultLayoutRoot}");
+            if (dir.Length == 0) throw new HardenException($"{context} '{text}': name a directory, e.g. oci:{DefaultLayoutRoot}");
             return new RegistryTarget(RegistryKind.OciLayout, dir, "");
         }
-        foreach (var scheme in new[] { "https://", "http://", "docker://" })
-            if (text.StartsWith(scheme, StringComparison.OrdinalIgnoreCase)) text = text[scheme.Length..];
-        text = text.TrimEnd('/');
-        var slash = text.IndexOf('/');
-        var host = slash < 0 ? text : text[..slash];
-        var ns = slash < 0 ? "" : text[(slash + 1)..];
-        if (host.Length == 0 || !(host.Contains('.') || host.Contains(':') || host == "localhost"))
-            throw new HardenException($"--registry '{text}': '{host}' is not a registry host (use HOST[:port]/NAMESPACE, or oci:DIR for a layout directory)");
-        if (ns.Length > 0) ImageReference.ValidateRepository(ns, "--registry " + text);
+        var (host, ns, scheme) = ImageReference.ParseRegistry(text, context);
         var kind = EcrHost().IsMatch(host) ? RegistryKind.Ecr : RegistryKind.Distribution;
-        return new RegistryTarget(kind, host.ToLowerInvariant(), ns);
+        return new RegistryTarget(kind, host, ns) { Scheme = scheme };
     }
+
+    /// <summary>The registry an image reference lives in (namespace empty: the reference names the whole repository).</summary>
+    public static RegistryTarget For(ImageReference reference) =>
+        reference.IsLayout
+            ? new RegistryTarget(RegistryKind.OciLayout, reference.LayoutDirectory!, "")
+            : new RegistryTarget(EcrHost().IsMatch(reference.Host) ? RegistryKind.Ecr : RegistryKind.Distribution, reference.Host, "") { Scheme = reference.Scheme };
+
+    /// <summary>The canonical reference of <paramref name="repository"/>@<paramref name="digest"/> here (pushed.json, verify, deploy).</summary>
+    public ImageReference Reference(string repository, string? digest, string? tag = null) =>
+        Kind == RegistryKind.OciLayout
+            ? new ImageReference("", repository, tag, digest) { LayoutDirectory = Location }
+            : new ImageReference(Location, repository, tag, digest);
 
     public override string ToString() => Kind == RegistryKind.OciLayout
         ? OciLayoutReference.Scheme + Location

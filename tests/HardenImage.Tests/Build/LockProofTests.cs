@@ -369,7 +369,7 @@ public sealed class LockProofTests
 }
 
 /// <summary>The key that authenticates derived cache entries must never be readable by whoever writes the cache.</summary>
-public sealed class CacheKeyTests
+public sealed class CacheAuthenticationKeyTests
 {
     [Fact]
     public void CacheKey_InsideTheCache_IsRefused()

@@ -23,7 +23,7 @@ public sealed class DistributionPushTests
         var r = Assert.Single(results);
         Assert.Equal("hardened/base", r.Repository);
         Assert.Equal(baseIndex.Digest, r.IndexDigest);
-        Assert.Equal(["amd64", "arm64"], r.ManifestDigests.Keys.Order());
+        Assert.Equal(["linux/amd64", "linux/arm64"], r.ManifestDigests.Keys.Order()); // the OCI spelling build.json uses
         Assert.Equal(TestImages.BlobsOf(layout, baseIndex).Sum(b => b.Size), r.UploadedBytes);
 
         var raw = RequiredService.RunOk(skopeo, ["inspect", "--raw", "--tls-verify=false", $"docker://{server.Host}/hardened/base:latest"]);
@@ -31,7 +31,7 @@ public sealed class DistributionPushTests
         var inspect = RequiredService.RunOk(skopeo, ["inspect", "--tls-verify=false", "--override-arch", "arm64", $"docker://{server.Host}/hardened/base:latest"]);
         using var doc = JsonDocument.Parse(inspect);
         Assert.Equal("arm64", doc.RootElement.GetProperty("Architecture").GetString());
-        var arm = layout.ReadJson<ImageManifest>(r.ManifestDigests["arm64"]);
+        var arm = layout.ReadJson<ImageManifest>(r.ManifestDigests["linux/arm64"]);
         Assert.Equal(arm.Layers.Select(l => l.Digest), doc.RootElement.GetProperty("Layers").EnumerateArray().Select(e => e.GetString()));
 
         await RegistryTestKit.AssertAllBlobsVerify(registry, "hardened/base", layout, baseIndex);

@@ -46,7 +46,7 @@ public sealed class PushCommandTests
         var images = pushed.RootElement.GetProperty("images");
         Assert.Equal(baseIndex.Digest, images.GetProperty("base").GetProperty("index").GetString());
         Assert.Equal("hardened/app", images.GetProperty("app").GetProperty("repository").GetString());
-        Assert.Equal(arch(appIndex)[1].manifest, images.GetProperty("app").GetProperty("manifests").GetProperty("arm64").GetString());
+        Assert.Equal(arch(appIndex)[1].manifest, images.GetProperty("app").GetProperty("manifests").GetProperty("linux/arm64").GetString());
         var skopeo = RequiredService.Tool("skopeo", "skopeo");
         var raw = RequiredService.RunOk(skopeo, ["inspect", "--raw", "--tls-verify=false", $"docker://{server.Host}/hardened/app:latest"]);
         Assert.Equal(appIndex.Digest, Digest.Of(System.Text.Encoding.UTF8.GetBytes(raw)).ToString());

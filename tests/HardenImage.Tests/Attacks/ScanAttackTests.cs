@@ -64,3 +64,27 @@ public sealed class ScanAttackTests
         Assert.Contains("not a regular file", store.LastRejected);
     }
 }
+
+/// <summary>`scan --db URL`: only what the URL served is advisory data, not what else lies in its cache directory.</summary>
+public sealed class AdvisoryDownloadAttackTests
+{
+    private const string Served = """{"id":"PYSEC-SERVED-1","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"torch"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"9.0"}]}]}]}""";
+    private const string Planted = """{"id":"PLANTED-1","modified":"2030-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"torch"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"0.1"}]}]}]}""";
+
+    [Fact]
+    public async Task FilePlantedBesideADownloadedFeed_IsNotAdvisoryData()
+    {
+        using var cache = new TempDir("hi-attack-dl");
+        using var server = new HardenImage.Tests.Registry.LoopbackHttpServer(ctx => ctx.RespondAsync(200, Encoding.UTF8.GetBytes(Served), "application/json"));
+        var url = $"http://{server.Authority}/feeds/advisories.json";
+        var downloads = Path.Combine(cache.Path, "advisory-downloads", Sha256Hex.Of(Encoding.UTF8.GetBytes(url))[..16]);
+        Directory.CreateDirectory(downloads);
+        File.WriteAllText(Path.Combine(downloads, "planted.json"), Planted);
+
+        using var http = AdvisoryFeedUpdater.CreateHttpClient();
+        var path = await new AdvisoryDataLocator(http, cache.Path).ResolveAsync(url);
+        var index = AdvisoryIndexStore.Build(path);
+
+        Assert.Equal(["PYSEC-SERVED-1"], index.Lookup("PyPI", "torch").Select(r => r.Id));
+    }
+}

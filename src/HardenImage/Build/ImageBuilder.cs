@@ -305,7 +305,8 @@ public sealed class ImageBuilder
     {
         var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
         if (path == null || !ContentStore.IsRegularFile(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
-        if (_key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
+        if (new FileInfo(path).Length <= PackageUnpacker.MaxSealFileBytes
+            && _key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
         Repair($"{ManifestPath}: the record of image '{b.Name}' is not the one this cache sealed (edited, or built with another cache key); rebuilding");
         return false;
     }
@@ -445,6 +446,11 @@ public sealed class ImageBuilder
             foreach (var item in items)
             {
                 var path = item.RelativePath == top ? target : target + item.RelativePath[top.Length..];
+                // The package records are the build's word, from the lock: a payload replacing a parent's
+                // status.d/<pkg> would tell every scanner (ECR/Inspector, trivy, grype) another version (threat R/T).
+                if (path == "var/lib/dpkg" || path.StartsWith("var/lib/dpkg/", StringComparison.Ordinal))
+                    throw new HardenException($"{where}: files: target {f.Target} writes /{path}: package records are written by the build from the lock " +
+                                              "(scanners trust them); a payload cannot add or replace them. Install the software as a package, or put the payload elsewhere.");
                 symlinks.EnsureNotThroughSymlink(path, $"{where}: files: target {f.Target}");
                 tree.EnsureDirectory(FsTree.ParentOf(path));
                 if (item.IsDirectory)

@@ -81,8 +81,12 @@ public sealed class PackageUnpacker
     }
 
     /// <summary>The cached package, or null with the reason to report (null reason: merely incomplete, e.g. evicted content).</summary>
+    internal const long MaxSealFileBytes = 1024;
+
     private (UnpackedPackage? Package, string? Problem) TryCached(string pointer, string debSha256)
     {
+        // A pointer is "<sha256> <hmac>\n" (130 bytes): a planted gigabyte file is a forgery, not something to read whole.
+        if (new FileInfo(pointer).Length > MaxSealFileBytes) return (null, "is not a sealed pointer (far too large: planted)");
         var parts = File.ReadAllText(pointer).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
         if (parts.Length != 2 || !Sha256Hex.IsValid(parts[0]))
             return (null, "is not a sealed pointer (forged, or written by an older harden)");

@@ -17,7 +17,8 @@ public sealed record SigningPublicKey(string Pem, string Source)
         if (!File.Exists(path))
             throw new HardenException($"signing public key {path} not found: the admission policies need it to verify signatures. "
                                       + "Run 'harden keygen' (or point --key at the cosign.pub that signed the images).");
-        var text = File.ReadAllText(path);
+        // Bounded: a cosign.pub is a few hundred bytes; a path to /dev/zero or a huge file is a clear error, not an OOM.
+        var text = System.Text.Encoding.UTF8.GetString(BoundedFile.ReadAllBytes(path, InputLimits.MaxKeyringBytes, "signing public key"));
         using var key = PemKeys.ReadPublicKey(text, path);
         return new SigningPublicKey(PemKeys.PublicKeyPem(key.ExportSubjectPublicKeyInfo()).TrimEnd('\n'), path);
     }

@@ -127,6 +127,8 @@ public sealed class AdvisoryDataLocator
         StaleTempFiles.Clean(dir); // what a killed download left
         var updater = new AdvisoryFeedUpdater(_http, _maxBytes, _deadlines);
         await updater.UpdateAsync(dir, [(name, db)], null, ct);
-        return dir;
+        // The downloaded file only, not its cache directory: a file planted beside it (a tracker record saying
+        // "unimportant", which outranks OSV for Debian) would join the data and quiet the gate (threat T).
+        return Path.Combine(dir, name);
     }
 }

@@ -158,40 +158,64 @@ public sealed class AdvisoryIndex
 
 /// <summary>
 /// Builds advisory indexes and caches them content-addressed under <c>&lt;cacheDir&gt;/advisory-index/&lt;digest&gt;.idx</c>.
-/// The key is the digest of the inputs, so changed data is never answered from a stale index; a cache file
-/// that fails its checksum is rebuilt (threat: Tampering).
+/// The key is the digest of the inputs, so changed data is never answered from a stale index. The entry is derived
+/// data in a cache others may write (a CI cache restored from another run): its checksum alone could be recomputed by
+/// a forger who drops the advisories of the packages they ship, so the file also carries an HMAC with the
+/// <see cref="CacheAuthenticationKey"/> (not stored in the cache). A damaged, forged or foreign entry, or anything
+/// but a regular file, is rebuilt from the data (threat: Tampering, Denial of service).
 /// </summary>
 public sealed class AdvisoryIndexStore
 {
-    public AdvisoryIndexStore(string cacheDir) => CacheDir = Path.GetFullPath(cacheDir);
+    private readonly Lazy<CacheAuthenticationKey> _key;
+
+    /// <param name="key">Authenticates cache entries; default <see cref="CacheAuthenticationKey.Load(string)"/>.</param>
+    public AdvisoryIndexStore(string cacheDir, CacheAuthenticationKey? key = null)
+    {
+        CacheDir = Path.GetFullPath(cacheDir);
+        _key = key != null ? new(key) : new(() => CacheAuthenticationKey.Load(CacheDir));
+    }
 
     public string CacheDir { get; }
 
     /// <summary>True when the last <see cref="LoadOrBuild"/> was answered from the cache.</summary>
     public bool LastWasCacheHit { get; private set; }
 
+    /// <summary>Why the last <see cref="LoadOrBuild"/> did not trust a cache entry that was there (null: none, or it was trusted).</summary>
+    public string? LastRejected { get; private set; }
+
     public string CachePathFor(string dataDigest) =>
         Path.Combine(CacheDir, "advisory-index", Oci.Digest.Parse(dataDigest).Hex + ".idx");
+
+    private const int MacLength = 32;
 
     public AdvisoryIndex LoadOrBuild(string dbPath)
     {
         var digest = ComputeDataDigest(dbPath);
         var cachePath = CachePathFor(digest);
-        if (File.Exists(cachePath))
+        LastRejected = null;
+        if (File.Exists(cachePath) || new FileInfo(cachePath).LinkTarget != null)
         {
             try
             {
-                var cached = AdvisoryIndex.Deserialize(File.ReadAllBytes(cachePath));
+                if (!HardenImage.Build.ContentStore.IsRegularFile(cachePath)) throw new InvalidDataException("not a regular file");
+                var bytes = File.ReadAllBytes(cachePath);
+                if (bytes.Length < MacLength || !_key.Value.Verify(bytes.AsSpan(0, bytes.Length - MacLength), bytes.AsSpan(bytes.Length - MacLength)))
+                    throw new InvalidDataException("does not authenticate with this machine's cache key (forged, or from another machine)");
+                var cached = AdvisoryIndex.Deserialize(bytes[..^MacLength]);
                 if (cached.DataDigest == digest) { LastWasCacheHit = true; return cached; }
+                LastRejected = "is for other data";
             }
             catch (Exception e) when (e is InvalidDataException or EndOfStreamException or IOException)
             {
-                // A damaged cache is not an error: rebuild it from the data.
+                // A damaged or forged cache is not an error: rebuild it from the data.
+                LastRejected = e.Message;
             }
+            AtomicFile.TryDelete(cachePath);
         }
         LastWasCacheHit = false;
         var index = Build(dbPath, digest);
-        AtomicFile.WriteAllBytes(cachePath, index.Serialize());
+        var serialized = index.Serialize();
+        AtomicFile.WriteAllBytes(cachePath, [.. serialized, .. _key.Value.Mac(serialized)]);
         return index;
     }
 

@@ -25,7 +25,7 @@ public sealed class SignerFactory
             throw new HardenException($"key reference '{reference}': only key files and awskms:// are supported.");
         if (!File.Exists(reference))
             throw new HardenException($"signing key file '{reference}' does not exist. Create one with 'harden keygen' or pass --key.");
-        var text = await File.ReadAllTextAsync(reference, ct);
+        var text = System.Text.Encoding.UTF8.GetString(BoundedFile.ReadAllBytes(reference, InputLimits.MaxKeyringBytes, "key file"));
         return new EcdsaFileSigner(PemKeys.LoadPrivateKey(text, () => _passwords.GetPassword(reference), reference));
     }
 
@@ -37,7 +37,7 @@ public sealed class SignerFactory
     {
         if (!AwsKmsKeyReference.IsKmsReference(reference) && File.Exists(reference))
         {
-            var text = await File.ReadAllTextAsync(reference, ct);
+            var text = System.Text.Encoding.UTF8.GetString(BoundedFile.ReadAllBytes(reference, InputLimits.MaxKeyringBytes, "key file"));
             if (text.Contains("-----BEGIN PUBLIC KEY-----", StringComparison.Ordinal)) return PemKeys.ReadPublicKey(text, reference);
         }
         var signer = await FromReferenceAsync(reference, ct);

@@ -112,3 +112,29 @@ public sealed class CacheAttackTests
         Assert.Equal(authenticator.Mac("x"u8), CacheAuthenticationKey.Load(cache, keyFile, null).Mac("x"u8));
     }
 }
+
+/// <summary>A planted, sparse, gigabyte-sized seal or pointer costs nothing on disk; read whole, it exhausts memory.</summary>
+public sealed class CacheSealSizeAttackTests
+{
+    [Fact]
+    public void HugeUnpackedTreePointer_IsReportedAndRederived_NotReadWhole()
+    {
+        using var dir = new TempDir("hi-attack-pointer");
+        var debPath = dir.Combine("tiny_1.0_all.deb");
+        File.WriteAllBytes(debPath, HardenImage.Tests.Deb.HostileDebs.WithPath("./usr/share/tiny/f", System.Formats.Tar.TarEntryFormat.Pax));
+        var debSha = Sha256Hex.OfFile(debPath);
+        var cache = dir.Combine("cache");
+        var key = CacheKey.FromSecret("pointer-attack-secret-0123456789abcdef");
+        var reports = new List<string>();
+        var first = new PackageUnpacker(new ContentStore(cache), cache, key, reports.Add).Get(debSha, debPath, "tiny");
+        var pointer = Assert.Single(Directory.GetFiles(cache, debSha, SearchOption.AllDirectories));
+        using (var fs = new FileStream(pointer, FileMode.Open, FileAccess.Write)) fs.SetLength(3L << 30);
+
+        var before = GC.GetAllocatedBytesForCurrentThread();
+        var again = new PackageUnpacker(new ContentStore(cache), cache, key, reports.Add).Get(debSha, debPath, "tiny");
+        Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 64L << 20, "the planted pointer was read into memory");
+        Assert.Equal(first.Entries.Select(e => e.Path), again.Entries.Select(e => e.Path));
+        Assert.Contains(reports, r => r.Contains("far too large", StringComparison.Ordinal));
+        Assert.True(new FileInfo(pointer).Length < 1024);
+    }
+}

@@ -34,7 +34,7 @@ public sealed class DecompressionBombTests
         var cache = dir.Combine("cache");
         var store = new ContentStore(cache);
         var before = GC.GetAllocatedBytesForCurrentThread();
-        var e = Assert.Throws<HardenException>(() => new PackageUnpacker(store, cache, CacheKey.FromSecret("bomb-test-secret-0123456789")).Get(new string('a', 64), debPath, "evil"));
+        var e = Assert.Throws<HardenException>(() => new PackageUnpacker(store, cache, CacheKey.FromSecret("bomb-test-secret-0123456789abcdefghijkl")).Get(new string('a', 64), debPath, "evil"));
         Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 128L << 20, "memory stays bounded while refusing");
         Assert.Contains("evil.deb", e.Message.Replace("evil_6.6.6_all.deb", "evil.deb"));
         Assert.Contains("decompresses to more than 256 MiB", e.Message);
@@ -42,7 +42,7 @@ public sealed class DecompressionBombTests
         Assert.DoesNotContain('\n', e.Message);
         // Nothing half-written: no object, no temp file, no pointer to a partial unpack.
         Assert.Empty(Directory.EnumerateFiles(store.Root));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cache, "unpacked-v2")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cache, "unpacked-v3")));
     }
 
     [Fact]

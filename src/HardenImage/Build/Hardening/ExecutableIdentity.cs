@@ -59,7 +59,7 @@ public sealed class ExecutableIdentity
         if (runnable && ShellNames.Contains(name)) return $"named '{name}'";
         if (runnable && ShellPackages.Contains(n.Owner)) return $"shipped by the shell package {n.Owner}";
         if (NamedShells().TryGetValue(n.Path, out var why)) return why;
-        return IsExecutable(n) ? Facts(n)?.ElfShell : null;
+        return ContentMatters(n) ? Facts(n)?.ElfShell : null;
     }
 
     /// <summary>Why <paramref name="n"/> installs or replaces software, or null.</summary>
@@ -68,8 +68,16 @@ public sealed class ExecutableIdentity
         if (n.Type == FsNodeType.Directory) return null;
         var runnable = IsExecutable(n) || n.Type == FsNodeType.Symlink;
         if (runnable && PackageManagerPackages.Contains(n.Owner)) return $"shipped by the package manager package {n.Owner}";
-        return IsExecutable(n) ? Facts(n)?.PackageManager : null;
+        return ContentMatters(n) ? Facts(n)?.PackageManager : null;
     }
+
+    /// <summary>
+    /// Whose content is read: executables, and every payload file. The dynamic loader runs any ELF whatever its
+    /// mode (<c>ld-linux-x86-64.so.2 /app/helper.bin</c>), and a payload comes from a pull request, not from a signed
+    /// archive: a BusyBox committed as <c>mode: 0644</c> is still a shell (threat E).
+    /// </summary>
+    private static bool ContentMatters(FsNode n) =>
+        IsExecutable(n) || n.Type == FsNodeType.File && n.Owner.StartsWith("payload:", StringComparison.Ordinal);
 
     /// <summary>
     /// Files that something names as a shell: the final targets of shell-named symlinks, of shebang interpreters

@@ -309,9 +309,17 @@ public sealed class VerifyCommand : AsyncCommand<VerifySettings>
         foreach (var reason in report.Failures) AnsiConsole.MarkupLineInterpolated($"[red]✗[/] {label} {root.Digest[..19]}: {reason}");
         HardenImage.Cli.CliOutput.Result(settings.Output, new
         {
-            reference = settings.Reference, digest = root.Digest, passed = report.Passed, subject = label, failures = report.Failures,
-            signaturesValid = report.Signatures.Checks.Count(c => c.Valid), signatures = report.Signatures.Checks.Count,
-            attestations = report.Attestations.Checks.Where(c => c.Valid && c.PredicateType != null).Select(c => PolicyName(c.PredicateType!)).Order(StringComparer.Ordinal),
+            reference = settings.Reference, digest = root.Digest, passed = report.Passed,
+            // One subject: exactly the digest the reference resolves to (an index is not descended into).
+            subjects = new[]
+            {
+                new
+                {
+                    subject = label, digest = root.Digest, passed = report.Passed, failures = report.Failures,
+                    signaturesValid = report.Signatures.Checks.Count(c => c.Valid), signatures = report.Signatures.Checks.Count,
+                    attestations = report.Attestations.Checks.Where(c => c.Valid && c.PredicateType != null).Select(c => PolicyName(c.PredicateType!)).Distinct().Order(StringComparer.Ordinal),
+                },
+            },
         });
         if (!report.Passed)
         {

@@ -52,7 +52,15 @@ public sealed record LockFile
             throw new HardenException($"{path}: no lock file. Run 'harden lock' first.");
         try
         {
-            var lf = BoundedJson.ReadFile<LockFile>(path, "lock file", InputLimits.MaxLockBytes, JsonOptions);
+            LockFile lf;
+            try { lf = BoundedJson.ReadFile<LockFile>(path, "lock file", InputLimits.MaxLockBytes, JsonOptions); }
+            catch (HardenException e)
+            {
+                // The reader names the byte/JSON path; the advice must be one that works on a broken lock.
+                var why = e.Message.StartsWith(path + ":", StringComparison.Ordinal) ? e.Message[(path.Length + 1)..].Trim() : e.Message;
+                throw new HardenException($"{path}: not a valid lock file ({why.TrimEnd('.')}). Restore the committed one ('git checkout -- {path}'), " +
+                    "or re-resolve every image with 'harden lock --update' (it replaces an unreadable lock).");
+            }
             if (lf.LockVersion != CurrentVersion)
                 throw new HardenException($"{path}: lockVersion {lf.LockVersion} is not supported (expected {CurrentVersion}). Run 'harden lock --update'.");
             lf.Validate(path);

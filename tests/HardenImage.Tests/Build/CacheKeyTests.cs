@@ -23,7 +23,7 @@ public sealed class CacheKeyTests
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(CacheKey.EnvironmentVariable)))
             Assert.Fail("HARDEN_CACHE_KEY is set in the test environment; unset it to test the key file");
         var e = Assert.Throws<HardenException>(() => CacheKey.Load(keyDir));
-        Assert.Contains("the cache key file is inside the cache", e.Message);
+        Assert.Contains("lies inside the cache", e.Message);
     }
 
     [Fact]

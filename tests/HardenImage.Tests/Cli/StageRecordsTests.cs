@@ -62,6 +62,12 @@ public sealed class StageRecordsTests
         Assert.True(smoke.Code == 0, smoke.Output);
         Assert.Contains("other", smoke.Output);
 
+        // The admission check in deploy requires what the policies require (signature, SBOM, vuln) on each pinned digest.
+        var sbom = await HardenAsync(ws, ["sbom", "--layout", Path.Combine(ws.Artifacts, "oci"), "--lock", ws.LockPath, "--out", ws.Artifacts]);
+        Assert.True(sbom.Code == 0, sbom.Output);
+        var scan = await HardenAsync(ws, ["scan", "--layout", Path.Combine(ws.Artifacts, "oci"), "--lock", ws.LockPath, "--out", ws.Artifacts,
+            "--allow-unscanned", "--cache", ws.Combine("scan-cache")]);
+        Assert.True(scan.Code == 0, scan.Output);
         var sign = await HardenAsync(ws, ["sign", "--artifacts", ws.Artifacts, "--images", ws.ImagesDir]);
         Assert.True(sign.Code == 0, sign.Output);
         foreach (var (name, image) in pushed.Images)

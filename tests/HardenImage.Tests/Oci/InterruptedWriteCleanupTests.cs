@@ -30,7 +30,7 @@ public sealed class InterruptedWriteCleanupTests
         var leftover = LeftoverOf(layout, "incoming", 1 << 20, TimeSpan.FromMinutes(10));
 
         // Another process (flock(1) takes the same advisory lock our writers hold) is still writing it.
-        var holder = Process.Start(new ProcessStartInfo("flock", ["-x", leftover, "sleep", "60"]) { UseShellExecute = false })!;
+        var holder = Process.Start(new ProcessStartInfo("flock", ["-x", "-o", leftover, "sleep", "60"]) { UseShellExecute = false })!;
         try
         {
             WaitUntilLocked(leftover);
@@ -39,7 +39,7 @@ public sealed class InterruptedWriteCleanupTests
         }
         finally
         {
-            holder.Kill(entireProcessTree: true); // flock forks sleep, which inherits the lock
+            holder.Kill(entireProcessTree: true); // -o: only flock itself holds the lock, so its exit releases it
             holder.WaitForExit();
             holder.Dispose();
         }

@@ -315,7 +315,7 @@ public sealed class SignatureRejectionTests : IDisposable
     }
 
     [Fact]
-    public async Task ImageVerifier_CriticalFindingsInTheNewestVulnAttestationFail()
+    public async Task ImageVerifier_CriticalFindingsInAnyValidVulnAttestationFail()
     {
         var policy = new VerificationPolicy { ForbidCriticalVulnerabilities = true };
         var none = await new ImageVerifier(await Store(), _key).VerifyAsync(Image, policy);
@@ -330,8 +330,10 @@ public sealed class SignatureRejectionTests : IDisposable
         Assert.Equal(["CVE-1"], r1.CriticalFindings);
         var r2 = await new ImageVerifier(await Store(true, await Vuln(two)), _key).VerifyAsync(Image, policy);
         Assert.Equal("the vuln attestation reports 2 critical vulnerabilities: CVE-1, CVE-2", Assert.Single(r2.Failures));
-        // The newest valid one decides: an older critical report is superseded by a clean rescan, not the reverse.
-        Assert.True((await new ImageVerifier(await Store(true, await Vuln(one), await Vuln(clean)), _key).VerifyAsync(Image, policy)).Passed);
+        // Every valid statement counts, as Kyverno checks each one: a clean report beside a critical one does not hide it
+        // (re-attesting replaces the statement of the same type, so one current report remains; docs/signing.md).
+        Assert.False((await new ImageVerifier(await Store(true, await Vuln(one), await Vuln(clean)), _key).VerifyAsync(Image, policy)).Passed);
+        Assert.True((await new ImageVerifier(await Store(true, await Vuln(clean)), _key).VerifyAsync(Image, policy)).Passed);
         Assert.False((await new ImageVerifier(await Store(true, await Vuln(clean), await Vuln(one)), _key).VerifyAsync(Image, policy)).Passed);
         // A forged clean report after a real critical one does not count.
         Assert.False((await new ImageVerifier(await Store(true, await Vuln(one), await Vuln(clean, _stranger)), _key).VerifyAsync(Image, policy)).Passed);

@@ -1,5 +1,3 @@
-using System.Text.Json;
-using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using HardenImage.Common;
 using HardenImage.Oci;
@@ -14,12 +12,10 @@ public sealed record PinnedImage(string Name, string Repository, string Digest, 
 
 /// <summary>
 /// Finds the digest each image of the set was built or pushed with.
-/// <para>Reads <c>artifacts/pushed.json</c> first. Accepted shapes (the push stage writes the first):
-/// <c>{"registry":"HOST/NS","images":{"&lt;name&gt;":{"repository":"NS/&lt;name&gt;","index":"sha256:…"}}}</c> or
-/// <c>{"images":[{"name":"&lt;name&gt;","repository":"HOST/NS/&lt;name&gt;","index":"sha256:…"}]}</c>. A repository without a
-/// registry host is prefixed with the host of <c>registry</c>; entries pushed to an <c>oci:</c> layout are ignored (a
-/// cluster cannot pull from a directory). Otherwise <c>artifacts/build.json</c> (<c>images[].name/index</c>) gives the
-/// digest and the <c>--registry HOST/NS</c> option the repository <c>HOST/NS/&lt;name&gt;</c>.</para>
+/// <para>Reads <c>artifacts/pushed.json</c> first (through <see cref="Registry.PushedFile"/>; each entry's
+/// <c>reference</c> parsed by <see cref="Registry.ImageReference"/>); entries pushed to an <c>oci:</c> layout are ignored
+/// (a cluster cannot pull from a directory). Otherwise <c>artifacts/build.json</c> gives the digest and the
+/// <c>--registry HOST/NS</c> option the repository <c>HOST/NS/&lt;name&gt;</c>.</para>
 /// Threat: Tampering — a tag can be moved to other bytes; a digest cannot, so the pod runs exactly what was signed.
 /// </summary>
 public sealed partial class PinnedImages
@@ -69,53 +65,33 @@ public sealed partial class PinnedImages
     private void ReadBuild(string path)
     {
         if (!File.Exists(path)) return;
-        var root = Parse(path);
-        foreach (var entry in root?["images"] as JsonArray ?? [])
-        {
-            var name = Text(entry?["name"]);
-            var index = Text(entry?["index"]);
-            if (name != null && index != null && IsDigest(index)) _built[name] = index;
-        }
+        // The one build.json reader (bounded, strict); an unreadable record is an error here, not "no digests".
+        var build = Build.BuildManifest.Load(path);
+        foreach (var image in build.Images)
+            if (IsDigest(image.Index)) _built[image.Name] = image.Index;
     }
 
     private void ReadPushed(string path)
     {
         if (!File.Exists(path)) return;
-        var root = Parse(path);
-        var registry = Text(root?["registry"]);
-        if (registry != null && registry.StartsWith("oci:", StringComparison.Ordinal)) return; // a directory, not pullable
-        var host = registry == null ? null : registry.Split('/')[0];
-        IEnumerable<(string Name, JsonNode? Entry)> entries = root?["images"] switch
+        // The one pushed.json reader, and the one reference grammar (Registry.ImageReference) for what it records.
+        var pushed = Registry.PushedFile.TryLoad(path)
+                     ?? throw new HardenException($"{path}: not a valid push record. Run 'harden push' again.");
+        if (pushed.Registry.StartsWith("oci:", StringComparison.Ordinal)) return; // a directory, not pullable
+        var target = Registry.RegistryTarget.Parse(pushed.Registry, $"{path}: registry");
+        foreach (var (name, entry) in pushed.Images)
         {
-            JsonObject map => map.Select(kv => (kv.Key, kv.Value)),
-            JsonArray list => list.Select(e => (Text(e?["name"]) ?? "", e)),
-            _ => [],
-        };
-        foreach (var (name, entry) in entries)
-        {
-            var repository = Text(entry?["repository"]);
-            var index = Text(entry?["index"]) ?? Text(entry?["digest"]);
-            if (name.Length == 0 || repository == null || index == null) continue;
-            if (!IsDigest(index))
-                throw new HardenException($"{path}: image '{name}' has index '{index}', not a sha256 digest. Run 'harden push' again.");
-            if (repository.StartsWith("oci:", StringComparison.Ordinal)) continue;
-            if (!HasRegistryHost(repository))
-            {
-                if (host == null || !HasRegistryHost(host + "/x")) continue;
-                repository = host + "/" + repository;
-            }
-            _pushed[name] = new PinnedImage(name, repository, index, "pushed.json");
+            if (!IsDigest(entry.Index))
+                throw new HardenException($"{path}: image '{name}' has index '{entry.Index}', not a sha256 digest. Run 'harden push' again.");
+            Registry.ImageReference reference;
+            try { reference = entry.Reference != null ? Registry.ImageReference.Parse(entry.Reference) : target.Reference(entry.Repository, entry.Index); }
+            catch (HardenException e) { throw new HardenException($"{path}: image '{name}': {e.Message}"); }
+            if (reference.IsLayout) continue;
+            if (reference.Digest != entry.Index)
+                throw new HardenException($"{path}: image '{name}' records reference {entry.Reference} but index {entry.Index}. Run 'harden push' again.");
+            _pushed[name] = new PinnedImage(name, $"{reference.Host}/{reference.Repository}", entry.Index, "pushed.json");
         }
     }
-
-    private static JsonNode? Parse(string path)
-    {
-        try { return JsonNode.Parse(File.ReadAllBytes(path)); }
-        catch (JsonException e) { throw new HardenException($"{path}: not valid JSON ({e.Message}). Run the stage that writes it again."); }
-    }
-
-    private static string? Text(JsonNode? node) =>
-        node is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
 
     private static bool IsDigest(string s) => DigestPattern().IsMatch(s);
 

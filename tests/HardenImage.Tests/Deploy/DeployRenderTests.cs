@@ -196,7 +196,7 @@ public sealed class DeployRenderTests
     }
 
     [Fact]
-    public void PinnedImages_PushedJsonWinsInBothShapes_AndAStalePushIsRefused()
+    public void PinnedImages_PushedJsonWins_ThroughOneReferenceGrammar_AndAStalePushIsRefused()
     {
         using var ws = new DeployWorkspace();
         var cpu = DeployWorkspace.DigestOf("inference-cpu");
@@ -205,13 +205,19 @@ public sealed class DeployRenderTests
         var pins = new PinnedImages(ws.Artifacts, null);
         Assert.Equal($"registry.example:5000/ml/inference-cpu@{cpu}", pins.Resolve("inference-cpu").Reference);
 
+        // The entry's own reference (one grammar: Registry.ImageReference) wins over --registry.
         File.WriteAllText(Path.Combine(ws.Artifacts, "pushed.json"),
-            $$"""{"images":[{"name":"inference-cpu","repository":"ghcr.io/acme/inference-cpu","index":"{{cpu}}"}]}""");
+            """{"registry":"ghcr.io/acme","images":{"inference-cpu":{"repository":"acme/inference-cpu","index":"CPU","reference":"docker://ghcr.io/acme/inference-cpu@CPU"}}}""".Replace("CPU", cpu));
         Assert.Equal($"ghcr.io/acme/inference-cpu@{cpu}", new PinnedImages(ws.Artifacts, DeployWorkspace.Registry).Resolve("inference-cpu").Reference);
 
+        // A reference that disagrees with the recorded index is refused, never silently preferred.
         var other = DeployWorkspace.DigestOf("something else");
         File.WriteAllText(Path.Combine(ws.Artifacts, "pushed.json"),
-            $$"""{"images":[{"name":"inference-cpu","repository":"ghcr.io/acme/inference-cpu","index":"{{other}}"}]}""");
+            """{"registry":"ghcr.io/acme","images":{"inference-cpu":{"repository":"acme/inference-cpu","index":"CPU","reference":"ghcr.io/acme/inference-cpu@OTHER"}}}""".Replace("CPU", cpu).Replace("OTHER", other));
+        Assert.Contains("records reference", Assert.Throws<HardenException>(() => new PinnedImages(ws.Artifacts, null)).Message);
+
+        File.WriteAllText(Path.Combine(ws.Artifacts, "pushed.json"),
+            """{"registry":"ghcr.io/acme","images":{"inference-cpu":{"repository":"acme/inference-cpu","index":"OTHER"}}}""".Replace("CPU", cpu).Replace("OTHER", other));
         var e = Assert.Throws<HardenException>(() => new PinnedImages(ws.Artifacts, null).Resolve("inference-cpu"));
         Assert.Contains("harden push", e.Message);
 

@@ -22,7 +22,7 @@ public sealed record BuildOptions
     public IReadOnlyCollection<string>? Architectures { get; init; }
     /// <summary>Rebuild even when build.json says the inputs are unchanged.</summary>
     public bool Force { get; init; }
-    /// <summary>Git revision and repository URL for the index annotations (not the manifests: see docs/build.md).</summary>
+    /// <summary>Git revision and repository URL for the index annotations (not the manifests: see docs/images.md, "Git revision and source URL").</summary>
     public string? Revision { get; init; }
     public string? SourceUrl { get; init; }
     public int Parallelism { get; init; } = Environment.ProcessorCount;

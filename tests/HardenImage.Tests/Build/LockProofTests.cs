@@ -321,6 +321,32 @@ public sealed class LockProofTests
     }
 
     [Fact]
+    public async Task ChildLockingItsParentsPackage_AtAnotherVersion_IsRefused_BeforeItOverwritesTheParentsFiles()
+    {
+        using var w = NewWorkspace();
+        await w.LockAsync();
+        await w.BuildAsync();
+        var artifacts = TreeDigest(w.Artifacts);
+        // The child 'tool' also locks the parent's libfake1, at another version: its layer would replace the parent's files.
+        var lockFile = LockFile.Load(w.LockPath);
+        var parentEntry = lockFile.Image("base")!.Architectures.Single(a => a.Architecture == "amd64").Packages.Single(p => p.Name == "libfake1");
+        lockFile.Image("tool")!.Architectures.Single(a => a.Architecture == "amd64").Packages.Add(parentEntry with { Version = "9.9-1" });
+        lockFile.Save(w.LockPath);
+        var locked = File.ReadAllText(w.LockPath);
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
+        Assert.Contains($"lock entry tool (amd64) libfake1 9.9-1: package libfake1 is also locked by its parent image 'base' at {parentEntry.Version}", e.Message);
+        Assert.Contains($"(child 9.9-1, parent {parentEntry.Version})", e.Message);
+        Assert.Contains("harden lock --update", e.Message);
+        var common = new[] { "--images", w.ImagesDir, "--cache", w.Cache };
+        var build = Harden(["build", "--out", w.Artifacts, .. common]);
+        Assert.Equal(1, build.Code);
+        Assert.Contains("is also locked by its parent image 'base'", build.Out);
+        Assert.Equal(artifacts, TreeDigest(w.Artifacts));
+        Assert.Equal(locked, File.ReadAllText(w.LockPath));
+    }
+
+    [Fact]
     public async Task NullOrMalformedLockFields_AreOneClearLine_NamingTheJsonPath()
     {
         using var w = NewWorkspace();

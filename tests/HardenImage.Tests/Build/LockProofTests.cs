@@ -355,7 +355,10 @@ public sealed class LockProofTests
         var sha = Entry(w, "base", "amd64", "base-files").Sha256;
         File.WriteAllText(w.LockPath, json.Replace($"\"{sha}\"", "null"));
         var e = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
-        Assert.Contains("$.images[0].architectures[0].packages[0].sha256: must be 64 lower-case hex digits", e.Message);
+        // The strict reader refuses the null itself: one line, the JSON path, what it must hold, not a type name.
+        Assert.Contains("the lock file is not valid: $.images[0].architectures[0].packages[0].sha256: must not be null (line ", e.Message);
+        Assert.DoesNotContain("nullability annotation", e.Message);
+        Assert.DoesNotContain("HardenImage.Build", e.Message);
         File.WriteAllText(w.LockPath, json.Replace("\"inReleaseSha256\": \"", "\"inReleaseSha256\": \"x"));
         var r = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
         Assert.Contains("$.sources[0].inReleaseSha256: must be 64 lower-case hex digits", r.Message);

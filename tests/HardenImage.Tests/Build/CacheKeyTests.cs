@@ -12,7 +12,7 @@ public sealed class CacheKeyTests
     public void ShortSecret_IsRefused_WithHowToMakeOne()
     {
         var e = Assert.Throws<HardenException>(() => CacheKey.FromSecret("password", CacheKey.EnvironmentVariable));
-        Assert.Equal("HARDEN_CACHE_KEY: the cache key must be at least 32 characters (generate one with 'openssl rand -hex 32').", e.Message);
+        Assert.Equal("HARDEN_CACHE_KEY: not a usable cache key (it must be text of at least 32 characters). Set HARDEN_CACHE_KEY to one (e.g. 'openssl rand -hex 32'), or delete the key file and a new one is made.", e.Message);
     }
 
     [Fact]
@@ -23,7 +23,7 @@ public sealed class CacheKeyTests
         if (!string.IsNullOrEmpty(Environment.GetEnvironmentVariable(CacheKey.EnvironmentVariable)))
             Assert.Fail("HARDEN_CACHE_KEY is set in the test environment; unset it to test the key file");
         var e = Assert.Throws<HardenException>(() => CacheKey.Load(keyDir));
-        Assert.Contains("the cache key file is inside the cache", e.Message);
+        Assert.Contains("lies inside the cache", e.Message);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ namespace HardenImage.Tests.Build;
 /// </summary>
 public sealed class LockProofTests
 {
-    private static readonly CacheAuthenticationKey Key = new(Encoding.UTF8.GetBytes("lock-proof-tests-key-0123456789"));
+    private static readonly CacheAuthenticationKey Key = new(Encoding.UTF8.GetBytes("lock-proof-tests-key-0123456789ab"));
 
     /// <summary>A fresh hermetic image set whose repository serves by-hash indices like the Debian archive.</summary>
     private static ImageSetWorkspace NewWorkspace()
@@ -392,7 +392,7 @@ public sealed class LockProofTests
         var proof = await ProveAsync(w);
         Assert.Contains(proof.Notices, n => n.Contains("does not authenticate", StringComparison.Ordinal) && n.Contains(Path.GetFileName(entryFile), StringComparison.Ordinal));
         // A cache written under another machine's key is never trusted, only re-derived.
-        var other = await ProveAsync(w, key: new CacheAuthenticationKey(Encoding.UTF8.GetBytes("a different machine's key 42")));
+        var other = await ProveAsync(w, key: new CacheAuthenticationKey(Encoding.UTF8.GetBytes("a different machine's key, 42 chars long")));
         Assert.NotEmpty(other.Notices);
     }
 }
@@ -421,8 +421,36 @@ public sealed class CacheAuthenticationKeyTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
         var again = CacheAuthenticationKey.Load(cache, keyFile, null);
         Assert.Equal(first.Mac("x"u8), again.Mac("x"u8));
-        var fromEnv = CacheAuthenticationKey.Load(cache, keyFile, "a CI secret of enough length");
+        var fromEnv = CacheAuthenticationKey.Load(cache, keyFile, "a CI secret of enough length, 32+");
         Assert.NotEqual(first.Mac("x"u8), fromEnv.Mac("x"u8));
         Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, "short"));
+    }
+
+    /// <summary>A 16–31 character key used to pass 'lock' (16 bytes) and fail 'build' (32 characters): one rule now.</summary>
+    [Theory]
+    [InlineData("0123456789abcdef")]                       // 16: the old lock/scan minimum
+    [InlineData("0123456789abcdef0123456789abcde")]        // 31
+    [InlineData("   0123456789abcdef0123456789abcde  \n")] // 31 once trimmed: white space is no key material
+    public void ShortCacheKey_IsRefusedTheSame_ByLockAndBuild_NamingTheVariable(string secret)
+    {
+        using var dir = new TempDir("hi-cachekey");
+        var cache = dir.Combine("cache");
+        var keyFile = dir.Combine("config", "cache.key");
+        var forLock = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, secret));
+        var forBuild = Assert.Throws<HardenException>(() => CacheKey.Load(cache, keyFile, secret));
+        Assert.Equal(forLock.Message, forBuild.Message);
+        Assert.StartsWith("HARDEN_CACHE_KEY: not a usable cache key (it must be text of at least 32 characters)", forLock.Message);
+        Assert.DoesNotContain(secret.Trim(), forLock.Message);
+        // The same length rule for a key file.
+        Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
+        File.WriteAllText(keyFile, secret);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var fileLock = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, null));
+        Assert.Equal(fileLock.Message, Assert.Throws<HardenException>(() => CacheKey.Load(cache, keyFile, null)).Message);
+        Assert.Contains(keyFile, fileLock.Message);
+        // 32 characters pass both.
+        var ok = new string('k', 32);
+        Assert.NotNull(CacheAuthenticationKey.Load(cache, keyFile, ok));
+        Assert.NotNull(CacheKey.Load(cache, keyFile, ok));
     }
 }

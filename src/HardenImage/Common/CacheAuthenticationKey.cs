@@ -100,7 +100,7 @@ public sealed class CacheAuthenticationKey
         path.StartsWith(Path.GetFullPath(root).TrimEnd('/') + "/", StringComparison.Ordinal);
 
     /// <summary>The real path (symlinks resolved) of the longest existing prefix of <paramref name="full"/>, plus the rest.</summary>
-    private static string RealPath(string full)
+    internal static string RealPath(string full)
     {
         var rest = new Stack<string>();
         var at = full.TrimEnd('/');

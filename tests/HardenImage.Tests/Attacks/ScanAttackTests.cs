@@ -80,6 +80,53 @@ public sealed class ScanAttackTests
         Assert.Contains("cached index", third.StdOut);
     }
 
+    [Theory]
+    [InlineData("zero-symlink")]
+    [InlineData("fifo")]
+    [InlineData("symlink-out")]
+    [InlineData("dir-symlink-out")]
+    [InlineData("oversized")]
+    public async Task AdvisoryData_WithAnEndlessOrForeignFile_IsRefusedNamingIt_NotHashedForEver(string planted)
+    {
+        using var cache = new TempDir("hi-attack-idx");
+        using var db = new TempDir("hi-attack-db");
+        using var outside = new TempDir("hi-attack-outside");
+        File.Copy(ScanFixtures.Data("vulndb", "debian", "anchore-vunnel-fixtures", "debian.json"), db.Combine("debian.json"));
+        var store = new AdvisoryIndexStore(cache.Path, Key);
+        var honest = store.LoadOrBuild(db.Path);
+        var entry = store.CachePathFor(honest.DataDigest);
+        var entryBytes = File.ReadAllBytes(entry);
+        // A symlink to a regular file inside the data is data like any other.
+        File.CreateSymbolicLink(db.Combine("alias.json"), "debian.json");
+        Assert.StartsWith("sha256:", AdvisoryIndexStore.ComputeDataDigest(db.Path));
+        File.Delete(db.Combine("alias.json"));
+
+        var bad = db.Combine("zz.json");
+        string reason;
+        switch (planted)
+        {
+            case "zero-symlink": File.CreateSymbolicLink(bad, "/dev/zero"); reason = "a symlink in the advisory data"; break;
+            case "fifo": RequiredService.RunOk("mkfifo", [bad]); reason = "not a regular file (a FIFO"; break;
+            case "symlink-out":
+                File.WriteAllText(outside.Combine("other.json"), "[]");
+                File.CreateSymbolicLink(bad, outside.Combine("other.json")); reason = "that leaves it"; break;
+            case "dir-symlink-out":
+                RequiredService.RunOk("mkfifo", [outside.Combine("pipe.json")]);
+                Directory.CreateSymbolicLink(bad, outside.Path); reason = "names a directory"; break;
+            default:
+                using (var fs = File.Create(bad)) fs.SetLength(InputLimits.MaxAdvisoryFileBytes + 1); // sparse: no disk used
+                reason = "advisory file"; break;
+        }
+
+        // A hang ends in a TimeoutException instead of blocking the test run.
+        var e = await Assert.ThrowsAsync<HardenException>(() => Task.Run(() => new AdvisoryIndexStore(cache.Path, Key).LoadOrBuild(db.Path)).WaitAsync(TimeSpan.FromSeconds(30)));
+        Assert.StartsWith(bad, e.Message);
+        Assert.Contains(reason, e.Message);
+        if (planted == "oversized") Assert.Contains("larger than", e.Message);
+        // The index built from the honest data is still there, unchanged.
+        Assert.Equal(entryBytes, File.ReadAllBytes(entry));
+    }
+
     [Fact]
     public async Task AdvisoryIndexCache_PlantedFifo_DoesNotHangTheScan()
     {

@@ -179,7 +179,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var images = settings.OpenBuild();
 
         AdvisoryIndex? index = null;
-        string? location = settings.Db ?? Environment.GetEnvironmentVariable("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
+        string? location = settings.Db ?? EnvironmentSetting.Get("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
         if (location != null)
         {
             using var http = AdvisoryFeedUpdater.CreateHttpClient();

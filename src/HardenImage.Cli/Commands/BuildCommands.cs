@@ -14,7 +14,7 @@ public class ImageSetSettings : CommandSettings
 {
     [CommandOption("--images <DIR>")]
     [Description("Image-set directory (sources.yaml, <name>.yaml, keys/). Default: images")]
-    public string ImagesDir { get; init; } = Environment.GetEnvironmentVariable("HARDEN_IMAGES") ?? "images";
+    public string ImagesDir { get; init; } = EnvironmentSetting.Get("HARDEN_IMAGES") ?? "images";
 
     [CommandOption("--lock <FILE>")]
     [Description("Lock file. Default: <images>/images.lock.json")]
@@ -318,7 +318,7 @@ public sealed class BuildSettings : ImageSetSettings
 
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory: the layout goes to <out>/oci, the manifest to <out>/build.json. Default: artifacts")]
-    public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
+    public string Out { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     [CommandOption("--zstd")]
     [Description("Compress layers with zstd instead of gzip")]

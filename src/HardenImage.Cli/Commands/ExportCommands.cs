@@ -34,7 +34,7 @@ public sealed class ExportSettings : CommandSettings
 
     [CommandOption("--artifacts <DIR>")]
     [Description("Build output (build.json, oci/). Default: artifacts")]
-    public string Artifacts { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
+    public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     internal ExportFormat ParsedFormat => Format switch
     {

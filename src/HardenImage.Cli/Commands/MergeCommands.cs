@@ -16,7 +16,7 @@ public sealed class MergeSettings : CommandSettings
 
     [CommandOption("--out <DIR>")]
     [Description("Artifacts directory to merge into (its own records take part). Default: artifacts")]
-    public string Out { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
+    public string Out { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     public override ValidationResult Validate()
     {

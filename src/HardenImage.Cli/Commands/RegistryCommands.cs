@@ -113,7 +113,7 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
-        var target = RegistryTarget.Parse(settings.Registry ?? Environment.GetEnvironmentVariable("HARDEN_REGISTRY") ?? "");
+        var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
         var layout = OciLayout.Open(settings.Layout);

@@ -179,7 +179,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var images = settings.OpenBuild();
 
         AdvisoryIndex? index = null;
-        string? location = settings.Db ?? Environment.GetEnvironmentVariable("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
+        string? location = settings.Db ?? EnvironmentSetting.Get("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
         if (location != null)
         {
             using var http = AdvisoryFeedUpdater.CreateHttpClient();
@@ -188,6 +188,10 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
             var sw = System.Diagnostics.Stopwatch.StartNew();
             index = store.LoadOrBuild(path);
             AnsiConsole.MarkupLineInterpolated($"advisory data: {location} ({index.DataDigest[..19]}…, {index.RecordCount} records, {(store.LastWasCacheHit ? "cached index" : "index built")} in {sw.ElapsedMilliseconds} ms)");
+            // A cache entry that was there but not trusted (forged, damaged, another machine's key) is worth a line:
+            // someone or something wrote the cache.
+            if (store.LastRejected != null)
+                AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] the cached advisory index {store.CachePathFor(index.DataDigest)} was not trusted ({store.LastRejected}); rebuilt it from {location}.");
             if (File.Exists(Path.Combine(path, "SOURCES.md")) && File.Exists(Path.Combine(path, "manifest.json")))
                 AnsiConsole.MarkupLine("[yellow]note:[/] these are the offline excerpts shipped with the repository, not a current feed; 'harden db update' fetches current data.");
         }

@@ -69,6 +69,10 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
     /// <summary>Tests: services with loopback transports.</summary>
     internal SignCommand(RegistryServices services) => _services = services;
 
+    /// <summary>--key, else HARDEN_SIGNING_KEY, else the development key; an empty option or variable is unset.</summary>
+    internal static string ResolveKeyReference(string? option, Func<string, string?>? environment, string developmentKey) =>
+        EnvironmentSetting.Given(option) ?? EnvironmentSetting.Get("HARDEN_SIGNING_KEY", environment) ?? developmentKey;
+
     public override async Task<int> ExecuteAsync(CommandContext context, SignSettings settings, CancellationToken ct)
     {
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
@@ -78,8 +82,8 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                      ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
         // The development key lives with the artifacts it signs (artifacts/keys/cosign.key by default).
         var developmentKey = Path.Combine(settings.Artifacts, "keys", KeyPairGenerator.PrivateKeyFileName);
-        var keyRef = settings.Key ?? Environment.GetEnvironmentVariable("HARDEN_SIGNING_KEY") ?? developmentKey;
-        if (settings.Key == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
+        var keyRef = ResolveKeyReference(settings.Key, null, developmentKey);
+        if (EnvironmentSetting.Given(settings.Key) == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
         var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == DefaultKey);
         var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
         using var disposeSigner = signer as IDisposable;

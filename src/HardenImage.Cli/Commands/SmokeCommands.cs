@@ -1,3 +1,4 @@
+using HardenImage.Common;
 using System.ComponentModel;
 using HardenImage.Deploy;
 using Spectre.Console;
@@ -9,11 +10,11 @@ public sealed class SmokeSettings : CommandSettings
 {
     [CommandOption("--artifacts <DIR>")]
     [Description("Build output (build.json, oci/). Default: artifacts")]
-    public string Artifacts { get; init; } = Environment.GetEnvironmentVariable("HARDEN_ARTIFACTS") ?? "artifacts";
+    public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     [CommandOption("--images <DIR>")]
     [Description("Image-set directory whose smoke: checks run. Default: images")]
-    public string ImagesDir { get; init; } = Environment.GetEnvironmentVariable("HARDEN_IMAGES") ?? "images";
+    public string ImagesDir { get; init; } = EnvironmentSetting.Get("HARDEN_IMAGES") ?? "images";
 
     [CommandOption("--image <NAME>")]
     [Description("Only this image; repeatable. Default: every image in build.json")]

@@ -26,11 +26,13 @@ public enum DebCacheState
 /// </summary>
 public sealed class DebCache
 {
-    public DebCache(string root)
+    /// <param name="time">The clock that decides a leftover temp file is stale (tests); default the system's.</param>
+    public DebCache(string root, TimeProvider? time = null)
     {
         if (string.IsNullOrWhiteSpace(root)) throw new ArgumentException("cache directory is empty", nameof(root));
         Root = Path.GetFullPath(root);
         DebsDirectory = Path.Combine(Root, "debs", "sha256");
+        StaleTempFiles.Clean(DebsDirectory, time); // what a killed download left (.tmp-<sha256>-*), else the disk fills for ever
     }
 
     /// <summary>The cache root (HARDEN_CACHE, or <see cref="DefaultRoot"/>).</summary>

@@ -14,7 +14,6 @@ namespace HardenImage.Build;
 public sealed class CacheKey
 {
     public const string EnvironmentVariable = "HARDEN_CACHE_KEY";
-    private const int MinimumSecretLength = 32;
     private readonly byte[] _key;
 
     private CacheKey(byte[] key, string origin)
@@ -29,9 +28,8 @@ public sealed class CacheKey
     /// <summary>A key from a secret string (tests, or a caller that has its own secret store).</summary>
     public static CacheKey FromSecret(string secret, string origin = "caller")
     {
-        if (secret.Length < MinimumSecretLength)
-            throw new HardenException($"{origin}: the cache key must be at least {MinimumSecretLength} characters (generate one with 'openssl rand -hex 32').");
-        return new CacheKey(SHA256.HashData(Encoding.UTF8.GetBytes("harden-cache-key\n" + secret)), origin);
+        var text = CacheAuthenticationKey.RequireSecret(Encoding.UTF8.GetBytes(secret), origin);
+        return new CacheKey(SHA256.HashData(Encoding.UTF8.GetBytes("harden-cache-key\n" + Encoding.UTF8.GetString(text))), origin);
     }
 
     /// <summary>HARDEN_CACHE_KEY when set, else the per-user key file (created when missing).</summary>
@@ -43,13 +41,7 @@ public sealed class CacheKey
     public static CacheKey Load(string cacheRoot, string keyFile, string? fromEnv)
     {
         var (secret, origin) = CacheAuthenticationKey.LoadSecret(cacheRoot, keyFile, fromEnv);
-        string text;
-        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(secret).Trim(); }
-        catch (DecoderFallbackException) { text = ""; }
-        if (text.Length < MinimumSecretLength)
-            throw new HardenException($"{origin}: not a cache key (expected at least {MinimumSecretLength} characters). " +
-                                      $"Delete the key file and a new one is made, or set {EnvironmentVariable} (e.g. 'openssl rand -hex 32').");
-        return FromSecret(text, origin);
+        return FromSecret(Encoding.UTF8.GetString(secret), origin);
     }
 
     /// <summary>HMAC-SHA256 of <paramref name="parts"/> (length-prefixed, so no two part lists collide) for one purpose.</summary>

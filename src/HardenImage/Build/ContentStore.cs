@@ -11,10 +11,12 @@ namespace HardenImage.Build;
 /// </summary>
 public sealed class ContentStore
 {
-    public ContentStore(string cacheRoot)
+    /// <param name="time">The clock that decides a leftover temp file is stale (tests); default the system's.</param>
+    public ContentStore(string cacheRoot, TimeProvider? time = null)
     {
         Root = Path.Combine(cacheRoot, "content", "sha256");
         Directory.CreateDirectory(Root);
+        StaleTempFiles.Clean(Root, time); // what a killed build left (.tmp-incoming-*), else the disk fills for ever
     }
 
     public string Root { get; }

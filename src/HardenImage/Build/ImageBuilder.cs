@@ -100,7 +100,7 @@ public sealed class ImageBuilder
         if (_options.Force) return null;
         var images = _set.Select(_options.Images);
         CheckLocked(images);
-        var previous = BuildManifest.TryLoad(ManifestPath);
+        var previous = BuildManifest.LoadOrRebuildOver(ManifestPath, Repair);
         if (previous == null || !Directory.Exists(LayoutDir)) return null;
         var layout = OciLayout.OpenOrCreate(LayoutDir);
         foreach (var i in images)
@@ -153,7 +153,7 @@ public sealed class ImageBuilder
     {
         var images = _set.Select(_options.Images);
         var epochs = images.ToDictionary(i => i.Name, EpochOf, StringComparer.Ordinal);
-        var previous = BuildManifest.TryLoad(ManifestPath);
+        var previous = BuildManifest.LoadOrRebuildOver(ManifestPath, Repair);
         var keys = images.ToDictionary(i => i.Name, i => BuildKey(i, epochs[i.Name]), StringComparer.Ordinal);
         var layerKeys = images.ToDictionary(i => i.Name, i => LayerKey(i, epochs[i.Name]), StringComparer.Ordinal);
 
@@ -630,11 +630,25 @@ public sealed record BuildManifest
 
     public BuiltImage? Image(string name) => Images.FirstOrDefault(i => i.Name == name);
 
+    /// <summary>Null when the file is absent; a present but unreadable record is an error naming it and the fix
+    /// (treating it as absent made later stages say "run build first" about a file that is there).</summary>
     public static BuildManifest? TryLoad(string path)
     {
         if (!File.Exists(path)) return null;
         try { return BoundedJson.ReadFile<BuildManifest>(path, "build record", InputLimits.MaxRecordBytes, LockFile.JsonOptions); }
-        catch (HardenException) { return null; } // unreadable: rebuilt as if absent
+        catch (HardenException e) { throw new HardenException($"{e.Message.TrimEnd('.')}. Re-run 'harden build' to write it again.", e.ExitCode, e); }
+    }
+
+    /// <summary>For the build itself, which rewrites the record: an unreadable one is built over, said through <paramref name="warn"/>.</summary>
+    public static BuildManifest? LoadOrRebuildOver(string path, Action<string> warn)
+    {
+        if (!File.Exists(path)) return null;
+        try { return BoundedJson.ReadFile<BuildManifest>(path, "build record", InputLimits.MaxRecordBytes, LockFile.JsonOptions); }
+        catch (HardenException e)
+        {
+            warn($"{e.Message.TrimEnd('.')}; not trusting it: rebuilding every selected image and rewriting it");
+            return null;
+        }
     }
 
     public static BuildManifest Load(string path)

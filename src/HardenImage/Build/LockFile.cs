@@ -54,12 +54,12 @@ public sealed record LockFile
         {
             LockFile lf;
             try { lf = BoundedJson.ReadFile<LockFile>(path, "lock file", InputLimits.MaxLockBytes, JsonOptions); }
-            catch (HardenException e)
+            catch (HardenException e) when (e.InnerException is JsonException || e.Message.StartsWith(path + ": the lock file is not valid", StringComparison.Ordinal))
             {
-                // The reader names the byte/JSON path; the advice must be one that works on a broken lock.
-                var why = e.Message.StartsWith(path + ":", StringComparison.Ordinal) ? e.Message[(path.Length + 1)..].Trim() : e.Message;
-                throw new HardenException($"{path}: not a valid lock file ({why.TrimEnd('.')}). Restore the committed one ('git checkout -- {path}'), " +
-                    "or re-resolve every image with 'harden lock --update' (it replaces an unreadable lock).");
+                // Unparseable or a forbidden null: say how to recover, as for any unreadable lock.
+                var detail = e.Message.StartsWith(path + ": ", StringComparison.Ordinal) ? e.Message[(path.Length + 2)..] : e.Message;
+                throw new HardenException($"{path}: not a valid lock file ({detail.TrimEnd('.')}). Restore the committed one ('git checkout -- {path}'), " +
+                    "or re-resolve every image with 'harden lock --update' (it replaces an unreadable lock).", e.ExitCode, e);
             }
             if (lf.LockVersion != CurrentVersion)
                 throw new HardenException($"{path}: lockVersion {lf.LockVersion} is not supported (expected {CurrentVersion}). Run 'harden lock --update'.");

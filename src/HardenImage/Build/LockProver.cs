@@ -75,6 +75,20 @@ public sealed class LockProver(ISuiteIndexReader reader)
         }
         Fail(problems, relock);
 
+        // A child's layer is unpacked over its parents': the same package locked twice would silently replace the
+        // parent's files (and its scanner record) with another version's. The resolver never writes that; refuse it.
+        foreach (var (image, arch) in rows)
+            foreach (var ancestor in set.Ancestors(image))
+            {
+                var theirs = lockFile.Image(ancestor.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch.Architecture)?.Packages;
+                if (theirs == null) continue;
+                foreach (var p in arch.Packages)
+                    foreach (var q in theirs.Where(q => q.Name == p.Name))
+                        problems.Add($"{Entry(image, arch, p)}: package {p.Name} is also locked by its parent image '{ancestor.Name}' at {q.Version}; " +
+                                     $"a child layer must not replace its parent's package (child {p.Version}, parent {q.Version})");
+            }
+        Fail(problems, relock);
+
         // Which suites to prove, for which architectures; the lock's record of each suite must match sources.yaml.
         var wanted = new SortedDictionary<string, (SourceDefinition Source, string Suite, LockedSource Locked, SortedSet<string> Archs)>(StringComparer.Ordinal);
         foreach (var (image, arch) in rows)

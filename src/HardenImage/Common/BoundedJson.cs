@@ -91,6 +91,10 @@ public static class BoundedJson
         if (cut < 0) cut = message.IndexOf(" LineNumber: ", StringComparison.Ordinal);
         if (cut > 0) message = message[..cut];
         var where = e.LineNumber is { } line ? $" (line {line + 1})" : "";
+        // System.Text.Json words a forbidden null for the programmer ("Consider updating its nullability annotation");
+        // the user needs the JSON path and what it must hold.
+        if (!string.IsNullOrEmpty(e.Path) && message.Contains("null values", StringComparison.Ordinal))
+            return new HardenException($"{source}: the {what} is not valid: {e.Path}: must not be null{where}.", inner: e);
         var path = string.IsNullOrEmpty(e.Path) ? "" : $" at {e.Path}";
         return new HardenException($"{source}: the {what} is not valid JSON for us{path}{where}: {OneLine(message).TrimEnd('.')}.", inner: e);
     }

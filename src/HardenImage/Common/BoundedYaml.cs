@@ -36,6 +36,13 @@ public static class BoundedYaml
 
     public static YamlNode? Load(string text, string source, YamlLimits limits)
     {
+        var documents = LoadAll(text, source, limits);
+        return documents.Count == 0 ? null : documents[0];
+    }
+
+    /// <summary>Every document of a multi-document YAML text (the limits hold for the text as a whole).</summary>
+    public static IReadOnlyList<YamlNode> LoadAll(string text, string source, YamlLimits limits)
+    {
         if (text.Length > limits.MaxBytes)
             throw new HardenException($"{source}: YAML larger than {BoundedFile.Size(limits.MaxBytes)}, the limit for it (docs/limits.md).");
         RefuseControlCharacters(text, source);
@@ -54,7 +61,7 @@ public static class BoundedYaml
             // YamlDotNet reports some structural errors (a duplicate key in a mapping) outside YamlException.
             throw new HardenException($"{source}: not valid YAML: {OneLine(e.Message)}");
         }
-        return stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
+        return stream.Documents.Select(d => d.RootNode).ToList();
     }
 
     /// <summary>The scalar text of a mapping key; any other key (a mapping or list used as a key) is a clear error.</summary>

@@ -15,9 +15,12 @@ public sealed class CacheAuthenticationKey
     public const string EnvironmentVariable = "HARDEN_CACHE_KEY";
     private readonly byte[] _key;
 
+    /// <summary>The one length rule for the cache secret (both this key and <c>Build.CacheKey</c> obey it).</summary>
+    public const int MinimumSecretCharacters = 32;
+
     public CacheAuthenticationKey(ReadOnlySpan<byte> secret)
     {
-        if (secret.Length < 16) throw new HardenException($"the cache key must have at least 16 bytes ({EnvironmentVariable} or the key file); generate one with 'openssl rand -hex 32'.");
+        RequireSecret(secret, "the cache key");
         // Domain-separated, so the same secret used elsewhere does not yield the same MACs.
         _key = HMACSHA256.HashData(secret, "hardenimage cache v1"u8);
     }
@@ -39,7 +42,7 @@ public sealed class CacheAuthenticationKey
     /// </summary>
     public static (byte[] Secret, string Origin) LoadSecret(string cacheRoot, string keyFile, string? fromEnv)
     {
-        if (!string.IsNullOrEmpty(fromEnv)) return (Encoding.UTF8.GetBytes(fromEnv), EnvironmentVariable);
+        if (!string.IsNullOrEmpty(fromEnv)) return (RequireSecret(Encoding.UTF8.GetBytes(fromEnv), EnvironmentVariable), EnvironmentVariable);
         var full = Path.GetFullPath(keyFile);
         if (IsInside(full, cacheRoot) || IsInside(RealPath(full), RealPath(Path.GetFullPath(cacheRoot))))
             throw new HardenException($"cache key file {full} lies inside the cache {cacheRoot}: a cache writer could read it. Set {EnvironmentVariable} or move XDG_CONFIG_HOME out of the cache.");
@@ -71,7 +74,23 @@ public sealed class CacheAuthenticationKey
         {
             throw new HardenException($"cannot read the cache key {full}: {e.Message}. Set {EnvironmentVariable} instead.", inner: e);
         }
-        return (bytes.AsSpan().TrimEnd("\n"u8).ToArray(), full);
+        return (RequireSecret(bytes, full), full);
+    }
+
+    /// <summary>
+    /// The secret as UTF-8 text without surrounding white space, at least <see cref="MinimumSecretCharacters"/>
+    /// characters; else one message naming where it came from (never the secret). A key that <c>lock</c> accepts
+    /// is one <c>build</c> accepts.
+    /// </summary>
+    public static byte[] RequireSecret(ReadOnlySpan<byte> secret, string origin)
+    {
+        string text;
+        try { text = new UTF8Encoding(false, throwOnInvalidBytes: true).GetString(secret).Trim(); }
+        catch (DecoderFallbackException) { text = ""; }
+        if (text.Length < MinimumSecretCharacters)
+            throw new HardenException($"{origin}: not a usable cache key (it must be text of at least {MinimumSecretCharacters} characters). " +
+                                      $"Set {EnvironmentVariable} to one (e.g. 'openssl rand -hex 32'), or delete the key file and a new one is made.");
+        return Encoding.UTF8.GetBytes(text);
     }
 
     private const long MaxKeyFileBytes = 4096;
@@ -81,7 +100,7 @@ public sealed class CacheAuthenticationKey
         path.StartsWith(Path.GetFullPath(root).TrimEnd('/') + "/", StringComparison.Ordinal);
 
     /// <summary>The real path (symlinks resolved) of the longest existing prefix of <paramref name="full"/>, plus the rest.</summary>
-    private static string RealPath(string full)
+    internal static string RealPath(string full)
     {
         var rest = new Stack<string>();
         var at = full.TrimEnd('/');

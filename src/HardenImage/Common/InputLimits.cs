@@ -13,6 +13,9 @@ public static class InputLimits
     /// <summary>One OSV advisory in YAML (pypa/advisory-database; largest in vulndb/: 6.8 KB).</summary>
     public static YamlLimits AdvisoryYaml { get; } = new(MaxBytes: 4L << 20, MaxDepth: 32, MaxNodes: 200_000);
 
+    /// <summary>Kubernetes manifests and CRD bundles read back as YAML (the Kyverno ClusterPolicy CRD: a few MB, deeply nested schemas).</summary>
+    public static YamlLimits ManifestYaml { get; } = new(MaxBytes: 16L << 20, MaxDepth: 128, MaxNodes: 2_000_000);
+
     /// <summary>Nesting of any JSON document we read (OCI, lock, build.json, SBOM, scan, advisories: at most ~8 deep).</summary>
     public const int MaxJsonDepth = 64;
 

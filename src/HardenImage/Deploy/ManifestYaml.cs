@@ -32,20 +32,13 @@ public static partial class ManifestYaml
     /// <summary>Parses one YAML document into JSON (plain scalars typed as YAML 1.2 core schema does).</summary>
     public static JsonNode? Read(string yaml, string source = "manifest")
     {
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(yaml)); }
-        catch (YamlException e) { throw new HardenException($"{source}:{e.Start.Line}: not valid YAML: {e.Message}"); }
-        return stream.Documents.Count == 0 ? null : ToJson(stream.Documents[0].RootNode);
+        var root = BoundedYaml.Load(yaml, source, InputLimits.ManifestYaml);
+        return root == null ? null : ToJson(root);
     }
 
     /// <summary>Every document of a multi-document YAML text (CRD files, kubectl bundles) as JSON.</summary>
-    public static IReadOnlyList<JsonNode?> ReadAll(string yaml, string source = "manifest")
-    {
-        var stream = new YamlStream();
-        try { stream.Load(new StringReader(yaml)); }
-        catch (YamlException e) { throw new HardenException($"{source}:{e.Start.Line}: not valid YAML: {e.Message}"); }
-        return stream.Documents.Select(d => ToJson(d.RootNode)).ToList();
-    }
+    public static IReadOnlyList<JsonNode?> ReadAll(string yaml, string source = "manifest") =>
+        BoundedYaml.LoadAll(yaml, source, InputLimits.ManifestYaml).Select(ToJson).ToList();
 
     /// <summary>A deep copy of <paramref name="node"/> with every object's keys in ordinal order.</summary>
     public static JsonNode? Sorted(JsonNode? node) => node switch

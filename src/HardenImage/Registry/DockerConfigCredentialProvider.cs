@@ -31,17 +31,22 @@ public sealed class DockerConfigCredentialProvider : IRegistryCredentialProvider
         return Path.Combine(dir, "config.json");
     }
 
+    /// <summary>docker's own config.json is a few KB even with many registries.</summary>
+    private const long MaxConfigBytes = 1L << 20;
+
     public async Task<(string user, string password)?> GetAsync(string host, CancellationToken ct)
     {
         if (!File.Exists(_configPath)) return null;
+        // Bounded like every input (a config.json that is /dev/zero or a 2 GB file must not exhaust memory); the
+        // message names the file, never its contents (it holds credentials).
         JsonDocument doc;
         try
         {
-            doc = JsonDocument.Parse(await File.ReadAllBytesAsync(_configPath, ct).ConfigureAwait(false));
+            doc = BoundedJson.Parse(BoundedFile.ReadAllBytes(_configPath, MaxConfigBytes, "docker config file"), _configPath, "docker config file", MaxConfigBytes);
         }
-        catch (JsonException e)
+        catch (HardenException e)
         {
-            throw new HardenException($"{_configPath}: not valid JSON ({e.Message}). Fix or remove the docker config file.");
+            throw new HardenException($"{e.Message.TrimEnd('.')}. Fix or remove the docker config file.", e.ExitCode, e);
         }
         using (doc)
         {

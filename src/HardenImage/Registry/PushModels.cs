@@ -36,11 +36,14 @@ public sealed record PushedFile
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
+    /// <summary>Null when the file is absent; a present but unreadable record is an error naming it and the fix
+    /// (treating it as absent made 'sign' say "run push first" about a file that is there). Push itself rewrites
+    /// an unreadable record through <see cref="Save"/>.</summary>
     public static PushedFile? TryLoad(string path)
     {
         if (!File.Exists(path)) return null;
         try { return BoundedJson.ReadFile<PushedFile>(path, "push record", InputLimits.MaxRecordBytes, Json); }
-        catch (HardenException) { return null; } // unreadable: rewritten from this push
+        catch (HardenException e) { throw new HardenException($"{e.Message.TrimEnd('.')}. Re-run 'harden push' to write it again.", e.ExitCode, e); }
     }
 
     /// <summary>

@@ -229,23 +229,68 @@ public sealed class AdvisoryIndexStore
 
     /// <summary>
     /// SHA-256 over the format version and, for each file under the path in ordinal order, its relative path and
-    /// content digest. Equal data ⇒ equal digest on any machine.
+    /// content digest. Equal data ⇒ equal digest on any machine. Only regular files are read, each at most
+    /// <see cref="InputLimits.MaxAdvisoryFileBytes"/>; a symlink must end at a regular file inside the data directory
+    /// (threat D/T: a symlink to /dev/zero or a FIFO under --db never ended; a symlink leaving it read other data).
     /// </summary>
     public static string ComputeDataDigest(string dbPath)
     {
         var sb = new StringBuilder($"hardenimage-advisory-index v{AdvisoryIndex.FormatVersion}\n");
         if (Directory.Exists(dbPath))
         {
-            foreach (var f in Directory.EnumerateFiles(dbPath, "*", SearchOption.AllDirectories)
+            var root = CacheAuthenticationKey.RealPath(Path.GetFullPath(dbPath));
+            foreach (var f in AdvisoryFilesUnder(dbPath, dbPath, root)
                          .Select(f => (Full: f, Rel: Path.GetRelativePath(dbPath, f).Replace('\\', '/')))
                          .Where(f => !Path.GetFileName(f.Rel).StartsWith('.'))
                          .OrderBy(f => f.Rel, StringComparer.Ordinal))
-                sb.Append(f.Rel).Append('\0').Append(Sha256Hex.OfFile(f.Full)).Append('\n');
+                sb.Append(f.Rel).Append('\0').Append(DigestOfRegularFile(CacheAuthenticationKey.RealPath(Path.GetFullPath(f.Full)), f.Full)).Append('\n');
         }
-        else if (File.Exists(dbPath))
-            sb.Append(Path.GetFileName(dbPath)).Append('\0').Append(Sha256Hex.OfFile(dbPath)).Append('\n');
+        else if (File.Exists(dbPath) || new FileInfo(dbPath).LinkTarget != null)
+            // The path the user named may itself be a symlink (their choice); what it ends at must be a regular file.
+            sb.Append(Path.GetFileName(dbPath)).Append('\0').Append(DigestOfRegularFile(CacheAuthenticationKey.RealPath(Path.GetFullPath(dbPath)), dbPath)).Append('\n');
         else
             throw new HardenException($"{dbPath}: advisory data not found. Pass --db PATH|URL (the repository ships vulndb/) or run 'harden db update'.");
         return "sha256:" + Sha256Hex.Of(Encoding.UTF8.GetBytes(sb.ToString()));
+    }
+
+    /// <summary>Every file under <paramref name="dir"/>, not following directory symlinks; symlinks checked to stay inside <paramref name="root"/>.</summary>
+    private static IEnumerable<string> AdvisoryFilesUnder(string dir, string dbPath, string root)
+    {
+        foreach (var entry in Directory.EnumerateFileSystemEntries(dir))
+        {
+            if (Path.GetFileName(entry).StartsWith('.')) continue;
+            var link = new FileInfo(entry).LinkTarget;
+            if (link != null)
+            {
+                var target = CacheAuthenticationKey.RealPath(Path.GetFullPath(link, Path.GetDirectoryName(Path.GetFullPath(entry))!));
+                if (!target.StartsWith(root.TrimEnd('/') + "/", StringComparison.Ordinal) || Directory.Exists(target))
+                    throw new HardenException($"{entry}: a symlink in the advisory data {dbPath} that leaves it or names a directory (-> {link}); only regular files inside it are advisory data. Remove it, or pass --db the real directory.");
+                yield return entry;
+            }
+            else if (Directory.Exists(entry))
+                foreach (var f in AdvisoryFilesUnder(entry, dbPath, root)) yield return f;
+            else yield return entry;
+        }
+    }
+
+    /// <summary>SHA-256 of a regular file of at most the advisory size limit; anything else is one clear error naming <paramref name="shown"/>.</summary>
+    private static string DigestOfRegularFile(string path, string shown)
+    {
+        if (!HardenImage.Build.ContentStore.IsRegularFile(path))
+            throw new HardenException($"{shown}: not a regular file (a FIFO, device, socket or dangling symlink) in the advisory data; reading it may never end. Remove it, or pass another --db.");
+        // Streamed (a cache hit reads nothing else), bounded on the bytes read, not on what the file system says.
+        using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        if (fs.Length > InputLimits.MaxAdvisoryFileBytes) throw BoundedFile.TooLarge(shown, "advisory file", InputLimits.MaxAdvisoryFileBytes);
+        var chunk = new byte[1 << 16];
+        long total = 0;
+        int n;
+        while ((n = fs.Read(chunk, 0, chunk.Length)) > 0)
+        {
+            total += n;
+            if (total > InputLimits.MaxAdvisoryFileBytes) throw BoundedFile.TooLarge(shown, "advisory file", InputLimits.MaxAdvisoryFileBytes);
+            hash.AppendData(chunk, 0, n);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 }

@@ -12,7 +12,7 @@ public sealed class CacheKeyTests
     public void ShortSecret_IsRefused_WithHowToMakeOne()
     {
         var e = Assert.Throws<HardenException>(() => CacheKey.FromSecret("password", CacheKey.EnvironmentVariable));
-        Assert.Equal("HARDEN_CACHE_KEY: the cache key must be at least 32 characters (generate one with 'openssl rand -hex 32').", e.Message);
+        Assert.Equal("HARDEN_CACHE_KEY: not a usable cache key (it must be text of at least 32 characters). Set HARDEN_CACHE_KEY to one (e.g. 'openssl rand -hex 32'), or delete the key file and a new one is made.", e.Message);
     }
 
     [Fact]

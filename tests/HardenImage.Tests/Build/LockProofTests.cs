@@ -16,7 +16,7 @@ namespace HardenImage.Tests.Build;
 /// </summary>
 public sealed class LockProofTests
 {
-    private static readonly CacheAuthenticationKey Key = new(Encoding.UTF8.GetBytes("lock-proof-tests-key-0123456789"));
+    private static readonly CacheAuthenticationKey Key = new(Encoding.UTF8.GetBytes("lock-proof-tests-key-0123456789ab"));
 
     /// <summary>A fresh hermetic image set whose repository serves by-hash indices like the Debian archive.</summary>
     private static ImageSetWorkspace NewWorkspace()
@@ -321,6 +321,32 @@ public sealed class LockProofTests
     }
 
     [Fact]
+    public async Task ChildLockingItsParentsPackage_AtAnotherVersion_IsRefused_BeforeItOverwritesTheParentsFiles()
+    {
+        using var w = NewWorkspace();
+        await w.LockAsync();
+        await w.BuildAsync();
+        var artifacts = TreeDigest(w.Artifacts);
+        // The child 'tool' also locks the parent's libfake1, at another version: its layer would replace the parent's files.
+        var lockFile = LockFile.Load(w.LockPath);
+        var parentEntry = lockFile.Image("base")!.Architectures.Single(a => a.Architecture == "amd64").Packages.Single(p => p.Name == "libfake1");
+        lockFile.Image("tool")!.Architectures.Single(a => a.Architecture == "amd64").Packages.Add(parentEntry with { Version = "9.9-1" });
+        lockFile.Save(w.LockPath);
+        var locked = File.ReadAllText(w.LockPath);
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => ProveAsync(w));
+        Assert.Contains($"lock entry tool (amd64) libfake1 9.9-1: package libfake1 is also locked by its parent image 'base' at {parentEntry.Version}", e.Message);
+        Assert.Contains($"(child 9.9-1, parent {parentEntry.Version})", e.Message);
+        Assert.Contains("harden lock --update", e.Message);
+        var common = new[] { "--images", w.ImagesDir, "--cache", w.Cache };
+        var build = Harden(["build", "--out", w.Artifacts, .. common]);
+        Assert.Equal(1, build.Code);
+        Assert.Contains("is also locked by its parent image 'base'", build.Out);
+        Assert.Equal(artifacts, TreeDigest(w.Artifacts));
+        Assert.Equal(locked, File.ReadAllText(w.LockPath));
+    }
+
+    [Fact]
     public async Task NullOrMalformedLockFields_AreOneClearLine_NamingTheJsonPath()
     {
         using var w = NewWorkspace();
@@ -329,7 +355,10 @@ public sealed class LockProofTests
         var sha = Entry(w, "base", "amd64", "base-files").Sha256;
         File.WriteAllText(w.LockPath, json.Replace($"\"{sha}\"", "null"));
         var e = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
-        Assert.Contains("$.images[0].architectures[0].packages[0].sha256: must be 64 lower-case hex digits", e.Message);
+        // The strict reader refuses the null itself: one line, the JSON path, what it must hold, not a type name.
+        Assert.Contains("the lock file is not valid: $.images[0].architectures[0].packages[0].sha256: must not be null (line ", e.Message);
+        Assert.DoesNotContain("nullability annotation", e.Message);
+        Assert.DoesNotContain("HardenImage.Build", e.Message);
         File.WriteAllText(w.LockPath, json.Replace("\"inReleaseSha256\": \"", "\"inReleaseSha256\": \"x"));
         var r = Assert.Throws<HardenException>(() => LockFile.Load(w.LockPath));
         Assert.Contains("$.sources[0].inReleaseSha256: must be 64 lower-case hex digits", r.Message);
@@ -363,7 +392,7 @@ public sealed class LockProofTests
         var proof = await ProveAsync(w);
         Assert.Contains(proof.Notices, n => n.Contains("does not authenticate", StringComparison.Ordinal) && n.Contains(Path.GetFileName(entryFile), StringComparison.Ordinal));
         // A cache written under another machine's key is never trusted, only re-derived.
-        var other = await ProveAsync(w, key: new CacheAuthenticationKey(Encoding.UTF8.GetBytes("a different machine's key 42")));
+        var other = await ProveAsync(w, key: new CacheAuthenticationKey(Encoding.UTF8.GetBytes("a different machine's key, 42 chars long")));
         Assert.NotEmpty(other.Notices);
     }
 }
@@ -392,8 +421,36 @@ public sealed class CacheAuthenticationKeyTests
         Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(keyFile));
         var again = CacheAuthenticationKey.Load(cache, keyFile, null);
         Assert.Equal(first.Mac("x"u8), again.Mac("x"u8));
-        var fromEnv = CacheAuthenticationKey.Load(cache, keyFile, "a CI secret of enough length");
+        var fromEnv = CacheAuthenticationKey.Load(cache, keyFile, "a CI secret of enough length, 32+");
         Assert.NotEqual(first.Mac("x"u8), fromEnv.Mac("x"u8));
         Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, "short"));
+    }
+
+    /// <summary>A 16–31 character key used to pass 'lock' (16 bytes) and fail 'build' (32 characters): one rule now.</summary>
+    [Theory]
+    [InlineData("0123456789abcdef")]                       // 16: the old lock/scan minimum
+    [InlineData("0123456789abcdef0123456789abcde")]        // 31
+    [InlineData("   0123456789abcdef0123456789abcde  \n")] // 31 once trimmed: white space is no key material
+    public void ShortCacheKey_IsRefusedTheSame_ByLockAndBuild_NamingTheVariable(string secret)
+    {
+        using var dir = new TempDir("hi-cachekey");
+        var cache = dir.Combine("cache");
+        var keyFile = dir.Combine("config", "cache.key");
+        var forLock = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, secret));
+        var forBuild = Assert.Throws<HardenException>(() => CacheKey.Load(cache, keyFile, secret));
+        Assert.Equal(forLock.Message, forBuild.Message);
+        Assert.StartsWith("HARDEN_CACHE_KEY: not a usable cache key (it must be text of at least 32 characters)", forLock.Message);
+        Assert.DoesNotContain(secret.Trim(), forLock.Message);
+        // The same length rule for a key file.
+        Directory.CreateDirectory(Path.GetDirectoryName(keyFile)!);
+        File.WriteAllText(keyFile, secret);
+        File.SetUnixFileMode(keyFile, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        var fileLock = Assert.Throws<HardenException>(() => CacheAuthenticationKey.Load(cache, keyFile, null));
+        Assert.Equal(fileLock.Message, Assert.Throws<HardenException>(() => CacheKey.Load(cache, keyFile, null)).Message);
+        Assert.Contains(keyFile, fileLock.Message);
+        // 32 characters pass both.
+        var ok = new string('k', 32);
+        Assert.NotNull(CacheAuthenticationKey.Load(cache, keyFile, ok));
+        Assert.NotNull(CacheKey.Load(cache, keyFile, ok));
     }
 }

@@ -96,7 +96,11 @@ public sealed class JsonBoundsTests
         File.WriteAllText(file, """{"version":1,"images":[{"name":"base","index":"sha256:00","architectures":[null]}]}""");
         var e = Assert.Throws<HardenException>(() => BuildManifest.Load(file));
         Assert.Contains("$.images[0].architectures[0]", e.Message);
-        Assert.Null(BuildManifest.TryLoad(file)); // incremental builds treat it as absent and rebuild
+        // Readers get the same clear line; only the build itself builds over it, with a warning.
+        Assert.Contains("$.images[0].architectures[0]", Assert.Throws<HardenException>(() => BuildManifest.TryLoad(file)).Message);
+        var warnings = new List<string>();
+        Assert.Null(BuildManifest.LoadOrRebuildOver(file, warnings.Add));
+        Assert.Contains("$.images[0].architectures[0]", Assert.Single(warnings));
     }
 
     [Fact]
@@ -149,11 +153,13 @@ public sealed class JsonBoundsTests
     }
 
     [Fact]
-    public void NullInPushedJson_IsTreatedAsNoRecord_NotACrash()
+    public void NullInPushedJson_IsAClearError_NotACrash_NorANoRecord()
     {
         using var dir = new TempDir("hi-pushed");
         var file = dir.Combine("pushed.json");
         File.WriteAllText(file, """{"registry":"r","images":{"base":null}}""");
-        Assert.Null(PushedFile.TryLoad(file));
+        var e = Assert.Throws<HardenException>(() => PushedFile.TryLoad(file));
+        Assert.Contains("$.images.base", e.Message);
+        Assert.Contains("Re-run 'harden push'", e.Message);
     }
 }

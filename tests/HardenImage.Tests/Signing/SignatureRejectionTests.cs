@@ -314,6 +314,41 @@ public sealed class SignatureRejectionTests : IDisposable
         Assert.Equal([$"required attestation 'sbom' ({PredicateTypes.CycloneDx}) is missing or invalid"], forged.Failures);
     }
 
+    private async Task<CosignLayer> Sbom(string predicate) =>
+        CosignSignatureManifest.AttestationLayer(await Envelope(Statement(PredicateTypes.CycloneDx, predicate: predicate)), PredicateTypes.CycloneDx);
+
+    [Fact]
+    public async Task ImageVerifier_SbomAttestationThatIsNotCycloneDx_FailsWhenAnSbomIsRequired_AndIsNotJudgedOtherwise()
+    {
+        var store = await Store(true, await Sbom("{\"bomFormat\":\"SPDX\"}"), await Vuln("{\"scanner\":{\"result\":{}}}"));
+        var sbomRequired = await new ImageVerifier(store, _key).VerifyAsync(Image, new VerificationPolicy { RequiredAttestations = ["vuln", "sbom"] });
+        Assert.Equal("an SBOM attestation's predicate is not a CycloneDX document (bomFormat != CycloneDX)", Assert.Single(sbomRequired.Failures));
+        // Only what the policy asks for is judged: a vuln-only policy does not fail on the SBOM's content.
+        Assert.True((await new ImageVerifier(store, _key).VerifyAsync(Image, new VerificationPolicy { RequiredAttestations = ["vuln"] })).Passed);
+        var good = await Store(true, await Sbom("{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.6\"}"));
+        Assert.True((await new ImageVerifier(good, _key).VerifyAsync(Image, new VerificationPolicy { RequiredAttestations = ["sbom"] })).Passed);
+    }
+
+    [Fact]
+    public async Task ImageVerifier_ReadsNoAttestations_WhenThePolicyAsksForNone()
+    {
+        var store = await Store(true, await Vuln("{\"scanner\":{\"result\":{}}}"));
+        var r = await new ImageVerifier(store, _key).VerifyAsync(Image, new VerificationPolicy());
+        Assert.True(r.Passed);
+        Assert.Empty(r.Attestations.Checks);
+        var asked = await new ImageVerifier(store, _key).VerifyAsync(Image, new VerificationPolicy { ForbidCriticalVulnerabilities = true });
+        Assert.Single(asked.Attestations.Checks);
+    }
+
+    [Fact]
+    public async Task ImageVerifier_CriticalFindingsInSeveralStatements_AreCountedOnceAndTheStatementsNamed()
+    {
+        const string one = "{\"scanner\":{\"result\":{\"vulnerabilities\":[{\"id\":\"CVE-1\",\"severity\":\"critical\"}]}}}";
+        var r = await new ImageVerifier(await Store(true, await Vuln(one), await Vuln(one)), _key)
+            .VerifyAsync(Image, new VerificationPolicy { ForbidCriticalVulnerabilities = true });
+        Assert.Equal("the vuln attestations (2 statements) report 1 critical vulnerability: CVE-1", Assert.Single(r.Failures));
+    }
+
     [Fact]
     public async Task ImageVerifier_CriticalFindingsInAnyValidVulnAttestationFail()
     {

@@ -35,6 +35,8 @@ targets=(
   "VulnerabilityPolicy|Scan/VulnerabilityPolicy.cs|FullyQualifiedName~HardenImage.Tests.Scan.PolicyGate|FullyQualifiedName~HardenImage.Tests.Scan.VulnerabilityPolicy"
   "CosignVerifier|Signing/CosignVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.CosignVerifier|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection"
   "ImageVerifier|Signing/ImageVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection|FullyQualifiedName~HardenImage.Tests.Signing.ImageSigner"
+  # The merge of package entries into the image tree (ImageBuilder.Merge and Place): a line span, kept in step with the file.
+  "BuildMerge|Build/ImageBuilder.cs{$(grep -n 'private static void Merge(FsTree' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)..$(grep -n 'private void AddPayload' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)}|FullyQualifiedName~HardenImage.Tests.Build.BuildRejection|FullyQualifiedName~HardenImage.Tests.Build.HardeningByIdentity"
 )
 
 selected=()
@@ -69,11 +71,23 @@ run() {
   filter="($(IFS='|'; echo "${filters[*]}"))&$slow"
   # coverage-analysis is only settable in a config file; everything else is in the file too so one file says it all.
   python3 - "$dir/stryker-config.json" "$filter" "$concurrency" "${files[@]}" <<'PY'
-import json, sys
+import json, os, sys
 path, flt, conc, *files = sys.argv[1:]
+
+def pattern(f):
+    # "File.cs{a..b}" names lines a..b; Stryker's span is in characters, so translate.
+    if "{" not in f:
+        return f"**/src/HardenImage/{f}"
+    name, rng = f.rstrip("}").split("{", 1)
+    first, last = (int(x) for x in rng.split(".."))
+    text = open(os.path.join("src/HardenImage", name), encoding="utf-8").read().split("\n")
+    start = sum(len(l) + 1 for l in text[:first - 1])
+    end = sum(len(l) + 1 for l in text[:last])
+    return f"**/src/HardenImage/{name}{{{start}..{end}}}"
+
 json.dump({"stryker-config": {
     "project": "HardenImage.csproj",
-    "mutate": [f"**/src/HardenImage/{f}" for f in files],
+    "mutate": [pattern(f) for f in files],
     "test-case-filter": flt,
     "coverage-analysis": "perTest",
     "concurrency": int(conc),

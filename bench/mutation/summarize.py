@@ -9,6 +9,10 @@ import json, os, sys
 
 name, report, secs = sys.argv[1], sys.argv[2], sys.argv[3]
 only = sys.argv[4] if len(sys.argv) > 4 else None  # count only this file (relative to src/HardenImage)
+span = None  # "File.cs{a..b}": only mutants on lines a..b of that file
+if only and "{" in only:
+    only, rng = only.rstrip("}").split("{", 1)
+    span = tuple(int(x) for x in rng.split(".."))
 here = os.path.dirname(os.path.abspath(__file__))
 equivalent = {}
 eq_path = os.path.join(here, "equivalent.tsv")
@@ -29,6 +33,8 @@ for path, f in data["files"].items():
         continue
     src = f["source"].splitlines()
     for m in f["mutants"]:
+        if span and not (span[0] <= m["location"]["start"]["line"] <= span[1]):
+            continue
         s = m["status"]
         counts[s] = counts.get(s, 0) + 1
         if s == "Ignored":

@@ -378,7 +378,7 @@ public sealed class DebPackageReader : IDisposable
 /// Turns the many exception types of decompressors and tar parsing (InvalidDataException, EndOfStreamException,
 /// ZstdException, ...) into one <see cref="HardenException"/> that names the package member.
 /// </summary>
-internal sealed class ErrorTranslatingStream(Stream inner, string what) : Stream
+internal sealed class ErrorTranslatingStream(Stream inner, string what) : ReadOnlyWrapperStream(inner)
 {
     public static HardenException Translate(Exception e, string what) => e switch
     {
@@ -392,27 +392,11 @@ internal sealed class ErrorTranslatingStream(Stream inner, string what) : Stream
     {
         try
         {
-            return inner.Read(buffer);
+            return Inner.Read(buffer);
         }
         catch (Exception e) when (e is not HardenException and not OutOfMemoryException and not ObjectDisposedException)
         {
             throw Translate(e, what);
         }
-    }
-
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
     }
 }

@@ -29,7 +29,7 @@ public sealed class UnpackBudget(long maxBytes, string what)
 /// Counts the bytes a decompressor produces and stops at a bound, so a bomb (100 KB of zstd that inflates to
 /// 3 GiB) fails after at most the bound has been produced, before anything downstream writes it to disk.
 /// </summary>
-internal sealed class DecompressionLimitStream(Stream inner, long maxBytes, string label, string why, UnpackBudget? build) : Stream
+internal sealed class DecompressionLimitStream(Stream inner, long maxBytes, string label, string why, UnpackBudget? build) : ReadOnlyWrapperStream(inner)
 {
     private long _produced;
 
@@ -39,7 +39,7 @@ internal sealed class DecompressionLimitStream(Stream inner, long maxBytes, stri
 
     public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer);
+        var n = Inner.Read(buffer);
         if (n == 0) return 0;
         _produced += n;
         if (_produced > maxBytes)
@@ -49,19 +49,5 @@ internal sealed class DecompressionLimitStream(Stream inner, long maxBytes, stri
         return n;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
     public override long Position { get => _produced; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
-    }
 }

@@ -36,7 +36,7 @@ targets=(
   "CosignVerifier|Signing/CosignVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.CosignVerifier|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection"
   "ImageVerifier|Signing/ImageVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection|FullyQualifiedName~HardenImage.Tests.Signing.ImageSigner"
   # The merge of package entries into the image tree (ImageBuilder.Merge and Place): a line span, kept in step with the file.
-  "BuildMerge|Build/ImageBuilder.cs{$(grep -n 'private static void Merge(FsTree' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)..$(grep -n 'private void AddPayload' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)}|FullyQualifiedName~HardenImage.Tests.Build.BuildRejection|FullyQualifiedName~HardenImage.Tests.Build.HardeningByIdentity"
+  "BuildMerge|Build/ImageBuilder.cs{$(grep -n 'private static void Merge(FsTree' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)..$(grep -n 'private void AddPayload' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)}|FullyQualifiedName~HardenImage.Tests.Build.BuildRejection|FullyQualifiedName~HardenImage.Tests.Build.HardeningByIdentity|FullyQualifiedName~HardenImage.Tests.Build.BuildMerge"
 )
 
 selected=()

@@ -47,12 +47,12 @@ public sealed class BuildMergeWorkspace : IAsyncLifetime
         W.Repo.Publish();
         // plug-writer ships the file without the directory entries above it (dpkg-deb always writes them; a
         // hostile .deb need not): only the merge's own symlink check stands between it and /etc.
-        RewriteData("plug-writer", Dir("./"), Dir("./usr/"), Dir("./usr/lib/"), File("./usr/lib/plugins/passwd", "root::0:0::/:/bin/sh", "644"));
-        RewriteData("dm-a", Dir("./"), Dir("./usr/"), Dir("./usr/share/"), Dir("./usr/share/dm/", "755"), File("./usr/share/dm/a.txt", "a", "644"));
-        RewriteData("dm-b", Dir("./"), Dir("./usr/"), Dir("./usr/share/"), Dir("./usr/share/dm/", "700"), File("./usr/share/dm/b.txt", "b", "644"));
+        RewriteData("plug-writer", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/lib/"), FileEntry("./usr/lib/plugins/passwd", "root::0:0::/:/bin/sh", "644"));
+        RewriteData("dm-a", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/share/"), DirectoryEntry("./usr/share/dm/", "755"), FileEntry("./usr/share/dm/a.txt", "a", "644"));
+        RewriteData("dm-b", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/share/"), DirectoryEntry("./usr/share/dm/", "700"), FileEntry("./usr/share/dm/b.txt", "b", "644"));
         W.Repo.Publish();
         Directory.CreateDirectory(Path.Combine(W.ImagesDir, "payload", "plugins"));
-        System.IO.File.WriteAllText(Path.Combine(W.ImagesDir, "payload", "plugins", "site.so"), "the image author's plugin");
+        File.WriteAllText(Path.Combine(W.ImagesDir, "payload", "plugins", "site.so"), "the image author's plugin");
         await W.LockAsync();
         await W.BuildAsync();
     }
@@ -70,17 +70,17 @@ public sealed class BuildMergeWorkspace : IAsyncLifetime
         var work = W.Combine("craft", package);
         Directory.CreateDirectory(work);
         RequiredService.RunOk("/bin/sh", ["-c", $"set -e; cd '{work}'; ar x '{deb}'; rm -f data.tar.*"]);
-        using (var file = System.IO.File.Create(Path.Combine(work, "data.tar.gz")))
+        using (var file = File.Create(Path.Combine(work, "data.tar.gz")))
         using (var gz = new GZipStream(file, CompressionLevel.Fastest))
         using (var tar = new TarWriter(gz, TarEntryFormat.Gnu))
             foreach (var e in entries) tar.WriteEntry(e);
         RequiredService.RunOk("/bin/sh", ["-c", $"set -e; cd '{work}'; rm -f '{deb}'; ar rc '{deb}' debian-binary control.tar.* data.tar.gz"]);
     }
 
-    private static TarEntry Dir(string name, string mode = "755") =>
+    private static TarEntry DirectoryEntry(string name, string mode = "755") =>
         new GnuTarEntry(TarEntryType.Directory, name) { Mode = (UnixFileMode)Convert.ToInt32(mode, 8) };
 
-    private static TarEntry File(string name, string content, string mode) =>
+    private static TarEntry FileEntry(string name, string content, string mode) =>
         new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = (UnixFileMode)Convert.ToInt32(mode, 8), DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
 }
 
@@ -110,11 +110,11 @@ public sealed class BuildMergeTests(BuildMergeWorkspace fixture) : IClassFixture
     private async Task<HardenException> RefusedAsync(params string[] images)
     {
         await W.LockAsync(false, images);
-        var index = System.IO.File.ReadAllBytes(Path.Combine(W.Artifacts, "oci", "index.json"));
-        var buildJson = System.IO.File.ReadAllBytes(Path.Combine(W.Artifacts, "build.json"));
+        var index = File.ReadAllBytes(Path.Combine(W.Artifacts, "oci", "index.json"));
+        var buildJson = File.ReadAllBytes(Path.Combine(W.Artifacts, "build.json"));
         var e = await Assert.ThrowsAsync<HardenException>(() => W.BuildAsync(null, null, false, images));
-        Assert.Equal(index, System.IO.File.ReadAllBytes(Path.Combine(W.Artifacts, "oci", "index.json")));
-        Assert.Equal(buildJson, System.IO.File.ReadAllBytes(Path.Combine(W.Artifacts, "build.json")));
+        Assert.Equal(index, File.ReadAllBytes(Path.Combine(W.Artifacts, "oci", "index.json")));
+        Assert.Equal(buildJson, File.ReadAllBytes(Path.Combine(W.Artifacts, "build.json")));
         var layout = OciLayout.Open(Path.Combine(W.Artifacts, "oci"));
         foreach (var tag in new[] { "base", "tool" })
             Assert.Empty(new OciLayoutReader(layout).Verify(tag));
@@ -158,7 +158,8 @@ public sealed class BuildMergeTests(BuildMergeWorkspace fixture) : IClassFixture
         RootImage("links", "plug-link");
         W.WriteImage("through-parent", "name: through-parent\nfrom: links\npackages: [plug-writer]\n");
         await BuildsAsync("links");
-        Assert.Equal((TarEntryType.SymbolicLink, "/etc"), (OwnLayer("links")["usr/lib/plugins"].Type, OwnLayer("links")["usr/lib/plugins"].LinkName));
+        var link = OwnLayer("links")["usr/lib/plugins"];
+        Assert.Equal((TarEntryType.SymbolicLink, "/etc"), (link.Type, link.LinkName));
         var e = await RefusedAsync("links", "through-parent");
         Assert.StartsWith("image through-parent: package plug-writer: entry 'usr/lib/plugins/passwd' would be written through the symlink 'usr/lib/plugins' -> '/etc'.", e.Message);
     }

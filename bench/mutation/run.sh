@@ -18,8 +18,9 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 out="$root/bench/mutation/out"
 concurrency="${STRYKER_CONCURRENCY:-1}"
 # Stryker builds and rewrites the test project's bin/ while it runs: it works on a copy of the checkout (tracked and
-# untracked-but-not-ignored files, so uncommitted edits count) and never touches the checkout's build output.
-work="${STRYKER_WORK:-/tmp/hi-mutation}"
+# untracked-but-not-ignored files, so uncommitted edits count) and never touches the checkout's build output. The
+# copy is per checkout: the script empties it first, so two worktrees sharing one directory would wreck each other's run.
+work="${STRYKER_WORK:-/tmp/hi-mutation-$(printf '%s' "$root" | sha256sum | cut -c1-12)}"
 
 # vstest starts a fresh test host for every mutant, so per-process set-up is paid per mutant. Left out for that:
 # the dpkg oracle test (compiles C, spawns ~300 processes) and the InRelease tests that build a gpg-signed apt
@@ -36,7 +37,7 @@ targets=(
   "CosignVerifier|Signing/CosignVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.CosignVerifier|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection"
   "ImageVerifier|Signing/ImageVerifier.cs|FullyQualifiedName~HardenImage.Tests.Signing.SignatureRejection|FullyQualifiedName~HardenImage.Tests.Signing.ImageSigner"
   # The merge of package entries into the image tree (ImageBuilder.Merge and Place): a line span, kept in step with the file.
-  "BuildMerge|Build/ImageBuilder.cs{$(grep -n 'private static void Merge(FsTree' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)..$(grep -n 'private void AddPayload' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)}|FullyQualifiedName~HardenImage.Tests.Build.BuildRejection|FullyQualifiedName~HardenImage.Tests.Build.HardeningByIdentity"
+  "BuildMerge|Build/ImageBuilder.cs{$(grep -n 'private static void Merge(FsTree' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)..$(grep -n 'private void AddPayload' "$root/src/HardenImage/Build/ImageBuilder.cs" | cut -d: -f1)}|FullyQualifiedName~HardenImage.Tests.Build.BuildRejection|FullyQualifiedName~HardenImage.Tests.Build.HardeningByIdentity|FullyQualifiedName~HardenImage.Tests.Build.BuildMerge"
 )
 
 selected=()

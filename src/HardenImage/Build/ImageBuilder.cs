@@ -413,6 +413,12 @@ public sealed class ImageBuilder
         if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
         if (existing.Type == FsNodeType.Symlink && node.Type == FsNodeType.Directory)
             throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}/, which would be written through the symlink /{path} → {existing.LinkTarget} (from {existing.Owner}); refusing it.");
+        // A directory is never replaced, not even by a declared winner (dpkg refuses it too: "trying to overwrite
+        // directory ... with nondirectory"): the entries already under it would end up behind the symlink, written
+        // wherever it points on extraction, or under a file (threat T).
+        if (existing.Type == FsNodeType.Directory)
+            throw new HardenException($"image {image.Name}: package {package} ships /{path} as a {node.Type.ToString().ToLowerInvariant()}, but /{path} is a directory (from {existing.Owner}); " +
+                "a directory is never replaced, not even under conflicts: (what is under it would end up behind a symlink or under a file). Exclude one of the two packages.");
         if (existing.Type == node.Type && existing.ContentSha256 == node.ContentSha256 && existing.LinkTarget == node.LinkTarget
             && existing.Mode == node.Mode)
             return;

@@ -347,6 +347,7 @@ public sealed class ImageBuilder
         var symlinks = new PathSafety(tree.Lower.Values.Where(n => n.Type == FsNodeType.Symlink)
             .Select(n => KeyValuePair.Create(n.Path, n.LinkTarget ?? "")));
         if (isRoot) AddMergedUsrLinks(tree, arch);
+        var contested = new Dictionary<string, (string Winner, List<string> Shippers)>(StringComparer.Ordinal);
         foreach (var pkg in locked.Packages.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
             var label = $"{pkg.Name} {pkg.Version} ({pkg.Architecture})";
@@ -357,7 +358,15 @@ public sealed class ImageBuilder
                 ControlText = unpacked.ControlText, Md5sums = unpacked.Md5sums, MaintainerScripts = unpacked.MaintainerScripts,
                 Alternatives = unpacked.Alternatives,
             });
-            foreach (var e in unpacked.Entries) Merge(tree, symlinks, image, pkg.Name, e);
+            foreach (var e in unpacked.Entries) Merge(tree, symlinks, image, pkg.Name, e, contested);
+        }
+        // A declared winner may come later in name order than the packages it beats; it must really ship the path.
+        foreach (var (path, (winner, shippers)) in contested.OrderBy(c => c.Key, StringComparer.Ordinal))
+        {
+            if (tree.Resolve(path)?.Owner == winner) continue;
+            var names = shippers.Distinct().ToList();
+            throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by " +
+                $"{string.Join(", ", names.SkipLast(1))} and {names[^1]}.");
         }
         AddPayload(tree, symlinks, image);
         var actions = new List<HardeningAction>();
@@ -392,7 +401,8 @@ public sealed class ImageBuilder
         _ => DebEntryType.File,
     };
 
-    private static void Merge(FsTree tree, PathSafety symlinks, ImageDefinition image, string package, UnpackedEntry e)
+    private static void Merge(FsTree tree, PathSafety symlinks, ImageDefinition image, string package, UnpackedEntry e,
+        Dictionary<string, (string Winner, List<string> Shippers)> contested)
     {
         var who = $"image {image.Name}: package {package}";
         // One merged-/usr rule for the whole code base (Deb/PathSafety): bin/x → usr/bin/x, the alias links
@@ -409,7 +419,7 @@ public sealed class ImageBuilder
             ContentSha256 = e.Sha256, LinkTarget = e.LinkTarget, Owner = package,
         };
         var existing = tree.Resolve(path);
-        if (existing == null) { Place(tree, symlinks, node); return; }
+        if (existing == null) { Place(tree, symlinks, node, who); return; }
         if (existing.Type == FsNodeType.Directory && node.Type == FsNodeType.Directory) return;
         if (existing.Type == FsNodeType.Symlink && node.Type == FsNodeType.Directory)
             throw new HardenException($"image {image.Name}: package {package} ships /{e.Path}/, which would be written through the symlink /{path} → {existing.LinkTarget} (from {existing.Owner}); refusing it.");
@@ -419,14 +429,19 @@ public sealed class ImageBuilder
         if (existing.Type == FsNodeType.Directory)
             throw new HardenException($"image {image.Name}: package {package} ships /{path} as a {node.Type.ToString().ToLowerInvariant()}, but /{path} is a directory (from {existing.Owner}); " +
                 "a directory is never replaced, not even under conflicts: (what is under it would end up behind a symlink or under a file). Exclude one of the two packages.");
+        // Identical means the whole entry: owner too, or a setuid file of another uid would merge silently (threat E).
         if (existing.Type == node.Type && existing.ContentSha256 == node.ContentSha256 && existing.LinkTarget == node.LinkTarget
-            && existing.Mode == node.Mode)
+            && existing.Mode == node.Mode && existing.Uid == node.Uid && existing.Gid == node.Gid)
             return;
         if (image.Conflicts.TryGetValue("/" + path, out var winner) || image.Conflicts.TryGetValue(path, out winner))
         {
-            if (winner == package) Place(tree, symlinks, node);
+            if (winner == package) Place(tree, symlinks, node, who);
             else if (winner != existing.Owner)
-                throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by {existing.Owner} and {package}.");
+            {
+                // The winner may be merged later (packages go in name order): checked once every package is in.
+                if (!contested.TryGetValue(path, out var c)) contested[path] = c = (winner, [existing.Owner]);
+                c.Shippers.Add(package);
+            }
             return;
         }
         throw new HardenException($"image {image.Name}: packages {existing.Owner} and {package} both ship /{path} with different content. " +
@@ -434,8 +449,15 @@ public sealed class ImageBuilder
     }
 
     /// <summary>Sets a node and keeps the symlink list in step with the tree.</summary>
-    private static void Place(FsTree tree, PathSafety symlinks, FsNode node)
+    private static void Place(FsTree tree, PathSafety symlinks, FsNode node, string who)
     {
+        // Entries live only under directories, and a directory is never replaced by a non-directory: either way
+        // entries would end up under a file, which extractors resolve differently (threat T).
+        for (var dir = FsTree.ParentOf(node.Path); dir.Length > 0; dir = FsTree.ParentOf(dir))
+            if (tree.Resolve(dir) is { Type: not (FsNodeType.Directory or FsNodeType.Symlink) } above)
+                throw new HardenException($"{who}: /{node.Path} would be placed under /{dir}, which is a {above.Type.ToString().ToLowerInvariant()} (from {above.Owner}); refusing it.");
+        if (node.Type != FsNodeType.Directory && tree.Resolve(node.Path) is { Type: FsNodeType.Directory } replaced)
+            throw new HardenException($"{who}: /{node.Path} is a directory (from {replaced.Owner}); a directory is never replaced by a {node.Type.ToString().ToLowerInvariant()} (what is under it would end up under it). Choose another target.");
         tree.Set(node);
         if (node.Type == FsNodeType.Symlink) symlinks.AddSymlink(node.Path, node.LinkTarget ?? "");
         else symlinks.RemoveSymlink(node.Path);
@@ -461,13 +483,13 @@ public sealed class ImageBuilder
                 tree.EnsureDirectory(FsTree.ParentOf(path));
                 if (item.IsDirectory)
                 {
-                    Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source });
+                    Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.Directory, Mode = 493, Uid = f.Uid, Gid = f.Gid, Owner = "payload:" + f.Source }, where);
                     continue;
                 }
                 (string Sha, long Size) stored;
                 using (var content = _payload.OpenFile(item, where, f.Source)) stored = _store.Put(content);
                 var mode = item.Executable ? f.Mode | 0b001_001_001 : f.Mode;
-                Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = stored.Size, ContentSha256 = stored.Sha, Owner = "payload:" + f.Source });
+                Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = stored.Size, ContentSha256 = stored.Sha, Owner = "payload:" + f.Source }, where);
             }
         }
     }

@@ -43,12 +43,23 @@ public sealed class BuildMergeWorkspace : IAsyncLifetime
             new FakePackage("swap-link", "1.0", "all").WithSymlink("/usr/share/swap/tool", "tool.real"),
             new FakePackage("swap-tool", "1.0", "all").WithFile("/usr/share/swap/tool", "the tool itself", exe),
             new FakePackage("dm-a", "1.0", "all").WithFile("/usr/share/dm/placeholder", "rewritten below"),
-            new FakePackage("dm-b", "1.0", "all").WithFile("/usr/share/dm/placeholder", "rewritten below"));
+            new FakePackage("dm-b", "1.0", "all").WithFile("/usr/share/dm/placeholder", "rewritten below"),
+            // Three packages at one path; the declared winner comes last in name order.
+            new FakePackage("tri-a", "1.0", "all").WithFile("/usr/share/tri.txt", "from a"),
+            new FakePackage("tri-b", "1.0", "all").WithFile("/usr/share/tri.txt", "from b"),
+            new FakePackage("tri-c", "1.0", "all").WithFile("/usr/share/tri.txt", "from c"),
+            // A declared winner turns a symlink into a file; a later package ships entries below that file.
+            new FakePackage("under-link", "1.0", "all").WithSymlink("/usr/share/under", "elsewhere"),
+            new FakePackage("under-mfile", "1.0", "all").WithFile("/usr/share/under", "a file now"),
+            new FakePackage("under-zchild", "1.0", "all").WithFile("/usr/share/under/child.txt", "below a file"),
+            new FakePackage("owner-twin", "1.0", "all").WithFile("/usr/share/owner-twin/placeholder", "rewritten below"));
         W.Repo.Publish();
         // plug-writer ships the file without the directory entries above it (dpkg-deb always writes them; a
         // hostile .deb need not): only the merge's own symlink check stands between it and /etc.
         RewriteData("plug-writer", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/lib/"), FileEntry("./usr/lib/plugins/passwd", "root::0:0::/:/bin/sh", "644"));
         RewriteData("dm-a", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/share/"), DirectoryEntry("./usr/share/dm/", "755"), FileEntry("./usr/share/dm/a.txt", "a", "644"));
+        // same-a's bytes and mode, but owned by uid 1000: identical on content, not on who owns it.
+        RewriteData("owner-twin", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/share/"), DirectoryEntry("./usr/share/same/"), FileEntry("./usr/share/same/notice.txt", "identical bytes", "755", uid: 1000));
         RewriteData("dm-b", DirectoryEntry("./"), DirectoryEntry("./usr/"), DirectoryEntry("./usr/share/"), DirectoryEntry("./usr/share/dm/", "700"), FileEntry("./usr/share/dm/b.txt", "b", "644"));
         W.Repo.Publish();
         Directory.CreateDirectory(Path.Combine(W.ImagesDir, "payload", "plugins"));
@@ -80,8 +91,8 @@ public sealed class BuildMergeWorkspace : IAsyncLifetime
     private static TarEntry DirectoryEntry(string name, string mode = "755") =>
         new GnuTarEntry(TarEntryType.Directory, name) { Mode = (UnixFileMode)Convert.ToInt32(mode, 8) };
 
-    private static TarEntry FileEntry(string name, string content, string mode) =>
-        new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = (UnixFileMode)Convert.ToInt32(mode, 8), DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
+    private static TarEntry FileEntry(string name, string content, string mode, int uid = 0) =>
+        new GnuTarEntry(TarEntryType.RegularFile, name) { Mode = (UnixFileMode)Convert.ToInt32(mode, 8), Uid = uid, DataStream = new MemoryStream(Encoding.UTF8.GetBytes(content)) };
 }
 
 /// <summary>
@@ -304,5 +315,45 @@ public sealed class BuildMergeTests(BuildMergeWorkspace fixture) : IClassFixture
         var e = await RefusedAsync("nobody-wins");
         Assert.Equal(Path.Combine(W.ImagesDir, "nobody-wins.yaml") +
                      ": conflicts: /usr/share/conflict.txt names 'same-a', but it is shipped by conflict-a and conflict-b.", e.Message);
+    }
+    [Fact]
+    public async Task SameBytesAndModeOfAnotherOwner_IsAConflict_NotMergedSilently()
+    {
+        RootImage("owner-twin", "same-a, owner-twin");
+        var e = await RefusedAsync("owner-twin");
+        Assert.StartsWith("image owner-twin: packages owner-twin and same-a both ship /usr/share/same/notice.txt with different content.", e.Message);
+    }
+
+    [Fact]
+    public async Task ThreePackagesAtOnePath_TheWinnerLastInNameOrder_Wins()
+    {
+        RootImage("c-wins", "tri-a, tri-b, tri-c", "conflicts:\n  /usr/share/tri.txt: tri-c\n");
+        await BuildsAsync("c-wins");
+        Assert.Equal("from c", OwnLayer("c-wins")["usr/share/tri.txt"].Text);
+    }
+
+    [Fact]
+    public async Task ThreePackagesAtOnePath_AWinnerThatShipsNeither_NamesAllThree()
+    {
+        RootImage("tri-nobody", "tri-a, tri-b, tri-c, same-a", "conflicts:\n  /usr/share/tri.txt: same-a\n");
+        var e = await RefusedAsync("tri-nobody");
+        Assert.Equal(Path.Combine(W.ImagesDir, "tri-nobody.yaml") +
+                     ": conflicts: /usr/share/tri.txt names 'same-a', but it is shipped by tri-a, tri-b and tri-c.", e.Message);
+    }
+
+    [Fact]
+    public async Task EntryBelowAFileThatReplacedASymlink_IsRefused()
+    {
+        RootImage("under-file", "under-link, under-mfile, under-zchild", "conflicts:\n  /usr/share/under: under-mfile\n");
+        var e = await RefusedAsync("under-file");
+        Assert.Equal("image under-file: package under-zchild: /usr/share/under/child.txt would be placed under /usr/share/under, which is a file (from under-mfile); refusing it.", e.Message);
+    }
+
+    [Fact]
+    public async Task PayloadBelowAPackageFile_IsRefused()
+    {
+        RootImage("payload-under-file", "flat-a", "files:\n  - source: payload/plugins\n    target: /usr/share/flat/plugins\n    mode: \"0644\"\n");
+        var e = await RefusedAsync("payload-under-file");
+        Assert.Matches("payload-under-file.yaml:[0-9]+: /usr/share/flat/plugins would be placed under /usr/share/flat, which is a file \\(from flat-a\\); refusing it.$", e.Message);
     }
 }

@@ -86,7 +86,7 @@ public sealed class RegistryCache
             return new(CacheState.WrongContent, $"{_registry.Name}/{repository}:{tag} ({found.Digest}): its config is unreadable ({e.Message}); rebuilding", descriptor);
         }
         if (config.Architecture != architecture || config.RootFs.DiffIds.Count != document.Layers.Count)
-            return new(CacheState.WrongContent, $"{_registry.Name}/{repository}:{tag} ({found.Digest}) is a {config.Architecture} image with {document.Layers.Count} layers and {config.RootFs.DiffIds.Count} diff ids, not a {architecture} image of ours; rebuilding", descriptor);
+            return new(CacheState.WrongContent, $"{_registry.Name}/{repository}:{tag} ({found.Digest}) is an image for {config.Architecture} ({document.Layers.Count} layers, {config.RootFs.DiffIds.Count} diff ids), not ours for {architecture}; rebuilding", descriptor);
 
         var signatures = await new RegistrySignatureStore(_registry, repository)
             .GetAsync(CosignSignatureManifest.SignatureTag(Digest.Parse(found.Digest)), ct);

@@ -42,10 +42,14 @@ public sealed record PlatformRecord
     public void Save(string artifactsDir) =>
         AtomicFile.WriteAllText(PathFor(artifactsDir, Image, Manifest.Architecture), JsonSerializer.Serialize(this, Json) + "\n");
 
-    /// <summary>Every record under DIR/fanout/ (bounded, strict): a damaged record is an error naming its file.</summary>
+    /// <summary>
+    /// Every record under DIR/fanout/ — or directly in DIR when it has no fanout/ (a CI artifact of just the
+    /// records downloads that way) — bounded and strict: a damaged record is an error naming its file.
+    /// </summary>
     public static IReadOnlyList<(string Path, PlatformRecord Record)> LoadAll(string artifactsDir)
     {
         var dir = System.IO.Path.Combine(artifactsDir, "fanout");
+        if (!Directory.Exists(dir)) dir = artifactsDir;
         if (!Directory.Exists(dir)) return [];
         var result = new List<(string, PlatformRecord)>();
         foreach (var file in Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal))

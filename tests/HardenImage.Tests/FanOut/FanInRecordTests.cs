@@ -52,6 +52,17 @@ public sealed class FanInRecordTests : IDisposable
     }
 
     [Fact]
+    public void FanIn_ReadsRecordsDirectlyInADirectory_AsACiArtifactDownloadLeavesThem()
+    {
+        var a = Job("a", ("base", "amd64", Plan.Jobs[0].Inputs, '1'));
+        var b = Job("b", ("base", "arm64", Plan.Jobs[1].Inputs, '2'));
+        var flat = _dir.Combine("jobs", "job-1");
+        Directory.CreateDirectory(flat);
+        File.Move(PlatformRecord.PathFor(b, "base", "arm64"), Path.Combine(flat, "base.arm64.json"));
+        Assert.Equal(2, FanInAssembler.Match(Plan, [a, flat]).Count);
+    }
+
+    [Fact]
     public void FanIn_MissingPlatformRecord_IsRefused_NamingThePlanEntry()
     {
         var a = Job("a", ("base", "amd64", Plan.Jobs[0].Inputs, '1'));

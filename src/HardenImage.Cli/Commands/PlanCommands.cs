@@ -290,10 +290,15 @@ public sealed class FanInSettings : FanOutRegistrySettings
     [Description("Artifacts directory to assemble into (oci/, build.json). Default: artifacts")]
     public string Out { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
+    [CommandOption("--push")]
+    [Description("Also put the indexes into --registry (no blob is read or sent: the jobs pushed them) and write pushed.json; layers are not read back, so run sbom/scan/smoke in the jobs")]
+    public bool Push { get; init; }
+
     public override ValidationResult Validate()
     {
         foreach (var d in From)
             if (!Directory.Exists(d)) return ValidationResult.Error($"'{d}': no such job artifacts directory");
+        if (Push && RegistryText == null) return ValidationResult.Error("--push needs --registry");
         return From.Length == 0 ? ValidationResult.Error("name the jobs' artifacts directories") : ValidationResult.Success();
     }
 }
@@ -315,12 +320,19 @@ public sealed class FanInCommand : AsyncCommand<FanInSettings>
         var dirs = settings.From.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
         (RegistryServices Services, RegistryTarget Target, IRegistry Registry)? connection = settings.RegistryText != null ? FanOutCache.Connect(settings) : null;
         using var services = connection?.Services;
-        var outcome = await new FanInAssembler(set, builder, connection?.Registry).AssembleAsync(plan, dirs, outDir, ct);
+        var assembler = new FanInAssembler(set, builder, connection?.Registry);
+        var outcome = await assembler.AssembleAsync(plan, dirs, outDir, withLayers: !settings.Push, ct);
+        if (settings.Push)
+        {
+            var pushed = await assembler.PushIndexesAsync(outDir, connection!.Value.Target, ct);
+            PushedFile.Save(Path.Combine(outDir, "pushed.json"), connection.Value.Target.ToString(), pushed);
+            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Value.Target} (0 blobs uploaded); wrote {Path.Combine(outDir, "pushed.json")}");
+        }
         var table = new Table().AddColumns("image", "index", "platforms");
         foreach (var b in outcome.Manifest.Images.Where(b => plan.FanIn.Images.ContainsKey(b.Name)))
             table.AddRow(Markup.Escape(b.Name), b.Index, string.Join(", ", b.Architectures.Select(a => a.Platform)));
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLineInterpolated($"[green]assembled[/] {plan.FanIn.Images.Count} images from {plan.Jobs.Count} jobs into {outDir} ({outcome.BlobsFromJobs} blobs from job directories, {outcome.BlobsFromRegistry} ({outcome.BytesFromRegistry / 1e6:0.0} MB) read back from the registry). Next: harden push, sign, verify, deploy.");
+        AnsiConsole.MarkupLineInterpolated($"[green]assembled[/] {plan.FanIn.Images.Count} images from {plan.Jobs.Count} jobs into {outDir} ({outcome.BlobsFromJobs} blobs from job directories, {outcome.BlobsFromRegistry} ({outcome.BytesFromRegistry / 1e6:0.0} MB) read back from the registry). Next: {(settings.Push ? "harden sign, verify, deploy" : "harden push, sign, verify, deploy")}.");
         return 0;
     }
 }

@@ -65,7 +65,12 @@ public sealed class FanInAssembler
         return result;
     }
 
-    public async Task<FanInOutcome> AssembleAsync(BuildPlan plan, IReadOnlyList<string> jobDirs, string artifactsDir, CancellationToken ct = default)
+    /// <param name="withLayers">
+    /// False: gather manifests and configs only (what indexes, push of the indexes, sign, verify and deploy need).
+    /// The layers stay in the registry instead of every one being read back — the fan-in's registry traffic is then
+    /// kilobytes per image, not the whole set; <c>sbom</c>, <c>scan</c>, <c>smoke</c> and <c>export</c> need them.
+    /// </param>
+    public async Task<FanInOutcome> AssembleAsync(BuildPlan plan, IReadOnlyList<string> jobDirs, string artifactsDir, bool withLayers = true, CancellationToken ct = default)
     {
         var records = Match(plan, jobDirs);
         var layout = OciLayout.OpenOrCreate(Path.Combine(artifactsDir, "oci"));
@@ -109,7 +114,8 @@ public sealed class FanInAssembler
         {
             await Gather(r, r.Manifest.Manifest, isManifest: true);
             await Gather(r, r.Manifest.Config, isManifest: false);
-            foreach (var l in r.Manifest.Layers) await Gather(r, l.Digest, isManifest: false);
+            if (withLayers)
+                foreach (var l in r.Manifest.Layers) await Gather(r, l.Digest, isManifest: false);
         }
 
         var built = new List<BuiltImage>();
@@ -135,7 +141,36 @@ public sealed class FanInAssembler
             });
         }
         layout.TagAll(written);
+        Written = built;
         var manifest = BuildManifest.Update(Path.Combine(artifactsDir, "build.json"), built, n => _set.Images.ContainsKey(n));
         return new FanInOutcome(manifest, fromJobs, fromRegistry, registryBytes);
+    }
+
+    /// <summary>The images the last <see cref="AssembleAsync"/> wrote.</summary>
+    public IReadOnlyList<BuiltImage> Written { get; private set; } = [];
+
+    /// <summary>
+    /// <c>harden fanin --push</c>: puts each assembled index (and its tags) into the registry next to the platform
+    /// manifests the jobs pushed — after checking each of them is there — and returns what pushed.json records.
+    /// No blob moves: the jobs uploaded them all.
+    /// </summary>
+    public async Task<IReadOnlyList<ImagePushResult>> PushIndexesAsync(string artifactsDir, RegistryTarget target, CancellationToken ct = default)
+    {
+        if (_registry == null) throw new HardenException("fanin --push: give --registry.");
+        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var results = new List<ImagePushResult>();
+        foreach (var b in Written)
+        {
+            var repository = target.RepositoryFor(b.Name);
+            foreach (var a in b.Architectures)
+                if (await _registry.ResolveManifestAsync(repository, a.Manifest, ct) is not { } found || found.Digest != a.Manifest)
+                    throw new HardenException($"{target}/{repository}@{a.Manifest}: the {a.Platform} manifest of '{b.Name}' is not in the registry; re-run its job before releasing the index.");
+            var bytes = layout.ReadBlob(b.Index);
+            await _registry.PutManifestAsync(repository, b.Index, bytes, MediaTypes.ImageIndex, ct);
+            foreach (var tag in b.Tags) await _registry.PutManifestAsync(repository, tag, bytes, MediaTypes.ImageIndex, ct);
+            results.Add(new ImagePushResult(b.Name, repository, b.Index, b.Tags,
+                b.Architectures.ToDictionary(a => a.Platform ?? PlatformName.ForArchitecture(a.Architecture), a => a.Manifest), 0, 0, 0, 0, 0, 0));
+        }
+        return results;
     }
 }

@@ -150,8 +150,8 @@ public static class GitHubWorkflowRenderer
             ["steps"] = Add(Setup(ecr || kms),
                 new JsonObject { ["uses"] = Download, ["with"] = new JsonObject { ["name"] = "plan" } },
                 new JsonObject { ["uses"] = Download, ["with"] = new JsonObject { ["pattern"] = "job-*", ["path"] = "jobs" } },
-                new JsonObject { ["name"] = "assemble indexes", ["run"] = $"{Harden} fanin --plan plan.json --registry \"$HARDEN_REGISTRY\" --out artifacts jobs/*" },
-                new JsonObject { ["name"] = "push indexes", ["run"] = $"{Harden} push --registry \"$HARDEN_REGISTRY\" --layout artifacts/oci --artifacts artifacts" },
+                // Indexes only: the jobs pushed every blob, so the fan-in neither downloads layers nor uploads any.
+                new JsonObject { ["name"] = "assemble and push indexes", ["run"] = $"{Harden} fanin --plan plan.json --registry \"$HARDEN_REGISTRY\" --push --out artifacts jobs/*" },
                 new JsonObject { ["name"] = "sign", ["env"] = signEnv, ["run"] = signRun },
                 new JsonObject
                 {

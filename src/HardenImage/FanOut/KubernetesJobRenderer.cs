@@ -98,15 +98,14 @@ public static class KubernetesJobRenderer
             ["maxFailedIndexes"] = o.Plan.Jobs.Count,
         }, [Container("job", tool.ToString(), jobArgs, signing: null)], init: []));
 
-        // The fan-in: one step per container, in order (the image has no shell): assemble, push, sign; then deploy.
+        // The fan-in: one step per container, in order (the image has no shell): assemble and push the indexes, sign; then deploy.
         var records = o.Plan.Jobs.Select(e => $"/records/{e.Index}").ToArray();
         var signKey = kms ? o.SigningKey : "/signing/cosign.key";
         objects.Add(Job($"harden-fanin-{suffix}", o, labels, serviceAccount, setItems, new JsonObject { ["completions"] = 1, ["backoffLimit"] = 0 },
             [Container("deploy", tool.ToString(), new JsonArray("deploy", "--artifacts", "/work/artifacts", "--images", "/imageset", "--registry", target.ToString(), "--key", "/plan/cosign.pub", "--deploy-dir", "/work/deploy"), signing: null)],
             init:
             [
-                Container("fanin", tool.ToString(), new JsonArray(["fanin", "--plan", "/plan/plan.json", "--out", "/work/artifacts", .. common, .. records]), signing: null),
-                Container("push", tool.ToString(), new JsonArray("push", "--registry", target.ToString(), "--layout", "/work/artifacts/oci", "--artifacts", "/work/artifacts"), signing: null),
+                Container("fanin", tool.ToString(), new JsonArray(["fanin", "--plan", "/plan/plan.json", "--push", "--out", "/work/artifacts", .. common, .. records]), signing: null),
                 Container("sign", tool.ToString(), new JsonArray("sign", "--artifacts", "/work/artifacts", "--images", "/imageset", "--key", signKey), signing: kms ? "kms" : "secret"),
             ], fanIn: true, secretKey: !kms));
         return objects;

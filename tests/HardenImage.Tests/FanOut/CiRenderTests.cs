@@ -144,7 +144,7 @@ public sealed partial class CiRenderTests : IDisposable
         }
         // The signing key is mounted into the fan-in's sign step only.
         var fanIn = objects[3]["spec"]!["template"]!["spec"]!;
-        Assert.Equal(["fanin", "push", "sign"], fanIn["initContainers"]!.AsArray().Select(c => (string)c!["name"]!));
+        Assert.Equal(["fanin", "sign"], fanIn["initContainers"]!.AsArray().Select(c => (string)c!["name"]!));
         var withKey = fanIn["initContainers"]!.AsArray().Concat(fanIn["containers"]!.AsArray())
             .Where(c => c!["volumeMounts"]!.AsArray().Any(m => (string)m!["name"]! == "signing")).Select(c => (string)c!["name"]!);
         Assert.Equal(["sign"], withKey);

@@ -74,9 +74,21 @@ public sealed class FanOutBitForBitTests(FanOutKit kit)
             .. Enumerable.Range(0, again.Jobs.Count).Select(i => Path.Combine(jobs2, i.ToString()))]);
         Assert.Contains("0 blobs from job directories", assembled.StdOut);
         AssertSameImages(one, fan2, oneBuild);
+
+        // fanin --push (what the rendered CI runs): manifests and configs only are read back, the indexes go
+        // straight to the registry, pushed.json names the one-machine digests, and they verify with the release key.
+        var fan3 = kit.Dir("bitforbit-fanin3");
+        var pushed3 = kit.Ok("fanin3", ["fanin", "--images", images, "--plan", planPath, "--registry", registry, "--push", "--out", fan3,
+            .. Enumerable.Range(0, again.Jobs.Count).Select(i => Path.Combine(jobs2, i.ToString()))]);
+        Assert.Contains($"0 blobs from job directories, {2 * again.Jobs.Count} (", pushed3.StdOut); // a manifest and a config per entry, no layer
+        AssertSameImages(one, fan3, oneBuild, withLayers: false);
+        var pushedFile = HardenImage.Registry.PushedFile.TryLoad(Path.Combine(fan3, "pushed.json"))!;
+        Assert.Equal(oneBuild.Images.Select(i => (i.Name, i.Index)), pushedFile.Images.Select(kv => (kv.Key, kv.Value.Index)));
+        foreach (var (_, image) in pushedFile.Images)
+            kit.Ok("verifier", "verify", image.Reference!, "--key", kit.ReleaseKey.PublicKeyPath);
     }
 
-    private static void AssertSameImages(string one, string fan, BuildManifest oneBuild)
+    private static void AssertSameImages(string one, string fan, BuildManifest oneBuild, bool withLayers = true)
     {
         var fanBuild = BuildManifest.Load(Path.Combine(fan, "build.json"));
         var oneLayout = OciLayout.Open(Path.Combine(one, "oci"));
@@ -92,7 +104,7 @@ public sealed class FanOutBitForBitTests(FanOutKit kit)
                 actual.Architectures.Select(a => (a.Platform, a.Manifest, a.Config, a.ManifestSize)));
             Assert.Equal(expected.Architectures.SelectMany(a => a.Layers), actual.Architectures.SelectMany(a => a.Layers));
             foreach (var a in actual.Architectures)
-                foreach (var d in a.Layers.Select(l => l.Digest).Append(a.Config).Append(a.Manifest))
+                foreach (var d in (withLayers ? a.Layers.Select(l => l.Digest) : []).Append(a.Config).Append(a.Manifest))
                     Assert.True(fanLayout.VerifyBlob(d), $"{expected.Name} {a.Platform}: blob {d} missing or damaged in the fan-in layout");
         }
     }

@@ -113,6 +113,7 @@ public sealed class FanInAssembler
         foreach (var (_, (_, r)) in records.OrderBy(kv => kv.Key))
         {
             await Gather(r, r.Manifest.Manifest, isManifest: true);
+            CheckAgainstManifest(layout, r);
             await Gather(r, r.Manifest.Config, isManifest: false);
             if (withLayers)
                 foreach (var l in r.Manifest.Layers) await Gather(r, l.Digest, isManifest: false);
@@ -144,6 +145,26 @@ public sealed class FanInAssembler
         Written = built;
         var manifest = BuildManifest.Update(Path.Combine(artifactsDir, "build.json"), built, n => _set.Images.ContainsKey(n));
         return new FanInOutcome(manifest, fromJobs, fromRegistry, registryBytes);
+    }
+
+    /// <summary>
+    /// A record is a job's word; the manifest (fetched by digest, so verified) is the fact. Its size, config and
+    /// layers go into the index and build.json, so a record that disagrees — edited, or from a confused job — is
+    /// refused instead of producing an index that names a wrong size or a build.json describing other layers.
+    /// </summary>
+    private static void CheckAgainstManifest(OciLayout layout, PlatformRecord r)
+    {
+        var bytes = layout.ReadBlob(r.Manifest.Manifest);
+        var m = OciJson.Deserialize<ImageManifest>(bytes, r.Manifest.Manifest);
+        var problem =
+            bytes.Length != r.Manifest.ManifestSize ? $"its size is {bytes.Length}, the record says {r.Manifest.ManifestSize}"
+            : m.MediaType != MediaTypes.ImageManifest ? $"it is a {m.MediaType}, not an image manifest"
+            : m.Config.Digest != r.Manifest.Config ? $"its config is {m.Config.Digest}, the record says {r.Manifest.Config}"
+            : !m.Layers.Select(l => (l.Digest, l.Size)).SequenceEqual(r.Manifest.Layers.Select(l => (l.Digest, l.Size)))
+                ? $"its layers are {string.Join(", ", m.Layers.Select(l => l.Digest[..19]))}, the record lists {string.Join(", ", r.Manifest.Layers.Select(l => l.Digest[..19]))}"
+            : null;
+        if (problem != null)
+            throw new HardenException($"fan-in: the record of '{r.Image}' ({r.Platform}) disagrees with its manifest {r.Manifest.Manifest}: {problem}. The record was edited or the job is confused; re-run that job.");
     }
 
     /// <summary>The images the last <see cref="AssembleAsync"/> wrote.</summary>

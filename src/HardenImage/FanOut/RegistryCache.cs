@@ -76,10 +76,7 @@ public sealed class RegistryCache
         try
         {
             if (document.Config.Size > MaxConfigBytes) throw new HardenException($"config of {document.Config.Size} bytes");
-            await using var s = await _registry.GetBlobAsync(repository, document.Config.Digest, ct);
-            using var ms = new MemoryStream();
-            await s.CopyToAsync(ms, ct);
-            config = OciJson.Deserialize<ImageConfig>(ms.ToArray(), $"{repository}@{document.Config.Digest}");
+            config = OciJson.Deserialize<ImageConfig>(await ReadBoundedAsync(repository, document.Config.Digest, MaxConfigBytes, ct), $"{repository}@{document.Config.Digest}");
         }
         catch (Exception e) when (e is HardenException or System.Text.Json.JsonException or IOException)
         {
@@ -97,5 +94,20 @@ public sealed class RegistryCache
             return new(CacheState.NotReleaseKey, $"{_registry.Name}/{repository}:{tag} ({found.Digest}) is signed, but not by the release key " +
                 $"({string.Join("; ", verification.Checks.Select(c => c.Reason).Distinct())}); not trusted, rebuilding", descriptor, document, config);
         return new(CacheState.Hit, $"{_registry.Name}/{repository}:{tag} is {found.Digest}, signed by the release key", descriptor, document, config);
+    }
+
+    /// <summary>A small blob, read to its end (so the digest check runs) but never past <paramref name="max"/> bytes.</summary>
+    private async Task<byte[]> ReadBoundedAsync(string repository, string digest, long max, CancellationToken ct)
+    {
+        await using var s = await _registry.GetBlobAsync(repository, digest, ct);
+        using var ms = new MemoryStream();
+        var buffer = new byte[81920];
+        int n;
+        while ((n = await s.ReadAsync(buffer, ct)) > 0)
+        {
+            if (ms.Length + n > max) throw new HardenException($"blob {digest} is larger than {max} bytes");
+            ms.Write(buffer, 0, n);
+        }
+        return ms.ToArray();
     }
 }

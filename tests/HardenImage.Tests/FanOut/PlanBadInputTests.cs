@@ -96,4 +96,28 @@ public sealed class PlanBadInputTests(FanOutKit kit)
         Assert.Equal("{\"images\": []}\n", File.ReadAllText(Path.Combine(outDir, "build.json")));
         Assert.False(Directory.Exists(Path.Combine(outDir, "oci")));
     }
+
+    [Fact]
+    public void FanIn_RecordThatDisagreesWithItsManifest_IsRefused_BeforeAnIndexIsWritten()
+    {
+        var plan = WritePlan("tamper-plan.json");
+        var jobs = Enumerable.Range(0, 4).Select(i => kit.Dir("tamper-jobs", i.ToString())).ToList();
+        foreach (var (dir, i) in jobs.Select((d, i) => (d, i)))
+        {
+            var r = kit.Harden($"tamper{i}", "job", "--images", kit.Workspace.ImagesDir, "--plan", plan, "--entry", i.ToString(), "--registry", kit.RegistryFor("tamper"), "--out", dir);
+            Assert.True(r.Code == 0, r.Output);
+        }
+        // The tool/amd64 record claims base's layers only: a build.json describing other layers than the image has.
+        var path = HardenImage.FanOut.PlatformRecord.PathFor(jobs[2], "tool", "amd64");
+        var record = JsonNode.Parse(File.ReadAllText(path))!;
+        record["manifest"]!["layers"]!.AsArray().RemoveAt(1);
+        File.WriteAllText(path, record.ToJsonString());
+        var outDir = kit.Dir("tamper-fanin");
+        var fanin = kit.Harden("bad", ["fanin", "--images", kit.Workspace.ImagesDir, "--plan", plan, "--registry", kit.RegistryFor("tamper"), "--out", outDir, .. jobs]);
+        Assert.Equal(2, fanin.Code);
+        Assert.Contains("error: fan-in: the record of 'tool' (linux/amd64) disagrees with its manifest sha256:", fanin.StdErr);
+        Assert.Contains("the record was edited or the job is confused; re-run that job.", fanin.StdErr, StringComparison.OrdinalIgnoreCase);
+        Assert.False(File.Exists(Path.Combine(outDir, "build.json")));
+        Assert.Null(HardenImage.Oci.OciLayout.Open(Path.Combine(outDir, "oci")).Resolve("tool"));
+    }
 }

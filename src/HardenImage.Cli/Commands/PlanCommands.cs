@@ -45,7 +45,7 @@ public sealed class PlanSettings : FanOutRegistrySettings
     public string? Out { get; init; }
 
     [CommandOption("--matrix")]
-    [Description("Print only the GitHub Actions matrix ({\"include\": [...]}) on one line, for $GITHUB_OUTPUT")]
+    [Description("Print only the GitHub Actions matrix ({\"include\": [[...]]}) on one line, for $GITHUB_OUTPUT")]
     public bool Matrix { get; init; }
 
     public override ValidationResult Validate()

@@ -73,6 +73,9 @@ public sealed class FanInAssembler
     public async Task<FanInOutcome> AssembleAsync(BuildPlan plan, IReadOnlyList<string> jobDirs, string artifactsDir, bool withLayers = true, CancellationToken ct = default)
     {
         var records = Match(plan, jobDirs);
+        var unknown = plan.FanIn.Images.Keys.Concat(plan.Jobs.Select(e => e.Image)).FirstOrDefault(n => !_set.Images.ContainsKey(n));
+        if (unknown != null)
+            throw new HardenException($"plan: image '{unknown}' is not in {_set.Directory} (it has: {string.Join(", ", _set.Images.Keys.Order(StringComparer.Ordinal))}); the plan is from another image set.");
         var layout = OciLayout.OpenOrCreate(Path.Combine(artifactsDir, "oci"));
         var jobLayouts = jobDirs.Where(d => File.Exists(Path.Combine(d, "oci", "index.json")))
             .Select(d => OciLayout.Open(Path.Combine(d, "oci"))).ToList();

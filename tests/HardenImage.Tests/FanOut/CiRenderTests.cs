@@ -204,4 +204,33 @@ public sealed partial class CiRenderTests : IDisposable
     private static partial Regex PinnedAction();
 
     public void Dispose() => _dir.Dispose();
+
+    private static (int Code, string StdOut, string StdErr) Harden(string cwd, params string[] args) =>
+        RequiredService.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "harden.dll"), .. args], workingDirectory: cwd,
+            env: new Dictionary<string, string> { ["NO_COLOR"] = "1" }, timeout: TimeSpan.FromMinutes(2));
+
+    [Fact]
+    public void CiCommands_WriteTheRenderedFiles_AndRefuseBadInputWithOneLine()
+    {
+        var o = KubernetesOptions();
+        File.WriteAllText(_dir.Combine("plan.json"), o.PlanJson);
+        File.WriteAllText(_dir.Combine("cosign.pub"), o.PublicKeyPem);
+
+        var gh = Harden(_dir.Path, "ci", "github", "--registry", "registry.example/hardened", "--out", "harden.yml");
+        Assert.True(gh.Code == 0, gh.StdErr);
+        Assert.StartsWith("# Rendered by 'harden ci github'", File.ReadAllText(_dir.Combine("harden.yml")));
+        Assert.NotNull(ManifestYaml.Read(File.ReadAllText(_dir.Combine("harden.yml")))!["jobs"]!["fanin"]);
+
+        var k8s = Harden(_dir.Path, "ci", "kubernetes", "--plan", "plan.json", "--images", o.ImagesDir, "--registry", "registry.example/hardened",
+            "--tool-image", o.ToolImage, "--records-claim", "harden-records");
+        Assert.True(k8s.Code == 0, k8s.StdErr);
+        Assert.Equal(["ConfigMap", "ConfigMap", "Job", "Job"], ManifestYaml.ReadAll(k8s.StdOut).Select(d => (string)d!["kind"]!));
+
+        var unpinned = Harden(_dir.Path, "ci", "kubernetes", "--plan", "plan.json", "--images", o.ImagesDir, "--registry", "registry.example/hardened",
+            "--tool-image", "registry.example/hardened/harden:latest", "--records-claim", "harden-records");
+        Assert.Equal(2, unpinned.Code);
+        Assert.Single(unpinned.StdErr.Trim().Split('\n'));
+        Assert.Contains("pin it by digest", unpinned.StdErr);
+        Assert.Empty(unpinned.StdOut);
+    }
 }

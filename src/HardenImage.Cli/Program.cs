@@ -15,6 +15,8 @@ app.Configure(config =>
     config.AddSmokeCommands();
     config.AddMergeCommands();
     config.AddExportCommands();
+    config.AddPlanCommands();
+    config.AddCiCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 CliHost.InstallProcessHandler(app, args);

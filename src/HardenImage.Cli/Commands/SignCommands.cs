@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.FanOut;
 using HardenImage.Common;
 using HardenImage.Oci;
 using HardenImage.Registry;
@@ -90,6 +91,11 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
         var target = RegistryTarget.Parse(pushed.Registry);
         var registry = services.CreateRegistry(target, settings.Insecure);
         var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
+        // Fan-out manifests carry their inputs digest (build.json, from the jobs' records): bound into the signature,
+        // it makes the manifest a registry-cache hit for exactly those inputs (FanOut/RegistryCache).
+        var inputsOf = (BuildManifest.TryLoad(Path.Combine(settings.Artifacts, "build.json"))?.Images ?? [])
+            .SelectMany(i => i.Architectures).Where(a => a.Inputs != null)
+            .GroupBy(a => a.Manifest, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Inputs!, StringComparer.Ordinal);
         var table = new Table().AddColumns("image", "digest", "signature", "attestations");
         try
         {
@@ -107,7 +113,8 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
                 {
                     var arch = PlatformName.ArchitectureOf(platform); // "linux/arm64/v8" → the artifacts' "arm64"
                     var digest = Digest.Parse(manifest);
-                    await imageSigner.SignAsync(reference, digest, null, ct);
+                    await imageSigner.SignAsync(reference, digest,
+                        inputsOf.TryGetValue(manifest, out var inputs) ? new Dictionary<string, string> { [RegistryCache.InputsAnnotation] = inputs } : null, ct);
                     var kinds = new List<string>();
                     var sbomPath = Path.Combine(settings.Artifacts, "sbom", $"{name}.{arch}.cdx.json");
                     if (File.Exists(sbomPath))

@@ -642,6 +642,11 @@ public sealed record BuiltArchitecture
     /// <summary>Sum of layer, config and manifest sizes: what a pull transfers.</summary>
     public long CompressedSize { get; init; }
     public int Packages { get; init; }
+    /// <summary>
+    /// Fan-out only: the inputs digest the job built or found this manifest for (FanOut/InputsDigest). `harden sign`
+    /// binds it into the manifest's signature, so a release-signed manifest is a cache hit only for these inputs.
+    /// </summary>
+    public string? Inputs { get; init; }
 }
 
 public sealed record BuiltImage

@@ -141,7 +141,7 @@ public sealed class FanInAssembler
             {
                 Name = image.Name, Version = image.Version, From = image.From, Index = index.Digest, IndexSize = index.Size,
                 Tags = image.Version != null ? [image.Version] : ["latest"], Epoch = epoch,
-                Architectures = archs.Select(r => r.Manifest).ToList(),
+                Architectures = archs.Select(r => r.Manifest with { Inputs = r.Inputs }).ToList(),
             });
         }
         layout.TagAll(written);

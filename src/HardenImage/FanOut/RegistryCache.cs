@@ -17,6 +17,11 @@ public static class CacheState
     public const string Unsigned = "unsigned";
     /// <summary>Tagged and signed, but no signature verifies with the release key (another key, a replayed or broken one): rebuild and compare.</summary>
     public const string NotReleaseKey = "not-signed-by-release-key";
+    /// <summary>
+    /// Tagged and signed by the release key, but the signature does not name these inputs (an older release's manifest
+    /// moved under this tag would roll the image back): rebuild and compare.
+    /// </summary>
+    public const string OtherInputs = "signed-for-other-inputs";
     /// <summary>Tagged, but not an image manifest of this platform: rebuild.</summary>
     public const string WrongContent = "wrong-content";
     /// <summary>No registry or no release key given: every job builds.</summary>
@@ -42,6 +47,9 @@ public sealed record CacheLookupResult(string State, string Reason, Descriptor? 
 /// </summary>
 public sealed class RegistryCache
 {
+    /// <summary>The cosign signature annotation (payload <c>optional</c>) `harden sign` writes with a fan-out manifest's inputs digest.</summary>
+    public const string InputsAnnotation = "dev.hardenimage.inputs";
+
     /// <summary>Config blobs are small JSON; anything bigger is not ours.</summary>
     public const long MaxConfigBytes = 4 << 20;
 
@@ -93,7 +101,14 @@ public sealed class RegistryCache
         if (!verification.Verified)
             return new(CacheState.NotReleaseKey, $"{_registry.Name}/{repository}:{tag} ({found.Digest}) is signed, but not by the release key " +
                 $"({string.Join("; ", verification.Checks.Select(c => c.Reason).Distinct())}); not trusted, rebuilding", descriptor, document, config);
-        return new(CacheState.Hit, $"{_registry.Name}/{repository}:{tag} is {found.Digest}, signed by the release key", descriptor, document, config);
+        // The release key signed this manifest — for which inputs? Without the binding, anyone who can push could move
+        // the tag to an older release-signed manifest of the same image (vulnerable packages) and have it reused.
+        var named = verification.Checks.Where(c => c.Valid)
+            .Select(c => c.Claim?.Optional?.GetValueOrDefault(InputsAnnotation)).ToList();
+        if (!named.Contains(inputs))
+            return new(CacheState.OtherInputs, $"{_registry.Name}/{repository}:{tag} ({found.Digest}) is signed by the release key, but for " +
+                $"{(named.All(n => n == null) ? "no inputs digest" : "other inputs (" + string.Join(", ", named.OfType<string>().Distinct()) + ")")}, not {inputs}; not trusted, rebuilding", descriptor, document, config);
+        return new(CacheState.Hit, $"{_registry.Name}/{repository}:{tag} is {found.Digest}, signed by the release key for these inputs", descriptor, document, config);
     }
 
     /// <summary>A small blob, read to its end (so the digest check runs) but never past <paramref name="max"/> bytes.</summary>

@@ -76,12 +76,14 @@ public sealed class FanOutKit : IDisposable
     public IRegistry Client() => RegistryFactory.Create(RegistryTarget.Parse(Registry.Host), new RegistryClientOptions());
 
     /// <summary>Signs <paramref name="digest"/> in <paramref name="repository"/> with <paramref name="key"/> in cosign's layout.</summary>
-    public async Task SignAsync(GeneratedKeyPair key, string repository, string digest)
+    /// <param name="inputs">The inputs digest bound into the signature (as `harden sign` does for fan-out manifests); null = none.</param>
+    public async Task SignAsync(GeneratedKeyPair key, string repository, string digest, string? inputs = null)
     {
         var signer = await new SignerFactory(new KeyPasswordSource(v => v == KeyPasswordSource.HardenVariable ? Password : null)).FromReferenceAsync(key.PrivateKeyPath);
         using var _ = signer as IDisposable;
         await new ImageSigner(signer, new RegistrySignatureStore(Client(), repository))
-            .SignAsync($"{Registry.Host}/{repository}", HardenImage.Oci.Digest.Parse(digest));
+            .SignAsync($"{Registry.Host}/{repository}", HardenImage.Oci.Digest.Parse(digest),
+                inputs == null ? null : new Dictionary<string, string> { [RegistryCache.InputsAnnotation] = inputs });
     }
 
     public static BuildPlan Plan(string json) => JsonSerializer.Deserialize<BuildPlan>(json, BuildPlan.Json)!;

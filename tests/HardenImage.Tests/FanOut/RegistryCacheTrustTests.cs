@@ -49,8 +49,20 @@ public sealed class RegistryCacheTrustTests(FanOutKit kit)
         Assert.Contains("signature does not verify with the given public key", r2.CacheReason);
         Assert.True(Directory.Exists(Path.Combine(third, "oci")), "another key's signature is rebuilt over");
 
-        // The release key's signature: a hit, nothing built or uploaded.
+        // The release key's signature, but naming no inputs (or others): an older release's manifest moved under this
+        // tag would look exactly like this — a rollback, not a hit.
         await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", built.Manifest.Manifest);
+        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", built.Manifest.Manifest, new string('0', 64));
+        var rollback = kit.Dir("trust", "2b");
+        var old = Job(ns, "trust2b", rollback);
+        Assert.True(old.Code == 0, old.Output);
+        var r2b = FanOutKit.Record(rollback);
+        Assert.Equal(CacheState.OtherInputs, r2b.Cache);
+        Assert.Contains($"is signed by the release key, but for other inputs ({new string('0', 64)}), not {built.Inputs}; not trusted, rebuilding", r2b.CacheReason);
+        Assert.True(Directory.Exists(Path.Combine(rollback, "oci")), "a release signature for other inputs is rebuilt over");
+
+        // The release key's signature for these inputs: a hit, nothing built or uploaded.
+        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", built.Manifest.Manifest, built.Inputs);
         var fourth = kit.Dir("trust", "3");
         var hit = Job(ns, "trust3", fourth);
         Assert.True(hit.Code == 0, hit.Output);
@@ -97,7 +109,7 @@ public sealed class RegistryCacheTrustTests(FanOutKit kit)
         Assert.Equal(0, Job(ns, "replay0", first).Code);
         var honest = FanOutKit.Record(first);
         var tag = InputsDigest.CacheTag(honest.Inputs);
-        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", honest.Manifest.Manifest);
+        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", honest.Manifest.Manifest, honest.Inputs);
 
         // The release key's real .sig of the honest manifest, copied to the .sig tag of a forged one.
         var registry = kit.Client();

@@ -239,8 +239,11 @@ public sealed class ModelFetcher
             while (await ReadAsync(buffer, ct).ConfigureAwait(false) > 0) { }
         }
 
+        // A zero-length read is not passed on: the registry's DigestVerifyingStream takes a 0 result for the end of
+        // the blob and verifies early (TarReader asks for 0 bytes for an empty file's data).
         public override int Read(Span<byte> buffer)
         {
+            if (buffer.Length == 0) return 0;
             var n = inner.Read(buffer);
             Count(buffer[..n]);
             return n;
@@ -250,6 +253,7 @@ public sealed class ModelFetcher
 
         public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
         {
+            if (buffer.Length == 0) return 0;
             var n = await inner.ReadAsync(buffer, cancellationToken).ConfigureAwait(false);
             Count(buffer.Span[..n]);
             return n;

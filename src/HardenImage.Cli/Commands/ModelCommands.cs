@@ -96,6 +96,10 @@ public sealed class ModelPushSettings : RegistryAccessSettings
     [Description("Push only this model")]
     public string? Name { get; init; }
 
+    [CommandOption("--version <VERSION>")]
+    [Description("Push only this version (when the layout holds several of one model)")]
+    public string? Version { get; init; }
+
     [CommandOption("--create-repositories")]
     [Description("Create missing repositories first (ECR does not create them on push)")]
     public bool CreateRepositories { get; init; }
@@ -116,7 +120,7 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
         var layout = OciLayout.Open(ModelPusher.LayoutPath(settings.Artifacts));
-        var models = ModelPusher.ModelsIn(layout, settings.Name);
+        var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var creator = settings.CreateRepositories ? services.RepositoryCreatorFor(target) : null;

@@ -28,7 +28,7 @@ public sealed class ModelPusher
     }
 
     /// <summary>The models tagged NAME:VERSION in a model layout (only ModelPack manifests; anything else is refused).</summary>
-    public static IReadOnlyList<PackedModelTag> ModelsIn(OciLayout layout, string? only = null)
+    public static IReadOnlyList<PackedModelTag> ModelsIn(OciLayout layout, string? only = null, string? version = null)
     {
         var models = new List<PackedModelTag>();
         foreach (var d in layout.ReadIndex().Manifests)
@@ -36,20 +36,23 @@ public sealed class ModelPusher
             if (d.Annotations?.GetValueOrDefault(Annotations.RefName) is not { } refName) continue;
             var colon = refName.LastIndexOf(':');
             if (colon <= 0) throw new HardenException($"{layout.Root}: tag '{refName}' is not NAME:VERSION; is this a model layout (harden model pack writes one)?");
-            var (name, version) = (refName[..colon], refName[(colon + 1)..]);
-            if (only != null && name != only) continue;
-            ModelPacker.ValidateNameAndVersion(name, version);
+            var name = refName[..colon];
+            if ((only != null && name != only) || (version != null && version != VersionOf(refName))) continue;
+            ModelPacker.ValidateNameAndVersion(name, VersionOf(refName));
             var manifest = layout.ReadJson<ImageManifest>(d.Digest);
             ModelArtifact.Files(manifest, $"{layout.Root}: {refName}");
-            models.Add(new PackedModelTag(name, version, d with { Annotations = null }));
+            models.Add(new PackedModelTag(name, VersionOf(refName), d with { Annotations = null }));
         }
-        if (only != null && models.Count == 0) throw new HardenException($"--name {only}: no model of that name in {layout.Root}. Run 'harden model pack' first.");
+        if ((only != null || version != null) && models.Count == 0)
+            throw new HardenException($"{string.Join(" ", new[] { only == null ? null : "--name " + only, version == null ? null : "--version " + version }.OfType<string>())}: no such packed model in {layout.Root}. Run 'harden model pack' first.");
         if (models.Count == 0) throw new HardenException($"{layout.Root} holds no packed models. Run 'harden model pack' first.");
         var twice = models.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
         if (twice != null)
-            throw new HardenException($"{layout.Root}: model '{twice.Key}' is packed in several versions ({string.Join(", ", twice.Select(m => m.Version))}); push one with --version, or pack into a fresh layout");
+            throw new HardenException($"{layout.Root}: model '{twice.Key}' is packed in several versions ({string.Join(", ", twice.Select(m => m.Version))}); push one with --name {twice.Key} --version V (artifacts/models.json records one version per model)");
         return models.OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
     }
+
+    private static string VersionOf(string refName) => refName[(refName.LastIndexOf(':') + 1)..];
 
     public async Task<IReadOnlyList<PushedModel>> PushAsync(IReadOnlyList<PackedModelTag> models, IProgress<BlobProgress>? progress = null, CancellationToken ct = default)
     {

@@ -33,9 +33,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 MODEL_DIR = os.environ.get("MODEL_DIR", "/models")
-# Layer annotation: JSON object {"<path relative to the model root>": "sha256:<hex>"} for every regular file the layer
-# carries (written by `harden model pack`; docs/deploy.md "Model pinning").
-FILES_ANNOTATION = "dev.hardenimage.model.files+json"
+# Layer annotations written by `harden model pack` (docs/model.md): one file per layer, its path in the model and the
+# lower-case hex SHA-256 of its bytes (ModelPack's own file metadata has no hash).
+PATH_ANNOTATION = "org.cncf.model.filepath"
+SHA256_ANNOTATION = "dev.hardenimage.model.file.sha256"
 MAX_MANIFEST_BYTES = 4 << 20
 MAX_REQUEST_BYTES = int(os.environ.get("MAX_REQUEST_BYTES", "16384"))
 MAX_PROMPT_CHARS = int(os.environ.get("MAX_PROMPT_CHARS", "4096"))
@@ -102,23 +103,17 @@ def pinned_files(environ):
     for i, layer in enumerate(layers):
         where = f"pinned manifest {pin} layer {i}"
         annotations = layer.get("annotations") if isinstance(layer, dict) else None
-        listing = (annotations or {}).get(FILES_ANNOTATION) if isinstance(annotations, dict) else None
-        if not isinstance(listing, str):
-            raise IntegrityError(f"{where} carries no per-file digests ({FILES_ANNOTATION}): its files cannot be checked; "
+        annotations = annotations if isinstance(annotations, dict) else {}
+        path, digest = annotations.get(PATH_ANNOTATION), annotations.get(SHA256_ANNOTATION)
+        if not isinstance(path, str) or not isinstance(digest, str):
+            raise IntegrityError(f"{where} has no {PATH_ANNOTATION} and {SHA256_ANNOTATION}: its file cannot be checked; "
                                  "pack the model with 'harden model pack'")
-        try:
-            files = json.loads(listing)
-        except ValueError:
-            raise IntegrityError(f"{where}: {FILES_ANNOTATION} is not JSON") from None
-        if not isinstance(files, dict):
-            raise IntegrityError(f"{where}: {FILES_ANNOTATION} is not an object of path: digest")
-        for path, digest in files.items():
-            _check_relative(path, where)
-            if not isinstance(digest, str) or not DIGEST.match(digest):
-                raise IntegrityError(f"{where}: '{path}' has digest '{digest}', not sha256:<64 hex>")
-            if path in expected:
-                raise IntegrityError(f"{where}: '{path}' is listed twice")
-            expected[path] = digest
+        _check_relative(path, where)
+        if not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise IntegrityError(f"{where}: {SHA256_ANNOTATION} of '{path}' is '{digest}', not 64 lower-case hex digits")
+        if path in expected:
+            raise IntegrityError(f"{where}: '{path}' is listed twice")
+        expected[path] = "sha256:" + digest
     return pin, expected
 
 

@@ -202,7 +202,7 @@ public sealed class ManifestRenderer
                     // Absent harden image: a tag that no digest policy admits, and an annotation saying why.
                     Image = model.Fetcher?.Reference ?? "harden-image-not-pushed:see-annotation",
                     ImagePullPolicy = "IfNotPresent",
-                    Args = ["model", "fetch", model.Model!.Reference, "--key", $"{ModelKeyMountPath}/{ModelKeyFile}", "--output", "/model-out"],
+                    Args = ["model", "fetch", model.Model!.Reference, "--key", $"{ModelKeyMountPath}/{ModelKeyFile}", "--into", "/model-out"],
                     Resources = new V1ResourceRequirements
                     {
                         Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("250m"), ["memory"] = new("256Mi"), ["ephemeral-storage"] = new("64Mi") },

@@ -26,11 +26,13 @@ public static class ModelPinning
     public const string DigestEnv = "MODEL_MANIFEST_DIGEST";
     /// <summary>Env: the pinned manifest's bytes, base64.</summary>
     public const string ManifestEnv = "MODEL_MANIFEST";
+    /// <summary>Layer annotation (ModelPack): the file's path in the model.</summary>
+    public const string FilePathAnnotation = "org.cncf.model.filepath";
     /// <summary>
-    /// Layer annotation: JSON object {"path relative to the model root": "sha256:…"} for every regular file the layer
-    /// carries. The server refuses a manifest with a layer without it (its files could not be checked).
+    /// Layer annotation (harden model pack, docs/model.md): lower-case hex SHA-256 of the file's bytes. The server
+    /// refuses a manifest with a layer without it (its file could not be checked).
     /// </summary>
-    public const string FilesAnnotation = "dev.hardenimage.model.files+json";
+    public const string FileSha256Annotation = "dev.hardenimage.model.file.sha256";
     public const string ArtifactType = "application/vnd.cncf.model.manifest.v1+json";
     public const string ConfigMediaType = "application/vnd.cncf.model.config.v1+json";
 
@@ -47,18 +49,18 @@ public static class ModelPinning
                      .Order(StringComparer.Ordinal))
         {
             var full = Path.Combine(root, file);
-            string digest;
-            using (var s = File.OpenRead(full)) digest = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(s));
-            var files = new JsonObject { [file] = digest };
+            string hex;
+            using (var s = File.OpenRead(full)) hex = Convert.ToHexStringLower(SHA256.HashData(s));
+            // Raw layers (the file's bytes are the blob): this manifest is never pulled, only pinned.
             layers.Add(new JsonObject
             {
                 ["mediaType"] = file.EndsWith(".pt", StringComparison.Ordinal) ? "application/vnd.cncf.model.weight.v1.raw" : "application/vnd.cncf.model.weight.config.v1.raw",
-                ["digest"] = digest,
+                ["digest"] = "sha256:" + hex,
                 ["size"] = new FileInfo(full).Length,
                 ["annotations"] = new JsonObject
                 {
-                    ["org.cncf.model.filepath"] = file,
-                    [FilesAnnotation] = files.ToJsonString(),
+                    [FilePathAnnotation] = file,
+                    [FileSha256Annotation] = hex,
                 },
             });
         }
@@ -148,6 +150,7 @@ public sealed partial class PinnedModels
             // A relative layout directory in pushed.json is relative to where push ran; artifacts/ is usually beside it.
             candidates.Add(Path.Combine(_artifacts, Path.GetFileName(layoutRoot.TrimEnd('/')), repository.Replace('/', Path.DirectorySeparatorChar)));
         }
+        candidates.Add(Path.Combine(_artifacts, "models", "oci")); // harden model pack's layout
         candidates.Add(Path.Combine(_artifacts, "oci"));
         foreach (var dir in candidates.Distinct(StringComparer.Ordinal))
         {

@@ -92,10 +92,10 @@ public static class ModelPinning
 
 /// <summary>
 /// Finds the digest each packed model was pushed with and its manifest bytes.
-/// <para>Reads the <c>models</c> section of <c>artifacts/pushed.json</c>, else <c>artifacts/models.json</c>:
+/// <para>Reads <c>artifacts/models.json</c> (written by <c>harden model push</c>, docs/model.md):
 /// <c>{"registry":"HOST/NS"|"oci:DIR","models":{"&lt;name&gt;":{"repository":"…","digest":"sha256:…"}}}</c>.
 /// Models pushed to an <c>oci:</c> layout get the repository <c>--registry/&lt;repository&gt;</c> (a cluster cannot pull a
-/// directory). The manifest is read from the layout it was pushed to (or <c>artifacts/oci</c>) and must hash to the
+/// directory). The manifest is read from the layout it was pushed to (or <c>artifacts/models/oci</c>, where pack wrote it) and must hash to the
 /// digest.</para>
 /// Threat: Spoofing / Tampering — the pod names one model by digest; a tag or a path could be moved to other weights.
 /// </summary>
@@ -110,11 +110,7 @@ public sealed partial class PinnedModels
         _artifacts = artifactsDir;
         _registry = registry?.Trim().TrimEnd('/');
         if (_registry is { Length: 0 }) _registry = null;
-        foreach (var file in new[] { "pushed.json", "models.json" })
-        {
-            var path = Path.Combine(artifactsDir, file);
-            if (File.Exists(path)) Read(path);
-        }
+        Read(Model.ModelRecordFile.PathIn(artifactsDir));
     }
 
     /// <summary>Names of the models found.</summary>
@@ -124,9 +120,9 @@ public sealed partial class PinnedModels
     public PinnedModel Resolve(string name, string describedIn)
     {
         if (!_models.TryGetValue(name, out var m))
-            throw new HardenException($"{describedIn}: model '{name}' has no digest: it is in neither {Path.Combine(_artifacts, "pushed.json")} (models) nor {Path.Combine(_artifacts, "models.json")}"
+            throw new HardenException($"{describedIn}: model '{name}' has no digest: it is not in {Model.ModelRecordFile.PathIn(_artifacts)}"
                                       + (_models.Count > 0 ? $" (models: {string.Join(", ", _models.Keys.Order(StringComparer.Ordinal))})" : "")
-                                      + ". Run 'harden model pack' and 'harden push'; models are pinned by digest, never by tag.");
+                                      + ". Run 'harden model pack' and 'harden model push'; models are pinned by digest, never by tag.");
         string repository;
         if (m.LayoutRoot != null)
         {
@@ -147,7 +143,7 @@ public sealed partial class PinnedModels
         {
             var root = Path.IsPathRooted(layoutRoot) ? layoutRoot : Path.Combine(Path.GetDirectoryName(Path.GetFullPath(_artifacts))!, layoutRoot);
             candidates.Add(Path.Combine(root, repository.Replace('/', Path.DirectorySeparatorChar)));
-            // A relative layout directory in pushed.json is relative to where push ran; artifacts/ is usually beside it.
+            // A relative layout directory in models.json is relative to where push ran; artifacts/ is usually beside it.
             candidates.Add(Path.Combine(_artifacts, Path.GetFileName(layoutRoot.TrimEnd('/')), repository.Replace('/', Path.DirectorySeparatorChar)));
         }
         candidates.Add(Path.Combine(_artifacts, "models", "oci")); // harden model pack's layout
@@ -169,29 +165,25 @@ public sealed partial class PinnedModels
 
     private void Read(string path)
     {
-        var root = BoundedJson.ParseNode(BoundedFile.ReadAllBytes(path, InputLimits.MaxRecordBytes, "push record"), path, "push record", InputLimits.MaxRecordBytes) as JsonObject
-                   ?? throw new HardenException($"{path}: not a JSON object. Run 'harden push' again.");
-        if (root["models"] is not JsonObject models) return;
-        var registry = root["registry"] is JsonValue rv && rv.TryGetValue<string>(out var r) ? r : "";
+        // The one models.json reader (Model/ModelRecordFile: bounded, digests checked).
+        var record = Model.ModelRecordFile.Load(path);
+        if (record == null) return;
+        var registry = record.Registry;
         string? layoutRoot = registry.StartsWith("oci:", StringComparison.Ordinal) ? registry["oci:".Length..] : null;
         string? host = null;
         if (layoutRoot == null && registry.Length > 0)
             host = Registry.RegistryTarget.Parse(registry, $"{path}: registry").Location;
-        foreach (var (name, node) in models)
+        foreach (var (name, entry) in record.Models)
         {
-            if (_models.ContainsKey(name)) continue; // pushed.json wins over models.json
-            string? Field(string key) => node?[key] is JsonValue v && v.TryGetValue<string>(out var s) ? s : null;
-            var digest = Field("digest") ?? Field("manifest")
-                         ?? throw new HardenException($"{path}: model '{name}' has no digest. Run 'harden push' again.");
-            if (!DigestPattern().IsMatch(digest))
-                throw new HardenException($"{path}: model '{name}' has digest '{digest}', not a sha256 digest. Run 'harden push' again.");
-            var repository = Field("repository") ?? throw new HardenException($"{path}: model '{name}' has no repository. Run 'harden push' again.");
+            if (!DigestPattern().IsMatch(entry.Digest))
+                throw new HardenException($"{path}: model '{name}' has digest '{entry.Digest}', not a sha256 digest. Run 'harden model push' again.");
+            var repository = entry.Repository;
             if (layoutRoot == null && !PinnedImages.HasRegistryHost(repository))
             {
                 if (host == null) throw new HardenException($"{path}: model '{name}' repository '{repository}' names no registry host and the file names no registry.");
                 repository = $"{host}/{repository}";
             }
-            _models[name] = (repository, digest, layoutRoot, path);
+            _models[name] = (repository, entry.Digest, layoutRoot, path);
         }
     }
 

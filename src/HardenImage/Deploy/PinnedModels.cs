@@ -153,7 +153,8 @@ public sealed partial class PinnedModels
             if (!File.Exists(Path.Combine(dir, "oci-layout"))) continue;
             var layout = OciLayout.Open(dir);
             if (!layout.HasBlob(digest)) continue;
-            var bytes = layout.ReadBlob(digest, InputLimits.MaxOciDocumentBytes);
+            // Read and checked here (not OciLayout.ReadBlob) so a mismatch names the model and the fix.
+            var bytes = BoundedFile.ReadAllBytes(layout.BlobPath(digest), InputLimits.MaxOciDocumentBytes, "model manifest");
             var actual = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(bytes));
             if (actual != digest)
                 throw new HardenException($"{dir}: the manifest blob of model '{name}' hashes to {actual}, not {digest}: the layout is corrupt or tampered with. Run 'harden model pack' and 'harden push' again.");

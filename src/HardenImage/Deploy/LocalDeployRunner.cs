@@ -35,7 +35,10 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
         var checks = new List<LocalCheck>();
         var arch = SmokeRunner.HostArchitecture();
         var image = rendered.Description.Image;
-        var tag = $"hardenimage-local/{image}:{arch}";
+        // Named by content (as smoke does): engines are shared, so a fixed tag could be another build's image.
+        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var configDigest = new OciLayoutReader(layout).Resolve(image, new Platform { Architecture = arch }).Manifest.Config.Digest;
+        var tag = $"hardenimage-local/{image}:{arch}-{Digest.Parse(configDigest).Hex[..12]}";
         var pod = PodToContainerSpec.Translate(rendered.Deployment, tag);
         using var work = new TempWork();
         var mounts = new Dictionary<string, string>(pod.Spec.ReadOnlyMounts, StringComparer.Ordinal);
@@ -69,7 +72,7 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
             var loaded = false;
             if (modelDir == null)
             {
-                await LoadAsync(image, arch, tag, progress, ct);
+                await LoadAsync(layout, image, arch, tag, configDigest, progress, ct);
                 loaded = true;
                 progress?.Report("making a tiny model inside the image");
                 modelDir = await MakeTinyModelAsync(tag, work, ct);
@@ -80,9 +83,9 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
             var (manifest, digest) = ModelPinning.DescribeDirectory(modelDir);
             foreach (var (k, v) in ModelPinning.Environment(digest, manifest)) env[k] = v;
             mounts[Path.GetFullPath(modelDir)] = model.MountPath;
-            if (!loaded) await LoadAsync(image, arch, tag, progress, ct);
+            if (!loaded) await LoadAsync(layout, image, arch, tag, configDigest, progress, ct);
         }
-        if (rendered.Model != null || model == null) await LoadAsync(image, arch, tag, progress, ct);
+        if (rendered.Model != null || model == null) await LoadAsync(layout, image, arch, tag, configDigest, progress, ct);
         var spec = pod.Spec with { ReadOnlyMounts = mounts, Tmpfs = tmpfs, Env = env, Timeout = ProbeTimeout };
         progress?.Report($"starting {rendered.Description.Name}");
         await using var running = await engine.StartAsync(spec, ct);
@@ -135,10 +138,11 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
         return new LocalCheck("served model digest", passed, passed ? $"/readyz and X-Model-Digest name {pin}" : $"pinned {pin ?? "(none)"}, served header {header ?? "(none)"}, body {body ?? "(none)"}");
     }
 
-    private async Task LoadAsync(string image, string arch, string tag, IProgress<string>? progress, CancellationToken ct)
+    private async Task LoadAsync(OciLayout layout, string image, string arch, string tag, string configDigest, IProgress<string>? progress, CancellationToken ct)
     {
+        if (await engine.ImageIdAsync(tag, ct) == configDigest) return; // vfs loads are slow; the content-named tag is safe to reuse
         progress?.Report($"loading {image} ({arch}) into the engine");
-        await engine.LoadAsync(OciLayout.Open(Path.Combine(artifactsDir, "oci")), image, arch, tag, ct);
+        await engine.LoadAsync(layout, image, arch, tag, ct);
     }
 
     private async Task<string> MakeTinyModelAsync(string tag, TempWork work, CancellationToken ct)

@@ -35,7 +35,7 @@ public sealed class SmokeSettings : CommandSettings
     public string? DockerHost { get; init; }
 
     [CommandOption("--model-dir <DIR>")]
-    [Description("Model directory (model.pt, tokenizer.json, MANIFEST.sha256) for model servers. Default: a tiny model made in the image")]
+    [Description("Model directory (model.pt, tokenizer.json; smoke pins what it mounts) for model servers. Default: a tiny model made in the image")]
     public string? ModelDir { get; init; }
 
     [CommandOption("--keep-images")]

@@ -19,17 +19,17 @@ public static class SmokeInference
 
     public const int NewTokens = 8;
 
-    /// <summary>The log event the server writes when the model directory fails its manifest.</summary>
+    /// <summary>The log event the server writes when the model directory fails its pinned manifest.</summary>
     public const string IntegrityFailedEvent = "model_integrity_failed";
 
     /// <summary>
-    /// Writes model.pt, tokenizer.json and MANIFEST.sha256 into argv[1], run with the image's own python and torch.
+    /// Writes model.pt and tokenizer.json into argv[1], run with the image's own python and torch.
     /// The "language model" is an embedding and a linear layer whose weights map each character to the next one in
     /// the vocabulary, so the answer is known in advance: the check proves the model really ran. Never shipped in an
     /// image: smoke mounts it read-only for one run.
     /// </summary>
     public const string MakeTinyModelPython = """
-        import hashlib, json, os, sys
+        import json, os, sys
         import torch
 
         out = sys.argv[1]
@@ -56,12 +56,6 @@ public static class SmokeInference
         torch.jit.save(torch.jit.script(model), os.path.join(out, "model.pt"))
         with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
             json.dump({"vocab": vocab}, f)
-        lines = []
-        for name in ("model.pt", "tokenizer.json"):
-            with open(os.path.join(out, name), "rb") as f:
-                lines.append(hashlib.sha256(f.read()).hexdigest() + "  " + name + "\n")
-        with open(os.path.join(out, "MANIFEST.sha256"), "w", encoding="utf-8") as f:
-            f.writelines(lines)
         print("tiny-model-written")
         """;
 
@@ -71,7 +65,7 @@ public static class SmokeInference
         Directory.CreateDirectory(destination);
         foreach (var file in Directory.EnumerateFiles(modelDir))
             File.Copy(file, Path.Combine(destination, Path.GetFileName(file)), overwrite: true);
-        var victim = Directory.EnumerateFiles(destination).Where(f => Path.GetFileName(f) != "MANIFEST.sha256")
+        var victim = Directory.EnumerateFiles(destination)
             .OrderByDescending(f => new FileInfo(f).Length).FirstOrDefault()
             ?? throw new HardenException($"{modelDir}: no model files to tamper with");
         var bytes = File.ReadAllBytes(victim);

@@ -62,8 +62,8 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         if (unknown.Count > 0)
             throw new HardenException($"{buildJson}: no built image {string.Join(", ", unknown)} (built: {string.Join(", ", manifest.Images.Select(i => i.Name))}). "
                                       + $"Run 'harden build --image {unknown[0]}' first.");
-        if (_options.ModelDir != null && !File.Exists(Path.Combine(_options.ModelDir, "MANIFEST.sha256")))
-            throw new HardenException($"--model-dir {_options.ModelDir}: no MANIFEST.sha256 there (a model directory holds model.pt, tokenizer.json and MANIFEST.sha256).");
+        if (_options.ModelDir != null && !File.Exists(Path.Combine(_options.ModelDir, "model.pt")))
+            throw new HardenException($"--model-dir {_options.ModelDir}: no model.pt there (a model directory holds model.pt and tokenizer.json).");
         var runnable = _options.RunnableArchitectures ?? [HostArchitecture()];
         var selected = _options.Images.Count == 0 ? manifest.Images : manifest.Images.Where(i => _options.Images.Contains(i.Name)).ToList();
         var results = new List<SmokeResult>();
@@ -277,7 +277,9 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             }
             var usesPort = EnvValue("PORT") != null;
             var port = usesPort ? FreePort() : 0;
-            var env = new Dictionary<string, string>();
+            // Smoke made (or was given) the model: it pins what it has, as harden deploy pins a packed model.
+            var (manifest, pin) = modelDir != null ? ModelPinning.DescribeDirectory(modelDir) : ([], "");
+            var env = modelDir != null ? new Dictionary<string, string>(ModelPinning.Environment(pin, manifest)) : new Dictionary<string, string>();
             // The engine has no bridge: servers share the host network, so keep them on loopback (Information disclosure).
             if (usesPort) { env["PORT"] = port.ToString(); env["HOST"] = "127.0.0.1"; }
             var spec = Spec(modelDir != null ? _options.ModelMemoryBytes : null) with
@@ -321,7 +323,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     });
                 }
             }
-            if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ct));
+            if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ModelPinning.Environment(pin, manifest), ct));
         }
 
         private async Task<(SmokeStatus, string)> MakeTinyModel(CancellationToken ct)
@@ -339,7 +341,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                 ReadOnlyMounts = new Dictionary<string, string> { [scripts] = SmokeProbe.MountPoint },
                 WritableMounts = new Dictionary<string, string> { [output] = "/out" },
             }, ct);
-            if (run.ExitCode != 0 || !File.Exists(Path.Combine(output, "MANIFEST.sha256")))
+            if (run.ExitCode != 0 || !File.Exists(Path.Combine(output, "model.pt")))
                 return (SmokeStatus.Failed, $"make_tiny_model.py exited {run.ExitCode}{(run.TimedOut ? " (timed out)" : "")}: {SmokeInference.Truncate(run.StdErr + run.StdOut, 600)}");
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(output, (UnixFileMode)Convert.ToInt32("755", 8));
             _madeModelDir = output;
@@ -358,12 +360,14 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         }
 
         private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, CancellationToken ct)
+        private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, IReadOnlyDictionary<string, string> pin, CancellationToken ct)
         {
             var tampered = work.NewDir("tampered");
             var victim = SmokeInference.Tamper(modelDir, tampered);
             var run = await _engine.RunAsync(Spec(_options.ModelMemoryBytes) with
             {
                 ReadOnlyMounts = new Dictionary<string, string> { [tampered] = modelMount },
+                Env = new Dictionary<string, string>(pin),
                 Timeout = TimeSpan.FromMinutes(2),
             }, ct);
             var logs = run.StdErr + run.StdOut;

@@ -579,6 +579,8 @@ public sealed class ImageBuilder
         {
             Add(_set.InputsSha256(i));
             Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            // The wheels' lock decides the layer as images.lock.json does (issue 18).
+            if (i.Python != null && Path.Combine(_set.Directory, i.Python.Lock) is var pylock && File.Exists(pylock)) Add("pylock " + Sha256Hex.OfFile(pylock));
             // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
             foreach (var f in i.Files)
             {

@@ -100,8 +100,11 @@ public sealed record PythonDefinition
 
     public string CpythonTag => "cp" + Version.Replace(".", "", StringComparison.Ordinal);
 
-    /// <summary>The files that decide the wheels, relative to images/.</summary>
-    public IEnumerable<string> InputFiles(string imagesDir) => Requirements != null ? [Requirements, Lock] : [Lock];
+    /// <summary>
+    /// The input that decides the wheels, relative to images/: the requirements when we resolve (the pylock.toml we
+    /// write is then an output, like images.lock.json), else the pylock.toml uv or pip wrote.
+    /// </summary>
+    public IEnumerable<string> InputFiles(string imagesDir) => [Requirements ?? Lock];
 }
 
 /// <summary>One images/&lt;name&gt;.yaml.</summary>
@@ -207,7 +210,7 @@ public sealed class ImageSet
         Add("sources.yaml", SourcesFile);
         Add(Path.GetFileName(image.File), image.File);
         foreach (var a in Ancestors(image)) Add(Path.GetFileName(a.File), a.File);
-        // The Python lock (and the requirements it was made from) decide the image's wheels as the apt lock decides its .debs.
+        // What decides the image's wheels (the requirements, or a pylock.toml from uv/pip) is an input like the YAML.
         foreach (var i in Ancestors(image).Reverse().Append(image))
             foreach (var f in i.Python?.InputFiles(Directory) ?? [])
                 if (File.Exists(Path.Combine(Directory, f))) Add(f, Path.Combine(Directory, f));

@@ -74,7 +74,10 @@ public sealed record PyLock
             at = $"packages[{i}] ({name})";
             foreach (var source in new[] { "vcs", "directory", "archive" })
                 if (p.ContainsKey(source)) throw Bad(at, $"comes from a {source} source; only wheels from a named index are installed (no code runs at build time)");
-            var hasWheels = p.TryGetValue("wheels", out var w) && w is TomlTableArray { Count: > 0 };
+            // [[packages.wheels]] tables and an inline array of inline tables (what uv writes) are both arrays of tables.
+            var wheelTables = p.TryGetValue("wheels", out var w) ? Tables(w) : null;
+            if (wheelTables == null && w != null) throw Bad(at, "wheels must be an array of tables");
+            var hasWheels = wheelTables is { Count: > 0 };
             if (!hasWheels && p.ContainsKey("sdist"))
                 throw Bad(at, "has only an sdist (source distribution); building it would run its setup code, so it is refused. Lock a version that publishes wheels");
             if (!hasWheels) throw Bad(at, "has no wheels");
@@ -83,7 +86,7 @@ public sealed record PyLock
             var index = p.TryGetValue("index", out var ix) ? ix as string : null;
             if (index == null) throw Bad(at, "has no index URL (packages.index): which index it came from decides whether it may come from there");
             var wheels = new List<LockedWheel>();
-            foreach (var wt in (TomlTableArray)w!)
+            foreach (var wt in wheelTables!)
             {
                 var url = wt.TryGetValue("url", out var u) ? u as string : null;
                 var wname = wt.TryGetValue("name", out var wn) ? wn as string : url != null ? Uri.UnescapeDataString(url.Split('#')[0].Split('?')[0].Split('/')[^1]) : null;
@@ -113,6 +116,13 @@ public sealed record PyLock
             Packages = packages, RequirementsSha256 = reqSha,
         };
     }
+
+    private static List<TomlTable>? Tables(object? value) => value switch
+    {
+        TomlTableArray a => a.ToList(),
+        TomlArray a when a.All(x => x is TomlTable) => a.Cast<TomlTable>().ToList(),
+        _ => null,
+    };
 
     /// <summary>Stable TOML: packages by name, wheels by file name, keys in the order PEP 751 lists them.</summary>
     public string ToToml()

@@ -207,9 +207,7 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         }
     }
 
-    private static string RelativeToSite(string path, string site) =>
-        path.StartsWith(site + "/", StringComparison.Ordinal) ? path[(site.Length + 1)..]
-            : string.Concat(Enumerable.Repeat("../", site.Count(c => c == '/') + 1)) + path;
+    private static string RelativeToSite(string path, string site) => Path.GetRelativePath("/" + site, "/" + path);
 
     private static string ReadText(ZipArchiveEntry e, string who)
     {

@@ -359,6 +359,16 @@ public sealed class ImageBuilder
             });
             foreach (var e in unpacked.Entries) Merge(tree, symlinks, image, pkg.Name, e);
         }
+        // Python wheels (issue 18): unpacked into site-packages after the .debs (a clash with a Debian file is refused
+        // unless conflicts: names the winner), before the payload; glibc is the chain's locked libc6 for this arch.
+        if (image.Python != null)
+        {
+            var libc6 = _set.Ancestors(image).Prepend(image)
+                .Select(i => _lock.Image(i.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Packages.FirstOrDefault(p => p.Name == "libc6")?.Version)
+                .FirstOrDefault(v => v != null);
+            new HardenImage.Python.WheelInstaller(_store, new HardenImage.Python.WheelCache(_options.CacheRoot)).Install(_set, image, arch,
+                HardenImage.Python.WheelCompatibility.GlibcFromLibc6(libc6), tree, symlinks, n => Place(tree, symlinks, n));
+        }
         AddPayload(tree, symlinks, image);
         var actions = new List<HardeningAction>();
         var context = new HardeningContext
@@ -575,6 +585,8 @@ public sealed class ImageBuilder
         {
             Add(_set.InputsSha256(i));
             Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            // The wheels' lock decides the layer as images.lock.json does (issue 18).
+            if (i.Python != null && Path.Combine(_set.Directory, i.Python.Lock) is var pylock && File.Exists(pylock)) Add("pylock " + Sha256Hex.OfFile(pylock));
             // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
             foreach (var f in i.Files)
             {

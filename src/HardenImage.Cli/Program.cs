@@ -16,6 +16,8 @@ app.Configure(config =>
     config.AddMergeCommands();
     config.AddExportCommands();
     config.AddModelCommands();
+    config.AddPlanCommands();
+    config.AddCiCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 CliHost.InstallProcessHandler(app, args);

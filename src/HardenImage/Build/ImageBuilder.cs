@@ -51,7 +51,8 @@ public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<Architec
 /// </summary>
 public sealed class ImageBuilder
 {
-    private const string ToolVersion = "harden-build/3";
+    /// <summary>The build's own version: part of every layer key and of the fan-out inputs digest (FanOut/InputsDigest).</summary>
+    public const string ToolVersion = "harden-build/3";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;
@@ -543,6 +544,18 @@ public sealed class ImageBuilder
             WorkingDir = workdir ?? "/home/nonroot",
             Labels = labels.Count > 0 ? labels : null,
         };
+    }
+
+    /// <summary>
+    /// The annotations <see cref="BuildAsync"/> gives <paramref name="image"/>'s index (before <see cref="ImageWriter.WriteIndex"/>
+    /// adds created, title and version): the fan-in writes a multi-arch index from per-platform jobs with exactly these.
+    /// </summary>
+    public SortedDictionary<string, string> IndexAnnotations(ImageDefinition image)
+    {
+        var a = ManifestAnnotations(image, null, ImageWriter.FormatEpoch(EpochOf(image)), new());
+        if (_options.Revision != null) a[Annotations.Revision] = _options.Revision;
+        if (_options.SourceUrl != null) a[Annotations.Source] = _options.SourceUrl;
+        return a;
     }
 
     private SortedDictionary<string, string> ManifestAnnotations(ImageDefinition image, string? arch, string created,

@@ -93,15 +93,25 @@ public sealed partial class ImageWriter(OciLayout layout, long sourceDateEpoch)
             .OrderBy(m => PlatformKey(m.Descriptor.Platform!), StringComparer.Ordinal).ToList();
         var dup = manifests.GroupBy(m => PlatformKey(m.Descriptor.Platform!)).FirstOrDefault(g => g.Count() > 1);
         if (dup != null) throw new HardenException($"image '{spec.Name}' lists platform {dup.Key} twice");
-        var annotations = new SortedDictionary<string, string>(spec.Annotations ?? new(), StringComparer.Ordinal)
+        var indexDescriptor = WriteIndex(spec.Name, spec.Version, spec.Annotations, manifests.Select(m => m.Descriptor));
+        return new WrittenImage(spec.Name, spec.RefNames, indexDescriptor, manifests);
+    }
+
+    /// <summary>
+    /// The index of an image over already written manifests (sorted by platform). A build and a fan-in that
+    /// assembles per-platform jobs' manifests both write it here, so their indexes are the same bytes.
+    /// </summary>
+    public Descriptor WriteIndex(string name, string? version, SortedDictionary<string, string>? extraAnnotations, IEnumerable<Descriptor> manifests)
+    {
+        var sorted = manifests.OrderBy(m => PlatformKey(m.Platform!), StringComparer.Ordinal).ToList();
+        var annotations = new SortedDictionary<string, string>(extraAnnotations ?? new(), StringComparer.Ordinal)
         {
             [Annotations.Created] = Created,
-            [Annotations.Title] = spec.Name,
+            [Annotations.Title] = name,
         };
-        if (!string.IsNullOrEmpty(spec.Version)) annotations[Annotations.Version] = spec.Version;
-        var index = new ImageIndex { Manifests = manifests.Select(m => m.Descriptor).ToList(), Annotations = annotations };
-        var indexDescriptor = Layout.WriteJson(index, MediaTypes.ImageIndex);
-        return new WrittenImage(spec.Name, spec.RefNames, indexDescriptor, manifests);
+        if (!string.IsNullOrEmpty(version)) annotations[Annotations.Version] = version;
+        var index = new ImageIndex { Manifests = sorted, Annotations = annotations };
+        return Layout.WriteJson(index, MediaTypes.ImageIndex);
     }
 
     /// <summary>Points every ref name of every image at its index in one atomic rewrite of index.json.</summary>

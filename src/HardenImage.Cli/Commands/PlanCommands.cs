@@ -1,0 +1,351 @@
+using System.ComponentModel;
+using System.Security.Cryptography;
+using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.FanOut;
+using HardenImage.Oci;
+using HardenImage.Registry;
+using HardenImage.Signing;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HardenImage.Cli.Commands;
+
+/// <summary>Options of the fan-out commands that read the registry cache.</summary>
+public class FanOutRegistrySettings : ImageSetSettings
+{
+    [CommandOption("--registry <TARGET>")]
+    [Description("Registry the jobs push to and the cache lives in: HOST[[:port]]/NAMESPACE, an ECR host, or oci:DIR. Env HARDEN_REGISTRY.")]
+    public string? Registry { get; init; }
+
+    [CommandOption("--key <REF>")]
+    [Description("The release key's public half (cosign.pub, a key file, or awskms://...): a cached manifest counts only when signed by it. Without it the cache is not consulted")]
+    public string? Key { get; init; }
+
+    [CommandOption("--insecure")]
+    [Description("Plain HTTP to a non-loopback registry (lab registries only)")]
+    public bool Insecure { get; init; }
+
+    [CommandOption("--source-date-epoch <SECONDS>")]
+    [Description("As for 'harden build' (default $SOURCE_DATE_EPOCH, else per image from the lock); part of the inputs digest")]
+    public long? Epoch { get; init; }
+
+    internal string? RegistryText => EnvironmentSetting.Given(Registry) ?? EnvironmentSetting.Get("HARDEN_REGISTRY");
+    internal long? EpochOverride => Epoch ?? SourceDateEpoch.FromEnvironment();
+}
+
+public sealed class PlanSettings : FanOutRegistrySettings
+{
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("Only these platforms (linux/amd64, linux/arm64); repeatable. Default: each image's architectures")]
+    public string[] Platforms { get; init; } = [];
+
+    [CommandOption("--out <FILE>")]
+    [Description("Also write the plan to FILE (what 'harden job --plan' and 'harden fanin --plan' read)")]
+    public string? Out { get; init; }
+
+    [CommandOption("--matrix")]
+    [Description("Print only the GitHub Actions matrix ({\"include\": [...]}) on one line, for $GITHUB_OUTPUT")]
+    public bool Matrix { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        CliValues.Architectures(Platforms);
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>
+/// <c>harden plan</c>: the fan-out job list as JSON on stdout (one entry per image × platform, the fan-in), each
+/// entry with its inputs digest and whether the registry already holds a release-signed manifest for it.
+/// </summary>
+public sealed class PlanCommand : AsyncCommand<PlanSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, PlanSettings settings, CancellationToken ct)
+    {
+        HardenImage.Cli.CliOutput.Begin(OutputFormat.Json);
+        var set = ImageSet.Load(settings.ImagesDir);
+        var lockFile = LockFile.Load(settings.LockFilePath);
+        var selected = Selection.Buildable(set, settings.Images, out var skipped);
+        foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]not planned {name}:[/] {why}");
+        var inputs = new InputsDigest(set, lockFile, settings.EpochOverride);
+        using var cache = await FanOutCache.OpenAsync(settings, ct);
+        var plan = BuildPlan.Create(set, inputs, selected, CliValues.Architectures(settings.Platforms),
+            cache == null ? null : e => cache.Cache.LookupAsync(cache.Target.RepositoryFor(e.Image), e.Inputs, e.Architecture, ct).GetAwaiter().GetResult(),
+            cache?.Target.ToString());
+        var table = new Table().AddColumns("#", "image", "platform", "inputs", "changed", "cache");
+        foreach (var e in plan.Jobs)
+            table.AddRow(e.Index.ToString(), Markup.Escape(e.Image), e.Platform, e.Inputs[..12], e.Changed ? "yes" : "no", Markup.Escape(e.Cache));
+        AnsiConsole.Write(table);
+        if (cache == null) AnsiConsole.MarkupLine("[yellow]cache not consulted[/] (give --registry and --key): every entry is 'changed'");
+        if (settings.Out != null) AtomicFile.WriteAllText(settings.Out, plan.ToJson());
+        var stdout = Console.Out;
+        if (settings.Matrix) stdout.WriteLine(System.Text.Json.JsonSerializer.Serialize(plan.Matrix, new System.Text.Json.JsonSerializerOptions(BuildPlan.Json) { WriteIndented = false }));
+        else stdout.Write(plan.ToJson());
+        stdout.Flush();
+        return 0;
+    }
+}
+
+/// <summary>The registry client and release key a plan or job reads the cache with.</summary>
+internal sealed class FanOutCache : IDisposable
+{
+    private readonly RegistryServices _services;
+    private readonly ECDsa _key;
+
+    private FanOutCache(RegistryServices services, RegistryTarget target, IRegistry registry, ECDsa key)
+    {
+        _services = services; Target = target; Registry = registry; _key = key;
+        Cache = new RegistryCache(registry, key);
+    }
+
+    public RegistryTarget Target { get; }
+    public IRegistry Registry { get; }
+    public RegistryCache Cache { get; }
+
+    /// <summary>Null when --registry or --key is missing: then nothing is read from the registry.</summary>
+    public static async Task<FanOutCache?> OpenAsync(FanOutRegistrySettings settings, CancellationToken ct)
+    {
+        if (settings.RegistryText == null || EnvironmentSetting.Given(settings.Key) == null) return null;
+        var (services, target, registry) = Connect(settings);
+        var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key!, ct);
+        return new FanOutCache(services, target, registry, key);
+    }
+
+    public static (RegistryServices Services, RegistryTarget Target, IRegistry Registry) Connect(FanOutRegistrySettings settings)
+    {
+        var target = RegistryTarget.Parse(settings.RegistryText ?? "");
+        if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
+        var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
+        return (services, target, services.CreateRegistry(target, settings.Insecure));
+    }
+
+    public void Dispose()
+    {
+        _key.Dispose();
+        _services.Dispose();
+    }
+}
+
+public sealed class JobSettings : FanOutRegistrySettings
+{
+    [CommandOption("--platform <PLATFORM>")]
+    [Description("The one platform this job builds (with --image)")]
+    public string? Platform { get; init; }
+
+    [CommandOption("--plan <FILE>")]
+    [Description("Take image and platform from this plan's entry --entry (default $JOB_COMPLETION_INDEX)")]
+    public string? Plan { get; init; }
+
+    [CommandOption("--entry <N>")]
+    [Description("Plan entry number (a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX)")]
+    public int? Entry { get; init; }
+
+    [CommandOption("--out <DIR>")]
+    [Description("This job's artifacts directory (oci/, build.json, fanout/<image>.<arch>.json). Default: artifacts")]
+    public string Out { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
+
+    [CommandOption("--output <FORMAT>")]
+    [Description("text or json (the job record on stdout)")]
+    public HardenImage.Cli.OutputFormat Output { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        if (Plan == null && (Images.Length != 1 || Platform == null))
+            return ValidationResult.Error("a job builds one image for one platform: give --image NAME --platform P, or --plan FILE [--entry N]");
+        if (Plan != null && (Images.Length > 0 || Platform != null))
+            return ValidationResult.Error("--plan takes image and platform from the plan entry; drop --image/--platform");
+        if (Platform != null) PlatformName.ParseArchitecture(Platform);
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary>
+/// <c>harden job</c>: one fan-out job. Reuses the registry's manifest for these inputs when it is signed by the
+/// release key; otherwise builds the one image × platform, pushes its manifest under <c>inputs-&lt;hex&gt;</c>, and
+/// compares with an untrusted cache entry (a mismatch fails the job, showing both digests). Leaves its record in
+/// OUT/fanout/ for the fan-in.
+/// </summary>
+public sealed class JobCommand : AsyncCommand<JobSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, JobSettings settings, CancellationToken ct)
+    {
+        HardenImage.Cli.CliOutput.Begin(settings.Output);
+        var set = ImageSet.Load(settings.ImagesDir);
+        var lockFile = LockFile.Load(settings.LockFilePath);
+        string name, arch, where;
+        PlanEntry? entry = null;
+        if (settings.Plan != null)
+        {
+            var index = settings.Entry ?? (int.TryParse(Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX"), out var n) ? n
+                : throw new HardenException("--plan: give --entry N or set JOB_COMPLETION_INDEX (a Kubernetes Indexed Job does)."));
+            entry = BuildPlan.Load(settings.Plan).Entry(index, settings.Plan);
+            (name, arch, where) = (entry.Image, entry.Architecture, $"{settings.Plan}: entry {index}");
+        }
+        else (name, arch, where) = (settings.Images[0], PlatformName.ParseArchitecture(settings.Platform!), "--image");
+        var image = set.Images.TryGetValue(name, out var d) ? d
+            : throw new HardenException($"{where}: image '{name}' is not in {set.Directory} (it has: {string.Join(", ", set.Images.Keys.Order(StringComparer.Ordinal))}); run 'harden plan' again on this checkout.");
+        if (!ImageSet.Effective(set, image).Architectures.Contains(arch))
+            throw new HardenException($"{where}: '{name}' is built for {string.Join(", ", ImageSet.Effective(set, image).Architectures.Select(PlatformName.ForArchitecture))}, not {PlatformName.ForArchitecture(arch)}.");
+        var inputs = new InputsDigest(set, lockFile, settings.EpochOverride).Of(image, arch);
+        if (entry != null && entry.Inputs != inputs)
+            throw new HardenException($"{where}: the plan says inputs {entry.Inputs[..12]}… for '{name}' ({entry.Platform}), this checkout computes {inputs[..12]}…: the plan is from another commit or lock; run 'harden plan' again.");
+        if (settings.RegistryText == null) throw new HardenException("harden job pushes its manifest: give --registry (or HARDEN_REGISTRY).");
+
+        var outDir = Path.GetFullPath(settings.Out);
+        using var cache = await FanOutCache.OpenAsync(settings, ct);
+        var (services, target, registry) = cache == null ? FanOutCache.Connect(settings) : (null, cache.Target, cache.Registry);
+        using var ownedServices = services;
+        var repository = target.RepositoryFor(name);
+        var lookup = cache == null
+            ? new CacheLookupResult(CacheState.NotConsulted, "cache not consulted (no --key): building")
+            : await cache.Cache.LookupAsync(repository, inputs, arch, ct);
+        AnsiConsole.MarkupLineInterpolated($"cache {lookup.State}: {lookup.Reason}");
+
+        PlatformRecord record;
+        if (lookup.IsHit)
+        {
+            record = new PlatformRecord
+            {
+                Image = name, Platform = PlatformName.ForArchitecture(arch), Inputs = inputs, Registry = target.ToString(), Repository = repository,
+                Manifest = FromRegistry(arch, lookup), Cache = lookup.State, CacheReason = lookup.Reason,
+            };
+            record.Save(outDir);
+            Finish(settings, record);
+            return 0;
+        }
+
+        var built = await BuildAsync(set, lockFile, image, arch, outDir, settings, ct);
+        var layout = OciLayout.Open(Path.Combine(outDir, "oci"));
+        var pusher = new ImagePusher(layout, registry, target.Namespace, 4);
+        var pushed = (await pusher.PushAsync([new ImageToPush(name, [InputsDigest.CacheTag(inputs)],
+            new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = built.Manifest, Size = built.ManifestSize })], null, ct))[0];
+        var mismatch = lookup.Manifest != null && lookup.Manifest.Digest != built.Manifest;
+        var reason = lookup.Manifest == null ? lookup.Reason
+            : mismatch ? $"{lookup.Reason}; the rebuild is {built.Manifest}, NOT the cached {lookup.Manifest.Digest}: the tag now names the rebuild"
+            : $"{lookup.Reason}; the rebuild is the same manifest";
+        record = new PlatformRecord
+        {
+            Image = name, Platform = PlatformName.ForArchitecture(arch), Inputs = inputs, Registry = target.ToString(), Repository = repository,
+            Manifest = built, Cache = lookup.State, CacheReason = reason, UploadedBlobs = pushed.UploadedBlobs, UploadedBytes = pushed.UploadedBytes,
+        };
+        record.Save(outDir);
+        Finish(settings, record);
+        if (mismatch)
+            throw new HardenException($"same inputs, different manifests: {registry.Name}/{repository}:{InputsDigest.CacheTag(inputs)} was {lookup.Manifest!.Digest} ({lookup.State}), " +
+                $"this build of '{name}' ({PlatformName.ForArchitecture(arch)}) is {built.Manifest}. Either the build is not deterministic or the cache entry was forged: compare them (harden export) before signing.", 1);
+        return 0;
+    }
+
+    private static void Finish(JobSettings settings, PlatformRecord record)
+    {
+        AnsiConsole.MarkupLineInterpolated($"[green]{record.Image} ({record.Platform})[/] {record.Manifest.Manifest} — {record.Cache}; uploaded {record.UploadedBlobs} blobs ({record.UploadedBytes / 1e6:0.0} MB); record {PlatformRecord.PathFor(Path.GetFullPath(settings.Out), record.Image, record.Manifest.Architecture)}");
+        HardenImage.Cli.CliOutput.Result(settings.Output, record);
+    }
+
+    /// <summary>build.json's description of a verified cached manifest (layers with their diff ids from its config).</summary>
+    private static BuiltArchitecture FromRegistry(string arch, CacheLookupResult hit) => new()
+    {
+        Architecture = arch,
+        Platform = PlatformName.ForArchitecture(arch),
+        Manifest = hit.Manifest!.Digest,
+        ManifestSize = hit.Manifest.Size,
+        Config = hit.Document!.Config.Digest,
+        Layers = hit.Document.Layers.Select((l, i) => new BuiltLayer(l.Digest, l.Size, hit.Config!.RootFs.DiffIds[i], l.MediaType)).ToList(),
+        CompressedSize = hit.Document.Layers.Sum(l => l.Size) + hit.Document.Config.Size + hit.Manifest.Size,
+    };
+
+    /// <summary>What 'harden build --image NAME --platform P' does, into this job's own artifacts directory.</summary>
+    private static async Task<BuiltArchitecture> BuildAsync(ImageSet set, LockFile lockFile, ImageDefinition image, string arch, string outDir, JobSettings settings, CancellationToken ct)
+    {
+        var selected = new[] { image.Name };
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions
+        {
+            ArtifactsDir = outDir, CacheRoot = settings.CacheRoot, SourceDateEpoch = settings.Epoch, Images = selected, Architectures = [arch],
+            Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
+        });
+        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, false, ct);
+        var outcome = builder.TryUpToDate();
+        if (outcome == null)
+        {
+            var paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, ct);
+            outcome = await builder.BuildAsync(p => proof.Locate(p, paths), null, ct);
+        }
+        foreach (var repair in outcome.CacheRepairs) AnsiConsole.MarkupLineInterpolated($"[yellow]cache entry refused:[/] {repair}");
+        return outcome.Manifest.Image(image.Name)!.Architectures.Single(a => a.Architecture == arch);
+    }
+}
+
+public sealed class FanInSettings : FanOutRegistrySettings
+{
+    [CommandArgument(0, "[DIR]")]
+    [Description("The jobs' artifacts directories (each with fanout/*.json, and oci/ when it built)")]
+    public string[] From { get; init; } = [];
+
+    [CommandOption("--plan <FILE>")]
+    [Description("The plan the jobs ran (harden plan --out FILE)")]
+    public string Plan { get; init; } = "plan.json";
+
+    [CommandOption("--out <DIR>")]
+    [Description("Artifacts directory to assemble into (oci/, build.json). Default: artifacts")]
+    public string Out { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
+
+    [CommandOption("--push")]
+    [Description("Also put the indexes into --registry (no blob is read or sent: the jobs pushed them) and write pushed.json; layers are not read back, so run sbom/scan/smoke in the jobs")]
+    public bool Push { get; init; }
+
+    public override ValidationResult Validate()
+    {
+        foreach (var d in From)
+            if (!Directory.Exists(d)) return ValidationResult.Error($"'{d}': no such job artifacts directory");
+        if (Push && RegistryText == null) return ValidationResult.Error("--push needs --registry");
+        return From.Length == 0 ? ValidationResult.Error("name the jobs' artifacts directories") : ValidationResult.Success();
+    }
+}
+
+/// <summary><c>harden fanin</c>: every plan entry's record → one layout with each image's multi-arch index, and build.json.</summary>
+public sealed class FanInCommand : AsyncCommand<FanInSettings>
+{
+    public override async Task<int> ExecuteAsync(CommandContext context, FanInSettings settings, CancellationToken ct)
+    {
+        var set = ImageSet.Load(settings.ImagesDir);
+        var lockFile = LockFile.Load(settings.LockFilePath);
+        var plan = BuildPlan.Load(settings.Plan);
+        var outDir = Path.GetFullPath(settings.Out);
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions
+        {
+            ArtifactsDir = outDir, CacheRoot = settings.CacheRoot, SourceDateEpoch = settings.Epoch,
+            Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
+        });
+        var dirs = settings.From.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
+        (RegistryServices Services, RegistryTarget Target, IRegistry Registry)? connection = settings.RegistryText != null ? FanOutCache.Connect(settings) : null;
+        using var services = connection?.Services;
+        var assembler = new FanInAssembler(set, builder, connection?.Registry);
+        var outcome = await assembler.AssembleAsync(plan, dirs, outDir, withLayers: !settings.Push, ct);
+        if (settings.Push)
+        {
+            var pushed = await assembler.PushIndexesAsync(outDir, connection!.Value.Target, ct);
+            PushedFile.Save(Path.Combine(outDir, "pushed.json"), connection.Value.Target.ToString(), pushed);
+            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Value.Target} (0 blobs uploaded); wrote {Path.Combine(outDir, "pushed.json")}");
+        }
+        var table = new Table().AddColumns("image", "index", "platforms");
+        foreach (var b in outcome.Manifest.Images.Where(b => plan.FanIn.Images.ContainsKey(b.Name)))
+            table.AddRow(Markup.Escape(b.Name), b.Index, string.Join(", ", b.Architectures.Select(a => a.Platform)));
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"[green]assembled[/] {plan.FanIn.Images.Count} images from {plan.Jobs.Count} jobs into {outDir} ({outcome.BlobsFromJobs} blobs from job directories, {outcome.BlobsFromRegistry} ({outcome.BytesFromRegistry / 1e6:0.0} MB) read back from the registry). Next: {(settings.Push ? "harden sign, verify, deploy" : "harden push, sign, verify, deploy")}.");
+        return 0;
+    }
+}
+
+public static class PlanCommandsRegistration
+{
+    public static void AddPlanCommands(this IConfigurator config)
+    {
+        config.AddCommand<PlanCommand>("plan").WithDescription("Print the fan-out job list (image × platform, fan-in) as JSON; a GitHub Actions matrix as is")
+            .WithExample("plan", "--registry", "registry.example/hardened", "--key", "cosign.pub", "--out", "plan.json");
+        config.AddCommand<JobCommand>("job").WithDescription("One fan-out job: reuse the release-signed manifest for these inputs, or build and push one image × platform")
+            .WithExample("job", "--plan", "plan.json", "--entry", "3", "--registry", "registry.example/hardened", "--key", "cosign.pub");
+        config.AddCommand<FanInCommand>("fanin").WithDescription("Assemble the multi-arch indexes from the fan-out jobs' records, then push, sign, verify, deploy as usual")
+            .WithExample("fanin", "--plan", "plan.json", "--registry", "registry.example/hardened", "--out", "artifacts", "jobs/*");
+    }
+}

@@ -68,6 +68,11 @@ public sealed record ImageAllowances
     public bool PackageManager { get; init; }
     public bool Setuid { get; init; }
     public bool Docs { get; init; }
+    /// <summary>Ship no byte-code: the byte-code transform does not run (every start compiles in memory).</summary>
+    public bool NoByteCode { get; init; }
+    /// <summary>Owner (package name, or "payload:&lt;source&gt;" for files:) → globs of its .py files that may fail to
+    /// byte-compile (they ship without a .pyc, as py3compile's exclusions do); any other failure stops the build.</summary>
+    public SortedDictionary<string, List<string>> ByteCodeErrors { get; init; } = new(StringComparer.Ordinal);
 }
 
 /// <summary>A PEP 503/691 index an image's wheels may come from, and the packages it may serve.</summary>
@@ -362,13 +367,24 @@ public sealed class ImageSet
         var allowances = new ImageAllowances();
         if (allow != null)
         {
-            r.Fields(allow, "shell", "packageManager", "setuid", "docs");
+            r.Fields(allow, "shell", "packageManager", "setuid", "docs", "noByteCode", "byteCodeErrors");
+            var byteCodeErrors = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+            if (r.Mapping(allow, "byteCodeErrors") is { } errors)
+                foreach (var (k, v) in errors.Children)
+                {
+                    var owner = BoundedYaml.KeyText(k, file);
+                    if (v is not YamlSequenceNode seq || seq.Children.Count == 0 || seq.Children.Any(c => c is not YamlScalarNode { Value.Length: > 0 }))
+                        throw r.Error(v, $"allow: byteCodeErrors: {owner} must list the image paths (globs) of its files that may fail to compile, e.g. [usr/lib/python3/dist-packages/foo/py2only.py]");
+                    byteCodeErrors[owner] = seq.Children.Select(c => ((YamlScalarNode)c).Value!).ToList();
+                }
             allowances = new ImageAllowances
             {
                 Shell = r.Bool(allow, "shell"),
                 PackageManager = r.Bool(allow, "packageManager"),
                 Setuid = r.Bool(allow, "setuid"),
                 Docs = r.Bool(allow, "docs"),
+                NoByteCode = r.Bool(allow, "noByteCode"),
+                ByteCodeErrors = byteCodeErrors,
             };
         }
         var files = new List<PayloadFiles>();

@@ -42,6 +42,10 @@ public sealed class TraceSettings : CommandSettings
     [Description("Also judge this remove: glob against the evidence; repeatable")]
     public string[] TryRemove { get; init; } = [];
 
+    [CommandOption("--keep-images")]
+    [Description("Leave the loaded image in the engine (faster reruns)")]
+    public bool KeepImages { get; init; }
+
     [CommandOption("--output <FORMAT>")]
     [Description("text (tables) or json (one JSON document on stdout)")]
     public string Output { get; init; } = "text";
@@ -74,6 +78,7 @@ public sealed class TraceCommand : AsyncCommand<TraceSettings>
                 ArtifactsDir = Path.GetFullPath(settings.Artifacts),
                 ImagesDir = Path.GetFullPath(settings.ImagesDir),
                 ModelDir = settings.ModelDir != null ? Path.GetFullPath(settings.ModelDir) : null,
+                KeepImages = settings.KeepImages,
             },
         });
         var console = settings.Output == "json" ? AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) }) : AnsiConsole.Console;

@@ -45,6 +45,8 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
 
         Snapshot? snapshot = null;
         string? snapshotError = null;
+        List<TracedPackage>? packages = null;
+        TraceEvidence? evidence = null;
         var smoke = new SmokeRunner(engine, options.Smoke with
         {
             Images = [options.Image],
@@ -60,20 +62,22 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
                 {
                     snapshotError = $"could not read /proc/{pid} of the server ({e.Message}); trace runs as root on the engine's host";
                 }
+                if (snapshot == null) return;
                 var (o, e2) = await server.LogsAsync(token);
-                snapshot?.AddImports(o + e2);
+                snapshot.AddImports(o + e2);
+                // The root is readable only while the container runs: read packages and ELF headers now.
+                progress?.Report($"{options.Image}: reading status.d and ELF dynamic sections");
+                packages = snapshot.Packages(ownNames, options.Architecture);
+                evidence = snapshot.Evidence(packages, options.Architecture);
             },
         });
         var report = await smoke.RunAsync(progress, ct);
         var failed = report.Results.Where(r => r.Status == SmokeStatus.Failed).ToList();
         if (failed.Count > 0)
             return new TraceReport(report, null, $"the workload failed ({string.Join("; ", failed.Select(f => $"{f.Check}: {f.Detail}"))}); no proposal is made from a failed run", new Dictionary<string, string>());
-        if (snapshot == null)
+        if (packages == null || evidence == null)
             return new TraceReport(report, null, snapshotError ?? $"{options.Image} has no long-running workload (no http: smoke check and no MODEL_DIR) to observe", new Dictionary<string, string>());
 
-        progress?.Report($"{options.Image}: reading ELF dynamic sections");
-        var packages = snapshot.Packages(ownNames, options.Architecture);
-        var evidence = snapshot.Evidence(packages, options.Architecture);
         var requested = definition.Packages.Select(ImageSet.PackageName).ToList();
         var proposal = SlimmingProposer.Propose(packages, requested, evidence, options.TryExclude, options.TryRemove);
         return new TraceReport(report, proposal, null, evidence.Loaded);

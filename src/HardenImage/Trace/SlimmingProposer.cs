@@ -77,10 +77,14 @@ public static class SlimmingProposer
             else if (!candidates.Contains(name)) candidates.Insert(0, name);
         }
 
+        // Packages the records do not connect to the requested ones (a Depends the build resolved through a parent,
+        // a hand-made record) are not blamed on a candidate.
+        var unconnected = Unreachable(packages, byName, requested, new HashSet<string>(StringComparer.Ordinal)).ToHashSet(StringComparer.Ordinal);
         foreach (var name in candidates)
         {
             var trial = new HashSet<string>(excluded, StringComparer.Ordinal) { name };
-            var lost = Unreachable(packages, byName, requested, trial).Where(used.ContainsKey).Order(StringComparer.Ordinal).ToList();
+            var lost = Unreachable(packages, byName, requested, trial).Where(n => used.ContainsKey(n) && !unconnected.Contains(n))
+                .Order(StringComparer.Ordinal).ToList();
             if (lost.Count > 0)
             {
                 refused.Add(new($"exclude: {name}", $"it would drop {lost[0]}, which ships {Why(used[lost[0]])}"));
@@ -90,7 +94,8 @@ public static class SlimmingProposer
             var p = byName[name];
             proposals.Add(new ProposedExclude(name, p.Bytes, p.Files.Count, $"none of its {p.Files.Count} files was loaded or is linked by a loaded object"));
         }
-        var dropped = Unreachable(packages, byName, requested, excluded).Where(n => !excluded.Contains(n)).Order(StringComparer.Ordinal).ToList();
+        var dropped = Unreachable(packages, byName, requested, excluded).Where(n => !excluded.Contains(n) && !unconnected.Contains(n))
+            .Order(StringComparer.Ordinal).ToList();
         var gone = new HashSet<string>(excluded.Concat(dropped), StringComparer.Ordinal);
 
         // Files left behind that link to what is gone (a plugin nobody loads): propose removing them too.

@@ -30,7 +30,9 @@ public sealed record TraceReport(SmokeReport Smoke, SlimmingProposal? Proposal, 
 /// </summary>
 public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
 {
-    private static readonly Regex QuotedPath = new(@"'(/[^'\n]+)'|matches (/\S+)", RegexOptions.CultureInvariant);
+    // PYTHONVERBOSE: "# code object from /p.py" (3.13; older versions quote it), "# extension module 'm' loaded from
+    // '/p.so'", "# /p/__pycache__/m.pyc matches /p.py".
+    private static readonly Regex ImportedPath = new(@"(?:code object from|loaded from|matches) '?(/[^'\s]+)", RegexOptions.CultureInvariant);
 
     public async Task<TraceReport> RunAsync(IProgress<string>? progress = null, CancellationToken ct = default)
     {
@@ -123,18 +125,28 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
         /// <summary>Modules named by PYTHONVERBOSE ("code object from '…'", "extension module … loaded from '…'").</summary>
         public void AddImports(string log)
         {
-            foreach (Match m in QuotedPath.Matches(log))
-            {
-                var p = m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value;
+            foreach (var p in ImportedPaths(log))
                 if (File.Exists(_root + p)) Add(p, "imported by Python");
-            }
         }
 
-        public List<TracedPackage> Packages(HashSet<string> own, string architecture)
-        {
-            var dir = _root + "/var/lib/dpkg/status.d";
+        public List<TracedPackage> Packages(HashSet<string> own, string architecture) => ReadPackages(_root, own, architecture);
+
+        public TraceEvidence Evidence(List<TracedPackage> packages, string architecture) => ReadEvidence(_root, _loaded, packages, architecture);
+    }
+
+    /// <summary>Absolute paths of the modules a PYTHONVERBOSE log says were imported.</summary>
+    public static IEnumerable<string> ImportedPaths(string log) =>
+        ImportedPath.Matches(log).Select(m => m.Groups[1].Value).Distinct(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The packages of the image rooted at <paramref name="root"/>: status.d/&lt;pkg&gt; (control: Depends) and
+    /// &lt;pkg&gt;.md5sums (files still present, regular). Package names may contain dots (libcpp-httplib0.18).
+    /// </summary>
+    public static List<TracedPackage> ReadPackages(string root, HashSet<string> own, string architecture)
+    {
+            var dir = root + "/var/lib/dpkg/status.d";
             var list = new List<TracedPackage>();
-            foreach (var control in Directory.GetFiles(dir).Where(f => !Path.GetFileName(f).Contains('.')).Order(StringComparer.Ordinal))
+            foreach (var control in Directory.GetFiles(dir).Where(f => !f.EndsWith(".md5sums", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
             {
                 var name = Path.GetFileName(control);
                 var fields = Deb822.Parse(File.ReadAllText(control)).FirstOrDefault();
@@ -151,7 +163,7 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
                         var space = line.IndexOf("  ", StringComparison.Ordinal);
                         if (space < 0) continue;
                         var path = Normalize("/" + line[(space + 2)..]);
-                        var info = new FileInfo(_root + "/" + path);
+                        var info = new FileInfo(root + "/" + path);
                         if (!info.Exists || info.LinkTarget != null) continue; // removed by hardening or `remove:`
                         files.Add(path);
                         bytes += info.Length;
@@ -161,8 +173,8 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
             return list;
         }
 
-        public TraceEvidence Evidence(List<TracedPackage> packages, string architecture)
-        {
+    private static TraceEvidence ReadEvidence(string _root, Dictionary<string, string> _loaded, List<TracedPackage> packages, string architecture)
+    {
             var triplet = architecture == "arm64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
             string[] defaults = [$"usr/lib/{triplet}", "usr/lib", $"usr/lib/{triplet}/lapack", $"usr/lib/{triplet}/blas", $"usr/lib/{triplet}/openmpi/lib"];
             var needed = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
@@ -178,19 +190,19 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
                 var resolved = new List<string>();
                 foreach (var soname in info.Needed)
                     foreach (var d in dirs)
-                        if (ResolveInRoot(d + "/" + soname) is { } real) { resolved.Add(real); break; }
+                        if (ResolveInRoot(_root, d + "/" + soname) is { } real) { resolved.Add(real); break; }
                 needed[file] = resolved;
             }
             return new TraceEvidence(new Dictionary<string, string>(_loaded, StringComparer.Ordinal), needed);
         }
 
         /// <summary>Follows symlinks inside the container's root (absolute targets stay in it); null when absent.</summary>
-        private string? ResolveInRoot(string path)
+        static string? ResolveInRoot(string root, string path)
         {
             var current = Normalize("/" + path);
             for (int hops = 0; hops < 40; hops++)
             {
-                var info = new FileInfo(_root + "/" + current);
+                var info = new FileInfo(root + "/" + current);
                 if (info.LinkTarget == null) return info.Exists ? current : null;
                 var target = info.LinkTarget;
                 current = Normalize(target.StartsWith('/') ? target : "/" + Path.GetDirectoryName(current)!.Replace('\\', '/') + "/" + target);
@@ -224,7 +236,6 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
             try { return File.ReadAllText(path); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
         }
-    }
 
     /// <summary>Image path without the leading '/', '..' folded, /usr-merged (lib/, bin/, sbin/ live under usr/).</summary>
     public static string Normalize(string absolute)

@@ -13,6 +13,7 @@ app.Configure(config =>
     config.AddSignVerifyCommands();
     config.AddDeployCommands();
     config.AddSmokeCommands();
+    config.AddTraceCommands();
     config.AddMergeCommands();
     config.AddExportCommands();
     config.AddModelCommands();

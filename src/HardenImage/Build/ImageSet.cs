@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using HardenImage.Apt;
 using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -124,6 +125,11 @@ public sealed record ImageDefinition
     public List<string> Architectures { get; init; } = new();
     public List<string> Packages { get; init; } = new();
     public List<string> Exclude { get; init; } = new();
+    /// <summary>
+    /// What the image stands in for without installing it, in Provides syntax (<c>python3 (= 3.13.5-1)</c>): it meets
+    /// dependencies of this image and its children as an installed package's Provides would (see docs/images.md).
+    /// </summary>
+    public List<string> Provides { get; init; } = new();
     public string User { get; init; } = "65532:65532";
     public string? Workdir { get; init; }
     public List<string>? Entrypoint { get; init; }
@@ -278,6 +284,11 @@ public sealed class ImageSet
             var both = img.Packages.Select(PackageName).Intersect(img.Exclude, StringComparer.Ordinal).ToList();
             if (both.Count > 0)
                 throw new HardenException($"{img.File}: {string.Join(", ", both)} is both in packages: and in exclude:. Remove it from one of them.");
+            var providedNames = img.Provides.Select(p => Relation.Parse(p).Name).ToList();
+            var providedAndListed = providedNames.Where(n => img.Packages.Select(PackageName).Contains(n) || img.Exclude.Contains(n)).ToList();
+            if (providedAndListed.Count > 0)
+                throw new HardenException($"{img.File}: {string.Join(", ", providedAndListed)} is in provides: and also in packages: or exclude:. " +
+                                          "An image either installs a package, excludes it, or declares that it provides it; keep one.");
             // Payload comes only from inside the set (threat I): the reader refuses '..', absolute paths, symlinks
             // anywhere on the path, special files and hard links, and opens every file once so an unreadable one
             // is reported here with its file:line.
@@ -304,6 +315,31 @@ public sealed class ImageSet
             if (missing.Count > 0)
                 throw new HardenException($"{img.File}: architectures {string.Join(", ", missing)} are not built by parent '{parent.Name}' ({parent.File}). Add them to the parent or remove them here.");
         }
+    }
+
+    /// <summary>
+    /// Declared provides of the image and its ancestors, nearest first: a child inherits what its parent stands in
+    /// for, as it inherits the parent's installed packages.
+    /// </summary>
+    public IReadOnlyList<string> ProvidesWithAncestors(ImageDefinition image) =>
+        image.Provides.Concat(Ancestors(image).SelectMany(a => a.Provides)).ToList();
+
+    // provides: entries use the Provides field's syntax: a name and at most "(= version)", no alternatives, no arch.
+    private static List<string> ParseProvides(YamlFieldReader r, YamlMappingNode root)
+    {
+        var list = r.StringList(root, "provides") ?? new();
+        foreach (var entry in list)
+        {
+            Relation parsed;
+            try { parsed = Relation.ParseProvides(entry).Single(); }
+            catch (Exception e) when (e is FormatException or InvalidOperationException)
+            {
+                throw r.Error(root, $"provides: '{entry}' is not one Provides entry like \"python3 (= 3.13.5-1)\" or \"python3.13\" ({e.Message})");
+            }
+            if (parsed.ArchQualifier != null || parsed.ArchRestrictions.Count > 0 || parsed.BuildProfiles.Count > 0)
+                throw r.Error(root, $"provides: '{entry}' has an architecture qualifier or restriction; write the name and at most (= version)");
+        }
+        return list;
     }
 
     /// <summary>Package name without a "=version" pin.</summary>
@@ -351,7 +387,7 @@ public sealed class ImageSet
     {
         var root = YamlFieldReader.ReadRoot(file, "docs/images.md");
         var r = new YamlFieldReader(file);
-        r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "user",
+        r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "provides", "user",
             "workdir", "entrypoint", "cmd", "env", "labels", "annotations", "files", "conflicts", "allow", "remove", "smoke",
             "symlinks", "requiresNetwork", "python");
         var name = r.String(root, "name", required: true)!;
@@ -439,6 +475,7 @@ public sealed class ImageSet
             Architectures = archs ?? new(),
             Packages = r.StringList(root, "packages") ?? new(),
             Exclude = r.StringList(root, "exclude") ?? new(),
+            Provides = ParseProvides(r, root),
             User = user,
             Workdir = workdir,
             Entrypoint = r.StringList(root, "entrypoint"),

@@ -44,4 +44,8 @@ public sealed record SmokeOptions
     public long ModelMemoryBytes { get; init; } = 2L << 30;
     /// <summary>Architectures this machine can run; null = detect (RuntimeInformation.OSArchitecture).</summary>
     public IReadOnlyCollection<string>? RunnableArchitectures { get; init; }
+    /// <summary>Extra environment for the server container (`harden trace` sets PYTHONVERBOSE to see imports).</summary>
+    public IReadOnlyDictionary<string, string> ServerEnv { get; init; } = new Dictionary<string, string>();
+    /// <summary>Called while the server still runs, after its checks (`harden trace` reads what it loaded).</summary>
+    public Func<RunningContainer, CancellationToken, Task>? WhileServing { get; init; }
 }

@@ -282,6 +282,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             var env = modelDir != null ? new Dictionary<string, string>(ModelPinning.Environment(pin, manifest)) : new Dictionary<string, string>();
             // The engine has no bridge: servers share the host network, so keep them on loopback (Information disclosure).
             if (usesPort) { env["PORT"] = port.ToString(); env["HOST"] = "127.0.0.1"; }
+            foreach (var (k, v) in _options.ServerEnv) env[k] = v;
             var spec = Spec(modelDir != null ? _options.ModelMemoryBytes : null) with
             {
                 Network = "host",
@@ -322,6 +323,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                             : (SmokeStatus.Failed, $"no JSON 'request' log line: {SmokeInference.Truncate(logs)}");
                     });
                 }
+                if (_options.WhileServing != null) await _options.WhileServing(server, ct);
             }
             if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ModelPinning.Environment(pin, manifest), ct));
         }

@@ -96,7 +96,7 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
     {
         // qemu-user exits 1 without a word when it cannot open the program; the engine (runc) refuses to exec it.
         // Decide it here as the engine does: resolve the program inside the image's root, symlinks included.
-        if (Program(spec) is { } program && ExecutableInRoot(_loaded[spec.Image].Root, program) is { } missing)
+        if (Program(spec) is { } program && ExecutableInRoot(_loaded[spec.Image].Root, program, _architecture) is { } missing)
             return new ContainerRunResult(NotFoundExit, "", $"exec {program}: {missing} (emulated run: checked in the image's root)", false);
         await using var run = Start(spec);
         var timedOut = false;
@@ -176,7 +176,7 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
         _loaded.TryGetValue(spec.Image, out var image) ? (spec.Entrypoint ?? image.Config.Entrypoint ?? spec.Cmd ?? image.Config.Cmd)?.FirstOrDefault() : null;
 
     /// <summary>Null when <paramref name="program"/> resolves (symlinks relative to <paramref name="root"/>) to an executable regular file; else why not.</summary>
-    public static string? ExecutableInRoot(string root, string program)
+    public static string? ExecutableInRoot(string root, string program, string architecture)
     {
         var pending = new Queue<string>(program.Split('/', StringSplitOptions.RemoveEmptyEntries));
         var resolved = new List<string>();
@@ -199,8 +199,28 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
         }
         var final = Path.Combine(root, Path.Combine([.. resolved]));
         if (!File.Exists(final)) return "not a regular file";
-        return !OperatingSystem.IsWindows() && (File.GetUnixFileMode(final) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0
-            ? "permission denied (not executable)" : null;
+        if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(final) & (UnixFileMode.UserExecute | UnixFileMode.GroupExecute | UnixFileMode.OtherExecute)) == 0)
+            return "permission denied (not executable)";
+        return ForeignElf(final, architecture);
+    }
+
+    /// <summary>ELF e_machine per Debian architecture (what the emulator can run).</summary>
+    private static readonly Dictionary<string, ushort> ElfMachines = new(StringComparer.Ordinal)
+    {
+        ["amd64"] = 62, ["arm64"] = 183, ["armhf"] = 40, ["ppc64el"] = 21, ["s390x"] = 22, ["riscv64"] = 243,
+    };
+
+    /// <summary>"exec format error" when the file is an ELF for another machine (e.g. an amd64 payload in an arm64 image).</summary>
+    private static string? ForeignElf(string path, string architecture)
+    {
+        Span<byte> header = stackalloc byte[20];
+        using (var f = File.OpenRead(path))
+            if (f.ReadAtLeast(header, header.Length, throwOnEndOfStream: false) < header.Length) return null;
+        if (header[0] != 0x7f || header[1] != (byte)'E' || header[2] != (byte)'L' || header[3] != (byte)'F') return null;
+        var machine = header[5] == 2 ? System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(header[18..]) : System.Buffers.Binary.BinaryPrimitives.ReadUInt16LittleEndian(header[18..]);
+        if (!ElfMachines.TryGetValue(architecture, out var want) || machine == want) return null;
+        var name = ElfMachines.FirstOrDefault(kv => kv.Value == machine).Key ?? $"e_machine {machine}";
+        return $"exec format error: an ELF for {name}, not {architecture}";
     }
 
     /// <summary>Mount points the runs bind over; created in the scratch copy only (the layers are never written).</summary>

@@ -231,6 +231,10 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                 spec = Spec() with { Entrypoint = ["/usr/bin/python3", "-c", SmokeProbe.PythonSource], Cmd = [] };
                 how = "python probe";
             }
+            else if (Emulated)
+            {
+                return (SmokeStatus.Skipped, $"no interpreter in the image, and the static probe is compiled for this host ({HostArchitecture()}), not {arch.Architecture}; config User and the layer scan still ran");
+            }
             else
             {
                 var (probe, why) = work.Probe();

@@ -433,7 +433,8 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             var run = await _engine.RunAsync(Spec(_options.ModelMemoryBytes) with
             {
                 ReadOnlyMounts = new Dictionary<string, string> { [tampered] = modelMount },
-                Timeout = TimeSpan.FromMinutes(2),
+                // Emulated PyTorch needs minutes before it can even read the manifest.
+                Timeout = Emulated ? _options.EmulatedRunTimeout : TimeSpan.FromMinutes(2),
             }, ct);
             var logs = run.StdErr + run.StdOut;
             var refused = SmokeInference.Events(logs, SmokeInference.IntegrityFailedEvent);
@@ -463,8 +464,9 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     var (o, e) = await server.LogsAsync(ct);
                     return (SmokeStatus.Failed, $"the server exited {exit} before GET {uri.PathAndQuery} answered: {SmokeInference.Truncate(e + o, 600)}");
                 }
-                if (started.Elapsed > _options.HttpTimeout)
-                    return (SmokeStatus.Failed, $"no 200 from GET {uri} within {_options.HttpTimeout.TotalSeconds:0} s ({last})");
+                var limit = Emulated && _options.EmulatedRunTimeout > _options.HttpTimeout ? _options.EmulatedRunTimeout : _options.HttpTimeout;
+                if (started.Elapsed > limit)
+                    return (SmokeStatus.Failed, $"no 200 from GET {uri} within {limit.TotalSeconds:0} s ({last})");
                 await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
             }
         }

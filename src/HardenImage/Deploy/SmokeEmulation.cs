@@ -10,7 +10,7 @@ namespace HardenImage.Deploy;
 /// <summary>
 /// Runs another architecture's image (arm64 on an amd64 host) under Debian's qemu-user-static, as root, without
 /// an engine: the image's layers are unpacked by our own reader into a scratch root filesystem, and each run is
-/// <c>unshare --mount --pid [--net]</c> → bind the root read-only, fresh /proc, /dev/{null,zero,full,random,urandom},
+/// <c>unshare --mount --pid [--net]</c> → bind the root read-only, fresh /proc, read-only /sys, /dev/{null,zero,full,random,urandom},
 /// tmpfs /tmp, the emulator bind-mounted read-only at <see cref="EmulatorPath"/> (never copied into the tree, never
 /// in a layer) → <c>setpriv --no-new-privs unshare --root --wd --setuid 65532 --setgid 65532</c> → the emulator runs
 /// the image's command. Not enforced here, unlike the engine: the memory and pid limits (qemu reserves a large
@@ -141,6 +141,8 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
         s.Append($"R={Q(root)}\n");
         s.Append("mount --bind \"$R\" \"$R\"\n");
         s.Append("mount -t proc -o nosuid,nodev,noexec proc \"$R/proc\"\n");
+        // Read-only sysfs as the engine gives it (PyTorch's cpuinfo reads /sys/devices/system/cpu).
+        s.Append("mount -t sysfs -o ro,nosuid,nodev,noexec sysfs \"$R/sys\"\n");
         foreach (var d in DeviceNodes) s.Append($"mount --bind /dev/{d} \"$R/dev/{d}\"\n");
         foreach (var (target, options) in spec.Tmpfs)
             s.Append($"mkdir -p \"$R\"{Q(target)}\nmount -t tmpfs -o {Q(options)},mode=1777 tmpfs \"$R\"{Q(target)}\n");
@@ -226,7 +228,7 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
     /// <summary>Mount points the runs bind over; created in the scratch copy only (the layers are never written).</summary>
     private static void PrepareMountPoints(string root)
     {
-        foreach (var dir in new[] { "proc", "dev", "tmp" })
+        foreach (var dir in new[] { "proc", "sys", "dev", "tmp" })
         {
             var p = Path.Combine(root, dir);
             if (new FileInfo(p).LinkTarget != null) throw new HardenException($"{root}: /{dir} is a symlink; cannot mount over it");

@@ -61,8 +61,8 @@ public sealed record SmokeOptions
     /// /v1/generate, log hygiene, tampered model; several emulated PyTorch imports, minutes each).
     /// </summary>
     public EmulatedWorkload EmulatedWorkload { get; init; } = EmulatedWorkload.Light;
-    /// <summary>Time limit for each emulated run (emulated PyTorch imports take minutes).</summary>
-    public TimeSpan EmulatedRunTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    /// <summary>Time limit for each emulated run (an emulated PyTorch import takes minutes of CPU; more on a busy machine).</summary>
+    public TimeSpan EmulatedRunTimeout { get; init; } = TimeSpan.FromMinutes(20);
 }
 
 /// <summary>artifacts/smoke.json: every result with the runner that ran it (docker, qemu-user-chroot, none), written atomically.</summary>

@@ -66,18 +66,24 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             throw new HardenException($"--model-dir {_options.ModelDir}: no MANIFEST.sha256 there (a model directory holds model.pt, tokenizer.json and MANIFEST.sha256).");
         var runnable = _options.RunnableArchitectures ?? [HostArchitecture()];
         var selected = _options.Images.Count == 0 ? manifest.Images : manifest.Images.Where(i => _options.Images.Contains(i.Name)).ToList();
-        var results = new List<SmokeResult>();
         using var work = new WorkDir();
         var emulated = new Dictionary<string, EmulatedSmokeRuntime>(StringComparer.Ordinal);
+        // One result list per image and architecture, in build.json order, whichever lane fills it. The engine's runs
+        // and each emulated architecture's runs are separate lanes that run at the same time: emulation is one
+        // CPU-bound qemu process, the engine's loads are mostly I/O, so together they take less wall time.
+        var slots = new List<List<SmokeResult>>();
+        var lanes = new Dictionary<string, List<Func<Task>>>(StringComparer.Ordinal);
         try
         {
             foreach (var image in selected)
             {
                 foreach (var arch in image.Architectures)
                 {
+                    var slot = new List<SmokeResult>();
+                    slots.Add(slot);
                     if (_options.Architectures != null && !_options.Architectures.Contains(arch.Architecture))
                     {
-                        results.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
+                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
                             $"not selected (--platform {string.Join(", ", _options.Architectures.Select(a => "linux/" + a))})", TimeSpan.Zero, SmokeRunners.None));
                         continue;
                     }
@@ -85,20 +91,24 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     var runtime = runnable.Contains(arch.Architecture) ? _docker : Emulated(arch.Architecture, emulated, work, out why);
                     if (runtime == null)
                     {
-                        results.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
+                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
                             $"this machine runs {string.Join("/", runnable)} natively and cannot emulate {arch.Architecture}: {why}", TimeSpan.Zero, SmokeRunners.None));
                         continue;
                     }
                     set.Images.TryGetValue(image.Name, out var definition);
-                    var run = new ImageRun(this, runtime, reader, image, arch, definition, work, progress, results);
-                    await run.RunAsync(ct);
+                    var run = new ImageRun(this, runtime, reader, image, arch, definition, work, progress, slot);
+                    var lane = runtime.Runner + "/" + arch.Architecture;
+                    if (!lanes.TryGetValue(lane, out var queue)) lanes[lane] = queue = [];
+                    queue.Add(() => run.RunAsync(ct));
                 }
             }
+            await Task.WhenAll(lanes.Values.Select(async queue => { foreach (var next in queue) await next(); }));
         }
         finally
         {
             foreach (var e in emulated.Values) e.Dispose();
         }
+        var results = slots.SelectMany(s => s).ToList();
         return new SmokeReport(results);
     }
 

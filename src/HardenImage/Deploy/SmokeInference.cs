@@ -59,6 +59,35 @@ public static class SmokeInference
         print("tiny-model-written")
         """;
 
+    /// <summary>
+    /// For emulated runs (light workload): runs <see cref="MakeTinyModelPython"/> (mounted beside it) into argv[1],
+    /// loads the model back with torch.jit.load and generates <see cref="NewTokens"/> tokens from <see cref="Prompt"/>
+    /// greedily, as the server's generate() does; prints "generated=TEXT".
+    /// </summary>
+    public static string GeneratePython => GenerateTemplate.Replace("PROMPT", Prompt).Replace("NEW_TOKENS", NewTokens.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private const string GenerateTemplate = """
+        import json, os, runpy, sys
+        here = os.path.dirname(os.path.abspath(__file__))
+        runpy.run_path(os.path.join(here, "make_tiny_model.py"), run_name="__main__")
+        import torch
+        out = sys.argv[1]
+        with open(os.path.join(out, "tokenizer.json"), encoding="utf-8") as f:
+            vocab = json.load(f)["vocab"]
+        index = {c: i for i, c in enumerate(vocab)}
+        module = torch.jit.load(os.path.join(out, "model.pt"), map_location="cpu")
+        module.eval()
+        ids = [index.get(c, 0) for c in "PROMPT"] or [0]
+        text = []
+        with torch.inference_mode():
+            for _ in range(NEW_TOKENS):
+                logits = module(torch.tensor([ids], dtype=torch.long))
+                nxt = int(torch.argmax(logits[0, -1]).item())
+                ids.append(nxt)
+                text.append(vocab[nxt])
+        print("generated=" + "".join(text))
+        """;
+
     /// <summary>Copies a model directory and flips one byte in the middle of its largest file.</summary>
     public static string Tamper(string modelDir, string destination)
     {

@@ -52,9 +52,8 @@ public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<Architec
 public sealed class ImageBuilder
 {
     /// <summary>The build's own version: part of every layer key and of the fan-out inputs digest (FanOut/InputsDigest).</summary>
-    public const string ToolVersion = "harden-build/3";
     // 4: layers carry byte-code (the byte-code transform), so a layer built by 3 is never reused as if current.
-    private const string ToolVersion = "harden-build/4";
+    public const string ToolVersion = "harden-build/4";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;

@@ -374,7 +374,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                             : (SmokeStatus.Failed, $"no JSON 'request' log line: {SmokeInference.Truncate(logs)}");
                     });
                 }
-                if (_options.WhileServing != null) await _options.WhileServing(server, ct);
+                if (_options.WhileServing != null && DockerSmokeRuntime.EngineContainer(server) is { } engineServer) await _options.WhileServing(engineServer, ct);
             }
             if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ModelPinning.Environment(pin, manifest), ct));
         }
@@ -451,7 +451,6 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             Directory.Move(staging, keep);
         }
 
-        private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, CancellationToken ct)
         private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, IReadOnlyDictionary<string, string> pin, CancellationToken ct)
         {
             var tampered = work.NewDir("tampered");
@@ -460,7 +459,6 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             {
                 ReadOnlyMounts = new Dictionary<string, string> { [tampered] = modelMount },
                 Env = new Dictionary<string, string>(pin),
-                Timeout = TimeSpan.FromMinutes(2),
                 // Emulated PyTorch needs minutes before it can even read the manifest.
                 Timeout = Emulated ? _options.EmulatedRunTimeout : TimeSpan.FromMinutes(2),
             }, ct);

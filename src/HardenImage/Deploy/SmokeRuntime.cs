@@ -54,8 +54,12 @@ public sealed class DockerSmokeRuntime(DockerEngine engine) : ISmokeRuntime
 
     public async Task<ISmokeContainer> StartAsync(ContainerRunSpec spec, CancellationToken ct) => new Started(await engine.StartAsync(spec, ct));
 
+    /// <summary>The engine's container behind a smoke container (`harden trace` reads its /proc); null when emulated.</summary>
+    public static RunningContainer? EngineContainer(ISmokeContainer container) => (container as Started)?.Container;
+
     private sealed class Started(RunningContainer container) : ISmokeContainer
     {
+        public RunningContainer Container => container;
         public Task<(string StdOut, string StdErr)> LogsAsync(CancellationToken ct = default) => container.LogsAsync(ct);
         public Task<long?> ExitCodeAsync(CancellationToken ct = default) => container.ExitCodeAsync(ct);
         public ValueTask DisposeAsync() => container.DisposeAsync();

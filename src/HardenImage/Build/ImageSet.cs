@@ -74,6 +74,9 @@ public sealed record ImageAllowances
     /// <summary>Owner (package name, or "payload:&lt;source&gt;" for files:) → globs of its .py files that may fail to
     /// byte-compile (they ship without a .pyc, as py3compile's exclusions do); any other failure stops the build.</summary>
     public SortedDictionary<string, List<string>> ByteCodeErrors { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>Wheels ("pypi:&lt;name&gt;") that may install Python start-up hooks (site-packages *.pth,
+    /// sitecustomize, usercustomize): code every interpreter of the image runs before its program (WheelInstaller).</summary>
+    public List<string> PythonStartupHooks { get; init; } = new();
 }
 
 /// <summary>A PEP 503/691 index an image's wheels may come from, and the packages it may serve.</summary>
@@ -403,7 +406,14 @@ public sealed class ImageSet
         var allowances = new ImageAllowances();
         if (allow != null)
         {
-            r.Fields(allow, "shell", "packageManager", "setuid", "docs", "noByteCode", "byteCodeErrors");
+            r.Fields(allow, "shell", "packageManager", "setuid", "docs", "noByteCode", "byteCodeErrors", "pythonStartupHooks");
+            var startupHooks = new List<string>();
+            foreach (var hook in r.Sequence(allow, "pythonStartupHooks") ?? [])
+            {
+                if (hook is not YamlScalarNode { Value: { } owner } || !owner.StartsWith("pypi:", StringComparison.Ordinal) || owner.Length == "pypi:".Length)
+                    throw r.Error(hook, "allow: pythonStartupHooks: lists wheels by owner, e.g. [pypi:setuptools]");
+                startupHooks.Add(owner);
+            }
             var byteCodeErrors = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
             if (r.Mapping(allow, "byteCodeErrors") is { } errors)
                 foreach (var (k, v) in errors.Children)
@@ -421,6 +431,7 @@ public sealed class ImageSet
                 Docs = r.Bool(allow, "docs"),
                 NoByteCode = r.Bool(allow, "noByteCode"),
                 ByteCodeErrors = byteCodeErrors,
+                PythonStartupHooks = startupHooks,
             };
         }
         var files = new List<PayloadFiles>();

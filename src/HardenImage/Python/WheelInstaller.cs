@@ -152,6 +152,15 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                 }
             }
             else target = $"{site}/{path}";
+            if (IsByteCode(target, out var inPycache))
+            {
+                // Byte-code is the byte-code transform's output, compiled from the source that was verified; a shipped
+                // .pyc is code nobody reviewed that the interpreter may run instead of that source (a timestamp .pyc
+                // matches the layer's fixed mtimes). In __pycache__ it is dropped (the transform writes its own);
+                // a sourceless module is refused.
+                if (inPycache) continue;
+                throw new HardenException($"{who}: '{path}' is byte-code without its source (/{target}); refused: modules are installed as source and compiled by the image's interpreter.");
+            }
             PlaceFile(target, c.Sha, c.Size, mode);
         }
         // Entry points: console and GUI scripts as small Python files, no shell wrapper.
@@ -179,6 +188,8 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         void PlaceFile(string target, string sha, long size, int mode, bool record = true)
         {
             target = MergedUsr.Canonicalise(target);
+            if (StartupHook(target, MergedUsr.Canonicalise(site)) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
+                throw new HardenException($"{who}: installs /{target}, {hook}; refused. If {image.Name} needs it, allow it in {Path.GetFileName(image.File)}: allow: {{pythonStartupHooks: [{owner}]}}.");
             symlinks.EnsureNotThroughSymlink(target, who);
             for (var dir = FsTree.ParentOf(target); dir.Length > 0; dir = FsTree.ParentOf(dir))
             {
@@ -205,6 +216,32 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
             place(node);
             if (record) newRecord.Add((target, sha, size));
         }
+    }
+
+    /// <summary>
+    /// Why <paramref name="target"/> is a Python start-up hook, or null: site.py reads every *.pth at the top of
+    /// site-packages at each interpreter start (an "import" line is executed, any other line is added to sys.path) and
+    /// imports sitecustomize and usercustomize (module, package or extension) — code that runs in every Python
+    /// program of the image, whether or not anything imports the wheel.
+    /// </summary>
+    internal static string? StartupHook(string target, string site)
+    {
+        if (!target.StartsWith(site + "/", StringComparison.Ordinal)) return null;
+        var rest = target[(site.Length + 1)..];
+        var top = rest.Split('/')[0];
+        if (top == rest && top.EndsWith(".pth", StringComparison.Ordinal))
+            return "a .pth file site.py processes at every interpreter start (its import lines run, its other lines extend sys.path)";
+        var stem = top.Split('.')[0];
+        return stem is "sitecustomize" or "usercustomize"
+            ? $"the {stem} module site.py imports at every interpreter start"
+            : null;
+    }
+
+    /// <summary>.pyc/.pyo files; <paramref name="inPycache"/> when they sit in a __pycache__ directory.</summary>
+    private static bool IsByteCode(string target, out bool inPycache)
+    {
+        inPycache = target.Contains("/__pycache__/", StringComparison.Ordinal) || target.StartsWith("__pycache__/", StringComparison.Ordinal);
+        return target.EndsWith(".pyc", StringComparison.Ordinal) || target.EndsWith(".pyo", StringComparison.Ordinal);
     }
 
     private static string RelativeToSite(string path, string site) => Path.GetRelativePath("/" + site, "/" + path);

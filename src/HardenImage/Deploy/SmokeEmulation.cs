@@ -137,6 +137,8 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
         }
         foreach (var (k, v) in spec.Env) env[k] = v;
         var root = image.Root;
+        foreach (var target in spec.Tmpfs.Keys.Concat(spec.ReadOnlyMounts.Values).Concat(spec.WritableMounts.Values))
+            EnsureMountTargetInsideRoot(root, target, spec.Image);
         var s = new StringBuilder("set -eu\n");
         s.Append($"R={Q(root)}\n");
         s.Append("mount --bind \"$R\" \"$R\"\n");
@@ -234,8 +236,29 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
             if (new FileInfo(p).LinkTarget != null) throw new HardenException($"{root}: /{dir} is a symlink; cannot mount over it");
             Directory.CreateDirectory(p);
         }
-        foreach (var d in DeviceNodes) File.WriteAllBytes(Path.Combine(root, "dev", d), []);
-        File.WriteAllBytes(Path.Combine(root, EmulatorPath.TrimStart('/')), []);
+        // Written as root on the host: a symlink the image put at one of these names (dev/null -> /etc/shadow) would
+        // have the write truncate its target on the host, and the bind mount land wherever it points.
+        foreach (var file in DeviceNodes.Select(d => "dev/" + d).Append(EmulatorPath.TrimStart('/')))
+        {
+            var p = Path.Combine(root, file);
+            if (new FileInfo(p).LinkTarget != null || Directory.Exists(p))
+                throw new HardenException($"{root}: /{file} is a {(Directory.Exists(p) && new FileInfo(p).LinkTarget == null ? "directory" : "symlink")} in the image; an emulated run binds a host file over it, so the image is refused (ship /{file} as nothing or a regular file)");
+            File.WriteAllBytes(p, []);
+        }
+    }
+
+    /// <summary>Refuses a mount target whose path inside <paramref name="root"/> passes a symlink: the host-side
+    /// <c>mkdir -p</c> and <c>mount --bind</c> (as root, before the chroot) would follow it onto the host.</summary>
+    private static void EnsureMountTargetInsideRoot(string root, string target, string image)
+    {
+        var path = root;
+        foreach (var part in target.Split('/', StringSplitOptions.RemoveEmptyEntries))
+        {
+            if (part is "." or "..") throw new HardenException($"{image}: mount target '{target}' has '{part}'; refused");
+            path = Path.Combine(path, part);
+            if (new FileInfo(path).LinkTarget != null)
+                throw new HardenException($"{image}: mount target '{target}' passes the symlink /{Path.GetRelativePath(root, path)} in the image; an emulated run mounts as root before the chroot, so it is refused");
+        }
     }
 
     private static string Q(string s) => "'" + s.Replace("'", "'\\''") + "'";

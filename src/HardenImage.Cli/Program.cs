@@ -13,8 +13,10 @@ app.Configure(config =>
     config.AddSignVerifyCommands();
     config.AddDeployCommands();
     config.AddSmokeCommands();
+    config.AddTraceCommands();
     config.AddMergeCommands();
     config.AddExportCommands();
+    config.AddModelCommands();
     config.AddPlanCommands();
     config.AddCiCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");

@@ -81,7 +81,8 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             // The same selection as locking: images whose repositories are unreachable here are not expected in it.
             var checkable = Selection.Buildable(set, settings.Images, out var notChecked);
             foreach (var (name, why) in notChecked) AnsiConsole.MarkupLineInterpolated($"[yellow]not checked {name}:[/] {why}");
-            var problems = ImageLocker.Check(set, existing, checkable);
+            var problems = ImageLocker.Check(set, existing, checkable)
+                .Concat(HardenImage.Python.PythonLocker.Check(set, checkable).Select(p => new LockStaleness(p.Image, p.Reason))).ToList();
             HardenImage.Cli.CliOutput.Result(settings.Output, new
             {
                 lockFile = settings.LockFilePath, upToDate = problems.Count == 0,
@@ -115,6 +116,10 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         var changed = existing == null || existing.ToJson() != json;
         if (changed) AtomicFile.WriteAllText(settings.LockFilePath, json);
         LockReport.Print(outcome, settings.Explain);
+        // Python wheels (issue 18): after the apt lock, whose libc6 decides which manylinux wheels fit.
+        using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
+            foreach (var r in await HardenImage.Python.PythonStage.LockAsync(set, outcome.Lock, selected, settings.CacheRoot, pyHttp, ct: cancellationToken))
+                AnsiConsole.MarkupLineInterpolated($"{(r.Written ? "[green]wrote[/]" : "[green]python lock unchanged:[/]")} {r.LockPath} ({r.Image}){(r.Changes.Count > 0 ? ": " + string.Join(", ", r.Changes) : "")}");
         foreach (var w in outcome.Warnings) AnsiConsole.MarkupLineInterpolated($"[red]warning:[/] {w}");
         foreach (var d in outcome.Downgrades) AnsiConsole.MarkupLineInterpolated($"[red]downgrade:[/] {d}");
         if (changed) AnsiConsole.MarkupLineInterpolated($"[green]wrote[/] {settings.LockFilePath}");
@@ -227,6 +232,8 @@ public sealed class FetchCommand : AsyncCommand<FetchSettings>
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
         var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
+        using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
+            await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
         return 0;
     }
 }
@@ -380,6 +387,8 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         if (outcome == null)
         {
             var paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
+            using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
+                await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
             if (HardenImage.Cli.CliConsole.IsCiLog)
             {
                 var lines = new HardenImage.Cli.ProgressLines("build");

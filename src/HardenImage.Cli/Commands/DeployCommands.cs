@@ -44,8 +44,12 @@ public sealed class DeploySettings : CommandSettings
     public bool Local { get; init; }
 
     [CommandOption("--model-dir <DIR>")]
-    [Description("With --local: the model directory to mount read-only where the PersistentVolumeClaim goes (default: a tiny model made inside the image)")]
+    [Description("With --local: the model directory to mount read-only where the model volume goes, instead of the verified fetch of the pinned model (the server still checks it against the pin); without a pinned model, default: a tiny model made inside the image")]
     public string? ModelDir { get; init; }
+
+    [CommandOption("--model-mount <MOUNT>")]
+    [Description("How pinned models reach the pod, for every deployment with model.name: image-volume (Kubernetes >= 1.33) or init-container (our harden image fetches and verifies into an emptyDir). Default: each description's model.mount")]
+    public string? ModelMount { get; init; }
 
     [CommandOption("--docker-host <URI>")]
     [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
@@ -53,6 +57,8 @@ public sealed class DeploySettings : CommandSettings
 
     public override ValidationResult Validate()
     {
+        if (ModelMount is not (null or "image-volume" or "init-container"))
+            return ValidationResult.Error($"--model-mount '{ModelMount}': must be image-volume or init-container");
         if (Registry == null) return ValidationResult.Success();
         if (Registry.StartsWith(HardenImage.Registry.ImageReference.OciScheme, StringComparison.Ordinal))
             return ValidationResult.Error($"--registry '{Registry}': a cluster pulls from a registry host, not a directory; name HOST[:port][/NAMESPACE]");
@@ -88,6 +94,12 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
             Name = settings.Name,
             KnownImages = known,
             UnbuildableImages = unbuildable,
+            ModelMount = settings.ModelMount switch
+            {
+                "image-volume" => HardenImage.Deploy.ModelMount.ImageVolume,
+                "init-container" => HardenImage.Deploy.ModelMount.InitContainer,
+                _ => null,
+            },
         };
         var (result, checkedIn) = await RenderAsync(options, settings.Insecure, cancellationToken);
         var table = new Table().AddColumns("deployment", "image", "objects", "directory");

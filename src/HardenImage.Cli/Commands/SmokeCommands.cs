@@ -27,6 +27,8 @@ public sealed class SmokeSettings : CommandSettings
     public override ValidationResult Validate()
     {
         CliValues.Architectures(Platforms); // a bad --platform is refused before any work
+        if (EmulatedWorkload is not ("light" or "full"))
+            return ValidationResult.Error($"--emulated-workload {EmulatedWorkload}: expected light or full");
         return ValidationResult.Success();
     }
 
@@ -35,12 +37,20 @@ public sealed class SmokeSettings : CommandSettings
     public string? DockerHost { get; init; }
 
     [CommandOption("--model-dir <DIR>")]
-    [Description("Model directory (model.pt, tokenizer.json, MANIFEST.sha256) for model servers. Default: a tiny model made in the image")]
+    [Description("Model directory (model.pt, tokenizer.json; smoke pins what it mounts) for model servers. Default: a tiny model made in the image")]
     public string? ModelDir { get; init; }
 
     [CommandOption("--keep-images")]
     [Description("Leave the loaded images in the engine (faster reruns)")]
     public bool KeepImages { get; init; }
+
+    [CommandOption("--no-emulation")]
+    [Description("Skip (with a reason) architectures this host cannot run natively instead of running them under qemu-user-static")]
+    public bool NoEmulation { get; init; }
+
+    [CommandOption("--emulated-workload <LEVEL>")]
+    [Description("Model servers under emulation: light (one process makes the tiny model and generates, no HTTP server) or full (every server check). Default: light")]
+    public string EmulatedWorkload { get; init; } = "light";
 
     [CommandOption("--http-timeout <SECONDS>")]
     [Description("How long an HTTP probe waits for 200, server start included. Default: 120")]
@@ -62,10 +72,12 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
             Images = settings.Images,
             ModelDir = settings.ModelDir != null ? Path.GetFullPath(settings.ModelDir) : null,
             KeepImages = settings.KeepImages,
+            KeepMadeModelDir = Path.GetFullPath(Path.Combine(settings.Artifacts, "models", "smoke-model")),
             HttpTimeout = TimeSpan.FromSeconds(settings.HttpTimeoutSeconds),
-            // --platform narrows what runs; an architecture this host cannot run is still reported as skipped.
-            RunnableArchitectures = CliValues.Architectures(settings.Platforms) is { } wanted
-                ? wanted.Where(a => a == SmokeRunner.HostArchitecture()).ToList() : null,
+            // --platform narrows what runs; another architecture runs emulated (or is reported skipped, saying why).
+            Architectures = CliValues.Architectures(settings.Platforms),
+            Emulate = !settings.NoEmulation,
+            EmulatedWorkload = settings.EmulatedWorkload == "full" ? Deploy.EmulatedWorkload.Full : Deploy.EmulatedWorkload.Light,
         });
         SmokeReport report = null!;
         await AnsiConsole.Status().StartAsync("smoke", async ctx =>
@@ -74,6 +86,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
             report = await runner.RunAsync(progress, cancellationToken);
         });
         Print(report);
+        SmokeJson.Write(Path.Combine(Path.GetFullPath(settings.Artifacts), "smoke.json"), report);
         var failed = report.Results.Count(r => r.Status == SmokeStatus.Failed);
         var skipped = report.Results.Count(r => r.Status == SmokeStatus.Skipped);
         if (failed > 0)
@@ -87,7 +100,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
 
     internal static void Print(SmokeReport report)
     {
-        var t = new Table().AddColumns("image", "arch", "check", "result", "s", "detail");
+        var t = new Table().AddColumns("image", "arch", "runner", "check", "result", "s", "detail");
         foreach (var r in report.Results)
         {
             var result = r.Status switch
@@ -96,7 +109,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
                 SmokeStatus.Failed => "[red]FAILED[/]",
                 _ => "[yellow]skipped[/]",
             };
-            t.AddRow(Markup.Escape(r.Image), r.Architecture, Markup.Escape(r.Check), result, r.Duration.TotalSeconds.ToString("0.0"), Markup.Escape(r.Detail));
+            t.AddRow(Markup.Escape(r.Image), r.Architecture, r.Runner, Markup.Escape(r.Check), result, r.Duration.TotalSeconds.ToString("0.0"), Markup.Escape(r.Detail));
         }
         AnsiConsole.Write(t);
     }

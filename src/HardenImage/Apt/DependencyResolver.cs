@@ -69,6 +69,8 @@ public sealed class DependencyResolver
                     throw new HardenException($"{Subject}: the parent image lists {name} with an invalid version '{version}'. Re-lock the parent image.");
                 Installed[name] = new InstalledPackage(name, v!, Universe.Find(name, v!));
             }
+            foreach (var text in request.Provided)
+                Provided.Add(ParseProvided(text));
             foreach (var spec in request.Packages)
                 Roots.Add(ParseRoot(spec));
             // Sorted so that the order packages are listed in an image file never changes the lock.
@@ -83,6 +85,7 @@ public sealed class DependencyResolver
         public HashSet<string> Excluded { get; }
         public Dictionary<string, InstalledPackage> Installed { get; } = new(StringComparer.Ordinal);
         public List<RootRequest> Roots { get; private set; } = new();
+        public List<Relation> Provided { get; } = new();
         public string Subject { get; }
         public string Architecture => Request.Architecture;
 
@@ -104,6 +107,33 @@ public sealed class DependencyResolver
             if (name.Length == 0 || !DebianVersion.TryParse(versionText, out var v))
                 throw new HardenException($"{Subject}: '{spec}' is not 'name' or 'name=version' with a Debian version. Fix the image's package list.");
             return new RootRequest(name, v, spec);
+        }
+
+        /// <summary>
+        /// A declared provide; a versioned one must be attested by the signed index, so a typo or an invented
+        /// version cannot make <c>python3 (&gt;= 3.20)</c> look satisfied.
+        /// </summary>
+        private Relation ParseProvided(string text)
+        {
+            Relation r;
+            try { r = Relation.ParseProvides(text).Single(); }
+            catch (Exception e) when (e is FormatException or InvalidOperationException)
+            {
+                throw new HardenException($"{Subject}: provides: '{text}' is not one Provides entry like 'python3 (= 3.13.5-1)' ({e.Message}). Fix the image's provides: list.");
+            }
+            if (r.Version is null) return r;
+            bool attested = Universe.Candidates(r.Name).Any(p => p.ParsedVersion.Equals(r.Version))
+                            || Universe.Providers(r.Name).Any(p => p.ProvidedVersion != null && p.ProvidedVersion.Equals(r.Version));
+            if (!attested)
+            {
+                var known = Universe.Candidates(r.Name).Select(p => p.Version)
+                    .Concat(Universe.Providers(r.Name).Where(p => p.ProvidedVersion != null).Select(p => p.ProvidedVersion!.ToString()))
+                    .Distinct().ToList();
+                throw new HardenException($"{Subject}: provides: '{text}' — no package in {SourcesText} is {r.Name} {r.Version} or provides it at that version " +
+                                          $"({(known.Count == 0 ? $"nothing is or provides {r.Name}" : "the index has " + string.Join(", ", known))}). " +
+                                          "Write a version the index has, or drop the version.");
+            }
+            return r;
         }
 
         public void CheckRequestedVersusExcluded()
@@ -153,6 +183,10 @@ public sealed class DependencyResolver
                 foreach (var r in ctx.Universe.ProvidesOf(inst.Known))
                     AddProvided(r.Name, (inst.Name, r.Version, inst.Known));
             }
+            // Declared provides behave like the Provides of an installed package (apt: an installed package's
+            // Provides satisfies an or-group before any alternative is installed).
+            foreach (var r in ctx.Provided)
+                AddProvided(r.Name, ("provides: " + r, r.Version, null));
         }
 
         private PackageUniverse Universe => _ctx.Universe;

@@ -13,6 +13,12 @@ public sealed record ResolveRequest
     public IReadOnlyCollection<string> Excluded { get; init; } = Array.Empty<string>();
     /// <summary>Packages the parent image already installs (name → version): they satisfy dependencies and are not added again.</summary>
     public IReadOnlyDictionary<string, string> Installed { get; init; } = new Dictionary<string, string>();
+    /// <summary>
+    /// Declared provides of the image and its parents (<c>python3 (= 3.13.5-1)</c>): they meet relations as the
+    /// Provides of an installed package would, and nothing is installed for them. A version must be one the signed
+    /// index attests (a package of that name and version, or a package providing exactly that).
+    /// </summary>
+    public IReadOnlyList<string> Provided { get; init; } = Array.Empty<string>();
     /// <summary>Versions from the previous lock (name → version), kept while available and satisfying.</summary>
     public IReadOnlyDictionary<string, string> Pins { get; init; } = new Dictionary<string, string>();
     /// <summary>Names of the sources searched (e.g. <c>debian/trixie</c>), for error messages.</summary>

@@ -52,7 +52,8 @@ public sealed record BuildOutcome(BuildManifest Manifest, IReadOnlyList<Architec
 public sealed class ImageBuilder
 {
     /// <summary>The build's own version: part of every layer key and of the fan-out inputs digest (FanOut/InputsDigest).</summary>
-    public const string ToolVersion = "harden-build/3";
+    // 4: layers carry byte-code (the byte-code transform), so a layer built by 3 is never reused as if current.
+    public const string ToolVersion = "harden-build/4";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;
@@ -145,6 +146,51 @@ public sealed class ImageBuilder
             progress?.Report("rebuilding after a corrupt cache entry");
             return await BuildOnceAsync(debs, progress, ct);
         }
+        finally
+        {
+            foreach (var python in _pythons.Values.Where(p => p.IsValueCreated)) python.Value.Dispose();
+            _pythons.Clear();
+        }
+    }
+
+    /// <summary>Interpreters for the byte-code transform, one per interpreter package set, shared by the architectures.</summary>
+    private readonly ConcurrentDictionary<string, Lazy<PythonByteCodeCompiler>> _pythons = new(StringComparer.Ordinal);
+
+    /// <summary>Python byte-code compilers run in this build (for measurements and tests).</summary>
+    public IReadOnlyList<PythonByteCodeCompiler> ByteCodeCompilers => _pythons.Values.Where(p => p.IsValueCreated).Select(p => p.Value).ToList();
+
+    private IReadOnlyList<LockedPackage> LockedFor(ImageDefinition image, string arch) =>
+        _lock.Image(image.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Packages ?? [];
+
+    private static readonly System.Text.RegularExpressions.Regex PythonMinimal = new("^python(3\\.[0-9]+)-minimal$", System.Text.RegularExpressions.RegexOptions.CultureInvariant);
+
+    /// <summary>
+    /// The image's own interpreter (python3.X-minimal in its chain's lock), as built for this machine's
+    /// architecture: it compiles the byte-code of every architecture, without emulation. Its tree is the
+    /// packages of the chain up to the image that installs it, so python and its children share one.
+    /// </summary>
+    private PythonByteCodeCompiler? PythonFor(ImageDefinition image, string arch, DebLocator debs)
+    {
+        if (image.Allow.NoByteCode) return null;
+        var chain = _set.Ancestors(image).Reverse().Append(image).ToList();
+        var versions = chain.SelectMany(i => LockedFor(i, arch)).Select(p => PythonMinimal.Match(p.Name))
+            .Where(m => m.Success).Select(m => m.Groups[1].Value).Distinct().Order(StringComparer.Ordinal).ToList();
+        if (versions.Count == 0) return null;
+        if (versions.Count > 1)
+            throw new HardenException($"{image.File}: image {image.Name} ({arch}) installs several Python interpreters ({string.Join(", ", versions)}); byte-code is compiled for one. Exclude all but one, or set allow: {{noByteCode: true}}.");
+        var version = versions[0];
+        var host = PythonByteCodeCompiler.HostArchitecture
+                   ?? throw new HardenException($"{image.File}: byte-code is compiled by the image's amd64 or arm64 interpreter, and this machine is neither; build on amd64 or arm64, or set allow: {{noByteCode: true}}.");
+        var owner = chain.FindIndex(i => LockedFor(i, host).Any(p => p.Name == $"python{version}-minimal"));
+        if (owner < 0)
+            throw new HardenException($"{image.File}: image {image.Name} has Python {version} for {arch}, but the lock has no {host} build of it to compile byte-code with (this machine is {host}; no emulation is used). " +
+                                      $"Add {host} to the image's architectures (and run 'harden lock'), or set allow: {{noByteCode: true}}.");
+        var packages = chain.Take(owner + 1).SelectMany(i => LockedFor(i, host)).OrderBy(p => p.Name, StringComparer.Ordinal).ToList();
+        var identity = string.Join("\n", packages.Select(p => p.Sha256));
+        return _pythons.GetOrAdd(identity, _ => new Lazy<PythonByteCodeCompiler>(() => new PythonByteCodeCompiler(version,
+            packages.Select(p => new InterpreterPackage(p.Name, p.Sha256,
+                _unpacker.Get(p.Sha256, debs(p), $"{p.Name} {p.Version} ({p.Architecture})").Entries)).ToList(),
+            _store, _options.CacheRoot, _key))).Value;
     }
 
     private static Exception Unwrap(Exception e) =>
@@ -369,12 +415,23 @@ public sealed class ImageBuilder
             throw new HardenException($"{image.File}: conflicts: /{path} names '{winner}', but it is shipped by " +
                 $"{string.Join(", ", names.SkipLast(1))} and {names[^1]}.");
         }
+        // Python wheels (issue 18): unpacked into site-packages after the .debs (a clash with a Debian file is refused
+        // unless conflicts: names the winner), before the payload; glibc is the chain's locked libc6 for this arch.
+        if (image.Python != null)
+        {
+            var libc6 = _set.Ancestors(image).Prepend(image)
+                .Select(i => _lock.Image(i.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Packages.FirstOrDefault(p => p.Name == "libc6")?.Version)
+                .FirstOrDefault(v => v != null);
+            new HardenImage.Python.WheelInstaller(_store, new HardenImage.Python.WheelCache(_options.CacheRoot)).Install(_set, image, arch,
+                HardenImage.Python.WheelCompatibility.GlibcFromLibc6(libc6), tree, symlinks, n => Place(tree, symlinks, n));
+        }
         AddPayload(tree, symlinks, image);
         var actions = new List<HardeningAction>();
         var context = new HardeningContext
         {
             Image = image, Architecture = arch, IsRootImage = isRoot, Packages = installed,
             ReadContent = n => n.Inline ?? _store.ReadVerified(n.ContentSha256!),
+            Python = PythonFor(image, arch, debs),
         };
         foreach (var t in StandardTransforms.All()) t.Apply(tree, context, actions);
         AddAncestorDirectories(tree);
@@ -610,6 +667,8 @@ public sealed class ImageBuilder
         {
             Add(_set.InputsSha256(i));
             Add(JsonSerializer.Serialize(_lock.Image(i.Name), LockFile.JsonOptions));
+            // The wheels' lock decides the layer as images.lock.json does (issue 18).
+            if (i.Python != null && Path.Combine(_set.Directory, i.Python.Lock) is var pylock && File.Exists(pylock)) Add("pylock " + Sha256Hex.OfFile(pylock));
             // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
             foreach (var f in i.Files)
             {

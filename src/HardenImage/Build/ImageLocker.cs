@@ -167,6 +167,7 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
                     Packages = image.Packages,
                     Excluded = image.Exclude,
                     Installed = installed,
+                    Provided = set.ProvidesWithAncestors(image),
                     Pins = pins,
                     Sources = suiteKeys,
                     Image = $"{image.File}",

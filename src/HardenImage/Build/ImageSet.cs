@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using System.Text;
+using HardenImage.Apt;
 using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -68,6 +69,51 @@ public sealed record ImageAllowances
     public bool PackageManager { get; init; }
     public bool Setuid { get; init; }
     public bool Docs { get; init; }
+    /// <summary>Ship no byte-code: the byte-code transform does not run (every start compiles in memory).</summary>
+    public bool NoByteCode { get; init; }
+    /// <summary>Owner (package name, or "payload:&lt;source&gt;" for files:) → globs of its .py files that may fail to
+    /// byte-compile (they ship without a .pyc, as py3compile's exclusions do); any other failure stops the build.</summary>
+    public SortedDictionary<string, List<string>> ByteCodeErrors { get; init; } = new(StringComparer.Ordinal);
+    /// <summary>Wheels ("pypi:&lt;name&gt;") that may install Python start-up hooks (site-packages *.pth,
+    /// sitecustomize, usercustomize): code every interpreter of the image runs before its program (WheelInstaller).</summary>
+    public List<string> PythonStartupHooks { get; init; } = new();
+}
+
+/// <summary>A PEP 503/691 index an image's wheels may come from, and the packages it may serve.</summary>
+public sealed record PythonIndexDefinition
+{
+    public required string Name { get; init; }
+    /// <summary>The simple index base URL, with a trailing slash (https://pypi.org/simple/).</summary>
+    public required string Url { get; init; }
+    /// <summary>PEP 503-normalised names this index may serve; "*" = every package no other index names.</summary>
+    public List<string> Packages { get; init; } = new();
+    /// <summary>Names of environment variables holding HTTP Basic credentials (never the values).</summary>
+    public string? UsernameEnv { get; init; }
+    public string? PasswordEnv { get; init; }
+    public int Line { get; init; }
+}
+
+/// <summary>An image's python: block (issue 18).</summary>
+public sealed record PythonDefinition
+{
+    /// <summary>CPython minor version of the image's interpreter ("3.13" → cp313 wheel tags).</summary>
+    public required string Version { get; init; }
+    /// <summary>pip --require-hashes requirements (relative to images/); 'harden lock' resolves them into <see cref="Lock"/>.</summary>
+    public string? Requirements { get; init; }
+    /// <summary>PEP 751 pylock.toml (relative to images/): written by 'harden lock' from requirements, or by uv/pip.</summary>
+    public required string Lock { get; init; }
+    public List<PythonIndexDefinition> Indexes { get; init; } = new();
+    /// <summary>Where wheels are unpacked: Debian's python looks in /usr/local/lib/python3.X/dist-packages first.</summary>
+    public required string SitePackages { get; init; }
+    public int Line { get; init; }
+
+    public string CpythonTag => "cp" + Version.Replace(".", "", StringComparison.Ordinal);
+
+    /// <summary>
+    /// The input that decides the wheels, relative to images/: the requirements when we resolve (the pylock.toml we
+    /// write is then an output, like images.lock.json), else the pylock.toml uv or pip wrote.
+    /// </summary>
+    public IEnumerable<string> InputFiles(string imagesDir) => [Requirements ?? Lock];
 }
 
 /// <summary>One images/&lt;name&gt;.yaml.</summary>
@@ -82,6 +128,11 @@ public sealed record ImageDefinition
     public List<string> Architectures { get; init; } = new();
     public List<string> Packages { get; init; } = new();
     public List<string> Exclude { get; init; } = new();
+    /// <summary>
+    /// What the image stands in for without installing it, in Provides syntax (<c>python3 (= 3.13.5-1)</c>): it meets
+    /// dependencies of this image and its children as an installed package's Provides would (see docs/images.md).
+    /// </summary>
+    public List<string> Provides { get; init; } = new();
     public string User { get; init; } = "65532:65532";
     public string? Workdir { get; init; }
     public List<string>? Entrypoint { get; init; }
@@ -100,6 +151,8 @@ public sealed record ImageDefinition
     public SortedDictionary<string, string> Symlinks { get; init; } = new(StringComparer.Ordinal);
     /// <summary>Why this image cannot be built on a machine without its repositories (shown when skipped).</summary>
     public string? RequiresNetwork { get; init; }
+    /// <summary>Python wheels installed into site-packages (docs/images.md, "python:"); null when the image has none.</summary>
+    public PythonDefinition? Python { get; init; }
 }
 
 /// <summary>The image set: sources.yaml plus every images/*.yaml, validated together.</summary>
@@ -171,6 +224,10 @@ public sealed class ImageSet
         Add("sources.yaml", SourcesFile);
         Add(Path.GetFileName(image.File), image.File);
         foreach (var a in Ancestors(image)) Add(Path.GetFileName(a.File), a.File);
+        // What decides the image's wheels (the requirements, or a pylock.toml from uv/pip) is an input like the YAML.
+        foreach (var i in Ancestors(image).Reverse().Append(image))
+            foreach (var f in i.Python?.InputFiles(Directory) ?? [])
+                if (File.Exists(Path.Combine(Directory, f))) Add(f, Path.Combine(Directory, f));
         return Convert.ToHexStringLower(h.GetHashAndReset());
     }
 
@@ -230,6 +287,11 @@ public sealed class ImageSet
             var both = img.Packages.Select(PackageName).Intersect(img.Exclude, StringComparer.Ordinal).ToList();
             if (both.Count > 0)
                 throw new HardenException($"{img.File}: {string.Join(", ", both)} is both in packages: and in exclude:. Remove it from one of them.");
+            var providedNames = img.Provides.Select(p => Relation.Parse(p).Name).ToList();
+            var providedAndListed = providedNames.Where(n => img.Packages.Select(PackageName).Contains(n) || img.Exclude.Contains(n)).ToList();
+            if (providedAndListed.Count > 0)
+                throw new HardenException($"{img.File}: {string.Join(", ", providedAndListed)} is in provides: and also in packages: or exclude:. " +
+                                          "An image either installs a package, excludes it, or declares that it provides it; keep one.");
             // Payload comes only from inside the set (threat I): the reader refuses '..', absolute paths, symlinks
             // anywhere on the path, special files and hard links, and opens every file once so an unreadable one
             // is reported here with its file:line.
@@ -256,6 +318,31 @@ public sealed class ImageSet
             if (missing.Count > 0)
                 throw new HardenException($"{img.File}: architectures {string.Join(", ", missing)} are not built by parent '{parent.Name}' ({parent.File}). Add them to the parent or remove them here.");
         }
+    }
+
+    /// <summary>
+    /// Declared provides of the image and its ancestors, nearest first: a child inherits what its parent stands in
+    /// for, as it inherits the parent's installed packages.
+    /// </summary>
+    public IReadOnlyList<string> ProvidesWithAncestors(ImageDefinition image) =>
+        image.Provides.Concat(Ancestors(image).SelectMany(a => a.Provides)).ToList();
+
+    // provides: entries use the Provides field's syntax: a name and at most "(= version)", no alternatives, no arch.
+    private static List<string> ParseProvides(YamlFieldReader r, YamlMappingNode root)
+    {
+        var list = r.StringList(root, "provides") ?? new();
+        foreach (var entry in list)
+        {
+            Relation parsed;
+            try { parsed = Relation.ParseProvides(entry).Single(); }
+            catch (Exception e) when (e is FormatException or InvalidOperationException)
+            {
+                throw r.Error(root, $"provides: '{entry}' is not one Provides entry like \"python3 (= 3.13.5-1)\" or \"python3.13\" ({e.Message})");
+            }
+            if (parsed.ArchQualifier != null || parsed.ArchRestrictions.Count > 0 || parsed.BuildProfiles.Count > 0)
+                throw r.Error(root, $"provides: '{entry}' has an architecture qualifier or restriction; write the name and at most (= version)");
+        }
+        return list;
     }
 
     /// <summary>Package name without a "=version" pin.</summary>
@@ -303,9 +390,9 @@ public sealed class ImageSet
     {
         var root = YamlFieldReader.ReadRoot(file, "docs/images.md");
         var r = new YamlFieldReader(file);
-        r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "user",
+        r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "provides", "user",
             "workdir", "entrypoint", "cmd", "env", "labels", "annotations", "files", "conflicts", "allow", "remove", "smoke",
-            "symlinks", "requiresNetwork");
+            "symlinks", "requiresNetwork", "python");
         var name = r.String(root, "name", required: true)!;
         var expected = Path.GetFileNameWithoutExtension(file);
         if (name != expected)
@@ -319,13 +406,32 @@ public sealed class ImageSet
         var allowances = new ImageAllowances();
         if (allow != null)
         {
-            r.Fields(allow, "shell", "packageManager", "setuid", "docs");
+            r.Fields(allow, "shell", "packageManager", "setuid", "docs", "noByteCode", "byteCodeErrors", "pythonStartupHooks");
+            var startupHooks = new List<string>();
+            foreach (var hook in r.Sequence(allow, "pythonStartupHooks") ?? [])
+            {
+                if (hook is not YamlScalarNode { Value: { } owner } || !owner.StartsWith("pypi:", StringComparison.Ordinal) || owner.Length == "pypi:".Length)
+                    throw r.Error(hook, "allow: pythonStartupHooks: lists wheels by owner, e.g. [pypi:setuptools]");
+                startupHooks.Add(owner);
+            }
+            var byteCodeErrors = new SortedDictionary<string, List<string>>(StringComparer.Ordinal);
+            if (r.Mapping(allow, "byteCodeErrors") is { } errors)
+                foreach (var (k, v) in errors.Children)
+                {
+                    var owner = BoundedYaml.KeyText(k, file);
+                    if (v is not YamlSequenceNode seq || seq.Children.Count == 0 || seq.Children.Any(c => c is not YamlScalarNode { Value.Length: > 0 }))
+                        throw r.Error(v, $"allow: byteCodeErrors: {owner} must list the image paths (globs) of its files that may fail to compile, e.g. [usr/lib/python3/dist-packages/foo/py2only.py]");
+                    byteCodeErrors[owner] = seq.Children.Select(c => ((YamlScalarNode)c).Value!).ToList();
+                }
             allowances = new ImageAllowances
             {
                 Shell = r.Bool(allow, "shell"),
                 PackageManager = r.Bool(allow, "packageManager"),
                 Setuid = r.Bool(allow, "setuid"),
                 Docs = r.Bool(allow, "docs"),
+                NoByteCode = r.Bool(allow, "noByteCode"),
+                ByteCodeErrors = byteCodeErrors,
+                PythonStartupHooks = startupHooks,
             };
         }
         var files = new List<PayloadFiles>();
@@ -380,6 +486,7 @@ public sealed class ImageSet
             Architectures = archs ?? new(),
             Packages = r.StringList(root, "packages") ?? new(),
             Exclude = r.StringList(root, "exclude") ?? new(),
+            Provides = ParseProvides(r, root),
             User = user,
             Workdir = workdir,
             Entrypoint = r.StringList(root, "entrypoint"),
@@ -394,6 +501,7 @@ public sealed class ImageSet
             Smoke = smoke,
             Symlinks = r.StringMap(root, "symlinks") ?? new(StringComparer.Ordinal),
             RequiresNetwork = r.String(root, "requiresNetwork"),
+            Python = ParsePython(r, root, Path.GetDirectoryName(file)!),
         };
     }
 
@@ -420,5 +528,57 @@ public sealed class ImageSet
         var parts = text.Split(':');
         if (parts.Length == 2 && int.TryParse(parts[0], out var u) && int.TryParse(parts[1], out var g)) return (u, g);
         throw r.Error(node, $"owner '{text}' must be numeric uid:gid like \"65532:65532\"");
+    }
+
+    // --- python: (issue 18) -------------------------------------------------------------------------------------
+    private static PythonDefinition? ParsePython(YamlFieldReader r, YamlMappingNode root, string imagesDir)
+    {
+        var m = r.Mapping(root, "python");
+        if (m == null) return null;
+        r.Fields(m, "version", "requirements", "lock", "indexes", "sitePackages");
+        var version = r.String(m, "version") ?? "3.13";
+        if (!System.Text.RegularExpressions.Regex.IsMatch(version, @"^3\.\d{1,2}$"))
+            throw r.Error(m, $"python: version '{version}' must be a CPython minor version like \"3.13\"");
+        var requirements = r.String(m, "requirements");
+        var lockPath = r.String(m, "lock") ?? throw r.Error(m, "python: lock: is required: the pylock.toml path (relative to images/) that 'harden lock' writes or that uv/pip wrote");
+        foreach (var (field, rel) in new[] { ("requirements", requirements), ("lock", lockPath) })
+            if (rel != null && (rel.StartsWith('/') || rel.Split('/').Contains("..")))
+                throw r.Error(m, $"python: {field}: '{rel}' must be a path inside images/ without '..'");
+        // PEP 751: the file is named pylock.toml or pylock.<name>.toml.
+        if (!System.Text.RegularExpressions.Regex.IsMatch(Path.GetFileName(lockPath), @"^pylock(\.[^.]+)?\.toml$"))
+            throw r.Error(m, $"python: lock: '{lockPath}' must be named pylock.toml or pylock.<name>.toml (PEP 751)");
+        var site = r.String(m, "sitePackages") ?? $"/usr/local/lib/python{version}/dist-packages";
+        if (!site.StartsWith('/') || site.Split('/').Contains("..")) throw r.Error(m, $"python: sitePackages: '{site}' must be an absolute path without '..'");
+        var indexes = new List<PythonIndexDefinition>();
+        foreach (var node in r.Sequence(m, "indexes") ?? [])
+        {
+            if (node is not YamlMappingNode im) throw r.Error(node, "each python: indexes: entry is a mapping with name, url, packages");
+            r.Fields(im, "name", "url", "packages", "usernameEnv", "passwordEnv");
+            var name = r.String(im, "name", required: true)!;
+            var url = r.String(im, "url", required: true)!;
+            if (!Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.Scheme is not ("http" or "https"))
+                throw r.Error(im, $"python index '{name}' url '{url}' is not an http(s) URL");
+            if (uri.UserInfo.Length > 0)
+                throw r.Error(im, $"python index '{name}' url carries credentials; remove them and name environment variables in usernameEnv:/passwordEnv: instead");
+            var packages = r.StringList(im, "packages") ?? throw r.Error(im, $"python index '{name}' needs packages: (the names it may serve, or [\"*\"] for every package no other index names)");
+            indexes.Add(new PythonIndexDefinition
+            {
+                Name = name, Url = url.TrimEnd('/') + "/", Packages = packages.Select(p => p == "*" ? p : HardenImage.Scan.Pep440Version.NormalizeName(p)).ToList(),
+                UsernameEnv = r.String(im, "usernameEnv"), PasswordEnv = r.String(im, "passwordEnv"), Line = (int)im.Start.Line,
+            });
+        }
+        if (requirements != null && indexes.Count == 0)
+            throw r.Error(m, "python: requirements: needs indexes: to resolve against (name, url, packages)");
+        if (indexes.GroupBy(i => i.Name).FirstOrDefault(g => g.Count() > 1) is { } dup)
+            throw r.Error(m, $"python: indexes: '{dup.Key}' is named twice");
+        if (indexes.Count(i => i.Packages.Contains("*")) > 1)
+            throw r.Error(m, "python: indexes: more than one index claims \"*\": a package would have two possible origins (dependency confusion). Give one index \"*\" and name the packages of the others");
+        var claimed = indexes.SelectMany(i => i.Packages.Where(p => p != "*").Select(p => (p, i.Name))).GroupBy(x => x.p).FirstOrDefault(g => g.Count() > 1);
+        if (claimed != null)
+            throw r.Error(m, $"python: package '{claimed.Key}' is named by indexes {string.Join(" and ", claimed.Select(x => x.Name))}: a package may come from one index only (dependency confusion)");
+        return new PythonDefinition
+        {
+            Version = version, Requirements = requirements, Lock = lockPath, Indexes = indexes, SitePackages = site.TrimEnd('/'), Line = (int)m.Start.Line,
+        };
     }
 }

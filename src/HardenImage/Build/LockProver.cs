@@ -226,6 +226,10 @@ public sealed class LockProver(ISuiteIndexReader reader)
                 foreach (var (pr, by) in prov)
                     if (r == null || r.Operator == RelationOperator.None || pr.Version != null && r.AcceptsVersion(pr.Version)) yield return by;
         }
+        // Declared provides (image and parents) meet relations like an installed package's Provides.
+        var declared = set.ProvidesWithAncestors(image).Select(t => Relation.ParseProvides(t).Single()).ToList();
+        bool DeclaredMeets(Relation r) => declared.Any(d => d.Name == r.Name &&
+            (r.Operator == RelationOperator.None || d.Version != null && r.AcceptsVersion(d.Version)));
         var excluded = image.Exclude.ToHashSet(StringComparer.Ordinal);
         var where = $"image '{image.Name}' ({arch.Architecture})";
 
@@ -241,7 +245,7 @@ public sealed class LockProver(ISuiteIndexReader reader)
             {
                 var alternatives = group.Alternatives.Where(a => a.AppliesTo(arch.Architecture)).ToList();
                 if (alternatives.Count == 0) continue;
-                if (alternatives.Any(a => Meeting(a.Name, a).Any())) continue;
+                if (alternatives.Any(a => Meeting(a.Name, a).Any() || DeclaredMeets(a))) continue;
                 var dropped = arch.DroppedDependencies.FirstOrDefault(d => d.Package == e.Name && d.Dependency == group.Text);
                 var satisfier = dropped?.Reason.StartsWith("excluded: ", StringComparison.Ordinal) == true ? dropped.Reason["excluded: ".Length..] : null;
                 if (satisfier != null && excluded.Contains(satisfier)) continue;

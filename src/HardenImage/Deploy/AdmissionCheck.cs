@@ -13,6 +13,10 @@ public interface IAdmissionCheck
     /// is the pinned image it came from) would be refused at admission; empty when it would be admitted.
     /// </summary>
     Task<IReadOnlyList<string>> FailuresAsync(PinnedImage image, string reference, CancellationToken ct = default);
+
+    /// <summary>Why the pinned model would be refused at admission (signature, ML-BOM attestation); empty when admitted.</summary>
+    Task<IReadOnlyList<string>> ModelFailuresAsync(PinnedModel model, CancellationToken ct = default) =>
+        Task.FromResult<IReadOnlyList<string>>(["this admission check cannot verify models"]);
 }
 
 /// <summary>
@@ -22,9 +26,22 @@ public interface IAdmissionCheck
 /// Repudiation — manifests whose pods the controllers would refuse (attestations only on platform manifests, an
 /// unsigned index) are never written, so that class of bug fails at deploy time instead of in the cluster.
 /// </summary>
-public sealed class SignatureStoreAdmissionCheck(Func<PinnedImage, ISignatureStore?> storeFor, ECDsa publicKey, string whereSigned)
+public sealed class SignatureStoreAdmissionCheck(Func<PinnedImage, ISignatureStore?> storeFor, ECDsa publicKey, string whereSigned,
+    Func<PinnedModel, ISignatureStore?>? modelStoreFor = null)
     : IAdmissionCheck
 {
+    /// <summary>What the model policy requires: our signature on the manifest digest and a signed CycloneDX ML-BOM.</summary>
+    public static VerificationPolicy ModelRequirements { get; } = new() { RequiredAttestations = ["sbom"] };
+
+    public async Task<IReadOnlyList<string>> ModelFailuresAsync(PinnedModel model, CancellationToken ct = default)
+    {
+        var store = modelStoreFor?.Invoke(model);
+        if (store == null)
+            return [$"{whereSigned} has no push of model '{model.Name}' at {model.Digest}: nothing to verify. Run 'harden push' and 'harden sign'."];
+        var report = await new ImageVerifier(store, publicKey).VerifyAsync(Digest.Parse(model.Digest), ModelRequirements, ct);
+        return report.Failures;
+    }
+
     public async Task<IReadOnlyList<string>> FailuresAsync(PinnedImage image, string reference, CancellationToken ct = default)
     {
         var at = reference.LastIndexOf('@');
@@ -41,6 +58,16 @@ public sealed class SignatureStoreAdmissionCheck(Func<PinnedImage, ISignatureSto
 /// <summary>Every image reference of a rendered pod template: containers, initContainers and ephemeralContainers.</summary>
 public static class PodImages
 {
+    /// <summary>Every image volume reference of a rendered pod template (<c>spec.volumes[].image.reference</c>).</summary>
+    public static IReadOnlyList<string> ModelVolumes(JsonObject workload)
+    {
+        var spec = workload["spec"]?["template"]?["spec"] ?? workload["spec"];
+        return (spec?["volumes"] as JsonArray ?? [])
+            .Where(v => v?["image"] != null)
+            .Select(v => v!["image"]?["reference"] is JsonValue r && r.TryGetValue<string>(out var s) ? s : "")
+            .Distinct(StringComparer.Ordinal).ToList();
+    }
+
     public static IReadOnlyList<string> Of(JsonObject workload)
     {
         var spec = workload["spec"]?["template"]?["spec"] ?? workload["spec"];

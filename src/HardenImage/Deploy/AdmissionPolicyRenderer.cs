@@ -49,19 +49,138 @@ public sealed class AdmissionPolicyRenderer
     /// <summary>JMESPath over the vuln predicate (our scan report as scanner.result): critical findings not allowlisted.</summary>
     public const string CriticalFindingsQuery = "{{ scanner.result.findings[?severity == 'critical' && !allowlisted] | length(@) }}";
 
-    public IReadOnlyList<RenderedObject> Render(IReadOnlyCollection<PinnedImage> images, IReadOnlyCollection<string> namespaces, SigningPublicKey key)
+    public IReadOnlyList<RenderedObject> Render(IReadOnlyCollection<PinnedImage> images, IReadOnlyCollection<string> namespaces, SigningPublicKey key,
+        IReadOnlyCollection<PinnedModel>? models = null)
     {
         if (images.Count == 0) throw new HardenException("no images to write admission policies for");
         var repositories = images.Select(i => i.Repository).Distinct().Order(StringComparer.Ordinal).ToList();
+        var modelRepositories = (models ?? []).Select(m => m.Repository).Distinct().Order(StringComparer.Ordinal).ToList();
         var ns = namespaces.Distinct().Order(StringComparer.Ordinal).ToList();
-        return
-        [
-            Wrap("kyverno-verify-images.yaml", KyvernoVerifyImages(repositories, ns, key)),
+        var result = new List<RenderedObject>
+        {
+            Wrap("kyverno-verify-images.yaml", KyvernoVerifyImages(repositories, ns, key, modelRepositories)),
             Wrap("kyverno-pod-hardening.yaml", KyvernoPodHardening(ns)),
-            Wrap("kyverno-imagevalidatingpolicy.yaml", KyvernoImageValidatingPolicy(repositories, ns, key)),
-            Wrap("policy-controller-clusterimagepolicy.yaml", PolicyControllerImagePolicy(repositories, key)),
-        ];
+            Wrap("kyverno-imagevalidatingpolicy.yaml", KyvernoImageValidatingPolicy(repositories, ns, key, modelRepositories)),
+        };
+        // Rendered only with models: an ImageValidatingPolicy without matchImageReferences would match every image.
+        if (modelRepositories.Count > 0)
+            result.Add(Wrap("kyverno-imagevalidatingpolicy-models.yaml", KyvernoModelValidatingPolicy(modelRepositories, ns, key)));
+        result.Add(Wrap("policy-controller-clusterimagepolicy.yaml", PolicyControllerImagePolicy(repositories, key)));
+        return result;
     }
+
+    /// <summary>Predicate type of the model's ML-BOM attestation (a CycloneDX document, like the image SBOMs).</summary>
+    public const string ModelBomPredicate = PredicateTypes.CycloneDx;
+
+    /// <summary>CEL: the pod's image volumes (<c>spec.volumes[].image</c>); a volume without reference yields ''.</summary>
+    public const string ModelVolumesExpression =
+        "(object != null ? object : oldObject).spec.?volumes.orValue([]).filter(v, has(v.image)).map(v, v.image.?reference.orValue(''))";
+
+    /// <summary>
+    /// RE2 pattern (CEL <c>matches</c>) admitting only <c>&lt;model repository&gt;@sha256:&lt;64 hex&gt;</c>; with no models,
+    /// a pattern nothing matches, so every image volume is refused.
+    /// </summary>
+    internal static string ModelReferencePattern(IReadOnlyCollection<string> modelRepositories) =>
+        modelRepositories.Count == 0
+            ? "^$a" // matches nothing: no model is ours, so no image volume is admitted
+            : "^(" + string.Join("|", modelRepositories.Select(Re2Escape)) + ")@sha256:[0-9a-f]{64}$";
+
+    private static string Re2Escape(string s) => string.Concat(s.Select(c => char.IsLetterOrDigit(c) ? c.ToString() : "\\" + c));
+
+    /// <summary>The CEL validation refusing image volumes outside our model repositories or not digest-pinned (Spoofing, Tampering).</summary>
+    internal static JsonObject ModelVolumeRestriction(IReadOnlyCollection<string> modelRepositories) => new()
+    {
+        ["expression"] = $"{ModelVolumesExpression}.all(ref, ref.matches(r'{ModelReferencePattern(modelRepositories)}'))",
+        ["message"] = modelRepositories.Count == 0
+            ? "Image volumes are not allowed in these namespaces: no HardenImage model is deployed here."
+            : "Image volumes in these namespaces must be HardenImage models pinned by digest: " + string.Join(", ", modelRepositories.Select(r => r + "@sha256:…")) + ".",
+    };
+
+    /// <summary>
+    /// Kyverno's CEL ImageValidatingPolicy for the models image volumes carry (Kyverno ≥ 1.19): the <c>models</c> image
+    /// extractor reads <c>spec.volumes[].image.reference</c> (the default extractors see containers only), then
+    /// every model reference must be digest-pinned to our model repositories, signed by our key, and carry a signed
+    /// CycloneDX ML-BOM with a <c>machine-learning-model</c> component (threats: Spoofing — hijacked model; Tampering —
+    /// swapped weights; Repudiation — the ML-BOM names what was served). mutateDigest is off: Kyverno pins tags only in
+    /// container fields, and a model volume must already be pinned.
+    /// </summary>
+    private static JsonObject KyvernoModelValidatingPolicy(List<string> modelRepositories, List<string> namespaces, SigningPublicKey key)
+    {
+        const string Models = "images.models";
+        JsonObject Validation(string expression, string message) => new() { ["expression"] = expression, ["message"] = message };
+        return new JsonObject
+        {
+            ["apiVersion"] = "policies.kyverno.io/v1",
+            ["kind"] = "ImageValidatingPolicy",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = "hardenimage-verify-models",
+                ["annotations"] = new JsonObject
+                {
+                    ["policies.kyverno.io/title"] = "Verify HardenImage models (image volumes)",
+                    ["policies.kyverno.io/description"] =
+                        "Image volumes must be HardenImage models pinned by digest, signed by the HardenImage key, with a signed CycloneDX ML-BOM. Apply with either image policy.",
+                },
+            },
+            ["spec"] = new JsonObject
+            {
+                ["failurePolicy"] = "Fail",
+                ["validationActions"] = new JsonArray("Deny"),
+                ["webhookConfiguration"] = new JsonObject { ["timeoutSeconds"] = 30 },
+                ["matchConstraints"] = PodRules(namespaces),
+                ["images"] = new JsonArray { new JsonObject { ["name"] = "models", ["expression"] = ModelVolumesExpression } },
+                ["matchImageReferences"] = new JsonArray(modelRepositories
+                    .SelectMany(r => new[] { r + "@*", r + ":*" })
+                    .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
+                ["validationConfigurations"] = new JsonObject { ["mutateDigest"] = false, ["verifyDigest"] = true, ["required"] = true },
+                ["attestors"] = CelAttestors(key),
+                ["attestations"] = new JsonArray
+                {
+                    new JsonObject { ["name"] = "mlbom", ["intoto"] = new JsonObject { ["type"] = ModelBomPredicate } },
+                },
+                ["validations"] = new JsonArray
+                {
+                    ModelVolumeRestriction(modelRepositories),
+                    Validation($"{Models}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
+                        "the model is not signed by the HardenImage key"),
+                    Validation($"{Models}.all(image, verifyAttestationSignatures(image, attestations.mlbom, [attestors.hardenimage]) > 0)",
+                        "the model has no signed CycloneDX ML-BOM attestation"),
+                    Validation($"{Models}.all(image, extractPayload(image, attestations.mlbom).predicate.bomFormat == 'CycloneDX'"
+                               + " && extractPayload(image, attestations.mlbom).predicate.?components.orValue([]).exists(c, c.type == 'machine-learning-model'))",
+                        "the model's signed ML-BOM is not a CycloneDX document describing a machine-learning-model"),
+                },
+            },
+        };
+    }
+
+    private static JsonObject PodRules(List<string> namespaces) => new()
+    {
+        ["namespaceSelector"] = NamespaceSelector(namespaces),
+        ["resourceRules"] = new JsonArray
+        {
+            new JsonObject
+            {
+                ["apiGroups"] = new JsonArray(""),
+                ["apiVersions"] = new JsonArray("v1"),
+                ["operations"] = new JsonArray("CREATE", "UPDATE"),
+                ["resources"] = new JsonArray("pods", "pods/ephemeralcontainers"),
+            },
+        },
+    };
+
+    private static JsonArray CelAttestors(SigningPublicKey key) =>
+    [
+        new JsonObject
+        {
+            ["name"] = "hardenimage",
+            ["cosign"] = new JsonObject
+            {
+                ["key"] = new JsonObject { ["data"] = key.Pem + "\n", ["hashAlgorithm"] = "sha256" },
+                // Key-signed, not in a transparency log: verify against the key alone.
+                ["ctlog"] = new JsonObject { ["insecureIgnoreTlog"] = true, ["insecureIgnoreSCT"] = true },
+            },
+        },
+    ];
 
     /// <summary>
     /// Kyverno verifyImages: signature by our key required, tag rewritten to the verified digest, digest required,
@@ -70,7 +189,7 @@ public sealed class AdmissionPolicyRenderer
     /// cluster while Kyverno is down (threat: Denial of service). verifyImages skips images that match no
     /// imageReferences, so a second rule refuses, in those namespaces, any image outside our repositories (Spoofing).
     /// </summary>
-    private static JsonObject KyvernoVerifyImages(List<string> repositories, List<string> namespaces, SigningPublicKey key) => new()
+    private static JsonObject KyvernoVerifyImages(List<string> repositories, List<string> namespaces, SigningPublicKey key, List<string> modelRepositories) => new()
     {
         ["apiVersion"] = "kyverno.io/v1",
         ["kind"] = "ClusterPolicy",
@@ -138,6 +257,32 @@ public sealed class AdmissionPolicyRenderer
                         ["message"] = "Images in these namespaces must come from the HardenImage repositories, pinned by digest: "
                                       + string.Join(", ", repositories.Select(r => r + "@sha256:…")) + ".",
                         ["pattern"] = EveryContainer(new JsonObject { ["image"] = OurImagesPattern(repositories) }),
+                    },
+                },
+                new JsonObject
+                {
+                    // verifyImages reads containers only: an image volume is at least held to our pinned models here;
+                    // its signature and ML-BOM are verified by kyverno-imagevalidatingpolicy-models.yaml.
+                    ["name"] = "restrict-model-volumes",
+                    ["match"] = MatchPods(namespaces),
+                    ["validate"] = new JsonObject
+                    {
+                        ["failureAction"] = "Enforce",
+                        ["message"] = modelRepositories.Count == 0
+                            ? "Image volumes are not allowed in these namespaces: no HardenImage model is deployed here."
+                            : "Image volumes in these namespaces must be HardenImage models pinned by digest: " + string.Join(", ", modelRepositories.Select(r => r + "@sha256:…")) + ".",
+                        ["pattern"] = new JsonObject
+                        {
+                            ["spec"] = new JsonObject
+                            {
+                                ["=(volumes)"] = new JsonArray
+                                {
+                                    modelRepositories.Count == 0
+                                        ? new JsonObject { ["X(image)"] = "null" }
+                                        : new JsonObject { ["=(image)"] = new JsonObject { ["reference"] = OurImagesPattern(modelRepositories) } },
+                                },
+                            },
+                        },
                     },
                 },
             },
@@ -250,7 +395,7 @@ public sealed class AdmissionPolicyRenderer
     /// with the same checks: scope, repository restriction, signature, CycloneDX SBOM and vuln statements without
     /// critical findings. Its webhook rules are built verbatim from resourceRules, so pods/ephemeralcontainers is listed.
     /// </summary>
-    private static JsonObject KyvernoImageValidatingPolicy(List<string> repositories, List<string> namespaces, SigningPublicKey key)
+    private static JsonObject KyvernoImageValidatingPolicy(List<string> repositories, List<string> namespaces, SigningPublicKey key, List<string> modelRepositories)
     {
         const string Images = "(images.?containers.orValue([]) + images.?initContainers.orValue([]) + images.?ephemeralContainers.orValue([]))";
         const string PodImages = "(object.spec.?containers.orValue([]) + object.spec.?initContainers.orValue([]) + object.spec.?ephemeralContainers.orValue([]))";
@@ -315,6 +460,7 @@ public sealed class AdmissionPolicyRenderer
                 {
                     Validation($"{PodImages}.all(c, [{prefixes}].exists(p, c.image.startsWith(p)))",
                         "Images in these namespaces must come from the HardenImage repositories, pinned by digest."),
+                    ModelVolumeRestriction(modelRepositories),
                     Validation($"{Images}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
                         "the image is not signed by the HardenImage key"),
                     Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.hardenimage]) > 0)",

@@ -23,6 +23,12 @@ public sealed record DeployOptions
     /// </summary>
     public IReadOnlyDictionary<string, string> UnbuildableImages { get; init; } = new Dictionary<string, string>();
 
+    /// <summary>Overrides every described model's mount (e.g. init-container for clusters without image volumes); null keeps each description's.</summary>
+    public ModelMount? ModelMount { get; init; }
+
+    /// <summary>Name of the harden CLI image (images/harden.yaml) the model-fetch init container runs.</summary>
+    public string FetcherImage { get; init; } = "harden";
+
     public string OutputDir => Path.Combine(ArtifactsDir, "deploy");
     public string PublicKeyPath => PublicKey ?? Path.Combine(ArtifactsDir, "keys", "cosign.pub");
 }
@@ -58,6 +64,7 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
                 throw new HardenException($"--name {options.Name}: no deployment of that name in {options.DeployDir}");
         }
         var pins = new PinnedImages(options.ArtifactsDir, options.Registry);
+        var models = new PinnedModels(options.ArtifactsDir, options.Registry);
         var users = new ImageUserCheck(Path.Combine(options.ArtifactsDir, "oci"));
         var warnings = new List<string>();
         var rendered = new List<RenderedDeployment>();
@@ -70,10 +77,34 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
             }
             var image = pins.Resolve(d.Image);
             CheckImageUser(d, image, users, warnings);
-            rendered.Add(manifests.Render(d, image));
+            var described = d.Model != null && options.ModelMount is { } mount && d.Model.Mount != Deploy.ModelMount.Claim
+                ? d with { Model = d.Model with { Mount = mount } }
+                : d;
+            rendered.Add(manifests.Render(described, image, ModelInputsFor(described, options, pins, models, key, warnings)));
         }
-        var admission = policies.Render(rendered.Select(r => r.Image).ToList(), rendered.Select(r => r.Description.Namespace).ToList(), key);
+        var admission = policies.Render(
+            rendered.Select(r => r.Image).Concat(rendered.Select(r => r.Fetcher).OfType<PinnedImage>()).DistinctBy(i => i.Reference).ToList(),
+            rendered.Select(r => r.Description.Namespace).ToList(), key,
+            rendered.Select(r => r.Model).OfType<PinnedModel>().DistinctBy(m => m.Reference).ToList());
         return new DeployResult(rendered, admission, warnings);
+    }
+
+    private static ModelInputs ModelInputsFor(DeploymentDescription d, DeployOptions options, PinnedImages pins, PinnedModels models,
+        SigningPublicKey key, List<string> warnings)
+    {
+        if (d.Model == null) return new ModelInputs(null, null, null, null);
+        if (d.Model.Name == null)
+        {
+            warnings.Add($"{d.Name}: model.claimName '{d.Model.ClaimName}' without model.name: nothing pins the model, and the server refuses to start "
+                         + $"without {ModelPinning.DigestEnv}. Name a packed model (model.name, 'harden model pack').");
+            return new ModelInputs(null, null, null, null);
+        }
+        var model = models.Resolve(d.Model.Name, d.File);
+        if (d.Model.Mount != ModelMount.InitContainer) return new ModelInputs(model, null, null, null);
+        if (pins.Has(options.FetcherImage)) return new ModelInputs(model, pins.Resolve(options.FetcherImage), null, key.Pem);
+        var missing = $"the harden CLI image '{options.FetcherImage}' (images/{options.FetcherImage}.yaml) is not built or pushed: build and push it, then run 'harden deploy' again";
+        warnings.Add($"{d.Name}: model-fetch init container: {missing}");
+        return new ModelInputs(model, null, missing, key.Pem);
     }
 
     /// <summary>Renders and writes <c>&lt;artifacts&gt;/deploy/&lt;name&gt;/*.yaml</c>; stale YAML files there are removed.</summary>
@@ -93,10 +124,17 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
             foreach (var reference in PodImages.Of(deployment.Document))
             {
                 // Every reference the pod names is checked, not only the one we meant to pin there.
-                var failures = reference == d.Image.Reference
-                    ? await admission.FailuresAsync(d.Image, reference, ct)
+                var failures = reference == d.Image.Reference ? await admission.FailuresAsync(d.Image, reference, ct)
+                    : d.Fetcher != null && reference == d.Fetcher.Reference ? await admission.FailuresAsync(d.Fetcher, reference, ct)
                     : [$"not the pinned image {d.Image.Reference}"];
                 refusals.AddRange(failures.Select(f => $"{d.Description.Name}/{deployment.FileName}: {reference}: {f}"));
+            }
+            foreach (var reference in PodImages.ModelVolumes(deployment.Document))
+            {
+                var failures = d.Model != null && reference == d.Model.Reference
+                    ? await admission.ModelFailuresAsync(d.Model, ct)
+                    : [$"not the pinned model {d.Model?.Reference ?? "(none)"}"];
+                refusals.AddRange(failures.Select(f => $"{d.Description.Name}/{deployment.FileName}: model {reference}: {f}"));
             }
         }
         if (refusals.Count > 0)

@@ -30,8 +30,22 @@ public sealed record AcceleratorSettings(AcceleratorKind Kind, int Count)
     };
 }
 
-/// <summary>The model files: a PersistentVolumeClaim mounted read-only.</summary>
-public sealed record ModelVolume(string ClaimName, string MountPath);
+/// <summary>How the pinned model's files reach the pod.</summary>
+public enum ModelMount
+{
+    /// <summary>A Kubernetes image volume (<c>volumes[].image.reference: REPO@sha256:…</c>, Kubernetes ≥ 1.33).</summary>
+    ImageVolume,
+    /// <summary>An init container of our harden image runs the verified fetch into an emptyDir (clusters without image volumes).</summary>
+    InitContainer,
+    /// <summary>Files provisioned on a PersistentVolumeClaim; the server still checks them against the pinned manifest.</summary>
+    Claim,
+}
+
+/// <summary>
+/// The model the server loads, mounted read-only at <see cref="MountPath"/>. <see cref="Name"/> names a packed model
+/// (pinned by digest); null only for a bare claim (legacy: nothing pins it, the server refuses to start).
+/// </summary>
+public sealed record ModelVolume(string? Name, string MountPath, ModelMount Mount, string? ClaimName = null, string PullPolicy = "IfNotPresent");
 
 /// <summary>Liveness and readiness paths of the image's health endpoints.</summary>
 public sealed record ProbePaths(string Liveness, string Readiness);
@@ -152,13 +166,33 @@ public static partial class DeploymentDescriptions
         ModelVolume? model = null;
         if (r.Mapping(root, "model") is { } mv)
         {
-            r.Fields(mv, "claimName", "mountPath");
-            var claim = r.String(mv, "claimName", required: true)!;
-            CheckDnsLabel(r, mv, "model.claimName", claim);
+            r.Fields(mv, "name", "mount", "claimName", "mountPath", "pullPolicy");
+            var modelName = r.String(mv, "name");
+            if (modelName != null && !ModelName().IsMatch(modelName))
+                throw r.Error(mv, $"model.name: '{modelName}' is not a model name (lower-case letters, digits, '.', '_', '-', '/'), as 'harden model pack --name' records it");
+            var claim = r.String(mv, "claimName");
+            if (claim != null) CheckDnsLabel(r, mv, "model.claimName", claim);
+            var mountText = r.String(mv, "mount") ?? (claim != null ? "claim" : "image-volume");
+            var mountKind = mountText switch
+            {
+                "image-volume" => ModelMount.ImageVolume,
+                "init-container" => ModelMount.InitContainer,
+                "claim" => ModelMount.Claim,
+                _ => throw r.Error(mv, $"model.mount: '{mountText}' must be image-volume (default), init-container or claim"),
+            };
+            if (mountKind == ModelMount.Claim && claim == null)
+                throw r.Error(mv, "model.mount: claim needs model.claimName (the PersistentVolumeClaim holding the files)");
+            if (mountKind != ModelMount.Claim && claim != null)
+                throw r.Error(mv, $"model.claimName: only with mount: claim (mount: {mountText} brings the files from the registry)");
+            if (modelName == null && mountKind != ModelMount.Claim)
+                throw r.Error(mv, "model.name: is required: the packed model to pin by digest ('harden model pack --name')");
             var mount = r.String(mv, "mountPath") ?? "/models";
             if (!mount.StartsWith('/') || mount.Split('/').Contains("..") || mount == "/" || mount == "/tmp")
                 throw r.Error(mv, $"model.mountPath: '{mount}' must be an absolute path without '..', not / or /tmp");
-            model = new ModelVolume(claim, mount);
+            var pull = r.String(mv, "pullPolicy") ?? "IfNotPresent";
+            if (pull is not ("IfNotPresent" or "Always"))
+                throw r.Error(mv, $"model.pullPolicy: '{pull}' must be IfNotPresent or Always (Never would serve whatever a node cached)");
+            model = new ModelVolume(modelName, mount, mountKind, claim, pull);
         }
 
         string? roleArn = null;
@@ -275,6 +309,9 @@ public static partial class DeploymentDescriptions
 
     [GeneratedRegex(@"^(\d+(\.\d+)?)(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")]
     private static partial Regex Quantity();
+
+    [GeneratedRegex(@"^[a-z0-9]+([._/-][a-z0-9]+)*$")]
+    private static partial Regex ModelName();
 
     [GeneratedRegex(@"^(al2023|bottlerocket)@[\w.-]+$")]
     private static partial Regex AmiAlias();

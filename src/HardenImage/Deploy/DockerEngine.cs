@@ -148,6 +148,10 @@ public sealed class DockerEngine : IDisposable
         return state.Running ? null : state.ExitCode;
     }
 
+    /// <summary>The host PID of the container's first process, 0 when it is not running (for `harden trace`).</summary>
+    internal async Task<long> HostPidAsync(string id, CancellationToken ct) =>
+        (await _client.Containers.InspectContainerAsync(id, ct)).State.Pid;
+
     internal async Task StopAndRemoveAsync(string id) =>
         await _client.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters { Force = true });
 
@@ -187,5 +191,7 @@ public sealed class RunningContainer(DockerEngine engine, string id) : IAsyncDis
     public Task<bool> IsRunningAsync(CancellationToken ct = default) => engine.IsRunningAsync(Id, ct);
     /// <summary>The exit code once the container has stopped, null while it runs.</summary>
     public Task<long?> ExitCodeAsync(CancellationToken ct = default) => engine.ExitCodeAsync(Id, ct);
+    /// <summary>Host PID of the container's first process (0 once stopped).</summary>
+    public Task<long> HostPidAsync(CancellationToken ct = default) => engine.HostPidAsync(Id, ct);
     public async ValueTask DisposeAsync() => await engine.StopAndRemoveAsync(Id);
 }

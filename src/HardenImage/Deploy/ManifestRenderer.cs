@@ -14,7 +14,16 @@ public sealed record RenderedObject(string FileName, string ApiVersion, string K
 
 /// <summary>Everything rendered for one deploy/&lt;name&gt;.yaml; <see cref="Deployment"/> is the typed object for local runs.</summary>
 public sealed record RenderedDeployment(DeploymentDescription Description, PinnedImage Image, V1Deployment Deployment,
-    IReadOnlyList<RenderedObject> Objects);
+    IReadOnlyList<RenderedObject> Objects)
+{
+    /// <summary>The model the pod pins (null: no model, or a bare claim nothing pins).</summary>
+    public PinnedModel? Model { get; init; }
+    /// <summary>The harden CLI image of the model-fetch init container (mount: init-container), when it is pushed.</summary>
+    public PinnedImage? Fetcher { get; init; }
+}
+
+/// <summary>What the model part of a pod needs: the pinned model and, for the init-container path, the harden image.</summary>
+public sealed record ModelInputs(PinnedModel? Model, PinnedImage? Fetcher, string? FetcherMissing, string? PublicKeyPem);
 
 /// <summary>
 /// Turns a <see cref="DeploymentDescription"/> and a digest-pinned image into the objects an EKS cluster needs, with
@@ -26,8 +35,13 @@ public sealed class ManifestRenderer
     public const string PartOf = "hardenimage";
 
     /// <summary>Renders the objects in apply order. Throws <see cref="HardenException"/> on a refused setting.</summary>
-    public RenderedDeployment Render(DeploymentDescription d, PinnedImage image)
+    public RenderedDeployment Render(DeploymentDescription d, PinnedImage image, ModelInputs? model = null)
     {
+        model ??= new ModelInputs(null, null, null, null);
+        if (d.Model is { Name: not null } && model.Model == null)
+            throw new HardenException($"{d.File}: model '{d.Model.Name}' is not pinned (no digest found); run 'harden model pack' and 'harden push'");
+        if (d.Model is { Mount: ModelMount.InitContainer } && model.PublicKeyPem == null)
+            throw new HardenException($"{d.File}: model.mount init-container needs the signing public key (--key) for the fetch to verify the model");
         if (!image.Digest.StartsWith("sha256:", StringComparison.Ordinal) || image.Reference.Contains(":latest@", StringComparison.Ordinal))
             throw new HardenException($"{d.File}: image '{d.Image}' is not pinned by digest ({image.Reference}); run 'harden build' and 'harden push'");
         if (d.RunAsUser == 0)
@@ -39,7 +53,7 @@ public sealed class ManifestRenderer
             ["app.kubernetes.io/name"] = d.Name,
             ["app.kubernetes.io/instance"] = d.Name,
         };
-        var deployment = Deployment(d, image, labels, selector);
+        var deployment = Deployment(d, image, labels, selector, model);
         var objects = new List<RenderedObject>
         {
             Wrap("00-namespace.yaml", Namespace(d)),
@@ -57,7 +71,9 @@ public sealed class ManifestRenderer
             objects.Add(Wrap("09-karpenter-nodepool.yaml", KarpenterNodePool(d)));
             objects.Add(Wrap("10-karpenter-ec2nodeclass.yaml", KarpenterNodeClass(d)));
         }
-        return new RenderedDeployment(d, image, deployment, objects);
+        if (d.Model is { Mount: ModelMount.InitContainer })
+            objects.Add(Wrap("11-configmap-model-trust.yaml", ModelTrust(d, labels, model.PublicKeyPem!)));
+        return new RenderedDeployment(d, image, deployment, objects) { Model = model.Model, Fetcher = model.Fetcher };
     }
 
     /// <summary>The node pool name (Karpenter labels its nodes karpenter.sh/nodepool=&lt;it&gt;).</summary>
@@ -113,8 +129,99 @@ public sealed class ManifestRenderer
         AutomountServiceAccountToken = false,
     };
 
+    /// <summary>Name of the ConfigMap holding the public key the model-fetch init container verifies with.</summary>
+    public static string ModelTrustName(DeploymentDescription d) => $"{d.Name}-model-trust";
+
+    public const string ModelKeyMountPath = "/etc/hardenimage";
+    public const string ModelKeyFile = "cosign.pub";
+    /// <summary>Pod-template annotation naming the pinned model (what `kubectl describe` shows; threat: Repudiation).</summary>
+    public const string ModelAnnotation = "hardenimage.dev/model";
+    public const string FetcherMissingAnnotation = "hardenimage.dev/model-fetcher-missing";
+
+    /// <summary>The public key the init container verifies the model's signature with (threat: Spoofing).</summary>
+    private static V1ConfigMap ModelTrust(DeploymentDescription d, Dictionary<string, string> labels, string pem) => new()
+    {
+        ApiVersion = "v1",
+        Kind = "ConfigMap",
+        Metadata = new V1ObjectMeta { Name = ModelTrustName(d), NamespaceProperty = d.Namespace, Labels = labels },
+        Data = new Dictionary<string, string> { [ModelKeyFile] = pem.TrimEnd('\n') + "\n" },
+        Immutable = true,
+    };
+
+    private static V1SecurityContext ContainerSecurity(DeploymentDescription d) => new()
+    {
+        RunAsNonRoot = true,
+        RunAsUser = d.RunAsUser,
+        RunAsGroup = NonRootId,
+        ReadOnlyRootFilesystem = true,
+        AllowPrivilegeEscalation = false,
+        Privileged = false,
+        Capabilities = new V1Capabilities { Drop = ["ALL"] },
+        SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
+    };
+
+    /// <summary>
+    /// Model volume, mounts and init container for the chosen mount. Image volume: the kubelet pulls REPO@sha256 and
+    /// mounts it read-only. Init container: our harden image pulls by digest, verifies signature and every blob, and
+    /// extracts into an emptyDir the server mounts read-only. Claim: the files are on a PVC. In every case the server
+    /// checks the files against the pinned manifest (threats: Spoofing, Tampering).
+    /// </summary>
+    private static V1Container? ModelVolumes(DeploymentDescription d, ModelInputs model, List<V1Volume> volumes, List<V1VolumeMount> mounts,
+        SortedDictionary<string, string> env)
+    {
+        var m = d.Model!;
+        env["MODEL_DIR"] = m.MountPath;
+        mounts.Add(new V1VolumeMount { Name = "model", MountPath = m.MountPath, ReadOnlyProperty = true });
+        if (model.Model is { } pinned)
+        {
+            env[ModelPinning.DigestEnv] = pinned.Digest;
+            env[ModelPinning.ManifestEnv] = pinned.ManifestBase64;
+        }
+        switch (m.Mount)
+        {
+            case ModelMount.ImageVolume:
+                volumes.Add(new V1Volume { Name = "model", Image = new V1ImageVolumeSource { Reference = model.Model!.Reference, PullPolicy = m.PullPolicy } });
+                return null;
+            case ModelMount.Claim:
+                volumes.Add(new V1Volume
+                {
+                    Name = "model",
+                    PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = m.ClaimName, ReadOnlyProperty = true },
+                });
+                return null;
+            default:
+                volumes.Add(new V1Volume { Name = "model", EmptyDir = new V1EmptyDirVolumeSource() });
+                volumes.Add(new V1Volume
+                {
+                    Name = "model-trust",
+                    ConfigMap = new V1ConfigMapVolumeSource { Name = ModelTrustName(d), DefaultMode = Convert.ToInt32("444", 8) },
+                });
+                return new V1Container
+                {
+                    Name = "model-fetch",
+                    // Absent harden image: a tag that no digest policy admits, and an annotation saying why.
+                    Image = model.Fetcher?.Reference ?? "harden-image-not-pushed:see-annotation",
+                    ImagePullPolicy = "IfNotPresent",
+                    Args = ["model", "fetch", model.Model!.Reference, "--key", $"{ModelKeyMountPath}/{ModelKeyFile}", "--into", "/model-out"],
+                    Resources = new V1ResourceRequirements
+                    {
+                        Requests = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("250m"), ["memory"] = new("256Mi"), ["ephemeral-storage"] = new("64Mi") },
+                        Limits = new Dictionary<string, ResourceQuantity> { ["cpu"] = new("1"), ["memory"] = new("512Mi"), ["ephemeral-storage"] = new("256Mi") },
+                    },
+                    SecurityContext = ContainerSecurity(d),
+                    VolumeMounts =
+                    [
+                        new V1VolumeMount { Name = "model", MountPath = "/model-out" },
+                        new V1VolumeMount { Name = "model-trust", MountPath = ModelKeyMountPath, ReadOnlyProperty = true },
+                        new V1VolumeMount { Name = "tmp", MountPath = "/tmp" },
+                    ],
+                    TerminationMessagePolicy = "FallbackToLogsOnError",
+                };
+        }
+    }
+
     private static V1Deployment Deployment(DeploymentDescription d, PinnedImage image, Dictionary<string, string> labels,
-        Dictionary<string, string> selector)
+        Dictionary<string, string> selector, ModelInputs model)
     {
         var resources = new V1ResourceRequirements
         {
@@ -142,22 +249,12 @@ public sealed class ManifestRenderer
         {
             ["PORT"] = d.Port.ToString(System.Globalization.CultureInfo.InvariantCulture),
         };
-        if (d.Model != null) env["MODEL_DIR"] = d.Model.MountPath;
-
         var mounts = new List<V1VolumeMount> { new() { Name = "tmp", MountPath = "/tmp" } };
         var volumes = new List<V1Volume>
         {
             new() { Name = "tmp", EmptyDir = new V1EmptyDirVolumeSource { Medium = "Memory", SizeLimit = new ResourceQuantity(d.TmpSize) } },
         };
-        if (d.Model != null)
-        {
-            mounts.Add(new V1VolumeMount { Name = "model", MountPath = d.Model.MountPath, ReadOnlyProperty = true });
-            volumes.Add(new V1Volume
-            {
-                Name = "model",
-                PersistentVolumeClaim = new V1PersistentVolumeClaimVolumeSource { ClaimName = d.Model.ClaimName, ReadOnlyProperty = true },
-            });
-        }
+        var fetch = d.Model != null ? ModelVolumes(d, model, volumes, mounts, env) : null;
 
         var container = new V1Container
         {
@@ -169,17 +266,7 @@ public sealed class ManifestRenderer
             Ports = [new V1ContainerPort { Name = "http", ContainerPort = d.Port, Protocol = "TCP" }],
             Env = env.Select(kv => new V1EnvVar { Name = kv.Key, Value = kv.Value }).ToList(),
             Resources = resources,
-            SecurityContext = new V1SecurityContext
-            {
-                RunAsNonRoot = true,
-                RunAsUser = d.RunAsUser,
-                RunAsGroup = NonRootId,
-                ReadOnlyRootFilesystem = true,
-                AllowPrivilegeEscalation = false,
-                Privileged = false,
-                Capabilities = new V1Capabilities { Drop = ["ALL"] },
-                SeccompProfile = new V1SeccompProfile { Type = "RuntimeDefault" },
-            },
+            SecurityContext = ContainerSecurity(d),
             StartupProbe = new V1Probe
             {
                 // Loading and hash-checking a model can take minutes: allow 5 minutes before liveness takes over.
@@ -233,9 +320,10 @@ public sealed class ManifestRenderer
                 },
                 Template = new V1PodTemplateSpec
                 {
-                    Metadata = new V1ObjectMeta { Labels = labels },
+                    Metadata = new V1ObjectMeta { Labels = labels, Annotations = PodAnnotations(model) },
                     Spec = new V1PodSpec
                     {
+                        InitContainers = fetch != null ? [fetch] : null,
                         ServiceAccountName = d.Name,
                         AutomountServiceAccountToken = false,
                         EnableServiceLinks = false,
@@ -273,6 +361,14 @@ public sealed class ManifestRenderer
                 },
             },
         };
+    }
+
+    private static Dictionary<string, string>? PodAnnotations(ModelInputs model)
+    {
+        var a = new Dictionary<string, string>();
+        if (model.Model != null) a[ModelAnnotation] = model.Model.Reference;
+        if (model.FetcherMissing != null) a[FetcherMissingAnnotation] = model.FetcherMissing;
+        return a.Count > 0 ? a : null;
     }
 
     private static V1Service Service(DeploymentDescription d, Dictionary<string, string> labels, Dictionary<string, string> selector) => new()

@@ -8,7 +8,11 @@ namespace HardenImage.Deploy;
 public sealed record LocalProbe(string Kind, string Path, int Port);
 
 /// <summary>A rendered pod translated for a Docker engine: how to run it and what to probe.</summary>
-public sealed record LocalPodRun(ContainerRunSpec Spec, IReadOnlyList<LocalProbe> Probes, IReadOnlyList<string> PersistentVolumeClaims);
+public sealed record LocalPodRun(ContainerRunSpec Spec, IReadOnlyList<LocalProbe> Probes, IReadOnlyList<string> PersistentVolumeClaims)
+{
+    /// <summary>Image volumes as "reference:mountPath" (Docker 20.10 has none: the caller binds a verified extraction).</summary>
+    public IReadOnlyList<string> ImageVolumes { get; init; } = [];
+}
 
 /// <summary>
 /// Turns the rendered Deployment's pod into the engine's options, so a local run has the cluster's restrictions:
@@ -34,6 +38,7 @@ public static class PodToContainerSpec
 
         var tmpfs = new Dictionary<string, string>(StringComparer.Ordinal);
         var claims = new List<string>();
+        var images = new List<string>();
         foreach (var mount in c.VolumeMounts ?? [])
         {
             var volume = pod.Volumes?.FirstOrDefault(v => v.Name == mount.Name);
@@ -43,6 +48,7 @@ public static class PodToContainerSpec
                 tmpfs[mount.MountPath] = "rw,nosuid,nodev" + size;
             }
             else if (volume?.PersistentVolumeClaim != null) claims.Add($"{volume.PersistentVolumeClaim.ClaimName}:{mount.MountPath}");
+            else if (volume?.Image != null) images.Add($"{volume.Image.Reference}:{mount.MountPath}");
         }
 
         var memory = c.Resources?.Limits != null && c.Resources.Limits.TryGetValue("memory", out var mem) ? ToBytes(mem) : 512L << 20;
@@ -75,7 +81,7 @@ public static class PodToContainerSpec
             Tmpfs = tmpfs,
             Env = (c.Env ?? []).Where(e => e.Value != null).ToDictionary(e => e.Name, e => e.Value, StringComparer.Ordinal),
         };
-        return new LocalPodRun(spec, probes, claims);
+        return new LocalPodRun(spec, probes, claims) { ImageVolumes = images };
     }
 
     private static long ToBytes(ResourceQuantity q) => (long)q.ToDecimal();

@@ -19,17 +19,17 @@ public static class SmokeInference
 
     public const int NewTokens = 8;
 
-    /// <summary>The log event the server writes when the model directory fails its manifest.</summary>
+    /// <summary>The log event the server writes when the model directory fails its pinned manifest.</summary>
     public const string IntegrityFailedEvent = "model_integrity_failed";
 
     /// <summary>
-    /// Writes model.pt, tokenizer.json and MANIFEST.sha256 into argv[1], run with the image's own python and torch.
+    /// Writes model.pt and tokenizer.json into argv[1], run with the image's own python and torch.
     /// The "language model" is an embedding and a linear layer whose weights map each character to the next one in
     /// the vocabulary, so the answer is known in advance: the check proves the model really ran. Never shipped in an
     /// image: smoke mounts it read-only for one run.
     /// </summary>
     public const string MakeTinyModelPython = """
-        import hashlib, json, os, sys
+        import json, os, sys
         import torch
 
         out = sys.argv[1]
@@ -56,13 +56,36 @@ public static class SmokeInference
         torch.jit.save(torch.jit.script(model), os.path.join(out, "model.pt"))
         with open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8") as f:
             json.dump({"vocab": vocab}, f)
-        lines = []
-        for name in ("model.pt", "tokenizer.json"):
-            with open(os.path.join(out, name), "rb") as f:
-                lines.append(hashlib.sha256(f.read()).hexdigest() + "  " + name + "\n")
-        with open(os.path.join(out, "MANIFEST.sha256"), "w", encoding="utf-8") as f:
-            f.writelines(lines)
         print("tiny-model-written")
+        """;
+
+    /// <summary>
+    /// For emulated runs (light workload): runs <see cref="MakeTinyModelPython"/> (mounted beside it) into argv[1],
+    /// loads the model back with torch.jit.load and generates <see cref="NewTokens"/> tokens from <see cref="Prompt"/>
+    /// greedily, as the server's generate() does; prints "generated=TEXT".
+    /// </summary>
+    public static string GeneratePython => GenerateTemplate.Replace("PROMPT", Prompt).Replace("NEW_TOKENS", NewTokens.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+    private const string GenerateTemplate = """
+        import json, os, runpy, sys
+        here = os.path.dirname(os.path.abspath(__file__))
+        runpy.run_path(os.path.join(here, "make_tiny_model.py"), run_name="__main__")
+        import torch
+        out = sys.argv[1]
+        with open(os.path.join(out, "tokenizer.json"), encoding="utf-8") as f:
+            vocab = json.load(f)["vocab"]
+        index = {c: i for i, c in enumerate(vocab)}
+        module = torch.jit.load(os.path.join(out, "model.pt"), map_location="cpu")
+        module.eval()
+        ids = [index.get(c, 0) for c in "PROMPT"] or [0]
+        text = []
+        with torch.inference_mode():
+            for _ in range(NEW_TOKENS):
+                logits = module(torch.tensor([ids], dtype=torch.long))
+                nxt = int(torch.argmax(logits[0, -1]).item())
+                ids.append(nxt)
+                text.append(vocab[nxt])
+        print("generated=" + "".join(text))
         """;
 
     /// <summary>Copies a model directory and flips one byte in the middle of its largest file.</summary>
@@ -71,7 +94,7 @@ public static class SmokeInference
         Directory.CreateDirectory(destination);
         foreach (var file in Directory.EnumerateFiles(modelDir))
             File.Copy(file, Path.Combine(destination, Path.GetFileName(file)), overwrite: true);
-        var victim = Directory.EnumerateFiles(destination).Where(f => Path.GetFileName(f) != "MANIFEST.sha256")
+        var victim = Directory.EnumerateFiles(destination)
             .OrderByDescending(f => new FileInfo(f).Length).FirstOrDefault()
             ?? throw new HardenException($"{modelDir}: no model files to tamper with");
         var bytes = File.ReadAllBytes(victim);

@@ -18,7 +18,7 @@ namespace HardenImage.Deploy;
 /// </summary>
 public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
 {
-    private readonly DockerEngine _engine = engine;
+    private readonly ISmokeRuntime _docker = new DockerSmokeRuntime(engine);
     private readonly SmokeOptions _options = options;
 
     public const string ConfigUserCheck = "config-user-65532";
@@ -62,28 +62,66 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         if (unknown.Count > 0)
             throw new HardenException($"{buildJson}: no built image {string.Join(", ", unknown)} (built: {string.Join(", ", manifest.Images.Select(i => i.Name))}). "
                                       + $"Run 'harden build --image {unknown[0]}' first.");
-        if (_options.ModelDir != null && !File.Exists(Path.Combine(_options.ModelDir, "MANIFEST.sha256")))
-            throw new HardenException($"--model-dir {_options.ModelDir}: no MANIFEST.sha256 there (a model directory holds model.pt, tokenizer.json and MANIFEST.sha256).");
+        if (_options.ModelDir != null && !File.Exists(Path.Combine(_options.ModelDir, "model.pt")))
+            throw new HardenException($"--model-dir {_options.ModelDir}: no model.pt there (a model directory holds model.pt and tokenizer.json).");
         var runnable = _options.RunnableArchitectures ?? [HostArchitecture()];
         var selected = _options.Images.Count == 0 ? manifest.Images : manifest.Images.Where(i => _options.Images.Contains(i.Name)).ToList();
-        var results = new List<SmokeResult>();
         using var work = new WorkDir();
-        foreach (var image in selected)
+        var emulated = new Dictionary<string, EmulatedSmokeRuntime>(StringComparer.Ordinal);
+        // One result list per image and architecture, in build.json order, whichever lane fills it. The engine's runs
+        // and each emulated architecture's runs are separate lanes that run at the same time: emulation is one
+        // CPU-bound qemu process, the engine's loads are mostly I/O, so together they take less wall time.
+        var slots = new List<List<SmokeResult>>();
+        var lanes = new Dictionary<string, List<Func<Task>>>(StringComparer.Ordinal);
+        try
         {
-            foreach (var arch in image.Architectures)
+            foreach (var image in selected)
             {
-                if (!runnable.Contains(arch.Architecture))
+                foreach (var arch in image.Architectures)
                 {
-                    results.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
-                        $"this machine runs {string.Join("/", runnable)}; {arch.Architecture} images need a host of that architecture (emulation is not used)", TimeSpan.Zero));
-                    continue;
+                    var slot = new List<SmokeResult>();
+                    slots.Add(slot);
+                    if (_options.Architectures != null && !_options.Architectures.Contains(arch.Architecture))
+                    {
+                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
+                            $"not selected (--platform {string.Join(", ", _options.Architectures.Select(a => "linux/" + a))})", TimeSpan.Zero, SmokeRunners.None));
+                        continue;
+                    }
+                    string? why = null;
+                    var runtime = runnable.Contains(arch.Architecture) ? _docker : Emulated(arch.Architecture, emulated, work, out why);
+                    if (runtime == null)
+                    {
+                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
+                            $"this machine runs {string.Join("/", runnable)} natively and cannot emulate {arch.Architecture}: {why}", TimeSpan.Zero, SmokeRunners.None));
+                        continue;
+                    }
+                    set.Images.TryGetValue(image.Name, out var definition);
+                    var run = new ImageRun(this, runtime, reader, image, arch, definition, work, progress, slot);
+                    var lane = runtime.Runner + "/" + arch.Architecture;
+                    if (!lanes.TryGetValue(lane, out var queue)) lanes[lane] = queue = [];
+                    queue.Add(() => run.RunAsync(ct));
                 }
-                set.Images.TryGetValue(image.Name, out var definition);
-                var run = new ImageRun(this, reader, image, arch, definition, work, progress, results);
-                await run.RunAsync(ct);
             }
+            await Task.WhenAll(lanes.Values.Select(async queue => { foreach (var next in queue) await next(); }));
         }
+        finally
+        {
+            foreach (var e in emulated.Values) e.Dispose();
+        }
+        var results = slots.SelectMany(s => s).ToList();
         return new SmokeReport(results);
+    }
+
+    /// <summary>The emulated runtime for a foreign architecture, or null with the reason (the row says it).</summary>
+    private EmulatedSmokeRuntime? Emulated(string architecture, Dictionary<string, EmulatedSmokeRuntime> made, WorkDir work, out string? why)
+    {
+        why = null;
+        if (made.TryGetValue(architecture, out var existing)) return existing;
+        if (!_options.Emulate) { why = "emulation is off (--no-emulation)"; return null; }
+        why = EmulatedSmokeRuntime.CannotEmulate(architecture, _options.EmulatorDirectory, EmulatedSmokeRuntime.IsRoot());
+        if (why != null) return null;
+        return made[architecture] = new EmulatedSmokeRuntime(architecture,
+            Path.Combine(_options.EmulatorDirectory, EmulatedSmokeRuntime.EmulatorFileName(architecture)), work.NewDir("emulated-" + architecture));
     }
 
     /// <summary>Scratch space for one smoke run: the compiled probe, made and tampered models.</summary>
@@ -103,10 +141,11 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
     }
 
     /// <summary>The checks for one image and architecture.</summary>
-    private sealed class ImageRun(SmokeRunner owner, OciLayoutReader reader, BuiltImage image, BuiltArchitecture arch,
+    private sealed class ImageRun(SmokeRunner owner, ISmokeRuntime runtime, OciLayoutReader reader, BuiltImage image, BuiltArchitecture arch,
         ImageDefinition? definition, WorkDir work, IProgress<string>? progress, List<SmokeResult> results)
     {
-        private readonly DockerEngine _engine = owner._engine;
+        private readonly ISmokeRuntime _engine = runtime;
+        private bool Emulated => _engine.Runner != SmokeRunners.Docker;
         private readonly SmokeOptions _options = owner._options;
         private string _tag = "";
         private SmokeLayerScan _scan = null!;
@@ -117,7 +156,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         {
             Image = _tag,
             MemoryBytes = memory ?? _options.MemoryBytes,
-            Timeout = _options.RunTimeout,
+            Timeout = Emulated ? _options.EmulatedRunTimeout : _options.RunTimeout,
         };
 
         private bool HasPython => _scan.Exists("/usr/bin/python3");
@@ -150,9 +189,9 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             var loaded = await Check(LoadCheck, async () =>
             {
                 if (await _engine.ImageIdAsync(_tag, ct) == resolved.Manifest.Config.Digest) return (SmokeStatus.Passed, $"{_tag} already loaded");
-                var id = await _engine.LoadAsync(reader.Layout, image.Name, arch.Architecture, _tag, ct);
+                var id = await _engine.LoadAsync(reader, resolved, image.Name, arch.Architecture, _tag, ct);
                 return id == resolved.Manifest.Config.Digest
-                    ? (SmokeStatus.Passed, $"loaded as {_tag}")
+                    ? (SmokeStatus.Passed, $"loaded as {_tag} into {_engine.Describe}")
                     : (SmokeStatus.Failed, $"the engine's image id {id} differs from the config digest {resolved.Manifest.Config.Digest}");
             });
             if (!loaded.Passed) return;
@@ -166,7 +205,15 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     Report($"{image.Name} ({arch.Architecture}): {check.Name}");
                     await Check(check.Name, () => CommandCheck(check, ct));
                 }
-                await ServerChecks(ct);
+                if (SmokeCuda.Libraries(_scan).Count > 0)
+                {
+                    Report($"{image.Name} ({arch.Architecture}): CUDA libraries");
+                    await SmokeCuda.RunAsync(_engine, Spec(), _scan, work.NewDir("cuda"), Check, ct);
+                }
+                if (Emulated && _options.EmulatedWorkload == EmulatedWorkload.Light && EnvValue("MODEL_DIR") != null && _options.ModelDir == null)
+                    await EmulatedForwardPass(ct);
+                else
+                    await ServerChecks(ct);
             }
             finally
             {
@@ -193,6 +240,10 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             {
                 spec = Spec() with { Entrypoint = ["/usr/bin/python3", "-c", SmokeProbe.PythonSource], Cmd = [] };
                 how = "python probe";
+            }
+            else if (Emulated)
+            {
+                return (SmokeStatus.Skipped, $"no interpreter in the image, and the static probe is compiled for this host ({HostArchitecture()}), not {arch.Architecture}; config User and the layer scan still ran");
             }
             else
             {
@@ -277,9 +328,12 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             }
             var usesPort = EnvValue("PORT") != null;
             var port = usesPort ? FreePort() : 0;
-            var env = new Dictionary<string, string>();
+            // Smoke made (or was given) the model: it pins what it has, as harden deploy pins a packed model.
+            var (manifest, pin) = modelDir != null ? ModelPinning.DescribeDirectory(modelDir) : ([], "");
+            var env = modelDir != null ? new Dictionary<string, string>(ModelPinning.Environment(pin, manifest)) : new Dictionary<string, string>();
             // The engine has no bridge: servers share the host network, so keep them on loopback (Information disclosure).
             if (usesPort) { env["PORT"] = port.ToString(); env["HOST"] = "127.0.0.1"; }
+            foreach (var (k, v) in _options.ServerEnv) env[k] = v;
             var spec = Spec(modelDir != null ? _options.ModelMemoryBytes : null) with
             {
                 Network = "host",
@@ -320,9 +374,49 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                             : (SmokeStatus.Failed, $"no JSON 'request' log line: {SmokeInference.Truncate(logs)}");
                     });
                 }
+                if (_options.WhileServing != null && DockerSmokeRuntime.EngineContainer(server) is { } engineServer) await _options.WhileServing(engineServer, ct);
             }
-            if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ct));
+            if (modelDir != null) await Check(TamperCheck, () => TamperedModelRefused(modelDir, modelMount!, ModelPinning.Environment(pin, manifest), ct));
         }
+
+        /// <summary>
+        /// The light emulated workload for a model server: one process makes the tiny model and runs the server's greedy
+        /// generation (the same forward passes, no HTTP server), so only one emulated PyTorch import is paid.
+        /// </summary>
+        private async Task EmulatedForwardPass(CancellationToken ct)
+        {
+            Report($"{image.Name} ({arch.Architecture}): emulated tiny model and forward passes");
+            var made = await Check(MakeModelCheck, async () =>
+            {
+                if (!HasPython || !HasTorch)
+                    return (SmokeStatus.Failed, $"the image serves a model (MODEL_DIR) but has no {(HasPython ? "torch" : "python3")} to make a test model; pass --model-dir DIR");
+                var scripts = work.NewDir("scripts");
+                File.WriteAllText(Path.Combine(scripts, "make_tiny_model.py"), SmokeInference.MakeTinyModelPython);
+                File.WriteAllText(Path.Combine(scripts, "generate.py"), SmokeInference.GeneratePython);
+                var output = work.NewDir("model");
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(output, (UnixFileMode)Convert.ToInt32("777", 8));
+                var run = await _engine.RunAsync(Spec(_options.ModelMemoryBytes) with
+                {
+                    Entrypoint = ["/usr/bin/python3", SmokeProbe.MountPoint + "/generate.py", "/out"], Cmd = [],
+                    ReadOnlyMounts = new Dictionary<string, string> { [scripts] = SmokeProbe.MountPoint },
+                    WritableMounts = new Dictionary<string, string> { [output] = "/out" },
+                }, ct);
+                _generated = run;
+                if (run.ExitCode != 0 || !run.StdOut.Contains("tiny-model-written", StringComparison.Ordinal))
+                    return (SmokeStatus.Failed, $"generate.py exited {run.ExitCode}{(run.TimedOut ? " (timed out)" : "")}: {SmokeInference.Truncate(run.StdErr + run.StdOut, 600)}");
+                return (SmokeStatus.Passed, $"TorchScript model ({new FileInfo(Path.Combine(output, "model.pt")).Length} bytes), emulated");
+            });
+            await Check(GenerateCheck, () =>
+            {
+                if (!made.Passed || _generated == null) return Task.FromResult((SmokeStatus.Failed, "not run: no tiny model (see make-tiny-model)"));
+                var text = _generated.StdOut.Split('\n').Select(l => l.Trim()).FirstOrDefault(l => l.StartsWith("generated=", StringComparison.Ordinal))?["generated=".Length..];
+                return Task.FromResult(text == SmokeInference.ExpectedAnswer
+                    ? (SmokeStatus.Passed, $"emulated light workload: the tiny model's forward passes generated '{text}' in-process (no HTTP server; --emulated-workload full runs the server checks)")
+                    : (SmokeStatus.Failed, $"the tiny model answered '{text}', expected '{SmokeInference.ExpectedAnswer}': {SmokeInference.Truncate(_generated.StdErr + _generated.StdOut)}"));
+            });
+        }
+
+        private ContainerRunResult? _generated;
 
         private async Task<(SmokeStatus, string)> MakeTinyModel(CancellationToken ct)
         {
@@ -339,21 +433,34 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                 ReadOnlyMounts = new Dictionary<string, string> { [scripts] = SmokeProbe.MountPoint },
                 WritableMounts = new Dictionary<string, string> { [output] = "/out" },
             }, ct);
-            if (run.ExitCode != 0 || !File.Exists(Path.Combine(output, "MANIFEST.sha256")))
+            if (run.ExitCode != 0 || !File.Exists(Path.Combine(output, "model.pt")))
                 return (SmokeStatus.Failed, $"make_tiny_model.py exited {run.ExitCode}{(run.TimedOut ? " (timed out)" : "")}: {SmokeInference.Truncate(run.StdErr + run.StdOut, 600)}");
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(output, (UnixFileMode)Convert.ToInt32("755", 8));
             _madeModelDir = output;
+            if (_options.KeepMadeModelDir is { } keep) KeepCopy(output, keep);
             return (SmokeStatus.Passed, $"TorchScript model ({new FileInfo(Path.Combine(output, "model.pt")).Length} bytes) in {output}");
         }
 
-        private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, CancellationToken ct)
+        /// <summary>Replaces <paramref name="keep"/> with a copy of the made model (staged beside it, then renamed).</summary>
+        private static void KeepCopy(string made, string keep)
+        {
+            var staging = keep + $".tmp-{Guid.NewGuid():N}";
+            Directory.CreateDirectory(staging);
+            foreach (var file in Directory.EnumerateFiles(made)) File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
+            if (Directory.Exists(keep)) Directory.Delete(keep, recursive: true);
+            Directory.Move(staging, keep);
+        }
+
+        private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, IReadOnlyDictionary<string, string> pin, CancellationToken ct)
         {
             var tampered = work.NewDir("tampered");
             var victim = SmokeInference.Tamper(modelDir, tampered);
             var run = await _engine.RunAsync(Spec(_options.ModelMemoryBytes) with
             {
                 ReadOnlyMounts = new Dictionary<string, string> { [tampered] = modelMount },
-                Timeout = TimeSpan.FromMinutes(2),
+                Env = new Dictionary<string, string>(pin),
+                // Emulated PyTorch needs minutes before it can even read the manifest.
+                Timeout = Emulated ? _options.EmulatedRunTimeout : TimeSpan.FromMinutes(2),
             }, ct);
             var logs = run.StdErr + run.StdOut;
             var refused = SmokeInference.Events(logs, SmokeInference.IntegrityFailedEvent);
@@ -363,7 +470,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             return (SmokeStatus.Passed, $"one byte of {victim} flipped: exit {run.ExitCode}, {refused[0].ToJsonString()}");
         }
 
-        private async Task<(SmokeStatus, string)> PollAsync(HttpClient client, RunningContainer server, Uri uri, Stopwatch started, CancellationToken ct)
+        private async Task<(SmokeStatus, string)> PollAsync(HttpClient client, ISmokeContainer server, Uri uri, Stopwatch started, CancellationToken ct)
         {
             var last = "no answer";
             while (true)
@@ -383,8 +490,9 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     var (o, e) = await server.LogsAsync(ct);
                     return (SmokeStatus.Failed, $"the server exited {exit} before GET {uri.PathAndQuery} answered: {SmokeInference.Truncate(e + o, 600)}");
                 }
-                if (started.Elapsed > _options.HttpTimeout)
-                    return (SmokeStatus.Failed, $"no 200 from GET {uri} within {_options.HttpTimeout.TotalSeconds:0} s ({last})");
+                var limit = Emulated && _options.EmulatedRunTimeout > _options.HttpTimeout ? _options.EmulatedRunTimeout : _options.HttpTimeout;
+                if (started.Elapsed > limit)
+                    return (SmokeStatus.Failed, $"no 200 from GET {uri} within {limit.TotalSeconds:0} s ({last})");
                 await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
             }
         }
@@ -399,7 +507,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         private void Report(string status) => progress?.Report(status);
 
         private void Add(string check, SmokeStatus status, string detail, TimeSpan duration) =>
-            results.Add(new SmokeResult(image.Name, arch.Architecture, check, status, detail, duration));
+            results.Add(new SmokeResult(image.Name, arch.Architecture, check, status, detail, duration, _engine.Runner));
 
         /// <summary>Runs one check, timing it; engine and HTTP errors become a failed result that says what broke.</summary>
         private async Task<SmokeResult> Check(string name, Func<Task<(SmokeStatus, string)>> body)
@@ -412,7 +520,7 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
             {
                 (status, detail) = (SmokeStatus.Failed, $"{e.GetType().Name}: {FirstLine(e.Message)}");
             }
-            var result = new SmokeResult(image.Name, arch.Architecture, name, status, detail, sw.Elapsed);
+            var result = new SmokeResult(image.Name, arch.Architecture, name, status, detail, sw.Elapsed, _engine.Runner);
             results.Add(result);
             return result;
         }

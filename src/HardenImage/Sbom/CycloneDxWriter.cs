@@ -87,6 +87,7 @@ public static class CycloneDxWriter
                 w.WriteString("bom-ref", bomRef);
                 w.WriteString("name", d.NormalizedName);
                 w.WriteString("version", d.Version);
+                if (d.WheelSha256 != null) WriteHashes(w, d.WheelSha256); // the installed wheel's, from the lock (issue 18)
                 if (d.License != null)
                 {
                     w.WriteStartArray("licenses");
@@ -98,6 +99,7 @@ public static class CycloneDxWriter
                 var props = new List<(string, string)> { ("hardenimage:python:metadataPath", "/" + d.MetadataPath), ("hardenimage:python:location", d.Location) };
                 if (d.VendoredIn != null) props.Add(("hardenimage:python:vendoredIn", "/" + d.VendoredIn));
                 if (d.DebianPackage != null) props.Add(("hardenimage:python:debianPackage", debByName.GetValueOrDefault(d.DebianPackage) ?? d.DebianPackage));
+                if (d.WheelFile != null) props.Add(("hardenimage:python:wheel", d.WheelFile));
                 WriteProperties(w, props);
                 w.WriteEndObject();
             }

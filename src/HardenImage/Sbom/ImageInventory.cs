@@ -89,6 +89,9 @@ public sealed record PythonDistribution
     public string? VendoredIn { get; init; }
     /// <summary>The Debian package whose file list (status.d/&lt;pkg&gt;.md5sums) contains <see cref="MetadataPath"/>.</summary>
     public string? DebianPackage { get; init; }
+    /// <summary>SHA-256 and file name of the wheel harden installed it from (its .dist-info/HARDENIMAGE-WHEEL), else null.</summary>
+    public string? WheelSha256 { get; init; }
+    public string? WheelFile { get; init; }
     public string NormalizedName => Scan.Pep440Version.NormalizeName(Name);
 }
 

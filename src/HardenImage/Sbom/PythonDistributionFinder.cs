@@ -15,6 +15,7 @@ internal static partial class PythonDistributionFinder
     /// <summary>Files whose content the inventory reader must keep for this finder.</summary>
     public static bool IsCandidate(string path) =>
         path.EndsWith(".dist-info/METADATA", StringComparison.Ordinal)
+        || path.EndsWith(".dist-info/" + Python.WheelInstaller.ProvenanceFile, StringComparison.Ordinal)
         || path.EndsWith(".egg-info/PKG-INFO", StringComparison.Ordinal)
         || path.EndsWith(".egg-info", StringComparison.Ordinal)
         || path.EndsWith(".egg/EGG-INFO/PKG-INFO", StringComparison.Ordinal)
@@ -46,7 +47,8 @@ internal static partial class PythonDistributionFinder
         var vendoredNames = new HashSet<(string, string)>();
         foreach (var (path, content) in files.OrderBy(f => f.Key, StringComparer.Ordinal))
         {
-            if (path.EndsWith(".pth", StringComparison.Ordinal) || path.EndsWith("/vendor.txt", StringComparison.Ordinal)) continue;
+            if (path.EndsWith(".pth", StringComparison.Ordinal) || path.EndsWith("/vendor.txt", StringComparison.Ordinal)
+                || path.EndsWith("/" + Python.WheelInstaller.ProvenanceFile, StringComparison.Ordinal)) continue;
             // An egg is importable only when the egg itself is on sys.path (easy-install.pth); test-data eggs are not.
             var parent = path.EndsWith(".egg/EGG-INFO/PKG-INFO", StringComparison.Ordinal) ? path[..^"/EGG-INFO/PKG-INFO".Length] : DistributionParent(path);
             if (parent is null || ParseWithNameFallback(content, path) is not { } dist) continue;
@@ -61,6 +63,8 @@ internal static partial class PythonDistributionFinder
                 Location = location,
                 VendoredIn = location == PythonLocations.Vendored ? vendorRoot : null,
                 DebianPackage = ownerOf(path),
+                WheelSha256 = WheelProvenance(files, path).Sha256,
+                WheelFile = WheelProvenance(files, path).File,
             });
         }
         // vendor.txt ("name==version" per line, pip's and wheel's form) names vendored modules without metadata.
@@ -95,6 +99,17 @@ internal static partial class PythonDistributionFinder
         var m = DistDirName().Match(distDir[(distDir.LastIndexOf('/') + 1)..]);
         return ImageInventoryReader.ParseMetadata(content, path,
             m.Success ? m.Groups["name"].Value : null, m.Success ? m.Groups["version"].Value : null);
+    }
+
+    /// <summary>The wheel a harden build installed this dist-info from (issue 18): its SHA-256 becomes the SBOM hash.</summary>
+    private static (string? Sha256, string? File) WheelProvenance(IReadOnlyDictionary<string, byte[]> files, string metadataPath)
+    {
+        if (!metadataPath.EndsWith(".dist-info/METADATA", StringComparison.Ordinal)
+            || !files.TryGetValue(Parent(metadataPath) + "/" + Python.WheelInstaller.ProvenanceFile, out var content)) return (null, null);
+        var fields = Encoding.UTF8.GetString(content).Split('\n').Select(l => l.Split('=', 2)).Where(kv => kv.Length == 2)
+            .GroupBy(kv => kv[0]).ToDictionary(g => g.Key, g => g.First()[1].Trim(), StringComparer.Ordinal);
+        var sha = fields.GetValueOrDefault("sha256");
+        return sha != null && Common.Sha256Hex.IsValid(sha) ? (sha, fields.GetValueOrDefault("wheel")) : (null, null);
     }
 
     /// <summary>The directory holding a dist-info/egg-info (the would-be sys.path entry), or null for other files.</summary>

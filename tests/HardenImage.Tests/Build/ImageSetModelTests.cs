@@ -74,6 +74,30 @@ public sealed class ImageSetModelTests : IDisposable
         Assert.Contains("cycle", LoadFails().Message);
     }
 
+    [Theory]
+    [InlineData("packages: [python3]\nprovides: [\"python3 (= 3.13.5-1)\"]\n")]
+    [InlineData("exclude: [python3]\nprovides: [python3]\n")]
+    public void ProvidedAndInstalledOrExcluded_IsAnError(string fields)
+    {
+        Image("base", "name: base\nsources: [debian]\narchitectures: [amd64]\n" + fields);
+        var e = LoadFails();
+        Assert.Contains("base.yaml", e.Message);
+        Assert.Contains("python3 is in provides: and also in packages: or exclude:", e.Message);
+    }
+
+    [Theory]
+    [InlineData("python3 (>= 3.13)")]
+    [InlineData("python3 | python3.13")]
+    [InlineData("python3:any")]
+    [InlineData("python3 [amd64]")]
+    public void ProvidesEntry_NotInProvidesSyntax_IsAnErrorNamingTheLine(string entry)
+    {
+        Image("base", $"name: base\nsources: [debian]\narchitectures: [amd64]\nprovides: [\"{entry}\"]\n");
+        var e = LoadFails();
+        Assert.Contains("base.yaml:", e.Message);
+        Assert.Contains($"provides: '{entry}'", e.Message);
+    }
+
     [Fact]
     public void RequestedAndExcluded_IsAnError()
     {

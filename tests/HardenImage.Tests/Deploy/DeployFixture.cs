@@ -22,7 +22,7 @@ internal sealed class DeployWorkspace : IDisposable
     {
         Directory.CreateDirectory(Artifacts);
         Directory.CreateDirectory(DeployDir);
-        var names = images?.ToList() ?? ["inference-cpu", "inference-cuda", "inference-neuron"];
+        var names = images?.ToList() ?? ["inference-cpu", "inference-cuda", "inference-cuda-debian", "inference-neuron"];
         WriteBuildJson(names.Select(n => (n, DigestOf(n))));
         if (withKey)
         {

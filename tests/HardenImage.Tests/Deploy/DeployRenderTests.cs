@@ -12,7 +12,7 @@ public sealed class DeployRenderTests
     public void Render_IsByteIdenticalForTheSameInputs()
     {
         using var a = new DeployWorkspace();
-        using var b = new DeployWorkspace(["inference-neuron", "inference-cuda", "inference-cpu"]); // other build.json order
+        using var b = new DeployWorkspace(["inference-neuron", "inference-cuda-debian", "inference-cuda", "inference-cpu"]); // other build.json order
         new DeployRenderer().RenderAndWrite(a.Options());
         new DeployRenderer().RenderAndWrite(b.Options());
         new DeployRenderer().RenderAndWrite(b.Options()); // re-render over existing output
@@ -132,7 +132,7 @@ public sealed class DeployRenderTests
     [Fact]
     public void Refuses_ImageWithoutDigest()
     {
-        using var ws = new DeployWorkspace(["inference-cpu", "inference-cuda"]); // no neuron build
+        using var ws = new DeployWorkspace(["inference-cpu", "inference-cuda", "inference-cuda-debian"]); // no neuron build
         var e = Assert.Throws<HardenException>(() => new DeployRenderer().Render(ws.Options()));
         Assert.Contains("inference-neuron", e.Message);
         Assert.Contains("no digest", e.Message);
@@ -175,14 +175,15 @@ public sealed class DeployRenderTests
             var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = [] }, MediaTypes.ImageManifest);
             return layout.WriteJson(new ImageIndex { Manifests = [manifest with { Platform = new Platform { Architecture = "amd64" } }] }, MediaTypes.ImageIndex).Digest;
         }
-        ws.WriteBuildJson([("inference-cpu", Index("65532:65532")), ("inference-cuda", Index(null)), ("inference-neuron", Index("65532"))]);
+        ws.WriteBuildJson([("inference-cpu", Index("65532:65532")), ("inference-cuda", Index(null)), ("inference-cuda-debian", Index("65532:65532")), ("inference-neuron", Index("65532"))]);
         var e = Assert.Throws<HardenException>(() => new DeployRenderer().Render(ws.Options()));
         Assert.Contains("inference-cuda", e.Message);
         Assert.Contains("runs as root", e.Message);
 
-        ws.WriteBuildJson([("inference-cpu", Index("65532:65532")), ("inference-cuda", Index("65532:65532")), ("inference-neuron", Index("65532"))]);
+        ws.WriteBuildJson([("inference-cpu", Index("65532:65532")), ("inference-cuda", Index("65532:65532")), ("inference-cuda-debian", Index("65532:65532")), ("inference-neuron", Index("65532"))]);
         var ok = new DeployRenderer().Render(ws.Options());
-        Assert.Empty(ok.Warnings);
+        // The shipped descriptions' bare model claims warn that nothing pins the model (issue 16); no user warning.
+        Assert.DoesNotContain(ok.Warnings, w => !w.Contains("model.claimName", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -9,9 +9,9 @@ public sealed class DeploymentDescriptionTests
     [Fact]
     public void ShippedDescriptions_LoadWithTheirAccelerators()
     {
-        var all = DeploymentDescriptions.LoadDirectory(Path.Combine(RepoRoot.Find(), "deploy"), ["inference-cpu", "inference-cuda", "inference-neuron"]);
-        Assert.Equal(["inference-cpu", "inference-cuda", "inference-neuron"], all.Select(d => d.Name));
-        Assert.Equal([AcceleratorKind.None, AcceleratorKind.Nvidia, AcceleratorKind.Neuron], all.Select(d => d.Accelerator.Kind));
+        var all = DeploymentDescriptions.LoadDirectory(Path.Combine(RepoRoot.Find(), "deploy"), ["inference-cpu", "inference-cuda", "inference-cuda-debian", "inference-neuron"]);
+        Assert.Equal(["inference-cpu", "inference-cuda-debian", "inference-cuda", "inference-neuron"], all.Select(d => d.Name)); // by file name, ordinal
+        Assert.Equal([AcceleratorKind.None, AcceleratorKind.Nvidia, AcceleratorKind.Nvidia, AcceleratorKind.Neuron], all.Select(d => d.Accelerator.Kind));
         Assert.All(all, d => Assert.NotNull(d.NodePool));
     }
 

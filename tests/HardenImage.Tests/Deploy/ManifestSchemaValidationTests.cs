@@ -13,7 +13,7 @@ public sealed class ManifestSchemaValidationTests(SchemaFixture fixture) : IClas
     {
         using var ws = new DeployWorkspace();
         var result = new DeployRenderer().RenderAndWrite(ws.Options());
-        Assert.Equal(3, result.Deployments.Count);
+        Assert.Equal(4, result.Deployments.Count);
         var files = Directory.EnumerateFiles(Path.Combine(ws.Artifacts, "deploy"), "*.yaml", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(result.Files.Count(), files.Count);
         var kinds = new HashSet<string>();

@@ -39,6 +39,7 @@ public sealed class InferenceCpuRun : IAsyncLifetime
             ImagesDir = Path.Combine(RepoRoot.Find(), "images"),
             Images = [Image],
             RunnableArchitectures = [SmokeRunner.HostArchitecture()],
+            Architectures = [SmokeRunner.HostArchitecture()], // arm64 runs emulated in EmulatedSmokeTests (minutes)
         }).RunAsync();
     }
 

@@ -25,6 +25,9 @@ public sealed class SmokeWorkspace : IAsyncLifetime
         KeepImages = true,
         HttpTimeout = TimeSpan.FromSeconds(30),
         RunTimeout = TimeSpan.FromSeconds(60),
+        // The fixture's arm64 images carry the same host-compiled (amd64) static payloads: emulating them would
+        // only find that. Emulation has its own tests (EmulatedSmokeTests) on the real arm64 images.
+        Emulate = false,
     };
 
     public async Task InitializeAsync()

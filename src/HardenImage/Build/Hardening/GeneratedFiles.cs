@@ -181,8 +181,8 @@ public sealed class MaintainerScriptReport : IHardeningTransform
         ["libc6"] = "nothing needed: no services to restart",
         ["libssl3t64"] = "nothing needed: no services to restart",
         ["media-types"] = "nothing needed: mime.types ships as a file",
-        ["python3.13-minimal"] = "byte-compilation skipped: PYTHONDONTWRITEBYTECODE and a read-only root",
-        ["libpython3.13-stdlib"] = "byte-compilation skipped",
+        ["python3.13-minimal"] = "byte-code compiled by the byte-code transform (unless allow: noByteCode)",
+        ["libpython3.13-stdlib"] = "byte-code compiled by the byte-code transform (unless allow: noByteCode)",
         ["netbase"] = "nothing needed",
     };
 
@@ -196,7 +196,7 @@ public sealed class MaintainerScriptReport : IHardeningTransform
         {
             var instead = Instead.TryGetValue(p.Name, out var s) ? s
                 : p.Alternatives.Count > 0 ? "update-alternatives links made by the alternatives transform"
-                : p.Name.StartsWith("python3", StringComparison.Ordinal) ? "byte-compilation skipped"
+                : p.Name.StartsWith("python3", StringComparison.Ordinal) ? "byte-code compiled by the byte-code transform (unless allow: noByteCode)"
                 : "nothing: not needed without services, debconf or alternatives";
             report.Add(new(Name, "not run", p.Name, $"{string.Join(",", p.MaintainerScripts)}; instead: {instead}"));
         }
@@ -210,6 +210,6 @@ public static class StandardTransforms
     [
         new DropDocumentation(), new RemoveShells(), new RemovePackageManagers(), new RemoveListedPaths(),
         new StripSetuid(), new NoWorldWritable(), new RootOwnedPackageFiles(), new CaBundle(), new DefaultTimezone(), new DebianAlternatives(), new Accounts(),
-        new DpkgStatusRecords(), new DeclaredSymlinks(), new MaintainerScriptReport(),
+        new DpkgStatusRecords(), new DeclaredSymlinks(), new PythonByteCode(), new MaintainerScriptReport(),
     ];
 }

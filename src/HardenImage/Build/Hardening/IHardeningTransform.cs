@@ -11,6 +11,8 @@ public sealed record HardeningContext
     public required IReadOnlyList<InstalledPackage> Packages { get; init; }
     /// <summary>Reads a file's content from the content store (for transforms that derive files, e.g. the CA bundle).</summary>
     public required Func<FsNode, byte[]> ReadContent { get; init; }
+    /// <summary>The image's own Python (from the lock, host architecture), or null when it has none.</summary>
+    public IPythonByteCodeCompiler? Python { get; init; }
 }
 
 /// <summary>A package as installed into a layer: its control record, md5sums and maintainer scripts.</summary>

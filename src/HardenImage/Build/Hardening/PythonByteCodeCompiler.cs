@@ -1,0 +1,264 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.Json;
+using HardenImage.Common;
+using HardenImage.Deb;
+
+namespace HardenImage.Build.Hardening;
+
+/// <summary>A .py file of the layer to compile: its path in the image and its content in the store.</summary>
+public sealed record PythonSource(string ImagePath, string Sha256, long Size);
+
+/// <summary>The .pyc for one source (in the content store), or why the interpreter refused to compile it.</summary>
+public sealed record CompiledSource(PythonSource Source, string? PycSha256, long PycSize, string? Error);
+
+/// <summary>Compiles Python sources to PEP 552 hash-based .pyc with one interpreter (what the byte-code transform needs).</summary>
+public interface IPythonByteCodeCompiler
+{
+    /// <summary>"3.13": the interpreter's version, which names usr/lib/python3.13.</summary>
+    string Version { get; }
+    /// <summary>"cpython-313": the tag in __pycache__/&lt;module&gt;.&lt;tag&gt;.pyc.</summary>
+    string CacheTag { get; }
+    IReadOnlyList<CompiledSource> Compile(IReadOnlyList<PythonSource> sources, CancellationToken ct = default);
+}
+
+/// <summary>A package of the interpreter's own tree (host architecture), with its unpacked entries.</summary>
+public sealed record InterpreterPackage(string Name, string DebSha256, IReadOnlyList<UnpackedEntry> Entries);
+
+/// <summary>
+/// Runs the image's own CPython — the host-architecture build of the very packages the lock pins — out of a
+/// private copy of its package tree (its ld.so with --library-path into that tree, PYTHONHOME at it), so amd64
+/// and arm64 images get the same bytes without emulating anything: byte-code does not depend on the CPU.
+/// <para>
+/// Determinism: the .pyc is hash-based (PEP 552), so no timestamp; the code object is compiled with the in-image
+/// path as its file name (no temporary path leaks into tracebacks); PYTHONHASHSEED=0 fixes set/frozenset order;
+/// and the marshalled code is loaded and marshalled again, because marshal sets FLAG_REF on any object whose
+/// reference count happens to exceed one (CPython gh-78274, uv #10619): a round trip leaves only the references
+/// the code really shares, so the bytes do not depend on what else the compiling process held.
+/// </para>
+/// Results are cached content-addressed by interpreter identity, mode, image path and source hash (the pointer
+/// sealed with the cache key, the .pyc in the verified content store), so a warm build compiles nothing.
+/// </summary>
+public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposable
+{
+    /// <summary>Checked: the interpreter hashes the source on import and ignores a .pyc that does not match it
+    /// (see docs/images.md, "Byte-code", for why not unchecked).</summary>
+    public const bool Checked = true;
+    private const string SealPurpose = "bytecode-v1";
+    private readonly ContentStore _store;
+    private readonly CacheKey _key;
+    private readonly string _cacheDir;
+    private readonly IReadOnlyList<InterpreterPackage> _packages;
+    private readonly string _identity;
+    private readonly object _gate = new();
+    private string? _root;
+
+    public PythonByteCodeCompiler(string version, IReadOnlyList<InterpreterPackage> packages, ContentStore store, string cacheRoot, CacheKey key)
+    {
+        Version = version; _packages = packages; _store = store; _key = key;
+        _cacheDir = Path.Combine(cacheRoot, "bytecode-v1");
+        // Which interpreter (every package of its tree, by .deb digest), how it is driven, and the mode.
+        _identity = Sha256Hex.Of(Encoding.UTF8.GetBytes(string.Join("\n",
+            packages.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => $"{p.Name} {p.DebSha256}")
+                .Append("driver " + Sha256Hex.Of(Encoding.UTF8.GetBytes(Driver))).Append(Checked ? "checked-hash" : "unchecked-hash"))));
+    }
+
+    public string Version { get; }
+    public string CacheTag => "cpython-" + Version.Replace(".", "", StringComparison.Ordinal);
+    /// <summary>Sources compiled by the interpreter in this run (the rest came from the cache).</summary>
+    public int CompiledCount { get; private set; }
+
+    /// <summary>The architecture whose interpreter runs here without emulation.</summary>
+    public static string? HostArchitecture => RuntimeInformation.OSArchitecture switch
+    {
+        Architecture.X64 => "amd64",
+        Architecture.Arm64 => "arm64",
+        _ => null,
+    };
+
+    public IReadOnlyList<CompiledSource> Compile(IReadOnlyList<PythonSource> sources, CancellationToken ct = default)
+    {
+        // One compilation at a time: the architectures assemble in parallel, and the second finds the first's
+        // results in the cache instead of compiling the same sources again.
+        lock (_gate)
+        {
+            var results = new CompiledSource?[sources.Count];
+            var missing = new List<int>();
+            for (var i = 0; i < sources.Count; i++)
+            {
+                results[i] = Cached(sources[i]);
+                if (results[i] == null) missing.Add(i);
+            }
+            if (missing.Count > 0)
+                foreach (var (i, r) in Run(missing.Select(i => (i, sources[i])).ToList(), ct)) results[i] = r;
+            return results.Select(r => r!).ToList();
+        }
+    }
+
+    private string KeyOf(PythonSource s) =>
+        Sha256Hex.Of(Encoding.UTF8.GetBytes($"{_identity}\n{s.ImagePath}\n{s.Sha256}"));
+
+    private string PointerPath(string key) => Path.Combine(_cacheDir, key[..2], key);
+
+    /// <summary>A sealed pointer "pycSha size seal" whose .pyc is still in the store; anything else is a miss.</summary>
+    private CompiledSource? Cached(PythonSource s)
+    {
+        var key = KeyOf(s);
+        var path = PointerPath(key);
+        if (!ContentStore.IsRegularFile(path) || new FileInfo(path).Length > 512) return null;
+        var parts = File.ReadAllText(path).Split(' ', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length != 3 || !Sha256Hex.IsValid(parts[0]) || !long.TryParse(parts[1], out var size)
+            || !_key.Verify(parts[2], SealPurpose, key, parts[0], parts[1]) || !_store.Contains(parts[0]))
+            return null; // forged, corrupt or evicted: compiled again
+        return new CompiledSource(s, parts[0], size, null);
+    }
+
+    private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)
+    {
+        var root = InterpreterRoot();
+        var job = Directory.CreateTempSubdirectory("hi-bytecode-job-").FullName;
+        try
+        {
+            var files = new List<string[]>();
+            for (var n = 0; n < work.Count; n++)
+            {
+                var src = Path.Combine(job, $"{n}.py");
+                using (var input = _store.OpenVerified(work[n].Source.Sha256, work[n].Source.Size))
+                using (var output = File.Create(src)) input.CopyTo(output);
+                files.Add([src, "/" + work[n].Source.ImagePath, Path.Combine(job, $"{n}.pyc")]);
+            }
+            var request = Path.Combine(job, "request.json");
+            File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = files }));
+            var driver = Path.Combine(job, "driver.py");
+            File.WriteAllText(driver, Driver);
+            var stdout = RunInterpreter(root, driver, request, ct);
+            Dictionary<string, string> errors;
+            try { errors = JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"); }
+            catch (JsonException e) { throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}"); }
+            CompiledCount += work.Count - errors.Count;
+            var results = new List<(int, CompiledSource)>();
+            for (var n = 0; n < work.Count; n++)
+            {
+                var (index, source) = work[n];
+                if (errors.TryGetValue(n.ToString(System.Globalization.CultureInfo.InvariantCulture), out var error))
+                {
+                    results.Add((index, new CompiledSource(source, null, 0, error)));
+                    continue;
+                }
+                var pyc = File.ReadAllBytes(Path.Combine(job, $"{n}.pyc"));
+                var sha = _store.Put(pyc);
+                var key = KeyOf(source);
+                var size = pyc.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                Directory.CreateDirectory(Path.GetDirectoryName(PointerPath(key))!);
+                AtomicFile.WriteAllText(PointerPath(key), $"{sha} {size} {_key.Seal(SealPurpose, key, sha, size)}\n");
+                results.Add((index, new CompiledSource(source, sha, pyc.Length, null)));
+            }
+            return results;
+        }
+        finally { Directory.Delete(job, recursive: true); }
+    }
+
+    private sealed record DriverResult(Dictionary<string, string> Errors);
+
+    private string RunInterpreter(string root, string driver, string request, CancellationToken ct)
+    {
+        var (loader, triplet) = HostArchitecture switch
+        {
+            "amd64" => ("usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2", "x86_64-linux-gnu"),
+            "arm64" => ("usr/lib/aarch64-linux-gnu/ld-linux-aarch64.so.1", "aarch64-linux-gnu"),
+            _ => throw new HardenException($"byte-code: this machine's architecture ({RuntimeInformation.OSArchitecture}) runs neither the amd64 nor the arm64 interpreter; build on amd64 or arm64, or set allow: {{noByteCode: true}}."),
+        };
+        var psi = new ProcessStartInfo(Path.Combine(root, loader))
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { "--library-path", Path.Combine(root, "usr/lib", triplet), Path.Combine(root, "usr/bin", "python" + Version),
+                     "-S", "-s", "-B", "-X", "utf8", "-W", "ignore", driver, request })
+            psi.ArgumentList.Add(a);
+        // Nothing of this machine's environment reaches the compiler: only the tree it runs from.
+        psi.Environment.Clear();
+        psi.Environment["PYTHONHOME"] = Path.Combine(root, "usr");
+        psi.Environment["PYTHONHASHSEED"] = "0";
+        psi.Environment["LC_ALL"] = "C.UTF-8";
+        using var process = Process.Start(psi) ?? throw new HardenException($"byte-code: could not start {psi.FileName}");
+        var stderr = process.StandardError.ReadToEndAsync(ct);
+        var stdout = process.StandardOutput.ReadToEndAsync(ct);
+        try { process.WaitForExitAsync(ct).GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) { process.Kill(entireProcessTree: true); throw; }
+        if (process.ExitCode != 0)
+            throw new HardenException($"byte-code: Python {Version} (the image's interpreter, run from {root}) exited {process.ExitCode}: {Tail(stderr.GetAwaiter().GetResult())}. " +
+                                      "Set allow: {noByteCode: true} in the image to build without byte-code, and report this.");
+        return stdout.GetAwaiter().GetResult();
+    }
+
+    private static string Tail(string s) => s.Length > 2000 ? "…" + s[^2000..] : s.Trim();
+
+    /// <summary>The interpreter's package tree, written once per build into a private temporary directory.</summary>
+    private string InterpreterRoot()
+    {
+        if (_root != null) return _root;
+        var root = Directory.CreateTempSubdirectory("hi-bytecode-python-").FullName;
+        var links = new List<(string Path, string Target)>();
+        foreach (var p in _packages)
+            foreach (var e in p.Entries)
+            {
+                var rel = MergedUsr.Canonicalise(e.Path.Trim('/'));
+                // Only what the interpreter needs to start and compile; paths come from verified packages, still
+                // nothing is written outside the root (no "..") and symlinks come last, so none is written through.
+                if (rel.Split('/').Any(s => s is ".." or ".") || !(rel.StartsWith("usr/lib/", StringComparison.Ordinal) || rel.StartsWith("usr/bin/", StringComparison.Ordinal)))
+                    continue;
+                var full = Path.Combine(root, rel);
+                switch (e.Type)
+                {
+                    case FsNodeType.Directory: Directory.CreateDirectory(full); break;
+                    case FsNodeType.Symlink: links.Add((full, e.LinkTarget!)); break;
+                    case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null:
+                        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                        using (var input = _store.OpenVerified(e.Sha256, e.Size))
+                        using (var output = File.Create(full)) input.CopyTo(output);
+                        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(full, (UnixFileMode)(e.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                        break;
+                }
+            }
+        foreach (var (path, target) in links)
+        {
+            if (new FileInfo(path).LinkTarget != null || File.Exists(path) || Directory.Exists(path) || !Directory.Exists(Path.GetDirectoryName(path))) continue;
+            File.CreateSymbolicLink(path, target);
+        }
+        return _root = root;
+    }
+
+    public void Dispose()
+    {
+        if (_root != null && Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+        _root = null;
+    }
+
+    /// <summary>
+    /// Runs inside the image's interpreter: compiles each source with its in-image path, writes a PEP 552 .pyc
+    /// (flags bit 0 = hash-based, bit 1 = check_source), and reports the files it could not compile.
+    /// </summary>
+    internal const string Driver = """
+        import json, marshal, sys
+        from importlib.util import MAGIC_NUMBER, source_hash
+        with open(sys.argv[1], encoding="utf-8") as f:
+            request = json.load(f)
+        flags = (0b01 | (0b10 if request["checked"] else 0)).to_bytes(4, "little")
+        errors = {}
+        for n, (source, image_path, out) in enumerate(request["files"]):
+            with open(source, "rb") as f:
+                data = f.read()
+            try:
+                code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
+            except (SyntaxError, ValueError) as e:
+                errors[str(n)] = f"{type(e).__name__}: {e}"
+                continue
+            # Load and dump again: FLAG_REF then marks only objects the code really shares (gh-78274).
+            body = marshal.dumps(marshal.loads(marshal.dumps(code)))
+            with open(out, "wb") as f:
+                f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
+        json.dump({"Errors": errors}, sys.stdout)
+        """;
+}

@@ -1,0 +1,236 @@
+using System.Text;
+using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.Oci;
+using HardenImage.Tests.Infrastructure;
+
+namespace HardenImage.Tests.Build;
+
+/// <summary>
+/// The byte-code transform (issue 14 item 1), against Debian's real CPython 3.13 served by a signed fixture
+/// repository: what is compiled, that amd64 and arm64 get the same bytes from the amd64 interpreter alone, that
+/// the bytes are reproducible and cached, that no build path leaks into code objects, that a stale .pyc is never
+/// run (checked hash-based), and that a module that does not compile stops the build unless the image allows it.
+/// </summary>
+public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture<ByteCodeRepository>, IDisposable
+{
+    private const string Tag = "cpython-313";
+    private const string GoodPyc = "usr/lib/python3/dist-packages/good/__pycache__/mod." + Tag + ".pyc";
+    private readonly ByteCodeImages _w = new(repository);
+
+    public void Dispose() => _w.Dispose();
+
+    [Fact]
+    public async Task Pyc_IsCheckedHashBased_ForStdlibPackagesAndPayload_NotForPrivateDirectories()
+    {
+        var (outcome, _) = await _w.BuildAsync();
+        var app = _w.OwnLayer("app", "amd64");
+        var python = _w.OwnLayer("python", "amd64");
+        foreach (var pyc in new[] { GoodPyc, "usr/lib/python3/dist-packages/good/__pycache__/__init__." + Tag + ".pyc", "app/__pycache__/server." + Tag + ".pyc" })
+        {
+            Assert.True(app.ContainsKey(pyc), pyc);
+            // PEP 552 flags word: bit 0 hash-based, bit 1 check_source.
+            Assert.Equal(new byte[] { 3, 0, 0, 0 }, app[pyc].Content[4..8]);
+        }
+        Assert.Equal(new byte[] { 3, 0, 0, 0 }, python["usr/lib/python3.13/__pycache__/os." + Tag + ".pyc"].Content[4..8]);
+        // Debian leaves a package's private directories alone (py3compile -p compiles the public ones).
+        Assert.DoesNotContain(app.Keys, k => k.StartsWith("usr/share/good/__pycache__", StringComparison.Ordinal));
+        // Read-only for everyone but root, like its source.
+        Assert.Equal((UnixFileMode)Convert.ToInt32("644", 8), app[GoodPyc].Mode);
+        var report = outcome.Report.Single(r => r is { Image: "app", Architecture: "amd64" }).Hardening;
+        Assert.Contains(report, a => a is { Transform: "byte-code", Action: "generated", Path: "usr/lib/python3/dist-packages/good/__pycache__" });
+    }
+
+    [Fact]
+    public async Task Pyc_IsTheSameInAmd64AndArm64Layers_CompiledByTheAmd64InterpreterWithoutEmulation()
+    {
+        await _w.BuildAsync();
+        foreach (var image in new[] { "python", "app" })
+        {
+            var amd64 = _w.OwnLayer(image, "amd64").Where(kv => kv.Key.EndsWith(".pyc", StringComparison.Ordinal)).ToDictionary();
+            var arm64 = _w.OwnLayer(image, "arm64");
+            Assert.NotEmpty(amd64);
+            foreach (var (path, entry) in amd64)
+            {
+                Assert.True(arm64.ContainsKey(path), $"{image} arm64 lacks {path}");
+                Assert.True(entry.Content.AsSpan().SequenceEqual(arm64[path].Content), $"{image}: {path} differs between amd64 and arm64");
+            }
+            Assert.Equal(amd64.Count, arm64.Count(kv => kv.Key.EndsWith(".pyc", StringComparison.Ordinal)));
+        }
+        // The arm64 interpreter in the fixture is a stand-in text file: had the build run it, it would have failed.
+        Assert.Equal(ByteCodeRepository.StandIn, Encoding.UTF8.GetString(_w.OwnLayer("python", "arm64")["usr/bin/python3.13"].Content));
+    }
+
+    [Fact]
+    public async Task Build_WithByteCode_IsReproducible_AcrossDirectoriesAndFreshCompiles_AndAWarmCacheCompilesNothing()
+    {
+        var (first, firstBuilder) = await _w.BuildAsync();
+        var (second, secondBuilder) = await _w.BuildAsync(_w.Combine("elsewhere", "artifacts"), _w.Combine("elsewhere", "cache"));
+        // Both compiled (different caches, different temporary directories) and agree bit for bit.
+        Assert.True(firstBuilder.ByteCodeCompilers.Sum(c => c.CompiledCount) > 100);
+        Assert.Equal(firstBuilder.ByteCodeCompilers.Sum(c => c.CompiledCount), secondBuilder.ByteCodeCompilers.Sum(c => c.CompiledCount));
+        Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), second.Manifest.Images.Select(i => (i.Name, i.Index)));
+
+        var (warm, warmBuilder) = await _w.BuildAsync(force: true);
+        Assert.False(warm.UpToDate);
+        Assert.Equal(0, warmBuilder.ByteCodeCompilers.Sum(c => c.CompiledCount));
+        Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), warm.Manifest.Images.Select(i => (i.Name, i.Index)));
+    }
+
+    [Fact]
+    public async Task ForgedByteCodeCacheEntry_IsCompiledAgain_NotTrusted()
+    {
+        var (first, _) = await _w.BuildAsync();
+        // Point every cached .pyc at another stored .pyc (each entry keeps its old seal, which no longer matches).
+        var pointers = Directory.GetFiles(Path.Combine(_w.Cache, "bytecode-v1"), "*", SearchOption.AllDirectories);
+        Assert.True(pointers.Length > 100);
+        var other = File.ReadAllText(pointers[0]).Split(' ');
+        foreach (var p in pointers.Skip(1))
+        {
+            var parts = File.ReadAllText(p).Split(' ');
+            File.WriteAllText(p, $"{other[0]} {other[1]} {parts[2]}");
+        }
+        var (again, builder) = await _w.BuildAsync(force: true);
+        Assert.Equal(pointers.Length - 1, builder.ByteCodeCompilers.Sum(c => c.CompiledCount));
+        Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), again.Manifest.Images.Select(i => (i.Name, i.Index)));
+    }
+
+    [Fact]
+    public async Task CodeObjects_NameTheImagePath_NeverTheBuildsTemporaryDirectory()
+    {
+        await _w.BuildAsync();
+        foreach (var (path, entry) in _w.OwnLayer("app", "amd64").Concat(_w.OwnLayer("python", "amd64")).Where(kv => kv.Key.EndsWith(".pyc", StringComparison.Ordinal)))
+        {
+            var text = Encoding.Latin1.GetString(entry.Content);
+            Assert.DoesNotContain("hi-bytecode", text);
+            Assert.DoesNotContain(Path.GetTempPath().TrimEnd('/'), text);
+            Assert.DoesNotContain(_w.Cache, text);
+        }
+        // Read back by the interpreter itself: every code object, nested ones included, names the file as the image has it.
+        using var root = new TempDir("hi-bytecode-root");
+        _w.Unpack("app", root.Path);
+        const string script = "import marshal, sys\n" +
+                              "def walk(c):\n    yield c.co_filename\n    for k in c.co_consts:\n        if hasattr(k, 'co_filename'): yield from walk(k)\n" +
+                              "print(sorted(set(walk(marshal.loads(open(sys.argv[1], 'rb').read()[16:])))))";
+        var (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, null, "-c", script, Path.Combine(root.Path, GoodPyc));
+        Assert.True(code == 0, stderr);
+        Assert.Equal("['/usr/lib/python3/dist-packages/good/mod.py']", stdout.Trim());
+    }
+
+    [Fact]
+    public async Task StalePyc_WhoseSourceChanged_IsNotRun_TheInterpreterCompilesTheSourceInstead()
+    {
+        await _w.BuildAsync();
+        using var root = new TempDir("hi-bytecode-root");
+        _w.Unpack("app", root.Path);
+        string[] Import(params string[] flags) =>
+            [.. flags, "-v", "-c", "import good.mod; print(good.mod.ANSWER)"];
+        var source = Path.Combine(root.Path, "usr/lib/python3/dist-packages/good/mod.py");
+        var pyc = Path.Combine(root.Path, GoodPyc);
+
+        // As built: the .pyc is used (loaded, not compiled from source).
+        var (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, null, Import());
+        Assert.True(code == 0, stderr);
+        Assert.Equal("packaged", stdout.Trim());
+        Assert.Contains($"code object from '{pyc}'", stderr);
+
+        // The source is replaced after the build (a child layer, a mounted file): the checked .pyc no longer
+        // matches its hash, so the interpreter compiles the new source and never runs the stale code.
+        File.WriteAllText(source, "ANSWER = 'replaced'\n");
+        (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, null, Import());
+        Assert.True(code == 0, stderr);
+        Assert.Equal("replaced", stdout.Trim());
+        Assert.Contains($"code object from {source}", stderr);
+
+        // What unchecked would have meant (why the transform does not use it): the same file, told not to check,
+        // runs the stale code.
+        (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, null, Import("--check-hash-based-pycs", "never"));
+        Assert.True(code == 0, stderr);
+        Assert.Equal("packaged", stdout.Trim());
+    }
+
+    private void AssertArtifactsUnchanged(byte[] indexBefore, byte[] buildBefore)
+    {
+        Assert.Equal(indexBefore, File.ReadAllBytes(Path.Combine(_w.Artifacts, "oci", "index.json")));
+        Assert.Equal(buildBefore, File.ReadAllBytes(Path.Combine(_w.Artifacts, "build.json")));
+        Assert.Empty(new OciLayoutReader(OciLayout.Open(Path.Combine(_w.Artifacts, "oci"))).Verify("app"));
+        Assert.Empty(Directory.GetFiles(Path.Combine(_w.Artifacts, "oci", "blobs", "sha256"), ".tmp-*"));
+    }
+
+    [Fact]
+    public async Task SyntaxError_StopsTheBuild_NamingFileAndPackage_AndThePreviousArtifactsStay()
+    {
+        await _w.BuildAsync();
+        var index = File.ReadAllBytes(Path.Combine(_w.Artifacts, "oci", "index.json"));
+        var build = File.ReadAllBytes(Path.Combine(_w.Artifacts, "build.json"));
+        _w.WriteImage("broken", "name: broken\nfrom: python\npackages: [python3-broken]\n");
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync());
+        Assert.Contains("/usr/lib/python3/dist-packages/broken/py2only.py (from python3-broken): SyntaxError", e.Message);
+        Assert.Contains("broken.yaml", e.Message);
+        Assert.Contains("allow: {byteCodeErrors: {<package>: [<path>]}}", e.Message);
+        Assert.DoesNotContain("ok.py", e.Message); // only the file that fails is named
+        Assert.DoesNotContain('\n', e.Message);
+        AssertArtifactsUnchanged(index, build);
+    }
+
+    [Fact]
+    public async Task SyntaxError_AllowedForItsPackage_ShipsThatSourceWithoutPyc_AndCoversNoOtherPackage()
+    {
+        _w.WriteImage("broken", """
+            name: broken
+            from: python
+            packages: [python3-broken]
+            allow:
+              byteCodeErrors:
+                python3-broken: [usr/lib/python3/dist-packages/broken/py2only.py]
+            """);
+        var (outcome, _) = await _w.BuildAsync();
+        var layer = _w.OwnLayer("broken", "amd64");
+        Assert.Contains("usr/lib/python3/dist-packages/broken/py2only.py", layer.Keys);
+        Assert.DoesNotContain("usr/lib/python3/dist-packages/broken/__pycache__/py2only." + Tag + ".pyc", layer.Keys);
+        Assert.Contains("usr/lib/python3/dist-packages/broken/__pycache__/ok." + Tag + ".pyc", layer.Keys);
+        Assert.Contains(outcome.Report.Single(r => r is { Image: "broken", Architecture: "amd64" }).Hardening,
+            a => a is { Transform: "byte-code", Action: "skipped", Path: "usr/lib/python3/dist-packages/broken/py2only.py" } && a.Detail.Contains("SyntaxError", StringComparison.Ordinal));
+
+        // The allowance names one package's file: another package's broken module still stops the build.
+        var index = File.ReadAllBytes(Path.Combine(_w.Artifacts, "oci", "index.json"));
+        var build = File.ReadAllBytes(Path.Combine(_w.Artifacts, "build.json"));
+        _w.WriteImage("broken", """
+            name: broken
+            from: python
+            packages: [python3-broken, python3-broken-too]
+            allow:
+              byteCodeErrors:
+                python3-broken: ["usr/lib/python3/dist-packages/**"]
+            """);
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync());
+        Assert.Contains("1 Python module(s)", e.Message);
+        Assert.Contains("/usr/lib/python3/dist-packages/brokentoo/bad.py (from python3-broken-too)", e.Message);
+        AssertArtifactsUnchanged(index, build);
+    }
+
+    [Fact]
+    public async Task NoByteCode_Allowance_ShipsNoPyc_AndSaysSo()
+    {
+        _w.WriteImage("app", """
+            name: app
+            from: python
+            packages: [python3-good]
+            allow: {noByteCode: true}
+            """);
+        var (outcome, _) = await _w.BuildAsync();
+        Assert.DoesNotContain(_w.OwnLayer("app", "amd64").Keys, k => k.Contains("__pycache__", StringComparison.Ordinal));
+        Assert.Contains(outcome.Report.Single(r => r is { Image: "app", Architecture: "amd64" }).Hardening, a => a is { Transform: "byte-code", Action: "skipped" });
+        Assert.Contains("os." + Tag + ".pyc", string.Join(" ", _w.OwnLayer("python", "amd64").Keys)); // the parent still has its own
+    }
+
+    [Fact]
+    public void ByteCodeErrors_NotAListOfPaths_IsRefusedNamingFileAndLine()
+    {
+        _w.WriteImage("app", "name: app\nfrom: python\nallow:\n  byteCodeErrors:\n    python3-broken: usr/lib/python3/x.py\n");
+        var e = Assert.Throws<HardenException>(() => ImageSet.Load(_w.ImagesDir));
+        Assert.Contains("app.yaml:5:", e.Message);
+        Assert.Contains("byteCodeErrors: python3-broken must list the image paths", e.Message);
+    }
+}

@@ -9,17 +9,13 @@ namespace HardenImage.Tests.Attacks;
 /// names carries a release-key signature — but that signature is over the manifest digest only, not over the inputs
 /// it was built from. Anyone who can push can point the tag for tomorrow's inputs (a Debian security update, computable
 /// from the public commit) at yesterday's legitimately signed manifest: the job reports a hit, and the fan-in releases
-/// and re-signs the old, vulnerable image (a rollback/freeze). The hit must be bound to the inputs (e.g. the release
-/// signature's simple-signing "optional" carries dev.hardenimage.inputs, checked by RegistryCache.LookupAsync).
+/// and re-signs the old, vulnerable image (a rollback/freeze). Fixed: the release signature's simple-signing "optional"
+/// carries dev.hardenimage.inputs, and RegistryCache.LookupAsync requires it to name the tag's inputs.
 /// </summary>
 [Collection(FanOutCollection.Name)]
 public sealed class FanOutCacheReplayAttackTests(FanOutKit kit)
 {
-    public const string OpenHole =
-        "OPEN HOLE (review 2026-12-03): RegistryCache.LookupAsync accepts a release signature of any manifest under any inputs tag; " +
-        "fix needs harden sign to bind the inputs digest into the signature (see report). Remove Skip when fixed.";
-
-    [Fact(Skip = OpenHole)]
+    [Fact]
     public async Task CacheHit_SignedManifestOfOtherInputs_RetaggedUnderNewInputs_IsNotAHit()
     {
         const string ns = "rollback";
@@ -27,7 +23,7 @@ public sealed class FanOutCacheReplayAttackTests(FanOutKit kit)
         kit.Ok("rollback0", "job", "--images", kit.Workspace.ImagesDir, "--image", "base", "--platform", "linux/amd64",
             "--registry", kit.RegistryFor(ns), "--key", kit.ReleaseKey.PublicKeyPath, "--out", dir);
         var old = FanOutKit.Record(dir);
-        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", old.Manifest.Manifest); // the fan-in signed yesterday's release
+        await kit.SignAsync(kit.ReleaseKey, $"{ns}/base", old.Manifest.Manifest, old.Inputs); // the fan-in signed yesterday's release, for its inputs
 
         // Tomorrow's inputs differ (a security update in the lock); the attacker pre-tags them to yesterday's manifest.
         var tomorrow = Convert.ToHexStringLower(SHA256.HashData("tomorrow's lock"u8));

@@ -119,7 +119,10 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
     {
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var layout = OciLayout.Open(ModelPusher.LayoutPath(settings.Artifacts));
+        var layoutPath = ModelPusher.LayoutPath(settings.Artifacts);
+        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
+            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
+        var layout = OciLayout.Open(layoutPath);
         var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;

@@ -39,6 +39,7 @@ public sealed class ModelFetcher
     {
         var source = $"{_registry.Name}/{repository}@{manifestDigest}";
         var target = Path.GetFullPath(into);
+        if (File.Exists(target)) throw new HardenException($"--into {into}: is a file; name a new or empty directory");
         var created = !Directory.Exists(target);
         if (!created && Directory.EnumerateFileSystemEntries(target).Any())
             throw new HardenException($"--into {into}: the directory is not empty; fetch into a new or empty directory (a model is never merged into other files)");
@@ -78,7 +79,9 @@ public sealed class ModelFetcher
                 else File.Move(entry, Path.Combine(target, name));
             }
             Directory.Delete(staging);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, ReadOnlyDirectory);
+            // A directory we made becomes read-only too; one we were given (an init container's emptyDir, owned by
+            // root) keeps its mode: the pod mounts it read-only into the server.
+            if (created && !OperatingSystem.IsWindows()) File.SetUnixFileMode(target, ReadOnlyDirectory);
         }
         catch
         {

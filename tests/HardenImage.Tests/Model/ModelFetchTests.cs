@@ -214,6 +214,22 @@ public class ModelFetchTests
     }
 
     [Fact]
+    public async Task Fetch_IntoAGivenEmptyDirectory_FillsIt_AndKeepsItsMode()
+    {
+        using var kit = new ModelTestKit();
+        kit.WriteModel();
+        var model = await kit.PublishAsync();
+        var into = kit.Combine("emptydir");
+        Directory.CreateDirectory(into);
+        var mode = (UnixFileMode)Convert.ToInt32("2775", 8);
+        File.SetUnixFileMode(into, mode);
+        await kit.FetchAsync(model, into);
+        Assert.Equal(mode, File.GetUnixFileMode(into));
+        Assert.Equal(ReadOnlyFile, File.GetUnixFileMode(Path.Combine(into, "model.safetensors")));
+        Assert.Equal(ReadOnlyDir, File.GetUnixFileMode(Path.Combine(into, "neuron")));
+    }
+
+    [Fact]
     public async Task Fetch_IntoANonEmptyDirectory_IsRefused_AndItsFilesStay()
     {
         using var kit = new ModelTestKit();

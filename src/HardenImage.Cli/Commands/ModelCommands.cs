@@ -68,6 +68,7 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
         var lines = new ProgressLines("model pack");
         var progress = new InlineProgress<ModelPackProgress>(p => lines.Report(
             () => $"{p.Index + 1}/{p.Count} {p.Path}: {ProgressLines.Megabytes(p.Done)} of {ProgressLines.Megabytes(p.Size)} MB", force: p.Done == p.Size));
+        var previous = layout.Resolve(settings.Name + ":" + settings.Version);
         var model = new ModelPacker(layout).Pack(new ModelPackRequest(settings.Directory, settings.Name, settings.Version, card), progress, ct);
         var mlbomPath = Path.Combine(settings.Artifacts, ModelPusher.MlBomPath(model.Name));
         AtomicFile.WriteAllBytes(mlbomPath, MlBomWriter.Write(model, card));
@@ -78,6 +79,9 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]packed[/] {model.Name}:{model.Version} {model.Manifest.Digest} ({model.Files.Count} files, {ProgressLines.Megabytes(model.TotalBytes)} MB) into {layout.Root}");
         AnsiConsole.MarkupLineInterpolated($"wrote {mlbomPath}");
+        // Same name and version, other files: said, so a re-pack that changed the model is never silent.
+        if (previous != null && previous.Digest != model.Manifest.Digest)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {model.Name}:{model.Version} was {previous.Digest} in {layout.Root}; it now names {model.Manifest.Digest}. Give a new --version for a changed model.");
         return 0;
     }
 }

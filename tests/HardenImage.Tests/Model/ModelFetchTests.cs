@@ -81,6 +81,24 @@ public class ModelFetchTests
     }
 
     [Fact]
+    public async Task Fetch_FlippedByteInTheConfigBlob_IsRefused()
+    {
+        using var kit = new ModelTestKit();
+        kit.WriteModel();
+        var model = await kit.PublishAsync();
+        var config = kit.Manifest(model).Config;
+        var blob = kit.RegistryBlob(model.Repository, config.Digest);
+        var bytes = File.ReadAllBytes(blob);
+        bytes[^3] ^= 0x01;
+        File.WriteAllBytes(blob, bytes);
+        var ex = await Assert.ThrowsAsync<HardenException>(() => kit.FetchAsync(model, kit.Combine("fetched")));
+        Assert.Contains("config", ex.Message);
+        Assert.Contains(config.Digest, ex.Message);
+        Assert.Equal(1, ex.ExitCode);
+        Assert.False(Directory.Exists(kit.Combine("fetched")));
+    }
+
+    [Fact]
     public async Task Fetch_ModelSignedByAnotherKey_IsRefused()
     {
         using var kit = new ModelTestKit();

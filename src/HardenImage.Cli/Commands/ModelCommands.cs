@@ -68,6 +68,7 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
         var lines = new ProgressLines("model pack");
         var progress = new InlineProgress<ModelPackProgress>(p => lines.Report(
             () => $"{p.Index + 1}/{p.Count} {p.Path}: {ProgressLines.Megabytes(p.Done)} of {ProgressLines.Megabytes(p.Size)} MB", force: p.Done == p.Size));
+        var previous = layout.Resolve(settings.Name + ":" + settings.Version);
         var model = new ModelPacker(layout).Pack(new ModelPackRequest(settings.Directory, settings.Name, settings.Version, card), progress, ct);
         var mlbomPath = Path.Combine(settings.Artifacts, ModelPusher.MlBomPath(model.Name));
         AtomicFile.WriteAllBytes(mlbomPath, MlBomWriter.Write(model, card));
@@ -78,6 +79,9 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
         AnsiConsole.Write(table);
         AnsiConsole.MarkupLineInterpolated($"[green]packed[/] {model.Name}:{model.Version} {model.Manifest.Digest} ({model.Files.Count} files, {ProgressLines.Megabytes(model.TotalBytes)} MB) into {layout.Root}");
         AnsiConsole.MarkupLineInterpolated($"wrote {mlbomPath}");
+        // Same name and version, other files: said, so a re-pack that changed the model is never silent.
+        if (previous != null && previous.Digest != model.Manifest.Digest)
+            AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {model.Name}:{model.Version} was {previous.Digest} in {layout.Root}; it now names {model.Manifest.Digest}. Give a new --version for a changed model.");
         return 0;
     }
 }
@@ -119,7 +123,10 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
     {
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var layout = OciLayout.Open(ModelPusher.LayoutPath(settings.Artifacts));
+        var layoutPath = ModelPusher.LayoutPath(settings.Artifacts);
+        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
+            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
+        var layout = OciLayout.Open(layoutPath);
         var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
         using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
         var services = _services ?? owned!;

@@ -39,6 +39,7 @@ public sealed class ModelFetcher
     {
         var source = $"{_registry.Name}/{repository}@{manifestDigest}";
         var target = Path.GetFullPath(into);
+        if (File.Exists(target)) throw new HardenException($"--into {into}: is a file; name a new or empty directory");
         var created = !Directory.Exists(target);
         if (!created && Directory.EnumerateFileSystemEntries(target).Any())
             throw new HardenException($"--into {into}: the directory is not empty; fetch into a new or empty directory (a model is never merged into other files)");
@@ -62,6 +63,7 @@ public sealed class ModelFetcher
         Directory.CreateDirectory(target);
         var staging = Path.Combine(target, $".tmp-harden-fetch-{Guid.NewGuid():N}");
         Directory.CreateDirectory(staging);
+        var moved = new List<string>();
         try
         {
             foreach (var file in files)
@@ -73,16 +75,23 @@ public sealed class ModelFetcher
             MakeReadOnly(staging);
             foreach (var entry in Directory.EnumerateFileSystemEntries(staging).ToList())
             {
-                var name = Path.GetFileName(entry);
-                if (Directory.Exists(entry)) Directory.Move(entry, Path.Combine(target, name));
-                else File.Move(entry, Path.Combine(target, name));
+                var destination = Path.Combine(target, Path.GetFileName(entry));
+                if (Directory.Exists(entry)) Directory.Move(entry, destination);
+                else File.Move(entry, destination);
+                moved.Add(destination);
             }
             Directory.Delete(staging);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(target, ReadOnlyDirectory);
+            // A directory we made becomes read-only too; one we were given (an init container's emptyDir, owned by
+            // root) keeps its mode: the pod mounts it read-only into the server.
+            if (created && !OperatingSystem.IsWindows()) File.SetUnixFileMode(target, ReadOnlyDirectory);
         }
         catch
         {
             RemoveTree(staging);
+            // A move that failed half-way (a full disk, a racing writer) takes back what it had moved.
+            foreach (var m in moved)
+                if (Directory.Exists(m)) RemoveTree(m);
+                else AtomicFile.TryDelete(m);
             if (created) RemoveTree(target);
             throw;
         }
@@ -94,11 +103,16 @@ public sealed class ModelFetcher
         if (manifest.Config.Size is < 0 or > InputLimits.MaxOciDocumentBytes)
             throw new HardenException($"{source}: config size {manifest.Config.Size} is outside 0..{InputLimits.MaxOciDocumentBytes} bytes");
         byte[] bytes;
-        await using (var s = await _registry.GetBlobAsync(repository, manifest.Config.Digest, ct).ConfigureAwait(false))
-        using (var ms = new MemoryStream())
+        try
         {
+            await using var s = await _registry.GetBlobAsync(repository, manifest.Config.Digest, ct).ConfigureAwait(false);
+            using var ms = new MemoryStream();
             await CopyBoundedAsync(s, ms, manifest.Config.Size, $"{source}: config {manifest.Config.Digest}", ct).ConfigureAwait(false);
             bytes = ms.ToArray();
+        }
+        catch (HardenException e) when (e is not RegistryException && !e.Message.StartsWith(source, StringComparison.Ordinal))
+        {
+            throw new HardenException($"{source}: config: {e.Message}", exitCode: 1, inner: e);
         }
         if (Digest.Of(bytes).ToString() != manifest.Config.Digest)
             throw new HardenException($"{source}: config blob does not match its digest {manifest.Config.Digest} (tampered)", exitCode: 1);
@@ -150,9 +164,14 @@ public sealed class ModelFetcher
             if (hashing.Digest() != layer.Digest)
                 throw new HardenException($"{where}: blob content does not match the layer digest (got {hashing.Digest()}): tampered or corrupt, refusing the model", exitCode: 1);
         }
+        catch (RegistryException e)
+        {
+            // Could not read the blob (network, auth, missing): an environment problem, not a verdict on the model.
+            throw new HardenException($"{where}: {e.Message}", e.ExitCode, e);
+        }
         catch (HardenException e) when (!e.Message.StartsWith(where, StringComparison.Ordinal))
         {
-            // The registry's own digest check (or a size bound) fired first: still name the layer.
+            // The registry's own digest check (or a size bound) fired first: still name the layer; the model is refused.
             throw new HardenException($"{where}: {e.Message}", exitCode: 1, inner: e);
         }
         catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException)

@@ -45,9 +45,15 @@ public sealed class ModelPacker
     /// <summary>Refuses names that cannot become the repository "models/NAME" or versions that are not tags.</summary>
     public static void ValidateNameAndVersion(string name, string version)
     {
-        if (string.IsNullOrEmpty(name) || name.Contains('/'))
-            throw new HardenException($"--name '{name}': give one repository path component, lower-case letters, digits and . _ - (e.g. tiny-lm)");
-        ImageReference.ValidateRepository("models/" + name, $"--name '{name}'");
+        try
+        {
+            if (string.IsNullOrEmpty(name) || name.Contains('/')) throw new HardenException("");
+            ImageReference.ValidateRepository("models/" + name);
+        }
+        catch (HardenException)
+        {
+            throw new HardenException($"--name '{name}': give one repository path component of lower-case letters and digits, separated by '.', '_' or '-' (e.g. tiny-lm)");
+        }
         if (!ImageReference.IsValidTag(version))
             throw new HardenException($"--version '{version}': not a valid tag (letters, digits, . _ -, at most 128, not starting with . or -)");
     }

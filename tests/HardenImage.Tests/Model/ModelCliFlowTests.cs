@@ -57,6 +57,19 @@ public class ModelCliFlowTests
     }
 
     [Fact]
+    public void Cli_RepackingChangedFilesUnderTheSameVersion_IsSaid()
+    {
+        using var ws = new SignFlowWorkspace();
+        WriteModel(ws);
+        var first = ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1");
+        Assert.DoesNotContain("warning:", ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1"));
+        File.WriteAllText(ws.Combine("models", "tiny-lm", "tokenizer.json"), "{\"vocab\":[\"b\"]}");
+        var second = ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1");
+        Assert.Contains("warning: tiny-lm:1 was sha256:", second);
+        Assert.Contains("Give a new --version", second);
+    }
+
+    [Fact]
     public void Cli_FetchWithAnotherKey_ExitsOne_WithTheReason()
     {
         using var ws = new SignFlowWorkspace();

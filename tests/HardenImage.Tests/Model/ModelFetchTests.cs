@@ -81,6 +81,24 @@ public class ModelFetchTests
     }
 
     [Fact]
+    public async Task Fetch_FlippedByteInTheConfigBlob_IsRefused()
+    {
+        using var kit = new ModelTestKit();
+        kit.WriteModel();
+        var model = await kit.PublishAsync();
+        var config = kit.Manifest(model).Config;
+        var blob = kit.RegistryBlob(model.Repository, config.Digest);
+        var bytes = File.ReadAllBytes(blob);
+        bytes[^3] ^= 0x01;
+        File.WriteAllBytes(blob, bytes);
+        var ex = await Assert.ThrowsAsync<HardenException>(() => kit.FetchAsync(model, kit.Combine("fetched")));
+        Assert.Contains("config", ex.Message);
+        Assert.Contains(config.Digest, ex.Message);
+        Assert.Equal(1, ex.ExitCode);
+        Assert.False(Directory.Exists(kit.Combine("fetched")));
+    }
+
+    [Fact]
     public async Task Fetch_ModelSignedByAnotherKey_IsRefused()
     {
         using var kit = new ModelTestKit();
@@ -211,6 +229,22 @@ public class ModelFetchTests
         var model = await hostile.PublishAsync();
         var ex = await Assert.ThrowsAsync<HardenException>(() => kit.FetchAsync(model, kit.Combine("fetched")));
         Assert.Contains($"'model.bin' has SHA-256 {Sha256Hex.Of("real weights"u8)}, the signed manifest says {Sha256Hex.Of("other weights"u8)}", ex.Message);
+    }
+
+    [Fact]
+    public async Task Fetch_IntoAGivenEmptyDirectory_FillsIt_AndKeepsItsMode()
+    {
+        using var kit = new ModelTestKit();
+        kit.WriteModel();
+        var model = await kit.PublishAsync();
+        var into = kit.Combine("emptydir");
+        Directory.CreateDirectory(into);
+        var mode = (UnixFileMode)Convert.ToInt32("2775", 8);
+        File.SetUnixFileMode(into, mode);
+        await kit.FetchAsync(model, into);
+        Assert.Equal(mode, File.GetUnixFileMode(into));
+        Assert.Equal(ReadOnlyFile, File.GetUnixFileMode(Path.Combine(into, "model.safetensors")));
+        Assert.Equal(ReadOnlyDir, File.GetUnixFileMode(Path.Combine(into, "neuron")));
     }
 
     [Fact]

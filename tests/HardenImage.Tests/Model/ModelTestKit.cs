@@ -81,9 +81,9 @@ internal sealed class ModelTestKit : IDisposable
         new ModelPacker(Layout).Pack(new ModelPackRequest(dir ?? ModelDir, name, version, Card));
 
     /// <summary>Packs, pushes and signs (signature + ML-BOM attestation) with <see cref="Key"/>; returns the pushed record.</summary>
-    public async Task<PushedModel> PublishAsync(string name = "tiny-lm", ECDsa? signWith = null)
+    public async Task<PushedModel> PublishAsync(string name = "tiny-lm", ECDsa? signWith = null, string? dir = null)
     {
-        var packed = Pack(name);
+        var packed = Pack(name, dir: dir);
         var pushed = (await new ModelPusher(Layout, Registry, Target).PushAsync(ModelPusher.ModelsIn(Layout, name))).Single();
         await SignAsync(pushed, MlBomWriter.Write(packed, Card), signWith ?? Key);
         return pushed;

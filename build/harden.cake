@@ -60,3 +60,36 @@ IEnumerable<string> PushedReferences()
 
 // Manifests name a registry the cluster can pull from: the pushed one, or --deploy-registry for the local layout.
 string DeployRegistry() => Options.Registry.StartsWith("oci:") ? $" --registry {Options.DeployRegistry}" : "";
+
+// --- Models (docs/model.md): the smoke's tiny model as a signed ModelPack artifact, pinned later by Deploy. ---
+string TestModel => "tiny-lm";
+
+// The tiny model `harden smoke` made (it keeps a copy there); absent when no model-serving image was smoked.
+string SmokeModelDir() => System.IO.Path.Combine(Options.Artifacts, "models", "smoke-model");
+
+// Every pushed model as a reference harden verify understands, from artifacts/models.json (written by harden).
+IEnumerable<string> ModelReferences()
+{
+    var path = System.IO.Path.Combine(Options.Artifacts, "models.json");
+    using var doc = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(path));
+    foreach (var model in doc.RootElement.GetProperty("models").EnumerateObject())
+        yield return model.Value.GetProperty("reference").GetString();
+}
+
+Task("Model")
+    .Description("Pack, push, sign and verify the smoke's tiny model as a ModelPack artifact with its ML-BOM (docs/model.md)")
+    .IsDependentOn("Push")
+    .IsDependeeOf("Deploy")
+    .Does(() =>
+    {
+        if (!System.IO.Directory.Exists(SmokeModelDir()))
+        {
+            Warning($"Model: skipped, the smoke made no model ({SmokeModelDir()} is absent: no model-serving image was smoked)");
+            return;
+        }
+        Harden($"model pack {SmokeModelDir()} --name {TestModel} --version 1 --card models/{TestModel}.card.yaml --artifacts {Options.Artifacts}", selectImages: false);
+        Harden($"model push --registry {Options.Registry} --artifacts {Options.Artifacts}{Insecure()}", selectImages: false);
+        Harden($"model sign --artifacts {Options.Artifacts}{KeyOption()}{Insecure()}", selectImages: false);
+        foreach (var reference in ModelReferences())
+            Harden($"verify {reference} --key {PublicKey()} --require sbom{Insecure()}", selectImages: false);
+    });

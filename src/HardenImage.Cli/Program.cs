@@ -15,6 +15,7 @@ app.Configure(config =>
     config.AddSmokeCommands();
     config.AddMergeCommands();
     config.AddExportCommands();
+    config.AddModelCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 CliHost.InstallProcessHandler(app, args);

@@ -62,6 +62,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
             Images = settings.Images,
             ModelDir = settings.ModelDir != null ? Path.GetFullPath(settings.ModelDir) : null,
             KeepImages = settings.KeepImages,
+            KeepMadeModelDir = Path.GetFullPath(Path.Combine(settings.Artifacts, "models", "smoke-model")),
             HttpTimeout = TimeSpan.FromSeconds(settings.HttpTimeoutSeconds),
             // --platform narrows what runs; an architecture this host cannot run is still reported as skipped.
             RunnableArchitectures = CliValues.Architectures(settings.Platforms) is { } wanted

@@ -30,6 +30,8 @@ public sealed record SmokeOptions
     public IReadOnlyCollection<string> Images { get; init; } = [];
     /// <summary>An existing model directory for images that serve a model (MODEL_DIR); null = make a tiny one in the image.</summary>
     public string? ModelDir { get; init; }
+    /// <summary>Where a copy of the tiny model smoke makes is kept (the pipeline packs and signs it: docs/model.md); null = not kept.</summary>
+    public string? KeepMadeModelDir { get; init; }
     /// <summary>Leave the loaded images in the engine afterwards (tests reuse them; vfs loads are slow).</summary>
     public bool KeepImages { get; init; }
     /// <summary>How long an HTTP probe waits for 200 (includes the server's start).</summary>

@@ -345,7 +345,18 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                 return (SmokeStatus.Failed, $"make_tiny_model.py exited {run.ExitCode}{(run.TimedOut ? " (timed out)" : "")}: {SmokeInference.Truncate(run.StdErr + run.StdOut, 600)}");
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(output, (UnixFileMode)Convert.ToInt32("755", 8));
             _madeModelDir = output;
+            if (_options.KeepMadeModelDir is { } keep) KeepCopy(output, keep);
             return (SmokeStatus.Passed, $"TorchScript model ({new FileInfo(Path.Combine(output, "model.pt")).Length} bytes) in {output}");
+        }
+
+        /// <summary>Replaces <paramref name="keep"/> with a copy of the made model (staged beside it, then renamed).</summary>
+        private static void KeepCopy(string made, string keep)
+        {
+            var staging = keep + $".tmp-{Guid.NewGuid():N}";
+            Directory.CreateDirectory(staging);
+            foreach (var file in Directory.EnumerateFiles(made)) File.Copy(file, Path.Combine(staging, Path.GetFileName(file)));
+            if (Directory.Exists(keep)) Directory.Delete(keep, recursive: true);
+            Directory.Move(staging, keep);
         }
 
         private async Task<(SmokeStatus, string)> TamperedModelRefused(string modelDir, string modelMount, IReadOnlyDictionary<string, string> pin, CancellationToken ct)

@@ -143,7 +143,7 @@ public static class MlBomWriter
 
         var props = new List<(string, string)>
         {
-            ("hardenimage:model:manifestDigest", model.Manifest.Digest),
+            (ModelMlBom.ManifestDigestProperty, model.Manifest.Digest),
             ("hardenimage:model:artifactType", ModelPackFormat.ArtifactType),
         };
         if (card.Format != null) props.Add(("hardenimage:model:format", card.Format));

@@ -51,10 +51,11 @@ public sealed class ModelDirectoryReader
     public Stream Open(ModelFile file)
     {
         var stream = OperatingSystem.IsLinux() ? OpenLinux(file.Path) : OpenByPath(file.Path);
-        if (stream.Length != file.Size)
+        var length = stream.Length;
+        if (length != file.Size)
         {
             stream.Dispose();
-            throw Refuse(file.Path, $"changed size while packing ({file.Size} → {stream.Length} bytes)");
+            throw Refuse(file.Path, $"changed size while packing ({file.Size} → {length} bytes)");
         }
         return stream;
     }

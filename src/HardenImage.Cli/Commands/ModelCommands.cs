@@ -1,0 +1,265 @@
+using System.ComponentModel;
+using HardenImage.Common;
+using HardenImage.Model;
+using HardenImage.Oci;
+using HardenImage.Registry;
+using HardenImage.Signing;
+using Spectre.Console;
+using Spectre.Console.Cli;
+
+namespace HardenImage.Cli.Commands;
+
+public static class ModelCommandsRegistration
+{
+    /// <summary>Registers <c>harden model pack|push|sign|fetch</c> (docs/model.md).</summary>
+    public static void AddModelCommands(this IConfigurator config)
+    {
+        config.AddBranch("model", model =>
+        {
+            model.SetDescription("Models as signed OCI artifacts (CNCF ModelPack): pack, push, sign, fetch. docs/model.md");
+            model.AddCommand<ModelPackCommand>("pack").WithDescription("Pack a model directory as a ModelPack artifact into artifacts/models/oci and write its CycloneDX ML-BOM.")
+                .WithExample("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1", "--card", "models/tiny-lm.card.yaml");
+            model.AddCommand<ModelPushCommand>("push").WithDescription("Push packed models to the registry (repository NS/models/NAME); writes artifacts/models.json.");
+            model.AddCommand<ModelSignCommand>("sign").WithDescription("Sign each pushed model's manifest digest and attest its ML-BOM (cosign formats).");
+            model.AddCommand<ModelFetchCommand>("fetch").WithDescription("Pull a model by digest, verify signature and every layer, extract read-only into a directory.")
+                .WithExample("model", "fetch", "oci:artifacts/registry/models/tiny-lm@sha256:…", "--key", "artifacts/keys/cosign.pub", "--into", "/models/tiny-lm");
+        });
+    }
+}
+
+public sealed class ModelPackSettings : CommandSettings
+{
+    [CommandArgument(0, "<DIR>")]
+    [Description("The model directory: regular files and sub-directories only (no symlinks, hard links, devices)")]
+    public string Directory { get; init; } = "";
+
+    [CommandOption("--name <NAME>")]
+    [Description("Model name; pushed to repository NS/models/NAME")]
+    public string Name { get; init; } = "";
+
+    [CommandOption("--version <VERSION>")]
+    [Description("Model version; the tag it is pushed with")]
+    public string Version { get; init; } = "";
+
+    [CommandOption("--card <FILE>")]
+    [Description("Model card YAML (license, datasets, intended use, limitations...; docs/model.md#the-model-card)")]
+    public string? Card { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("Artifacts directory: the layout goes to DIR/models/oci, the ML-BOM to DIR/models/NAME.cdx.json. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Name)) return ValidationResult.Error("--name is required");
+        if (string.IsNullOrWhiteSpace(Version)) return ValidationResult.Error("--version is required");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary><c>harden model pack</c>: thin over <see cref="ModelPacker"/> and <see cref="MlBomWriter"/>.</summary>
+public sealed class ModelPackCommand : Command<ModelPackSettings>
+{
+    public override int Execute(CommandContext context, ModelPackSettings settings, CancellationToken ct)
+    {
+        ModelPacker.ValidateNameAndVersion(settings.Name, settings.Version);
+        var card = settings.Card == null ? ModelCard.Empty : ModelCard.Load(settings.Card);
+        var layout = OciLayout.OpenOrCreate(ModelPusher.LayoutPath(settings.Artifacts));
+        var lines = new ProgressLines("model pack");
+        var progress = new InlineProgress<ModelPackProgress>(p => lines.Report(
+            () => $"{p.Index + 1}/{p.Count} {p.Path}: {ProgressLines.Megabytes(p.Done)} of {ProgressLines.Megabytes(p.Size)} MB", force: p.Done == p.Size));
+        var model = new ModelPacker(layout).Pack(new ModelPackRequest(settings.Directory, settings.Name, settings.Version, card), progress, ct);
+        var mlbomPath = Path.Combine(settings.Artifacts, ModelPusher.MlBomPath(model.Name));
+        AtomicFile.WriteAllBytes(mlbomPath, MlBomWriter.Write(model, card));
+
+        var table = new Table().AddColumns("file", "layer", "bytes", "sha256");
+        foreach (var f in model.Files)
+            table.AddRow(Markup.Escape(f.Path), f.MediaType.Replace("application/vnd.cncf.model.", "", StringComparison.Ordinal), f.Size.ToString("N0", System.Globalization.CultureInfo.InvariantCulture), f.Sha256[..16]);
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"[green]packed[/] {model.Name}:{model.Version} {model.Manifest.Digest} ({model.Files.Count} files, {ProgressLines.Megabytes(model.TotalBytes)} MB) into {layout.Root}");
+        AnsiConsole.MarkupLineInterpolated($"wrote {mlbomPath}");
+        return 0;
+    }
+}
+
+public sealed class ModelPushSettings : RegistryAccessSettings
+{
+    [CommandOption("--registry <TARGET>")]
+    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    public string? Registry { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("Where models/oci is read and models.json written. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    [CommandOption("--name <NAME>")]
+    [Description("Push only this model")]
+    public string? Name { get; init; }
+
+    [CommandOption("--version <VERSION>")]
+    [Description("Push only this version (when the layout holds several of one model)")]
+    public string? Version { get; init; }
+
+    [CommandOption("--create-repositories")]
+    [Description("Create missing repositories first (ECR does not create them on push)")]
+    public bool CreateRepositories { get; init; }
+}
+
+/// <summary><c>harden model push</c>: the images' pusher over the model layout; records artifacts/models.json.</summary>
+public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
+{
+    private readonly RegistryServices? _services;
+
+    public ModelPushCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal ModelPushCommand(RegistryServices services) => _services = services;
+
+    public override async Task<int> ExecuteAsync(CommandContext context, ModelPushSettings settings, CancellationToken ct)
+    {
+        var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
+        if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
+        var layout = OciLayout.Open(ModelPusher.LayoutPath(settings.Artifacts));
+        var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
+        var creator = settings.CreateRepositories ? services.RepositoryCreatorFor(target) : null;
+        var registry = services.CreateRegistry(target, settings.Insecure);
+        var lines = new ProgressLines("model push");
+        var progress = new InlineProgress<BlobProgress>(p => lines.Report(
+            () => $"{p.Repository} {p.Digest[7..19]}: {ProgressLines.Megabytes(p.Transferred)} of {ProgressLines.Megabytes(p.Size)} MB {p.State.ToString().ToLowerInvariant()}"));
+        var pushed = await new ModelPusher(layout, registry, target, 4, creator).PushAsync(models, progress, ct);
+        var recordPath = ModelRecordFile.PathIn(settings.Artifacts);
+        ModelRecordFile.Save(recordPath, target.ToString(), pushed);
+        var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}").AddColumns("model", "version", "reference");
+        foreach (var m in pushed) table.AddRow(Markup.Escape(m.Name), Markup.Escape(m.Version), Markup.Escape(m.Reference));
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"wrote {recordPath}");
+        return 0;
+    }
+}
+
+public sealed class ModelSignSettings : RegistryAccessSettings
+{
+    [CommandOption("--key <REF>")]
+    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
+    public string? Key { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("Artifacts directory holding models.json and the ML-BOMs. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    [CommandOption("--name <NAME>")]
+    [Description("Only this model")]
+    public string? Name { get; init; }
+}
+
+/// <summary>
+/// <c>harden model sign</c>: a simple-signing signature on each model's manifest digest and its ML-BOM as a CycloneDX
+/// attestation, with the images' <see cref="ImageSigner"/> (threats S, T, R). The ML-BOM must describe that digest.
+/// </summary>
+public sealed class ModelSignCommand : AsyncCommand<ModelSignSettings>
+{
+    private readonly RegistryServices? _services;
+
+    public ModelSignCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal ModelSignCommand(RegistryServices services) => _services = services;
+
+    public override async Task<int> ExecuteAsync(CommandContext context, ModelSignSettings settings, CancellationToken ct)
+    {
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
+        var recordPath = ModelRecordFile.PathIn(settings.Artifacts);
+        var record = ModelRecordFile.Load(recordPath) ?? throw new HardenException($"{recordPath}: missing. Sign what is pushed: run 'harden model push' first.");
+        var developmentKey = Path.Combine(settings.Artifacts, "keys", KeyPairGenerator.PrivateKeyFileName);
+        var keyRef = SignCommand.ResolveKeyReference(settings.Key, null, developmentKey);
+        if (EnvironmentSetting.Given(settings.Key) == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
+        var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == SignCommand.DefaultKey);
+        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        using var disposeSigner = signer as IDisposable;
+        var target = RegistryTarget.Parse(record.Registry);
+        var registry = services.CreateRegistry(target, settings.Insecure);
+        var table = new Table().AddColumns("model", "digest", "signature", "attestations");
+        var signed = 0;
+        foreach (var (name, model) in record.Models)
+        {
+            if (settings.Name != null && name != settings.Name) continue;
+            var digest = Digest.Parse(model.Digest);
+            var mlbomPath = Path.Combine(settings.Artifacts, model.MlBom);
+            var mlbom = ModelMlBom.ReadFor(mlbomPath, digest);
+            var imageSigner = new ImageSigner(signer, new RegistrySignatureStore(registry, model.Repository));
+            var reference = SignCommand.DockerReference(target, model.Repository);
+            await imageSigner.SignAsync(reference, digest, null, ct);
+            await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, mlbom, ct);
+            table.AddRow(Markup.Escape(name), model.Digest[..19], "manifest", "sbom (ML-BOM)");
+            signed++;
+        }
+        if (settings.Name != null && signed == 0) throw new HardenException($"--name {settings.Name}: no such model in {recordPath}");
+        AnsiConsole.Write(table);
+        AnsiConsole.MarkupLineInterpolated($"[green]signed[/] {signed} model(s) with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {record.Registry}");
+        return 0;
+    }
+}
+
+public sealed class ModelFetchSettings : RegistryAccessSettings
+{
+    [CommandArgument(0, "<REF>")]
+    [Description("The model pinned by digest: HOST/REPO@sha256:… or oci:DIR/REPO@sha256:…")]
+    public string Reference { get; init; } = "";
+
+    [CommandOption("--key <REF>")]
+    [Description("The release public key (cosign.pub, a private key file's public half, or awskms:///<key>)")]
+    public string Key { get; init; } = "";
+
+    [CommandOption("--into <DIR>")]
+    [Description("New or empty directory to extract into; made read-only")]
+    public string Into { get; init; } = "";
+
+    [CommandOption("--require <LIST>")]
+    [Description("Attestations the model must also carry, comma separated (sbom = the ML-BOM)")]
+    public string Require { get; init; } = "";
+
+    public override ValidationResult Validate()
+    {
+        if (string.IsNullOrWhiteSpace(Key)) return ValidationResult.Error("--key is required: the release public key the model must be signed with");
+        if (string.IsNullOrWhiteSpace(Into)) return ValidationResult.Error("--into is required");
+        return ValidationResult.Success();
+    }
+}
+
+/// <summary><c>harden model fetch</c>: thin over <see cref="ModelFetcher"/>; exit 1 when the model is refused.</summary>
+public sealed class ModelFetchCommand : AsyncCommand<ModelFetchSettings>
+{
+    private readonly RegistryServices? _services;
+
+    public ModelFetchCommand() { }
+
+    /// <summary>Tests: services with loopback transports.</summary>
+    internal ModelFetchCommand(RegistryServices services) => _services = services;
+
+    public override async Task<int> ExecuteAsync(CommandContext context, ModelFetchSettings settings, CancellationToken ct)
+    {
+        var reference = ImageReference.Parse(settings.Reference);
+        if (reference.Digest == null)
+            throw new HardenException($"{settings.Reference}: pin the model by digest (REPO@sha256:…, from artifacts/models.json); a tag can be moved");
+        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
+        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        var services = _services ?? owned!;
+        var registry = services.CreateRegistry(RegistryTarget.For(reference), settings.Insecure);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        var lines = new ProgressLines("model fetch");
+        var fetched = await new ModelFetcher(registry, key).FetchAsync(reference.Repository, Digest.Parse(reference.Digest), settings.Into,
+            new VerificationPolicy { RequiredAttestations = required }, new InlineProgress<string>(l => lines.Report(() => l, force: true)), ct);
+        AnsiConsole.MarkupLineInterpolated($"[green]verified[/] {settings.Reference}: signature, {fetched.Files.Count} layers and files ({ProgressLines.Megabytes(fetched.TotalBytes)} MB) → {fetched.Directory} (read-only)");
+        return 0;
+    }
+}
+
+/// <summary>IProgress that calls back on the reporting thread.</summary>
+internal sealed class InlineProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

@@ -1,0 +1,77 @@
+using HardenImage.Common;
+using HardenImage.Oci;
+using HardenImage.Registry;
+
+namespace HardenImage.Model;
+
+/// <summary>A model packed in a layout: NAME:VERSION tag → manifest.</summary>
+public sealed record PackedModelTag(string Name, string Version, Descriptor Manifest);
+
+/// <summary>
+/// Pushes packed models with the images' <see cref="ImagePusher"/> (same blob upload, resume, mount, ECR quirks and
+/// "tag last" order) to repository <c>NS/models/NAME</c>, tagged with the version, and says what went where as
+/// <see cref="PushedModel"/> records for artifacts/models.json.
+/// </summary>
+public sealed class ModelPusher
+{
+    public const string RepositoryPrefix = "models/";
+
+    private readonly OciLayout _layout;
+    private readonly RegistryTarget _target;
+    private readonly ImagePusher _pusher;
+
+    public ModelPusher(OciLayout layout, IRegistry registry, RegistryTarget target, int parallelism = 4, IRepositoryCreator? creator = null)
+    {
+        _layout = layout;
+        _target = target;
+        _pusher = new ImagePusher(layout, registry, target.Namespace, parallelism, creator);
+    }
+
+    /// <summary>The models tagged NAME:VERSION in a model layout (only ModelPack manifests; anything else is refused).</summary>
+    public static IReadOnlyList<PackedModelTag> ModelsIn(OciLayout layout, string? only = null, string? version = null)
+    {
+        var models = new List<PackedModelTag>();
+        foreach (var d in layout.ReadIndex().Manifests)
+        {
+            if (d.Annotations?.GetValueOrDefault(Annotations.RefName) is not { } refName) continue;
+            var colon = refName.LastIndexOf(':');
+            if (colon <= 0) throw new HardenException($"{layout.Root}: tag '{refName}' is not NAME:VERSION; is this a model layout (harden model pack writes one)?");
+            var name = refName[..colon];
+            if ((only != null && name != only) || (version != null && version != VersionOf(refName))) continue;
+            ModelPacker.ValidateNameAndVersion(name, VersionOf(refName));
+            var manifest = layout.ReadJson<ImageManifest>(d.Digest);
+            ModelArtifact.Files(manifest, $"{layout.Root}: {refName}");
+            models.Add(new PackedModelTag(name, VersionOf(refName), d with { Annotations = null }));
+        }
+        if ((only != null || version != null) && models.Count == 0)
+            throw new HardenException($"{string.Join(" ", new[] { only == null ? null : "--name " + only, version == null ? null : "--version " + version }.OfType<string>())}: no such packed model in {layout.Root}. Run 'harden model pack' first.");
+        if (models.Count == 0) throw new HardenException($"{layout.Root} holds no packed models. Run 'harden model pack' first.");
+        var twice = models.GroupBy(m => m.Name).FirstOrDefault(g => g.Count() > 1);
+        if (twice != null)
+            throw new HardenException($"{layout.Root}: model '{twice.Key}' is packed in several versions ({string.Join(", ", twice.Select(m => m.Version))}); push one with --name {twice.Key} --version V (artifacts/models.json records one version per model)");
+        return models.OrderBy(m => m.Name, StringComparer.Ordinal).ToList();
+    }
+
+    private static string VersionOf(string refName) => refName[(refName.LastIndexOf(':') + 1)..];
+
+    public async Task<IReadOnlyList<PushedModel>> PushAsync(IReadOnlyList<PackedModelTag> models, IProgress<BlobProgress>? progress = null, CancellationToken ct = default)
+    {
+        var results = await _pusher.PushAsync(
+            models.Select(m => new ImageToPush(RepositoryPrefix + m.Name, [m.Version], m.Manifest)), progress, ct).ConfigureAwait(false);
+        return models.Zip(results, (m, r) => new PushedModel
+        {
+            Name = m.Name,
+            Repository = r.Repository,
+            Version = m.Version,
+            Digest = r.IndexDigest,
+            Reference = _target.Reference(r.Repository, r.IndexDigest).ToString(),
+            MlBom = MlBomPath(m.Name),
+        }).ToList();
+    }
+
+    /// <summary>The ML-BOM of a model, relative to the artifacts directory.</summary>
+    public static string MlBomPath(string name) => $"models/{name}.cdx.json";
+
+    /// <summary>The model layout inside an artifacts directory.</summary>
+    public static string LayoutPath(string artifacts) => Path.Combine(artifacts, "models", "oci");
+}

@@ -18,6 +18,21 @@ public interface IModelFetch
 }
 
 /// <summary>
+/// The verified fetch of <see cref="Model.ModelFetcher"/> (the one model verifier, also behind <c>harden model fetch</c>)
+/// from where <c>harden model push</c> recorded the model: signature and ML-BOM attestation by the key, ModelPack only,
+/// every layer digest and file SHA-256 of the signed manifest.
+/// </summary>
+public sealed class VerifiedModelFetch(Registry.IRegistry registry, System.Security.Cryptography.ECDsa publicKey) : IModelFetch
+{
+    public async Task FetchAsync(PinnedModel model, string into, CancellationToken ct)
+    {
+        var repository = model.PushedRepository ?? throw new HardenException($"model '{model.Name}': no pushed repository recorded; run 'harden model push'");
+        await new Model.ModelFetcher(registry, publicKey).FetchAsync(repository, Digest.Parse(model.Digest), into,
+            SignatureStoreAdmissionCheck.ModelRequirements, progress: null, ct);
+    }
+}
+
+/// <summary>
 /// <c>harden deploy --local</c>: runs a rendered Deployment's pod on the Docker engine with the manifest's own
 /// restrictions (through <see cref="PodToContainerSpec"/>: user, read-only root, dropped capabilities, memory, /tmp),
 /// waits for the manifest's probes and sends one generation request. The model: a pinned model (image volume or

@@ -67,15 +67,9 @@ public sealed class ModelServerIntegrityTests(ModelServerIntegrityTests.TinyMode
     private static (DeployWorkspace Ws, RenderedDeployment Cpu, PackedModel Packed) Pinned(string modelDir)
     {
         var ws = new DeployWorkspace();
-        var packed = new ModelPacker(OciLayout.OpenOrCreate(Path.Combine(ws.Artifacts, "models", "oci")))
-            .Pack(new ModelPackRequest(modelDir, "tiny-lm", "1", ModelCard.Empty));
-        ModelRecordFile.Save(ModelRecordFile.PathIn(ws.Artifacts), "oci:artifacts/registry", [new PushedModel
-        {
-            Name = "tiny-lm", Repository = "models/tiny-lm", Version = "1", Digest = packed.Manifest.Digest,
-            Reference = $"oci:artifacts/registry/models/tiny-lm@{packed.Manifest.Digest}", MlBom = "models/tiny-lm.cdx.json",
-        }]);
-        var cpu = Path.Combine(ws.DeployDir, "inference-cpu.yaml");
-        File.WriteAllText(cpu, File.ReadAllText(cpu).Replace("  claimName: inference-models\n", "  name: tiny-lm\n", StringComparison.Ordinal));
+        // The workspace's model replaced by the tiny model's files, packed by the real packer.
+        ws.PackModel(DeployWorkspace.ModelName, modelDir);
+        var packed = ws.Packed;
         var rendered = new DeployRenderer().Render(ws.Options() with { Name = "inference-cpu" }).Deployments.Single();
         Assert.NotNull(rendered.Model);
         return (ws, rendered, packed);

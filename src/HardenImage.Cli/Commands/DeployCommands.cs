@@ -118,11 +118,17 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
                        ?? throw new HardenImage.Common.HardenException($"--local: no rendered deployment '{name}' (rendered: {string.Join(", ", result.Deployments.Select(d => d.Description.Name))}). Pass --name.");
         using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
         await engine.PingAsync(cancellationToken);
+        // A pinned model is fetched and verified from where 'harden model push' put it (Docker 20.10 has no image volumes).
+        using var fetchServices = new RegistryServices(AwsCommandOptions.From(null, null, null));
+        using var fetchKey = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
+        IModelFetch? modelFetch = rendered.Model?.PushedRegistry is { } pushedTo
+            ? new VerifiedModelFetch(fetchServices.CreateRegistry(Registry.RegistryTarget.Parse(pushedTo), settings.Insecure), fetchKey)
+            : null;
         IReadOnlyList<LocalCheck> checks = [];
         await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>
         {
             var progress = new Progress<string>(m => ctx.Status(Markup.Escape(m)));
-            checks = await new LocalDeployRunner(engine, settings.Artifacts).RunAsync(rendered, settings.ModelDir, progress, cancellationToken);
+            checks = await new LocalDeployRunner(engine, settings.Artifacts, modelFetch).RunAsync(rendered, settings.ModelDir, progress, cancellationToken);
         });
         var t = new Table().Title($"{name} on the local engine").AddColumns("check", "result", "detail");
         foreach (var c in checks) t.AddRow(Markup.Escape(c.Name), c.Passed ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(c.Detail));
@@ -146,10 +152,16 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         using var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
         var registry = services.CreateRegistry(Registry.RegistryTarget.Parse(pushed.Registry), insecure);
         using var key = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
+        // Models are read from where 'harden model push' recorded them (artifacts/models.json), with the same key.
+        var models = HardenImage.Model.ModelRecordFile.Load(HardenImage.Model.ModelRecordFile.PathIn(options.ArtifactsDir));
+        var modelRegistry = models == null ? null
+            : models.Registry == pushed.Registry ? registry : services.CreateRegistry(Registry.RegistryTarget.Parse(models.Registry), insecure);
         var check = new SignatureStoreAdmissionCheck(image =>
                 pushed.Images.TryGetValue(image.Name, out var p) && p.Index == image.Digest
                     ? new Signing.RegistrySignatureStore(registry, p.Repository) : null,
-            key, pushed.Registry);
+            key, pushed.Registry,
+            model => modelRegistry != null && model.PushedRepository != null && models!.Models.TryGetValue(model.Name, out var m) && m.Digest == model.Digest
+                ? new Signing.RegistrySignatureStore(modelRegistry, model.PushedRepository) : null);
         return (await new DeployRenderer().RenderCheckAndWriteAsync(options, check, ct), pushed.Registry);
     }
 }

@@ -75,5 +75,15 @@ public static class ClusterThreatModel
         new(Stride.Spoofing, "the CEL ImageValidatingPolicy is used instead of the ClusterPolicy",
             "ImageValidatingPolicy: same scope, repositories, signature, SBOM and no-critical checks", "admission/kyverno-imagevalidatingpolicy.yaml", "ImageValidatingPolicy",
             "spec.attestors[].cosign.key.data"),
+        // Issue 16 (the model an image volume carries).
+        new(Stride.Spoofing, "a hijacked model is mounted through an image volume (verifyImages reads containers only)",
+            "ImageValidatingPolicy hardenimage-verify-models: image-volume extractor, digest, signature and ML-BOM", "admission/kyverno-imagevalidatingpolicy-models.yaml", "ImageValidatingPolicy",
+            "spec.images[].expression"),
+        new(Stride.Spoofing, "an image volume outside our pinned models is admitted",
+            "Kyverno restrict-model-volumes: image volumes only from our model repositories, by digest", "admission/kyverno-verify-images.yaml", "ClusterPolicy",
+            "spec.rules[].validate.pattern.spec.=(volumes)[]"),
+        new(Stride.Tampering, "the Deployment serves other weights than the pinned model",
+            "model pinned by manifest digest: image volume reference and MODEL_MANIFEST_DIGEST for the server's check", "<name>/02-deployment.yaml", "Deployment",
+            "spec.template.spec.volumes[].image.reference"),
     ];
 }

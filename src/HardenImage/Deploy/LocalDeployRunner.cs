@@ -18,6 +18,21 @@ public interface IModelFetch
 }
 
 /// <summary>
+/// The verified fetch of <see cref="Model.ModelFetcher"/> (the one model verifier, also behind <c>harden model fetch</c>)
+/// from where <c>harden model push</c> recorded the model: signature and ML-BOM attestation by the key, ModelPack only,
+/// every layer digest and file SHA-256 of the signed manifest.
+/// </summary>
+public sealed class VerifiedModelFetch(Registry.IRegistry registry, System.Security.Cryptography.ECDsa publicKey) : IModelFetch
+{
+    public async Task FetchAsync(PinnedModel model, string into, CancellationToken ct)
+    {
+        var repository = model.PushedRepository ?? throw new HardenException($"model '{model.Name}': no pushed repository recorded; run 'harden model push'");
+        await new Model.ModelFetcher(registry, publicKey).FetchAsync(repository, Digest.Parse(model.Digest), into,
+            SignatureStoreAdmissionCheck.ModelRequirements, progress: null, ct);
+    }
+}
+
+/// <summary>
 /// <c>harden deploy --local</c>: runs a rendered Deployment's pod on the Docker engine with the manifest's own
 /// restrictions (through <see cref="PodToContainerSpec"/>: user, read-only root, dropped capabilities, memory, /tmp),
 /// waits for the manifest's probes and sends one generation request. The model: a pinned model (image volume or
@@ -86,11 +101,22 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
             if (!loaded) await LoadAsync(layout, image, arch, tag, configDigest, progress, ct);
         }
         if (rendered.Model != null || model == null) await LoadAsync(layout, image, arch, tag, configDigest, progress, ct);
+        // Host network on a shared engine: the pod's port may be taken by another run, and a probe answered by someone
+        // else's server would pass. The container listens on a free loopback port instead (PORT, HOST).
+        var probes = pod.Probes;
+        if (env.ContainsKey("PORT"))
+        {
+            var free = SmokeRunner.FreePort();
+            var podPort = int.Parse(env["PORT"], System.Globalization.CultureInfo.InvariantCulture);
+            env["PORT"] = free.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            env["HOST"] = "127.0.0.1";
+            probes = probes.Select(p => p.Port == podPort ? p with { Port = free } : p).ToList();
+        }
         var spec = pod.Spec with { ReadOnlyMounts = mounts, Tmpfs = tmpfs, Env = env, Timeout = ProbeTimeout };
         progress?.Report($"starting {rendered.Description.Name}");
         await using var running = await engine.StartAsync(spec, ct);
         using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
-        foreach (var probe in pod.Probes.OrderBy(p => p.Kind == "liveness" ? 0 : 1))
+        foreach (var probe in probes.OrderBy(p => p.Kind == "liveness" ? 0 : 1))
         {
             var uri = new Uri($"http://127.0.0.1:{probe.Port}{probe.Path}");
             var clock = Stopwatch.StartNew();
@@ -119,7 +145,7 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
             checks.Add(new LocalCheck($"{probe.Kind} {probe.Path}", passed, detail));
             if (!passed) return checks;
         }
-        var port = pod.Probes.FirstOrDefault()?.Port ?? rendered.Description.Port;
+        var port = probes.FirstOrDefault()?.Port ?? rendered.Description.Port;
         var (ok, genDetail) = await SmokeInference.GenerateAsync(http, new Uri($"http://127.0.0.1:{port}"), knownAnswer, ct);
         checks.Add(new LocalCheck("POST /v1/generate", ok, genDetail));
         checks.Add(await ServedModelAsync(http, port, env.GetValueOrDefault(ModelPinning.DigestEnv), ct));

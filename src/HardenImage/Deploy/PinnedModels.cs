@@ -17,6 +17,11 @@ public sealed record PinnedModel(string Name, string Repository, string Digest, 
 
     /// <summary>The manifest as the <c>MODEL_MANIFEST</c> environment value (base64: byte-exact through YAML and env).</summary>
     public string ManifestBase64 => Convert.ToBase64String(Manifest);
+
+    /// <summary>Where <c>harden model push</c> put it (models.json <c>registry</c>): what a local verified fetch reads.</summary>
+    public string? PushedRegistry { get; init; }
+    /// <summary>The repository in <see cref="PushedRegistry"/> (models.json <c>repository</c>).</summary>
+    public string? PushedRepository { get; init; }
 }
 
 /// <summary>The contract between <c>harden deploy</c>, <c>harden model pack</c> and the inference server.</summary>
@@ -101,7 +106,7 @@ public static class ModelPinning
 /// </summary>
 public sealed partial class PinnedModels
 {
-    private readonly Dictionary<string, (string Repository, string Digest, string? LayoutRoot, string Source)> _models = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (string Repository, string Digest, string? LayoutRoot, string Source, string PushedRegistry, string PushedRepository)> _models = new(StringComparer.Ordinal);
     private readonly string _artifacts;
     private readonly string? _registry;
 
@@ -133,7 +138,7 @@ public sealed partial class PinnedModels
         }
         else repository = m.Repository;
         var manifest = ReadManifest(name, m.Digest, m.LayoutRoot, m.Repository);
-        return new PinnedModel(name, repository, m.Digest, manifest, m.Source);
+        return new PinnedModel(name, repository, m.Digest, manifest, m.Source) { PushedRegistry = m.PushedRegistry, PushedRepository = m.PushedRepository };
     }
 
     private byte[] ReadManifest(string name, string digest, string? layoutRoot, string repository)
@@ -184,7 +189,7 @@ public sealed partial class PinnedModels
                 if (host == null) throw new HardenException($"{path}: model '{name}' repository '{repository}' names no registry host and the file names no registry.");
                 repository = $"{host}/{repository}";
             }
-            _models[name] = (repository, entry.Digest, layoutRoot, path);
+            _models[name] = (repository, entry.Digest, layoutRoot, path, registry, entry.Repository);
         }
     }
 

@@ -48,6 +48,14 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
         var other => other.ToString().ToLowerInvariant(),
     };
 
+    /// <summary>A free loopback port (host-network containers share the machine's ports; also used by deploy --local).</summary>
+    internal static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
     /// <summary>The engine tag smoke loads an image under: named by content, so a kept image is reused safely.</summary>
     public static string TagFor(string image, string architecture, string configDigest) =>
         $"hardenimage-smoke/{image}:{architecture}-{Digest.Parse(configDigest).Hex[..12]}";
@@ -495,13 +503,6 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     return (SmokeStatus.Failed, $"no 200 from GET {uri} within {limit.TotalSeconds:0} s ({last})");
                 await Task.Delay(TimeSpan.FromMilliseconds(500), ct);
             }
-        }
-
-        private static int FreePort()
-        {
-            using var l = new TcpListener(IPAddress.Loopback, 0);
-            l.Start();
-            return ((IPEndPoint)l.LocalEndpoint).Port;
         }
 
         private void Report(string status) => progress?.Report(status);

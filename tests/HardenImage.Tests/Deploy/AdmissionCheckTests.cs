@@ -18,6 +18,9 @@ public sealed class AdmissionCheckTests
             Asked.Add((image, reference));
             return Task.FromResult(answer(reference));
         }
+
+        public Task<IReadOnlyList<string>> ModelFailuresAsync(PinnedModel model, CancellationToken ct = default) =>
+            Task.FromResult(answer(model.Reference)); // the model's own questions: ModelPinningRenderTests
     }
 
     [Fact]

@@ -31,6 +31,37 @@ internal sealed class DeployWorkspace : IDisposable
         }
         foreach (var f in Directory.EnumerateFiles(Path.Combine(RepoRoot.Find(), "deploy"), "*.yaml"))
             File.Copy(f, Path.Combine(DeployDir, Path.GetFileName(f)));
+        PackModel(ModelName);
+    }
+
+    /// <summary>The model the shipped descriptions pin (deploy/*.yaml model.name).</summary>
+    public const string ModelName = "tiny-lm";
+
+    /// <summary>The packed model: ModelPacker into artifacts/models/oci, recorded in models.json as pushed to oci:artifacts/registry.</summary>
+    public HardenImage.Model.PackedModel Packed { get; private set; } = null!;
+
+    public string ModelSourceDir => _dir.Combine("model-src");
+
+    public string ModelRepository => $"{Registry}/models/{ModelName}";
+
+    /// <summary>Packs <paramref name="from"/> (default: a small model with a sub-directory, written here) as <paramref name="name"/>, replacing the record.</summary>
+    public void PackModel(string name, string? from = null)
+    {
+        if (from == null)
+        {
+            from = ModelSourceDir;
+            Directory.CreateDirectory(Path.Combine(from, "neff"));
+            File.WriteAllBytes(Path.Combine(from, "model.pt"), System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(name)));
+            File.WriteAllText(Path.Combine(from, "tokenizer.json"), "{\"vocab\":[\"a\",\"b\"]}");
+            File.WriteAllBytes(Path.Combine(from, "neff", "graph.neff"), new byte[512]);
+        }
+        var layout = HardenImage.Oci.OciLayout.OpenOrCreate(Path.Combine(Artifacts, "models", "oci"));
+        Packed = new HardenImage.Model.ModelPacker(layout).Pack(new HardenImage.Model.ModelPackRequest(from, name, "1", HardenImage.Model.ModelCard.Empty));
+        HardenImage.Model.ModelRecordFile.Save(HardenImage.Model.ModelRecordFile.PathIn(Artifacts), "oci:artifacts/registry", [new HardenImage.Model.PushedModel
+        {
+            Name = name, Repository = $"models/{name}", Version = "1", Digest = Packed.Manifest.Digest,
+            Reference = $"oci:artifacts/registry/models/{name}@{Packed.Manifest.Digest}", MlBom = $"models/{name}.cdx.json",
+        }]);
     }
 
     public string Root => _dir.Path;

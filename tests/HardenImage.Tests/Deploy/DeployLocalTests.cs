@@ -25,9 +25,16 @@ public sealed class DeployLocalTests
         // Render into a scratch artifacts copy of the build metadata so the repository's artifacts/deploy is untouched.
         Directory.CreateDirectory(output);
         File.Copy(Path.Combine(artifacts, "build.json"), Path.Combine(output, "build.json"));
+        // No packed model here (ModelServerIntegrityTests pins one): the bare-claim form, where the runner makes a tiny
+        // model inside the image and pins it on the spot.
+        var deployDir = keys.Combine("deploy");
+        Directory.CreateDirectory(deployDir);
+        var description = File.ReadAllText(Path.Combine(root, "deploy", "inference-cpu.yaml"));
+        var modelLine = description.Split('\n').Single(l => l.StartsWith("  name: tiny-lm", StringComparison.Ordinal));
+        File.WriteAllText(Path.Combine(deployDir, "inference-cpu.yaml"), description.Replace(modelLine, "  claimName: inference-models", StringComparison.Ordinal));
         var result = new DeployRenderer().RenderAndWrite(new DeployOptions
         {
-            DeployDir = Path.Combine(root, "deploy"), ArtifactsDir = output, Registry = "registry.example.com/hardened",
+            DeployDir = deployDir, ArtifactsDir = output, Registry = "registry.example.com/hardened",
             PublicKey = pub, Name = "inference-cpu",
         });
         var rendered = Assert.Single(result.Deployments);
@@ -36,5 +43,6 @@ public sealed class DeployLocalTests
         Assert.True(checks.All(c => c.Passed), string.Join("\n", checks.Select(c => $"{c.Name}: {c.Passed} {c.Detail}")));
         Assert.Contains(checks, c => c.Name.StartsWith("readiness", StringComparison.Ordinal));
         Assert.Contains(checks, c => c.Name == "POST /v1/generate" && c.Detail.Contains("mnopqrst"));
+        Assert.Contains(checks, c => c.Name == "served model digest" && c.Passed);
     }
 }

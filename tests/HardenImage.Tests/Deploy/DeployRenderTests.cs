@@ -182,8 +182,7 @@ public sealed class DeployRenderTests
 
         ws.WriteBuildJson([("inference-cpu", Index("65532:65532")), ("inference-cuda", Index("65532:65532")), ("inference-cuda-debian", Index("65532:65532")), ("inference-neuron", Index("65532"))]);
         var ok = new DeployRenderer().Render(ws.Options());
-        // The shipped descriptions' bare model claims warn that nothing pins the model (issue 16); no user warning.
-        Assert.DoesNotContain(ok.Warnings, w => !w.Contains("model.claimName", StringComparison.Ordinal));
+        Assert.Empty(ok.Warnings);
     }
 
     [Fact]
@@ -257,7 +256,8 @@ public sealed class DeployRenderTests
         Assert.Equal("rw,nosuid,nodev,size=268435456", run.Spec.Tmpfs["/tmp"]);
         Assert.Equal("/models", run.Spec.Env["MODEL_DIR"]);
         Assert.Equal("8080", run.Spec.Env["PORT"]);
-        Assert.Equal(["inference-models:/models"], run.PersistentVolumeClaims);
+        Assert.Empty(run.PersistentVolumeClaims);
+        Assert.Equal([$"{ws.ModelRepository}@{ws.Packed.Manifest.Digest}:/models"], run.ImageVolumes);
         Assert.Contains(new LocalProbe("liveness", "/healthz", 8080), run.Probes);
         Assert.Contains(new LocalProbe("readiness", "/readyz", 8080), run.Probes);
     }

@@ -78,7 +78,7 @@ public sealed class ManifestSchemaValidationTests(SchemaFixture fixture) : IClas
         noKey["spec"]!["authorities"]![0]!["key"]!["hashAlgorithm"] = 256;
         Assert.NotEmpty(_schemas.Validate(noKey));
 
-        var ivpol = result.AdmissionPolicies.Single(o => o.Kind == "ImageValidatingPolicy").Document;
+        var ivpol = result.AdmissionPolicies.Single(o => o.FileName == "kyverno-imagevalidatingpolicy.yaml").Document;
         Assert.Equal("policies.kyverno.io/v1", (string)ivpol["apiVersion"]!);
         Assert.Empty(_schemas.Validate(ivpol));
         var badAction = ivpol.DeepClone();

@@ -108,7 +108,10 @@ public sealed class ModelAdmissionPolicyTests(SchemaFixture fixture) : IClassFix
     public void WithoutModels_EveryImageVolumeIsRefused_AndNoModelsPolicyMatchesEveryImage()
     {
         using var ws = new DeployWorkspace();
+        foreach (var file in Directory.EnumerateFiles(ws.DeployDir, "*.yaml"))
+            File.WriteAllText(file, Regex.Replace(File.ReadAllText(file), "(?m)^model:\n(  .*\n)+", ""));
         var result = new DeployRenderer().Render(ws.Options());
+        Assert.All(result.Deployments, d => Assert.Null(d.Model));
         // An ImageValidatingPolicy without matchImageReferences matches every image (matching.MatchImage): not rendered.
         Assert.DoesNotContain(result.AdmissionPolicies, o => o.FileName == "kyverno-imagevalidatingpolicy-models.yaml");
         var pattern = RestrictionPattern(Policy(result, "kyverno-imagevalidatingpolicy.yaml"));

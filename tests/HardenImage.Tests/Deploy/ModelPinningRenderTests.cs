@@ -8,43 +8,25 @@ using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Deploy;
 
-/// <summary>A deploy workspace with a model really packed (ModelPacker, artifacts/models/oci) and recorded (models.json).</summary>
+/// <summary>A deploy workspace (its model really packed, DeployWorkspace) whose inference-cpu mounts the model as <paramref name="mount"/>.</summary>
 internal sealed class ModelDeployWorkspace : IDisposable
 {
-    public const string ModelName = "tiny-lm";
-    private readonly TempDir _model = new("hi-model-src");
+    public const string ModelName = DeployWorkspace.ModelName;
 
-    public ModelDeployWorkspace(string mount = "image-volume", string registry = "oci:artifacts/registry")
+    public ModelDeployWorkspace(string mount = "image-volume")
     {
         Ws = new DeployWorkspace();
-        File.WriteAllBytes(_model.Combine("model.pt"), RandomNumberGenerator.GetBytes(4096));
-        File.WriteAllText(_model.Combine("tokenizer.json"), "{\"vocab\":[\"a\",\"b\"]}");
-        Directory.CreateDirectory(_model.Combine("neff"));
-        File.WriteAllBytes(_model.Combine("neff", "graph.neff"), RandomNumberGenerator.GetBytes(512));
-        var layout = OciLayout.OpenOrCreate(Path.Combine(Ws.Artifacts, "models", "oci"));
-        Packed = new ModelPacker(layout).Pack(new ModelPackRequest(_model.Path, ModelName, "1", ModelCard.Empty));
-        var repository = registry.StartsWith("oci:", StringComparison.Ordinal) ? $"models/{ModelName}" : $"{registry}/models/{ModelName}";
-        ModelRecordFile.Save(ModelRecordFile.PathIn(Ws.Artifacts), registry, [new PushedModel
-        {
-            Name = ModelName, Repository = repository, Version = "1", Digest = Packed.Manifest.Digest,
-            Reference = $"{repository}@{Packed.Manifest.Digest}", MlBom = $"models/{ModelName}.cdx.json",
-        }]);
         var cpu = Path.Combine(Ws.DeployDir, "inference-cpu.yaml");
         var text = File.ReadAllText(cpu);
-        Assert.Contains("  claimName: inference-models\n", text);
-        File.WriteAllText(cpu, text.Replace("  claimName: inference-models\n", $"  name: {ModelName}\n  mount: {mount}\n", StringComparison.Ordinal));
+        var line = text.Split('\n').Single(l => l.StartsWith($"  name: {ModelName}", StringComparison.Ordinal));
+        File.WriteAllText(cpu, text.Replace(line + "\n", $"  name: {ModelName}\n  mount: {mount}\n", StringComparison.Ordinal));
     }
 
     public DeployWorkspace Ws { get; }
-    public PackedModel Packed { get; }
-    public string ModelDir => _model.Path;
-    public string ModelRepository => $"{DeployWorkspace.Registry}/models/{ModelName}";
+    public PackedModel Packed => Ws.Packed;
+    public string ModelRepository => Ws.ModelRepository;
 
-    public void Dispose()
-    {
-        Ws.Dispose();
-        _model.Dispose();
-    }
+    public void Dispose() => Ws.Dispose();
 }
 
 /// <summary>
@@ -78,7 +60,7 @@ public sealed class ModelPinningRenderTests(SchemaFixture fixture) : IClassFixtu
         Assert.Equal(m.Packed.Manifest.Digest, env[ModelPinning.DigestEnv]);
         var manifest = Convert.FromBase64String(env[ModelPinning.ManifestEnv]);
         Assert.Equal(m.Packed.Manifest.Digest, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(manifest)));
-        Assert.Equal(3, JsonNode.Parse(manifest)!["layers"]!.AsArray().Count(l => l!["annotations"]![ModelPinning.FileSha256Annotation] != null));
+        Assert.Equal(3, JsonNode.Parse(manifest)!["layers"]!.AsArray().Count(l => l!["annotations"]![ModelPinning.FileSha256Annotation] != null)); // neff/graph.neff too
         Assert.Equal($"{m.ModelRepository}@{m.Packed.Manifest.Digest}",
             (string)cpu.Objects.Single(o => o.Kind == "Deployment").Document["spec"]!["template"]!["metadata"]!["annotations"]![ManifestRenderer.ModelAnnotation]!);
 
@@ -209,7 +191,9 @@ public sealed class ModelPinningRenderTests(SchemaFixture fixture) : IClassFixtu
         using var m = new ModelDeployWorkspace();
         var check = new ModelRecordingCheck(refuseModel: null);
         await new DeployRenderer().RenderCheckAndWriteAsync(m.Ws.Options(), check);
-        Assert.Equal([$"{m.ModelRepository}@{m.Packed.Manifest.Digest}"], check.Models);
+        // One question per deployment that pins it (the three shipped descriptions pin tiny-lm).
+        Assert.Equal(3, check.Models.Count);
+        Assert.Equal([$"{m.ModelRepository}@{m.Packed.Manifest.Digest}"], check.Models.Distinct());
         var output = Path.Combine(m.Ws.Artifacts, "deploy");
         var before = Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);
 

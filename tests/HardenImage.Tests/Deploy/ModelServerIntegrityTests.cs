@@ -3,6 +3,7 @@ using HardenImage.Deploy;
 using HardenImage.Model;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;
+using HardenImage.Tests.SignFlow;
 
 namespace HardenImage.Tests.Deploy;
 
@@ -67,15 +68,9 @@ public sealed class ModelServerIntegrityTests(ModelServerIntegrityTests.TinyMode
     private static (DeployWorkspace Ws, RenderedDeployment Cpu, PackedModel Packed) Pinned(string modelDir)
     {
         var ws = new DeployWorkspace();
-        var packed = new ModelPacker(OciLayout.OpenOrCreate(Path.Combine(ws.Artifacts, "models", "oci")))
-            .Pack(new ModelPackRequest(modelDir, "tiny-lm", "1", ModelCard.Empty));
-        ModelRecordFile.Save(ModelRecordFile.PathIn(ws.Artifacts), "oci:artifacts/registry", [new PushedModel
-        {
-            Name = "tiny-lm", Repository = "models/tiny-lm", Version = "1", Digest = packed.Manifest.Digest,
-            Reference = $"oci:artifacts/registry/models/tiny-lm@{packed.Manifest.Digest}", MlBom = "models/tiny-lm.cdx.json",
-        }]);
-        var cpu = Path.Combine(ws.DeployDir, "inference-cpu.yaml");
-        File.WriteAllText(cpu, File.ReadAllText(cpu).Replace("  claimName: inference-models\n", "  name: tiny-lm\n", StringComparison.Ordinal));
+        // The workspace's model replaced by the tiny model's files, packed by the real packer.
+        ws.PackModel(DeployWorkspace.ModelName, modelDir);
+        var packed = ws.Packed;
         var rendered = new DeployRenderer().Render(ws.Options() with { Name = "inference-cpu" }).Deployments.Single();
         Assert.NotNull(rendered.Model);
         return (ws, rendered, packed);
@@ -161,5 +156,92 @@ public sealed class ModelServerIntegrityTests(ModelServerIntegrityTests.TinyMode
         File.WriteAllText(Path.Combine(dir, "MANIFEST.sha256"), "0000  model.pt\n");
         var checks = await Runner().RunAsync(cpu, dir);
         AssertRefused(checks, "files not in the pinned manifest: MANIFEST.sha256");
+    }
+
+    /// <summary>
+    /// The tiny model packed, pushed to the layout registry and signed by the real CLI (the pipeline's Model task), and
+    /// inference-cpu rendered to pin it: what `deploy --local` fetches with <see cref="VerifiedModelFetch"/>.
+    /// </summary>
+    private (SignFlowWorkspace Ws, RenderedDeployment Cpu) PushedAndSigned()
+    {
+        var ws = new SignFlowWorkspace();
+        var dir = ws.Combine("models", "tiny-lm");
+        Directory.CreateDirectory(dir);
+        foreach (var f in Directory.EnumerateFiles(tiny.ModelDir)) File.Copy(f, Path.Combine(dir, Path.GetFileName(f)));
+        File.WriteAllText(ws.Combine("models", "tiny-lm.card.yaml"), "license: Apache-2.0\nintendedUse: tests\nlimitations: [toy]\ndatasets: [alphabet]\n");
+        ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1", "--card", "models/tiny-lm.card.yaml");
+        ws.HardenOk("model", "push");
+        ws.HardenOk("model", "sign");
+        // inference-cpu's digest (render only: the runner loads the image from the repository's artifacts).
+        File.Copy(Path.Combine(tiny.Artifacts, "build.json"), Path.Combine(ws.Artifacts, "build.json"), overwrite: true);
+        var deployDir = ws.Combine("deploy");
+        Directory.CreateDirectory(deployDir);
+        File.Copy(Path.Combine(RepoRoot.Find(), "deploy", "inference-cpu.yaml"), Path.Combine(deployDir, "inference-cpu.yaml"));
+        var cpu = new DeployRenderer().Render(new DeployOptions
+        {
+            DeployDir = deployDir, ArtifactsDir = ws.Artifacts, Registry = "registry.example.com/hardened", Name = "inference-cpu",
+        }).Deployments.Single();
+        Assert.Equal($"registry.example.com/hardened/models/tiny-lm@{cpu.Model!.Digest}", cpu.Model.Reference);
+        return (ws, cpu);
+    }
+
+    private LocalDeployRunner FetchingRunner(SignFlowWorkspace ws, string publicKey, out IDisposable key)
+    {
+        var ecdsa = HardenImage.Signing.PemKeys.ReadPublicKey(File.ReadAllText(publicKey), publicKey);
+        key = ecdsa;
+        var registry = new HardenImage.Registry.OciLayoutRegistry(ws.Combine("artifacts", "registry"));
+        return new LocalDeployRunner(tiny.Engine, tiny.Artifacts, new VerifiedModelFetch(registry, ecdsa)) { ProbeTimeout = TimeSpan.FromMinutes(3) };
+    }
+
+    [Fact]
+    public async Task DeployLocal_FetchesThePushedSignedModel_Verified_IntoAReadOnlyMount_AndServesIt()
+    {
+        var (ws, cpu) = PushedAndSigned();
+        using var _ = ws;
+        var runner = FetchingRunner(ws, ws.DevPublicKey, out var key);
+        using var __ = key;
+        var checks = await runner.RunAsync(cpu, modelDir: null);
+        Assert.True(checks.All(c => c.Passed), string.Join("\n", checks.Select(c => $"{c.Name}: {c.Passed} {c.Detail}")));
+        Assert.Equal("model-fetch", checks[0].Name);
+        Assert.Contains(checks, c => c.Name == "served model digest" && c.Detail.Contains(cpu.Model!.Digest));
+        Assert.Contains(checks, c => c.Name == "POST /v1/generate" && c.Detail.Contains(SmokeInference.ExpectedAnswer));
+    }
+
+    [Fact]
+    public async Task DeployLocal_FlippedByteInTheModelBlobInTheRegistry_StopsThePodBeforeItStarts()
+    {
+        var (ws, cpu) = PushedAndSigned();
+        using var _ = ws;
+        var layout = OciLayout.Open(ws.Combine("artifacts", "registry", "models", "tiny-lm"));
+        var manifest = layout.ReadJson<ImageManifest>(cpu.Model!.Digest);
+        var weights = manifest.Layers.OrderByDescending(l => l.Size).First();
+        var blob = layout.BlobPath(weights.Digest);
+        var bytes = File.ReadAllBytes(blob);
+        bytes[bytes.Length / 2] ^= 0x01;
+        File.SetAttributes(blob, FileAttributes.Normal);
+        File.WriteAllBytes(blob, bytes);
+        var runner = FetchingRunner(ws, ws.DevPublicKey, out var key);
+        using var __ = key;
+        var checks = await runner.RunAsync(cpu, modelDir: null);
+        var fetch = Assert.Single(checks);
+        Assert.Equal("model-fetch", fetch.Name);
+        Assert.False(fetch.Passed);
+        Assert.Contains(weights.Digest, fetch.Detail);
+        Assert.Contains("the pod was not started", fetch.Detail);
+    }
+
+    [Fact]
+    public async Task DeployLocal_ModelSignedByAnotherKey_StopsThePodBeforeItStarts()
+    {
+        var (ws, cpu) = PushedAndSigned();
+        using var _ = ws;
+        ws.HardenOk(new Dictionary<string, string> { ["HARDEN_KEY_PASSWORD"] = "" }, "keygen", "--output-dir", "other-key");
+        var runner = FetchingRunner(ws, ws.Combine("other-key", "cosign.pub"), out var key);
+        using var __ = key;
+        var checks = await runner.RunAsync(cpu, modelDir: null);
+        var fetch = Assert.Single(checks);
+        Assert.False(fetch.Passed);
+        Assert.Contains("refused, the model is not signed by this key", fetch.Detail);
+        Assert.Contains("the pod was not started", fetch.Detail);
     }
 }

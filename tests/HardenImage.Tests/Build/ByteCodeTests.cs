@@ -102,8 +102,7 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         foreach (var (path, entry) in _w.OwnLayer("app", "amd64").Concat(_w.OwnLayer("python", "amd64")).Where(kv => kv.Key.EndsWith(".pyc", StringComparison.Ordinal)))
         {
             var text = Encoding.Latin1.GetString(entry.Content);
-            Assert.DoesNotContain("hi-bytecode", text);
-            Assert.DoesNotContain(Path.GetTempPath().TrimEnd('/'), text);
+            Assert.DoesNotContain("hi-bytecode-", text); // the interpreter's tree and the job directory
             Assert.DoesNotContain(_w.Cache, text);
         }
         // Read back by the interpreter itself: every code object, nested ones included, names the file as the image has it.

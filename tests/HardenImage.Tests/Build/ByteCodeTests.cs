@@ -26,7 +26,8 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         var (outcome, _) = await _w.BuildAsync();
         var app = _w.OwnLayer("app", "amd64");
         var python = _w.OwnLayer("python", "amd64");
-        foreach (var pyc in new[] { GoodPyc, "usr/lib/python3/dist-packages/good/__pycache__/__init__." + Tag + ".pyc", "app/__pycache__/server." + Tag + ".pyc" })
+        foreach (var pyc in new[] { GoodPyc, "usr/lib/python3/dist-packages/good/__pycache__/__init__." + Tag + ".pyc", "app/__pycache__/server." + Tag + ".pyc",
+                     "usr/lib/python3/dist-packages/good/__pycache__/linked." + Tag + ".pyc" })
         {
             Assert.True(app.ContainsKey(pyc), pyc);
             // PEP 552 flags word: bit 0 hash-based, bit 1 check_source.
@@ -35,8 +36,8 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         Assert.Equal(new byte[] { 3, 0, 0, 0 }, python["usr/lib/python3.13/__pycache__/os." + Tag + ".pyc"].Content[4..8]);
         // Debian leaves a package's private directories alone (py3compile -p compiles the public ones).
         Assert.DoesNotContain(app.Keys, k => k.StartsWith("usr/share/good/__pycache__", StringComparison.Ordinal));
-        // Read-only for everyone but root, like its source.
-        Assert.Equal((UnixFileMode)Convert.ToInt32("644", 8), app[GoodPyc].Mode);
+        // Readable like its source, writable by no one; the symlinked sitecustomize.py gets its .pyc at the link.
+        Assert.Equal((UnixFileMode)Convert.ToInt32("444", 8), app[GoodPyc].Mode);
         var report = outcome.Report.Single(r => r is { Image: "app", Architecture: "amd64" }).Hardening;
         Assert.Contains(report, a => a is { Transform: "byte-code", Action: "generated", Path: "usr/lib/python3/dist-packages/good/__pycache__" });
     }

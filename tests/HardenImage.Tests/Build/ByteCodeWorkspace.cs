@@ -40,7 +40,9 @@ public sealed class ByteCodeRepository : IAsyncLifetime
             new FakePackage("python3-good", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/good/__init__.py", "")
                 .WithFile("/usr/lib/python3/dist-packages/good/mod.py", "ANSWER = 'packaged'\ndef where():\n    import sys\n    return sys._getframe().f_code.co_filename\n")
-                .WithFile("/usr/share/good/private.py", "this is not python at all ((\n"),
+                .WithFile("/usr/share/good/private.py", "this is not python at all ((\n")
+                .WithFile("/usr/share/good/linked_target.py", "LINKED = True\n")
+                .WithSymlink("/usr/lib/python3/dist-packages/good/linked.py", "/usr/share/good/linked_target.py"),
             new FakePackage("python3-broken", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/broken/__init__.py", "")
                 .WithFile("/usr/lib/python3/dist-packages/broken/ok.py", "VALUE = 1\n")

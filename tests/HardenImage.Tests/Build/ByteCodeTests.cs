@@ -79,6 +79,22 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task Pyc_DependsOnlyOnItsFile_NotOnWhatTheSameCompilerCompiledBefore()
+    {
+        const string b = "usr/lib/python3/dist-packages/twins/__pycache__/b." + Tag + ".pyc";
+        _w.WriteImage("twins", "name: twins\nfrom: python\npackages: [python3-twins]\n");
+        await _w.BuildAsync();
+        var afterItsTwin = _w.OwnLayer("twins", "amd64")[b].Content;
+
+        File.Delete(Path.Combine(_w.ImagesDir, "twins.yaml"));
+        _w.WriteImage("twin", "name: twin\nfrom: python\npackages: [python3-twin-b]\n");
+        var alone = _w.Combine("alone");
+        var (_, builder) = await _w.BuildAsync(Path.Combine(alone, "artifacts"), Path.Combine(alone, "cache"));
+        Assert.True(builder.ByteCodeCompilers.Sum(c => c.CompiledCount) > 0); // compiled afresh, not from the first cache
+        Assert.Equal(afterItsTwin, _w.OwnLayer("twin", "amd64", Path.Combine(alone, "artifacts"))[b].Content);
+    }
+
+    [Fact]
     public async Task ForgedByteCodeCacheEntry_IsCompiledAgain_NotTrusted()
     {
         var (first, _) = await _w.BuildAsync();

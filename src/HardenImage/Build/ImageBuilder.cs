@@ -148,8 +148,8 @@ public sealed class ImageBuilder
         }
         finally
         {
+            // Their temporary interpreter trees go; the compilers stay listed (ByteCodeCompilers) and would write them again.
             foreach (var python in _pythons.Values.Where(p => p.IsValueCreated)) python.Value.Dispose();
-            _pythons.Clear();
         }
     }
 

@@ -26,7 +26,8 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         var (outcome, _) = await _w.BuildAsync();
         var app = _w.OwnLayer("app", "amd64");
         var python = _w.OwnLayer("python", "amd64");
-        foreach (var pyc in new[] { GoodPyc, "usr/lib/python3/dist-packages/good/__pycache__/__init__." + Tag + ".pyc", "app/__pycache__/server." + Tag + ".pyc" })
+        foreach (var pyc in new[] { GoodPyc, "usr/lib/python3/dist-packages/good/__pycache__/__init__." + Tag + ".pyc", "app/__pycache__/server." + Tag + ".pyc",
+                     "usr/lib/python3/dist-packages/good/__pycache__/linked." + Tag + ".pyc" })
         {
             Assert.True(app.ContainsKey(pyc), pyc);
             // PEP 552 flags word: bit 0 hash-based, bit 1 check_source.
@@ -35,8 +36,8 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         Assert.Equal(new byte[] { 3, 0, 0, 0 }, python["usr/lib/python3.13/__pycache__/os." + Tag + ".pyc"].Content[4..8]);
         // Debian leaves a package's private directories alone (py3compile -p compiles the public ones).
         Assert.DoesNotContain(app.Keys, k => k.StartsWith("usr/share/good/__pycache__", StringComparison.Ordinal));
-        // Read-only for everyone but root, like its source.
-        Assert.Equal((UnixFileMode)Convert.ToInt32("644", 8), app[GoodPyc].Mode);
+        // Readable like its source, writable by no one; the symlinked sitecustomize.py gets its .pyc at the link.
+        Assert.Equal((UnixFileMode)Convert.ToInt32("444", 8), app[GoodPyc].Mode);
         var report = outcome.Report.Single(r => r is { Image: "app", Architecture: "amd64" }).Hardening;
         Assert.Contains(report, a => a is { Transform: "byte-code", Action: "generated", Path: "usr/lib/python3/dist-packages/good/__pycache__" });
     }
@@ -78,6 +79,22 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task Pyc_DependsOnlyOnItsFile_NotOnWhatTheSameCompilerCompiledBefore()
+    {
+        const string b = "usr/lib/python3/dist-packages/twins/__pycache__/b." + Tag + ".pyc";
+        _w.WriteImage("twins", "name: twins\nfrom: python\npackages: [python3-twins]\n");
+        await _w.BuildAsync();
+        var afterItsTwin = _w.OwnLayer("twins", "amd64")[b].Content;
+
+        File.Delete(Path.Combine(_w.ImagesDir, "twins.yaml"));
+        _w.WriteImage("twin", "name: twin\nfrom: python\npackages: [python3-twin-b]\n");
+        var alone = _w.Combine("alone");
+        var (_, builder) = await _w.BuildAsync(Path.Combine(alone, "artifacts"), Path.Combine(alone, "cache"));
+        Assert.True(builder.ByteCodeCompilers.Sum(c => c.CompiledCount) > 0); // compiled afresh, not from the first cache
+        Assert.Equal(afterItsTwin, _w.OwnLayer("twin", "amd64", Path.Combine(alone, "artifacts"))[b].Content);
+    }
+
+    [Fact]
     public async Task ForgedByteCodeCacheEntry_IsCompiledAgain_NotTrusted()
     {
         var (first, _) = await _w.BuildAsync();
@@ -102,8 +119,7 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         foreach (var (path, entry) in _w.OwnLayer("app", "amd64").Concat(_w.OwnLayer("python", "amd64")).Where(kv => kv.Key.EndsWith(".pyc", StringComparison.Ordinal)))
         {
             var text = Encoding.Latin1.GetString(entry.Content);
-            Assert.DoesNotContain("hi-bytecode", text);
-            Assert.DoesNotContain(Path.GetTempPath().TrimEnd('/'), text);
+            Assert.DoesNotContain("hi-bytecode-", text); // the interpreter's tree and the job directory
             Assert.DoesNotContain(_w.Cache, text);
         }
         // Read back by the interpreter itself: every code object, nested ones included, names the file as the image has it.

@@ -20,6 +20,7 @@ public sealed class ByteCodeRepository : IAsyncLifetime
 {
     private static readonly string[] InterpreterPackages = ["libc6", "zlib1g", "libexpat1", "libpython3.13-minimal", "python3.13-minimal"];
     public const string StandIn = "arm64 stand-in: never executed on this machine\n";
+    private const string TwinSource = "class NewType:\n    def __mro_entries__(self, bases):\n        class Dummy:\n            pass\n        return (Dummy,)\n";
     private readonly TempDir _dir = new("hi-bytecode-repo");
 
     public AptRepositoryFixture Repo { get; private set; } = null!;
@@ -40,11 +41,20 @@ public sealed class ByteCodeRepository : IAsyncLifetime
             new FakePackage("python3-good", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/good/__init__.py", "")
                 .WithFile("/usr/lib/python3/dist-packages/good/mod.py", "ANSWER = 'packaged'\ndef where():\n    import sys\n    return sys._getframe().f_code.co_filename\n")
-                .WithFile("/usr/share/good/private.py", "this is not python at all ((\n"),
+                .WithFile("/usr/share/good/private.py", "this is not python at all ((\n")
+                .WithFile("/usr/share/good/linked_target.py", "LINKED = True\n")
+                .WithSymlink("/usr/lib/python3/dist-packages/good/linked.py", "/usr/share/good/linked_target.py"),
             new FakePackage("python3-broken", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/broken/__init__.py", "")
                 .WithFile("/usr/lib/python3/dist-packages/broken/ok.py", "VALUE = 1\n")
                 .WithFile("/usr/lib/python3/dist-packages/broken/py2only.py", "print 'python 2 only'\n"),
+            // Two modules with one nested class qualname ("NewType.__mro_entries__.<locals>.Dummy", as typing.py and
+            // typing_extensions.py have): compiled in one process, the second one's bytes depended on the first.
+            new FakePackage("python3-twins", "1.0-1", "all")
+                .WithFile("/usr/lib/python3/dist-packages/twins/a.py", TwinSource)
+                .WithFile("/usr/lib/python3/dist-packages/twins/b.py", TwinSource),
+            new FakePackage("python3-twin-b", "1.0-1", "all")
+                .WithFile("/usr/lib/python3/dist-packages/twins/b.py", TwinSource),
             new FakePackage("python3-broken-too", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/brokentoo/bad.py", "def f(:\n    pass\n"));
         Repo.ReleaseDate = new DateTimeOffset(2025, 8, 10, 0, 0, 0, TimeSpan.Zero);

@@ -27,10 +27,11 @@ public sealed class PythonByteCode : IHardeningTransform
             return;
         }
         if (context.Python is not { } python) return;
-        var sources = SourcesOf(tree, python.Version);
+        var sources = SourcesOf(tree, context, python.Version);
         if (sources.Count == 0) return;
-        var compiled = python.Compile(sources.Select(n => new PythonSource(n.Path, n.ContentSha256!, n.Size)).ToList());
-        var owners = sources.ToDictionary(n => n.Path, n => n.Owner, StringComparer.Ordinal);
+        var compiled = python.Compile(sources.Select(s => new PythonSource(s.At.Path, s.Content.ContentSha256!, s.Content.Size)).ToList());
+        var owners = sources.ToDictionary(s => s.At.Path, s => s.At.Owner, StringComparer.Ordinal);
+        var contents = sources.ToDictionary(s => s.At.Path, s => s.Content, StringComparer.Ordinal);
 
         var refused = new List<string>();
         var perDirectory = new SortedDictionary<string, int>(StringComparer.Ordinal);
@@ -48,15 +49,15 @@ public sealed class PythonByteCode : IHardeningTransform
             var cache = (dir.Length == 0 ? "" : dir + "/") + "__pycache__";
             var module = Path.GetFileNameWithoutExtension(path);
             var pyc = $"{cache}/{module}.{python.CacheTag}.pyc";
-            var source = tree.Get(path)!;
+            var source = contents[path];
             if (tree.Resolve(cache) is { Type: not FsNodeType.Directory } blocker)
                 throw new HardenException($"image {context.Image.Name}: /{cache} (from {blocker.Owner}) is not a directory, so the byte-code of /{path} cannot be written; remove it (remove:) or set allow: {{noByteCode: true}}.");
             if (tree.Resolve(cache) == null)
-                tree.Set(new FsNode { Path = cache, Type = FsNodeType.Directory, Mode = 493, Uid = source.Uid, Gid = source.Gid, Owner = "harden:" + Name });
-            // Same owner and read bits as its source; a .pyc a package or payload shipped at this name is replaced.
+                tree.Set(new FsNode { Path = cache, Type = FsNodeType.Directory, Mode = 493, Owner = "harden:" + Name });
+            // Readable by whoever reads its source, writable by no one; a .pyc a package or payload shipped at this name is replaced.
             tree.Set(new FsNode
             {
-                Path = pyc, Type = FsNodeType.File, Mode = source.Mode & 0b110_100_100, Uid = source.Uid, Gid = source.Gid,
+                Path = pyc, Type = FsNodeType.File, Mode = source.Mode & 0b100_100_100, Uid = source.Uid, Gid = source.Gid,
                 Size = c.PycSize, ContentSha256 = c.PycSha256, Owner = "harden:" + Name,
             });
             perDirectory[cache] = perDirectory.GetValueOrDefault(cache) + 1;
@@ -75,19 +76,27 @@ public sealed class PythonByteCode : IHardeningTransform
     }
 
     /// <summary>
-    /// The layer's regular .py files where Python imports from: the interpreter's own library (this version
-    /// only), dist-packages and site-packages, and payload (files:). Debian compiles the same public
-    /// directories (py3compile -p); private directories of packages are left as they ship.
+    /// The layer's .py files where Python imports from: the interpreter's own library (this version only),
+    /// dist-packages and site-packages, and payload (files:). Debian compiles the same public directories
+    /// (py3compile -p); private directories of packages are left as they ship. A symlinked module (Debian's
+    /// sitecustomize.py → /etc/python3.X/sitecustomize.py) is compiled at the link, from the file it ends at
+    /// in the image: that is where Python looks for its __pycache__ and what it hashes.
     /// </summary>
-    internal static List<FsNode> SourcesOf(FsTree tree, string version)
+    internal static List<(FsNode At, FsNode Content)> SourcesOf(FsTree tree, HardeningContext context, string version)
     {
         var library = new Regex($"^usr/(lib/python3/dist-packages/|lib/python{Regex.Escape(version)}/|local/lib/python{Regex.Escape(version)}/(dist|site)-packages/)",
             RegexOptions.CultureInvariant);
-        return tree.Nodes
-            .Where(n => n is { Type: FsNodeType.File, ContentSha256: not null } && n.Path.EndsWith(".py", StringComparison.Ordinal)
-                        && !n.Path.Contains("/__pycache__/", StringComparison.Ordinal)
-                        && (library.IsMatch(n.Path) || n.Owner.StartsWith("payload:", StringComparison.Ordinal)))
-            .OrderBy(n => n.Path, StringComparer.Ordinal).ToList();
+        var identity = new ExecutableIdentity(tree, context);
+        var result = new List<(FsNode, FsNode)>();
+        foreach (var n in tree.Nodes.Where(n => n.Type is FsNodeType.File or FsNodeType.Symlink && n.Path.EndsWith(".py", StringComparison.Ordinal)
+                                                && !n.Path.Contains("/__pycache__/", StringComparison.Ordinal)
+                                                && (library.IsMatch(n.Path) || n.Owner.StartsWith("payload:", StringComparison.Ordinal)))
+                     .OrderBy(n => n.Path, StringComparer.Ordinal))
+        {
+            var content = n.Type == FsNodeType.File ? n : identity.Follow(n.Path) is { } target ? tree.Resolve(target) : null;
+            if (content is { Type: FsNodeType.File, ContentSha256: not null }) result.Add((n, content));
+        }
+        return result;
     }
 
     private static bool Allowed(ImageDefinition image, string owner, string path) =>

@@ -34,9 +34,11 @@ public sealed record InterpreterPackage(string Name, string DebSha256, IReadOnly
 /// <para>
 /// Determinism: the .pyc is hash-based (PEP 552), so no timestamp; the code object is compiled with the in-image
 /// path as its file name (no temporary path leaks into tracebacks); PYTHONHASHSEED=0 fixes set/frozenset order;
-/// and the marshalled code is loaded and marshalled again, because marshal sets FLAG_REF on any object whose
-/// reference count happens to exceed one (CPython gh-78274, uv #10619): a round trip leaves only the references
-/// the code really shares, so the bytes do not depend on what else the compiling process held.
+/// each file is compiled in a forked copy of one fixed interpreter state, because marshal writes whether a string
+/// is interned, and an equal string interned by an earlier compile in the same process changes that (measured:
+/// typing_extensions.py compiled after typing.py gave other bytes); and the marshalled code is loaded and
+/// marshalled again, because marshal sets FLAG_REF on any object whose reference count happens to exceed one
+/// (CPython gh-78274, uv #10619). So a file's bytes depend on the file, its path and the interpreter only.
 /// </para>
 /// Results are cached content-addressed by interpreter identity, mode, image path and source hash (the pointer
 /// sealed with the cache key, the .pyc in the verified content store), so a warm build compiles nothing.
@@ -129,14 +131,32 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 using (var output = File.Create(src)) input.CopyTo(output);
                 files.Add([src, "/" + work[n].Source.ImagePath, Path.Combine(job, $"{n}.pyc")]);
             }
-            var request = Path.Combine(job, "request.json");
-            File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = files }));
             var driver = Path.Combine(job, "driver.py");
             File.WriteAllText(driver, Driver);
-            var stdout = RunInterpreter(root, driver, request, ct);
-            Dictionary<string, string> errors;
-            try { errors = JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"); }
-            catch (JsonException e) { throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}"); }
+            // One interpreter per core on contiguous slices: each file's bytes do not depend on which process, or
+            // with which others, compiled it (the marshal round trip), so the split only changes the time taken.
+            var workers = work.Count < 200 ? 1 : Math.Clamp(Environment.ProcessorCount, 1, 4);
+            var slice = (work.Count + workers - 1) / workers;
+            var errors = new Dictionary<string, string>(StringComparer.Ordinal);
+            var answers = Enumerable.Range(0, workers).Select(w => (Start: w * slice, End: Math.Min(work.Count, (w + 1) * slice))).Where(r => r.Start < r.End)
+                .Select(r => Task.Run(() =>
+                {
+                    var request = Path.Combine(job, $"request-{r.Start}.json");
+                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = files[r.Start..r.End] }));
+                    return (r.Start, Stdout: RunInterpreter(root, driver, request, ct));
+                }, ct)).ToArray();
+            foreach (var (start, stdout) in Task.WhenAll(answers).GetAwaiter().GetResult())
+            {
+                try
+                {
+                    foreach (var (n, error) in JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"))
+                        errors[(start + int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)).ToString(System.Globalization.CultureInfo.InvariantCulture)] = error;
+                }
+                catch (Exception e) when (e is JsonException or FormatException)
+                {
+                    throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}");
+                }
+            }
             CompiledCount += work.Count - errors.Count;
             var results = new List<(int, CompiledSource)>();
             for (var n = 0; n < work.Count; n++)
@@ -241,24 +261,43 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     /// (flags bit 0 = hash-based, bit 1 = check_source), and reports the files it could not compile.
     /// </summary>
     internal const string Driver = """
-        import json, marshal, sys
+        import json, marshal, os, sys
         from importlib.util import MAGIC_NUMBER, source_hash
         with open(sys.argv[1], encoding="utf-8") as f:
             request = json.load(f)
         flags = (0b01 | (0b10 if request["checked"] else 0)).to_bytes(4, "little")
-        errors = {}
-        for n, (source, image_path, out) in enumerate(request["files"]):
+
+        def compile_one(source, image_path, out):
             with open(source, "rb") as f:
                 data = f.read()
             try:
                 code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
             except (SyntaxError, ValueError) as e:
-                errors[str(n)] = f"{type(e).__name__}: {e}"
-                continue
+                with open(out + ".error", "w", encoding="utf-8") as f:
+                    f.write(f"{type(e).__name__}: {e}")
+                return
             # Load and dump again: FLAG_REF then marks only objects the code really shares (gh-78274).
             body = marshal.dumps(marshal.loads(marshal.dumps(code)))
             with open(out, "wb") as f:
                 f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
+
+        errors = {}
+        for n, (source, image_path, out) in enumerate(request["files"]):
+            # Each file in a fresh copy of this process: what an earlier compile interned (typing.py's
+            # "NewType.__mro_entries__.<locals>.Dummy" is typing_extensions' too) must not change its bytes.
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    compile_one(source, image_path, out)
+                    os._exit(0)
+                except BaseException:
+                    os._exit(3)
+            _, status = os.waitpid(pid, 0)
+            if status != 0:
+                sys.exit(f"compiling {image_path} failed (wait status {status})")
+            if os.path.exists(out + ".error"):
+                with open(out + ".error", encoding="utf-8") as f:
+                    errors[str(n)] = f.read()
         json.dump({"Errors": errors}, sys.stdout)
         """;
 }

@@ -96,7 +96,7 @@ Task("Test")
         {
             Configuration = Options.Configuration,
             NoBuild = true,
-            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive" : Options.TestFilter,
+            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive&Category!=ArchiveLive" : Options.TestFilter,
             Loggers = new[] { "console;verbosity=normal", "trx" },
             ResultsDirectory = "TestResults",
         };

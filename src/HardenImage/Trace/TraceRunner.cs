@@ -74,13 +74,23 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
             },
         });
         var report = await smoke.RunAsync(progress, ct);
+        return Conclude(options, report, definition.Packages.Select(ImageSet.PackageName).ToList(), packages, evidence, snapshotError);
+    }
+
+    /// <summary>
+    /// A proposal only from a workload that passed every check and was observed; otherwise the reason, with the
+    /// failed checks and their details, and no proposal.
+    /// </summary>
+    public static TraceReport Conclude(TraceOptions options, SmokeReport report, IReadOnlyCollection<string> requested,
+        List<TracedPackage>? packages, TraceEvidence? evidence, string? snapshotError)
+    {
         var failed = report.Results.Where(r => r.Status == SmokeStatus.Failed).ToList();
         if (failed.Count > 0)
             return new TraceReport(report, null, $"the workload failed ({string.Join("; ", failed.Select(f => $"{f.Check}: {f.Detail}"))}); no proposal is made from a failed run", new Dictionary<string, string>());
+        if (!report.Results.Any(r => r.Image == options.Image && r.Architecture == options.Architecture && r.Status == SmokeStatus.Passed))
+            return new TraceReport(report, null, $"{options.Image} ({options.Architecture}) was not run here: {string.Join("; ", report.Results.Select(r => r.Detail))}", new Dictionary<string, string>());
         if (packages == null || evidence == null)
             return new TraceReport(report, null, snapshotError ?? $"{options.Image} has no long-running workload (no http: smoke check and no MODEL_DIR) to observe", new Dictionary<string, string>());
-
-        var requested = definition.Packages.Select(ImageSet.PackageName).ToList();
         var proposal = SlimmingProposer.Propose(packages, requested, evidence, options.TryExclude, options.TryRemove);
         return new TraceReport(report, proposal, null, evidence.Loaded);
     }
@@ -144,98 +154,98 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
     /// </summary>
     public static List<TracedPackage> ReadPackages(string root, HashSet<string> own, string architecture)
     {
-            var dir = root + "/var/lib/dpkg/status.d";
-            var list = new List<TracedPackage>();
-            foreach (var control in Directory.GetFiles(dir).Where(f => !f.EndsWith(".md5sums", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
-            {
-                var name = Path.GetFileName(control);
-                var fields = Deb822.Parse(File.ReadAllText(control)).FirstOrDefault();
-                var depends = Relation.ParseField(fields?["Pre-Depends"])
-                    .Concat(Relation.ParseField(fields?["Depends"]))
-                    .Select(g => (IReadOnlyList<string>)g.Alternatives.Where(a => a.AppliesTo(architecture)).Select(a => a.Name).ToList())
-                    .Where(g => g.Count > 0).ToList();
-                var files = new List<string>();
-                long bytes = 0;
-                var md5 = Path.Combine(dir, name + ".md5sums");
-                if (File.Exists(md5))
-                    foreach (var line in File.ReadLines(md5))
-                    {
-                        var space = line.IndexOf("  ", StringComparison.Ordinal);
-                        if (space < 0) continue;
-                        var path = Normalize("/" + line[(space + 2)..]);
-                        var info = new FileInfo(root + "/" + path);
-                        if (!info.Exists || info.LinkTarget != null) continue; // removed by hardening or `remove:`
-                        files.Add(path);
-                        bytes += info.Length;
-                    }
-                list.Add(new TracedPackage(name, files, bytes, depends, own.Contains(name)));
-            }
-            return list;
+        var dir = root + "/var/lib/dpkg/status.d";
+        var list = new List<TracedPackage>();
+        foreach (var control in Directory.GetFiles(dir).Where(f => !f.EndsWith(".md5sums", StringComparison.Ordinal)).Order(StringComparer.Ordinal))
+        {
+            var name = Path.GetFileName(control);
+            var fields = Deb822.Parse(File.ReadAllText(control)).FirstOrDefault();
+            var depends = Relation.ParseField(fields?["Pre-Depends"])
+                .Concat(Relation.ParseField(fields?["Depends"]))
+                .Select(g => (IReadOnlyList<string>)g.Alternatives.Where(a => a.AppliesTo(architecture)).Select(a => a.Name).ToList())
+                .Where(g => g.Count > 0).ToList();
+            var files = new List<string>();
+            long bytes = 0;
+            var md5 = Path.Combine(dir, name + ".md5sums");
+            if (File.Exists(md5))
+                foreach (var line in File.ReadLines(md5))
+                {
+                    var space = line.IndexOf("  ", StringComparison.Ordinal);
+                    if (space < 0) continue;
+                    var path = Normalize("/" + line[(space + 2)..]);
+                    var info = new FileInfo(root + "/" + path);
+                    if (!info.Exists || info.LinkTarget != null) continue; // removed by hardening or `remove:`
+                    files.Add(path);
+                    bytes += info.Length;
+                }
+            list.Add(new TracedPackage(name, files, bytes, depends, own.Contains(name)));
         }
+        return list;
+    }
 
     private static TraceEvidence ReadEvidence(string _root, Dictionary<string, string> _loaded, List<TracedPackage> packages, string architecture)
     {
-            var triplet = architecture == "arm64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
-            string[] defaults = [$"usr/lib/{triplet}", "usr/lib", $"usr/lib/{triplet}/lapack", $"usr/lib/{triplet}/blas", $"usr/lib/{triplet}/openmpi/lib"];
-            var needed = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-            foreach (var file in packages.SelectMany(p => p.Files).Distinct(StringComparer.Ordinal))
-            {
-                ElfDynamicInfo? info;
-                try { info = ElfDynamicSection.Read(_root + "/" + file); }
-                catch (IOException) { continue; } // unreadable: it cannot have been loaded either
-                if (info == null || info.Needed.Count == 0) continue;
-                var origin = Path.GetDirectoryName(file)!.Replace('\\', '/');
-                var dirs = info.RunPath.Select(r => Normalize(r.Replace("$ORIGIN", "/" + origin).Replace("${ORIGIN}", "/" + origin)))
-                    .Concat(defaults).ToList();
-                var resolved = new List<string>();
-                foreach (var soname in info.Needed)
-                    foreach (var d in dirs)
-                        if (ResolveInRoot(_root, d + "/" + soname) is { } real) { resolved.Add(real); break; }
-                needed[file] = resolved;
-            }
-            return new TraceEvidence(new Dictionary<string, string>(_loaded, StringComparer.Ordinal), needed);
-        }
-
-        /// <summary>Follows symlinks inside the container's root (absolute targets stay in it); null when absent.</summary>
-        static string? ResolveInRoot(string root, string path)
+        var triplet = architecture == "arm64" ? "aarch64-linux-gnu" : "x86_64-linux-gnu";
+        string[] defaults = [$"usr/lib/{triplet}", "usr/lib", $"usr/lib/{triplet}/lapack", $"usr/lib/{triplet}/blas", $"usr/lib/{triplet}/openmpi/lib"];
+        var needed = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var file in packages.SelectMany(p => p.Files).Distinct(StringComparer.Ordinal))
         {
-            var current = Normalize("/" + path);
-            for (int hops = 0; hops < 40; hops++)
-            {
-                var info = new FileInfo(root + "/" + current);
-                if (info.LinkTarget == null) return info.Exists ? current : null;
-                var target = info.LinkTarget;
-                current = Normalize(target.StartsWith('/') ? target : "/" + Path.GetDirectoryName(current)!.Replace('\\', '/') + "/" + target);
-            }
-            return null;
+            ElfDynamicInfo? info;
+            try { info = ElfDynamicSection.Read(_root + "/" + file); }
+            catch (IOException) { continue; } // unreadable: it cannot have been loaded either
+            if (info == null || info.Needed.Count == 0) continue;
+            var origin = Path.GetDirectoryName(file)!.Replace('\\', '/');
+            var dirs = info.RunPath.Select(r => Normalize(r.Replace("$ORIGIN", "/" + origin).Replace("${ORIGIN}", "/" + origin)))
+                .Concat(defaults).ToList();
+            var resolved = new List<string>();
+            foreach (var soname in info.Needed)
+                foreach (var d in dirs)
+                    if (ResolveInRoot(_root, d + "/" + soname) is { } real) { resolved.Add(real); break; }
+            needed[file] = resolved;
         }
+        return new TraceEvidence(new Dictionary<string, string>(_loaded, StringComparer.Ordinal), needed);
+    }
 
-        private static IEnumerable<int> Processes(int pid)
+    /// <summary>Follows symlinks inside the container's root (absolute targets stay in it); null when absent.</summary>
+    static string? ResolveInRoot(string root, string path)
+    {
+        var current = Normalize("/" + path);
+        for (int hops = 0; hops < 40; hops++)
         {
-            var seen = new HashSet<int>();
-            var queue = new Queue<int>([pid]);
-            while (queue.Count > 0)
-            {
-                var p = queue.Dequeue();
-                if (!seen.Add(p)) continue;
-                yield return p;
-                foreach (var task in SafeEnumerate($"/proc/{p}/task"))
-                    foreach (var child in (TryRead(task + "/children") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
-                        if (int.TryParse(child, out var c)) queue.Enqueue(c);
-            }
+            var info = new FileInfo(root + "/" + current);
+            if (info.LinkTarget == null) return info.Exists ? current : null;
+            var target = info.LinkTarget;
+            current = Normalize(target.StartsWith('/') ? target : "/" + Path.GetDirectoryName(current)!.Replace('\\', '/') + "/" + target);
         }
+        return null;
+    }
 
-        private static IEnumerable<string> SafeEnumerate(string dir)
+    private static IEnumerable<int> Processes(int pid)
+    {
+        var seen = new HashSet<int>();
+        var queue = new Queue<int>([pid]);
+        while (queue.Count > 0)
         {
-            try { return Directory.GetFileSystemEntries(dir); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+            var p = queue.Dequeue();
+            if (!seen.Add(p)) continue;
+            yield return p;
+            foreach (var task in SafeEnumerate($"/proc/{p}/task"))
+                foreach (var child in (TryRead(task + "/children") ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries))
+                    if (int.TryParse(child, out var c)) queue.Enqueue(c);
         }
+    }
 
-        private static string? TryRead(string path)
-        {
-            try { return File.ReadAllText(path); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
-        }
+    private static IEnumerable<string> SafeEnumerate(string dir)
+    {
+        try { return Directory.GetFileSystemEntries(dir); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return []; }
+    }
+
+    private static string? TryRead(string path)
+    {
+        try { return File.ReadAllText(path); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { return null; }
+    }
 
     /// <summary>Image path without the leading '/', '..' folded, /usr-merged (lib/, bin/, sbin/ live under usr/).</summary>
     public static string Normalize(string absolute)

@@ -68,7 +68,7 @@ public sealed record SmokeOptions
     /// </summary>
     public EmulatedWorkload EmulatedWorkload { get; init; } = EmulatedWorkload.Light;
     /// <summary>Time limit for each emulated run (an emulated PyTorch import takes minutes of CPU; more on a busy machine).</summary>
-    public TimeSpan EmulatedRunTimeout { get; init; } = TimeSpan.FromMinutes(20);
+    public TimeSpan EmulatedRunTimeout { get; init; } = TimeSpan.FromMinutes(30);
 }
 
 /// <summary>artifacts/smoke.json: every result with the runner that ran it (docker, qemu-user-chroot, none), written atomically.</summary>

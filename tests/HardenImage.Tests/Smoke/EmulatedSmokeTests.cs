@@ -287,3 +287,29 @@ public sealed class EmulatedRootfsTests : IDisposable
         Assert.Equal("65532:65532", stat.Trim());
     }
 }
+
+public sealed class SmokeJsonTests
+{
+    [Fact]
+    public void SmokeJson_NamesTheRunnerOfEveryResult_AndIsWrittenAtomically()
+    {
+        var report = new SmokeReport([
+            new SmokeResult("python", "amd64", SmokeRunner.RunsAsCheck, SmokeStatus.Passed, "python probe", TimeSpan.FromSeconds(1.25), SmokeRunners.Docker),
+            new SmokeResult("python", "arm64", SmokeRunner.RunsAsCheck, SmokeStatus.Passed, "python probe", TimeSpan.FromSeconds(5), SmokeRunners.QemuChroot),
+            new SmokeResult("base", "arm64", SmokeRunner.ArchitectureCheck, SmokeStatus.Skipped, "no qemu", TimeSpan.Zero, SmokeRunners.None),
+        ]);
+        var dir = Directory.CreateTempSubdirectory("hi-smoke-json-").FullName;
+        try
+        {
+            var path = Path.Combine(dir, "smoke.json");
+            SmokeJson.Write(path, report);
+            var doc = System.Text.Json.Nodes.JsonNode.Parse(System.IO.File.ReadAllText(path))!;
+            Assert.True((bool)doc["passed"]!);
+            Assert.Equal(["docker", "qemu-user-chroot", "none"], doc["results"]!.AsArray().Select(r => (string)r!["runner"]!));
+            Assert.Equal("skipped", (string)doc["results"]![2]!["status"]!);
+            Assert.Equal(1.2, (double)doc["results"]![0]!["seconds"]!, 1);
+            Assert.Equal(["smoke.json"], Directory.GetFiles(dir).Select(Path.GetFileName));
+        }
+        finally { Directory.Delete(dir, true); }
+    }
+}

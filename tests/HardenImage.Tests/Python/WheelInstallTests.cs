@@ -51,7 +51,7 @@ public sealed class WheelInstallTests
         var script = tree.Get("usr/local/bin/certifi-where")!;
         Assert.Equal(0b111_101_101, script.Mode);
         Assert.StartsWith("#!/usr/bin/python3\n", Text(ws, tree, "usr/local/bin/certifi-where"));
-        Assert.Contains("from certifi.core import where", Text(ws, tree, "usr/local/bin/certifi-where"));
+        Assert.Contains("from certifi.cli import main", Text(ws, tree, "usr/local/bin/certifi-where"));
         Assert.Equal("#!/usr/bin/python3\nimport certifi\nprint(certifi.where())\n", Text(ws, tree, "usr/local/bin/hi-where"));
         // The compiled extension of this architecture only.
         Assert.NotNull(tree.Get($"{site}/hiext/_native.cpython-313-aarch64-linux-gnu.so"));

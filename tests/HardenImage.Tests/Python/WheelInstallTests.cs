@@ -108,6 +108,15 @@ public sealed class RecordMismatchTests
     }
 
     [Fact]
+    public async Task Install_RefusesAWheelWhoseMetadataNamesAnotherPackage()
+    {
+        using var ws = new PythonImageSet();
+        var w = new WheelBuilder("hirec", "1.0") { MetadataName = "numpy" }.File("hirec/__init__.py", "ok\n");
+        var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w));
+        Assert.Contains("METADATA says numpy 1.0, but the lock pins hirec 1.0; scanners would see another package", e.Message);
+    }
+
+    [Fact]
     public async Task Install_RefusesMd5HashesInRecord()
     {
         using var ws = new PythonImageSet();

@@ -97,6 +97,8 @@ public sealed record PythonDefinition
     /// <summary>Where wheels are unpacked: Debian's python looks in /usr/local/lib/python3.X/dist-packages first.</summary>
     public required string SitePackages { get; init; }
     public int Line { get; init; }
+    /// <summary>Distributions whose .pth files may run code at every interpreter start (import lines); others are refused.</summary>
+    public List<string> AllowStartupCode { get; init; } = new();
 
     public string CpythonTag => "cp" + Version.Replace(".", "", StringComparison.Ordinal);
 
@@ -471,7 +473,7 @@ public sealed class ImageSet
     {
         var m = r.Mapping(root, "python");
         if (m == null) return null;
-        r.Fields(m, "version", "requirements", "lock", "indexes", "sitePackages");
+        r.Fields(m, "version", "requirements", "lock", "indexes", "sitePackages", "allowStartupCode");
         var version = r.String(m, "version") ?? "3.13";
         if (!System.Text.RegularExpressions.Regex.IsMatch(version, @"^3\.\d{1,2}$"))
             throw r.Error(m, $"python: version '{version}' must be a CPython minor version like \"3.13\"");
@@ -515,6 +517,7 @@ public sealed class ImageSet
         return new PythonDefinition
         {
             Version = version, Requirements = requirements, Lock = lockPath, Indexes = indexes, SitePackages = site.TrimEnd('/'), Line = (int)m.Start.Line,
+            AllowStartupCode = (r.StringList(m, "allowStartupCode") ?? []).Select(HardenImage.Scan.Pep440Version.NormalizeName).ToList(),
         };
     }
 }

@@ -161,6 +161,12 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                 }
             }
             else target = $"{site}/{path}";
+            // site.py executes every line of a site-packages *.pth that starts with "import": code at each interpreter
+            // start, in every process (the malicious-wheel pattern). Refused unless the image allows it for this package.
+            if (FsTree.ParentOf(target) == site && target.EndsWith(".pth", StringComparison.Ordinal) && !python.AllowStartupCode.Contains(package.NormalizedName)
+                && (c.Size > InputLimits.MaxRecordBytes || Encoding.UTF8.GetString(store.ReadVerified(c.Sha)).Split('\n').Any(l => l.StartsWith("import ", StringComparison.Ordinal) || l.StartsWith("import\t", StringComparison.Ordinal))))
+                throw new HardenException($"{who}: /{target} runs code at every Python start (an 'import' line in a .pth file); refused. " +
+                                          $"If that is intended, list {package.NormalizedName} under python: allowStartupCode: in {Path.GetFileName(image.File)}.");
             PlaceFile(target, c.Sha, c.Size, mode);
         }
         // Entry points: console and GUI scripts as small Python files, no shell wrapper.

@@ -63,7 +63,7 @@ public sealed class PythonImageSet : IDisposable
         Requirement("certifi", "2023.5.7", Certifi) + Requirement("hiext", "1.0", HiExt["amd64"], HiExt["arm64"], HiExtMusl);
 
     /// <summary>Writes app.yaml (architectures amd64+arm64) and the requirements; returns the loaded set.</summary>
-    public ImageSet Write(string requirements, string? indexesYaml = null, string extra = "")
+    public ImageSet Write(string requirements, string? indexesYaml = null, string extra = "", string? allowStartupCode = null)
     {
         File.WriteAllText(RequirementsPath, requirements);
         File.WriteAllText(Path.Combine(ImagesDir, "app.yaml"), $"""
@@ -74,6 +74,7 @@ public sealed class PythonImageSet : IDisposable
             python:
               requirements: python/requirements.txt
               lock: python/pylock.app.toml
+              allowStartupCode: [{allowStartupCode}]
               indexes:
             {indexesYaml ?? DefaultIndexes}
             """);

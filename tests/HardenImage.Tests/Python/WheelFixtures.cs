@@ -101,6 +101,8 @@ public sealed class PythonIndexServer : IDisposable
 
     public PythonIndexServer Add(IndexedFile file) { lock (_files) _files.Add(file); return this; }
 
+    public bool Has(string fileName) { lock (_files) return _files.Any(f => f.FileName == fileName); }
+
     public PythonIndexServer Add(string project, WheelBuilder wheel) => Add(new IndexedFile(project, wheel.FileName, wheel.Build()));
 
     public void Replace(string fileName, byte[] served)

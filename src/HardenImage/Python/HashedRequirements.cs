@@ -21,6 +21,9 @@ public static partial class HashedRequirements
     public static IReadOnlyList<PinnedRequirement> Read(string path)
     {
         if (!File.Exists(path)) throw new HardenException($"{path}: no such requirements file. Create it (pip-compile --generate-hashes) or fix python: requirements:.");
+        // Like payload (threat I): an input under images/ that is a symlink could pull a host file in, and its lines into errors.
+        if (new FileInfo(path).LinkTarget != null)
+            throw new HardenException($"{path}: is a symlink; python: requirements: must be a regular file inside the image set.");
         var text = System.Text.Encoding.UTF8.GetString(BoundedFile.ReadAllBytes(path, InputLimits.MaxRecordBytes, "requirements file"));
         return Parse(text, path);
     }

@@ -48,6 +48,8 @@ public sealed record PyLock
     {
         if (!File.Exists(path))
             throw new HardenException($"{path}: no such pylock.toml. Run 'harden lock' (with python: requirements:) or write it with 'uv export --format pylock.toml' / 'pip lock'.");
+        if (new FileInfo(path).LinkTarget != null)
+            throw new HardenException($"{path}: is a symlink; python: lock: must be a regular file inside the image set.");
         var text = Encoding.UTF8.GetString(BoundedFile.ReadAllBytes(path, InputLimits.MaxLockBytes, "pylock.toml"));
         return Parse(text, path);
     }

@@ -97,6 +97,15 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         if (WheelVersion().Match(wheelMeta) is not { Success: true } wv || wv.Groups[1].Value != "1")
             throw new HardenException($"{who}: {distInfo}/WHEEL has no Wheel-Version 1.x; this installer reads format 1 only.");
 
+        // The SBOM and every scanner read the name and version from METADATA: they must be what the lock pins.
+        var metadata = ReadText(entries[distInfo + "/METADATA"], who);
+        var metaName = MetadataField().Match(metadata) is { Success: true } mn ? mn.Groups["value"].Value.Trim() : null;
+        var metaVersion = MetadataVersion().Match(metadata) is { Success: true } mv ? mv.Groups["value"].Value.Trim() : null;
+        if (metaName == null || Scan.Pep440Version.NormalizeName(metaName) != package.NormalizedName
+            || metaVersion == null || !Scan.Pep440Version.TryParse(metaVersion, out var mver) || mver!.CompareTo(Scan.Pep440Version.Parse(package.Version)) != 0)
+            throw new HardenException($"{who}: METADATA says {metaName ?? "(no Name)"} {metaVersion ?? "(no Version)"}, but the lock pins {package.NormalizedName} {package.Version}; " +
+                                      "scanners would see another package. Refused.");
+
         // 2. RECORD: every file listed with its hash and size; nothing unlisted; nothing listed but missing.
         var record = ParseRecord(ReadText(entries[distInfo + "/RECORD"], who), who);
         var unhashed = new HashSet<string>(StringComparer.Ordinal) { distInfo + "/RECORD", distInfo + "/RECORD.jws", distInfo + "/RECORD.p7s" };
@@ -144,8 +153,9 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     var bytes = store.ReadVerified(c.Sha);
                     if (bytes.AsSpan().StartsWith("#!python"u8))
                     {
-                        // The spec's placeholder shebang: point it at the image's interpreter.
-                        var rewritten = Encoding.UTF8.GetBytes("#!/usr/bin/python3").Concat(bytes.Skip("#!pythonw".Length - (bytes.AsSpan().StartsWith("#!pythonw"u8) ? 0 : 1))).ToArray();
+                        // The spec's placeholder shebang (#!python, #!pythonw, #!python3 …): the whole first line becomes the image's interpreter.
+                        var eol = Array.IndexOf(bytes, (byte)'\n');
+                        var rewritten = Encoding.UTF8.GetBytes("#!/usr/bin/python3").Concat(eol < 0 ? "\n"u8.ToArray() : bytes[eol..]).ToArray();
                         Put(target, rewritten, mode);
                         continue;
                     }
@@ -337,6 +347,12 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         }
         return list;
     }
+
+    [GeneratedRegex(@"(?m)^Name:[ \t]*(?<value>[^\r\n]*)$")]
+    private static partial Regex MetadataField();
+
+    [GeneratedRegex(@"(?m)^Version:[ \t]*(?<value>[^\r\n]*)$")]
+    private static partial Regex MetadataVersion();
 
     [GeneratedRegex(@"(?m)^Wheel-Version:\s*(\d+)\.\d+\s*$")]
     private static partial Regex WheelVersion();

@@ -34,8 +34,10 @@ public sealed class PythonImageSet : IDisposable
         Certifi = new WheelBuilder("certifi", "2023.5.7")
             .File("certifi/__init__.py", "from .core import where\n__version__ = '2023.05.07'\n")
             .File("certifi/core.py", "def where():\n    return '/etc/ssl/certs/ca-certificates.crt'\n")
+            .File("certifi/cli.py", "from .core import where\ndef main():\n    print(where())\n")
             .File("certifi-2023.5.7.data/scripts/hi-where", "#!python\nimport certifi\nprint(certifi.where())\n", exec: true)
-            .ConsoleScript("certifi-where", "certifi.core:where");
+            .File("certifi-2023.5.7.data/scripts/hi-where3", "#!python3 -I\nprint('isolated')\n", exec: true)
+            .ConsoleScript("certifi-where", "certifi.cli:main");
         foreach (var (arch, machine) in new[] { ("amd64", "x86_64"), ("arm64", "aarch64") })
             HiExt[arch] = new WheelBuilder("hiext", "1.0", $"cp313-cp313-manylinux_2_17_{machine}.manylinux2014_{machine}")
                 .File("hiext/__init__.py", "from ._native import answer\n")

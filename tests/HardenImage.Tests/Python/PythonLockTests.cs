@@ -144,6 +144,20 @@ public sealed class PythonLockTests
     }
 
     [Fact]
+    public async Task Requirements_ThatAreASymlinkToAHostFile_AreRefused_WithoutEchoingIt()
+    {
+        using var ws = new PythonImageSet();
+        var set = ws.Write(ws.StandardRequirements);
+        var secret = Path.Combine(Path.GetDirectoryName(ws.ImagesDir)!, "host-secret");
+        File.WriteAllText(secret, "root:$6$secrethash:19000:0:99999:7:::\n");
+        File.Delete(ws.RequirementsPath);
+        File.CreateSymbolicLink(ws.RequirementsPath, secret);
+        var e = await Assert.ThrowsAsync<HardenException>(() => ws.LockAsync(set));
+        Assert.Contains("requirements.txt: is a symlink", e.Message);
+        Assert.DoesNotContain("secrethash", e.Message);
+    }
+
+    [Fact]
     public void Requirements_ReadPipCompileOutput_WithContinuationsCommentsAndMarkers()
     {
         var text = """

@@ -26,6 +26,9 @@ public sealed class WheelBuilder(string distribution, string version, string tag
     /// <summary>Raw zip entry names added as-is (traversal attempts), with content.</summary>
     public List<(string Name, byte[] Content, int UnixMode)> RawEntries { get; } = new();
 
+    /// <summary>Name written into METADATA (default: the distribution's), to build a wheel that lies about itself.</summary>
+    public string? MetadataName { get; set; }
+
     public WheelBuilder File(string path, string content, bool exec = false) { _files.Add((path, Encoding.UTF8.GetBytes(content), exec)); return this; }
     public WheelBuilder File(string path, byte[] content, bool exec = false) { _files.Add((path, content, exec)); return this; }
     public WheelBuilder ConsoleScript(string name, string target) { _entryPoints.Add($"{name} = {target}"); return this; }
@@ -34,7 +37,7 @@ public sealed class WheelBuilder(string distribution, string version, string tag
     {
         var files = new List<(string Path, byte[] Content, bool Exec)>(_files)
         {
-            ($"{DistInfo}/METADATA", Encoding.UTF8.GetBytes($"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\nLicense: MIT\n"), false),
+            ($"{DistInfo}/METADATA", Encoding.UTF8.GetBytes($"Metadata-Version: 2.1\nName: {MetadataName ?? distribution}\nVersion: {version}\nLicense: MIT\n"), false),
             ($"{DistInfo}/WHEEL", Encoding.UTF8.GetBytes($"Wheel-Version: 1.0\nGenerator: hardenimage-tests\nRoot-Is-Purelib: {(tag.EndsWith("-any") ? "true" : "false")}\nTag: {tag}\n"), false),
         };
         if (_entryPoints.Count > 0) files.Add(($"{DistInfo}/entry_points.txt", Encoding.UTF8.GetBytes("[console_scripts]\n" + string.Join("\n", _entryPoints) + "\n"), false));
@@ -97,6 +100,8 @@ public sealed class PythonIndexServer : IDisposable
     public List<string?> AuthorizationHeaders { get; } = new();
 
     public PythonIndexServer Add(IndexedFile file) { lock (_files) _files.Add(file); return this; }
+
+    public bool Has(string fileName) { lock (_files) return _files.Any(f => f.FileName == fileName); }
 
     public PythonIndexServer Add(string project, WheelBuilder wheel) => Add(new IndexedFile(project, wheel.FileName, wheel.Build()));
 

@@ -12,7 +12,7 @@ public sealed class WheelInstallTests
     /// <summary>Locks <paramref name="wheel"/> as the image's only requirement and installs it for <paramref name="arch"/>.</summary>
     internal static async Task<FsTree> LockAndInstall(PythonImageSet ws, WheelBuilder wheel, string arch = "amd64", FsTree? tree = null, string extra = "")
     {
-        ws.Public.Add(wheel.FileName.Split('-')[0], wheel);
+        if (!ws.Public.Has(wheel.FileName)) ws.Public.Add(wheel.FileName.Split('-')[0], wheel);
         var set = ws.Write(PythonImageSet.Requirement(wheel.FileName.Split('-')[0], wheel.FileName.Split('-')[1], wheel), extra: extra);
         await ws.LockAsync(set);
         return Install(ws, set, arch, tree);
@@ -51,8 +51,9 @@ public sealed class WheelInstallTests
         var script = tree.Get("usr/local/bin/certifi-where")!;
         Assert.Equal(0b111_101_101, script.Mode);
         Assert.StartsWith("#!/usr/bin/python3\n", Text(ws, tree, "usr/local/bin/certifi-where"));
-        Assert.Contains("from certifi.core import where", Text(ws, tree, "usr/local/bin/certifi-where"));
+        Assert.Contains("from certifi.cli import main", Text(ws, tree, "usr/local/bin/certifi-where"));
         Assert.Equal("#!/usr/bin/python3\nimport certifi\nprint(certifi.where())\n", Text(ws, tree, "usr/local/bin/hi-where"));
+        Assert.Equal("#!/usr/bin/python3\nprint('isolated')\n", Text(ws, tree, "usr/local/bin/hi-where3"));
         // The compiled extension of this architecture only.
         Assert.NotNull(tree.Get($"{site}/hiext/_native.cpython-313-aarch64-linux-gnu.so"));
         Assert.Null(tree.Get($"{site}/hiext/_native.cpython-313-x86_64-linux-gnu.so"));
@@ -105,6 +106,15 @@ public sealed class RecordMismatchTests
         w.ExtraRecordRows.Add("hirec/gone.py,sha256=" + WheelInstaller.UrlSafe(new string('1', 64)) + ",3");
         var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w));
         Assert.Contains("RECORD lists 'hirec/gone.py', which the wheel does not contain (RECORD mismatch)", e.Message);
+    }
+
+    [Fact]
+    public async Task Install_RefusesAWheelWhoseMetadataNamesAnotherPackage()
+    {
+        using var ws = new PythonImageSet();
+        var w = new WheelBuilder("hirec", "1.0") { MetadataName = "numpy" }.File("hirec/__init__.py", "ok\n");
+        var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w));
+        Assert.Contains("METADATA says numpy 1.0, but the lock pins hirec 1.0; scanners would see another package", e.Message);
     }
 
     [Fact]

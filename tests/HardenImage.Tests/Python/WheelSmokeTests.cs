@@ -1,0 +1,103 @@
+using HardenImage.Apt;
+using HardenImage.Build;
+using HardenImage.Deploy;
+using HardenImage.Python;
+using HardenImage.Tests.Infrastructure;
+using Xunit.Abstractions;
+
+namespace HardenImage.Tests.Python;
+
+/// <summary>
+/// The real thing, once: the repository's base → cc → python chain (Debian 13's python3.13 from deb.debian.org,
+/// as the main job builds it) plus an image "pyapp" whose only content is wheels from a loopback index, built for
+/// the host architecture and started in the Docker engine: Debian's interpreter imports the wheels from
+/// /usr/local/lib/python3.13/dist-packages and runs a console script. Needs the Debian archive and the Docker engine
+/// (ENVIRONMENT.md); the cache is $HARDEN_CACHE when set (a warm copy of the main job's), else a temp directory.
+/// </summary>
+public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
+{
+    private readonly TempDir _dir = new("hi-wheel-smoke");
+    private readonly PythonImageSet _py = new();
+
+    [Fact]
+    public async Task DebiansPython_ImportsTheInstalledWheels_AndRunsTheirConsoleScript()
+    {
+        var repoImages = Path.Combine(RepoRoot.Find(), "images");
+        var images = _dir.Combine("images");
+        Directory.CreateDirectory(images);
+        foreach (var f in new[] { "sources.yaml", "images.lock.json", "base.yaml", "cc.yaml", "python.yaml" })
+            File.Copy(Path.Combine(repoImages, f), Path.Combine(images, f));
+        foreach (var f in Directory.GetFiles(Path.Combine(repoImages, "keys")))
+        {
+            Directory.CreateDirectory(Path.Combine(images, "keys"));
+            File.Copy(f, Path.Combine(images, "keys", Path.GetFileName(f)));
+        }
+        Directory.CreateDirectory(Path.Combine(images, "python"));
+        File.WriteAllText(Path.Combine(images, "python", "requirements.txt"), PythonImageSet.Requirement("certifi", "2023.5.7", _py.Certifi));
+        var arch = SmokeRunner.HostArchitecture();
+        File.WriteAllText(Path.Combine(images, "pyapp.yaml"), $$"""
+            name: pyapp
+            from: python
+            version: "1.0"
+            architectures: [{{arch}}]
+            python:
+              requirements: python/requirements.txt
+              lock: python/pylock.pyapp.toml
+              indexes:
+                - name: public
+                  url: {{_py.Public.SimpleUrl}}
+                  packages: ["*"]
+            smoke:
+              - name: imports-wheel
+                command: ["-c", "import certifi, sys; print('where', certifi.where(), certifi.__file__)"]
+                outputContains: "where /etc/ssl/certs/ca-certificates.crt /usr/local/lib/python3.13/dist-packages/certifi/__init__.py"
+              - name: console-script
+                command: ["/usr/local/bin/certifi-where"]
+                exitCode: 0
+                outputContains: /etc/ssl/certs/ca-certificates.crt
+              - name: installer-recorded
+                command: ["-c", "import importlib.metadata as m; d=m.distribution('certifi'); print('by', d.read_text('INSTALLER').strip(), d.version)"]
+                outputContains: "by hardenimage 2023.5.7"
+            """);
+        var cache = Environment.GetEnvironmentVariable("HARDEN_CACHE") is { Length: > 0 } c ? c : _dir.Combine("cache");
+        var set = ImageSet.Load(images);
+        var lockPath = Path.Combine(images, "images.lock.json");
+        using (var aptHttp = AptRepositoryClient.CreateHttpClient())
+        {
+            var client = new AptRepositoryClient(aptHttp, new AptIndexCache(Path.Combine(cache, "indices")));
+            var outcome = await new ImageLocker(new AptSuiteIndexReader(client, set.Directory)).LockAsync(set, LockFile.Load(lockPath), new LockOptions { Images = ["pyapp"] });
+            outcome.Lock.Save(lockPath);
+        }
+        var lockFile = LockFile.Load(lockPath);
+        using var http = new HttpClient();
+        var pyReports = await PythonStage.LockAsync(set, lockFile, ["pyapp"], cache, http);
+        output.WriteLine(string.Join("\n", pyReports.SelectMany(r => r.Changes)));
+        await PythonStage.FetchAsync(set, ["pyapp"], cache, http);
+        var debs = set.Select(["pyapp"]).Select(i => lockFile.Image(i.Name)!).SelectMany(i => i.Architectures.Where(a => a.Architecture == arch))
+            .SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
+        var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(debs.Select(DebDownload.From).ToList());
+        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
+        var artifacts = _dir.Combine("artifacts");
+        await new ImageBuilder(set, lockFile, new BuildOptions
+        {
+            ArtifactsDir = artifacts, CacheRoot = cache, Images = ["pyapp"], Architectures = [arch],
+            CacheKey = CacheKey.FromSecret(Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(32)), "test"),
+        }).BuildAsync(p => paths[p.Sha256]);
+
+        using var engine = new DockerEngine(RequiredService.DockerHost());
+        var report = await new SmokeRunner(engine, new SmokeOptions
+        {
+            ArtifactsDir = artifacts, ImagesDir = images, Images = ["pyapp"], RunnableArchitectures = [arch],
+            RunTimeout = TimeSpan.FromSeconds(120),
+        }).RunAsync();
+        foreach (var r in report.Results) output.WriteLine($"{r.Image} {r.Check} {r.Status}: {r.Detail}");
+        foreach (var check in new[] { "imports-wheel", "console-script", "installer-recorded" })
+            Assert.True(report.Find("pyapp", arch, check)?.Passed, $"{check}: {report.Find("pyapp", arch, check)?.Detail ?? "not run"}");
+    }
+
+    public void Dispose()
+    {
+        _py.Dispose();
+        _dir.Dispose();
+    }
+}

@@ -425,7 +425,7 @@ public sealed class ImageBuilder
             new HardenImage.Python.WheelInstaller(_store, new HardenImage.Python.WheelCache(_options.CacheRoot)).Install(_set, image, arch,
                 HardenImage.Python.WheelCompatibility.GlibcFromLibc6(libc6), tree, symlinks, n => Place(tree, symlinks, n));
         }
-        AddPayload(tree, symlinks, image);
+        AddPayload(tree, symlinks, image, arch);
         var actions = new List<HardeningAction>();
         var context = new HardeningContext
         {
@@ -521,12 +521,13 @@ public sealed class ImageBuilder
         else symlinks.RemoveSymlink(node.Path);
     }
 
-    private void AddPayload(FsTree tree, PathSafety symlinks, ImageDefinition image)
+    private void AddPayload(FsTree tree, PathSafety symlinks, ImageDefinition image, string arch)
     {
         foreach (var f in image.Files)
         {
             var where = $"{image.File}:{f.Line}";
-            var items = _payload.List(f.Source, where);
+            var source = f.SourceFor(arch);
+            var items = _payload.List(f, arch, where);
             var top = items[0].RelativePath;
             var target = MergedUsr.Canonicalise(f.Target.Trim('/'));
             foreach (var item in items)
@@ -545,7 +546,7 @@ public sealed class ImageBuilder
                     continue;
                 }
                 (string Sha, long Size) stored;
-                using (var content = _payload.OpenFile(item, where, f.Source)) stored = _store.Put(content);
+                using (var content = _payload.OpenFile(item, where, source)) stored = _store.Put(content);
                 var mode = item.Executable ? f.Mode | 0b001_001_001 : f.Mode;
                 Place(tree, symlinks, new FsNode { Path = path, Type = FsNodeType.File, Mode = mode, Uid = f.Uid, Gid = f.Gid, Size = stored.Size, ContentSha256 = stored.Sha, Owner = "payload:" + f.Source }, where);
             }
@@ -670,13 +671,16 @@ public sealed class ImageBuilder
             // The wheels' lock decides the layer as images.lock.json does (issue 18).
             if (i.Python != null && Path.Combine(_set.Directory, i.Python.Lock) is var pylock && File.Exists(pylock)) Add("pylock " + Sha256Hex.OfFile(pylock));
             // Exactly what AddPayload copies (same reader, same rules): paths, directories, content, execute bit.
+            // A per-architecture source is read once per built architecture (the set's own sources once, as before).
             foreach (var f in i.Files)
+            foreach (var arch in f.PerArchitecture ? ArchitecturesOf(image) : [""])
             {
                 var where = $"{i.File}:{f.Line}";
-                foreach (var item in _payload.List(f.Source, where))
+                if (f.PerArchitecture) Add("arch " + arch);
+                foreach (var item in _payload.List(f, arch, where))
                 {
                     if (item.IsDirectory) { Add($"{f.Target} {item.RelativePath}/"); continue; }
-                    using var content = _payload.OpenFile(item, where, f.Source);
+                    using var content = _payload.OpenFile(item, where, f.SourceFor(arch));
                     Add($"{f.Target} {item.RelativePath} {Convert.ToHexStringLower(SHA256.HashData(content))} {(item.Executable ? "x" : "-")}");
                 }
             }

@@ -36,8 +36,15 @@ public sealed record SourceDefinition
 /// <summary>Payload copied into an image: a directory or file under images/.</summary>
 public sealed record PayloadFiles
 {
-    /// <summary>Path relative to images/.</summary>
+    /// <summary>The one placeholder a source may hold: the Debian architecture (amd64, arm64) being built.</summary>
+    public const string ArchPlaceholder = "{arch}";
+
+    /// <summary>Path relative to images/; may contain <see cref="ArchPlaceholder"/> (a per-architecture build output).</summary>
     public required string Source { get; init; }
+    /// <summary>True when <see cref="Source"/> differs per architecture (a self-contained publish, for example).</summary>
+    public bool PerArchitecture => Source.Contains(ArchPlaceholder, StringComparison.Ordinal);
+    /// <summary>The source for one architecture: the placeholder replaced by a validated architecture name only.</summary>
+    public string SourceFor(string arch) => Source.Replace(ArchPlaceholder, arch, StringComparison.Ordinal);
     /// <summary>Absolute path in the image.</summary>
     public required string Target { get; init; }
     /// <summary>Octal file mode for files (directories get the execute bits where read is set).</summary>
@@ -295,8 +302,22 @@ public sealed class ImageSet
             // Payload comes only from inside the set (threat I): the reader refuses '..', absolute paths, symlinks
             // anywhere on the path, special files and hard links, and opens every file once so an unreadable one
             // is reported here with its file:line.
+            // A per-architecture source ({arch}) is a build output (dotnet publish) that need not exist yet when
+            // the set is loaded for lock or plan: its form is checked here for every architecture, and the same
+            // reader walks it, with the same rules, when build or the inputs digest reads it.
             var payload = new PayloadReader(directory);
-            foreach (var f in img.Files) payload.List(f.Source, $"{img.File}:{f.Line}");
+            var archs = EffectiveArchitectures(img, images);
+            foreach (var f in img.Files)
+            {
+                var where = $"{img.File}:{f.Line}";
+                if (!f.PerArchitecture) { payload.List(f.Source, where); continue; }
+                foreach (var arch in archs)
+                {
+                    var problem = PayloadReader.FormProblem(f.SourceFor(arch));
+                    if (problem != null)
+                        throw new HardenException($"{where}: files: source '{f.Source}' for {arch} ('{f.SourceFor(arch)}') {problem}. Payload must be inside the image-set directory.");
+                }
+            }
         }
         // Cycles: walk each chain; a repeat means a cycle.
         foreach (var img in images.Values)
@@ -350,6 +371,14 @@ public sealed class ImageSet
     {
         var eq = spec.IndexOf('=');
         return (eq >= 0 ? spec[..eq] : spec).Trim();
+    }
+
+    // Architectures an image is built for before the set is constructed (inherited from the first ancestor naming them).
+    private static List<string> EffectiveArchitectures(ImageDefinition img, Dictionary<string, ImageDefinition> images)
+    {
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = img; ; i = images[i.From!])
+            if (i.Architectures.Count > 0 || i.From == null || !images.ContainsKey(i.From) || !seen.Add(i.Name)) return i.Architectures;
     }
 
     private static Dictionary<string, SourceDefinition> LoadSources(string file)
@@ -443,9 +472,15 @@ public sealed class ImageSet
             if (!target.StartsWith('/') || target.Split('/').Contains(".."))
                 throw r.Error(fm, $"files: target '{target}' must be an absolute path without '..'");
             var (uid, gid) = ParseOwner(r, fm, r.String(fm, "owner") ?? "0:0");
+            var source = r.String(fm, "source", required: true)!;
+            // Only {arch} is a placeholder; any other brace is a typo ({ARCH}, {platform}) that would otherwise
+            // be read as a literal directory name and fail later with a confusing "does not exist".
+            var rest = source.Replace(PayloadFiles.ArchPlaceholder, "", StringComparison.Ordinal);
+            if (rest.Contains('{') || rest.Contains('}'))
+                throw r.Error(fm, $"files: source '{source}' has an unknown placeholder; the only one is {PayloadFiles.ArchPlaceholder} (amd64 or arm64), e.g. publish/harden-{{arch}}");
             files.Add(new PayloadFiles
             {
-                Source = r.String(fm, "source", required: true)!,
+                Source = source,
                 Target = target,
                 Mode = ParseMode(r, fm, r.String(fm, "mode") ?? "0644"),
                 Uid = uid,

@@ -67,6 +67,24 @@ public sealed class PayloadReader
         return items;
     }
 
+    /// <summary>
+    /// <see cref="List(string, string)"/> for one <c>files:</c> entry and architecture: a per-architecture source
+    /// (<c>{arch}</c>) is resolved first and then read under exactly the same rules; a missing build output says
+    /// which architecture and how to produce it.
+    /// </summary>
+    public IReadOnlyList<PayloadItem> List(PayloadFiles files, string arch, string where)
+    {
+        if (!files.PerArchitecture) return List(files.Source, where);
+        var source = files.SourceFor(arch);
+        var problem = FormProblem(source);
+        if (problem != null) throw Refuse(where, source, problem);
+        // Path.Exists follows links, so a dangling one is "missing" here; a live one is refused by List below.
+        if (!Path.Exists(Path.Combine(Root, Normalise(source))) && new FileInfo(Path.Combine(Root, Normalise(source))).LinkTarget == null)
+            throw new HardenException($"{where}: files: source '{files.Source}' has no build output for {arch}: '{source}' does not exist in {Root}. " +
+                                      "Produce it first (dotnet cake --target=Publish, see docs/images.md), or remove the architecture from the image.");
+        return List(source, where);
+    }
+
     /// <summary>Opens a payload file listed by <see cref="List"/>; refuses it if it changed into something else since.</summary>
     public Stream OpenFile(PayloadItem item, string where, string source) => Open(item.RelativePath, where, source);
 

@@ -62,10 +62,10 @@ public sealed class InputsDigest
         foreach (var f in image.Files)
         {
             var where = $"{image.File}:{f.Line}";
-            foreach (var item in _payload.List(f.Source, where))
+            foreach (var item in _payload.List(f, architecture, where))
             {
                 if (item.IsDirectory) { Add($"{f.Target} {item.RelativePath}/"); continue; }
-                using var content = _payload.OpenFile(item, where, f.Source);
+                using var content = _payload.OpenFile(item, where, f.SourceFor(architecture));
                 Add($"{f.Target} {item.RelativePath} {Convert.ToHexStringLower(SHA256.HashData(content))} {(item.Executable ? "x" : "-")}");
             }
         }

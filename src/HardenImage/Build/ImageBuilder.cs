@@ -423,7 +423,7 @@ public sealed class ImageBuilder
                 .Select(i => _lock.Image(i.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Packages.FirstOrDefault(p => p.Name == "libc6")?.Version)
                 .FirstOrDefault(v => v != null);
             new HardenImage.Python.WheelInstaller(_store, new HardenImage.Python.WheelCache(_options.CacheRoot)).Install(_set, image, arch,
-                HardenImage.Python.WheelCompatibility.GlibcFromLibc6(libc6), tree, symlinks, n => Place(tree, symlinks, n));
+                HardenImage.Python.WheelCompatibility.GlibcFromLibc6(libc6), tree, symlinks, n => Place(tree, symlinks, n, $"image {image.Name}: {n.Owner}"));
         }
         AddPayload(tree, symlinks, image, arch);
         var actions = new List<HardeningAction>();

@@ -108,7 +108,10 @@ public sealed class EmulatedSmokeTests(EmulatedPythonRun run, ITestOutputHelper 
             Assert.Equal(before, Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(blob))));
         // The pushed arm64 images (default pipeline: the OCI layout registry) and the built ones carry no emulator file.
         var layouts = new[] { Path.Combine(run.ArtifactsDir, "oci") }
-            .Concat(Directory.Exists(Path.Combine(run.ArtifactsDir, "registry")) ? Directory.GetDirectories(Path.Combine(run.ArtifactsDir, "registry")) : []);
+            // Every repository of the layout registry, nested ones too (models/tiny-lm).
+            .Concat(Directory.Exists(Path.Combine(run.ArtifactsDir, "registry"))
+                ? Directory.EnumerateFiles(Path.Combine(run.ArtifactsDir, "registry"), "oci-layout", SearchOption.AllDirectories).Select(f => Path.GetDirectoryName(f)!)
+                : []);
         var checkedLayers = 0;
         foreach (var dir in layouts)
         {

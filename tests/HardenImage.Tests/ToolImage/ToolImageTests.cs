@@ -157,6 +157,36 @@ public sealed class ToolImageTests(ToolImageKit kit, ITestOutputHelper output) :
     }
 
     [Fact]
+    public void ToolImage_CiKubernetesLocal_RunsOneEntrysPod_FromTheCli_AndRefusesAnIndexThePlanHasNot()
+    {
+        kit.RequireImage();
+        var ws = kit.Workspace;
+        using var registry = DockerRegistryServer.Start();
+        var key = new KeyPairGenerator().WriteTo(ws.Combine("keys", "cli-" + Guid.NewGuid().ToString("N")[..8]), "tool-image-test", overwrite: false);
+        var planPath = ws.Combine("plan-cli-" + Guid.NewGuid().ToString("N")[..8] + ".json");
+        var target = $"{registry.Host}/cli";
+        Assert.Equal(0, Harden(ws, "plan", "--images", ws.ImagesDir, "--registry", target, "--key", key.PublicKeyPath, "--out", planPath).Code);
+        var records = ws.Combine("records-cli");
+        var yaml = ws.Combine("fanout-cli.yaml");
+        string[] args = ["ci", "kubernetes", "--plan", planPath, "--images", ws.ImagesDir, "--registry", target, "--public-key", key.PublicKeyPath,
+            "--tool-image", $"{registry.Host}/cli/harden@{kit.Tool.Index}", "--records-claim", "harden-records", "--out", yaml,
+            "--local", "--artifacts", kit.ArtifactsDir, "--records", records];
+
+        var run = Harden(ws, [.. args, "--index", "1"]);
+        output.WriteLine(run.Output);
+        Assert.True(run.Code == 0, run.Output);
+        Assert.Contains("passed", run.StdErr);
+        Assert.True(File.Exists(yaml));
+        var record = Assert.Single(PlatformRecord.LoadAll(Path.Combine(records, "1"))).Record;
+        Assert.Equal(BuildPlan.Load(planPath).Jobs[1].Image, record.Image);
+        Assert.False(Directory.Exists(Path.Combine(records, "0")), "only the asked index runs");
+
+        var bad = Harden(ws, [.. args, "--index", "99"]);
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("--index 99: the plan has entries 0 to 3", bad.StdErr);
+    }
+
+    [Fact]
     public async Task ToolImage_LocalJobRun_RefusesAToolImageTheArtifactsDoNotHave()
     {
         kit.RequireImage();

@@ -181,6 +181,6 @@ Task("HardenImageRelease")
     {
         Harden($"push --registry {Options.Registry} --artifacts {Options.Artifacts} --image harden{Insecure()}", selectImages: false);
         Harden($"sign --artifacts {Options.Artifacts} --image harden{KeyOption()}{Insecure()}", selectImages: false);
-        foreach (var reference in PushedReferences().Where(r => r.Contains("/harden@") || r.Contains("/harden:")))
+        foreach (var reference in PushedReferences(only: "harden"))
             Harden($"verify {reference} --key {PublicKey()} --require sbom,provenance,vuln --no-critical{Insecure()}", selectImages: false);
     });

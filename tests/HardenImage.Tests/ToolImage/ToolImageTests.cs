@@ -75,7 +75,6 @@ public sealed class ToolImageTests(ToolImageKit kit, ITestOutputHelper output) :
     {
         kit.RequireImage();
         var ws = kit.Workspace;
-        var job = new LocalJobRunner(kit.Engine, kit.ArtifactsDir);
         var tag = await LoadAsync();
         var work = ws.Combine("container-work");
         Directory.CreateDirectory(work);

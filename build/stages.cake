@@ -96,7 +96,8 @@ Task("Test")
         {
             Configuration = Options.Configuration,
             NoBuild = true,
-            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive&Category!=ArchiveLive" : Options.TestFilter,
+            // ToolImage needs the harden image, which Default does not build: the HardenImage target runs it.
+            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive&Category!=ArchiveLive&Category!=ToolImage" : Options.TestFilter,
             Loggers = new[] { "console;verbosity=normal", "trx" },
             ResultsDirectory = "TestResults",
         };
@@ -169,7 +170,7 @@ Task("HardenImage")
         DotNetTest("tests/HardenImage.Tests/HardenImage.Tests.csproj", new DotNetTestSettings
         {
             Configuration = Options.Configuration,
-            Filter = "FullyQualifiedName~HardenImage.Tests.ToolImage",
+            Filter = "Category=ToolImage",
             EnvironmentVariables = new Dictionary<string, string> { ["HARDEN_ARTIFACTS"] = System.IO.Path.GetFullPath(Options.Artifacts) },
         });
     });

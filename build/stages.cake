@@ -7,7 +7,7 @@ Task("Compile")
 // missing key must not surface after a 20-minute build.
 Setup(context =>
 {
-    if (Options.Target == "Release") ValidateRelease();
+    if (Options.Target is "Release" or "HardenImageRelease") ValidateRelease();
 });
 
 Task("Lock")

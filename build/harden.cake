@@ -45,12 +45,12 @@ string KeyOption() => Options.Key == "artifacts/keys/cosign.key" ? "" : $" --key
 string PublicKey() => Options.Key.EndsWith(".key") ? System.IO.Path.ChangeExtension(Options.Key, ".pub") : Options.Key;
 
 // Every pushed image as a reference harden verify understands, read from artifacts/pushed.json.
-IEnumerable<string> PushedReferences()
+IEnumerable<string> PushedReferences(string only = null)
 {
     var path = System.IO.Path.Combine(Options.Artifacts, "pushed.json");
     using var doc = System.Text.Json.JsonDocument.Parse(System.IO.File.ReadAllText(path));
     // harden writes each image's reference in its one grammar (ImageReference): no parsing here.
-    foreach (var image in doc.RootElement.GetProperty("images").EnumerateObject())
+    foreach (var image in doc.RootElement.GetProperty("images").EnumerateObject().Where(i => only == null || i.Name == only))
     {
         if (!image.Value.TryGetProperty("reference", out var reference))
             throw new CakeException($"{path}: image '{image.Name}' has no reference (written by an older harden); run the Push stage again");

@@ -7,7 +7,7 @@ Task("Compile")
 // missing key must not surface after a 20-minute build.
 Setup(context =>
 {
-    if (Options.Target == "Release") ValidateRelease();
+    if (Options.Target is "Release" or "HardenImageRelease") ValidateRelease();
 });
 
 Task("Lock")
@@ -96,7 +96,8 @@ Task("Test")
         {
             Configuration = Options.Configuration,
             NoBuild = true,
-            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive&Category!=ArchiveLive" : Options.TestFilter,
+            // ToolImage needs the harden image, which Default does not build: the HardenImage target runs it.
+            Filter = string.IsNullOrEmpty(Options.TestFilter) ? "Category!=AwsLive&Category!=ArchiveLive&Category!=ToolImage" : Options.TestFilter,
             Loggers = new[] { "console;verbosity=normal", "trx" },
             ResultsDirectory = "TestResults",
         };
@@ -110,3 +111,77 @@ Task("Default")
 Task("Release")
     .Description("The same pipeline against a real registry: dotnet cake --target=Release --registry=HOST/NS [--key=REF]")
     .IsDependentOn("Deploy");
+
+// --- harden in its own image (images/harden.yaml, docs/fanout.md "The tool image") ---
+
+// The per-architecture payload images/harden.yaml names as publish/harden-{arch}.
+(string Rid, string Arch)[] HardenPublishTargets => new[] { ("linux-x64", "amd64"), ("linux-arm64", "arm64") };
+
+Task("Publish")
+    .Description("Per-architecture payload: self-contained publish of the harden CLI (linux/amd64, linux/arm64) into images/publish/harden-{arch}")
+    .Does(() =>
+    {
+        foreach (var (rid, arch) in HardenPublishTargets)
+        {
+            var final = System.IO.Path.GetFullPath($"images/publish/harden-{arch}");
+            // Published beside the final directory and swapped in whole: a failed publish leaves the previous output
+            // (or none), never a mix; publishing into an old directory would keep files a newer build no longer has.
+            var temp = System.IO.Path.GetFullPath($"images/publish/.harden-{arch}.tmp");
+            if (System.IO.Directory.Exists(temp)) System.IO.Directory.Delete(temp, recursive: true);
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            DotNetPublish("src/HardenImage.Cli/HardenImage.Cli.csproj", new DotNetPublishSettings
+            {
+                Configuration = "Release",
+                Runtime = rid,
+                SelfContained = true,
+                OutputDirectory = temp,
+                // Same bytes from any checkout path (the image must be reproducible): ContinuousIntegrationBuild maps the
+                // checkout to /_/ (the Regex generator names its file-local types by a hash of the source path), the
+                // intermediate files stay inside the checkout so that mapping covers them, no PDB, and no git
+                // revision in the version (the image index carries the revision; a docs-only commit changes no byte).
+                ArgumentCustomization = args => args
+                    .Append("--artifacts-path").AppendQuoted($"obj/harden-publish")
+                    .Append("-p:ContinuousIntegrationBuild=true")
+                    .Append("-p:IncludeSourceRevisionInInformationalVersion=false")
+                    .Append("-p:DebugType=none"),
+            });
+            if (System.IO.Directory.Exists(final)) System.IO.Directory.Delete(final, recursive: true);
+            System.IO.Directory.Move(temp, final);
+            Information($"published harden for {arch} into {final} in {clock.Elapsed.TotalSeconds:0} s");
+        }
+    });
+
+// Not part of Default: two self-contained publishes and a build of harden inside harden cost ~3-4 minutes on the
+// 2-core CI machine, which the main job's 10-minute budget does not have (docs/fanout.md, "The tool image").
+Task("HardenImage")
+    .Description("Publish harden, then lock-check, build, SBOM, scan and smoke images/harden.yaml, and run it as a fan-out job (tests ToolImage*)")
+    .IsDependentOn("Lock")
+    .IsDependentOn("Publish")
+    .IsDependentOn("Services")
+    .Does(() =>
+    {
+        Harden("fetch --image harden", selectImages: false);
+        Harden($"build --out {Options.Artifacts} --image harden", selectImages: false);
+        Harden($"sbom --out {Options.Artifacts} --image harden", selectImages: false);
+        Harden($"scan --out {Options.Artifacts} --image harden", selectImages: false);
+        Harden($"smoke --artifacts {Options.Artifacts} --image harden", selectImages: false);
+        // A real `harden build` inside the image against a signed loopback apt repository, and the rendered Indexed
+        // Job's pod run on Docker: test fixtures (signed repository, registry), so they run as tests.
+        DotNetTest("tests/HardenImage.Tests/HardenImage.Tests.csproj", new DotNetTestSettings
+        {
+            Configuration = Options.Configuration,
+            Filter = "Category=ToolImage",
+            EnvironmentVariables = new Dictionary<string, string> { ["HARDEN_ARTIFACTS"] = System.IO.Path.GetFullPath(Options.Artifacts) },
+        });
+    });
+
+Task("HardenImageRelease")
+    .Description("HardenImage, then push, sign and verify the harden image (--registry, --key as for Release)")
+    .IsDependentOn("HardenImage")
+    .Does(() =>
+    {
+        Harden($"push --registry {Options.Registry} --artifacts {Options.Artifacts} --image harden{Insecure()}", selectImages: false);
+        Harden($"sign --artifacts {Options.Artifacts} --image harden{KeyOption()}{Insecure()}", selectImages: false);
+        foreach (var reference in PushedReferences(only: "harden"))
+            Harden($"verify {reference} --key {PublicKey()} --require sbom,provenance,vuln --no-critical{Insecure()}", selectImages: false);
+    });

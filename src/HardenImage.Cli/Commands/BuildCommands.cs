@@ -79,7 +79,7 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
         if (settings.Check)
         {
             // The same selection as locking: images whose repositories are unreachable here are not expected in it.
-            var checkable = Selection.Buildable(set, settings.Images, out var notChecked);
+            var checkable = Selection.Buildable(set, settings.Images, out var notChecked, readsPayload: false);
             foreach (var (name, why) in notChecked) AnsiConsole.MarkupLineInterpolated($"[yellow]not checked {name}:[/] {why}");
             var problems = ImageLocker.Check(set, existing, checkable)
                 .Concat(HardenImage.Python.PythonLocker.Check(set, checkable).Select(p => new LockStaleness(p.Image, p.Reason))).ToList();
@@ -102,7 +102,7 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             AnsiConsole.MarkupLine("[red]lock is stale:[/] run 'harden lock' and commit images/images.lock.json");
             return 1;
         }
-        var selected = Selection.Buildable(set, settings.Images, out var skipped);
+        var selected = Selection.Buildable(set, settings.Images, out var skipped, readsPayload: false);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
         using var http = AptRepositoryClient.CreateHttpClient();
         var locker = new ImageLocker(AptProof.Reader(http, set, settings.CacheRoot, settings.AllowExpired));
@@ -160,18 +160,25 @@ public static class Selection
 {
     /// <summary>
     /// With explicit --image names, exactly those. Without, every image except those that declare
-    /// requiresNetwork (their repositories are outside the default network), which are listed as skipped.
+    /// requiresNetwork (their repositories are outside the default network) and, when the stage reads payload
+    /// (<paramref name="readsPayload"/>: fetch, build, plan — not lock), those that declare requiresPublish (their
+    /// payload is a publish the default pipeline does not run); both are listed as skipped.
     /// </summary>
-    public static IReadOnlyCollection<string> Buildable(ImageSet set, string[] requested, out List<(string Image, string Why)> skipped)
+    public static IReadOnlyCollection<string> Buildable(ImageSet set, string[] requested, out List<(string Image, string Why)> skipped, bool readsPayload = true)
     {
         skipped = new();
         if (requested.Length > 0) return requested;
         var result = new List<string>();
+        var includeAll = Environment.GetEnvironmentVariable("HARDEN_INCLUDE_ALL") == "1";
         foreach (var image in set.InBuildOrder())
         {
-            var blocked = set.Ancestors(image).Prepend(image).FirstOrDefault(i => i.RequiresNetwork != null);
-            if (blocked != null && Environment.GetEnvironmentVariable("HARDEN_INCLUDE_ALL") != "1")
+            var chain = set.Ancestors(image).Prepend(image).ToList();
+            var blocked = chain.FirstOrDefault(i => i.RequiresNetwork != null);
+            var unpublished = readsPayload ? chain.FirstOrDefault(i => i.RequiresPublish != null) : null;
+            if (blocked != null && !includeAll)
                 skipped.Add((image.Name, $"needs {blocked.RequiresNetwork}; build it with --image {image.Name} where that is reachable"));
+            else if (unpublished != null)
+                skipped.Add((image.Name, $"its payload is a build output the default pipeline does not make; run {unpublished.RequiresPublish}, or publish and build it with --image {image.Name}"));
             else result.Add(image.Name);
         }
         return result;

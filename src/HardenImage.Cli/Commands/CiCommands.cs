@@ -95,14 +95,34 @@ public sealed class CiKubernetesSettings : CiSettings
     [Description("Pods at once. Default: 8")]
     public int Parallelism { get; init; } = 8;
 
+    [CommandOption("--local")]
+    [Description("Also run the Indexed Job's pod on the local Docker engine for every plan entry (or --index), with the pod's restrictions and the tool image from --artifacts, as deploy --local does; records go to --records")]
+    public bool Local { get; init; }
+
+    [CommandOption("--index <N>")]
+    [Description("With --local: only this completion index (plan entry)")]
+    public int? Index { get; init; }
+
+    [CommandOption("--artifacts <DIR>")]
+    [Description("With --local: where build.json and oci/ hold the tool image named by --tool-image. Default: artifacts")]
+    public string Artifacts { get; init; } = "artifacts";
+
+    [CommandOption("--records <DIR>")]
+    [Description("With --local: the host directory that stands in for the records claim. Default: <artifacts>/local-records")]
+    public string? Records { get; init; }
+
+    [CommandOption("--docker-host <URI>")]
+    [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
+    public string? DockerHost { get; init; }
+
     public override ValidationResult Validate() =>
         Parallelism is < 1 or > 1000 ? ValidationResult.Error("--parallelism must be between 1 and 1000") : ValidationResult.Success();
 }
 
 /// <summary><c>harden ci kubernetes</c>: the plan as an Indexed Job plus the fan-in Job, running harden's own image.</summary>
-public sealed class CiKubernetesCommand : Command<CiKubernetesSettings>
+public sealed class CiKubernetesCommand : AsyncCommand<CiKubernetesSettings>
 {
-    public override int Execute(CommandContext context, CiKubernetesSettings settings, CancellationToken cancellationToken)
+    public override async Task<int> ExecuteAsync(CommandContext context, CiKubernetesSettings settings, CancellationToken cancellationToken)
     {
         var plan = BuildPlan.Load(settings.Plan);
         if (!File.Exists(settings.PublicKey)) throw new HardenException($"--public-key {settings.PublicKey}: no such file (the release key's public half).");
@@ -118,7 +138,48 @@ public sealed class CiKubernetesCommand : Command<CiKubernetesSettings>
             Namespace = settings.Namespace, SigningKey = settings.SigningKey, IrsaRole = settings.IrsaRole, Parallelism = settings.Parallelism,
         });
         CiSettings.Emit(string.Join("---\n", objects.Select(ManifestYaml.Write)), settings.Out);
-        return 0;
+        return settings.Local ? await RunLocallyAsync(settings, objects, cancellationToken) : 0;
+    }
+
+    /// <summary>
+    /// Every completion (or --index) of the rendered Indexed Job as its pod on the local engine, one after another
+    /// (FanOut/LocalJobRunner). Exit 1 when any pod fails; the table names each entry's image, platform and exit.
+    /// </summary>
+    private static async Task<int> RunLocallyAsync(CiKubernetesSettings settings, IReadOnlyList<System.Text.Json.Nodes.JsonObject> objects, CancellationToken ct)
+    {
+        var job = LocalJobRunner.IndexedJob(objects);
+        var completions = job.Spec.Completions ?? 1;
+        if (settings.Index is { } only && (only < 0 || only >= completions))
+            throw new HardenException($"--index {only}: the plan has entries 0 to {completions - 1}.");
+        using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
+        await engine.PingAsync(ct);
+        var runner = new LocalJobRunner(engine, settings.Artifacts);
+        var tag = await runner.LoadToolImageAsync(job, ct);
+        var records = settings.Records ?? Path.Combine(settings.Artifacts, "local-records");
+        var plan = BuildPlan.Load(settings.Plan);
+        var scratch = Path.Combine(Path.GetTempPath(), $"hi-localjob-{Guid.NewGuid():N}");
+        var t = new Table().Title($"Job {Markup.Escape(job.Metadata.Name)} on the local engine").AddColumns("index", "image", "platform", "result", "detail");
+        var failed = 0;
+        try
+        {
+            foreach (var i in settings.Index is { } one ? [one] : Enumerable.Range(0, completions))
+            {
+                var run = await runner.RunAsync(job, objects, i, tag, records, Path.Combine(scratch, i.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct);
+                if (!run.Succeeded) failed++;
+                var output = (run.Result.StdErr + run.Result.StdOut).Trim();
+                var detail = run.Result.TimedOut ? "timed out" : run.Succeeded ? $"record in {Path.Combine(records, i.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : $"exit {run.Result.ExitCode}: {(output.Length > 600 ? output[^600..] : output)}";
+                t.AddRow(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(plan.Jobs[i].Image), Markup.Escape(plan.Jobs[i].Platform),
+                    run.Succeeded ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(detail));
+            }
+        }
+        finally
+        {
+            try { Directory.Delete(scratch, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        // The rendered YAML may be on stdout: the table goes to stderr.
+        var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
+        err.Write(t);
+        return failed == 0 ? 0 : 1;
     }
 }
 

@@ -158,6 +158,11 @@ public sealed record ImageDefinition
     public SortedDictionary<string, string> Symlinks { get; init; } = new(StringComparer.Ordinal);
     /// <summary>Why this image cannot be built on a machine without its repositories (shown when skipped).</summary>
     public string? RequiresNetwork { get; init; }
+    /// <summary>
+    /// The command that produces this image's per-architecture payload (a <c>dotnet publish</c>), which the default
+    /// pipeline does not run: build, plan and fetch without --image skip the image and say this; lock does not.
+    /// </summary>
+    public string? RequiresPublish { get; init; }
     /// <summary>Python wheels installed into site-packages (docs/images.md, "python:"); null when the image has none.</summary>
     public PythonDefinition? Python { get; init; }
 }
@@ -421,7 +426,7 @@ public sealed class ImageSet
         var r = new YamlFieldReader(file);
         r.Fields(root, "name", "version", "description", "from", "sources", "architectures", "packages", "exclude", "provides", "user",
             "workdir", "entrypoint", "cmd", "env", "labels", "annotations", "files", "conflicts", "allow", "remove", "smoke",
-            "symlinks", "requiresNetwork", "python");
+            "symlinks", "requiresNetwork", "requiresPublish", "python");
         var name = r.String(root, "name", required: true)!;
         var expected = Path.GetFileNameWithoutExtension(file);
         if (name != expected)
@@ -536,6 +541,7 @@ public sealed class ImageSet
             Smoke = smoke,
             Symlinks = r.StringMap(root, "symlinks") ?? new(StringComparer.Ordinal),
             RequiresNetwork = r.String(root, "requiresNetwork"),
+            RequiresPublish = r.String(root, "requiresPublish"),
             Python = ParsePython(r, root, Path.GetDirectoryName(file)!),
         };
     }

@@ -29,12 +29,21 @@ public static class PodToContainerSpec
     public static LocalPodRun Translate(V1Deployment deployment, string imageRef)
     {
         var pod = deployment.Spec?.Template?.Spec ?? throw new HardenException($"Deployment {deployment.Metadata?.Name}: no pod template");
-        var c = pod.Containers?.FirstOrDefault() ?? throw new HardenException($"Deployment {deployment.Metadata?.Name}: no container");
+        return Translate(pod, $"Deployment {deployment.Metadata?.Name}", imageRef);
+    }
+
+    /// <summary>
+    /// The same translation for any pod template's first container (a Job's, for <c>FanOut/LocalJobRunner</c>);
+    /// <paramref name="owner"/> names the object in errors ("Job harden-fanout-…").
+    /// </summary>
+    public static LocalPodRun Translate(V1PodSpec pod, string owner, string imageRef)
+    {
+        var c = pod.Containers?.FirstOrDefault() ?? throw new HardenException($"{owner}: no container");
         var sc = c.SecurityContext;
         var psc = pod.SecurityContext;
         var uid = sc?.RunAsUser ?? psc?.RunAsUser ?? ManifestRenderer.NonRootId;
         var gid = sc?.RunAsGroup ?? psc?.RunAsGroup ?? ManifestRenderer.NonRootId;
-        if (uid == 0) throw new HardenException($"Deployment {deployment.Metadata?.Name}: runs as root; refusing to run it");
+        if (uid == 0) throw new HardenException($"{owner}: runs as root; refusing to run it");
 
         var tmpfs = new Dictionary<string, string>(StringComparer.Ordinal);
         var claims = new List<string>();
@@ -60,7 +69,7 @@ public static class PodToContainerSpec
             var portText = get.Port?.Value ?? "";
             var port = int.TryParse(portText, NumberStyles.None, CultureInfo.InvariantCulture, out var n) ? n
                 : ports.TryGetValue(portText, out var named) ? named
-                : throw new HardenException($"Deployment {deployment.Metadata?.Name}: {kind} probe names port '{portText}' the container does not declare");
+                : throw new HardenException($"{owner}: {kind} probe names port '{portText}' the container does not declare");
             probes.Add(new LocalProbe(kind, get.Path ?? "/", port));
         }
         AddProbe("startup", c.StartupProbe);

@@ -44,6 +44,9 @@ public static class KubernetesJobRenderer
     /// <summary>ConfigMaps hold at most 1 MiB; leave room for the object around the data.</summary>
     public const long MaxImageSetBytes = 900 * 1024;
 
+    /// <summary>0755, the mode a projected ConfigMap item needs to stay executable (the default is 0644).</summary>
+    public const int ExecutableMode = 0b111_101_101;
+
     public static IReadOnlyList<JsonObject> Render(KubernetesJobOptions o)
     {
         ImageReference tool;
@@ -146,7 +149,12 @@ public static class KubernetesJobRenderer
                 throw new HardenException($"{imagesDir}: the image set is over {MaxImageSetBytes / 1024} KiB (at {rel}), too big for a ConfigMap; keep large payloads out of images/ or ship them in a package.");
             var key = "f" + data.Count.ToString("D4", System.Globalization.CultureInfo.InvariantCulture) + "-" + new string(Path.GetFileName(rel).Select(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '_').ToArray());
             data[key] = Convert.ToBase64String(bytes);
-            items.Add(new JsonObject { ["key"] = key, ["path"] = rel });
+            var item = new JsonObject { ["key"] = key, ["path"] = rel };
+            // The kubelet projects ConfigMap files 0644: an executable payload file would lose its execute bit, which
+            // the image (and the inputs digest the job checks against the plan) carries.
+            if (!OperatingSystem.IsWindows() && (File.GetUnixFileMode(Path.Combine(root, rel)) & UnixFileMode.UserExecute) != 0)
+                item["mode"] = ExecutableMode;
+            items.Add(item);
         }
         return (data, items);
     }

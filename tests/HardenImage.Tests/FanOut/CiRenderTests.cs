@@ -165,6 +165,20 @@ public sealed partial class CiRenderTests : IDisposable
     }
 
     [Fact]
+    public void CiKubernetes_ImageSetConfigMap_KeepsAPayloadFilesExecuteBit()
+    {
+        // The kubelet projects ConfigMap files 0644: without an item mode an executable payload would reach the job
+        // without its execute bit, the job's inputs digest would differ from the plan's and every pod would refuse
+        // (found by running the pod locally: ToolImageTests).
+        var o = KubernetesOptions();
+        File.SetUnixFileMode(Path.Combine(o.ImagesDir, "payload", "bin", "tool"), (UnixFileMode)Convert.ToInt32("755", 8));
+        var items = KubernetesJobRenderer.Render(o)[2]["spec"]!["template"]!["spec"]!["volumes"]!.AsArray()
+            .Single(v => (string)v!["name"]! == "imageset")!["configMap"]!["items"]!.AsArray().ToDictionary(i => (string)i!["path"]!, i => i!["mode"]);
+        Assert.Equal(Convert.ToInt32("755", 8), (int)items["payload/bin/tool"]!);
+        Assert.Null(items["base.yaml"]); // not executable: the default 0644
+    }
+
+    [Fact]
     public void CiKubernetes_EcrOrKms_UsesAnIrsaServiceAccount_WithoutMountingTheApiToken()
     {
         var objects = KubernetesJobRenderer.Render(KubernetesOptions(signingKey: "awskms:///alias/release", irsa: "arn:aws:iam::123456789012:role/harden"));

@@ -53,6 +53,9 @@ public sealed class TraceRunner(DockerEngine engine, TraceOptions options)
         {
             Images = [options.Image],
             RunnableArchitectures = [options.Architecture],
+            // Only the traced architecture: the smoke would otherwise also run every other one under emulation
+            // (minutes of qemu for an arm64 PyTorch import) whose loads the trace never reads.
+            Architectures = [options.Architecture],
             ServerEnv = new Dictionary<string, string> { ["PYTHONVERBOSE"] = "1" },
             WhileServing = async (server, token) =>
             {

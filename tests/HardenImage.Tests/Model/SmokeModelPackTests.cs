@@ -30,6 +30,7 @@ public class SmokeModelPackTests
                 ImagesDir = Path.Combine(RepoRoot.Find(), "images"),
                 Images = ["inference-cpu"],
                 RunnableArchitectures = [SmokeRunner.HostArchitecture()],
+                Architectures = [SmokeRunner.HostArchitecture()], // the kept model is made natively; arm64 is EmulatedSmokeTests' job
                 KeepMadeModelDir = kept,
                 KeepImages = true,
             }).RunAsync();

@@ -57,7 +57,14 @@ public sealed record PyLock
     public static PyLock Parse(string text, string path)
     {
         TomlTable root;
-        try { root = TomlSerializer.Deserialize<TomlTable>(text)!; }
+        // Duplicate keys are invalid TOML and tomllib (pip's reader) refuses them; Tomlyn's model reader keeps the last
+        // one (its DuplicateKeyHandling does not reach TomlTable), so two readers of one lock could see two hashes.
+        // The strict syntax parser refuses them first.
+        try
+        {
+            Tomlyn.Parsing.SyntaxParser.ParseStrict(text, path);
+            root = TomlSerializer.Deserialize<TomlTable>(text)!;
+        }
         catch (TomlException e) { throw new HardenException($"{path}: not valid TOML ({e.Message.Split('\n')[0]}). Restore it or run 'harden lock' again.", 2, e); }
         HardenException Bad(string where, string what) => new($"{path}: {where}: {what}.");
         var version = root.TryGetValue("lock-version", out var v) ? v as string : null;
@@ -99,12 +106,15 @@ public sealed record PyLock
                 var parsed = WheelFileName.TryParse(wname) ?? throw Bad(at, $"'{wname}' is not a wheel file name");
                 if (parsed.NormalizedName != Pep440Version.NormalizeName(name) || Pep440Version.Parse(parsed.Version).CompareTo(Pep440Version.Parse(ver)) != 0)
                     throw Bad(at, $"wheel {wname} is not {name} {ver}");
-                long? size = wt.TryGetValue("size", out var sz) ? Convert.ToInt64(sz, CultureInfo.InvariantCulture) : null;
+                long? size = !wt.TryGetValue("size", out var sz) ? null
+                    : sz is long bytes && bytes >= 0 ? bytes : throw Bad(at, $"wheel {wname}: size '{sz}' is not a non-negative integer (bytes)");
                 wheels.Add(new LockedWheel { Name = wname, Url = url, Sha256 = sha, Size = size });
             }
+            // A marker that is not a string would otherwise read as "no marker": installed on every architecture.
+            var marker = !p.TryGetValue("marker", out var mk) ? null : mk as string ?? throw Bad(at, "marker must be a PEP 508 marker string");
             packages.Add(new LockedPythonPackage
             {
-                Name = name, Version = ver, Index = index, Marker = p.TryGetValue("marker", out var mk) ? mk as string : null, Wheels = wheels,
+                Name = name, Version = ver, Index = index, Marker = marker, Wheels = wheels,
             });
         }
         var twice = packages.GroupBy(p => p.NormalizedName).FirstOrDefault(g => g.Count() > 1 && g.Any(x => x.Marker == null));

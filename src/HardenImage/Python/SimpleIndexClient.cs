@@ -130,10 +130,13 @@ public sealed partial class SimpleIndexClient(HttpClient http, Func<string, stri
         return null;
     }
 
-    [GeneratedRegex(@"<a\s(?<attrs>[^>]*)>(?<text>[^<]*)</a>", RegexOptions.IgnoreCase)]
+    // A page is untrusted and up to 32 MiB: no part of a pattern may run past the next '<' or '>', or every '<a '
+    // would rescan the rest of the page (quadratic: a 1 MiB page of "<a " took minutes). PEP 503 escapes '<' and '>'
+    // inside attribute values (data-requires-python="&lt;4"), so a tag never contains them.
+    [GeneratedRegex(@"<a\s(?<attrs>[^<>]*)>(?<text>[^<>]*)</a>", RegexOptions.IgnoreCase)]
     private static partial Regex Anchor();
 
-    [GeneratedRegex(@"<base\s[^>]*href\s*=\s*""(?<href>[^""]*)""", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"<base\s[^<>]*?href\s*=\s*""(?<href>[^""<>]*)""", RegexOptions.IgnoreCase)]
     private static partial Regex BaseHref();
 
     [GeneratedRegex(@"(?<name>[A-Za-z_:][-A-Za-z0-9_:.]*)(?:\s*=\s*(?:""(?<dq>[^""]*)""|'(?<sq>[^']*)'|(?<bare>[^\s""'>]+)))?")]

@@ -66,6 +66,25 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         catch (InvalidDataException e) { throw new HardenException($"{who}: not a valid zip ({e.Message}); the wheel is refused.", 2, e); }
         using var _ = zip;
         if (zip.Entries.Count > MaxEntries) throw new HardenException($"{who}: more than {MaxEntries} entries; refused.");
+        // Each entry inflates only to the size it declares (ZipEntryLimit), so the declared sizes bound the whole
+        // unpack; they are the wheel author's numbers, so their sum is checked before a byte is unpacked.
+        var declared = zip.Entries.Sum(e => e.Length);
+        if (declared > InputLimits.MaxUnpackedBytesPerPackage)
+            throw new HardenException($"{who}: its entries declare {declared} bytes unpacked, more than {InputLimits.MaxUnpackedBytesPerPackage >> 30} GiB (a zip bomb); refused.");
+        try
+        {
+            return InstallEntries(python, image, package, locked, wheel, zip, who, owner, site, prefix, tree, symlinks, place);
+        }
+        catch (InvalidDataException e)
+        {
+            // A deflate stream that does not decode, or decodes to other bytes than its CRC says.
+            throw new HardenException($"{who}: a zip entry is corrupt ({e.Message}); the wheel is refused.", 2, e);
+        }
+    }
+
+    private InstalledWheel InstallEntries(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
+        WheelFileName wheel, ZipArchive zip, string who, string owner, string site, string prefix, FsTree tree, PathSafety symlinks, Action<FsNode> place)
+    {
 
         // 1. Names: normalised like .deb paths, no duplicates, no symlinks or special files.
         var entries = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);
@@ -198,8 +217,12 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         void PlaceFile(string target, string sha, long size, int mode, bool record = true)
         {
             target = MergedUsr.Canonicalise(target);
-            if (StartupHook(target, MergedUsr.Canonicalise(site)) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
+            if (SiteDirectories(python, site).Select(d => StartupHook(target, d)).FirstOrDefault(h => h != null) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
                 throw new HardenException($"{who}: installs /{target}, {hook}; refused. If {image.Name} needs it, allow it in {Path.GetFileName(image.File)}: allow: {{pythonStartupHooks: [{owner}]}}.");
+            var declaredWinner = image.Conflicts.GetValueOrDefault("/" + target) ?? image.Conflicts.GetValueOrDefault(target);
+            if (ShadowedCommand(target, tree) is { } shadowed && declaredWinner != owner)
+                throw new HardenException($"{who}: installs /{target}, which shadows /{shadowed.Path} of {shadowed.Owner} (/{FsTree.ParentOf(target)} comes first on PATH); refused. " +
+                                          $"If {image.Name} means it, declare it in {Path.GetFileName(image.File)}: conflicts: {{\"/{target}\": {owner}}}.");
             symlinks.EnsureNotThroughSymlink(target, who);
             for (var dir = FsTree.ParentOf(target); dir.Length > 0; dir = FsTree.ParentOf(dir))
             {
@@ -245,6 +268,27 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         return stem is "sitecustomize" or "usercustomize"
             ? $"the {stem} module site.py imports at every interpreter start"
             : null;
+    }
+
+    /// <summary>
+    /// Every site directory Debian's python3 puts on sys.path (site.getsitepackages() on Debian: /usr/local/lib/python3.X/dist-packages,
+    /// /usr/lib/python3/dist-packages, /usr/lib/python3.X/dist-packages) plus the image's sitePackages: site.py runs the .pth
+    /// files of each, so a wheel's .data/data/ file reaching any of them is a start-up hook too.
+    /// </summary>
+    private static IEnumerable<string> SiteDirectories(PythonDefinition python, string site) =>
+        new[] { site, $"usr/local/lib/python{python.Version}/dist-packages", "usr/lib/python3/dist-packages", $"usr/lib/python{python.Version}/dist-packages" }
+            .Select(MergedUsr.Canonicalise).Distinct(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The image's command that <paramref name="target"/> would hide: a file directly in usr/local/bin or usr/local/sbin
+    /// whose name the image already has in usr/sbin or usr/bin (Debian's PATH lists /usr/local first).
+    /// </summary>
+    internal static FsNode? ShadowedCommand(string target, FsTree tree)
+    {
+        var dir = FsTree.ParentOf(target);
+        if (dir is not ("usr/local/bin" or "usr/local/sbin")) return null;
+        var name = target[(dir.Length + 1)..];
+        return tree.Resolve($"usr/sbin/{name}") ?? tree.Resolve($"usr/bin/{name}");
     }
 
     /// <summary>.pyc/.pyo files; <paramref name="inPycache"/> when they sit in a __pycache__ directory.</summary>

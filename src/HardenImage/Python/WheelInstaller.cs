@@ -199,7 +199,7 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     $"#!/usr/bin/python3\n# Console script of {package.NormalizedName} {package.Version}, written by {InstallerName}.\nimport sys\nfrom {module} import {attr.Split('.')[0]}\nif __name__ == \"__main__\":\n    sys.exit({attr}())\n"),
                     0b111_101_101);
         Put($"{site}/{distInfo}/INSTALLER", Encoding.UTF8.GetBytes(InstallerName + "\n"), 0b110_100_100);
-        Put($"{site}/{distInfo}/{ProvenanceFile}", Encoding.UTF8.GetBytes($"wheel={locked.Name}\nsha256={locked.Sha256}\nindex={package.Index}\n"), 0b110_100_100);
+        Put($"{site}/{distInfo}/{ProvenanceFile}", Encoding.UTF8.GetBytes($"wheel={locked.Name}\nsha256={locked.Sha256}\nindex={package.Index ?? "(the lock names none)"}\n"), 0b110_100_100);
         // RECORD of what is installed, relative to site-packages, as pip writes it (uninstallers and scanners read it).
         var sb = new StringBuilder();
         foreach (var (p, sha, size) in newRecord.OrderBy(r => r.Path, StringComparer.Ordinal))

@@ -25,6 +25,7 @@ public sealed class ModelAdmissionCheckTests
         ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1", "--card", "models/tiny-lm.card.yaml");
         ws.HardenOk("model", "push");
         if (sign) ws.HardenOk("model", "sign");
+        else ws.HardenOk(new Dictionary<string, string> { ["HARDEN_KEY_PASSWORD"] = "" }, "keygen", "--output-dir", "artifacts/keys"); // the renderer below needs the key the policies name
         File.WriteAllText(Path.Combine(ws.Artifacts, "build.json"),
             $$"""{"version":1,"images":[{"name":"inference-cpu","index":"{{DeployWorkspace.DigestOf("inference-cpu")}}","architectures":[]}]}""");
         var deployDir = ws.Combine("deploy");
@@ -64,7 +65,6 @@ public sealed class ModelAdmissionCheckTests
     {
         var (ws, cpu) = Signed(sign: false);
         using var _ = ws;
-        ws.HardenOk("keygen", "--output-dir", "artifacts/keys");
         var refused = await Failures(ws, cpu, ws.DevPublicKey);
         Assert.NotEmpty(refused);
         Assert.Contains(refused, f => f.Contains("sbom", StringComparison.OrdinalIgnoreCase) || f.Contains("signature", StringComparison.OrdinalIgnoreCase));

@@ -74,7 +74,7 @@ public sealed class ModelPinningRenderTests(SchemaFixture fixture) : IClassFixtu
     public void InitContainer_RunsTheVerifiedFetch_FromOurHardenImageByDigest_WithThePodsHardening()
     {
         using var m = new ModelDeployWorkspace(mount: "init-container");
-        m.Ws.WriteBuildJson(new[] { "inference-cpu", "inference-cuda", "inference-neuron", "harden" }.Select(n => (n, DeployWorkspace.DigestOf(n))));
+        m.Ws.WriteBuildJson(new[] { "inference-cpu", "inference-cuda", "inference-cuda-debian", "inference-neuron", "harden" }.Select(n => (n, DeployWorkspace.DigestOf(n))));
         var cpu = Cpu(new DeployRenderer().Render(m.Ws.Options()));
         var spec = PodSpec(cpu);
         var init = Assert.Single(spec["initContainers"]!.AsArray())!;
@@ -192,7 +192,7 @@ public sealed class ModelPinningRenderTests(SchemaFixture fixture) : IClassFixtu
         var check = new ModelRecordingCheck(refuseModel: null);
         await new DeployRenderer().RenderCheckAndWriteAsync(m.Ws.Options(), check);
         // One question per deployment that pins it (the three shipped descriptions pin tiny-lm).
-        Assert.Equal(3, check.Models.Count);
+        Assert.Equal(Directory.GetFiles(m.Ws.DeployDir, "*.yaml").Length, check.Models.Count); // every shipped deployment pins its model
         Assert.Equal([$"{m.ModelRepository}@{m.Packed.Manifest.Digest}"], check.Models.Distinct());
         var output = Path.Combine(m.Ws.Artifacts, "deploy");
         var before = Directory.EnumerateFiles(output, "*", SearchOption.AllDirectories).ToDictionary(f => f, File.ReadAllBytes);

@@ -84,8 +84,9 @@ public sealed partial class SimpleIndexClient(HttpClient http, Func<string, stri
                 throw new HardenException($"{page}: PEP 691 page without a files array; the index '{index.Name}' is not a simple index.");
             foreach (var f in arr.EnumerateArray())
             {
-                var name = f.GetProperty("filename").GetString()!;
-                var url = new Uri(page, f.GetProperty("url").GetString()!).ToString();
+                // A hostile page may give null or a number where PEP 691 says string: one clear refusal, not a NullReferenceException.
+                var name = f.GetProperty("filename").GetString() ?? throw new InvalidOperationException("a file without a filename");
+                var url = new Uri(page, f.GetProperty("url").GetString() ?? throw new InvalidOperationException($"{name} without a url")).ToString();
                 string? sha = f.TryGetProperty("hashes", out var h) && h.TryGetProperty("sha256", out var s) ? s.GetString()?.ToLowerInvariant() : null;
                 var yanked = f.TryGetProperty("yanked", out var y) && (y.ValueKind == JsonValueKind.True || y.ValueKind == JsonValueKind.String);
                 var rp = f.TryGetProperty("requires-python", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;

@@ -285,3 +285,48 @@ public sealed class PythonHostileInputAttackTests
         Assert.Null(tree.Get("usr/local/lib/python3.13/dist-packages/zzz.pth"));
     }
 }
+
+/// <summary>Hostile index pages served by a loopback server (audit of issue 18): answered with one refusal, nothing fetched.</summary>
+public sealed class HostileIndexPageAttackTests
+{
+    private static readonly string Pinned = new('a', 64);
+
+    private static async Task<Exception?> Lock(string contentType, string body)
+    {
+        using var server = new LoopbackHttpServer(ctx => ctx.RespondAsync(200, Encoding.UTF8.GetBytes(body), contentType));
+        using var ws = new PythonImageSet();
+        var set = ws.Write($"p==1.0 --hash=sha256:{Pinned}\n", $"""
+                - name: hostile
+                  url: http://{server.Authority}/simple/
+                  packages: ["*"]
+            """);
+        var e = await Record.ExceptionAsync(() => ws.LockAsync(set));
+        Assert.False(File.Exists(ws.PylockPath));
+        return e;
+    }
+
+    // An index that links the pinned file to file:///… (or claims the pinned hash for it): refused as not http(s),
+    // never handed to HttpClient (NotSupportedException) or read from the builder's disk.
+    [Theory]
+    [InlineData("file:///etc/hostname")]
+    [InlineData("ftp://127.0.0.1/p-1.0-py3-none-any.whl")]
+    public async Task IndexLinkingTheWheelToAnotherScheme_IsRefused(string url)
+    {
+        var e = await Lock("text/html", $"<a href=\"{url}#sha256={Pinned}\">p-1.0-py3-none-any.whl</a>");
+        Assert.IsType<HardenException>(e);
+        Assert.Contains("is not http(s); refused", e!.Message);
+    }
+
+    [Theory]
+    [InlineData("{\"files\":[{\"filename\":null,\"url\":\"x\"}]}")]
+    [InlineData("{\"files\":[{\"filename\":\"p-1.0-py3-none-any.whl\",\"url\":null}]}")]
+    [InlineData("{\"files\":[{\"filename\":5,\"url\":\"x\"}]}")]
+    [InlineData("{\"files\":[{\"filename\":\"p-1.0-py3-none-any.whl\",\"url\":\"x\",\"hashes\":[1]}]}")]
+    [InlineData("{\"files\":{}}")]
+    public async Task Pep691PageWithWrongTypes_IsOneRefusal(string json)
+    {
+        var e = await Lock("application/vnd.pypi.simple.v1+json", json);
+        Assert.IsType<HardenException>(e);
+        Assert.Contains("/simple/p/", e!.Message); // names the page
+    }
+}

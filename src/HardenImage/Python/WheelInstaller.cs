@@ -36,6 +36,11 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         pylock.CheckIndexes(python, lockPath);
         var compat = new WheelCompatibility(python.CpythonTag, arch, glibc);
         var env = EnvironmentMarker.EnvironmentFor(python.Version, arch);
+        // The image's LD_LIBRARY_PATH (its own, else the nearest ancestor's) comes before the system library directories
+        // for every dynamically linked program: a wheel file there is loaded in place of the image's libraries.
+        var libraryDirs = (set.Ancestors(image).Prepend(image).Select(i => i.Env.GetValueOrDefault("LD_LIBRARY_PATH")).FirstOrDefault(v => v != null) ?? "")
+            .Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => MergedUsr.Canonicalise(d.Trim('/'))).ToHashSet(StringComparer.Ordinal);
         var installed = new List<InstalledWheel>();
         foreach (var p in pylock.Packages.OrderBy(p => p.NormalizedName, StringComparer.Ordinal))
         {
@@ -49,13 +54,13 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     string.Join("; ", candidates.Select(c => $"{c.Locked.Name}: {compat.WhyNot(c.Parsed)}")) + ". Lock a wheel for this platform or drop the architecture.");
             var file = cache.TryGet(best.Locked.Sha256)
                        ?? throw new HardenException($"{where}: wheel {best.Locked.Name} ({best.Locked.Sha256}) is not in the cache {cache.Directory}. Run 'harden fetch' (or 'harden build', which fetches) first.");
-            installed.Add(InstallOne(python, image, p, best.Locked, best.Parsed, file, tree, symlinks, place));
+            installed.Add(InstallOne(python, image, p, best.Locked, best.Parsed, file, tree, symlinks, place, libraryDirs));
         }
         return installed;
     }
 
     private InstalledWheel InstallOne(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
-        WheelFileName wheel, string file, FsTree tree, PathSafety symlinks, Action<FsNode> place)
+        WheelFileName wheel, string file, FsTree tree, PathSafety symlinks, Action<FsNode> place, IReadOnlySet<string> libraryDirs)
     {
         var who = $"image {image.Name}: wheel {locked.Name}";
         var owner = "pypi:" + package.NormalizedName;
@@ -73,7 +78,7 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
             throw new HardenException($"{who}: its entries declare {declared} bytes unpacked, more than {InputLimits.MaxUnpackedBytesPerPackage >> 30} GiB (a zip bomb); refused.");
         try
         {
-            return InstallEntries(python, image, package, locked, wheel, zip, who, owner, site, prefix, tree, symlinks, place);
+            return InstallEntries(python, image, package, locked, wheel, zip, who, owner, site, prefix, tree, symlinks, place, libraryDirs);
         }
         catch (InvalidDataException e)
         {
@@ -83,7 +88,8 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
     }
 
     private InstalledWheel InstallEntries(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
-        WheelFileName wheel, ZipArchive zip, string who, string owner, string site, string prefix, FsTree tree, PathSafety symlinks, Action<FsNode> place)
+        WheelFileName wheel, ZipArchive zip, string who, string owner, string site, string prefix, FsTree tree, PathSafety symlinks, Action<FsNode> place,
+        IReadOnlySet<string> libraryDirs)
     {
 
         // 1. Names: normalised like .deb paths, no duplicates, no symlinks or special files.
@@ -220,6 +226,9 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
             if (SiteDirectories(python, site).Select(d => StartupHook(target, d)).FirstOrDefault(h => h != null) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
                 throw new HardenException($"{who}: installs /{target}, {hook}; refused. If {image.Name} needs it, allow it in {Path.GetFileName(image.File)}: allow: {{pythonStartupHooks: [{owner}]}}.");
             var declaredWinner = image.Conflicts.GetValueOrDefault("/" + target) ?? image.Conflicts.GetValueOrDefault(target);
+            if (libraryDirs.Contains(FsTree.ParentOf(target)) && declaredWinner != owner)
+                throw new HardenException($"{who}: installs /{target} into /{FsTree.ParentOf(target)}, which the image's LD_LIBRARY_PATH puts before the system libraries " +
+                                          $"(every program would load it); refused. If {image.Name} means it, declare it in {Path.GetFileName(image.File)}: conflicts: {{\"/{target}\": {owner}}}.");
             if (ShadowedCommand(target, tree) is { } shadowed && declaredWinner != owner)
                 throw new HardenException($"{who}: installs /{target}, which shadows /{shadowed.Path} of {shadowed.Owner} (/{FsTree.ParentOf(target)} comes first on PATH); refused. " +
                                           $"If {image.Name} means it, declare it in {Path.GetFileName(image.File)}: conflicts: {{\"/{target}\": {owner}}}.");

@@ -264,6 +264,24 @@ public sealed class PythonHostileInputAttackTests
         Assert.NotNull(tree.Get("usr/local/bin/python3"));
     }
 
+    // inference-cuda sets LD_LIBRARY_PATH=/usr/local/cuda/lib64: a .data/data/ file there (libc.so.6, libcuda.so.1) is
+    // loaded by every dynamically linked program of an image built on it, before Debian's own libraries.
+    [Fact]
+    public async Task Wheel_LibraryInADirectoryOfTheImagesLdLibraryPath_IsRefused()
+    {
+        using var ws = new PythonImageSet();
+        var w = new WheelBuilder("evil", "1.0").File("evil/__init__.py", "ok\n")
+            .File("evil-1.0.data/data/cuda/lib64/libc.so.6", "\u007fELF planted libc");
+        var tree = new FsTree();
+        var e = await Assert.ThrowsAsync<HardenException>(() => WheelInstallTests.LockAndInstall(ws, w, tree: tree, extra: "env: {LD_LIBRARY_PATH: /usr/local/cuda/lib64}"));
+        Assert.Contains("installs /usr/local/cuda/lib64/libc.so.6 into /usr/local/cuda/lib64, which the image's LD_LIBRARY_PATH puts before the system libraries", e.Message);
+        Assert.Null(tree.Get("usr/local/cuda/lib64/libc.so.6"));
+
+        // The same wheel in an image without that LD_LIBRARY_PATH installs (the directory is nothing special there).
+        using var plain = new PythonImageSet();
+        Assert.NotNull((await WheelInstallTests.LockAndInstall(plain, w)).Get("usr/local/cuda/lib64/libc.so.6"));
+    }
+
     // Debian's site.py reads .pth files in every dist-packages directory on sys.path, not only the one sitePackages
     // names: with sitePackages moved, a .data/data/ file can still reach /usr/local/lib/python3.13/dist-packages.
     [Fact]

@@ -155,6 +155,30 @@ public sealed class PythonHostileInputAttackTests
         Assert.Equal([null], seenByOther);
     }
 
+    // A lock entry from the private index whose wheel URL names another host (absolute URLs are allowed: PyPI serves
+    // files from another host): the bytes are pinned, and the private index's credentials must not travel there.
+    [Fact]
+    public async Task LockedWheelUrlOnAnotherHost_IsFetchedWithoutTheIndexCredentials()
+    {
+        using var ws = new PythonImageSet();
+        var set = ws.Write(ws.StandardRequirements);
+        await ws.LockAsync(set);
+        var seen = new List<string?>();
+        var served = ws.HiExt["amd64"].Build();
+        using var other = new LoopbackHttpServer(async ctx =>
+        {
+            lock (seen) seen.Add(ctx.Header("Authorization"));
+            await ctx.RespondAsync(200, ctx.Path.Contains("x86_64", StringComparison.Ordinal) ? served : ws.HiExt["arm64"].Build(), "application/octet-stream");
+        });
+        var privateFiles = ws.Private.SimpleUrl.Replace("/simple/", "/files/");
+        File.WriteAllText(ws.PylockPath, File.ReadAllText(ws.PylockPath).Replace(privateFiles, $"http://{other.Authority}/elsewhere/", StringComparison.Ordinal));
+        using var http = PythonStage.CreateHttpClient();
+        using var fresh = new HardenImage.Tests.Infrastructure.TempDir("hi-wheels-fresh");
+        await PythonStage.FetchAsync(set, ["app"], fresh.Path, http, PythonImageSet.Environment);
+        Assert.NotEmpty(seen);
+        Assert.All(seen, Assert.Null);
+    }
+
     // --- Hostile wheels: locked by their own (hostile) hash, so only the installer stands between them and the image.
 
     private static async Task<Exception> InstallRefused(byte[] wheelBytes, string fileName = "evil-1.0-py3-none-any.whl", string extra = "")

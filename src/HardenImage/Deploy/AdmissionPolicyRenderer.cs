@@ -145,8 +145,10 @@ public sealed class AdmissionPolicyRenderer
                         "the model is not signed by the HardenImage key"),
                     Validation($"{Models}.all(image, verifyAttestationSignatures(image, attestations.mlbom, [attestors.hardenimage]) > 0)",
                         "the model has no signed CycloneDX ML-BOM attestation"),
+                    // The ML-BOM's subject is metadata.component (MlBomWriter); components are the model's files. Kyverno's
+                    // extractPayload gives the in-toto statement (cosign's AttestationToPayloadJSON), so the BOM is .predicate.
                     Validation($"{Models}.all(image, extractPayload(image, attestations.mlbom).predicate.bomFormat == 'CycloneDX'"
-                               + " && extractPayload(image, attestations.mlbom).predicate.?components.orValue([]).exists(c, c.type == 'machine-learning-model'))",
+                               + " && extractPayload(image, attestations.mlbom).predicate.?metadata.?component.?type.orValue('') == 'machine-learning-model')",
                         "the model's signed ML-BOM is not a CycloneDX document describing a machine-learning-model"),
                 },
             },

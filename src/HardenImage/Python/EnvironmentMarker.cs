@@ -35,34 +35,38 @@ public static class EnvironmentMarker
     {
         var tokens = Tokenize(marker, where);
         var pos = 0;
-        var result = Or(tokens, ref pos, environment, marker, where);
+        var result = Or(tokens, ref pos, environment, marker, where, 0);
         if (pos != tokens.Count) throw Bad(marker, where, $"unexpected '{tokens[pos].Text}'");
         return result;
     }
 
     private sealed record Token(string Text, bool Quoted);
 
-    private static bool Or(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where)
+    /// <summary>Parentheses nest at most this deep: the parser recurses, and a lock's marker is untrusted input.</summary>
+    public const int MaxNesting = 32;
+
+    private static bool Or(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where, int depth)
     {
-        var value = And(t, ref pos, env, marker, where);
-        while (pos < t.Count && t[pos] is { Quoted: false, Text: "or" }) { pos++; value = And(t, ref pos, env, marker, where) | value; }
+        var value = And(t, ref pos, env, marker, where, depth);
+        while (pos < t.Count && t[pos] is { Quoted: false, Text: "or" }) { pos++; value = And(t, ref pos, env, marker, where, depth) | value; }
         return value;
     }
 
-    private static bool And(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where)
+    private static bool And(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where, int depth)
     {
-        var value = Atom(t, ref pos, env, marker, where);
-        while (pos < t.Count && t[pos] is { Quoted: false, Text: "and" }) { pos++; value = Atom(t, ref pos, env, marker, where) & value; }
+        var value = Atom(t, ref pos, env, marker, where, depth);
+        while (pos < t.Count && t[pos] is { Quoted: false, Text: "and" }) { pos++; value = Atom(t, ref pos, env, marker, where, depth) & value; }
         return value;
     }
 
-    private static bool Atom(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where)
+    private static bool Atom(List<Token> t, ref int pos, IReadOnlyDictionary<string, string> env, string marker, string where, int depth)
     {
         if (pos >= t.Count) throw Bad(marker, where, "ends too early");
         if (t[pos] is { Quoted: false, Text: "(" })
         {
+            if (depth >= MaxNesting) throw Bad(marker, where, $"parentheses nest deeper than {MaxNesting}");
             pos++;
-            var inner = Or(t, ref pos, env, marker, where);
+            var inner = Or(t, ref pos, env, marker, where, depth + 1);
             if (pos >= t.Count || t[pos] is not { Quoted: false, Text: ")" }) throw Bad(marker, where, "missing ')'");
             pos++;
             return inner;
@@ -146,5 +150,5 @@ public static class EnvironmentMarker
     }
 
     private static HardenException Bad(string marker, string where, string why) =>
-        new($"{where}: environment marker '{marker}' is not valid PEP 508 ({why}). Fix the marker.");
+        new($"{where}: environment marker '{(marker.Length > 200 ? marker[..200] + "…" : marker)}' is not valid PEP 508 ({why}). Fix the marker.");
 }

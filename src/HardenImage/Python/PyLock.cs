@@ -22,8 +22,8 @@ public sealed record LockedPythonPackage
 {
     public required string Name { get; init; }
     public required string Version { get; init; }
-    /// <summary>The simple index URL the wheels were found on (packages.index).</summary>
-    public required string Index { get; init; }
+    /// <summary>The simple index URL the wheels were found on (packages.index); null when the lock does not say (pip lock writes none).</summary>
+    public string? Index { get; init; }
     public string? Marker { get; init; }
     public List<LockedWheel> Wheels { get; init; } = new();
 
@@ -57,16 +57,22 @@ public sealed record PyLock
     public static PyLock Parse(string text, string path)
     {
         TomlTable root;
-        try { root = TomlSerializer.Deserialize<TomlTable>(text)!; }
+        // Duplicate keys are invalid TOML and tomllib (pip's reader) refuses them; Tomlyn's model reader keeps the last
+        // one (its DuplicateKeyHandling does not reach TomlTable), so two readers of one lock could see two hashes.
+        // The strict syntax parser refuses them first.
+        try
+        {
+            Tomlyn.Parsing.SyntaxParser.ParseStrict(text, path);
+            root = TomlSerializer.Deserialize<TomlTable>(text)!;
+        }
         catch (TomlException e) { throw new HardenException($"{path}: not valid TOML ({e.Message.Split('\n')[0]}). Restore it or run 'harden lock' again.", 2, e); }
         HardenException Bad(string where, string what) => new($"{path}: {where}: {what}.");
         var version = root.TryGetValue("lock-version", out var v) ? v as string : null;
         if (version == null || !version.StartsWith("1.", StringComparison.Ordinal))
             throw Bad("lock-version", $"'{version ?? "(missing)"}' is not a PEP 751 lock version 1.x this tool reads");
         var packages = new List<LockedPythonPackage>();
-        if (root.TryGetValue("packages", out var pk) && pk is not TomlTableArray)
-            throw Bad("packages", "must be an array of tables ([[packages]])");
-        var array = pk as TomlTableArray ?? [];
+        // [[packages]] tables, or an inline array (packages = [] is how an empty lock says it has none).
+        var array = !root.TryGetValue("packages", out var pk) ? [] : Tables(pk) ?? throw Bad("packages", "must be an array of tables ([[packages]])");
         for (var i = 0; i < array.Count; i++)
         {
             var p = array[i];
@@ -85,8 +91,8 @@ public sealed record PyLock
             if (!hasWheels) throw Bad(at, "has no wheels");
             var ver = p.TryGetValue("version", out var pv) ? pv as string : null;
             if (ver == null || !Pep440Version.TryParse(ver, out _)) throw Bad(at, "needs a PEP 440 version");
-            var index = p.TryGetValue("index", out var ix) ? ix as string : null;
-            if (index == null) throw Bad(at, "has no index URL (packages.index): which index it came from decides whether it may come from there");
+            // PEP 751 makes packages.index optional and pip lock omits it; CheckIndexes then judges the wheel URLs instead.
+            var index = !p.TryGetValue("index", out var ix) ? null : ix as string ?? throw Bad(at, "index must be the simple index URL (a string)");
             var wheels = new List<LockedWheel>();
             foreach (var wt in wheelTables!)
             {
@@ -99,12 +105,15 @@ public sealed record PyLock
                 var parsed = WheelFileName.TryParse(wname) ?? throw Bad(at, $"'{wname}' is not a wheel file name");
                 if (parsed.NormalizedName != Pep440Version.NormalizeName(name) || Pep440Version.Parse(parsed.Version).CompareTo(Pep440Version.Parse(ver)) != 0)
                     throw Bad(at, $"wheel {wname} is not {name} {ver}");
-                long? size = wt.TryGetValue("size", out var sz) ? Convert.ToInt64(sz, CultureInfo.InvariantCulture) : null;
+                long? size = !wt.TryGetValue("size", out var sz) ? null
+                    : sz is long bytes && bytes >= 0 ? bytes : throw Bad(at, $"wheel {wname}: size '{sz}' is not a non-negative integer (bytes)");
                 wheels.Add(new LockedWheel { Name = wname, Url = url, Sha256 = sha, Size = size });
             }
+            // A marker that is not a string would otherwise read as "no marker": installed on every architecture.
+            var marker = !p.TryGetValue("marker", out var mk) ? null : mk as string ?? throw Bad(at, "marker must be a PEP 508 marker string");
             packages.Add(new LockedPythonPackage
             {
-                Name = name, Version = ver, Index = index, Marker = p.TryGetValue("marker", out var mk) ? mk as string : null, Wheels = wheels,
+                Name = name, Version = ver, Index = index, Marker = marker, Wheels = wheels,
             });
         }
         var twice = packages.GroupBy(p => p.NormalizedName).FirstOrDefault(g => g.Count() > 1 && g.Any(x => x.Marker == null));
@@ -134,13 +143,15 @@ public sealed record PyLock
         sb.Append("lock-version = ").Append(Quote(LockVersion)).Append('\n');
         if (RequiresPython != null) sb.Append("requires-python = ").Append(Quote(RequiresPython)).Append('\n');
         sb.Append("created-by = \"hardenimage\"\n");
+        // PEP 751 requires the key even when nothing is locked (pip's reader refuses a lock without it).
+        if (Packages.Count == 0) sb.Append("packages = []\n");
         foreach (var p in Packages.OrderBy(p => p.NormalizedName, StringComparer.Ordinal).ThenBy(p => p.Marker, StringComparer.Ordinal))
         {
             sb.Append("\n[[packages]]\n");
             sb.Append("name = ").Append(Quote(p.NormalizedName)).Append('\n');
             sb.Append("version = ").Append(Quote(p.Version)).Append('\n');
             if (p.Marker != null) sb.Append("marker = ").Append(Quote(p.Marker)).Append('\n');
-            sb.Append("index = ").Append(Quote(p.Index)).Append('\n');
+            if (p.Index != null) sb.Append("index = ").Append(Quote(p.Index)).Append('\n');
             sb.Append("wheels = [\n");
             foreach (var w in p.Wheels.OrderBy(w => w.Name, StringComparer.Ordinal))
             {
@@ -190,6 +201,18 @@ public sealed record PyLock
         foreach (var p in Packages)
         {
             var allowed = PythonIndexes.AllowedFor(python, p.NormalizedName, path);
+            if (p.Index == null)
+            {
+                // No packages.index (pip lock): a package an index names explicitly (a private name) must have every
+                // wheel on that index's host; a name public by default ("*") may come from any host (PyPI serves files
+                // from files.pythonhosted.org). The hashes are pinned either way.
+                if (allowed.Packages.Contains(p.NormalizedName))
+                    foreach (var w in p.Wheels)
+                        if (!Uri.TryCreate(w.Url, UriKind.Absolute, out var u) || !string.Equals(u.Authority, new Uri(allowed.Url).Authority, StringComparison.OrdinalIgnoreCase))
+                            throw new HardenException($"{path}: {p.NormalizedName} {p.Version}: wheel {w.Name} is at {WheelCache.Redact(w.Url)}, but only index '{allowed.Name}' ({allowed.Url}) may serve it " +
+                                                      "and the lock names no index (dependency confusion). Lock it from that index, or fix python: indexes: packages:.");
+                continue;
+            }
             if (!SameIndex(allowed.Url, p.Index))
                 throw new HardenException($"{path}: {p.NormalizedName} {p.Version} was locked from {p.Index}, but only index '{allowed.Name}' ({allowed.Url}) may serve it " +
                                           "(dependency confusion). Re-run 'harden lock', or fix python: indexes: packages:.");

@@ -55,6 +55,8 @@ public sealed class PythonLocker(SimpleIndexClient index, HttpClient http, Wheel
                     if (f.Sha256 == null) { why.Add($"{f.FileName}: the index gives no sha256 for it"); continue; }
                     if (!req.Sha256.Contains(f.Sha256)) { why.Add($"{f.FileName}: its sha256 {f.Sha256} is not among the requirement's hashes"); continue; }
                     if (f.Yanked) { why.Add($"{f.FileName}: yanked"); continue; }
+                    if (f.RequiresPython is { } rp && !RequiresPython.Admits(rp, python.Version))
+                    { why.Add($"{f.FileName}: the index says it requires Python {rp}, the image has CPython {python.Version}"); continue; }
                     if (compat.Rank(w!) is not { } rank) { why.Add($"{f.FileName}: {compat.WhyNot(w!)}"); continue; }
                     if (best == null || rank < best.Value.Rank || (rank == best.Value.Rank && string.CompareOrdinal(f.FileName, best.Value.File.FileName) < 0))
                         best = (f, w!, rank);

@@ -84,8 +84,9 @@ public sealed partial class SimpleIndexClient(HttpClient http, Func<string, stri
                 throw new HardenException($"{page}: PEP 691 page without a files array; the index '{index.Name}' is not a simple index.");
             foreach (var f in arr.EnumerateArray())
             {
-                var name = f.GetProperty("filename").GetString()!;
-                var url = new Uri(page, f.GetProperty("url").GetString()!).ToString();
+                // A hostile page may give null or a number where PEP 691 says string: one clear refusal, not a NullReferenceException.
+                var name = f.GetProperty("filename").GetString() ?? throw new InvalidOperationException("a file without a filename");
+                var url = new Uri(page, f.GetProperty("url").GetString() ?? throw new InvalidOperationException($"{name} without a url")).ToString();
                 string? sha = f.TryGetProperty("hashes", out var h) && h.TryGetProperty("sha256", out var s) ? s.GetString()?.ToLowerInvariant() : null;
                 var yanked = f.TryGetProperty("yanked", out var y) && (y.ValueKind == JsonValueKind.True || y.ValueKind == JsonValueKind.String);
                 var rp = f.TryGetProperty("requires-python", out var r) && r.ValueKind == JsonValueKind.String ? r.GetString() : null;
@@ -130,10 +131,13 @@ public sealed partial class SimpleIndexClient(HttpClient http, Func<string, stri
         return null;
     }
 
-    [GeneratedRegex(@"<a\s(?<attrs>[^>]*)>(?<text>[^<]*)</a>", RegexOptions.IgnoreCase)]
+    // A page is untrusted and up to 32 MiB: no part of a pattern may run past the next '<' or '>', or every '<a '
+    // would rescan the rest of the page (quadratic: a 1 MiB page of "<a " took minutes). PEP 503 escapes '<' and '>'
+    // inside attribute values (data-requires-python="&lt;4"), so a tag never contains them.
+    [GeneratedRegex(@"<a\s(?<attrs>[^<>]*)>(?<text>[^<>]*)</a>", RegexOptions.IgnoreCase)]
     private static partial Regex Anchor();
 
-    [GeneratedRegex(@"<base\s[^>]*href\s*=\s*""(?<href>[^""]*)""", RegexOptions.IgnoreCase)]
+    [GeneratedRegex(@"<base\s[^<>]*?href\s*=\s*""(?<href>[^""<>]*)""", RegexOptions.IgnoreCase)]
     private static partial Regex BaseHref();
 
     [GeneratedRegex(@"(?<name>[A-Za-z_:][-A-Za-z0-9_:.]*)(?:\s*=\s*(?:""(?<dq>[^""]*)""|'(?<sq>[^']*)'|(?<bare>[^\s""'>]+)))?")]

@@ -32,6 +32,10 @@ public sealed class WheelCache(string cacheRoot)
     public async Task<string> FetchAsync(HttpClient http, string url, string sha256, string label, Action<HttpRequestMessage>? authorize, CancellationToken ct)
     {
         if (TryGet(sha256) is { } hit) return hit;
+        // A URL from an index page or a lock is untrusted: only http(s) is fetched (file:, ftp: and the like are refused
+        // here with the file's label rather than surfacing as HttpClient's NotSupportedException).
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var parsed) || parsed.Scheme is not ("http" or "https"))
+            throw new HardenException($"{label}: URL '{Redact(url)}' is not http(s); refused.");
         System.IO.Directory.CreateDirectory(Directory);
         var target = PathFor(sha256);
         var tmp = AtomicFile.TempPathFor(target);

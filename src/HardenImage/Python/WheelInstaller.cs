@@ -36,6 +36,11 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         pylock.CheckIndexes(python, lockPath);
         var compat = new WheelCompatibility(python.CpythonTag, arch, glibc);
         var env = EnvironmentMarker.EnvironmentFor(python.Version, arch);
+        // The image's LD_LIBRARY_PATH (its own, else the nearest ancestor's) comes before the system library directories
+        // for every dynamically linked program: a wheel file there is loaded in place of the image's libraries.
+        var libraryDirs = (set.Ancestors(image).Prepend(image).Select(i => i.Env.GetValueOrDefault("LD_LIBRARY_PATH")).FirstOrDefault(v => v != null) ?? "")
+            .Split(':', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(d => MergedUsr.Canonicalise(d.Trim('/'))).ToHashSet(StringComparer.Ordinal);
         var installed = new List<InstalledWheel>();
         foreach (var p in pylock.Packages.OrderBy(p => p.NormalizedName, StringComparer.Ordinal))
         {
@@ -49,13 +54,13 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     string.Join("; ", candidates.Select(c => $"{c.Locked.Name}: {compat.WhyNot(c.Parsed)}")) + ". Lock a wheel for this platform or drop the architecture.");
             var file = cache.TryGet(best.Locked.Sha256)
                        ?? throw new HardenException($"{where}: wheel {best.Locked.Name} ({best.Locked.Sha256}) is not in the cache {cache.Directory}. Run 'harden fetch' (or 'harden build', which fetches) first.");
-            installed.Add(InstallOne(python, image, p, best.Locked, best.Parsed, file, tree, symlinks, place));
+            installed.Add(InstallOne(python, image, p, best.Locked, best.Parsed, file, tree, symlinks, place, libraryDirs));
         }
         return installed;
     }
 
     private InstalledWheel InstallOne(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
-        WheelFileName wheel, string file, FsTree tree, PathSafety symlinks, Action<FsNode> place)
+        WheelFileName wheel, string file, FsTree tree, PathSafety symlinks, Action<FsNode> place, IReadOnlySet<string> libraryDirs)
     {
         var who = $"image {image.Name}: wheel {locked.Name}";
         var owner = "pypi:" + package.NormalizedName;
@@ -66,6 +71,26 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         catch (InvalidDataException e) { throw new HardenException($"{who}: not a valid zip ({e.Message}); the wheel is refused.", 2, e); }
         using var _ = zip;
         if (zip.Entries.Count > MaxEntries) throw new HardenException($"{who}: more than {MaxEntries} entries; refused.");
+        // Each entry inflates only to the size it declares (ZipEntryLimit), so the declared sizes bound the whole
+        // unpack; they are the wheel author's numbers, so their sum is checked before a byte is unpacked.
+        var declared = zip.Entries.Sum(e => e.Length);
+        if (declared > InputLimits.MaxUnpackedBytesPerPackage)
+            throw new HardenException($"{who}: its entries declare {declared} bytes unpacked, more than {InputLimits.MaxUnpackedBytesPerPackage >> 30} GiB (a zip bomb); refused.");
+        try
+        {
+            return InstallEntries(python, image, package, locked, wheel, zip, who, owner, site, prefix, tree, symlinks, place, libraryDirs);
+        }
+        catch (InvalidDataException e)
+        {
+            // A deflate stream that does not decode, or decodes to other bytes than its CRC says.
+            throw new HardenException($"{who}: a zip entry is corrupt ({e.Message}); the wheel is refused.", 2, e);
+        }
+    }
+
+    private InstalledWheel InstallEntries(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
+        WheelFileName wheel, ZipArchive zip, string who, string owner, string site, string prefix, FsTree tree, PathSafety symlinks, Action<FsNode> place,
+        IReadOnlySet<string> libraryDirs)
+    {
 
         // 1. Names: normalised like .deb paths, no duplicates, no symlinks or special files.
         var entries = new Dictionary<string, ZipArchiveEntry>(StringComparer.Ordinal);
@@ -180,7 +205,7 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
                     $"#!/usr/bin/python3\n# Console script of {package.NormalizedName} {package.Version}, written by {InstallerName}.\nimport sys\nfrom {module} import {attr.Split('.')[0]}\nif __name__ == \"__main__\":\n    sys.exit({attr}())\n"),
                     0b111_101_101);
         Put($"{site}/{distInfo}/INSTALLER", Encoding.UTF8.GetBytes(InstallerName + "\n"), 0b110_100_100);
-        Put($"{site}/{distInfo}/{ProvenanceFile}", Encoding.UTF8.GetBytes($"wheel={locked.Name}\nsha256={locked.Sha256}\nindex={package.Index}\n"), 0b110_100_100);
+        Put($"{site}/{distInfo}/{ProvenanceFile}", Encoding.UTF8.GetBytes($"wheel={locked.Name}\nsha256={locked.Sha256}\nindex={package.Index ?? "(the lock names none)"}\n"), 0b110_100_100);
         // RECORD of what is installed, relative to site-packages, as pip writes it (uninstallers and scanners read it).
         var sb = new StringBuilder();
         foreach (var (p, sha, size) in newRecord.OrderBy(r => r.Path, StringComparer.Ordinal))
@@ -198,8 +223,15 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         void PlaceFile(string target, string sha, long size, int mode, bool record = true)
         {
             target = MergedUsr.Canonicalise(target);
-            if (StartupHook(target, MergedUsr.Canonicalise(site)) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
+            if (SiteDirectories(python, site).Select(d => StartupHook(target, d)).FirstOrDefault(h => h != null) is { } hook && !image.Allow.PythonStartupHooks.Contains(owner))
                 throw new HardenException($"{who}: installs /{target}, {hook}; refused. If {image.Name} needs it, allow it in {Path.GetFileName(image.File)}: allow: {{pythonStartupHooks: [{owner}]}}.");
+            var declaredWinner = image.Conflicts.GetValueOrDefault("/" + target) ?? image.Conflicts.GetValueOrDefault(target);
+            if (libraryDirs.Contains(FsTree.ParentOf(target)) && declaredWinner != owner)
+                throw new HardenException($"{who}: installs /{target} into /{FsTree.ParentOf(target)}, which the image's LD_LIBRARY_PATH puts before the system libraries " +
+                                          $"(every program would load it); refused. If {image.Name} means it, declare it in {Path.GetFileName(image.File)}: conflicts: {{\"/{target}\": {owner}}}.");
+            if (ShadowedCommand(target, tree) is { } shadowed && declaredWinner != owner)
+                throw new HardenException($"{who}: installs /{target}, which shadows /{shadowed.Path} of {shadowed.Owner} (/{FsTree.ParentOf(target)} comes first on PATH); refused. " +
+                                          $"If {image.Name} means it, declare it in {Path.GetFileName(image.File)}: conflicts: {{\"/{target}\": {owner}}}.");
             symlinks.EnsureNotThroughSymlink(target, who);
             for (var dir = FsTree.ParentOf(target); dir.Length > 0; dir = FsTree.ParentOf(dir))
             {
@@ -245,6 +277,27 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         return stem is "sitecustomize" or "usercustomize"
             ? $"the {stem} module site.py imports at every interpreter start"
             : null;
+    }
+
+    /// <summary>
+    /// Every site directory Debian's python3 puts on sys.path (site.getsitepackages() on Debian: /usr/local/lib/python3.X/dist-packages,
+    /// /usr/lib/python3/dist-packages, /usr/lib/python3.X/dist-packages) plus the image's sitePackages: site.py runs the .pth
+    /// files of each, so a wheel's .data/data/ file reaching any of them is a start-up hook too.
+    /// </summary>
+    private static IEnumerable<string> SiteDirectories(PythonDefinition python, string site) =>
+        new[] { site, $"usr/local/lib/python{python.Version}/dist-packages", "usr/lib/python3/dist-packages", $"usr/lib/python{python.Version}/dist-packages" }
+            .Select(MergedUsr.Canonicalise).Distinct(StringComparer.Ordinal);
+
+    /// <summary>
+    /// The image's command that <paramref name="target"/> would hide: a file directly in usr/local/bin or usr/local/sbin
+    /// whose name the image already has in usr/sbin or usr/bin (Debian's PATH lists /usr/local first).
+    /// </summary>
+    internal static FsNode? ShadowedCommand(string target, FsTree tree)
+    {
+        var dir = FsTree.ParentOf(target);
+        if (dir is not ("usr/local/bin" or "usr/local/sbin")) return null;
+        var name = target[(dir.Length + 1)..];
+        return tree.Resolve($"usr/sbin/{name}") ?? tree.Resolve($"usr/bin/{name}");
     }
 
     /// <summary>.pyc/.pyo files; <paramref name="inPycache"/> when they sit in a __pycache__ directory.</summary>

@@ -77,11 +77,53 @@ public sealed class ModelAdmissionPolicyTests(SchemaFixture fixture) : IClassFix
         Assert.Contains($"images.models.all(image, verifyImageSignatures(image, [attestors.{a}]) > 0)", expressions);
         Assert.Contains($"images.models.all(image, verifyAttestationSignatures(image, attestations.{att}, [attestors.{a}]) > 0)", expressions);
         Assert.Contains(expressions, e => e.Contains($"extractPayload(image, attestations.{att}).predicate.bomFormat == 'CycloneDX'", StringComparison.Ordinal)
-                                          && e.Contains("c.type == 'machine-learning-model'", StringComparison.Ordinal));
+                                          && e.Contains("'machine-learning-model'", StringComparison.Ordinal));
 
         var broken = policy.DeepClone();
         broken["spec"]!["images"]![0]!.AsObject().Remove("expression");
         Assert.NotEmpty(fixture.Schemas.Validate(broken));
+    }
+
+    /// <summary>
+    /// Audit: the ML-BOM validation evaluated against the ML-BOM we really attest (it read predicate.components, where
+    /// our BOM lists the files; the model is metadata.component, so Kyverno denied every model of ours). The clauses are
+    /// "predicate path == 'literal'" conjunctions; each path is walked in the in-toto statement extractPayload returns
+    /// (the predicate is the BOM), '.?' and orValue('') as CEL's optional fields do.
+    /// </summary>
+    [Fact]
+    public void ModelsPolicy_MlBomCheck_AdmitsTheMlBomWeAttest_AndRefusesOneWithoutTheModel()
+    {
+        using var m = new ModelDeployWorkspace();
+        var policy = Policy(new DeployRenderer().Render(m.Ws.Options()), "kyverno-imagevalidatingpolicy-models.yaml");
+        var att = (string)policy["spec"]!["attestations"]![0]!["name"]!;
+        var prefix = $"images.models.all(image, ";
+        var expression = policy["spec"]!["validations"]!.AsArray().Select(v => (string)v!["expression"]!)
+            .Single(e => e.Contains($"extractPayload(image, attestations.{att})", StringComparison.Ordinal));
+        Assert.StartsWith(prefix, expression);
+        var clauses = expression[prefix.Length..^1].Split(" && ");
+        var parsed = clauses.Select(c => Regex.Match(c, $@"^extractPayload\(image, attestations\.{att}\)\.predicate((?:\.\??[A-Za-z]+)+)(\.orValue\(''\))? == '([^']*)'$")).ToList();
+        Assert.All(parsed, (p, i) => Assert.True(p.Success, $"clause '{clauses[i]}' is not a path comparison this test evaluates"));
+
+        bool Admits(JsonNode statement) => parsed.All(p =>
+        {
+            JsonNode? node = statement["predicate"];
+            foreach (var step in p.Groups[1].Value.Split('.', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var optional = step.StartsWith('?');
+                var field = step.TrimStart('?');
+                var next = node is JsonObject o && o.TryGetPropertyValue(field, out var v) ? v : null;
+                if (next == null && !optional) throw new InvalidOperationException($"no such key '{field}' (CEL error: the validation fails)");
+                node = next;
+            }
+            var value = node == null ? (p.Groups[2].Success ? "" : throw new InvalidOperationException("optional none without orValue")) : (string?)node;
+            return value == p.Groups[3].Value;
+        });
+
+        var bom = JsonNode.Parse(HardenImage.Model.MlBomWriter.Write(m.Packed, HardenImage.Model.ModelCard.Empty))!;
+        Assert.True(Admits(new JsonObject { ["predicateType"] = PredicateTypes.CycloneDx, ["predicate"] = bom.DeepClone() }));
+        var imageSbom = bom.DeepClone();
+        imageSbom["metadata"]!["component"]!["type"] = "container";
+        Assert.False(Admits(new JsonObject { ["predicateType"] = PredicateTypes.CycloneDx, ["predicate"] = imageSbom }));
     }
 
     [Fact]

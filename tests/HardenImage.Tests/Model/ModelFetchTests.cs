@@ -290,6 +290,10 @@ internal sealed class HostileArtifact(ModelTestKit kit)
 
     public string ConfigMediaType { get; init; } = ModelPackFormat.ConfigMediaType;
     public string? ArtifactType { get; init; } = ModelPackFormat.ArtifactType;
+    /// <summary>Added to each layer descriptor's size in the manifest (the blob pushed is unchanged): a layer larger than declared.</summary>
+    public long LayerSizeDelta { get; init; }
+    /// <summary>Each layer listed this many times in the manifest (and in modelfs.diffIds).</summary>
+    public int LayerRepeat { get; init; } = 1;
 
     public void AddFile(string path, byte[] content, string? claimedSha256 = null) =>
         AddLayer(path, content, tar => tar.WriteEntry(new PaxTarEntry(TarEntryType.RegularFile, path.TrimStart('/')) { DataStream = new MemoryStream(content) }), claimedSha256);
@@ -325,15 +329,18 @@ internal sealed class HostileArtifact(ModelTestKit kit)
         {
             Descriptor = new ModelDescriptorFields { Name = "hostile", Version = "1" },
             Config = new ModelTechnicalFields(),
-            ModelFs = new ModelFs { DiffIds = _layers.Select(l => l.Layer.Digest).ToList() },
+            ModelFs = new ModelFs { DiffIds = Listed().Select(l => l.Digest).ToList() },
         });
         var configDescriptor = new Descriptor { MediaType = ConfigMediaType, Digest = Digest.Of(config).ToString(), Size = config.Length };
         await kit.Registry.PushBlobAsync(repository, configDescriptor, new MemoryStream(config));
-        var manifest = OciJson.Serialize(new ImageManifest { ArtifactType = ArtifactType, Config = configDescriptor, Layers = _layers.Select(l => l.Layer).ToList() });
+        var manifest = OciJson.Serialize(new ImageManifest { ArtifactType = ArtifactType, Config = configDescriptor, Layers = Listed().ToList() });
         var digest = await kit.Registry.PutManifestAsync(repository, "1", manifest, MediaTypes.ImageManifest);
         var model = new PushedModel { Name = "hostile", Repository = repository, Version = "1", Digest = digest, Reference = "", MlBom = "" };
         using var signer = new EcdsaFileSigner(ECDsa.Create(kit.Key.ExportParameters(true)));
         await new ImageSigner(signer, new RegistrySignatureStore(kit.Registry, repository)).SignAsync(repository, Digest.Parse(digest));
         return model;
     }
+
+    private IEnumerable<Descriptor> Listed() =>
+        _layers.SelectMany(l => Enumerable.Repeat(l.Layer with { Size = l.Layer.Size + LayerSizeDelta }, LayerRepeat));
 }

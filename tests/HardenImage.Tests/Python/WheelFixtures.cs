@@ -75,7 +75,7 @@ public sealed class WheelBuilder(string distribution, string version, string tag
 }
 
 /// <summary>A file a fake index lists: its name, the bytes served, and the hash advertised (null = the true one; "" = none).</summary>
-public sealed record IndexedFile(string Project, string FileName, byte[] Served, string? AdvertisedSha256 = null);
+public sealed record IndexedFile(string Project, string FileName, byte[] Served, string? AdvertisedSha256 = null, string? RequiresPython = ">=3.8");
 
 /// <summary>
 /// A PEP 503 (HTML) / PEP 691 (JSON) simple index on 127.0.0.1, over the tests' loopback server: project pages at
@@ -140,6 +140,7 @@ public sealed class PythonIndexServer : IDisposable
                     {
                         ["filename"] = f.FileName, ["url"] = "../../files/" + f.FileName,
                         ["hashes"] = Hash(f) == "" ? new Dictionary<string, string>() : new Dictionary<string, string> { ["sha256"] = Hash(f) },
+                        ["requires-python"] = f.RequiresPython ?? "",
                     }).ToList(),
                 });
                 await ctx.RespondAsync(200, body, "application/vnd.pypi.simple.v1+json");
@@ -147,7 +148,7 @@ public sealed class PythonIndexServer : IDisposable
             }
             var html = new StringBuilder("<!DOCTYPE html>\n<html><body><h1>Links for " + project + "</h1>\n");
             foreach (var f in listed)
-                html.Append($"<a href=\"../../files/{f.FileName}{(Hash(f) == "" ? "" : "#sha256=" + Hash(f))}\" data-requires-python=\"&gt;=3.8\">{f.FileName}</a><br/>\n");
+                html.Append($"<a href=\"../../files/{f.FileName}{(Hash(f) == "" ? "" : "#sha256=" + Hash(f))}\"{(f.RequiresPython == null ? "" : $" data-requires-python=\"{System.Net.WebUtility.HtmlEncode(f.RequiresPython)}\"")}>{f.FileName}</a><br/>\n");
             html.Append("</body></html>\n");
             await ctx.RespondAsync(200, Encoding.UTF8.GetBytes(html.ToString()), "text/html");
             return;

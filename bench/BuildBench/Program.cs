@@ -58,8 +58,15 @@ var packages = locked.SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).Orde
 var stubNames = locked.SelectMany(a => a.DroppedDependencies)
     .Select(d => d.Dependency.Split('|')[0].Trim().Split(' ', '(')[0].Split(':')[0])
     .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
+// A versioned `provides:` entry (python: python3 (= 3.13.5-1)) must be attested by the signed index at lock time, and
+// the mirror carries only the locked .debs: a stub of that name and version stands in for the real package (nothing
+// installs it: the lock provides it, and mmdebstrap's --include does not name it).
+var upstreamImages = ImageSet.Load(upstreamSet);
+var providedStubs = chain.SelectMany(n => upstreamImages.Images[n].Provides)
+    .Select(p => Relation.ParseProvides(p).Single()).Where(r => r.Version != null)
+    .Select(r => (Name: r.Name, Version: r.Version!.ToString())).Distinct().OrderBy(s => s.Name, StringComparer.Ordinal).ToList();
 Console.WriteLine($"locked: {packages.Count} packages ({packages.Sum(p => p.Size) / 1e6:0.0} MB of .debs) for base+cc+python amd64; " +
-                  $"stubs for excluded dependencies: {string.Join(", ", stubNames)}");
+                  $"stubs for excluded dependencies: {string.Join(", ", stubNames)}; for provides: {string.Join(", ", providedStubs.Select(p => $"{p.Name} {p.Version}"))}");
 
 // --- 2. the loopback mirror -------------------------------------------------------------------------------------
 var mirror = Path.Combine(work, "mirror");
@@ -68,14 +75,14 @@ Directory.CreateDirectory(pool);
 var debCache = new DebCache(upstreamCache);
 foreach (var p in packages)
     File.Copy(debCache.PathFor(p.Sha256), Path.Combine(pool, $"{p.Name}_{StripEpoch(p.Version)}_{p.Architecture}.deb"));
-foreach (var stub in stubNames)
+foreach (var (stub, version) in stubNames.Select(n => (n, "99")).Concat(providedStubs.Select(p => (p.Name, p.Version))))
 {
     var dir = Path.Combine(work, "stub-" + stub);
     Directory.CreateDirectory(Path.Combine(dir, "DEBIAN"));
     File.WriteAllText(Path.Combine(dir, "DEBIAN", "control"),
-        $"Package: {stub}\nVersion: 99\nArchitecture: all\nMaintainer: BuildBench <bench@example.invalid>\n" +
-        "Description: empty stand-in so apt can satisfy a dependency harden excludes\n");
-    m.Run("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", dir, Path.Combine(pool, $"{stub}_99_all.deb")]);
+        $"Package: {stub}\nVersion: {version}\nArchitecture: all\nMaintainer: BuildBench <bench@example.invalid>\n" +
+        "Description: empty stand-in so apt can satisfy a dependency harden excludes or attest what an image provides\n");
+    m.Run("dpkg-deb", ["--root-owner-group", "-Zxz", "--build", dir, Path.Combine(pool, $"{stub}_{StripEpoch(version)}_all.deb")]);
 }
 var dists = Path.Combine(mirror, "dists", "trixie");
 var binary = Path.Combine(dists, "main", "binary-amd64");

@@ -119,7 +119,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
 
     private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)
     {
-        var root = InterpreterRoot();
+        string root;
+        using (Timings.Span("byte-code: write the interpreter's tree")) root = InterpreterRoot();
         var job = Directory.CreateTempSubdirectory("hi-bytecode-job-").FullName;
         try
         {
@@ -131,6 +132,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 using (var output = File.Create(src)) input.CopyTo(output);
                 files.Add([src, "/" + work[n].Source.ImagePath, Path.Combine(job, $"{n}.pyc")]);
             }
+            using var compiling = Timings.Span($"byte-code: compile {work.Count} modules (sources copied out of the store before)");
             var driver = Path.Combine(job, "driver.py");
             File.WriteAllText(driver, Driver);
             // One interpreter per core on contiguous slices: each file's bytes do not depend on which process, or

@@ -73,9 +73,7 @@ public sealed class InReleaseVerifier
             bool ok = false; // assigned here, not only in the try: a mutation tool can then mutate this method (CS0165 otherwise)
             try
             {
-                sig.InitVerify(key);
-                sig.Update(signedBytes);
-                ok = sig.Verify();
+                ok = SignatureHolds(sig, key, signedBytes);
             }
             catch (Exception e) when (e is PgpException or ArgumentException or InvalidOperationException or NotSupportedException)
             {
@@ -116,6 +114,23 @@ public sealed class InReleaseVerifier
                 "Refresh the keyring (e.g. a newer debian-archive-keyring) or the repository.");
         }
         return new VerifiedInRelease(string.Join("\n", signedLines) + "\n", good, ignored);
+    }
+
+    // Outcomes of the signature arithmetic, per process: a pure function of the key, the signature packet and the
+    // signed bytes. A lock verifies each InRelease twice (resolve, then prove), and BouncyCastle re-validates an RSA
+    // key (a Miller-Rabin test on its 4096-bit modulus, ~0.1 s) on every InitVerify. Revocation and expiry are still
+    // checked on every call, against the clock.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Checked = new(StringComparer.Ordinal);
+
+    private static bool SignatureHolds(PgpSignature sig, PgpPublicKey key, byte[] signedBytes)
+    {
+        var id = Convert.ToHexString(key.GetFingerprint()) + " " + Sha256Hex.Of(sig.GetEncoded()) + " " + Sha256Hex.Of(signedBytes);
+        if (Checked.TryGetValue(id, out var known)) return known;
+        sig.InitVerify(key);
+        sig.Update(signedBytes);
+        var ok = sig.Verify();
+        Checked[id] = ok;
+        return ok;
     }
 
     private static bool IsWeakDigest(HashAlgorithmTag tag) =>

@@ -129,7 +129,7 @@ public sealed class AptRepositoryClient
         _proofs = proofs;
         _options = options ?? new AptRepositoryOptions();
         _clock = clock ?? TimeProvider.System;
-        _verifier = new InReleaseVerifier(_clock);
+        _verifier = new InReleaseVerifier(_clock, proofs);
     }
 
     /// <summary>An HttpClient suited to repositories: short connect timeout, no automatic decompression

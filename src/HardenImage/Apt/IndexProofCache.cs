@@ -22,7 +22,7 @@ public sealed record ProvenIndexEntry(
 /// (the first line, under the MAC, names the index and filter). A forged, truncated or foreign entry is reported,
 /// deleted and re-derived from the verified index bytes.
 /// </summary>
-public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey key)
+public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey key) : ISignatureRecords
 {
     // v3: adds Multi-Arch, Essential and Priority, which the resolver needs; v2 entries are re-derived silently.
     private const string Magic = "hardenimage-index-proof v3";
@@ -98,6 +98,33 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         if (authentic) return false;
         forged = $"parsed-index cache entry {path} does not authenticate (forged, edited or from another machine's key): deleted, re-derived from the verified index";
         return false;
+    }
+
+    // Signature records (InReleaseVerifier): "sig-<sha256 of id>" holding the MAC of the id under its own purpose.
+    // A relock re-reads the same InRelease files; BouncyCastle's check of each 4096-bit RSA key costs ~0.1 s of CPU.
+    private const string SignaturePurpose = "hardenimage-signature-verified v1\n";
+
+    private string SignaturePath(string id) => Path.Combine(Directory, "sig-" + Sha256Hex.Of(Encoding.UTF8.GetBytes(id)));
+
+    private byte[] SignatureMac(string id) => key.Mac(Encoding.UTF8.GetBytes(SignaturePurpose + id));
+
+    public bool Verified(string id)
+    {
+        var path = SignaturePath(id);
+        // Not a regular file (a planted FIFO or symlink), or not the size of a record: not a record.
+        if (!Build.ContentStore.IsRegularFile(path) || new FileInfo(path).Length != 64 + 1) return false;
+        try
+        {
+            var text = File.ReadAllText(path);
+            return text.Length == 65 && text[64] == '\n' && key.Verify(Encoding.UTF8.GetBytes(SignaturePurpose + id), Convert.FromHexString(text.AsSpan(0, 64)));
+        }
+        catch (Exception e) when (e is IOException or FormatException) { return false; }
+    }
+
+    public void Record(string id)
+    {
+        System.IO.Directory.CreateDirectory(Directory);
+        AtomicFile.WriteAllText(SignaturePath(id), Convert.ToHexStringLower(SignatureMac(id)) + "\n");
     }
 
     /// <summary>Writes the entry of a verified index (<paramref name="packages"/> parsed from bytes that matched <paramref name="indexSha256"/>).</summary>

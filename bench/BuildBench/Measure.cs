@@ -53,6 +53,9 @@ public sealed class Measure(string logPath)
         finally { File.Delete(timeFile); }
     }
 
+    /// <summary>Standard error of the last command (HARDEN_TIMINGS=1 spans are read from it).</summary>
+    public string LastStderr { get; private set; } = "";
+
     /// <summary>Runs a command to completion (untimed); output appended to the log; returns stdout.</summary>
     public string Run(string file, IEnumerable<string> args, IDictionary<string, string>? env = null, string? workDir = null, string? stdin = null)
     {
@@ -72,6 +75,7 @@ public sealed class Measure(string logPath)
         p.WaitForExit();
         var line = $"$ {file} {string.Join(' ', psi.ArgumentList.Select(a => a.Length > 200 ? a[..200] + "…" : a))}\n";
         File.AppendAllText(logPath, line + so.Result + se.Result + $"[exit {p.ExitCode}]\n");
+        LastStderr = se.Result;
         if (p.ExitCode != 0)
             throw new InvalidOperationException($"{line.Trim()} failed with exit {p.ExitCode}:\n{Tail(so.Result + se.Result, 2500)}\n(full log: {logPath})");
         return so.Result;

@@ -78,6 +78,8 @@ public sealed record AptRepositoryIndex
     public required IReadOnlyList<string> Signers { get; init; }
     public required IReadOnlyList<AptIndexFile> Indices { get; init; }
     public required IReadOnlyList<BinaryPackage> Packages { get; init; }
+    /// <summary>Parsed-index cache entries found forged and re-derived, for the user to see.</summary>
+    public IReadOnlyList<string> Notices { get; init; } = [];
 
     /// <summary>The lock file's record of this source.</summary>
     public LockedSource ToLockedSource() => new()
@@ -127,7 +129,7 @@ public sealed class AptRepositoryClient
         _proofs = proofs;
         _options = options ?? new AptRepositoryOptions();
         _clock = clock ?? TimeProvider.System;
-        _verifier = new InReleaseVerifier(_clock);
+        _verifier = new InReleaseVerifier(_clock, proofs);
     }
 
     /// <summary>An HttpClient suited to repositories: short connect timeout, no automatic decompression
@@ -171,16 +173,24 @@ public sealed class AptRepositoryClient
             .SelectMany(component => source.Architectures.Select(arch => (Component: component, Arch: arch)))
             .Select(x => Task.Run(async () =>
             {
+                // The compact snapshot of an index the verified Release still lists (same SHA-256): no download,
+                // no decompression, no deb822 parse. Forged or foreign entries are refused by its MAC and re-derived.
+                var snapshot = TrySnapshot(source, release, x.Component, x.Arch, baseUrl);
+                if (snapshot.Packages != null) return (snapshot.Index!, snapshot.Packages, snapshot.Notice);
                 var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
                 bool Keep(string a) => a == x.Arch || a == "all";
                 // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
-                var parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
-                _proofs?.Write(index.Sha256, x.Arch, parsed.Select(ProvenIndexEntry.From));
-                return (index, parsed);
+                IReadOnlyList<BinaryPackage> parsed;
+                using (Timings.Span($"lock: parse {source.Name} {index.ReleasePath} (decompress + deb822)"))
+                    parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                _proofs?.Write(index.Sha256, x.Arch, parsed);
+                return (index, parsed, snapshot.Notice);
             }, ct)).ToList();
-        foreach (var (index, parsed) in await Task.WhenAll(work))
+        var notices = new List<string>();
+        foreach (var (index, parsed, notice) in await Task.WhenAll(work))
         {
+            if (notice != null) notices.Add(notice);
             indices.Add(index);
             foreach (var pkg in parsed)
             {
@@ -202,7 +212,35 @@ public sealed class AptRepositoryClient
             Signers = verified.GoodSigners,
             Indices = indices,
             Packages = packages,
+            Notices = notices,
         };
+    }
+
+    /// <summary>
+    /// The snapshot of the (component, architecture) index, in the order <see cref="FetchPackagesIndexAsync"/> picks
+    /// forms (xz, gz, plain), keyed by the SHA-256 the just-verified Release lists; no packages when there is none.
+    /// A snapshot that does not authenticate is deleted and the index read again (its notice says so).
+    /// </summary>
+    private (AptIndexFile? Index, IReadOnlyList<BinaryPackage>? Packages, string? Notice) TrySnapshot(
+        AptSource source, ReleaseFile release, string component, string arch, string baseUrl)
+    {
+        if (_proofs == null) return (null, null, null);
+        var dir = source.IsFlat ? "" : $"{component}/binary-{arch}/";
+        string? notice = null;
+        foreach (var name in new[] { "Packages.xz", "Packages.gz", "Packages" })
+        {
+            if (release.Sha256.GetValueOrDefault(dir + name) is not { } listed) continue;
+            IReadOnlyList<BinaryPackage>? hit;
+            string? forged;
+            using (Timings.Span($"lock: read snapshot of {source.Name} {listed.Path}"))
+                hit = _proofs.TryReadPackages(listed.Sha256, arch, source.Name, baseUrl, out forged);
+            notice ??= forged;
+            if (hit != null)
+                return (new AptIndexFile(source.IsFlat ? "" : component, arch, $"{source.DistUrl}/{listed.Path}", listed.Sha256, listed.Size) { ReleasePath = listed.Path },
+                        hit, notice);
+            if (notice != null) break; // re-derived below, from the index itself
+        }
+        return (null, null, notice);
     }
 
     /// <summary>
@@ -253,9 +291,9 @@ public sealed class AptRepositoryClient
                 var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
                 bool Keep(string a) => a == x.Arch || a == "all";
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
-                var entries = PackagesIndex.ReadFile(path, source.Name, source.BaseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz)
-                    .Select(ProvenIndexEntry.From).ToList();
-                _proofs?.Write(index.Sha256, x.Arch, entries);
+                var parsed = PackagesIndex.ReadFile(path, source.Name, source.BaseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                _proofs?.Write(index.Sha256, x.Arch, parsed);
+                var entries = parsed.Select(ProvenIndexEntry.From).ToList();
                 return (x.Arch, Entries: (IReadOnlyList<ProvenIndexEntry>)(keepName == null ? entries : entries.Where(e => keepName(e.Name)).ToList()));
             }, ct)).ToList();
         var byArch = new Dictionary<string, List<ProvenIndexEntry>>(StringComparer.Ordinal);

@@ -23,6 +23,8 @@ public sealed record BinaryPackage
     public string Provides { get; init; } = "";
     public string MultiArch { get; init; } = "";
     public bool Essential { get; init; }
+    /// <summary>The Priority field (required, important, standard, optional, extra), trimmed; empty when absent.</summary>
+    public string Priority { get; init; } = "";
     /// <summary>Name of the source (sources.yaml) this package came from.</summary>
     public string Origin { get; init; } = "";
     /// <summary>Base URL of the repository, so that <c>BaseUrl + "/" + Filename</c> downloads it.</summary>
@@ -69,6 +71,7 @@ public sealed record BinaryPackage
             Provides = p["Provides"] ?? "",
             MultiArch = p["Multi-Arch"] ?? "",
             Essential = string.Equals(p["Essential"], "yes", StringComparison.OrdinalIgnoreCase),
+            Priority = p["Priority"]?.Trim() ?? "",
             Origin = origin,
             BaseUrl = baseUrl,
             Paragraph = p,

@@ -13,6 +13,16 @@ namespace HardenImage.Apt;
 public sealed record VerifiedInRelease(string ReleaseText, IReadOnlyList<string> GoodSigners, IReadOnlyList<string> IgnoredSignatures);
 
 /// <summary>
+/// Where signatures that verified are remembered across runs: "key fingerprint, signature packet digest, signed-bytes
+/// digest" → verified, authenticated so that whoever writes the cache cannot claim a signature holds.
+/// </summary>
+public interface ISignatureRecords
+{
+    bool Verified(string id);
+    void Record(string id);
+}
+
+/// <summary>
 /// Verifies a clear-signed InRelease (RFC 4880 §7) against a keyring, with apt's rule: the file is trusted when at
 /// least one signature verifies with a key of the keyring, and a BAD signature by a key we know is an error even
 /// when another signature is good (apt: "At least one invalid signature was encountered"); a good signature must not
@@ -29,8 +39,15 @@ public sealed class InReleaseVerifier
     private const string EndSignature = "-----END PGP SIGNATURE-----";
 
     private readonly TimeProvider _clock;
+    private readonly ISignatureRecords? _records;
 
-    public InReleaseVerifier(TimeProvider? clock = null) { _clock = clock ?? TimeProvider.System; }
+    /// <param name="records">Authenticated records of signatures that verified before (the parsed-index cache), so a
+    /// relock of an unchanged InRelease skips the RSA arithmetic; without it every signature is computed.</param>
+    public InReleaseVerifier(TimeProvider? clock = null, ISignatureRecords? records = null)
+    {
+        _clock = clock ?? TimeProvider.System;
+        _records = records;
+    }
 
     /// <summary>Verifies <paramref name="inRelease"/>; <paramref name="source"/> names the repository in errors.</summary>
     /// <exception cref="HardenException">not clear-signed, no signature, only unknown/worthless signers, or a BAD signature.</exception>
@@ -73,9 +90,7 @@ public sealed class InReleaseVerifier
             bool ok = false; // assigned here, not only in the try: a mutation tool can then mutate this method (CS0165 otherwise)
             try
             {
-                sig.InitVerify(key);
-                sig.Update(signedBytes);
-                ok = sig.Verify();
+                ok = SignatureHolds(sig, key, signedBytes);
             }
             catch (Exception e) when (e is PgpException or ArgumentException or InvalidOperationException or NotSupportedException)
             {
@@ -116,6 +131,27 @@ public sealed class InReleaseVerifier
                 "Refresh the keyring (e.g. a newer debian-archive-keyring) or the repository.");
         }
         return new VerifiedInRelease(string.Join("\n", signedLines) + "\n", good, ignored);
+    }
+
+    // Signatures that verified, per process (and across runs through _records): a pure function of the key, the
+    // signature packet and the signed bytes. A lock verifies each InRelease twice (resolve, then prove), and BouncyCastle re-validates an RSA
+    // key (a Miller-Rabin test on its 4096-bit modulus, ~0.1 s) on every InitVerify. Revocation and expiry are still
+    // checked on every call, against the clock.
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, bool> Checked = new(StringComparer.Ordinal);
+
+    private bool SignatureHolds(PgpSignature sig, PgpPublicKey key, byte[] signedBytes)
+    {
+        var id = Convert.ToHexString(key.GetFingerprint()) + " " + Sha256Hex.Of(sig.GetEncoded()) + " " + Sha256Hex.Of(signedBytes);
+        // Only good outcomes are remembered (a bad signature is an error, computed again each time it is seen), and a
+        // record that does not authenticate is not one.
+        if (Checked.ContainsKey(id)) return true;
+        if (_records?.Verified(id) == true) return Checked[id] = true;
+        sig.InitVerify(key);
+        sig.Update(signedBytes);
+        if (!sig.Verify()) return false;
+        Checked[id] = true;
+        _records?.Record(id);
+        return true;
     }
 
     private static bool IsWeakDigest(HashAlgorithmTag tag) =>

@@ -191,7 +191,7 @@ public sealed class PackageUniverse
             .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToList();
 
     /// <summary>Priority field rank: required 0, important 1, standard 2, optional (or none) 3, extra 4.</summary>
-    public static int PriorityRank(BinaryPackage p) => p.Paragraph?["Priority"]?.Trim() switch
+    public static int PriorityRank(BinaryPackage p) => (p.Priority.Length > 0 ? p.Priority : p.Paragraph?["Priority"]?.Trim()) switch
     {
         "required" => 0,
         "important" => 1,

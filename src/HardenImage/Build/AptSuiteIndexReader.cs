@@ -31,6 +31,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
                 Packages = architectures.Zip(perArch).ToDictionary(x => x.First,
                     x => ForArchitecture(x.Second.Packages, x.First),
                     StringComparer.Ordinal),
+                Notices = perArch.SelectMany(i => i.Notices).ToList(),
             };
         }
         var index = await client.FetchAsync(new AptSource
@@ -45,6 +46,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
             Packages = architectures.ToDictionary(a => a,
                 a => ForArchitecture(index.Packages, a),
                 StringComparer.Ordinal),
+            Notices = index.Notices,
         };
     }
 

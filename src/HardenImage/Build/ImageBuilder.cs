@@ -189,8 +189,29 @@ public sealed class ImageBuilder
         var identity = string.Join("\n", packages.Select(p => p.Sha256));
         return _pythons.GetOrAdd(identity, _ => new Lazy<PythonByteCodeCompiler>(() => new PythonByteCodeCompiler(version,
             packages.Select(p => new InterpreterPackage(p.Name, p.Sha256,
-                _unpacker.Get(p.Sha256, debs(p), $"{p.Name} {p.Version} ({p.Architecture})").Entries)).ToList(),
+                Unpacked(p, debs).Entries)).ToList(),
             _store, _options.CacheRoot, _key))).Value;
+    }
+
+    /// <summary>Each .deb unpacked (or its cached tree read) once per build, whichever layer or interpreter asks first.</summary>
+    private readonly ConcurrentDictionary<string, Lazy<UnpackedPackage>> _unpacked = new(StringComparer.Ordinal);
+
+    private UnpackedPackage Unpacked(LockedPackage p, DebLocator debs) =>
+        _unpacked.GetOrAdd(p.Sha256, _ => new Lazy<UnpackedPackage>(() =>
+            _unpacker.Get(p.Sha256, debs(p), $"{p.Name} {p.Version} ({p.Architecture})"))).Value;
+
+    /// <summary>
+    /// Unpacks every package the selected layers need, several at a time, before the layers are assembled: a chain
+    /// is assembled layer after layer, so unpacking inside it would leave all but one core idle on a cold cache
+    /// (xz/zstd decoding and hashing are most of a cold build). The content store is content-addressed, so the
+    /// order in which packages land in it changes nothing in the output.
+    /// </summary>
+    private async Task UnpackAllAsync(IReadOnlyList<ImageDefinition> images, DebLocator debs, CancellationToken ct)
+    {
+        var packages = images.SelectMany(i => ArchitecturesOf(i).SelectMany(a => LockedFor(i, a)))
+            .DistinctBy(p => p.Sha256).OrderByDescending(p => p.Size).ToList(); // largest first: the tail stays short
+        await Parallel.ForEachAsync(packages, new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.Parallelism), CancellationToken = ct },
+            (p, _) => { Unpacked(p, debs); return ValueTask.CompletedTask; });
     }
 
     private static Exception Unwrap(Exception e) =>
@@ -207,8 +228,13 @@ public sealed class ImageBuilder
         var layout = OciLayout.OpenOrCreate(LayoutDir);
         var archs = images.SelectMany(i => ArchitecturesOf(i)).Distinct().Order(StringComparer.Ordinal).ToList();
 
+        // 0. Unpack what the layers need, in parallel (a corrupt entry found by the first attempt is unpacked again).
+        _unpacked.Clear();
+        using (Timings.Span("build: unpack every package (parallel)")) await UnpackAllAsync(images, debs, ct);
+
         // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
         var assembled = new Dictionary<(string Image, string Arch), AssembledLayer>();
+        using (Timings.Span("build: assemble and harden every layer"))
         await Task.WhenAll(archs.Select(arch => Task.Run(() =>
         {
             var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
@@ -217,7 +243,8 @@ public sealed class ImageBuilder
                 ct.ThrowIfCancellationRequested();
                 progress?.Report($"assembling {image.Name} ({arch})");
                 var lower = image.From != null ? lowerByImage[image.From] : new Dictionary<string, FsNode>(StringComparer.Ordinal);
-                var layer = AssembleLayer(image, arch, lower, debs);
+                AssembledLayer layer;
+                using (Timings.Span($"build: assemble {image.Name} ({arch})")) layer = AssembleLayer(image, arch, lower, debs);
                 lock (assembled) assembled[(image.Name, arch)] = layer;
                 lowerByImage[image.Name] = layer.Tree.Merged();
             }
@@ -236,7 +263,9 @@ public sealed class ImageBuilder
             var batch = group.ToList();
             var specs = batch.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
             var writer = new LayerWriter(new LayerWriterOptions { SourceDateEpoch = group.Key, Compression = _options.Compression });
-            var written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
+            IReadOnlyList<WrittenLayer> written;
+            using (Timings.Span($"build: write {batch.Count} layer(s) (tar, {_options.Compression}, digest)"))
+                written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
             for (var i = 0; i < batch.Count; i++) ownLayer[batch[i].Key] = written[i];
         }
         foreach (var (key, _) in assembled)
@@ -398,7 +427,7 @@ public sealed class ImageBuilder
         foreach (var pkg in locked.Packages.OrderBy(p => p.Name, StringComparer.Ordinal))
         {
             var label = $"{pkg.Name} {pkg.Version} ({pkg.Architecture})";
-            var unpacked = _unpacker.Get(pkg.Sha256, debs(pkg), label);
+            var unpacked = Unpacked(pkg, debs);
             installed.Add(new InstalledPackage
             {
                 Name = unpacked.Name, Version = unpacked.Version, Architecture = unpacked.Architecture,
@@ -433,7 +462,8 @@ public sealed class ImageBuilder
             ReadContent = n => n.Inline ?? _store.ReadVerified(n.ContentSha256!),
             Python = PythonFor(image, arch, debs),
         };
-        foreach (var t in StandardTransforms.All()) t.Apply(tree, context, actions);
+        foreach (var t in StandardTransforms.All())
+            using (Timings.Span($"build: transform {t.Name} on {image.Name} ({arch})")) t.Apply(tree, context, actions);
         AddAncestorDirectories(tree);
         var bytes = tree.Nodes.GroupBy(n => n.Owner, StringComparer.Ordinal)
             .ToDictionary(g => g.Key, g => g.Sum(n => n.Size), StringComparer.Ordinal);

@@ -14,6 +14,8 @@ public sealed record SuiteIndex
     public DateTimeOffset? ValidUntil { get; init; }
     /// <summary>Architecture → packages (architecture-specific and <c>all</c>).</summary>
     public required IReadOnlyDictionary<string, IReadOnlyList<BinaryPackage>> Packages { get; init; }
+    /// <summary>Parsed-index cache entries found forged and re-derived while reading.</summary>
+    public IReadOnlyList<string> Notices { get; init; } = [];
 
     public string Name => $"{Source}/{Suite}";
 }
@@ -112,7 +114,9 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
         var tasks = needed.OrderBy(k => k.Key, StringComparer.Ordinal).Select(async kv =>
         {
             progress?.Report($"reading {kv.Key} ({string.Join(", ", kv.Value.Archs)})");
-            var index = await reader.ReadAsync(kv.Value.Source, kv.Value.Suite, kv.Value.Archs.ToList(), ct);
+            SuiteIndex index;
+            using (Timings.Span($"lock: read {kv.Key} ({string.Join(", ", kv.Value.Archs)})"))
+                index = await reader.ReadAsync(kv.Value.Source, kv.Value.Suite, kv.Value.Archs.ToList(), ct);
             lock (indexes) indexes[kv.Key] = index;
         }).ToList();
         await Task.WhenAll(tasks);
@@ -129,11 +133,23 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
                                           "Use an up-to-date mirror, or pass --allow-rollback if you mean to go back.", 2);
             warnings.Add($"ROLLBACK ALLOWED (--allow-rollback): {what}");
         }
+        warnings.AddRange(indexes.Values.OrderBy(i => i.Name, StringComparer.Ordinal).SelectMany(i => i.Notices));
 
         var images = new Dictionary<string, LockedImage>(StringComparer.Ordinal);
         foreach (var img in existing?.Images ?? []) images[img.Name] = img;
         var report = new List<LockReportEntry>();
         var universes = new Dictionary<string, PackageUniverse>(StringComparer.Ordinal);
+        // Every universe the resolutions below need, built side by side (each indexes ~70k packages; independent).
+        var universeInputs = selected.Where(i => resolveNames.Contains(i.Name)).Select(i => ImageSet.Effective(set, i))
+            .SelectMany(eff => eff.Architectures.Select(arch => (Arch: arch,
+                SuiteKeys: eff.Sources.SelectMany(s => set.Sources[s].Suites.Select(suite => $"{s}/{suite}")).ToList())))
+            .DistinctBy(u => u.Arch + "|" + string.Join(",", u.SuiteKeys)).ToList();
+        using (Timings.Span($"lock: {universeInputs.Count} package universes"))
+        {
+            var built = await Task.WhenAll(universeInputs.Select(u => Task.Run(() => new PackageUniverse(u.Arch,
+                u.SuiteKeys.SelectMany(k => indexes[k].Packages.TryGetValue(u.Arch, out var list) ? list : [])), ct)));
+            for (var i = 0; i < built.Length; i++) universes[universeInputs[i].Arch + "|" + string.Join(",", universeInputs[i].SuiteKeys)] = built[i];
+        }
 
         foreach (var image in selected)
         {
@@ -154,7 +170,8 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
                 if (!universes.TryGetValue(universeKey, out var universe))
                 {
                     var packages = suiteKeys.SelectMany(k => indexes[k].Packages.TryGetValue(arch, out var list) ? list : []);
-                    universes[universeKey] = universe = new PackageUniverse(arch, packages);
+                    using (Timings.Span($"lock: package universe {universeKey}"))
+                        universes[universeKey] = universe = new PackageUniverse(arch, packages);
                 }
                 var installed = InstalledByAncestors(set, image, arch, images);
                 var oldArch = old?.Architectures.FirstOrDefault(a => a.Architecture == arch);

@@ -67,6 +67,63 @@ public class InReleaseVerifierTests
         Assert.Contains(TrixieEd25519, e.Message);
     }
 
+    /// <summary>Asks for records and has none: shows which records a verification would consult.</summary>
+    private sealed class AskedRecords : ISignatureRecords
+    {
+        public List<string> Asked { get; } = new();
+        public bool Verified(string id) { lock (Asked) Asked.Add(id); return false; }
+        public void Record(string id) { }
+    }
+
+    // What an attacker who writes the cache (not its key) plants: a record, under the name the code would look for.
+    private static void PlantSignatureRecord(IndexProofCache cache, string id, CacheAuthenticationKey macKey)
+    {
+        Directory.CreateDirectory(cache.Directory);
+        var mac = macKey.Mac(Encoding.UTF8.GetBytes("hardenimage-signature-verified v1\n" + id));
+        File.WriteAllText(Path.Combine(cache.Directory, "sig-" + Sha256Hex.Of(Encoding.UTF8.GetBytes(id))), Convert.ToHexStringLower(mac) + "\n");
+    }
+
+    [Fact]
+    public void SignatureRecord_ForgedInTheCache_DoesNotMakeATamperedInReleaseVerify()
+    {
+        using var dir = new HardenImage.Tests.Infrastructure.TempDir("hi-sigrecord");
+        var ours = new CacheAuthenticationKey(Encoding.UTF8.GetBytes("signature-record-tests-key-0123456789"));
+        var cache = new IndexProofCache(dir.Path, ours);
+        var clock = new FixedClock(new DateTimeOffset(2026, 11, 26, 0, 0, 0, TimeSpan.Zero));
+        // A signed line changed (unique to this test, so nothing earlier in the process verified these bytes).
+        var bytes = Trixie;
+        var text = Encoding.ASCII.GetString(bytes);
+        var at = text.IndexOf("Codename: trixie", StringComparison.Ordinal) + "Codename: tri".Length;
+        bytes[at] = (byte)'X';
+        var asked = new AskedRecords();
+        Assert.Contains("BAD signature", Assert.Throws<HardenException>(() => new InReleaseVerifier(clock, asked).Verify(bytes, DebianKeyring, "debian trixie")).Message);
+        Assert.NotEmpty(asked.Asked);
+
+        // Records for exactly those signatures, MAC'd with a key of the attacker's own: still BAD, and no record is made.
+        var attacker = new CacheAuthenticationKey(Encoding.UTF8.GetBytes("the attacker's own key, not ours at all"));
+        foreach (var id in asked.Asked) PlantSignatureRecord(cache, id, attacker);
+        var e = Assert.Throws<HardenException>(() => new InReleaseVerifier(clock, cache).Verify(bytes, DebianKeyring, "debian trixie"));
+        Assert.Contains("BAD signature", e.Message);
+        Assert.All(asked.Asked, id => Assert.False(cache.Verified(id)));
+
+        // The record is what is consulted: only the cache key makes one (so the MAC is the whole guard).
+        foreach (var id in asked.Asked) PlantSignatureRecord(cache, id, ours);
+        Assert.NotEmpty(new InReleaseVerifier(clock, cache).Verify(bytes, DebianKeyring, "debian trixie").GoodSigners);
+    }
+
+    [Fact]
+    public void SignatureRecord_IsWrittenForGoodSignaturesOnly_AndRead()
+    {
+        using var dir = new HardenImage.Tests.Infrastructure.TempDir("hi-sigrecord");
+        var cache = new IndexProofCache(dir.Path, new CacheAuthenticationKey(Encoding.UTF8.GetBytes("signature-record-tests-key-0123456789")));
+        var clock = new FixedClock(new DateTimeOffset(2026, 11, 26, 0, 0, 0, TimeSpan.Zero));
+        var v = new InReleaseVerifier(clock, cache).Verify(File.ReadAllBytes(TestFiles.Path("bookworm.InRelease")), DebianKeyring, "debian bookworm");
+        // One record per signature that verified, none for those that did not count; each is a 64-hex MAC line.
+        var records = Directory.GetFiles(cache.Directory, "sig-*");
+        Assert.Equal(v.GoodSigners.Count, records.Length);
+        Assert.All(records, f => Assert.Matches("^[0-9a-f]{64}\n$", File.ReadAllText(f)));
+    }
+
     [Fact]
     public void Verify_BadSignatureIsAnErrorEvenWhenAnotherIsGood()
     {

@@ -395,6 +395,60 @@ public sealed class LockProofTests
         var other = await ProveAsync(w, key: new CacheAuthenticationKey(Encoding.UTF8.GetBytes("a different machine's key, 42 chars long")));
         Assert.NotEmpty(other.Notices);
     }
+
+    // lock --update reads the compact index snapshot (the parsed-index cache) instead of decompressing and parsing
+    // an index the verified Release still lists (issue 14 §4). These two tests show that it really is read, and that
+    // a snapshot the cache's writer forged is not trusted.
+
+    [Fact]
+    public async Task LockUpdate_ReadsTheIndexSnapshot_WhenTheSignedReleaseStillListsItsIndex()
+    {
+        using var w = NewWorkspace();
+        await LockAsync(w);
+        var before = File.ReadAllText(w.LockPath);
+        // Neither the mirror nor the index cache has the Packages indices any more: only the snapshot can answer.
+        foreach (var f in Directory.GetFiles(Path.Combine(w.Repo.DistDirectory, "main"), "Packages*", SearchOption.AllDirectories)
+                     .Concat(Directory.GetFiles(Path.Combine(w.Cache, "indices", "apt-indices", "sha256"))))
+            File.Delete(f);
+        foreach (var d in Directory.GetDirectories(Path.Combine(w.Repo.DistDirectory, "main"), "by-hash", SearchOption.AllDirectories))
+            Directory.Delete(d, recursive: true);
+
+        var outcome = await LockAsync(w, update: true);
+
+        Assert.Empty(outcome.Warnings);
+        Assert.Equal(before, File.ReadAllText(w.LockPath));
+    }
+
+    [Fact]
+    public async Task LockUpdate_TamperedIndexSnapshot_IsNotTrusted_TheLockComesFromTheVerifiedIndex()
+    {
+        using var w = NewWorkspace();
+        await LockAsync(w);
+        var honestSha = Entry(w, "base", "amd64", "fake-su").Sha256;
+        var entryFile = Assert.Single(Directory.GetFiles(Path.Combine(w.Cache, "indices", "apt-proofs"), "*-amd64"));
+        // The attacker writes the cache but does not hold its key: fake-su now names their .deb, MAC'd with their own key.
+        var evilSha = Convert.ToHexStringLower(SHA256.HashData("evil"u8));
+        var text = File.ReadAllText(entryFile);
+        var body = text[..text.LastIndexOf("mac ", StringComparison.Ordinal)].Replace(honestSha, evilSha);
+        Assert.Contains(evilSha, body);
+        var attackerKey = new CacheAuthenticationKey(Encoding.UTF8.GetBytes("the attacker's own key, not ours"));
+        File.WriteAllText(entryFile, body + "mac " + Convert.ToHexStringLower(attackerKey.Mac(Encoding.UTF8.GetBytes(body))) + "\n");
+
+        var outcome = await LockAsync(w, update: true);
+
+        Assert.Equal(honestSha, Entry(w, "base", "amd64", "fake-su").Sha256);
+        Assert.Contains(outcome.Warnings, n => n.Contains("does not authenticate", StringComparison.Ordinal) && n.Contains(Path.GetFileName(entryFile), StringComparison.Ordinal));
+        // Re-derived from the verified index: authentic again, with the honest hash.
+        Assert.Contains(honestSha, File.ReadAllText(entryFile));
+        Assert.DoesNotContain(evilSha, File.ReadAllText(entryFile));
+
+        // An authentic snapshot of another index, renamed to this index's digest, is not taken for it either.
+        var otherFile = Assert.Single(Directory.GetFiles(Path.Combine(w.Cache, "indices", "apt-proofs"), "*-arm64"));
+        File.Copy(otherFile, entryFile, overwrite: true);
+        await LockAsync(w, update: true);
+        Assert.Equal(honestSha, Entry(w, "base", "amd64", "fake-su").Sha256);
+        Assert.StartsWith("hardenimage-index-proof v3 " + Path.GetFileName(entryFile).Replace("-amd64", " amd64"), File.ReadAllText(entryFile));
+    }
 }
 
 /// <summary>The key that authenticates derived cache entries must never be readable by whoever writes the cache.</summary>

@@ -56,6 +56,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     private readonly string _identity;
     private readonly object _gate = new();
     private string? _root;
+    // Regular files written into the interpreter's tree: canonical path → SHA-256 of the bytes there.
+    private readonly Dictionary<string, string> _rootFiles = new(StringComparer.Ordinal);
 
     public PythonByteCodeCompiler(string version, IReadOnlyList<InterpreterPackage> packages, ContentStore store, string cacheRoot, CacheKey key)
     {
@@ -119,18 +121,28 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
 
     private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)
     {
-        var root = InterpreterRoot();
+        string root;
+        using (Timings.Span("byte-code: write the interpreter's tree")) root = InterpreterRoot();
         var job = Directory.CreateTempSubdirectory("hi-bytecode-job-").FullName;
         try
         {
             var files = new List<string[]>();
             for (var n = 0; n < work.Count; n++)
             {
-                var src = Path.Combine(job, $"{n}.py");
-                using (var input = _store.OpenVerified(work[n].Source.Sha256, work[n].Source.Size))
-                using (var output = File.Create(src)) input.CopyTo(output);
+                // A module the interpreter's own tree holds with the same bytes (most of the standard library) is
+                // compiled from there: it was copied out of the store, verified, a moment ago. Others are copied now.
+                var rel = MergedUsr.Canonicalise(work[n].Source.ImagePath.Trim('/'));
+                var fromRoot = _rootFiles.TryGetValue(rel, out var inRoot) && inRoot == work[n].Source.Sha256;
+                var src = fromRoot ? Path.Combine(root, rel) : Path.Combine(job, $"{n}.py");
+                if (!fromRoot)
+                {
+                    using var input = _store.OpenVerified(work[n].Source.Sha256, work[n].Source.Size);
+                    using var output = File.Create(src);
+                    input.CopyTo(output);
+                }
                 files.Add([src, "/" + work[n].Source.ImagePath, Path.Combine(job, $"{n}.pyc")]);
             }
+            using var compiling = Timings.Span($"byte-code: compile {work.Count} modules");
             var driver = Path.Combine(job, "driver.py");
             File.WriteAllText(driver, Driver);
             // One interpreter per core on contiguous slices: each file's bytes do not depend on which process, or
@@ -239,6 +251,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                         using (var input = _store.OpenVerified(e.Sha256, e.Size))
                         using (var output = File.Create(full)) input.CopyTo(output);
                         if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(full, (UnixFileMode)(e.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                        _rootFiles[rel] = e.Sha256;
                         break;
                 }
             }
@@ -254,6 +267,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     {
         if (_root != null && Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
         _root = null;
+        _rootFiles.Clear();
     }
 
     /// <summary>

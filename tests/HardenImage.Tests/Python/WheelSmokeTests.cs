@@ -1,5 +1,6 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Deb;
 using HardenImage.Deploy;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;
@@ -11,7 +12,8 @@ namespace HardenImage.Tests.Python;
 /// The real thing, once: the repository's base → cc → python chain (Debian 13's python3.13 from deb.debian.org,
 /// as the main job builds it) plus an image "pyapp" whose only content is wheels from a loopback index, built for
 /// the host architecture and started in the Docker engine: Debian's interpreter imports the wheels from
-/// /usr/local/lib/python3.13/dist-packages and runs a console script. Needs the Debian archive and the Docker engine
+/// /usr/local/lib/python3.13/dist-packages — a pure-Python wheel and one with a real compiled extension module of this
+/// architecture — and runs a console script. Needs the Debian archive and the Docker engine
 /// (ENVIRONMENT.md); the cache is $HARDEN_CACHE when set (a warm copy of the main job's), else a temp directory.
 /// </summary>
 public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
@@ -33,8 +35,15 @@ public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
             File.Copy(f, Path.Combine(images, "keys", Path.GetFileName(f)));
         }
         Directory.CreateDirectory(Path.Combine(images, "python"));
-        File.WriteAllText(Path.Combine(images, "python", "requirements.txt"), PythonImageSet.Requirement("certifi", "2023.5.7", _py.Certifi));
         var arch = SmokeRunner.HostArchitecture();
+        var cache = Environment.GetEnvironmentVariable("HARDEN_CACHE") is { Length: > 0 } c ? c : _dir.Combine("cache");
+        // A real compiled extension for this architecture: CPython's own _queue module, compiled by Debian, taken
+        // from the locked libpython3.13-stdlib .deb and shipped in a manylinux wheel as hiqueue._queue.
+        var extension = await CompiledExtensionWheel(Path.Combine(images, "images.lock.json"), arch, cache);
+        _py.Public.Add("hiqueue", extension);
+        File.WriteAllText(Path.Combine(images, "python", "requirements.txt"),
+            PythonImageSet.Requirement("certifi", "2023.5.7", _py.Certifi) + PythonImageSet.Requirement("hiqueue", "1.0", extension));
+        var triplet = arch == "amd64" ? "x86_64-linux-gnu" : "aarch64-linux-gnu";
         File.WriteAllText(Path.Combine(images, "pyapp.yaml"), $$"""
             name: pyapp
             from: python
@@ -55,11 +64,13 @@ public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
                 command: ["/usr/local/bin/certifi-where"]
                 exitCode: 0
                 outputContains: /etc/ssl/certs/ca-certificates.crt
+              - name: imports-compiled-extension
+                command: ["-c", "import hiqueue._queue as q; s = q.SimpleQueue(); s.put(42); print('ext', s.get(), q.__file__)"]
+                outputContains: "ext 42 /usr/local/lib/python3.13/dist-packages/hiqueue/_queue.cpython-313-{{triplet}}.so"
               - name: installer-recorded
                 command: ["-c", "import importlib.metadata as m; d=m.distribution('certifi'); print('by', d.read_text('INSTALLER').strip(), d.version)"]
                 outputContains: "by hardenimage 2023.5.7"
             """);
-        var cache = Environment.GetEnvironmentVariable("HARDEN_CACHE") is { Length: > 0 } c ? c : _dir.Combine("cache");
         var set = ImageSet.Load(images);
         var lockPath = Path.Combine(images, "images.lock.json");
         using (var aptHttp = AptRepositoryClient.CreateHttpClient())
@@ -91,8 +102,31 @@ public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
             RunTimeout = TimeSpan.FromSeconds(120),
         }).RunAsync();
         foreach (var r in report.Results) output.WriteLine($"{r.Image} {r.Check} {r.Status}: {r.Detail}");
-        foreach (var check in new[] { "imports-wheel", "console-script", "installer-recorded" })
+        foreach (var check in new[] { "imports-wheel", "imports-compiled-extension", "console-script", "installer-recorded" })
             Assert.True(report.Find("pyapp", arch, check)?.Passed, $"{check}: {report.Find("pyapp", arch, check)?.Detail ?? "not run"}");
+    }
+
+    /// <summary>A cp313 manylinux wheel whose extension module is Debian's compiled _queue for <paramref name="arch"/>.</summary>
+    private static async Task<WheelBuilder> CompiledExtensionWheel(string lockPath, string arch, string cache)
+    {
+        var stdlib = LockFile.Load(lockPath).Image("python")!.Architectures.Single(a => a.Architecture == arch).Packages.Single(p => p.Name == "libpython3.13-stdlib");
+        using var http = new HttpClient();
+        var deb = (await new DebFetcher(http, new DebCache(cache)).FetchAsync([DebDownload.From(stdlib)])).Single().Path;
+        var (triplet, machine) = arch == "amd64" ? ("x86_64-linux-gnu", "x86_64") : ("aarch64-linux-gnu", "aarch64");
+        var name = $"_queue.cpython-313-{triplet}.so";
+        using var reader = DebPackageReader.Open(deb);
+        byte[]? so = null;
+        foreach (var e in reader.ReadDataEntries())
+            if (e.Path.EndsWith("/lib-dynload/" + name, StringComparison.Ordinal))
+            {
+                using var copy = new MemoryStream();
+                e.Content.CopyTo(copy);
+                so = copy.ToArray();
+            }
+        Assert.True(so is { Length: > 1000 } && so.AsSpan(0, 4).SequenceEqual("\u007fELF"u8), $"{deb}: no ELF {name}");
+        return new WheelBuilder("hiqueue", "1.0", $"cp313-cp313-manylinux_2_17_{machine}.manylinux2014_{machine}")
+            .File("hiqueue/__init__.py", "from . import _queue\n")
+            .File($"hiqueue/{name}", so!);
     }
 
     public void Dispose()

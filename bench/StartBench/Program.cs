@@ -113,6 +113,10 @@ File.WriteAllText(Path.Combine(scripts, "make_tiny_model.py"), SmokeInference.Ma
 Docker("run", "--rm", "--network", "none", "--user", "65532:65532", "-v", $"{model}:/out", "-v", $"{scripts}:/scripts:ro",
     "--entrypoint", "/usr/bin/python3", "hi-startbench/ours:latest", "/scripts/make_tiny_model.py", "/out");
 
+// The server refuses an unpinned model (issue 16): pin it as harden deploy and harden smoke do.
+var (modelManifest, modelPin) = ModelPinning.DescribeDirectory(model);
+var pinEnv = ModelPinning.Environment(modelPin, modelManifest).Select(kv => $"{kv.Key}={kv.Value}").ToList();
+
 using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
 // Returns (docker run → first answer, process start → first answer): the engine's storage driver (vfs here copies the
 // whole image per container) counts in the first, only the image's own start-up in the second.
@@ -123,7 +127,7 @@ using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
     var runArgs = new List<string> { "run", "-d", "--name", name, "--read-only", "--tmpfs", "/tmp", "--user", "65532:65532",
         "--cap-drop", "ALL", "--security-opt", "no-new-privileges", "--network", "host", "--memory", "2g",
         "-e", $"PORT={port}", "-e", "HOST=127.0.0.1", "-e", "MODEL_DIR=/models", "-v", $"{model}:/models:ro" };
-    foreach (var e in extraEnv) { runArgs.Add("-e"); runArgs.Add(e); }
+    foreach (var e in pinEnv.Concat(extraEnv)) { runArgs.Add("-e"); runArgs.Add(e); }
     runArgs.Add(image);
     var clock = Stopwatch.StartNew();
     try

@@ -77,6 +77,7 @@ public sealed class SmokeCommand : AsyncCommand<SmokeSettings>
             // --platform narrows what runs; another architecture runs emulated (or is reported skipped, saying why).
             Architectures = CliValues.Architectures(settings.Platforms),
             Emulate = !settings.NoEmulation,
+            RequireEveryArchitecture = EnvironmentSetting.Get("CI") is "true" or "1",
             EmulatedWorkload = settings.EmulatedWorkload == "full" ? Deploy.EmulatedWorkload.Full : Deploy.EmulatedWorkload.Light,
         });
         SmokeReport report = null!;

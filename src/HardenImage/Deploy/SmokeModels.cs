@@ -59,6 +59,11 @@ public sealed record SmokeOptions
     public IReadOnlyCollection<string>? Architectures { get; init; }
     /// <summary>Run other architectures under qemu-user-static (as root) instead of skipping them.</summary>
     public bool Emulate { get; init; } = true;
+    /// <summary>
+    /// An architecture that can run neither natively nor emulated (no qemu-user-static, not root) is a failed row,
+    /// not a skipped one: `harden smoke` sets it under CI=true, where a missing service must not pass unseen.
+    /// </summary>
+    public bool RequireEveryArchitecture { get; init; }
     /// <summary>Where qemu-user-static's emulators are (Debian: /usr/bin).</summary>
     public string EmulatorDirectory { get; init; } = "/usr/bin";
     /// <summary>

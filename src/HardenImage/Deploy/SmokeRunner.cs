@@ -99,8 +99,12 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     var runtime = runnable.Contains(arch.Architecture) ? _docker : Emulated(arch.Architecture, emulated, work, out why);
                     if (runtime == null)
                     {
-                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, SmokeStatus.Skipped,
-                            $"this machine runs {string.Join("/", runnable)} natively and cannot emulate {arch.Architecture}: {why}", TimeSpan.Zero, SmokeRunners.None));
+                        // --no-emulation is the user's explicit choice; a missing emulator under CI is a broken machine.
+                        var fail = _options.RequireEveryArchitecture && _options.Emulate;
+                        slot.Add(new SmokeResult(image.Name, arch.Architecture, ArchitectureCheck, fail ? SmokeStatus.Failed : SmokeStatus.Skipped,
+                            $"this machine runs {string.Join("/", runnable)} natively and cannot emulate {arch.Architecture}: {why}" +
+                            (fail ? " (CI=true: every built architecture must be smoke-tested; run 'bash .ci/services' as root)" : ""),
+                            TimeSpan.Zero, SmokeRunners.None));
                         continue;
                     }
                     set.Images.TryGetValue(image.Name, out var definition);

@@ -3,7 +3,7 @@ using System.Text.Json.Serialization;
 namespace HardenImage.Model;
 
 /// <summary>
-/// The CNCF ModelPack v0.0.7 vocabulary (specs-go/v1/mediatype.go, docs/annotations.md) and the one annotation we
+/// The CNCF ModelPack v0.0.7 vocabulary (https://github.com/modelpack/model-spec/blob/v0.0.7/specs-go/v1/mediatype.go, https://github.com/modelpack/model-spec/blob/v0.0.7/docs/annotations.md) and the one annotation we
 /// add: the file's own SHA-256, which the spec's file metadata lacks, so a verifier of an extracted tree can check
 /// every file against the pinned manifest without the layer blobs.
 /// </summary>
@@ -37,7 +37,7 @@ public static class ModelPackFormat
     public const int DirectoryMode = 0b111_101_101;
 }
 
-/// <summary>The spec's FileMetadata (docs/annotations.md), serialised as Go's encoding/json does (field order kept).</summary>
+/// <summary>The spec's FileMetadata (https://github.com/modelpack/model-spec/blob/v0.0.7/docs/annotations.md), serialised as Go's encoding/json does (field order kept).</summary>
 public sealed record ModelFileMetadata
 {
     [JsonPropertyName("name")] public required string Name { get; init; }
@@ -49,7 +49,7 @@ public sealed record ModelFileMetadata
     [JsonPropertyName("typeflag")] public byte Typeflag { get; init; } = (byte)'0';
 }
 
-/// <summary>application/vnd.cncf.model.config.v1+json (docs/config.md, schema/config-schema.json).</summary>
+/// <summary>application/vnd.cncf.model.config.v1+json (https://github.com/modelpack/model-spec/blob/v0.0.7/docs/config.md, https://github.com/modelpack/model-spec/blob/v0.0.7/schema/config-schema.json).</summary>
 public sealed record ModelConfigDocument
 {
     [JsonPropertyName("descriptor")] public required ModelDescriptorFields Descriptor { get; init; }

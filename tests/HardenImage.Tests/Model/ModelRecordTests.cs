@@ -60,9 +60,11 @@ public class ModelRecordTests
         {
             BetweenCheckAndOpen = path =>
             {
-                if (!path.EndsWith("config.json", StringComparison.Ordinal)) return;
-                File.Delete(path);
-                File.CreateSymbolicLink(path, kit.Combine("secret"));
+                if (path.EndsWith("config.json", StringComparison.Ordinal))
+                {
+                    File.Delete(path);
+                    File.CreateSymbolicLink(path, kit.Combine("secret"));
+                }
             },
         };
         var files = reader.List();

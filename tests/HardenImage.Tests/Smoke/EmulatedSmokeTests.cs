@@ -159,6 +159,30 @@ public sealed class EmulatedSmokeTests(EmulatedPythonRun run, ITestOutputHelper 
         }
         finally { Directory.Delete(empty, true); }
     }
+
+    [Fact]
+    public async Task MissingEmulator_UnderCi_IsAFailedRow_NotASkip()
+    {
+        if (run.Missing != null) Assert.Fail(run.Missing);
+        var empty = Directory.CreateTempSubdirectory("hi-no-qemu-").FullName;
+        try
+        {
+            using var engine = new DockerEngine(RequiredService.DockerHost());
+            var report = await new SmokeRunner(engine, new SmokeOptions
+            {
+                ArtifactsDir = run.ArtifactsDir,
+                ImagesDir = Path.Combine(RepoRoot.Find(), "images"),
+                Images = [EmulatedPythonRun.Image],
+                Architectures = [EmulatedPythonRun.Arch],
+                EmulatorDirectory = empty,
+                RequireEveryArchitecture = true,
+            }).RunAsync();
+            var r = report.Find(EmulatedPythonRun.Image, EmulatedPythonRun.Arch, SmokeRunner.ArchitectureCheck)!;
+            Assert.Equal(SmokeStatus.Failed, r.Status);
+            Assert.Contains("CI=true: every built architecture must be smoke-tested", r.Detail);
+        }
+        finally { Directory.Delete(empty, true); }
+    }
 }
 
 /// <summary>The emulated runner's own safety: what it unpacks and what it agrees to execute.</summary>

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using HardenImage.Common;
 using HardenImage.Deploy;
 using HardenImage.Oci;
+using HardenImage.Tests.Smoke;
 
 namespace HardenImage.Tests.Attacks;
 
@@ -20,27 +21,8 @@ public sealed class EmulatedSmokeHostAttackTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
-    private (OciLayoutReader Reader, ResolvedManifest Image) Image(params TarEntry[] entries)
-    {
-        var layout = OciLayout.OpenOrCreate(Path.Combine(_dir, "layout"));
-        using var tar = new MemoryStream();
-        using (var w = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
-            foreach (var e in entries) w.WriteEntry(e);
-        using var gz = new MemoryStream();
-        using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
-        var layer = layout.WriteBlob(gz.ToArray(), MediaTypes.LayerGzip);
-        var config = layout.WriteJson(new ImageConfig
-        {
-            Architecture = "arm64",
-            Config = new ContainerConfig { User = "65532:65532", Entrypoint = ["/x"] },
-            RootFs = new RootFs { DiffIds = ["sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar.ToArray()))] },
-        }, MediaTypes.ImageConfig);
-        var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = [layer] }, MediaTypes.ImageManifest);
-        var index = layout.WriteJson(new ImageIndex { Manifests = [manifest with { Platform = new Platform { Architecture = "arm64" } }] }, MediaTypes.ImageIndex);
-        layout.Tag("hostile", index);
-        var reader = new OciLayoutReader(layout);
-        return (reader, reader.Resolve("hostile", new Platform { Architecture = "arm64" }));
-    }
+    private (OciLayoutReader Reader, ResolvedManifest Image) Image(params TarEntry[] entries) =>
+        HostileArm64Image.Write(Path.Combine(_dir, "layout"), entries);
 
     private string Victim()
     {

@@ -248,28 +248,8 @@ public sealed class EmulatedRootfsTests : IDisposable
         Assert.Equal("too many levels of symbolic links", EmulatedSmokeRuntime.ExecutableInRoot(root, "/loop/a", "arm64"));
     }
 
-    /// <summary>A one-layer arm64 image whose tar holds exactly <paramref name="entries"/>, written as real OCI.</summary>
-    private (OciLayoutReader Reader, ResolvedManifest Image) HostileImage(params TarEntry[] entries)
-    {
-        var layout = OciLayout.OpenOrCreate(Path.Combine(_dir, "layout"));
-        using var tar = new MemoryStream();
-        using (var w = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
-            foreach (var e in entries) w.WriteEntry(e);
-        using var gz = new MemoryStream();
-        using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
-        var layer = layout.WriteBlob(gz.ToArray(), MediaTypes.LayerGzip);
-        var config = layout.WriteJson(new ImageConfig
-        {
-            Architecture = "arm64",
-            Config = new ContainerConfig { User = "65532:65532", Entrypoint = ["/x"] },
-            RootFs = new RootFs { DiffIds = ["sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar.ToArray()))] },
-        }, MediaTypes.ImageConfig);
-        var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = [layer] }, MediaTypes.ImageManifest);
-        var index = layout.WriteJson(new ImageIndex { Manifests = [manifest with { Platform = new Platform { Architecture = "arm64" } }] }, MediaTypes.ImageIndex);
-        layout.Tag("hostile", index);
-        var reader = new OciLayoutReader(layout);
-        return (reader, reader.Resolve("hostile", new Platform { Architecture = "arm64" }));
-    }
+    private (OciLayoutReader Reader, ResolvedManifest Image) HostileImage(params TarEntry[] entries) =>
+        HostileArm64Image.Write(Path.Combine(_dir, "layout"), entries);
 
     private static PaxTarEntry FileEntry(string name, string text) =>
         new(TarEntryType.RegularFile, name) { DataStream = new MemoryStream(System.Text.Encoding.UTF8.GetBytes(text)), Mode = UnixFileMode.UserRead | UnixFileMode.UserWrite };
@@ -338,5 +318,32 @@ public sealed class SmokeJsonTests
             Assert.Equal(["smoke.json"], Directory.GetFiles(dir).Select(Path.GetFileName));
         }
         finally { Directory.Delete(dir, true); }
+    }
+}
+
+/// <summary>Hostile layouts for the emulated runner's tests and attacks.</summary>
+internal static class HostileArm64Image
+{
+    /// <summary>Writes a one-layer arm64 image (tag "hostile") whose tar holds exactly <paramref name="entries"/>, written as real OCI.</summary>
+    public static (OciLayoutReader Reader, ResolvedManifest Image) Write(string layoutDir, params TarEntry[] entries)
+    {
+        var layout = OciLayout.OpenOrCreate(layoutDir);
+        using var tar = new MemoryStream();
+        using (var w = new TarWriter(tar, TarEntryFormat.Pax, leaveOpen: true))
+            foreach (var e in entries) w.WriteEntry(e);
+        using var gz = new MemoryStream();
+        using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
+        var layer = layout.WriteBlob(gz.ToArray(), MediaTypes.LayerGzip);
+        var config = layout.WriteJson(new ImageConfig
+        {
+            Architecture = "arm64",
+            Config = new ContainerConfig { User = "65532:65532", Entrypoint = ["/x"] },
+            RootFs = new RootFs { DiffIds = ["sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar.ToArray()))] },
+        }, MediaTypes.ImageConfig);
+        var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = [layer] }, MediaTypes.ImageManifest);
+        var index = layout.WriteJson(new ImageIndex { Manifests = [manifest with { Platform = new Platform { Architecture = "arm64" } }] }, MediaTypes.ImageIndex);
+        layout.Tag("hostile", index);
+        var reader = new OciLayoutReader(layout);
+        return (reader, reader.Resolve("hostile", new Platform { Architecture = "arm64" }));
     }
 }

@@ -171,6 +171,9 @@ Task("HardenImage")
         {
             Configuration = Options.Configuration,
             Filter = "Category=ToolImage",
+            // Beside the Test target's results, so CI's closing line counts these tests too.
+            Loggers = new[] { "console;verbosity=normal", "trx" },
+            ResultsDirectory = "TestResults/tool-image",
             EnvironmentVariables = new Dictionary<string, string> { ["HARDEN_ARTIFACTS"] = System.IO.Path.GetFullPath(Options.Artifacts) },
         });
     });

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using HardenImage.Deb;
+using HardenImage.Common.Compression;
 
 // Measures the two xz decoders the .deb reader can use (the system's liblzma through P/Invoke and SharpCompress's
 // managed XZStream) on large real packages, then times a full read of each package with the default reader.

@@ -1,6 +1,8 @@
 using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text;
+using HardenImage.Common.Streams;
+using HardenImage.Common.Compression;
 
 namespace HardenImage.Apt;
 
@@ -74,7 +76,7 @@ public static class PackagesIndex
 /// Reads an inner stream on a background thread into a small bounded queue of chunks (at most 8 × 256 KiB ahead, pooled: fresh large chunks would land on the LOH and trigger full GCs),
 /// so a CPU-bound decoder and a CPU-bound consumer run in parallel. Errors of the inner stream surface on Read.
 /// </summary>
-internal sealed class ReadAheadStream : Stream
+internal sealed class ReadAheadStream : ReadOnlyStream
 {
     private const int ChunkSize = 1 << 18;
     private static readonly System.Buffers.ArrayPool<byte> Pool = System.Buffers.ArrayPool<byte>.Shared;
@@ -156,13 +158,4 @@ internal sealed class ReadAheadStream : Stream
         base.Dispose(disposing);
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

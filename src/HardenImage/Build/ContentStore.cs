@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Build;
 
@@ -91,6 +92,8 @@ public sealed class ContentStore
     {
         var path = PathOf(sha256);
         if (!IsRegularFile(path)) throw Missing(path);
+        // A name that is no SHA-256 cannot be verified (and may point outside the store): refuse it, evict nothing.
+        if (!Sha256Hex.IsValid(sha256)) throw new CorruptCacheEntryException(path, "is not named by a SHA-256 (64 lower-case hex)");
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var length = fs.Length;
         if (expectedSize >= 0 && length != expectedSize)
@@ -99,7 +102,12 @@ public sealed class ContentStore
             AtomicFile.TryDelete(path);
             throw new CorruptCacheEntryException(path, $"has {length} bytes where its package says {expectedSize} (tampered or corrupt); it was evicted");
         }
-        return new VerifyingStream(fs, sha256, path);
+        return new DigestVerifyingStream(fs, "sha256:" + sha256, length, onMismatch: () =>
+        {
+            fs.Dispose();
+            AtomicFile.TryDelete(path);
+            return new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
+        });
     }
 
     public byte[] ReadVerified(string sha256)
@@ -119,49 +127,6 @@ public sealed class ContentStore
         if (!File.Exists(path) && new FileInfo(path).LinkTarget == null) return new CorruptCacheEntryException(path, "is missing");
         AtomicFile.TryDelete(path);
         return new CorruptCacheEntryException(path, "is not a regular file (a symlink, FIFO or device planted in the cache); it was evicted");
-    }
-
-    /// <summary>Hashes what passes through and fails on the last read if the content is not what was named.</summary>
-    private sealed class VerifyingStream(Stream inner, string expected, string path) : Stream
-    {
-        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        private bool _checked;
-
-        public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-
-        public override int Read(Span<byte> buffer)
-        {
-            var n = inner.Read(buffer);
-            if (n > 0) _hash.AppendData(buffer[..n]);
-            else if (!_checked)
-            {
-                _checked = true;
-                var actual = Convert.ToHexStringLower(_hash.GetHashAndReset());
-                if (actual != expected)
-                {
-                    inner.Dispose();
-                    AtomicFile.TryDelete(path);
-                    throw new CorruptCacheEntryException(path, "does not match its SHA-256 (tampered or corrupt); it was evicted");
-                }
-            }
-            return n;
-        }
-
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => inner.Length;
-        public override long Position { get => inner.Position; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-        protected override void Dispose(bool disposing)
-        {
-            if (disposing) { inner.Dispose(); _hash.Dispose(); }
-            base.Dispose(disposing);
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Deb;
 
@@ -7,7 +8,7 @@ namespace HardenImage.Deb;
 /// end of stream; an underlying stream that ends before the window does is a truncated file and fails loudly
 /// (a silent short read would let a cut-off .deb pass as a smaller, different package).
 /// </summary>
-internal sealed class BoundedReadStream : Stream
+internal sealed class BoundedReadStream : ReadOnlyStream
 {
     private readonly Stream _inner;
     private readonly string _what;
@@ -23,15 +24,8 @@ internal sealed class BoundedReadStream : Stream
 
     public long Remaining => _remaining;
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
     public override long Length { get; }
-    public override long Position
-    {
-        get => Length - _remaining;
-        set => throw new NotSupportedException();
-    }
+    public override long Position { get => Length - _remaining; }
 
     public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
 
@@ -74,9 +68,4 @@ internal sealed class BoundedReadStream : Stream
             if (n == 0) break;
         }
     }
-
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }

@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Deb;
 
@@ -49,5 +50,5 @@ internal sealed class DecompressionLimitStream(Stream inner, long maxBytes, stri
         return n;
     }
 
-    public override long Position { get => _produced; set => throw new NotSupportedException(); }
+    public override long Position { get => _produced; }
 }

@@ -5,6 +5,7 @@ using HardenImage.Deb;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Signing;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Model;
 
@@ -244,7 +245,7 @@ public sealed class ModelFetcher
     }
 
     /// <summary>Hashes and counts a layer blob as the tar reader consumes it; refuses bytes beyond the descriptor's size.</summary>
-    private sealed class LayerHashingStream(Stream inner, long size) : Stream
+    private sealed class LayerHashingStream(Stream inner, long size) : ReadOnlyStream
     {
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
@@ -288,15 +289,7 @@ public sealed class ModelFetcher
             _hash.AppendData(bytes);
         }
 
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => BytesRead; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Position { get => BytesRead; }
 
         protected override void Dispose(bool disposing)
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using HardenImage.Common;
 using HardenImage.Oci;
 using HardenImage.Registry;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Model;
 
@@ -186,7 +187,7 @@ public sealed class ModelPacker
     }
 
     /// <summary>Reads a model file once: hashes it on the way and reports progress every 64 MiB.</summary>
-    private sealed class FileHashingStream(Stream inner, long size, Action<long> report, CancellationToken ct) : Stream
+    private sealed class FileHashingStream(Stream inner, long size, Action<long> report, CancellationToken ct) : ReadOnlyWrapperStream(inner)
     {
         private const long ReportEvery = 64L << 20;
         private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -198,7 +199,7 @@ public sealed class ModelPacker
         public override int Read(Span<byte> buffer)
         {
             ct.ThrowIfCancellationRequested();
-            var n = inner.Read(buffer);
+            var n = Inner.Read(buffer);
             if (n > 0)
             {
                 _hash.AppendData(buffer[..n]);
@@ -210,23 +211,12 @@ public sealed class ModelPacker
         }
 
         public override int Read(byte[] buffer, int offset, int count) => Read(buffer.AsSpan(offset, count));
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
         public override long Length => size;
-        public override long Position { get => _read; set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Position { get => _read; }
 
         protected override void Dispose(bool disposing)
         {
-            if (disposing)
-            {
-                _hash.Dispose();
-                inner.Dispose();
-            }
+            if (disposing) _hash.Dispose();
             base.Dispose(disposing);
         }
     }

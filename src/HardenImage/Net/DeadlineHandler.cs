@@ -1,4 +1,5 @@
 using System.Net;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Net;
 
@@ -223,25 +224,20 @@ public sealed class DeadlineHandler : DelegatingHandler
 /// A response body with a stall deadline on every read and a byte bound counted as it is read. Reads never ask
 /// for more than one byte past the bound, so an endless body costs at most the bound in memory or on disk.
 /// </summary>
-public sealed class GuardedResponseStream : Stream
+public sealed class GuardedResponseStream : ReadOnlyWrapperStream
 {
-    private readonly Stream _inner;
     private readonly long _max;
     private readonly TimeSpan _stall;
     private readonly Uri _uri;
     private readonly string _what;
     private long _read;
 
-    public GuardedResponseStream(Stream inner, long max, TimeSpan stall, Uri uri, string what)
+    public GuardedResponseStream(Stream inner, long max, TimeSpan stall, Uri uri, string what) : base(inner)
     {
-        _inner = inner; _max = max; _stall = stall; _uri = uri; _what = what;
+        _max = max; _stall = stall; _uri = uri; _what = what;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
+    public override long Position { get => _read; }
 
     public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
 
@@ -257,7 +253,7 @@ public sealed class GuardedResponseStream : Stream
         int n;
         try
         {
-            n = await _inner.ReadAsync(buffer[..room], stall.Token).ConfigureAwait(false);
+            n = await Inner.ReadAsync(buffer[..room], stall.Token).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException && stall.IsCancellationRequested && !ct.IsCancellationRequested)
         {
@@ -269,14 +265,4 @@ public sealed class GuardedResponseStream : Stream
         return n;
     }
 
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) _inner.Dispose();
-        base.Dispose(disposing);
-    }
 }

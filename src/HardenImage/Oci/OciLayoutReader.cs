@@ -1,6 +1,7 @@
 using System.IO.Compression;
 using System.Text.Json;
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Oci;
 

@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Python;
 
@@ -7,7 +8,7 @@ namespace HardenImage.Python;
 /// stream can inflate far beyond its central-directory size (a zip bomb), and the wheel's RECORD size is checked
 /// only after the bytes are stored.
 /// </summary>
-internal sealed class ZipEntryLimit(Stream inner, long limit, string what) : Stream
+internal sealed class ZipEntryLimit(Stream inner, long limit, string what) : ReadOnlyWrapperStream(inner)
 {
     private long _read;
 
@@ -15,25 +16,11 @@ internal sealed class ZipEntryLimit(Stream inner, long limit, string what) : Str
 
     public override int Read(Span<byte> buffer)
     {
-        var n = inner.Read(buffer);
+        var n = Inner.Read(buffer);
         _read += n;
         if (_read > limit) throw new HardenException($"{what}: inflates beyond its declared {limit} bytes (a zip bomb or a corrupt wheel); refused.");
         return n;
     }
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => _read; set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) inner.Dispose();
-        base.Dispose(disposing);
-    }
+    public override long Position { get => _read; }
 }

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using HardenImage.Net;
 using HardenImage.Oci;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Registry;
 

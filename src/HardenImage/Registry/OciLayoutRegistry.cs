@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Text.Json;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Registry;
 

@@ -6,6 +6,7 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Sbom;
 
@@ -113,7 +114,7 @@ public static class ImageInventoryReader
     private static void ApplyLayer(OciLayout layout, Descriptor layer, Dictionary<string, FileState> files, List<string> prefixes)
     {
         using var blob = layout.OpenBlob(layer.Digest);
-        using var hashing = new HashingReadStream(blob);
+        using var hashing = new HashingReadStream(blob, leaveOpen: true);
         using (Stream tarStream = layer.MediaType switch
         {
             MediaTypes.LayerGzip or "application/vnd.docker.image.rootfs.diff.tar.gzip" => new GZipStream(hashing, CompressionMode.Decompress, leaveOpen: true),
@@ -167,8 +168,8 @@ public static class ImageInventoryReader
                 }
             }
         }
-        hashing.Drain();
-        if (Digest.Prefix + hashing.HexDigest() != layer.Digest)
+        hashing.CopyTo(Stream.Null, 1 << 16);
+        if (hashing.FinishDigest() != layer.Digest)
             throw new HardenException($"{layout.Root}: layer {layer.Digest} does not match its digest (tampered or corrupt). Rebuild with 'harden build'.");
     }
 
@@ -358,53 +359,5 @@ public static class ImageInventoryReader
             License = string.IsNullOrWhiteSpace(expression) ? license : expression,
             LicenseIsExpression = !string.IsNullOrWhiteSpace(expression),
         };
-    }
-
-    /// <summary>Passes reads through while hashing them, so a layer is verified in the same pass that reads it.</summary>
-    private sealed class HashingReadStream(Stream inner) : Stream
-    {
-        private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        public override int Read(byte[] buffer, int offset, int count)
-        {
-            int n = inner.Read(buffer, offset, count);
-            _hash.AppendData(buffer, offset, n);
-            return n;
-        }
-        public override int Read(Span<byte> buffer)
-        {
-            int n = inner.Read(buffer);
-            _hash.AppendData(buffer[..n]);
-            return n;
-        }
-        public void Drain()
-        {
-            var buf = new byte[1 << 16];
-            while (Read(buf, 0, buf.Length) > 0) { }
-        }
-        public string HexDigest() => Convert.ToHexStringLower(_hash.GetHashAndReset());
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        protected override void Dispose(bool disposing) { if (disposing) _hash.Dispose(); base.Dispose(disposing); }
-    }
-
-    private sealed class NonClosingStream(Stream inner) : Stream
-    {
-        public override int Read(byte[] buffer, int offset, int count) => inner.Read(buffer, offset, count);
-        public override bool CanRead => true;
-        public override bool CanSeek => false;
-        public override bool CanWrite => false;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-        public override void Flush() { }
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 }

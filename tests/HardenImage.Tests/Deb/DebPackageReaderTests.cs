@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using HardenImage.Deb;
 using HardenImage.Tests.Infrastructure;
+using HardenImage.Common.Compression;
 
 namespace HardenImage.Tests.Deb;
 

@@ -1,6 +1,7 @@
 using System.Text;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Common.Compression;
 
 namespace HardenImage.Tests.Deb;
 

@@ -1,13 +1,12 @@
-namespace HardenImage.Deb;
+namespace HardenImage.Common.Streams;
 
 /// <summary>
-/// A forward-only, read-only stream over <paramref name="inner"/> that it owns: the Stream boilerplate the .deb
-/// reader's wrappers (decompression limit, error translation) would otherwise each spell out.
+/// The Stream members every forward-only, read-only stream answers the same way (no seek, no write, no length,
+/// nothing to flush), so a subclass spells out only its Read and what it adds. A subclass that counts what it
+/// has read overrides <see cref="Position"/>'s getter; the setter keeps refusing.
 /// </summary>
-internal abstract class ReadOnlyWrapperStream(Stream inner) : Stream
+public abstract class ReadOnlyStream : Stream
 {
-    protected Stream Inner { get; } = inner;
-
     public override bool CanRead => true;
     public override bool CanSeek => false;
     public override bool CanWrite => false;
@@ -17,10 +16,4 @@ internal abstract class ReadOnlyWrapperStream(Stream inner) : Stream
     public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
     public override void SetLength(long value) => throw new NotSupportedException();
     public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-
-    protected override void Dispose(bool disposing)
-    {
-        if (disposing) Inner.Dispose();
-        base.Dispose(disposing);
-    }
 }

@@ -1,18 +1,19 @@
 using System.Runtime.InteropServices;
 using HardenImage.Common;
+using HardenImage.Common.Streams;
 
-namespace HardenImage.Deb;
+namespace HardenImage.Common.Compression;
 
 /// <summary>
 /// xz decompression through the system's liblzma (xz-utils, <c>liblzma.so.5</c>), the library dpkg itself uses.
-/// Read-only and forward-only. See <see cref="DebDecompression"/> for why this is the default decoder.
+/// Read-only and forward-only. See <see cref="XzDecompression"/> for why this is the default decoder.
 /// </summary>
 /// <remarks>
 /// Written without <c>unsafe</c>: the <c>lzma_stream</c> struct lives in unmanaged memory (liblzma keeps pointers
 /// into it between calls) and the buffers are pinned arrays, so the GC never moves what liblzma points at.
 /// Denial of service: the decoder runs with a memory limit; an xz header demanding more is rejected.
 /// </remarks>
-internal sealed class LibLzmaXzStream : Stream
+internal sealed class LibLzmaXzStream : ReadOnlyStream
 {
     private const string Library = "liblzma.so.5";
 
@@ -121,15 +122,6 @@ internal sealed class LibLzmaXzStream : Stream
     /// <summary>Uncompressed bytes produced so far (lzma_stream.total_out).</summary>
     public long TotalOut => _strm == IntPtr.Zero ? 0 : Marshal.ReadInt64(_strm, OffTotalOut);
 
-    public override bool CanRead => true;
-    public override bool CanSeek => false;
-    public override bool CanWrite => false;
-    public override long Length => throw new NotSupportedException();
-    public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-    public override void Flush() { }
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
-    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
     protected override void Dispose(bool disposing)
     {

@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Net;
-using System.Net.Sockets;
 using HardenImage.Apt;
 using HardenImage.Common;
 using HardenImage.Tests.Fixtures;
@@ -134,8 +132,7 @@ public sealed class AptRepositoryClientTests : IDisposable
     [Fact]
     public async Task Fetch_UnreachableRepository_FailsFastAndNamesUrl()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); port = ((IPEndPoint)probe.LocalEndpoint).Port; }
+        var port = LoopbackPort.Free();
         using var repo = SmallRepo().Publish();
         var source = repo.Source("gone") with { BaseUrl = $"http://127.0.0.1:{port}/debian" };
         var sw = Stopwatch.StartNew();

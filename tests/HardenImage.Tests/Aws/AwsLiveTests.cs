@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using HardenImage.Aws;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Aws;
 
@@ -14,18 +15,10 @@ namespace HardenImage.Tests.Aws;
 [Trait("Category", "AwsLive")]
 public class AwsLiveTests
 {
-    private static AwsContext Live()
-    {
-        if (Environment.GetEnvironmentVariable("HARDEN_AWS_LIVE") != "1")
-            Assert.Fail("Real-AWS test: set HARDEN_AWS_LIVE=1 plus AWS_REGION and AWS credentials to run it; " +
-                        "otherwise exclude it with --filter \"Category!=AwsLive\" (CI does).");
-        return AwsContext.Resolve(new AwsClientOptions());
-    }
-
     [Fact]
     public async Task Ecr_GetAuthorizationToken_ReturnsALoginForThisRegion()
     {
-        var context = Live();
+        var context = LiveGates.Aws();
         using var ecr = new EcrApiClient(context);
         var auth = await ecr.GetAuthorizationTokenAsync();
         Assert.Equal("AWS", auth.Username);
@@ -37,7 +30,7 @@ public class AwsLiveTests
     [Fact]
     public async Task Ecr_DescribeRepositories_Answers()
     {
-        using var ecr = new EcrApiClient(Live());
+        using var ecr = new EcrApiClient(LiveGates.Aws());
         var repositories = await ecr.DescribeRepositoriesAsync();
         Assert.All(repositories, r => Assert.StartsWith("arn:aws", r.Arn));
     }
@@ -45,7 +38,7 @@ public class AwsLiveTests
     [Fact]
     public async Task InspectorScan_SmallSbom_IsAcceptedAndParsed()
     {
-        using var inspector = new InspectorScanClient(Live());
+        using var inspector = new InspectorScanClient(LiveGates.Aws());
         var sbom = InspectorClientTests.Sbom(0);
         sbom["components"] = new JsonArray(new JsonObject
         {
@@ -60,7 +53,7 @@ public class AwsLiveTests
     [Fact]
     public async Task Inspector2_ListFindings_UnknownDigest_IsEmpty()
     {
-        using var inspector2 = new Inspector2FindingsClient(Live());
+        using var inspector2 = new Inspector2FindingsClient(LiveGates.Aws());
         var findings = await inspector2.ListImageFindingsAsync("sha256:" + new string('0', 64));
         Assert.Empty(findings);
     }

@@ -164,7 +164,7 @@ public sealed class BuildPipelineTests(BuiltWorkspace built) : IClassFixture<Bui
         Assert.Contains(MediaTypes.ImageIndex, raw);
         var inspect = JsonDocument.Parse(RequiredService.RunOk(skopeo, ["inspect", "--override-arch", "arm64", $"oci:{layout}:tool"]));
         Assert.Equal("arm64", inspect.RootElement.GetProperty("Architecture").GetString());
-        using var registry = HardenImage.Tests.Oci.RegistryFixture.Start();
+        using var registry = RegistryFixture.Start();
         RequiredService.RunOk(skopeo, ["copy", "--all", "--dest-tls-verify=false", $"oci:{layout}:tool", $"docker://{registry.Host}/hardened/tool:1"]);
         var remote = RequiredService.RunOk(skopeo, ["inspect", "--raw", "--tls-verify=false", $"docker://{registry.Host}/hardened/tool:1"]);
         Assert.Equal(File.ReadAllText(Path.Combine(layout, "blobs", "sha256", Digest.Parse(BuildManifest.Load(Path.Combine(W.Artifacts, "build.json")).Image("tool")!.Index).Hex)), remote);

@@ -32,7 +32,7 @@ public sealed class BadInputWorkspace : IDisposable
                 new { name = "app", index = appIndex.Digest, architectures = arch(appIndex) },
             },
         }));
-        DeadPort = DockerRegistryServer.FreePort();
+        DeadPort = LoopbackPort.Free();
         // A push record whose registry is down: sign must say so in one line.
         DownArtifacts = _dir.Combine("down");
         Directory.CreateDirectory(DownArtifacts);
@@ -44,7 +44,7 @@ public sealed class BadInputWorkspace : IDisposable
                 ["base"] = new { repository = "ns/base", index = baseIndex.Digest, tags = new[] { "latest" }, manifests = new Dictionary<string, string>() },
             },
         }));
-        Plain = DockerRegistryServer.Start();
+        Plain = RegistryFixture.Start();
         File.WriteAllText(_dir.Combine("corrupt.lock.json"), "{\"lockVersion\": 1, \"sources\": [ {\"name\": ");
         File.WriteAllText(_dir.Combine("bad-policy.yaml"), "gate:\n  failOn: [critical\n  allow:\n    - id: CVE-1\n");
         File.WriteAllText(_dir.Combine("cosign.pub"), "not a key");
@@ -57,7 +57,7 @@ public sealed class BadInputWorkspace : IDisposable
     public string DownArtifacts { get; }
     public string ImagesDir { get; }
     public int DeadPort { get; }
-    public DockerRegistryServer Plain { get; }
+    public RegistryFixture Plain { get; }
 
     /// <summary>Replaces {root}, {layout}, {artifacts}, {down}, {images}, {dead} and {plain} in an argument.</summary>
     public string Expand(string s) => s

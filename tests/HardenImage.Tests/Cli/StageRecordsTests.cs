@@ -33,7 +33,7 @@ public sealed class StageRecordsTests
             entrypoint: [/usr/local/bin/whoami]
             """);
         await ws.LockAsync();
-        using var registry = DockerRegistryServer.Start();
+        using var registry = RegistryFixture.Start();
         var common = new[] { "--images", ws.ImagesDir, "--cache", ws.Cache };
 
         // Two builds at once, into one artifacts directory (and one layout).

@@ -24,13 +24,13 @@ public sealed class FanOutKit : IDisposable
     {
         Workspace = new ImageSetWorkspace();
         Workspace.LockAsync().GetAwaiter().GetResult();
-        Registry = DockerRegistryServer.Start();
+        Registry = RegistryFixture.Start();
         ReleaseKey = new KeyPairGenerator().WriteTo(Workspace.Combine("keys", "release"), Password, overwrite: false);
         OtherKey = new KeyPairGenerator().WriteTo(Workspace.Combine("keys", "other"), Password, overwrite: false);
     }
 
     public ImageSetWorkspace Workspace { get; }
-    public DockerRegistryServer Registry { get; }
+    public RegistryFixture Registry { get; }
     public GeneratedKeyPair ReleaseKey { get; }
     public GeneratedKeyPair OtherKey { get; }
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using HardenImage.Model;
 using HardenImage.Tests.Registry;
 using HardenImage.Tests.SignFlow;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Model;
 
@@ -88,7 +89,7 @@ public class ModelCliFlowTests
     [Fact]
     public void Cli_PackPushSignVerifyFetch_InADistributionRegistry()
     {
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         using var ws = new SignFlowWorkspace();
         WriteModel(ws);
         ws.HardenOk("model", "pack", "models/tiny-lm", "--name", "tiny-lm", "--version", "1", "--card", "models/tiny-lm.card.yaml");

@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Oci;
 

@@ -23,7 +23,7 @@ public sealed class AuthTests
     public async Task BasicAuth_PushesWithCredentials_AndFailsClearlyWithoutOrWithWrongOnes()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start(Htpasswd(dir, "ci", "s3cret-pass"));
+        using var server = RegistryFixture.Start(Htpasswd(dir, "ci", "s3cret-pass"));
         var (layout, baseIndex, _) = RegistryTestKit.TwoImages(dir);
         var images = ImagePusher.ImagesInLayout(layout, only: "base");
 
@@ -45,7 +45,7 @@ public sealed class AuthTests
     public async Task BasicAuth_CredentialsFromDockerConfigJson()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start(Htpasswd(dir, "ci", "from-config"));
+        using var server = RegistryFixture.Start(Htpasswd(dir, "ci", "from-config"));
         var (layout, baseIndex, _) = RegistryTestKit.TwoImages(dir);
         var config = dir.Combine("docker", "config.json");
         Directory.CreateDirectory(Path.GetDirectoryName(config)!);

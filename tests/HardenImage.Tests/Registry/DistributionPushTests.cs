@@ -13,7 +13,7 @@ public sealed class DistributionPushTests
     {
         var skopeo = RequiredService.Tool("skopeo", "skopeo");
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var (layout, baseIndex, _) = RegistryTestKit.TwoImages(dir);
         var registry = RegistryTestKit.Client(server.Host);
         var pusher = new ImagePusher(layout, registry, "hardened");
@@ -42,7 +42,7 @@ public sealed class DistributionPushTests
     public async Task Push_Again_UploadsNothingBecauseEveryBlobIsAHeadHit()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         using var proxy = new RegistryProxy(server.Host);
         var (layout, _, _) = RegistryTestKit.TwoImages(dir);
         var pusher = new ImagePusher(layout, RegistryTestKit.Client(proxy.Authority), "ns");
@@ -62,7 +62,7 @@ public sealed class DistributionPushTests
     public async Task Push_SharedParentLayer_IsMountedFromTheSiblingRepository()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         using var proxy = new RegistryProxy(server.Host);
         var (layout, baseIndex, appIndex) = RegistryTestKit.TwoImages(dir, parentBytes: 512 * 1024);
         var shared = Assert.Single(TestImages.BlobsOf(layout, baseIndex).IntersectBy(TestImages.BlobsOf(layout, appIndex).Select(b => b.Digest), b => b.Digest));
@@ -88,7 +88,7 @@ public sealed class DistributionPushTests
     public async Task Referrers_OnRegistryWithoutTheApi_ReturnNull_AndTheFallbackTagResolves()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var (layout, baseIndex, _) = RegistryTestKit.TwoImages(dir);
         var registry = RegistryTestKit.Client(server.Host);
         await new ImagePusher(layout, registry).PushAsync(ImagePusher.ImagesInLayout(layout, only: "base"));
@@ -112,7 +112,7 @@ public sealed class DistributionPushTests
     [Fact]
     public async Task GetManifest_MissingTag_IsNull_AndUnknownRepositoryHasNoTags()
     {
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var registry = RegistryTestKit.Client(server.Host);
         Assert.Null(await registry.GetManifestAsync("nothing/here", "latest"));
         Assert.Null(await registry.ResolveManifestAsync("nothing/here", "latest"));
@@ -124,7 +124,7 @@ public sealed class DistributionPushTests
     public async Task GetManifest_WhoseBytesDoNotMatchTheRequestedDigest_IsRefused()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var (layout, baseIndex, appIndex) = RegistryTestKit.TwoImages(dir);
         var direct = RegistryTestKit.Client(server.Host);
         await new ImagePusher(layout, direct).PushAsync(ImagePusher.ImagesInLayout(layout));

@@ -16,7 +16,7 @@ public sealed class FaultInjectionTests
     public async Task Push_ThroughDroppedConnections500sAnd429s_CompletesAndEveryDigestChecksOut()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var layout = OciLayout.OpenOrCreate(dir.Combine("oci"));
         var parent = TestImages.WriteLayer(layout, "base.bin", 3 * 1024 * 1024 + 123, 7);
         var baseIndex = TestImages.WriteImage(layout, "base", ["amd64", "arm64"], 200 * 1024, [parent], seed: 3, ownLayers: 2);
@@ -65,7 +65,7 @@ public sealed class FaultInjectionTests
     public async Task Push_CancelledHalfWay_RerunCompletesWithoutReuploadingWhatIsThere()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         using var proxy = new RegistryProxy(server.Host);
         var layout = OciLayout.OpenOrCreate(dir.Combine("oci"));
         var index = TestImages.WriteImage(layout, "big", ["amd64"], 2 * 1024 * 1024, seed: 9, ownLayers: 6);

@@ -24,7 +24,7 @@ public sealed class PushCommandTests
     public void Push_ToRealRegistry_WritesPushedJsonMatchingBuildJson()
     {
         using var dir = new TempDir();
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         var (layout, baseIndex, appIndex) = RegistryTestKit.TwoImages(dir);
         var artifacts = dir.Combine("artifacts");
         Directory.CreateDirectory(artifacts);

@@ -1,6 +1,5 @@
 using System.IO.Compression;
 using System.Net;
-using System.Net.Sockets;
 using System.Text;
 using HardenImage.Common;
 using HardenImage.Scan;
@@ -10,20 +9,11 @@ namespace HardenImage.Tests.Scan;
 
 public class FeedUpdateTests
 {
-    private static int ClosedPort()
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
-    }
-
     [Fact]
     public async Task DbUpdate_UnreachableFeedFailsFastWithTheOfflineAlternative()
     {
         using var dir = new TempDir("hi-feeds");
-        var port = ClosedPort();
+        var port = LoopbackPort.Free(); // nothing listens there
         using var http = AdvisoryFeedUpdater.CreateHttpClient(TimeSpan.FromSeconds(5));
         var sw = System.Diagnostics.Stopwatch.StartNew();
         var e = await Assert.ThrowsAsync<HardenException>(() => new AdvisoryFeedUpdater(http).UpdateAsync(dir.Path,

@@ -1,5 +1,6 @@
 using HardenImage.Aws;
 using HardenImage.Scan;
+using HardenImage.Tests.Infrastructure;
 using static HardenImage.Tests.Scan.ScanFixtures;
 
 namespace HardenImage.Tests.Scan;
@@ -13,18 +14,10 @@ namespace HardenImage.Tests.Scan;
 [Trait("Category", "AwsLive")]
 public class InspectorLiveTests
 {
-    private static AwsContext Live()
-    {
-        if (Environment.GetEnvironmentVariable("HARDEN_AWS_LIVE") != "1")
-            Assert.Fail("Real-AWS test: set HARDEN_AWS_LIVE=1 plus AWS_REGION and AWS credentials to run it; " +
-                        "otherwise exclude it with --filter \"Category!=AwsLive\" (CI does).");
-        return AwsContext.Resolve(new AwsClientOptions());
-    }
-
     [Fact]
     public async Task Live_ScanSbom_OldOpenSslOnBookworm_IsReportedByInspector()
     {
-        using var inspector = new InspectorFindingSource(Live());
+        using var inspector = new InspectorFindingSource(LiveGates.Aws());
         var image = Inventory("debian-12", [DebPackage("libssl3", "3.0.11-1~deb12u1", "openssl"), DebPackage("openssl", "3.0.11-1~deb12u1", "openssl")]);
         var r = await new VulnerabilityScanner(null, new PolicyGate(VulnerabilityPolicy.Default, TimeProvider.System), TimeProvider.System, [inspector])
             .ScanAsync(image, allowUnscanned: false);
@@ -37,7 +30,7 @@ public class InspectorLiveTests
     [Fact]
     public async Task Live_ListFindings_UnknownDigest_IsEmptyAndPasses()
     {
-        var context = Live();
+        var context = LiveGates.Aws();
         using var client = new Inspector2FindingsClient(context);
         var target = InspectorEcrTarget.Resolve("sha256:" + new string('0', 64), null, "artifacts/pushed.json");
         var report = await new InspectorEcrScanner(client, new PolicyGate(VulnerabilityPolicy.Default, TimeProvider.System), TimeProvider.System)

@@ -1,5 +1,6 @@
 using HardenImage.Sbom;
 using HardenImage.Scan;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Scan;
 

@@ -5,6 +5,7 @@ using System.Text.Json.Nodes;
 using HardenImage.Deploy;
 using HardenImage.Signing;
 using HardenImage.Tests.Registry;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.SignFlow;
 
@@ -63,7 +64,7 @@ public sealed class AdmissionDigestTests
     public async Task RenderedDeployment_EveryImageReference_CarriesSignatureAndEachRequiredAttestation_OnExactlyThatDigest()
     {
         using var ws = new SignFlowWorkspace(seed: 11);
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         ws.HardenOk("push", "--registry", server.Host + "/hardened", "--insecure");
         WriteSbomAndScan(ws, ws.Manifests.Keys, _ => "low");
         ws.HardenOk("sign", "--insecure");

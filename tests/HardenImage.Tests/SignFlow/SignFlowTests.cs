@@ -49,7 +49,7 @@ public sealed class SignFlowTests
         var skopeo = RequiredService.Tool("skopeo", "skopeo");
         var openssl = RequiredService.Tool("openssl", "openssl");
         using var ws = new SignFlowWorkspace(seed: 2);
-        using var server = DockerRegistryServer.Start();
+        using var server = RegistryFixture.Start();
         ws.HardenOk("push", "--registry", server.Host + "/hardened", "--insecure");
         ws.HardenOk("sign", "--insecure");
         var reference = $"{server.Host}/hardened/base@{ws.Index.Digest}";

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
@@ -8,6 +7,7 @@ using System.Text.RegularExpressions;
 using Amazon.Runtime;
 using HardenImage.Common;
 using HardenImage.Signing;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Signing;
 
@@ -24,12 +24,7 @@ internal sealed class FakeKmsServer : IDisposable
     public FakeKmsServer(ECDsa key)
     {
         Key = key;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0))
-        {
-            probe.Start();
-            Port = ((IPEndPoint)probe.LocalEndpoint).Port;
-            probe.Stop();
-        }
+        Port = LoopbackPort.Free();
         _listener.Prefixes.Add($"http://127.0.0.1:{Port}/");
         _listener.Start();
         _loop = Task.Run(Serve);
@@ -185,8 +180,7 @@ public class AwsKmsSignerTests
     [Fact]
     public async Task UnreachableKms_FailsClearly()
     {
-        int port;
-        using (var probe = new TcpListener(IPAddress.Loopback, 0)) { probe.Start(); port = ((IPEndPoint)probe.LocalEndpoint).Port; probe.Stop(); }
+        var port = LoopbackPort.Free();
         var options = new AwsKmsOptions { ServiceUrl = $"http://127.0.0.1:{port}", Region = "us-west-2", Credentials = new BasicAWSCredentials("AKIDTEST", "x") };
         var e = await Assert.ThrowsAsync<HardenException>(() => AwsKmsSigner.CreateAsync(AwsKmsKeyReference.Parse("awskms:///alias/harden"), options));
         Assert.Contains("KMS", e.Message);

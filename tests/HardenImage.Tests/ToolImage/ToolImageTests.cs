@@ -116,7 +116,7 @@ public sealed class ToolImageTests(ToolImageKit kit, ITestOutputHelper output) :
     {
         kit.RequireImage();
         var ws = kit.Workspace;
-        using var registry = DockerRegistryServer.Start();
+        using var registry = RegistryFixture.Start();
         var key = new KeyPairGenerator().WriteTo(ws.Combine("keys", "release-" + Guid.NewGuid().ToString("N")[..8]), "tool-image-test", overwrite: false);
         var ns = "toolimage";
         var planPath = ws.Combine("plan-" + Guid.NewGuid().ToString("N")[..8] + ".json");
@@ -163,7 +163,7 @@ public sealed class ToolImageTests(ToolImageKit kit, ITestOutputHelper output) :
     {
         kit.RequireImage();
         var ws = kit.Workspace;
-        using var registry = DockerRegistryServer.Start();
+        using var registry = RegistryFixture.Start();
         var key = new KeyPairGenerator().WriteTo(ws.Combine("keys", "cli-" + Guid.NewGuid().ToString("N")[..8]), "tool-image-test", overwrite: false);
         var planPath = ws.Combine("plan-cli-" + Guid.NewGuid().ToString("N")[..8] + ".json");
         var target = $"{registry.Host}/cli";

@@ -1,12 +1,15 @@
 using System.Formats.Tar;
-using System.IO.Compression;
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Oci;
 
-namespace HardenImage.Tests.Sbom;
+namespace HardenImage.Tests.Infrastructure;
 
-/// <summary>Builds small real OCI images (gzip tar layers, config, manifest) in a layout for inventory tests.</summary>
+/// <summary>
+/// Builds small real OCI images with chosen files, packages and Python distributions (gzip or zstd tar layers,
+/// config, one manifest) in a layout: for inventory, SBOM, scan and signing tests. For multi-arch images of random
+/// bytes see <see cref="TestImages"/>.
+/// </summary>
 public sealed class TestImage
 {
     private readonly List<List<(string Path, byte[]? Content, string? Link)>> _layers = new() { new() };
@@ -79,18 +82,9 @@ public sealed class TestImage
                     w.WriteEntry(e);
                 }
             }
-            diffIds.Add(Digest.Of(tar.ToArray()).ToString());
-            using var compressed = new MemoryStream();
-            if (zstd)
-            {
-                using (var z = new ZstdSharp.CompressionStream(compressed, 3, leaveOpen: true)) z.Write(tar.ToArray());
-                layerDescriptors.Add(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerZstd));
-            }
-            else
-            {
-                using (var z = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar.ToArray());
-                layerDescriptors.Add(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerGzip));
-            }
+            var written = TestImages.WriteTarLayer(layout, tar.ToArray(), zstd);
+            diffIds.Add(written.DiffId);
+            layerDescriptors.Add(written.Descriptor);
         }
         var config = layout.WriteJson(new ImageConfig { Architecture = arch, Created = created, RootFs = new RootFs { DiffIds = diffIds } }, MediaTypes.ImageConfig);
         var manifest = layout.WriteJson(new ImageManifest { Config = config, Layers = layerDescriptors }, MediaTypes.ImageManifest);
@@ -125,41 +119,4 @@ public sealed class TestImage
         Copyright: 2001 Other
         License: SomeCustom-License
         """;
-}
-
-/// <summary>Validates JSON documents against the official schemas copied into TestData.</summary>
-public static class SchemaValidation
-{
-    private static string Data(string stage, string file) => Path.Combine(AppContext.BaseDirectory, "TestData", stage, file);
-
-    private static readonly Lazy<Json.Schema.JsonSchema> CycloneDx = new(() =>
-    {
-        var options = new Json.Schema.BuildOptions { SchemaRegistry = new Json.Schema.SchemaRegistry() };
-        foreach (var (file, alias) in new[] { ("spdx.schema.json", "spdx.SNAPSHOT.schema.json"), ("jsf-0.82.schema.json", "jsf-0.82.SNAPSHOT.schema.json") })
-        {
-            var schema = Json.Schema.JsonSchema.FromText(System.IO.File.ReadAllText(Data("Sbom", file)), options);
-            options.SchemaRegistry.Register(new Uri("http://cyclonedx.org/schema/" + alias), schema);
-        }
-        return Json.Schema.JsonSchema.FromText(System.IO.File.ReadAllText(Data("Sbom", "bom-1.6.schema.json")), options);
-    });
-
-    private static readonly Lazy<Json.Schema.JsonSchema> OpenVex = new(() =>
-        Json.Schema.JsonSchema.FromText(System.IO.File.ReadAllText(Data("Scan", "openvex_json_schema.json")),
-            new Json.Schema.BuildOptions { SchemaRegistry = new Json.Schema.SchemaRegistry() }));
-
-    public static void AssertCycloneDx(byte[] json) => AssertValid(CycloneDx.Value, json, "CycloneDX 1.6");
-
-    public static void AssertOpenVex(byte[] json) => AssertValid(OpenVex.Value, json, "OpenVEX 0.2.0");
-
-    private static void AssertValid(Json.Schema.JsonSchema schema, byte[] json, string what)
-    {
-        using var doc = System.Text.Json.JsonDocument.Parse(json);
-        var result = schema.Evaluate(doc.RootElement, new Json.Schema.EvaluationOptions { OutputFormat = Json.Schema.OutputFormat.List });
-        if (!result.IsValid)
-        {
-            var errors = (result.Details ?? []).Where(d => d.Errors != null)
-                .SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Key}: {e.Value}")).Take(20);
-            Assert.Fail($"not valid {what}:\n{string.Join("\n", errors)}");
-        }
-    }
 }

@@ -3,7 +3,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using HardenImage.Oci;
 
-namespace HardenImage.Tests.Registry;
+namespace HardenImage.Tests.Infrastructure;
 
 /// <summary>
 /// Generates small real multi-arch images into an <see cref="OciLayout"/>: gzip layers of tars built with
@@ -30,11 +30,20 @@ public static class TestImages
             };
             writer.WriteEntry(entry);
         }
-        var tarBytes = tar.ToArray();
-        using var gz = new MemoryStream();
-        using (var z = new GZipStream(gz, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tarBytes);
-        var d = layout.WriteBlob(gz.ToArray(), MediaTypes.LayerGzip);
-        return new Layer(d, "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tarBytes)));
+        return WriteTarLayer(layout, tar.ToArray());
+    }
+
+    /// <summary>Stores <paramref name="tar"/> as a gzip (fastest) or zstd (level 3) layer blob; returns it with its diff_id.</summary>
+    public static Layer WriteTarLayer(OciLayout layout, byte[] tar, bool zstd = false)
+    {
+        using var compressed = new MemoryStream();
+        if (zstd)
+        {
+            using (var z = new ZstdSharp.CompressionStream(compressed, 3, leaveOpen: true)) z.Write(tar);
+            return new Layer(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerZstd), "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar)));
+        }
+        using (var z = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true)) z.Write(tar);
+        return new Layer(layout.WriteBlob(compressed.ToArray(), MediaTypes.LayerGzip), "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar)));
     }
 
     /// <summary>

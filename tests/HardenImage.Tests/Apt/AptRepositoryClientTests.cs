@@ -6,6 +6,7 @@ using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Apt;
 
+[Trait("Category", "Integration")]
 public sealed class AptRepositoryClientTests : IDisposable
 {
     private readonly TempDir _cacheDir = new("hi-aptcache");

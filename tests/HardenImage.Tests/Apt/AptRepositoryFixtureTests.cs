@@ -7,6 +7,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Apt;
 
 /// <summary>The fixture other stages build on: its .debs are real, its server byte-exact.</summary>
+[Trait("Category", "Integration")]
 public class AptRepositoryFixtureTests
 {
     [Fact]

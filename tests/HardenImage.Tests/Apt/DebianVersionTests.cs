@@ -63,6 +63,7 @@ public class DebianVersionTests
     /// `dpkg --compare-versions` calls, linked into a small oracle built here: milliseconds for all pairs) and 200 of
     /// them also by the dpkg binary itself (one process per call, ~10 ms each, so all 10,000 would take minutes).
     /// </summary>
+    [Trait("Category", "Integration")]
     [Fact]
     public void Compare_AgreesWithDpkgOnGeneratedPairs()
     {

@@ -5,6 +5,7 @@ using HardenImage.Common;
 namespace HardenImage.Tests.Apt;
 
 /// <summary>Denial of service by a flaky mirror: transient failures are retried with back-off, bounded.</summary>
+[Trait("Category", "Integration")]
 public class FetchRetryTests : IDisposable
 {
     private readonly string _cacheDir = Directory.CreateTempSubdirectory("hi-fetch-").FullName;

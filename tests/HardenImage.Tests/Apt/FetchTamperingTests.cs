@@ -15,6 +15,7 @@ public class FetchTamperingTests : IDisposable
         Directory.Delete(_cacheDir, recursive: true);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_RejectsTamperedDeb_AndCachesNothing()
     {
@@ -33,6 +34,7 @@ public class FetchTamperingTests : IDisposable
         Assert.Equal(1, server.HitsOn("/pool/libfoo_1.0-1_amd64.deb")); // tampering is not retried
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_RejectsABodyLongerThanLocked_WithoutReadingItAll()
     {
@@ -49,6 +51,7 @@ public class FetchTamperingTests : IDisposable
         Assert.Empty(FetchFixture.FilesIn(_cacheDir));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_CorruptedCachedFile_IsEvictedAndFetchedAgain()
     {

@@ -154,6 +154,7 @@ public class FetchTests : IDisposable
         return File.ReadAllBytes(deb);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_DownloadsVerifiesAndCaches_ThenHitsTheCache()
     {
@@ -193,6 +194,7 @@ public class FetchTests : IDisposable
         finally { Directory.Delete(work, recursive: true); }
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_SameDigestListedTwice_DownloadsOnce()
     {
@@ -207,6 +209,7 @@ public class FetchTests : IDisposable
         Assert.Equal(1, server.HitsOn("/x.deb"));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Fetch_ManyPackages_AreFetchedInParallelWithinTheBound()
     {

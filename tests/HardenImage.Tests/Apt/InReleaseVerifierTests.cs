@@ -165,6 +165,7 @@ public class InReleaseVerifierTests
         Assert.Contains("Codename: trixie\n", v.ReleaseText); // and the unsigned blanks do not reach the parser
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Verify_UnknownKey_NamesSourceAndKeyIds()
     {
@@ -199,6 +200,7 @@ public class InReleaseVerifierTests
         Assert.Contains("is not an OpenPGP clear-signed message", Assert.Throws<HardenException>(() => Verifier.Verify(prepended, DebianKeyring, "s")).Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Verify_FixtureRepositories_Ed25519AndRsa_BinaryAndArmouredKeyrings()
     {
@@ -214,6 +216,7 @@ public class InReleaseVerifierTests
         }
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Keyring_ArmouredFileWithSeveralKeyBlocks_LoadsAll()
     {

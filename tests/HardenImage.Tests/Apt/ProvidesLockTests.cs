@@ -7,6 +7,7 @@ using HardenImage.Tests.Fixtures;
 namespace HardenImage.Tests.Apt;
 
 /// <summary>provides: through the whole lock path: a parent's declaration reaches its child, and the proof counts it.</summary>
+[Trait("Category", "Integration")]
 public class ProvidesLockTests
 {
     private static ImageSetWorkspace Workspace(string pyProvides)

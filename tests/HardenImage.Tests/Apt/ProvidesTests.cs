@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Apt;
 /// satisfies is skipped; otherwise its members are tried in order). Compared with the real apt-get on a signed
 /// repository served on 127.0.0.1, with a private apt configuration and dpkg status in a temp directory.
 /// </summary>
+[Trait("Category", "Integration")]
 public class ProvidesTests
 {
     // The python image installs the interpreter through python3.13-minimal + libpython3.13-stdlib and declares

@@ -24,6 +24,7 @@ public sealed class CacheAttackTests
         return task.Result;
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void ParsedIndexCache_PlantedFifo_IsReportedAndRemoved_NotReadForEver()
     {
@@ -41,6 +42,7 @@ public sealed class CacheAttackTests
         Assert.False(File.Exists(fifo));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void IndexStore_PlantedFifoOrSymlink_UnderAnInReleaseDigest_IsNotRead()
     {

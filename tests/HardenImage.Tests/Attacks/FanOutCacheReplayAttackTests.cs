@@ -13,6 +13,7 @@ namespace HardenImage.Tests.Attacks;
 /// carries dev.hardenimage.inputs, and RegistryCache.LookupAsync requires it to name the tag's inputs.
 /// </summary>
 [Collection(FanOutCollection.Name)]
+[Trait("Category", "Integration")]
 public sealed class FanOutCacheReplayAttackTests(FanOutKit kit)
 {
     [Fact]

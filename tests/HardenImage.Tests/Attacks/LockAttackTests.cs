@@ -6,6 +6,7 @@ using HardenImage.Tests.Build;
 namespace HardenImage.Tests.Attacks;
 
 /// <summary>Hand-edited locks the issue did not list (a lock arrives through pull requests: it is input).</summary>
+[Trait("Category", "Integration")]
 public sealed class LockAttackTests
 {
     [Fact]

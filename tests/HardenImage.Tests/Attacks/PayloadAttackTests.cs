@@ -7,6 +7,7 @@ namespace HardenImage.Tests.Attacks;
 /// A child image's payload that replaces its parent's package record (<c>var/lib/dpkg/status.d/&lt;pkg&gt;</c>)
 /// would make every scanner that reads the image (ECR/Inspector, trivy, grype) see a patched version that is not there.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class PayloadAttackTests
 {
     [Fact]

@@ -133,6 +133,7 @@ public sealed class PythonHostileInputAttackTests
 
     // An index that redirects its project page (or a file) to another host must not carry the index's credentials
     // there: the other host would receive the private index's token.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task IndexRedirectToAnotherHost_DoesNotCarryTheCredentials()
     {
@@ -157,6 +158,7 @@ public sealed class PythonHostileInputAttackTests
 
     // A lock entry from the private index whose wheel URL names another host (absolute URLs are allowed: PyPI serves
     // files from another host): the bytes are pinned, and the private index's credentials must not travel there.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task LockedWheelUrlOnAnotherHost_IsFetchedWithoutTheIndexCredentials()
     {
@@ -194,6 +196,7 @@ public sealed class PythonHostileInputAttackTests
         return e;
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_TwoZipEntriesWithOneName_IsRefused()
     {
@@ -204,6 +207,7 @@ public sealed class PythonHostileInputAttackTests
         Assert.Contains("'evil/__init__.py' appears twice", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_TwoZipEntriesThatNormaliseToOneName_IsRefused()
     {
@@ -215,6 +219,7 @@ public sealed class PythonHostileInputAttackTests
     }
 
     // A deflate stream that does not decode (or decodes to other bytes than its CRC) is a refused wheel, one line.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_CorruptDeflateStream_IsOneClearRefusal_NotAStackTrace()
     {
@@ -230,6 +235,7 @@ public sealed class PythonHostileInputAttackTests
 
     // Zip bomb across entries: each entry inflates only to what it declares, but the declared sizes themselves
     // are the attacker's; their sum is bounded before anything is unpacked (the layer is built in the cache).
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_EntriesDeclaringMoreThanThePackageLimitInTotal_AreRefusedBeforeUnpacking()
     {
@@ -257,6 +263,7 @@ public sealed class PythonHostileInputAttackTests
 
     // .data/scripts and console scripts land in /usr/local/bin, which comes before /usr/bin on PATH: a wheel
     // shipping "python3", "sh" or "apt" would run instead of the image's own command for every caller.
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData("evil-1.0.data/scripts/python3", null)]
     [InlineData(null, "python3")]
@@ -277,6 +284,7 @@ public sealed class PythonHostileInputAttackTests
         Assert.Null(tree.Get("usr/local/sbin/ldconfig"));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_ScriptShadowingACommand_DeclaredInConflicts_IsInstalled()
     {
@@ -290,6 +298,7 @@ public sealed class PythonHostileInputAttackTests
 
     // inference-cuda sets LD_LIBRARY_PATH=/usr/local/cuda/lib64: a .data/data/ file there (libc.so.6, libcuda.so.1) is
     // loaded by every dynamically linked program of an image built on it, before Debian's own libraries.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_LibraryInADirectoryOfTheImagesLdLibraryPath_IsRefused()
     {
@@ -308,6 +317,7 @@ public sealed class PythonHostileInputAttackTests
 
     // Debian's site.py reads .pth files in every dist-packages directory on sys.path, not only the one sitePackages
     // names: with sitePackages moved, a .data/data/ file can still reach /usr/local/lib/python3.13/dist-packages.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Wheel_StartupHookInAnotherDebianSiteDirectory_IsRefused()
     {
@@ -329,6 +339,7 @@ public sealed class PythonHostileInputAttackTests
 }
 
 /// <summary>Hostile index pages served by a loopback server (audit of issue 18): answered with one refusal, nothing fetched.</summary>
+[Trait("Category", "Integration")]
 public sealed class HostileIndexPageAttackTests
 {
     private static readonly string Pinned = new('a', 64);

@@ -48,6 +48,7 @@ public sealed class ScanAttackTests
         Assert.True(fourth.LastWasCacheHit);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void ForgedAdvisoryIndex_IsReportedByTheScanCommand_AsAWarningNamingTheEntry()
     {
@@ -80,6 +81,7 @@ public sealed class ScanAttackTests
         Assert.Contains("cached index", third.StdOut);
     }
 
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData("zero-symlink")]
     [InlineData("fifo")]
@@ -127,6 +129,7 @@ public sealed class ScanAttackTests
         Assert.Equal(entryBytes, File.ReadAllBytes(entry));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AdvisoryIndexCache_PlantedFifo_DoesNotHangTheScan()
     {
@@ -146,6 +149,7 @@ public sealed class ScanAttackTests
 }
 
 /// <summary>`scan --db URL`: only what the URL served is advisory data, not what else lies in its cache directory.</summary>
+[Trait("Category", "Integration")]
 public sealed class AdvisoryDownloadAttackTests
 {
     private const string Served = """{"id":"PYSEC-SERVED-1","modified":"2024-01-01T00:00:00Z","affected":[{"package":{"ecosystem":"PyPI","name":"torch"},"ranges":[{"type":"ECOSYSTEM","events":[{"introduced":"0"},{"fixed":"9.0"}]}]}]}""";

@@ -12,6 +12,7 @@ namespace HardenImage.Tests.Attacks;
 /// interpreter start) or a sitecustomize/usercustomize module does exactly that, even when nothing imports the wheel;
 /// and a shipped .pyc is code nobody reviewed that the interpreter may run instead of the verified source.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class WheelStartupHookAttackTests
 {
     private const string Site = "usr/local/lib/python3.13/dist-packages";

@@ -28,6 +28,7 @@ public sealed class AwsModelConformanceTests
         ["GetAuthorizationToken $.registryIds"] = "still accepted; documented as ignored",
     };
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EveryRequestOurClientsSend_AndEveryLoopbackAnswer_MatchesTheBotocoreModels()
     {

@@ -8,6 +8,7 @@ namespace HardenImage.Tests.Aws;
 /// Dangers the signature must catch on the way: a body or header changed after signing (Tampering) and a replayed or
 /// badly clocked request (Spoofing). A handler below <see cref="AwsSigningHandler"/> plays the man in the middle.
 /// </summary>
+[Trait("Category", "Integration")]
 public class AwsSigningHandlerTests
 {
     private const string Operation = EcrApiClient.TargetPrefix + "DescribeRepositories";

@@ -34,6 +34,7 @@ public class EcrApiClientTests
         ["encryptionConfiguration"] = new JsonObject { ["encryptionType"] = "AES256" },
     };
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task GetAuthorizationToken_DecodesPasswordAndCachesUntilFiveMinutesBeforeExpiry()
     {
@@ -66,6 +67,7 @@ public class EcrApiClientTests
         Assert.Equal(2, aws.ExchangesFor(Target + "GetAuthorizationToken").Count);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task CreateRepository_SendsImmutableTagsExceptSignatureTags_ScanOnPushKmsKeyAndRegistryId()
     {
@@ -91,6 +93,7 @@ public class EcrApiClientTests
         Assert.Contains("x-amz-content-sha256", request.Header("Authorization"));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task CreateRepository_WithoutKmsKey_SendsNoEncryptionConfiguration()
     {
@@ -101,6 +104,7 @@ public class EcrApiClientTests
         Assert.Null(aws.ExchangesFor(Target + "CreateRepository").Single().Request.Json()!["encryptionConfiguration"]);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EnsureRepository_ToleratesRepositoryAlreadyExists()
     {
@@ -123,6 +127,7 @@ public class EcrApiClientTests
         ((IDisposable)ecr).Dispose();
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task PutImage_OnExistingImmutableTag_SaysTagIsImmutable()
     {
@@ -139,6 +144,7 @@ public class EcrApiClientTests
         Assert.Single(aws.ExchangesFor(Target + "PutImage")); // not retried
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task DescribeRepositories_MissingRepository_SaysCreateItFirst()
     {
@@ -151,6 +157,7 @@ public class EcrApiClientTests
         Assert.Contains("Create it first", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Throttling_IsRetriedWithBackoffThenSucceeds()
     {
@@ -167,6 +174,7 @@ public class EcrApiClientTests
         Assert.All(calls, c => Assert.Null(c.RejectReason)); // every retry was freshly and correctly signed
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Throttling429And5xx_AreRetriedToo()
     {
@@ -180,6 +188,7 @@ public class EcrApiClientTests
         Assert.Equal(new[] { 429, 200, 503, 200 }, aws.ExchangesFor(Target + "DescribeRepositories").Select(c => c.Status));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Throttling_GivesUpAfterBoundedRetries()
     {
@@ -195,6 +204,7 @@ public class EcrApiClientTests
         Assert.Equal(3, ecr.Attempts);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task WrongSecret_IsRejectedByServerWith403_AndClientReportsSignatureProblem()
     {
@@ -220,6 +230,7 @@ public class EcrApiClientTests
         Assert.Equal(1, handled);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task SessionCredentials_SignTheSecurityToken()
     {
@@ -237,6 +248,7 @@ public class EcrApiClientTests
         Assert.Equal(403, (int)e.StatusCode);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task RequestSignedForAnotherService_IsRejected()
     {
@@ -249,6 +261,7 @@ public class EcrApiClientTests
         Assert.Equal("ecr", aws.Exchanges.Single().Service);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task CredentialProvider_UsesAccountAndRegionFromRegistryHost()
     {
@@ -269,6 +282,7 @@ public class EcrApiClientTests
         Assert.Throws<HardenException>(() => { provider.GetCredentialAsync("registry.example.com").GetAwaiter().GetResult(); });
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task UnreachableEndpoint_FailsWithMessageNamingIt()
     {
@@ -328,6 +342,7 @@ public class EcrApiClientTests
         Assert.Contains($"'{name}' is not a valid ECR repository name", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Throttled_WithRetryAfter_WaitsAsToldBeforeTheNextAttempt()
     {

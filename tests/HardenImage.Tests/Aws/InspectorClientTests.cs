@@ -70,6 +70,7 @@ public class InspectorClientTests
         return LoopbackResponse.Json(new JsonObject { ["sbom"] = report }, contentType: "application/json");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ScanSbom_12000Components_SendsThreeConsistentRequestsAndMergesFindings()
     {
@@ -131,6 +132,7 @@ public class InspectorClientTests
         Assert.Throws<HardenException>(() => InspectorScanClient.SplitSbom(new JsonObject { ["spdxVersion"] = "SPDX-2.3" }));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ScanSbom_InspectorFormat_IsParsed()
     {
@@ -157,6 +159,7 @@ public class InspectorClientTests
         Assert.Null(findings[1].FixedVersion);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ScanSbom_Throttled429_IsRetried()
     {
@@ -169,6 +172,7 @@ public class InspectorClientTests
         Assert.Equal(new[] { 429, 429, 200 }, aws.ExchangesFor(ScanRoute).Select(e => e.Status));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ScanSbom_ValidationError_IsNotRetriedAndNamesTheService()
     {
@@ -181,6 +185,7 @@ public class InspectorClientTests
         Assert.Single(aws.Exchanges);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ListFindings_FollowsNextTokenAcrossThreePages()
     {

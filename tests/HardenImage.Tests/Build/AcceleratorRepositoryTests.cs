@@ -14,6 +14,7 @@ namespace HardenImage.Tests.Build;
 /// Ubuntu-style suite, both with zstd-compressed .deb members. Lock and build run end to end against them; an
 /// unreachable repository fails fast and names itself.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class AcceleratorRepositoryTests : IDisposable
 {
     private readonly TempDir _dir = new("hi-accel");

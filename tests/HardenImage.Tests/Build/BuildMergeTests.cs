@@ -104,6 +104,7 @@ public sealed class BuildMergeWorkspace : IAsyncLifetime
 /// and refuses a name that ships neither. Each refusal names image, package and path, and leaves the previous
 /// artifacts as they were.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BuildMergeTests(BuildMergeWorkspace fixture) : IClassFixture<BuildMergeWorkspace>
 {
     private ImageSetWorkspace W => fixture.W;

@@ -29,6 +29,7 @@ public sealed class BuiltWorkspace : IAsyncLifetime
 }
 
 /// <summary>Lock and build against a signed loopback repository, checked by independent readers.</summary>
+[Trait("Category", "Integration")]
 public sealed class BuildPipelineTests(BuiltWorkspace built) : IClassFixture<BuiltWorkspace>
 {
     private ImageSetWorkspace W => built.Workspace;

@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Build;
 /// Bad input gets a clear error naming the package and path, and leaves the previous artifacts/oci valid:
 /// conflicting files, writes through a symlink, a .deb with a "../" path, a tampered .deb.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BuildRejectionTests : IAsyncLifetime
 {
     private readonly ImageSetWorkspace _w = new();

@@ -15,6 +15,8 @@ namespace HardenImage.Tests.Build;
 /// compiles no module from source. Uses the image `dotnet cake` (or `harden build`) wrote to artifacts/ (or
 /// $HARDEN_ARTIFACTS); when it is missing the test FAILS saying how to build it.
 /// </summary>
+// Integration: reads the main job's inference-cpu image from artifacts/.
+[Trait("Category", "Integration")]
 public sealed class ByteCodeInferenceCpuTests(ITestOutputHelper output)
 {
     private const string Image = "inference-cpu";

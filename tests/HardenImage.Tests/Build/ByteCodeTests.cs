@@ -12,6 +12,7 @@ namespace HardenImage.Tests.Build;
 /// the bytes are reproducible and cached, that no build path leaks into code objects, that a stale .pyc is never
 /// run (checked hash-based), and that a module that does not compile stops the build unless the image allows it.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture<ByteCodeRepository>, IDisposable
 {
     private const string Tag = "cpython-313";

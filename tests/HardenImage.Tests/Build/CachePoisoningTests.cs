@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Build;
 /// and artifacts/ may be restored or edited. Forged unpacked trees, forged content blobs, a corrupt layer blob and
 /// an edited build.json are each detected, reported and rebuilt, and the image digests stay those of a clean build.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class CachePoisoningTests : IAsyncLifetime
 {
     private readonly ImageSetWorkspace _w = new();

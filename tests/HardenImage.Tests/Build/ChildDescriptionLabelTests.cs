@@ -3,6 +3,7 @@ using HardenImage.Oci;
 namespace HardenImage.Tests.Build;
 
 /// <summary>Issue 11 §7: a child image carries its own description label, not its parent's.</summary>
+[Trait("Category", "Integration")]
 public sealed class ChildDescriptionLabelTests
 {
     [Fact]

@@ -15,6 +15,7 @@ public sealed class CorruptRecordTests
 {
     private const string Corrupt = "{\"registry\": ";
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void CorruptPushRecord_IsAnErrorNamingTheFile_NotMistakenForAMissingPush()
     {
@@ -53,6 +54,7 @@ public sealed class CorruptRecordTests
         Assert.StartsWith($"{path}: the build record is not valid", Assert.Single(warnings));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task CorruptBuildRecord_IsBuiltOver_WithAWarning_NotSilently()
     {

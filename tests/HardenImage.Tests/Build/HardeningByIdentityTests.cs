@@ -14,6 +14,7 @@ namespace HardenImage.Tests.Build;
 /// owned by the runtime user 65532 are each found and fixed; and the merged-/usr rule production now shares with
 /// Deb/PathSafety (libo32, alias replacement) holds.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class HardeningByIdentityTests : IAsyncLifetime
 {
     private readonly ImageSetWorkspace _w = new();

@@ -14,6 +14,7 @@ namespace HardenImage.Tests.Build;
 /// server's .deb, a kept entry with a wrong SHA-256, an emptied package list, a replayed older InRelease, a forged
 /// parsed-index cache entry. Each asserts the specific reason of refusal and that the lock and artifacts stay as they were.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class LockProofTests
 {
     private static readonly CacheAuthenticationKey Key = new(Encoding.UTF8.GetBytes("lock-proof-tests-key-0123456789ab"));

@@ -34,6 +34,7 @@ public sealed class PayloadEscapeWorkspace : IAsyncLifetime
 /// symlinked files and directories, hard links to host files and FIFOs are refused when the image set is loaded,
 /// with file:line and the reason, and the previous artifacts stay as they were.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class PayloadEscapeTests(PayloadEscapeWorkspace fixture) : IClassFixture<PayloadEscapeWorkspace>
 {
     private ImageSetWorkspace W => fixture.W;

@@ -10,6 +10,7 @@ namespace HardenImage.Tests.Build;
 /// .NET publish differs per architecture), read by the same PayloadReader under the same rules (threat I), and a
 /// missing or hostile per-architecture source is refused with one line naming the file:line and the architecture.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class PerArchitecturePayloadTests : IAsyncLifetime
 {
     private readonly ImageSetWorkspace W = new();

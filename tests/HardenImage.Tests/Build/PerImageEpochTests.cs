@@ -11,6 +11,7 @@ public sealed class PerImageEpochTests
 {
     private static readonly DateTimeOffset NewerSuiteDate = new(2026, 1, 2, 3, 4, 5, TimeSpan.Zero);
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AddingAnImageFromANewerSuite_KeepsEveryOtherDigestBitForBit()
     {

@@ -7,6 +7,7 @@ namespace HardenImage.Tests.Build;
 /// Same lock ⇒ same digests: two builds in different directories, with different caches, umask, time zone and
 /// clock (libfaketime moves the second one three years ahead), must produce byte-identical layouts.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ReproducibilityTests
 {
     [Fact]

@@ -76,6 +76,7 @@ public sealed class BadInputWorkspace : IDisposable
 /// clear line on stderr that names the option, file or host, the documented exit code, and never a stack frame
 /// or a .NET type name. The malformed-file table for the parsers lives with the parsers' own tests.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class BadInputTests(BadInputWorkspace ws) : IClassFixture<BadInputWorkspace>
 {
     /// <summary>args (space separated, '|' keeps a space inside one argument), env (K=V;K=V), exit code, text the error must contain.</summary>

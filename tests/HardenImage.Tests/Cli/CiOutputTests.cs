@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Cli;
 /// </summary>
 public sealed class CiOutputTests
 {
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task OutputJson_LockBuildPushVerifyScan_PrintOneParsableDocumentOnStdout()
     {
@@ -48,6 +49,7 @@ public sealed class CiOutputTests
             Assert.Equal(4, scan.RootElement.GetProperty("results").GetArrayLength()); // base and tool × 2 architectures
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task WithoutATerminal_DigestsAndPathsStayOnOneLine_AndNoAnsi()
     {

@@ -5,6 +5,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Cli;
 
 /// <summary>Issue 11 §9: the advice a corrupt lock gives works when followed (it used to fail the same way).</summary>
+[Trait("Category", "Integration")]
 public sealed class CorruptLockAdviceTests
 {
     [Fact]

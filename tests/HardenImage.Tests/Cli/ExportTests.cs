@@ -6,6 +6,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Cli;
 
 /// <summary>Issue 11 §7: a built image gets into Docker 20.10 with `docker load`, and into skopeo as an oci-archive.</summary>
+[Trait("Category", "Integration")]
 public sealed class ExportTests
 {
     [Fact]

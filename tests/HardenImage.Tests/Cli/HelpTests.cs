@@ -4,6 +4,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Cli;
 
 /// <summary>Every command answers --help (a broken description or option would throw at render time).</summary>
+[Trait("Category", "Integration")]
 public sealed class HelpTests
 {
     public static TheoryData<string> Commands()

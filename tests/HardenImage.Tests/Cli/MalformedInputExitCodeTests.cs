@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Cli;
 /// stack trace or a hang. Each case runs the real `harden` process (a stack overflow or an abort would show as
 /// such) over a copy of the shipped images/ with one input broken; hostile inputs are made here, not committed.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class MalformedInputExitCodeTests
 {
     private sealed record Case(string[] Args, string NamedFile);

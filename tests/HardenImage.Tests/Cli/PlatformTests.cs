@@ -6,6 +6,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Cli;
 
 /// <summary>Issue 11 §6: --platform in OCI spelling selects architectures, and build.json and pushed.json spell platforms alike.</summary>
+[Trait("Category", "Integration")]
 public sealed class PlatformTests
 {
     [Fact]

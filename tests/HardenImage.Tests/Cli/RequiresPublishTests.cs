@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Cli;
 /// is skipped, saying so and naming the command, by build without --image; lock and lock --check still cover it
 /// (they never read payload), and --image builds it.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class RequiresPublishTests
 {
     private const string AppYaml = "name: app\nfrom: base\nrequiresPublish: dotnet cake --target=AppImage\nfiles:\n  - source: publish/app-{arch}\n    target: /opt/app\n";

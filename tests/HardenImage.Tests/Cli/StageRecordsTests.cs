@@ -16,6 +16,7 @@ namespace HardenImage.Tests.Cli;
 /// </summary>
 public sealed class StageRecordsTests
 {
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task TwoProcesses_BuildAndPushTwoImagesIntoOneArtifactsDir_ThenSmokeSignVerifyDeployOverTheRecords()
     {
@@ -94,6 +95,7 @@ public sealed class StageRecordsTests
         Assert.Contains(pushed.Images["other"].Reference!, manifest);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Merge_CombinesTwoMachinesArtifacts_AndRefusesDisagreeingDigests()
     {

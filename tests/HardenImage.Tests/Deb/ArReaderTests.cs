@@ -44,6 +44,7 @@ public sealed class ArReaderTests
         Assert.Null(ar.ReadNextMember());
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Read_MatchesGnuArOutput()
     {

@@ -8,6 +8,7 @@ using HardenImage.Common.Compression;
 namespace HardenImage.Tests.Deb;
 
 /// <summary>Reads .debs that the real dpkg-deb built and compares every entry with GNU tar's own listing.</summary>
+[Trait("Category", "Integration")]
 public sealed class DebPackageReaderTests(BuiltDebFixture fixture) : IClassFixture<BuiltDebFixture>
 {
     [Theory]

@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Deb;
 /// Damaged packages (Tampering, or a broken download): cut short, bytes flipped, members out of order. Each must
 /// fail with a HardenException that says what is wrong, never yield a silently shorter or different package.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class TamperedDebTests(BuiltDebFixture fixture) : IClassFixture<BuiltDebFixture>
 {
     [Theory]

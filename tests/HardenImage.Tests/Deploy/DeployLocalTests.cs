@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Deploy;
 /// $HARDEN_ARTIFACTS): the rendered Deployment's pod, with the manifest's restrictions, passes its probes on a real
 /// Docker engine and serves a generation request from a model mounted read-only where the PVC goes.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class DeployLocalTests
 {
     [Fact]

@@ -12,6 +12,7 @@ namespace HardenImage.Tests.Deploy;
 /// signed ML-BOM on exactly the pinned manifest digest, read where `harden model push` recorded the model. The model is
 /// packed, pushed and signed by the real CLI into the layout registry (threats: Spoofing, Repudiation).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ModelAdmissionCheckTests
 {
     private static (SignFlowWorkspace Ws, RenderedDeployment Cpu) Signed(bool sign = true)

@@ -15,6 +15,8 @@ namespace HardenImage.Tests.Deploy;
 /// Deployment pins: a file swapped after the fetch, a Deployment pinned to another digest, another model's files, an
 /// unlisted file. Threats: Spoofing (hijacked model), Tampering (swapped weights), Repudiation (which model served).
 /// </summary>
+// Integration: the class fixture reads the main job's artifacts/build.json (inference-cpu) and runs Docker.
+[Trait("Category", "Integration")]
 public sealed class ModelServerIntegrityTests(ModelServerIntegrityTests.TinyModel tiny) : IClassFixture<ModelServerIntegrityTests.TinyModel>
 {
     /// <summary>The artifacts, the engine and one tiny model made once for the class (torch in the image makes it).</summary>

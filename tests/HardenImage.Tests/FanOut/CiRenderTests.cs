@@ -223,6 +223,7 @@ public sealed partial class CiRenderTests : IDisposable
         RequiredService.Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "harden.dll"), .. args], workingDirectory: cwd,
             env: new Dictionary<string, string> { ["NO_COLOR"] = "1" }, timeout: TimeSpan.FromMinutes(2));
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void CiCommands_WriteTheRenderedFiles_AndRefuseBadInputWithOneLine()
     {

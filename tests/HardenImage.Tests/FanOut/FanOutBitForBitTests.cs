@@ -10,6 +10,7 @@ namespace HardenImage.Tests.FanOut;
 /// the fan-in is pushed and signed, a second run of the unchanged set is all verified hits with zero blobs uploaded.
 /// </summary>
 [Collection(FanOutCollection.Name)]
+[Trait("Category", "Integration")]
 public sealed class FanOutBitForBitTests(FanOutKit kit)
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace HardenImage.Tests.FanOut;
 /// and entry, and nothing written over the previous artifacts.
 /// </summary>
 [Collection(FanOutCollection.Name)]
+[Trait("Category", "Integration")]
 public sealed class PlanBadInputTests(FanOutKit kit)
 {
     private string WritePlan(string name, Action<JsonNode>? edit = null)

@@ -12,6 +12,7 @@ namespace HardenImage.Tests.FanOut;
 /// digests. Each test has its own registry namespace.
 /// </summary>
 [Collection(FanOutCollection.Name)]
+[Trait("Category", "Integration")]
 public sealed class RegistryCacheTrustTests(FanOutKit kit)
 {
     private FanOutKit.Result Job(string ns, string machine, string outDir) =>

@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Model;
 /// (signature + ML-BOM attestation) → model fetch, into the OCI layout registry and into a real distribution
 /// registry (docker-registry 2.8), with the same registry and signing code as images.
 /// </summary>
+[Trait("Category", "Integration")]
 public class ModelCliFlowTests
 {
     private static string WriteModel(SignFlowWorkspace ws)

@@ -12,6 +12,7 @@ namespace HardenImage.Tests.Model;
 /// quirks (201 PATCH, 5 MiB chunks, dropped pushes to missing repositories, immutable tags but sha256-*, bearer
 /// tokens from GetAuthorizationToken), driven in-process through the model commands.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class ModelEcrFlowTests
 {
     private const string EcrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";

@@ -11,6 +11,8 @@ namespace HardenImage.Tests.Model;
 /// are counted: streaming means they stay in the low megabytes whatever the file size (threat D: a pack that buffers
 /// a file dies on a big model, or takes the build machine with it).
 /// </summary>
+// Integration: writes a 4 GiB blob to the disk (about 35 s), too heavy for the unit run.
+[Trait("Category", "Integration")]
 public class ModelPackLargeSparseFileTests(ITestOutputHelper output)
 {
     private const long Size = 2L << 30;

@@ -41,6 +41,7 @@ public class ModelPackPathSafetyTests
         AssertRefused(kit, "escape: is a symlink");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Pack_RefusesHardLinkedFile()
     {
@@ -51,6 +52,7 @@ public class ModelPackPathSafetyTests
         AssertRefused(kit, "linked.bin: has 2 hard links");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Pack_RefusesFifo_InsteadOfHanging()
     {

@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Model;
 /// whose signed fetch gives back the same files — what the Model task of build/harden.cake does. Fails (never skips)
 /// when the image is not built, saying how to build it.
 /// </summary>
+[Trait("Category", "Integration")]
 public class SmokeModelPackTests
 {
     [Fact]

@@ -41,6 +41,7 @@ public sealed class NetworkDeadlineTests
         return (e, sw.Elapsed);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Registry_ThatNeverAnswers_FailsWithinTheResponseDeadline()
     {
@@ -54,6 +55,7 @@ public sealed class NetworkDeadlineTests
         Assert.Contains(NetworkDeadlines.EnvironmentVariable, e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Registry_ManifestWithEndlessBody_IsRefusedAtTheManifestLimit_CountedOnTheStream()
     {
@@ -69,6 +71,7 @@ public sealed class NetworkDeadlineTests
         Assert.True(sent < EndlessCap, $"the client read {sent} bytes of an endless body instead of hanging up at the limit");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Registry_BodyThatStallsHalfWay_FailsWithinTheStallDeadline()
     {
@@ -81,6 +84,7 @@ public sealed class NetworkDeadlineTests
         Assert.Contains("after 17 bytes", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task BlobUpload_ToARegistryThatStopsAnswering_GivesUpAfterBoundedResumes()
     {
@@ -101,6 +105,7 @@ public sealed class NetworkDeadlineTests
         Assert.Contains("did not", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task TokenRealm_ThatNeverAnswers_OrSendsAnEndlessToken_FailsClearly()
     {
@@ -127,6 +132,7 @@ public sealed class NetworkDeadlineTests
         }
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AwsEndpoint_ThatNeverAnswers_FailsWithinTheDeadline_WithoutRetryingTheHang()
     {
@@ -142,6 +148,7 @@ public sealed class NetworkDeadlineTests
         Assert.Equal(1, ecr.Attempts); // a silent endpoint is not asked four more times
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task KmsEndpoint_ThatNeverAnswers_FailsClearly_WithinTheBound()
     {
@@ -160,6 +167,7 @@ public sealed class NetworkDeadlineTests
         Assert.Contains("AWS KMS (awskms:///alias/harden)", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AwsEndpoint_EndlessAnswer_IsBoundedInMemory()
     {
@@ -180,6 +188,7 @@ public sealed class NetworkDeadlineTests
         Assert.True(sent < 2 * AwsJsonTransport.MaxResponseBytes, $"sent {sent}");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AdvisoryDbUrl_EndlessBody_StopsAtTheLimit_AndLeavesNothingInTheCache()
     {
@@ -198,6 +207,7 @@ public sealed class NetworkDeadlineTests
         Assert.True(sent < EndlessCap, $"sent {sent}");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AdvisoryFeed_ThatStallsAfterTheHeaders_FailsWithinTheStallDeadline()
     {
@@ -214,6 +224,7 @@ public sealed class NetworkDeadlineTests
         Assert.Empty(Directory.GetFiles(dir.Path));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task AptMirror_ThatStallsInTheMiddleOfInRelease_FailsWithinTheStallDeadline()
     {

@@ -74,6 +74,7 @@ public class DockerArchiveTests
         Assert.Contains("diff_id", ex.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task DockerEngine_LoadsTheArchive_AndRunsAStaticBinaryAsNonRoot()
     {

@@ -21,6 +21,7 @@ public sealed class InterruptedWriteCleanupTests
         return tmp;
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void KilledPushTempFile_IsRemovedOnNextOpen_ButNotWhileAnotherProcessHoldsIt()
     {

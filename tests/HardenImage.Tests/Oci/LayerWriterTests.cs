@@ -132,6 +132,7 @@ public class LayerWriterTests
         Assert.Equal(0, CountTypeFlags(tar, (byte)'L') + CountTypeFlags(tar, (byte)'K') + CountTypeFlags(tar, (byte)'g'));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Tar_IsReadByGnuTarWithTheSameNamesAndNumericOwners()
     {
@@ -212,6 +213,7 @@ public class LayerWriterTests
         Assert.Equal("sha256:e6681074bdb6ed4fa2b54b60ee4578b8e44c9b2fad34dc26c8bbf3107a0fbdf0", "sha256:" + Convert.ToHexStringLower(SHA256.HashData(tar)));
     }
 
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData(LayerCompression.Gzip, "gzip", "gzip")]
     [InlineData(LayerCompression.Zstd, "zstd", "zstd")]

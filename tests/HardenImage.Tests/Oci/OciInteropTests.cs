@@ -7,6 +7,7 @@ namespace HardenImage.Tests.Oci;
 
 /// <summary>Our layouts read by independent tools: skopeo, umoci and a distribution registry.</summary>
 [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+[Trait("Category", "Integration")]
 public class OciInteropTests : IClassFixture<RegistryFixture>
 {
     private readonly RegistryFixture _registry;

@@ -5,6 +5,7 @@ using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Oci;
 
+[Trait("Category", "Integration")]
 public class RegistryFixtureTests
 {
     [Fact]

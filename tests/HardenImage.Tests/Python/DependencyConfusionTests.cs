@@ -10,6 +10,7 @@ namespace HardenImage.Tests.Python;
 /// tool's) that takes it from another index is refused before anything is fetched or installed; and two indexes
 /// cannot both claim a name or "*".
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class DependencyConfusionTests
 {
     [Fact]

@@ -50,6 +50,7 @@ public sealed class InferenceLlmImageTests
         Assert.Contains("transformers has no --hash=sha256", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData("inference-llm", "amd64")]
     [InlineData("inference-llm", "arm64")]

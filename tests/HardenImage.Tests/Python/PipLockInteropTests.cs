@@ -25,6 +25,7 @@ public sealed class PipLockInteropTests
         return sb.ToString();
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task PipLock_WithoutPackageIndex_IsRead_CheckedAndInstalled()
     {
@@ -46,6 +47,7 @@ public sealed class PipLockInteropTests
 
     // Without packages.index the wheel URL is what is left to judge: a name only the private index may serve, locked
     // from another host, is dependency confusion all the same.
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task PipLock_PrivatePackageWheelFromAnotherHost_IsRefused_DependencyConfusion()
     {

@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Python;
 /// `lock` rewrites the pylock.toml after the apt lock (credentials from the environment the process is given),
 /// `build` fetches the wheels itself, and the token appears in no output.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class PythonCliTests(WheelImageWorkspace ws) : IClassFixture<WheelImageWorkspace>
 {
     private (int Code, string Output) Harden(params string[] args)

@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Python;
 /// <summary>Our resolution: hash-pinned requirements → PEP 751 pylock.toml, against PEP 503 and PEP 691 indexes.</summary>
 public sealed class PythonLockTests
 {
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -41,6 +42,7 @@ public sealed class PythonLockTests
         Assert.Empty(again.Changes);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Lock_SendsCredentialsFromTheNamedEnvironmentVariables_OnlyToTheirIndex()
     {
@@ -53,6 +55,7 @@ public sealed class PythonLockTests
         Assert.DoesNotContain(PythonImageSet.PrivateToken, File.ReadAllText(Path.Combine(ws.ImagesDir, "app.yaml")));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Lock_ReportsVersionChangesLikeDebianOnes()
     {
@@ -64,6 +67,7 @@ public sealed class PythonLockTests
         Assert.Equal(["↓ pypi:certifi 2023.5.7 → 2022.12.7", "- pypi:hiext 1.0"], report.Changes);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task LockCheck_SeesRequirementsChangedSinceThePylockWasWritten()
     {
@@ -76,6 +80,7 @@ public sealed class PythonLockTests
         Assert.Contains("requirements.txt changed since python/pylock.app.toml was written", stale.Reason);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Lock_MarkersAreEvaluatedPerArchitecture()
     {
@@ -143,6 +148,7 @@ public sealed class PythonLockTests
         Assert.Contains(reason, e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Requirements_ThatAreASymlinkToAHostFile_AreRefused_WithoutEchoingIt()
     {

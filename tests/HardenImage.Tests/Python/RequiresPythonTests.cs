@@ -7,6 +7,7 @@ namespace HardenImage.Tests.Python;
 /// PEP 503 data-requires-python / PEP 691 requires-python (audit of issue 18): the index's word that a file does not
 /// run on the image's interpreter. pip and uv skip such a file; the locker did not read it at all.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class RequiresPythonTests
 {
     [Theory]

@@ -6,6 +6,7 @@ namespace HardenImage.Tests.Python;
 /// A wheel the image cannot run is refused at lock time with the reason: a manylinux tag needing a newer glibc than
 /// the image's locked libc6, a musllinux-only build, and a package published only as an sdist (building it runs code).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class UnsupportedWheelTests
 {
     [Fact]

@@ -8,6 +8,7 @@ namespace HardenImage.Tests.Python;
 /// wheel whose bytes differ, a requirement hash that matches nothing, and an index that advertises the pinned hash
 /// but serves other bytes are each refused with the reason, and the previous pylock.toml and the cache stay as they were.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class WheelHashTamperingTests
 {
     [Fact]

@@ -89,6 +89,7 @@ public sealed class WheelImageWorkspace : IAsyncLifetime
     }
 }
 
+[Trait("Category", "Integration")]
 public sealed class WheelImagePipelineTests(WheelImageWorkspace ws) : IClassFixture<WheelImageWorkspace>
 {
     private const string Site = "usr/local/lib/python3.13/dist-packages";

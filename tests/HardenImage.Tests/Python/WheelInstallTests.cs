@@ -7,6 +7,7 @@ using HardenImage.Python;
 namespace HardenImage.Tests.Python;
 
 /// <summary>Installing locked wheels into a layer tree: where files go, what the installer writes, what it refuses.</summary>
+[Trait("Category", "Integration")]
 public sealed class WheelInstallTests
 {
     /// <summary>Locks <paramref name="wheel"/> as the image's only requirement and installs it for <paramref name="arch"/>.</summary>
@@ -75,6 +76,7 @@ public sealed class WheelInstallTests
 }
 
 /// <summary>Threat T: a wheel whose RECORD does not vouch for exactly its files is refused, naming the file.</summary>
+[Trait("Category", "Integration")]
 public sealed class RecordMismatchTests
 {
     [Fact]
@@ -129,6 +131,7 @@ public sealed class RecordMismatchTests
 }
 
 /// <summary>Threat T/E: a wheel writes only inside its install scheme: no '..', no absolute names, no symlinks, nothing through a symlink.</summary>
+[Trait("Category", "Integration")]
 public sealed class WheelPathTraversalTests
 {
     [Theory]

@@ -16,6 +16,7 @@ namespace HardenImage.Tests.Python;
 /// and arm64 (the other architecture under qemu-user-static) — and runs a console script. Needs the Debian archive and the Docker engine
 /// (ENVIRONMENT.md); the cache is $HARDEN_CACHE when set (a warm copy of the main job's), else a temp directory.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class WheelSmokeTests(ITestOutputHelper output) : IDisposable
 {
     private readonly TempDir _dir = new("hi-wheel-smoke");

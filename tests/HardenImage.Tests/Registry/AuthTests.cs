@@ -19,6 +19,7 @@ public sealed class AuthTests
         return path;
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task BasicAuth_PushesWithCredentials_AndFailsClearlyWithoutOrWithWrongOnes()
     {
@@ -41,6 +42,7 @@ public sealed class AuthTests
         await RegistryTestKit.AssertAllBlobsVerify(registry, "base", layout, baseIndex);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task BasicAuth_CredentialsFromDockerConfigJson()
     {
@@ -58,6 +60,7 @@ public sealed class AuthTests
         Assert.NotNull(await registry.ResolveManifestAsync("base", "latest"));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task DockerConfig_CredHelperIsRunWithTheHostOnStdin()
     {
@@ -80,6 +83,7 @@ public sealed class AuthTests
         Assert.Equal(["docker-credential-fake", "docker-credential-fake"], programs);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Bearer_TokenIsFetchedWithBasicCredentials_CachedPerScope_AndRequestRetried()
     {
@@ -103,6 +107,7 @@ public sealed class AuthTests
         Assert.DoesNotContain("wrong", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Bearer_TokenIsReusedUntilItExpires_ThenFetchedAgain()
     {

@@ -6,6 +6,7 @@ using HardenImage.Tests.Infrastructure;
 namespace HardenImage.Tests.Registry;
 
 /// <summary>Pushes to a real distribution 2.8 registry (docker-registry), read back by skopeo and by us.</summary>
+[Trait("Category", "Integration")]
 public sealed class DistributionPushTests
 {
     [Fact]

@@ -21,6 +21,7 @@ public sealed class EcrQuirksTests
             Transport = () => new RedirectToLoopback(fake.Authority) { InnerHandler = new SocketsHttpHandler() },
         });
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_ChunksAreAtLeastFiveMiB_AndPatchAnswering201IsAccepted()
     {
@@ -41,6 +42,7 @@ public sealed class EcrQuirksTests
         foreach (var b in TestImages.BlobsOf(layout, index)) Assert.True(fake.HasBlob("team/model", b.Digest));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_InterruptedUpload_RestartsTheUpload_InsteadOfResumingFromEcrsStuckRange()
     {
@@ -59,6 +61,7 @@ public sealed class EcrQuirksTests
         Assert.True(fake.Requests.Count(r => r.StartsWith("POST /v2/team/model/blobs/uploads/")) >= 2, "the interrupted upload was not restarted");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_FakeReallyKeepsItsRangeStuck_SoResumingFromItLoopsOn416()
     {
@@ -80,6 +83,7 @@ public sealed class EcrQuirksTests
         Assert.True(fake.RangeRefusals >= 2, $"{fake.RangeRefusals} refusals");
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_SmallChunksAreRejectedByTheFake_SoTheMinimumIsReallyChecked()
     {
@@ -95,6 +99,7 @@ public sealed class EcrQuirksTests
         Assert.NotEmpty(fake.Rejections);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_PushToMissingRepository_SaysCreateIt_AndTheCreatorFixesIt()
     {
@@ -114,6 +119,7 @@ public sealed class EcrQuirksTests
         Assert.Single(results);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_ImmutableTag_IsAClearErrorNotARetry()
     {

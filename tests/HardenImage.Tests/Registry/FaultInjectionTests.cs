@@ -12,6 +12,7 @@ namespace HardenImage.Tests.Registry;
 /// </summary>
 public sealed class FaultInjectionTests
 {
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Push_ThroughDroppedConnections500sAnd429s_CompletesAndEveryDigestChecksOut()
     {
@@ -40,6 +41,7 @@ public sealed class FaultInjectionTests
         Assert.Equal(appIndex.Digest, (await direct.ResolveManifestAsync("flaky/app", "latest"))?.Digest);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task ChunkedUpload_DroppedMidChunk_ResumesFromTheRegistrysRange_SendingEachChunkOnce()
     {
@@ -61,6 +63,7 @@ public sealed class FaultInjectionTests
         Assert.Equal(layer.Descriptor.Size, proxy.UploadedBytes);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Push_CancelledHalfWay_RerunCompletesWithoutReuploadingWhatIsThere()
     {

@@ -8,6 +8,7 @@ namespace HardenImage.Tests.Registry;
 
 public sealed class OciLayoutRegistryTests
 {
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task LayoutRegistry_RoundTrip_SkopeoReadsEachRepository_AndRepushSkipsEverything()
     {

@@ -20,6 +20,7 @@ public sealed class PushCommandTests
         return app.Run(args);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Push_ToRealRegistry_WritesPushedJsonMatchingBuildJson()
     {

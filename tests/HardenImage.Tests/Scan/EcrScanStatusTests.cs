@@ -41,6 +41,7 @@ public sealed class EcrScanStatusTests
 
     private static readonly EcrScanWait Quick = new() { MaxWait = TimeSpan.FromMinutes(1), PollInterval = TimeSpan.FromMilliseconds(20) };
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EcrScan_PendingThenInProgressThenComplete_WaitsWithProgress_ThenGatesOnlyActiveFindings()
     {
@@ -77,6 +78,7 @@ public sealed class EcrScanStatusTests
         Assert.Equal(1, written.GetProperty("summary").GetProperty("suppressedInInspector").GetInt32());
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EcrScan_WithNoScanAtAll_FailsInsteadOfPassingAnEmptyFindingList()
     {
@@ -93,6 +95,7 @@ public sealed class EcrScanStatusTests
         Assert.Empty(aws.ExchangesFor(FindingsRoute)); // the empty list was never taken for a clean bill
     }
 
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData("FAILED")]
     [InlineData("UNSUPPORTED_IMAGE")]
@@ -111,6 +114,7 @@ public sealed class EcrScanStatusTests
         Assert.Contains("does not pass", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EcrScan_StillInProgressAfterTheWait_FailsWithinTheBound_NamingTheKnob()
     {
@@ -128,6 +132,7 @@ public sealed class EcrScanStatusTests
         Assert.NotEmpty(progress);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task EcrScan_OfABareDigest_AsksForTheRepository()
     {

@@ -9,6 +9,7 @@ namespace HardenImage.Tests.Scan;
 
 public class FeedUpdateTests
 {
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task DbUpdate_UnreachableFeedFailsFastWithTheOfflineAlternative()
     {

@@ -14,6 +14,7 @@ namespace HardenImage.Tests.Scan;
 /// process whose AWS settings come only from its environment (no ~/.aws, no instance metadata), talking to
 /// <see cref="SigV4LoopbackServer"/> through <c>--inspector-endpoint</c>.
 /// </summary>
+[Trait("Category", "Integration")]
 public class InspectorCliTests
 {
     private static (int Code, string Output) Harden(string workingDirectory, IDictionary<string, string?> env, params string[] args)

@@ -73,6 +73,7 @@ public class InspectorFindingSourceTests
     private static VulnerabilityScanner Scanner(IExternalFindingSource source, bool local = true) =>
         new(local ? RealIndex : null, new PolicyGate(VulnerabilityPolicy.Default, Nov2026), Nov2026, [source], local ? "vulndb" : null);
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Inspector_FindingsMergedWithLocalOnesAndLabelledWithTheirSource()
     {
@@ -111,6 +112,7 @@ public class InspectorFindingSourceTests
         Assert.Equal(1, inspector.RequestsSent);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Inspector_WithoutLocalData_StillScansAndGates()
     {
@@ -123,6 +125,7 @@ public class InspectorFindingSourceTests
         Assert.All(r.Findings, f => Assert.Equal(["amazon-inspector"], f.Sources));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Inspector_SbomOver5000Components_IsSplitIntoSeveralSignedRequests()
     {
@@ -151,6 +154,7 @@ public class InspectorFindingSourceTests
         Assert.All(r.Findings, f => Assert.Equal(["amazon-inspector"], f.Sources));
     }
 
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData(LoopbackThrottle.TooManyRequests429, 429)]
     [InlineData(LoopbackThrottle.ThrottlingException400, 400)]
@@ -168,6 +172,7 @@ public class InspectorFindingSourceTests
         Assert.Equal(3, r.Findings.Count);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Inspector_WrongSecret_FailsWithSignatureAdviceAndIsNotRetried()
     {
@@ -279,6 +284,7 @@ public class InspectorFindingSourceTests
         [("CVE-2099-3000", "libqux", "high", 7.5, null)],
     ];
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Ecr_FollowsThreePagesAndFailsTheGateOnAFixableCritical()
     {

@@ -79,6 +79,7 @@ public class ScanCliTests
         Assert.Equal(2, Run("scan", "--layout", dir.Combine("artifacts", "oci"), "--lock", lockPath, "--out", outDir, "--db", dir.Combine("missing")));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Cli_DbUpdate_UnreachableFailsFastWithExitTwo()
     {

@@ -15,6 +15,7 @@ namespace HardenImage.Tests.SignFlow;
 /// every image reference of the rendered Deployment is checked the way cosign does it, by an independent reader here
 /// (registry HTTP API, ECDSA, DSSE PAE, in-toto subject), reading only <c>sha256-&lt;hex&gt;.sig/.att</c> of that digest.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class AdmissionDigestTests
 {
     private static void WriteSbomAndScan(SignFlowWorkspace ws, IEnumerable<string> architectures, Func<string, string> severity)

@@ -16,6 +16,7 @@ namespace HardenImage.Tests.SignFlow;
 /// The AWS paths of push/sign/verify: ECR (a SigV4-verifying loopback ECR API plus a loopback registry with ECR's
 /// quirks) driven in-process through the commands, and an awskms:// key through the real CLI against a loopback KMS.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class AwsSignFlowTests
 {
     private const string EcrHost = "123456789012.dkr.ecr.eu-west-1.amazonaws.com";

@@ -12,6 +12,7 @@ namespace HardenImage.Tests.SignFlow;
 /// push → sign → verify through the real CLI (harden.dll as a child process) against the default OCI layout
 /// registry and a real docker-registry, with the cosign formats checked by independent tools (skopeo, openssl).
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class SignFlowTests
 {
     private static Dictionary<string, string> Password(string password) => new() { [KeyPasswordSource.HardenVariable] = password };

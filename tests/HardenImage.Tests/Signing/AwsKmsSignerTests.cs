@@ -150,6 +150,7 @@ public class AwsKmsSignerTests
     public void Reference_RejectsMalformed(string text) =>
         Assert.Contains("awskms:///", Assert.Throws<HardenException>(() => AwsKmsKeyReference.Parse(text)).Message);
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task Sign_ThroughKmsJsonProtocol_ProducesDerSignatureThatVerifies()
     {
@@ -166,6 +167,7 @@ public class AwsKmsSignerTests
         Assert.Empty(server.Problems);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task UnknownKey_FailsWithKmsErrorNamed()
     {
@@ -177,6 +179,7 @@ public class AwsKmsSignerTests
         Assert.Contains("alias/missing", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task UnreachableKms_FailsClearly()
     {
@@ -186,6 +189,7 @@ public class AwsKmsSignerTests
         Assert.Contains("KMS", e.Message);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task SignerFactory_ResolvesAwsKmsReference()
     {
@@ -199,6 +203,7 @@ public class AwsKmsSignerTests
         Assert.Equal("", envelope.Signatures[0].KeyId);
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task PublicKeyFromReference_ReadsKmsPublicKey()
     {

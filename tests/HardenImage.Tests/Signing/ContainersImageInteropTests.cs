@@ -10,6 +10,7 @@ namespace HardenImage.Tests.Signing;
 /// beside the image and pulls it back with digests preserved, and it still verifies. (Debian's skopeo has its
 /// sigstore verification disabled, "Debian-local change", so it cannot serve as the independent verifier.)
 /// </summary>
+[Trait("Category", "Integration")]
 public class ContainersImageInteropTests
 {
     [Fact]

@@ -106,6 +106,7 @@ public class CosignKeyFileTests
         Assert.Equal(pub.ExportSubjectPublicKeyInfo(), key.ExportSubjectPublicKeyInfo());
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void OwnKey_DecryptedPkcs8_IsReadByOpenssl()
     {

@@ -96,6 +96,7 @@ public class DsseTests
         Assert.True(Dsse.Verify(Dsse.Parse(Encoding.UTF8.GetBytes(json)), pub));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task OwnDsseSignature_VerifiesWithRealOpensslOverPae()
     {

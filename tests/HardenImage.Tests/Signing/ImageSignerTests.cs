@@ -114,6 +114,7 @@ public class ImageSignerTests
         Assert.Contains(report.Failures, f => f.Contains("does not verify with the given public key"));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task OciLayoutStore_RoundTrips_AndSkopeoReadsTheSignatureManifest()
     {

@@ -71,6 +71,7 @@ public class SimpleSigningTests
         Assert.Equal(4, config.Split("\"created\"").Length - 2); // one history entry per layer
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public async Task OurSignature_VerifiesWithRealOpenssl()
     {

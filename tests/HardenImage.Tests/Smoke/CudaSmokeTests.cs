@@ -52,6 +52,7 @@ public sealed class CudaDebianRun : IAsyncLifetime
     public Task DisposeAsync() => Task.CompletedTask;
 }
 
+[Trait("Category", "Integration")]
 public sealed class CudaSmokeTests(CudaDebianRun run, ITestOutputHelper output) : IClassFixture<CudaDebianRun>
 {
     private static readonly string[] Libraries =

@@ -56,6 +56,7 @@ public sealed class EmulatedPythonRun : IAsyncLifetime
     public Task DisposeAsync() => Task.CompletedTask;
 }
 
+[Trait("Category", "Integration")]
 public sealed class EmulatedSmokeTests(EmulatedPythonRun run, ITestOutputHelper output) : IClassFixture<EmulatedPythonRun>
 {
     private SmokeResult Result(string check)
@@ -277,6 +278,7 @@ public sealed class EmulatedRootfsTests : IDisposable
         Assert.False(System.IO.File.Exists(Path.Combine(_dir, "escaped")));
     }
 
+    [Trait("Category", "Integration")]
     [Fact]
     public void Layers_AreAppliedInOrder_WithWhiteouts_AndOwners()
     {

@@ -14,6 +14,7 @@ namespace HardenImage.Tests.Smoke;
 /// and compared both ways with the SBOM's sys.path components and with the dpkg package records. Uses the image
 /// `dotnet cake` wrote to artifacts/ (or $HARDEN_ARTIFACTS); when it is missing the test FAILS saying how to build it.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class InferenceCpuPythonInventoryTests(ITestOutputHelper output)
 {
     private const string Image = "inference-cpu";

@@ -46,6 +46,7 @@ public sealed class InferenceCpuRun : IAsyncLifetime
     public Task DisposeAsync() => Task.CompletedTask;
 }
 
+[Trait("Category", "Integration")]
 public sealed class InferenceCpuSmokeTests(InferenceCpuRun run, ITestOutputHelper output) : IClassFixture<InferenceCpuRun>
 {
     private SmokeResult Result(string check)

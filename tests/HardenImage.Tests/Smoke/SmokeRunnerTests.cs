@@ -8,6 +8,7 @@ using Spectre.Console.Cli;
 namespace HardenImage.Tests.Smoke;
 
 /// <summary>`harden smoke` against a real Docker engine over the hermetic image set of <see cref="SmokeWorkspace"/>.</summary>
+[Trait("Category", "Integration")]
 public sealed class SmokeRunnerTests(SmokeWorkspace smoke) : IClassFixture<SmokeWorkspace>
 {
     private SmokeReport Report => smoke.Report;

@@ -6,6 +6,7 @@ namespace HardenImage.Tests.Trace;
 /// <summary>The ELF reader agrees with binutils' readelf on real objects, and refuses to read outside a file.</summary>
 public class ElfDynamicSectionTests
 {
+    [Trait("Category", "Integration")]
     [Theory]
     [InlineData("/usr/bin/apt-get")]
     [InlineData("/usr/lib/x86_64-linux-gnu/libapt-pkg.so")]

@@ -11,6 +11,7 @@ namespace HardenImage.Tests.Trace;
 /// tests use it: the workload runs, what it loaded is read from /proc, and the proposal never touches a loaded
 /// object or what it links to. A missing image FAILS saying how to build it — never a silent skip.
 /// </summary>
+[Trait("Category", "Integration")]
 public sealed class InferenceCpuTraceTests(ITestOutputHelper output)
 {
     private const string Image = "inference-cpu";

@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 
 namespace HardenImage.Apt;
 
@@ -11,10 +11,13 @@ namespace HardenImage.Apt;
 /// </summary>
 public sealed class AptIndexCache
 {
+    private readonly ContentAddressedDirectory _files;
+
     public AptIndexCache(string rootDirectory)
     {
         RootDirectory = rootDirectory;
         Directory = Path.Combine(rootDirectory, "apt-indices", "sha256");
+        _files = new ContentAddressedDirectory(Directory);
     }
 
     /// <summary>The cache root (HARDEN_CACHE or its default).</summary>
@@ -34,7 +37,7 @@ public sealed class AptIndexCache
     }
 
     public string PathFor(string sha256) =>
-        Sha256Hex.IsValid(sha256) ? Path.Combine(Directory, sha256) : throw new ArgumentException($"'{sha256}' is not a lower-case SHA-256", nameof(sha256));
+        Sha256Hex.IsValid(sha256) ? _files.PathOf(sha256) : throw new ArgumentException($"'{sha256}' is not a lower-case SHA-256", nameof(sha256));
 
     /// <summary>The cached file for <paramref name="sha256"/> when present and still matching; a corrupt entry is removed.</summary>
     public string? TryGetVerified(string sha256, long size)
@@ -43,9 +46,9 @@ public sealed class AptIndexCache
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
-        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
+        if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
         if (info.Length == size && Sha256Hex.OfFile(path) == sha256) return path;
-        AtomicFile.TryDelete(path);
+        _files.Evict(sha256);
         return null;
     }
 
@@ -59,13 +62,13 @@ public sealed class AptIndexCache
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
-        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
+        if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
         if (info.Length <= maxBytes)
         {
             var bytes = File.ReadAllBytes(path);
             if (Sha256Hex.Of(bytes) == sha256) return bytes;
         }
-        AtomicFile.TryDelete(path);
+        _files.Evict(sha256);
         return null;
     }
 
@@ -84,32 +87,17 @@ public sealed class AptIndexCache
     /// <returns>The cached path, or null plus what was actually received when the content does not match.</returns>
     public async Task<(string? Path, string ActualSha256, long ActualSize)> PutAsync(string sha256, long size, Stream content, CancellationToken ct)
     {
-        var target = PathFor(sha256);
-        var tmp = AtomicFile.TempPathFor(target);
+        _ = PathFor(sha256); // the name is a SHA-256 (no path traversal)
+        // More than the signed size: the rest is not read (nor written).
+        var (tmp, actual, total) = await _files.WriteTempAsync(sha256, content, maxBytes: size, ct);
+        if (total != size || actual != sha256)
+        {
+            AtomicFile.TryDelete(tmp);
+            return (null, total > size ? "(not computed: too long)" : actual, total);
+        }
         try
         {
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            long total = 0;
-            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
-            {
-                var buffer = new byte[1 << 16];
-                int n;
-                while ((n = await content.ReadAsync(buffer, ct)) > 0)
-                {
-                    total += n;
-                    if (total > size) break; // more than the signed size: no need to read the rest
-                    hash.AppendData(buffer, 0, n);
-                    await fs.WriteAsync(buffer.AsMemory(0, n), ct);
-                }
-            }
-            var actual = Convert.ToHexStringLower(hash.GetHashAndReset());
-            if (total != size || actual != sha256)
-            {
-                AtomicFile.TryDelete(tmp);
-                return (null, total > size ? "(not computed: too long)" : actual, total);
-            }
-            File.Move(tmp, target, overwrite: true);
-            return (target, actual, total);
+            return (_files.Commit(tmp, sha256), actual, total);
         }
         catch
         {

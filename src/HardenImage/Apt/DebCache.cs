@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 
 namespace HardenImage.Apt;
 
@@ -26,13 +27,16 @@ public enum DebCacheState
 /// </summary>
 public sealed class DebCache
 {
+    private readonly ContentAddressedDirectory _files;
+
     /// <param name="time">The clock that decides a leftover temp file is stale (tests); default the system's.</param>
     public DebCache(string root, TimeProvider? time = null)
     {
         if (string.IsNullOrWhiteSpace(root)) throw new ArgumentException("cache directory is empty", nameof(root));
         Root = Path.GetFullPath(root);
         DebsDirectory = Path.Combine(Root, "debs", "sha256");
-        StaleTempFiles.Clean(DebsDirectory, time); // what a killed download left (.tmp-<sha256>-*), else the disk fills for ever
+        _files = new ContentAddressedDirectory(DebsDirectory);
+        _files.CleanStaleTemps(time); // what a killed download left (.tmp-<sha256>-*), else the disk fills for ever
     }
 
     /// <summary>The cache root (HARDEN_CACHE, or <see cref="DefaultRoot"/>).</summary>
@@ -63,7 +67,7 @@ public sealed class DebCache
         var hex = sha256.ToLowerInvariant();
         // The digest becomes a file name: refuse anything that is not 64 hex digits (no path traversal).
         if (!Sha256Hex.IsValid(hex)) throw new ArgumentException($"'{sha256}' is not a SHA-256 hex digest", nameof(sha256));
-        return Path.Combine(DebsDirectory, hex);
+        return _files.PathOf(hex);
     }
 
     /// <summary>
@@ -87,18 +91,16 @@ public sealed class DebCache
             catch (FileNotFoundException) { return DebCacheState.Missing; } // raced with another eviction
         }
         if (ok) return DebCacheState.Verified;
-        AtomicFile.TryDelete(path);
+        _files.Evict(Path.GetFileName(path));
         return DebCacheState.Evicted;
     }
 
     /// <summary>A fresh temp path in the cache directory, so that <see cref="Commit"/> is a same-filesystem rename.</summary>
-    public string NewTempPath(string sha256) => AtomicFile.TempPathFor(PathFor(sha256));
+    public string NewTempPath(string sha256) => _files.NewTempPath(Path.GetFileName(PathFor(sha256)));
 
     /// <summary>Moves a verified temp file into place (atomic rename; a concurrent writer of the same digest wrote the same bytes).</summary>
     public string Commit(string tempPath, string sha256)
     {
-        var path = PathFor(sha256);
-        File.Move(tempPath, path, overwrite: true);
-        return path;
+        return _files.Commit(tempPath, Path.GetFileName(PathFor(sha256)));
     }
 }

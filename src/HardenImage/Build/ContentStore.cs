@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 using HardenImage.Common.Streams;
 
 namespace HardenImage.Build;
@@ -12,62 +13,36 @@ namespace HardenImage.Build;
 /// </summary>
 public sealed class ContentStore
 {
+    private readonly ContentAddressedDirectory _files;
+
     /// <param name="time">The clock that decides a leftover temp file is stale (tests); default the system's.</param>
     public ContentStore(string cacheRoot, TimeProvider? time = null)
     {
         Root = Path.Combine(cacheRoot, "content", "sha256");
+        _files = new ContentAddressedDirectory(Root);
         Directory.CreateDirectory(Root);
-        StaleTempFiles.Clean(Root, time); // what a killed build left (.tmp-incoming-*), else the disk fills for ever
+        _files.CleanStaleTemps(time); // what a killed build left (.tmp-incoming-*), else the disk fills for ever
     }
 
     public string Root { get; }
 
-    public string PathOf(string sha256) => Path.Combine(Root, sha256);
+    public string PathOf(string sha256) => _files.PathOf(sha256);
 
     public bool Contains(string sha256) => IsRegularFile(PathOf(sha256));
 
-    /// <summary>
-    /// True for a regular file that is not a symlink. The cache may be written by someone else: a FIFO planted
-    /// under a blob's name would block a read for ever (threat D), a symlink would read from elsewhere.
-    /// </summary>
-    public static bool IsRegularFile(string path) =>
-        OperatingSystem.IsLinux() ? IsRegularFileLinux(path) : File.Exists(path) && new FileInfo(path).LinkTarget == null;
-
-    // Separate so that no other platform JIT-compiles a reference to Tmds.LibC (Linux-only implementation).
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static unsafe bool IsRegularFileLinux(string path)
-    {
-        Tmds.Linux.stat st;
-        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes)
-            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return false;
-        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG;
-    }
+    /// <inheritdoc cref="ContentAddressedDirectory.IsRegularFile"/>
+    public static bool IsRegularFile(string path) => ContentAddressedDirectory.IsRegularFile(path);
 
     /// <summary>Copies a stream in, returning its SHA-256 and length.</summary>
     public (string Sha256, long Size) Put(Stream content)
     {
-        var tmp = AtomicFile.TempPathFor(Path.Combine(Root, "incoming"));
+        var (tmp, sha, size) = _files.WriteTemp("incoming", content);
         try
         {
-            long size = 0;
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
-            {
-                var buffer = new byte[1 << 16];
-                int n;
-                while ((n = content.Read(buffer, 0, buffer.Length)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    fs.Write(buffer, 0, n);
-                    size += n;
-                }
-            }
-            var sha = Convert.ToHexStringLower(hash.GetHashAndReset());
             // Two builders may store the same bytes at once (an Architecture: all package in two architecture
             // chains): the name is the content, so replacing an identical file is harmless and rename is atomic.
             // Always replacing (rather than keeping what is there) also repairs a forged file of that name for free.
-            File.Move(tmp, PathOf(sha), overwrite: true);
+            _files.Commit(tmp, sha);
             return (sha, size);
         }
         finally

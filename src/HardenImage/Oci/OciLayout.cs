@@ -1,5 +1,5 @@
-using System.Security.Cryptography;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 
 namespace HardenImage.Oci;
 
@@ -14,10 +14,16 @@ public sealed class OciLayout
     private static readonly byte[] LayoutMarker = "{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray();
     private readonly object _indexLock = new();
 
-    private OciLayout(string root) => Root = Path.GetFullPath(root);
+    private readonly ContentAddressedDirectory _blobs;
+
+    private OciLayout(string root)
+    {
+        Root = Path.GetFullPath(root);
+        _blobs = new ContentAddressedDirectory(Path.Combine(Root, "blobs", "sha256"));
+    }
 
     public string Root { get; }
-    public string BlobsDir => Path.Combine(Root, "blobs", "sha256");
+    public string BlobsDir => _blobs.Directory;
     public string IndexPath => Path.Combine(Root, "index.json");
 
     /// <summary>Opens a layout, creating an empty one when the directory has none; removes stale temp files.</summary>
@@ -48,9 +54,9 @@ public sealed class OciLayout
     /// older than a minute (<see cref="StaleTempFiles"/>). Returns how many were removed.
     /// </summary>
     public int RemoveStaleTempFiles(TimeProvider? time = null) =>
-        StaleTempFiles.Clean(Root, time) + StaleTempFiles.Clean(BlobsDir, time);
+        StaleTempFiles.Clean(Root, time) + _blobs.CleanStaleTemps(time);
 
-    public string BlobPath(string digest) => Path.Combine(BlobsDir, Digest.Parse(digest).Hex);
+    public string BlobPath(string digest) => _blobs.PathOf(Digest.Parse(digest).Hex);
 
     public bool HasBlob(string digest) => File.Exists(BlobPath(digest));
 
@@ -75,26 +81,13 @@ public sealed class OciLayout
         {
             return new Descriptor { MediaType = mediaType, Digest = expectedDigest, Size = new FileInfo(BlobPath(expectedDigest)).Length };
         }
-        var tmp = AtomicFile.TempPathFor(Path.Combine(BlobsDir, "incoming"));
+        var (tmp, hex, size) = await _blobs.WriteTempAsync("incoming", content, ct: ct);
         try
         {
-            long size = 0;
-            using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-            await using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, useAsync: true))
-            {
-                var buffer = new byte[1 << 16];
-                int n;
-                while ((n = await content.ReadAsync(buffer, ct)) > 0)
-                {
-                    hash.AppendData(buffer, 0, n);
-                    await fs.WriteAsync(buffer.AsMemory(0, n), ct);
-                    size += n;
-                }
-            }
-            var digest = Digest.Prefix + Convert.ToHexStringLower(hash.GetHashAndReset());
+            var digest = Digest.Prefix + hex;
             if (expectedDigest != null && digest != expectedDigest)
                 throw new HardenException($"blob content does not match its digest: expected {expectedDigest}, got {digest}");
-            File.Move(tmp, BlobPath(digest), overwrite: true);
+            _blobs.Commit(tmp, hex);
             return new Descriptor { MediaType = mediaType, Digest = digest, Size = size };
         }
         finally

@@ -22,7 +22,7 @@ public sealed class WheelCache(string cacheRoot)
     public string? TryGet(string sha256)
     {
         var path = PathFor(sha256);
-        if (!ContentStore.IsRegularFile(path)) return null;
+        if (!Common.Storage.ContentAddressedDirectory.IsRegularFile(path)) return null;
         if (Sha256Hex.OfFile(path) == sha256) return path;
         AtomicFile.TryDelete(path);
         return null;

@@ -190,18 +190,10 @@ public sealed class DeadlineHandler : DelegatingHandler
     }
 
     /// <summary>A write-through stream that re-arms the stall deadline on every write.</summary>
-    private sealed class ProgressStream(Stream inner, Watchdog watchdog, TimeSpan stall) : Stream
+    private sealed class ProgressStream(Stream inner, Watchdog watchdog, TimeSpan stall) : WriteOnlyStream
     {
-        public override bool CanRead => false;
-        public override bool CanSeek => false;
-        public override bool CanWrite => true;
-        public override long Length => throw new NotSupportedException();
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
         public override void Flush() => inner.Flush();
         public override Task FlushAsync(CancellationToken ct) => inner.FlushAsync(ct);
-        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-        public override void SetLength(long value) => throw new NotSupportedException();
 
         public override void Write(byte[] buffer, int offset, int count)
         {

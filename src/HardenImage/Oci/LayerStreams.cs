@@ -1,9 +1,10 @@
 using System.Security.Cryptography;
+using HardenImage.Common.Streams;
 
 namespace HardenImage.Oci;
 
 /// <summary>A write-only pass-through that hashes and counts what goes by (digest while streaming, no buffering).</summary>
-internal sealed class HashingWriteStream(Stream inner, bool leaveOpen = true) : Stream
+internal sealed class HashingWriteStream(Stream inner, bool leaveOpen = true) : WriteOnlyStream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
 
@@ -25,14 +26,8 @@ internal sealed class HashingWriteStream(Stream inner, bool leaveOpen = true) : 
 
     public override void Flush() => inner.Flush();
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => BytesWritten;
-    public override long Position { get => BytesWritten; set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
+    public override long Position { get => BytesWritten; }
 
     protected override void Dispose(bool disposing)
     {
@@ -51,7 +46,7 @@ internal sealed class HashingWriteStream(Stream inner, bool leaveOpen = true) : 
 /// the bytes do not vary with the compression level or the OS zlib was built for. A header with flags set (a name
 /// or extra field we did not ask for) is refused rather than silently mangled.
 /// </summary>
-internal sealed class GzipHeaderNormalizingStream(Stream inner) : Stream
+internal sealed class GzipHeaderNormalizingStream(Stream inner) : WriteOnlyStream
 {
     public static readonly byte[] FixedHeader = [0x1f, 0x8b, 0x08, 0x00, 0, 0, 0, 0, 0x00, 0xff];
     private long _position;
@@ -82,12 +77,6 @@ internal sealed class GzipHeaderNormalizingStream(Stream inner) : Stream
 
     public override void Flush() => inner.Flush();
 
-    public override bool CanRead => false;
-    public override bool CanSeek => false;
-    public override bool CanWrite => true;
     public override long Length => _position;
-    public override long Position { get => _position; set => throw new NotSupportedException(); }
-    public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-    public override void SetLength(long value) => throw new NotSupportedException();
+    public override long Position { get => _position; }
 }

@@ -119,10 +119,10 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
         await engine.PingAsync(cancellationToken);
         // A pinned model is fetched and verified from where 'harden model push' put it (Docker 20.10 has no image volumes).
-        using var fetchServices = new RegistryServices(AwsCommandOptions.From(null, null, null));
+        using var fetchServices = new Registry.RegistryClients(new Aws.AwsAccess());
         using var fetchKey = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
         IModelFetch? modelFetch = rendered.Model?.PushedRegistry is { } pushedTo
-            ? new VerifiedModelFetch(fetchServices.CreateRegistry(Registry.RegistryTarget.Parse(pushedTo), settings.Insecure), fetchKey)
+            ? new VerifiedModelFetch(fetchServices.Create(Registry.RegistryTarget.Parse(pushedTo), settings.Insecure), fetchKey)
             : null;
         IReadOnlyList<LocalCheck> checks = [];
         await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>
@@ -149,13 +149,13 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
             var rendered = new DeployRenderer().RenderAndWrite(options);
             return (rendered with { Warnings = [.. rendered.Warnings, $"{Path.Combine(options.ArtifactsDir, "pushed.json")} is missing: signatures and attestations of the pinned digests were not checked (run 'harden push' and 'harden sign' first)"] }, null);
         }
-        using var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
-        var registry = services.CreateRegistry(Registry.RegistryTarget.Parse(pushed.Registry), insecure);
+        using var services = new Registry.RegistryClients(new Aws.AwsAccess());
+        var registry = services.Create(Registry.RegistryTarget.Parse(pushed.Registry), insecure);
         using var key = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
         // Models are read from where 'harden model push' recorded them (artifacts/models.json), with the same key.
         var models = HardenImage.Model.ModelRecordFile.Load(HardenImage.Model.ModelRecordFile.PathIn(options.ArtifactsDir));
         var modelRegistry = models == null ? null
-            : models.Registry == pushed.Registry ? registry : services.CreateRegistry(Registry.RegistryTarget.Parse(models.Registry), insecure);
+            : models.Registry == pushed.Registry ? registry : services.Create(Registry.RegistryTarget.Parse(models.Registry), insecure);
         var check = new SignatureStoreAdmissionCheck(image =>
                 pushed.Images.TryGetValue(image.Name, out var p) && p.Index == image.Digest
                     ? new Signing.RegistrySignatureStore(registry, p.Repository) : null,

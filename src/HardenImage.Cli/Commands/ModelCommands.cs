@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using HardenImage.Aws;
 using HardenImage.Common;
 using HardenImage.Model;
 using HardenImage.Oci;
@@ -112,12 +113,12 @@ public sealed class ModelPushSettings : RegistryAccessSettings
 /// <summary><c>harden model push</c>: the images' pusher over the model layout; records artifacts/models.json.</summary>
 public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
 {
-    private readonly RegistryServices? _services;
+    private readonly RegistryClients? _services;
 
     public ModelPushCommand() { }
 
     /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelPushCommand(RegistryServices services) => _services = services;
+    internal ModelPushCommand(RegistryClients services) => _services = services;
 
     public override async Task<int> ExecuteAsync(CommandContext context, ModelPushSettings settings, CancellationToken ct)
     {
@@ -128,10 +129,10 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
             throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
         var layout = OciLayout.Open(layoutPath);
         var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        using var owned = _services == null ? new RegistryClients(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var creator = settings.CreateRepositories ? services.RepositoryCreatorFor(target) : null;
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        var registry = services.Create(target, settings.Insecure);
         var lines = new ProgressLines("model push");
         var progress = new InlineProgress<BlobProgress>(p => lines.Report(
             () => $"{p.Repository} {p.Digest[7..19]}: {ProgressLines.Megabytes(p.Transferred)} of {ProgressLines.Megabytes(p.Size)} MB {p.State.ToString().ToLowerInvariant()}"));
@@ -167,16 +168,16 @@ public sealed class ModelSignSettings : RegistryAccessSettings
 /// </summary>
 public sealed class ModelSignCommand : AsyncCommand<ModelSignSettings>
 {
-    private readonly RegistryServices? _services;
+    private readonly RegistryClients? _services;
 
     public ModelSignCommand() { }
 
     /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelSignCommand(RegistryServices services) => _services = services;
+    internal ModelSignCommand(RegistryClients services) => _services = services;
 
     public override async Task<int> ExecuteAsync(CommandContext context, ModelSignSettings settings, CancellationToken ct)
     {
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        using var owned = _services == null ? new RegistryClients(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var recordPath = ModelRecordFile.PathIn(settings.Artifacts);
         var record = ModelRecordFile.Load(recordPath) ?? throw new HardenException($"{recordPath}: missing. Sign what is pushed: run 'harden model push' first.");
@@ -184,10 +185,10 @@ public sealed class ModelSignCommand : AsyncCommand<ModelSignSettings>
         var keyRef = SignCommand.ResolveKeyReference(settings.Key, null, developmentKey);
         if (EnvironmentSetting.Given(settings.Key) == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
         var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == SignCommand.DefaultKey);
-        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        var signer = await new SignerFactory(passwords, AwsKmsOptions.For(services.Aws)).FromReferenceAsync(keyRef, ct);
         using var disposeSigner = signer as IDisposable;
         var target = RegistryTarget.Parse(record.Registry);
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        var registry = services.Create(target, settings.Insecure);
         var table = new Table().AddColumns("model", "digest", "signature", "attestations");
         var signed = 0;
         foreach (var (name, model) in record.Models)
@@ -239,12 +240,12 @@ public sealed class ModelFetchSettings : RegistryAccessSettings
 /// <summary><c>harden model fetch</c>: thin over <see cref="ModelFetcher"/>; exit 1 when the model is refused.</summary>
 public sealed class ModelFetchCommand : AsyncCommand<ModelFetchSettings>
 {
-    private readonly RegistryServices? _services;
+    private readonly RegistryClients? _services;
 
     public ModelFetchCommand() { }
 
     /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelFetchCommand(RegistryServices services) => _services = services;
+    internal ModelFetchCommand(RegistryClients services) => _services = services;
 
     public override async Task<int> ExecuteAsync(CommandContext context, ModelFetchSettings settings, CancellationToken ct)
     {
@@ -253,10 +254,10 @@ public sealed class ModelFetchCommand : AsyncCommand<ModelFetchSettings>
             throw new HardenException($"{settings.Reference}: pin the model by digest (REPO@sha256:…, from artifacts/models.json); a tag can be moved");
         var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
         foreach (var name in required) PredicateTypes.FromPolicyName(name);
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        using var owned = _services == null ? new RegistryClients(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
-        var registry = services.CreateRegistry(RegistryTarget.For(reference), settings.Insecure);
-        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        var registry = services.Create(RegistryTarget.For(reference), settings.Insecure);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), AwsKmsOptions.For(services.Aws)).PublicKeyFromReferenceAsync(settings.Key, ct);
         var lines = new ProgressLines("model fetch");
         var fetched = await new ModelFetcher(registry, key).FetchAsync(reference.Repository, Digest.Parse(reference.Digest), settings.Into,
             new VerificationPolicy { RequiredAttestations = required }, new InlineProgress<string>(l => lines.Report(() => l, force: true)), ct);

@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using System.Security.Cryptography;
+using HardenImage.Aws;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.FanOut;
@@ -90,10 +91,10 @@ public sealed class PlanCommand : AsyncCommand<PlanSettings>
 /// <summary>The registry client and release key a plan or job reads the cache with.</summary>
 internal sealed class FanOutCache : IDisposable
 {
-    private readonly RegistryServices _services;
+    private readonly RegistryClients _services;
     private readonly ECDsa _key;
 
-    private FanOutCache(RegistryServices services, RegistryTarget target, IRegistry registry, ECDsa key)
+    private FanOutCache(RegistryClients services, RegistryTarget target, IRegistry registry, ECDsa key)
     {
         _services = services; Target = target; Registry = registry; _key = key;
         Cache = new RegistryCache(registry, key);
@@ -108,16 +109,16 @@ internal sealed class FanOutCache : IDisposable
     {
         if (settings.RegistryText == null || EnvironmentSetting.Given(settings.Key) == null) return null;
         var (services, target, registry) = Connect(settings);
-        var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key!, ct);
+        var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), AwsKmsOptions.For(services.Aws)).PublicKeyFromReferenceAsync(settings.Key!, ct);
         return new FanOutCache(services, target, registry, key);
     }
 
-    public static (RegistryServices Services, RegistryTarget Target, IRegistry Registry) Connect(FanOutRegistrySettings settings)
+    public static (RegistryClients Services, RegistryTarget Target, IRegistry Registry) Connect(FanOutRegistrySettings settings)
     {
         var target = RegistryTarget.Parse(settings.RegistryText ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
-        return (services, target, services.CreateRegistry(target, settings.Insecure));
+        var services = new RegistryClients(new AwsAccess());
+        return (services, target, services.Create(target, settings.Insecure));
     }
 
     public void Dispose()
@@ -318,7 +319,7 @@ public sealed class FanInCommand : AsyncCommand<FanInSettings>
             Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
         });
         var dirs = settings.From.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
-        (RegistryServices Services, RegistryTarget Target, IRegistry Registry)? connection = settings.RegistryText != null ? FanOutCache.Connect(settings) : null;
+        (RegistryClients Services, RegistryTarget Target, IRegistry Registry)? connection = settings.RegistryText != null ? FanOutCache.Connect(settings) : null;
         using var services = connection?.Services;
         var assembler = new FanInAssembler(set, builder, connection?.Registry);
         var outcome = await assembler.AssembleAsync(plan, dirs, outDir, withLayers: !settings.Push, ct);

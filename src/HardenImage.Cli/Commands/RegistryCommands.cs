@@ -1,3 +1,4 @@
+using HardenImage.Aws;
 using HardenImage.Build;
 using System.Collections.Concurrent;
 using System.ComponentModel;
@@ -21,15 +22,6 @@ public static class RegistryCommandsRegistration
             .WithExample("push", "--registry", "123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml", "--create-repositories");
     }
 }
-
-/// <summary>
-/// Hooks for what other stages provide (ECR credentials and repository creation live in the Aws stage).
-/// Null factories mean "not available": ECR then uses the docker config (docker login) and cannot create repositories.
-/// </summary>
-public sealed record RegistryCommandServices(
-    Func<RegistryTarget, IRegistryCredentialProvider?>? Credentials = null,
-    Func<RegistryTarget, IRepositoryCreator?>? RepositoryCreator = null,
-    Func<HttpMessageHandler>? Transport = null);
 
 public sealed class PushSettings : CommandSettings
 {
@@ -101,14 +93,14 @@ public sealed class PushSettings : CommandSettings
 /// <summary><c>harden push</c>: thin over <see cref="ImagePusher"/>; progress bars while pushing, a table after.</summary>
 public sealed class PushCommand : AsyncCommand<PushSettings>
 {
-    private readonly RegistryCommandServices? _services;
+    private readonly RegistryClients? _clients;
 
-    /// <summary>What Spectre uses: the services are built at execute time from the target and the --aws-* options.</summary>
+    /// <summary>What Spectre uses: the registry clients are built at execute time from the target and the --aws-* options.</summary>
     public PushCommand() { }
 
-    /// <summary>For the composition root in this assembly (Program.cs) to wire ECR credentials and repository creation.
-    /// Internal so Spectre's resolver, which prefers the greediest public constructor, uses the parameterless one.</summary>
-    internal PushCommand(RegistryCommandServices services) => _services = services;
+    /// <summary>Tests: clients with loopback transports. Internal so Spectre's resolver, which prefers the greediest
+    /// public constructor, uses the parameterless one.</summary>
+    internal PushCommand(RegistryClients clients) => _clients = clients;
 
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
@@ -126,31 +118,15 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
             foreach (var image in build.Images.Where(b => images.Any(i => i.Name == b.Name)))
                 foreach (var arch in wanted.Where(a => image.Architectures.All(x => x.Architecture != a)))
                     throw new HardenException($"{buildFile}: image '{image.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", image.Architectures.Select(x => PlatformName.ForArchitecture(x.Architecture)))}); run 'harden build --platform {PlatformName.ForArchitecture(arch)}' first");
-        using var owned = _services == null
-            ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
+        using var owned = _clients == null
+            ? new RegistryClients(AwsAccess.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
             : null;
-        var services = _services ?? owned!.ForPush();
-
-        var providers = new List<IRegistryCredentialProvider>();
-        if (settings.Username != null)
-            providers.Add(new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!));
-        if (services.Credentials?.Invoke(target) is { } extra) providers.Add(extra);
-        providers.Add(new DockerConfigCredentialProvider());
-
-        IRepositoryCreator? creator = null;
-        if (settings.CreateRepositories)
-        {
-            creator = services.RepositoryCreator?.Invoke(target);
-            if (creator == null && target.Kind == RegistryKind.Ecr)
-                throw new HardenException("--create-repositories: ECR repository creation is not available in this build (the Aws stage provides it). Create the repositories with 'aws ecr create-repository' first.");
-        }
-
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions
-        {
-            Insecure = settings.Insecure,
-            Credentials = new CredentialProviderChain(providers),
-            Transport = services.Transport,
-        });
+        var clients = _clients ?? owned!;
+        var given = settings.Username != null
+            ? new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!)
+            : null;
+        var creator = settings.CreateRepositories ? clients.RepositoryCreatorFor(target) : null;
+        var registry = clients.Create(target, settings.Insecure, given);
         var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
 
         IReadOnlyList<ImagePushResult> results = [];

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using HardenImage.Aws;
 using HardenImage.Build;
 using HardenImage.FanOut;
 using HardenImage.Common;
@@ -32,7 +33,7 @@ public abstract class RegistryAccessSettings : CommandSettings
     [Description("Send AWS API calls (ECR, KMS) here instead of the public endpoints (VPC endpoints, tests)")]
     public string? AwsEndpoint { get; init; }
 
-    internal AwsCommandOptions AwsOptions() => AwsCommandOptions.From(AwsRegion, AwsProfile, AwsEndpoint);
+    internal AwsAccess AwsOptions() => AwsAccess.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
 public sealed class SignSettings : RegistryAccessSettings
@@ -62,13 +63,13 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
 {
     public const string DefaultKey = "artifacts/keys/cosign.key";
 
-    private readonly RegistryServices? _services;
+    private readonly RegistryClients? _services;
 
     /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
     public SignCommand() { }
 
     /// <summary>Tests: services with loopback transports.</summary>
-    internal SignCommand(RegistryServices services) => _services = services;
+    internal SignCommand(RegistryClients services) => _services = services;
 
     /// <summary>--key, else HARDEN_SIGNING_KEY, else the development key; an empty option or variable is unset.</summary>
     internal static string ResolveKeyReference(string? option, Func<string, string?>? environment, string developmentKey) =>
@@ -76,7 +77,7 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
 
     public override async Task<int> ExecuteAsync(CommandContext context, SignSettings settings, CancellationToken ct)
     {
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        using var owned = _services == null ? new RegistryClients(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
         var pushed = PushedFile.TryLoad(pushedPath)
@@ -86,10 +87,10 @@ public sealed class SignCommand : AsyncCommand<SignSettings>
         var keyRef = ResolveKeyReference(settings.Key, null, developmentKey);
         if (EnvironmentSetting.Given(settings.Key) == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
         var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == DefaultKey);
-        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        var signer = await new SignerFactory(passwords, AwsKmsOptions.For(services.Aws)).FromReferenceAsync(keyRef, ct);
         using var disposeSigner = signer as IDisposable;
         var target = RegistryTarget.Parse(pushed.Registry);
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        var registry = services.Create(target, settings.Insecure);
         var lockFile = File.Exists(Path.Combine(settings.ImagesDir, "images.lock.json")) ? LockFile.Load(Path.Combine(settings.ImagesDir, "images.lock.json")) : null;
         // Fan-out manifests carry their inputs digest (build.json, from the jobs' records): bound into the signature,
         // it makes the manifest a registry-cache hit for exactly those inputs (FanOut/RegistryCache).
@@ -275,28 +276,28 @@ public sealed class VerifySettings : RegistryAccessSettings
 /// </summary>
 public sealed class VerifyCommand : AsyncCommand<VerifySettings>
 {
-    private readonly RegistryServices? _services;
+    private readonly RegistryClients? _services;
 
     /// <summary>What Spectre uses: registry and AWS services are built at execute time from the settings.</summary>
     public VerifyCommand() { }
 
     /// <summary>Tests: services with loopback transports.</summary>
-    internal VerifyCommand(RegistryServices services) => _services = services;
+    internal VerifyCommand(RegistryClients services) => _services = services;
 
     public override async Task<int> ExecuteAsync(CommandContext context, VerifySettings settings, CancellationToken ct)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
+        using var owned = _services == null ? new RegistryClients(settings.AwsOptions()) : null;
         var services = _services ?? owned!;
         var (target, repository, reference) = ParseReference(settings.Reference);
         // Names stay names (the verifier maps them, and its messages then say 'sbom', not a URI); unknown ones fail
         // here, before any network call.
         var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
         foreach (var name in required) PredicateTypes.FromPolicyName(name);
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        var registry = services.Create(target, settings.Insecure);
         var root = await registry.ResolveManifestAsync(repository, reference, ct)
                    ?? throw new HardenException($"{settings.Reference}: not found in {target}.");
-        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), AwsKmsOptions.For(services.Aws)).PublicKeyFromReferenceAsync(settings.Key, ct);
         var store = new RegistrySignatureStore(registry, repository);
         var verifier = new ImageVerifier(store, key);
         // Exactly what cosign, Kyverno and policy-controller check for this reference: the .sig and .att of the digest

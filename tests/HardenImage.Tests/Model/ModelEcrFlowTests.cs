@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
+using HardenImage.Aws;
 using HardenImage.Cli.Commands;
+using HardenImage.Registry;
 using HardenImage.Model;
 using HardenImage.Tests.Aws;
 using HardenImage.Tests.Registry;
@@ -22,7 +24,7 @@ public sealed class ModelEcrFlowTests
         await using var aws = new SigV4LoopbackServer(region: "eu-west-1");
         using var registry = new FakeRegistry(new FakeRegistryMode { Ecr = true, ImmutableTags = true, Bearer = true, TokenCredentials = ("AWS", "ecr-token-password") });
         AwsSignFlowTests.ServeEcr(aws, registry);
-        using var services = new RegistryServices(new AwsCommandOptions(),
+        using var services = new RegistryClients(new AwsAccess(),
             contextForRegion: _ => aws.Context(), registryTransport: () => new RedirectToLoopback(registry.Authority) { InnerHandler = new SocketsHttpHandler() });
         using var ws = new SignFlowWorkspace();
         var modelDir = ws.Combine("model");

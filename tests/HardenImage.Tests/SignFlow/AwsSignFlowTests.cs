@@ -98,12 +98,12 @@ public sealed class AwsSignFlowTests
         // endpoint that only accepts the GetAuthorizationToken credentials.
         using var registry = new FakeRegistry(new FakeRegistryMode { Ecr = true, ImmutableTags = true, Bearer = true, TokenCredentials = ("AWS", EcrPassword) });
         ServeEcr(aws, registry);
-        using var services = new RegistryServices(new AwsCommandOptions { RepositoryKmsKey = "alias/ecr-at-rest" },
+        using var services = new RegistryClients(new AwsAccess { RepositoryKmsKey = "alias/ecr-at-rest" },
             contextForRegion: region => aws.Context(), registryTransport: () => new RedirectToLoopback(registry.Authority) { InnerHandler = new SocketsHttpHandler() });
         using var ws = new SignFlowWorkspace(seed: 7);
         var ct = CancellationToken.None;
 
-        var pushed = await new PushCommand(services.ForPush()).ExecuteAsync(InProcess.Context("push"), new PushSettings
+        var pushed = await new PushCommand(services).ExecuteAsync(InProcess.Context("push"), new PushSettings
         {
             Registry = EcrHost + "/team", Layout = ws.Combine("artifacts", "oci"), Artifacts = ws.Artifacts, CreateRepositories = true, Insecure = true,
         }, ct);
@@ -146,7 +146,7 @@ public sealed class AwsSignFlowTests
 
         // A different image under the same tag: ECR's immutability answer is reported as such.
         using var other = new SignFlowWorkspace(seed: 8);
-        var e = await Assert.ThrowsAnyAsync<Exception>(() => new PushCommand(services.ForPush()).ExecuteAsync(InProcess.Context("push"), new PushSettings
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => new PushCommand(services).ExecuteAsync(InProcess.Context("push"), new PushSettings
         {
             Registry = EcrHost + "/team", Layout = other.Combine("artifacts", "oci"), Artifacts = other.Artifacts, CreateRepositories = true, Insecure = true,
         }, ct));

@@ -90,53 +90,39 @@ public sealed class PushSettings : CommandSettings
     }
 }
 
-/// <summary><c>harden push</c>: thin over <see cref="ImagePusher"/>; progress bars while pushing, a table after.</summary>
+/// <summary><c>harden push</c>: thin over <see cref="ImageSetPusher"/>; progress bars while pushing, a table after.</summary>
 public sealed class PushCommand : AsyncCommand<PushSettings>
 {
-    private readonly RegistryClients? _clients;
-
-    /// <summary>What Spectre uses: the registry clients are built at execute time from the target and the --aws-* options.</summary>
-    public PushCommand() { }
-
-    /// <summary>Tests: clients with loopback transports. Internal so Spectre's resolver, which prefers the greediest
-    /// public constructor, uses the parameterless one.</summary>
-    internal PushCommand(RegistryClients clients) => _clients = clients;
-
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var layout = OciLayout.Open(settings.Layout);
-        var buildFile = Path.Combine(settings.Artifacts, "build.json");
-        var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
-        var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
-        // An index is pushed as built (its digest is what was signed off): --platform checks that what is pushed
-        // holds the platforms asked for; build with --platform to make narrower indexes.
-        if (CliValues.Architectures(settings.Platforms) is { } wanted && build != null)
-            foreach (var image in build.Images.Where(b => images.Any(i => i.Name == b.Name)))
-                foreach (var arch in wanted.Where(a => image.Architectures.All(x => x.Architecture != a)))
-                    throw new HardenException($"{buildFile}: image '{image.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", image.Architectures.Select(x => PlatformName.ForArchitecture(x.Architecture)))}); run 'harden build --platform {PlatformName.ForArchitecture(arch)}' first");
-        using var owned = _clients == null
-            ? new RegistryClients(AwsAccess.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
-            : null;
-        var clients = _clients ?? owned!;
-        var given = settings.Username != null
-            ? new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!)
-            : null;
-        var creator = settings.CreateRepositories ? clients.RepositoryCreatorFor(target) : null;
-        var registry = clients.Create(target, settings.Insecure, given);
-        var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
+        var pusher = ImageSetPusher.Open(new ImageSetPushRequest
+        {
+            Layout = settings.Layout,
+            ArtifactsDir = settings.Artifacts,
+            Image = settings.Image,
+            Architectures = CliValues.Architectures(settings.Platforms),
+            Parallel = settings.Parallel,
+            Insecure = settings.Insecure,
+            CreateRepositories = settings.CreateRepositories,
+            Credentials = settings.Username != null
+                ? new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!)
+                : null,
+        });
+        using var clients = new RegistryClients(AwsAccess.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey));
+        pusher.Connect(target, clients);
 
-        IReadOnlyList<ImagePushResult> results = [];
+        ImageSetPushOutcome outcome = null!;
         if (HardenImage.Cli.CliConsole.IsCiLog)
         {
             // CI log: a line every few seconds with blob counts and bytes.
             var lines = new HardenImage.Cli.ProgressLines("push");
             var blobs = new Dictionary<string, (long Size, long Done, bool Finished)>(StringComparer.Ordinal);
             string Line() => $"{blobs.Values.Count(b => b.Finished)}/{blobs.Count} blobs seen, {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Done))} of {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Size))} MB";
-            results = await pusher.PushAsync(images, new ReportInline(p =>
+            outcome = await pusher.PushAsync(new ReportInline(p =>
             {
                 lock (blobs)
                 {
@@ -169,11 +155,10 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
                         task.StopTask();
                     }
                 });
-                results = await pusher.PushAsync(images, progress, cancellationToken);
+                outcome = await pusher.PushAsync(progress, cancellationToken);
             });
 
-        var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
-        var pushedFile = PushedFile.Save(pushedPath, target.ToString(), results);
+        var (pushedPath, pushedFile, results) = outcome;
 
         var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}")
             .AddColumns("image", "repository", "digest", "uploaded", "skipped", "mounted");

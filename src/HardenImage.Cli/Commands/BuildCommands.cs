@@ -35,7 +35,7 @@ public class ImageSetSettings : CommandSettings
 public sealed class LockSettings : ImageSetSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--update")]
@@ -217,7 +217,7 @@ internal static class LockReport
 public sealed class FetchSettings : ImageSetSettings
 {
     [CommandOption("--allow-rollback")]
-    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    [Description(OptionText.AllowRollback)]
     public bool AllowRollback { get; init; }
 
     [CommandOption("--parallel <N>")]
@@ -323,11 +323,11 @@ internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
 public sealed class BuildSettings : ImageSetSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     [CommandOption("--out <DIR>")]
@@ -351,7 +351,7 @@ public sealed class BuildSettings : ImageSetSettings
     public bool Report { get; init; }
 
     [CommandOption("--allow-rollback")]
-    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    [Description(OptionText.AllowRollback)]
     public bool AllowRollback { get; init; }
 
     public override ValidationResult Validate()

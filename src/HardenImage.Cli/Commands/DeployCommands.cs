@@ -52,7 +52,7 @@ public sealed class DeploySettings : CommandSettings
     public string? ModelMount { get; init; }
 
     [CommandOption("--docker-host <URI>")]
-    [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
+    [Description(OptionText.LocalDockerHost)]
     public string? DockerHost { get; init; }
 
     public override ValidationResult Validate()

@@ -33,7 +33,7 @@ public sealed class ExportSettings : CommandSettings
     public string? Tag { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
-    [Description("Build output (build.json, oci/). Default: artifacts")]
+    [Description(OptionText.BuildOutput)]
     public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     internal ExportFormat ParsedFormat => Format switch

@@ -90,7 +90,7 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
 public sealed class ModelPushSettings : RegistryAccessSettings
 {
     [CommandOption("--registry <TARGET>")]
-    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    [Description(OptionText.PushRegistry)]
     public string? Registry { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
@@ -131,12 +131,8 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
     }
 }
 
-public sealed class ModelSignSettings : RegistryAccessSettings
+public sealed class ModelSignSettings : SigningKeySettings
 {
-    [CommandOption("--key <REF>")]
-    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
-    public string? Key { get; init; }
-
     [CommandOption("--artifacts <DIR>")]
     [Description("Artifacts directory holding models.json and the ML-BOMs. Default: artifacts")]
     public string Artifacts { get; init; } = "artifacts";

@@ -26,7 +26,7 @@ public static class RegistryCommandsRegistration
 public sealed class PushSettings : CommandSettings
 {
     [CommandOption("--registry <TARGET>")]
-    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    [Description(OptionText.PushRegistry)]
     public string? Registry { get; init; }
 
     [CommandOption("--layout <DIR>")]
@@ -73,11 +73,11 @@ public sealed class PushSettings : CommandSettings
     public string? KmsKey { get; init; }
 
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     public override ValidationResult Validate()

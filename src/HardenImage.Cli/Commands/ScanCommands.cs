@@ -29,7 +29,7 @@ public class ImageSelectionSettings : CommandSettings
     public string? Image { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     public override ValidationResult Validate()
@@ -71,7 +71,7 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
 public sealed class ScanSettings : ImageSelectionSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--db <PATH|URL>")]

@@ -30,12 +30,16 @@ public abstract class RegistryAccessSettings : CommandSettings
     internal AwsAccess AwsOptions() => AwsAccess.From(AwsRegion, AwsProfile, AwsEndpoint);
 }
 
-public sealed class SignSettings : RegistryAccessSettings
+/// <summary>What <c>harden sign</c> and <c>harden model sign</c> share: the registry access and the signing key.</summary>
+public abstract class SigningKeySettings : RegistryAccessSettings
 {
     [CommandOption("--key <REF>")]
     [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
     public string? Key { get; init; }
+}
 
+public sealed class SignSettings : SigningKeySettings
+{
     [CommandOption("--artifacts <DIR>")]
     [Description("Artifacts directory holding pushed.json, sbom/ and scan/. Default: artifacts")]
     public string Artifacts { get; init; } = "artifacts";
@@ -118,7 +122,7 @@ public sealed class VerifySettings : RegistryAccessSettings
     public string Require { get; init; } = "";
 
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--no-critical")]

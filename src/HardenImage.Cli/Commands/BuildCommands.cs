@@ -92,7 +92,7 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             if (problems.Count == 0)
             {
                 // Up to date is not enough: every entry must still be proven by a signed index, and complete.
-                var proof = await AptProof.ProveAsync(set, existing!, checkable, settings.CacheRoot, settings.AllowExpired, settings.AllowRollback, cancellationToken);
+                var proof = await ProofNotices.ProveAsync(set, existing!, checkable, settings.CacheRoot, settings.AllowExpired, settings.AllowRollback, cancellationToken);
                 AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date and proven[/] ({proof.Debs.Count} entries against {proof.Suites.Count} signed suites): {settings.LockFilePath}");
                 return 0;
             }
@@ -134,54 +134,15 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
     }
 }
 
-/// <summary>The apt reader with the authenticated parsed-index cache, and the lock proof every stage runs before using the lock.</summary>
-internal static class AptProof
+/// <summary>The lock proof's notices (a Release older than the lock's, --allow-rollback), said before anything uses the lock.</summary>
+internal static class ProofNotices
 {
-    public static AptSuiteIndexReader Reader(HttpClient http, ImageSet set, string cacheRoot, bool allowExpired)
-    {
-        var indices = new AptIndexCache(Path.Combine(cacheRoot, "indices"));
-        var proofs = new IndexProofCache(indices.RootDirectory, CacheAuthenticationKey.Load(cacheRoot));
-        return new AptSuiteIndexReader(new AptRepositoryClient(http, indices, proofs: proofs), set.Directory, allowExpired);
-    }
-
     public static async Task<LockProof> ProveAsync(ImageSet set, LockFile lockFile, IReadOnlyCollection<string> selected, string cacheRoot,
         bool allowExpired, bool allowRollback, CancellationToken ct)
     {
-        using var http = AptRepositoryClient.CreateHttpClient();
-        var proof = await new LockProver(Reader(http, set, cacheRoot, allowExpired))
-            .ProveAsync(set, lockFile, selected, new LockProofOptions { AllowRollback = allowRollback }, ct: ct);
+        var proof = await AptProof.ProveAsync(set, lockFile, selected, cacheRoot, allowExpired, allowRollback, ct);
         foreach (var n in proof.Notices) AnsiConsole.MarkupLineInterpolated($"[red]warning:[/] {n}");
         return proof;
-    }
-}
-
-/// <summary>Which images can be built here: those whose sources are reachable (the CLI says what it skips).</summary>
-public static class Selection
-{
-    /// <summary>
-    /// With explicit --image names, exactly those. Without, every image except those that declare
-    /// requiresNetwork (their repositories are outside the default network) and, when the stage reads payload
-    /// (<paramref name="readsPayload"/>: fetch, build, plan — not lock), those that declare requiresPublish (their
-    /// payload is a publish the default pipeline does not run); both are listed as skipped.
-    /// </summary>
-    public static IReadOnlyCollection<string> Buildable(ImageSet set, string[] requested, out List<(string Image, string Why)> skipped, bool readsPayload = true)
-    {
-        skipped = new();
-        if (requested.Length > 0) return requested;
-        var result = new List<string>();
-        var includeAll = Environment.GetEnvironmentVariable("HARDEN_INCLUDE_ALL") == "1";
-        foreach (var image in set.InBuildOrder())
-        {
-            var chain = set.Ancestors(image).Prepend(image).ToList();
-            var blocked = chain.FirstOrDefault(i => i.RequiresNetwork != null);
-            var unpublished = readsPayload ? chain.FirstOrDefault(i => i.RequiresPublish != null) : null;
-            if (blocked != null && !includeAll)
-                skipped.Add((image.Name, $"needs {blocked.RequiresNetwork}; build it with --image {image.Name} where that is reachable"));
-            else if (unpublished != null)
-                skipped.Add((image.Name, $"its payload is a build output the default pipeline does not make; run {unpublished.RequiresPublish}, or publish and build it with --image {image.Name}"));
-            else result.Add(image.Name);
-        }
-        return result;
     }
 }
 
@@ -237,7 +198,7 @@ public sealed class FetchCommand : AsyncCommand<FetchSettings>
         var lockFile = LockFile.Load(settings.LockFilePath);
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
         using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
             await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
@@ -388,7 +349,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
         // Before anything uses an entry, even an "up to date" check: the lock must be proven by the signed indices.
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         // Cheap check first: an unchanged build needs neither downloads nor unpacking.
         var outcome = builder.TryUpToDate();
         if (outcome == null)
@@ -467,27 +428,6 @@ internal static class BuildReportPrinter
     {
         var n = g.Count(a => a.Action == action);
         return n == 0 ? "-" : n.ToString();
-    }
-}
-
-/// <summary>Git facts for the index annotations; absent outside a work tree.</summary>
-internal static class Git
-{
-    public static string? Revision(string dir) => Run(dir, "rev-parse", "HEAD");
-    public static string? RemoteUrl(string dir) => Run(dir, "config", "--get", "remote.origin.url");
-
-    private static string? Run(string dir, params string[] args)
-    {
-        try
-        {
-            var psi = new System.Diagnostics.ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            using var p = System.Diagnostics.Process.Start(psi)!;
-            var o = p.StandardOutput.ReadToEnd().Trim();
-            p.WaitForExit();
-            return p.ExitCode == 0 && o.Length > 0 ? o : null;
-        }
-        catch (System.ComponentModel.Win32Exception) { return null; }
     }
 }
 

@@ -265,7 +265,7 @@ public sealed class JobCommand : AsyncCommand<JobSettings>
             ArtifactsDir = outDir, CacheRoot = settings.CacheRoot, SourceDateEpoch = settings.Epoch, Images = selected, Architectures = [arch],
             Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
         });
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, false, ct);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, false, ct);
         var outcome = builder.TryUpToDate();
         if (outcome == null)
         {

@@ -212,21 +212,10 @@ internal static class DebDownloads
     public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, LockProof proof, IReadOnlyCollection<string> selected,
         string cacheRoot, int parallel, bool printTable, CancellationToken ct)
     {
-        var images = set.Select(selected);
-        var rows = new List<(string Image, string Arch, List<LockedPackage> Packages)>();
-        foreach (var image in images)
-        {
-            var locked = lockFile.Image(image.Name)
-                         ?? throw new HardenException($"{image.File}: '{image.Name}' is not in {lockFile}; run 'harden lock'.");
-            foreach (var a in locked.Architectures) rows.Add((image.Name, a.Architecture, a.Packages));
-        }
-        // Only proven entries, from the URL the signed index gives (never the lock's own url).
-        var all = proof.Downloads();
-        // Same deadlines as the index downloads (connect, headers, stall); the fetcher bounds each .deb by its proven size.
-        using var http = AptRepositoryClient.CreateHttpClient();
-        var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
+        using var downloads = LockedDebDownloads.Plan(set, lockFile, proof, selected, cacheRoot, parallel);
+        var all = downloads.Downloads;
         IReadOnlyList<FetchedDeb> fetched = [];
-        var total = all.Sum(p => p.Size);
+        var total = downloads.TotalBytes;
         if (HardenImage.Cli.CliConsole.IsCiLog)
         {
             // CI log: a line every few seconds with counts and bytes, not a bar redrawn in place.
@@ -234,7 +223,7 @@ internal static class DebDownloads
             var bytes = new Dictionary<string, long>(StringComparer.Ordinal);
             var finished = new HashSet<string>(StringComparer.Ordinal);
             string Line() => $"{finished.Count}/{all.Count} packages, {HardenImage.Cli.ProgressLines.Megabytes(bytes.Values.Sum())} of {HardenImage.Cli.ProgressLines.Megabytes(total)} MB";
-            fetched = await fetcher.FetchAsync(all, new SynchronousProgress<FetchProgress>(p =>
+            fetched = await downloads.FetchAsync(new SynchronousProgress<FetchProgress>(p =>
             {
                 lock (bytes)
                 {
@@ -259,14 +248,14 @@ internal static class DebDownloads
                         bar.Value = done.Values.Sum();
                     }
                 });
-                fetched = await fetcher.FetchAsync(all, progress, ct);
+                fetched = await downloads.FetchAsync(progress, ct);
                 bar.Value = bar.MaxValue;
             });
         var bySha = fetched.ToDictionary(f => f.Deb.Sha256, f => f, StringComparer.Ordinal);
         if (printTable)
         {
             var t = new Table().AddColumns("image", "arch", "packages", "MB", "cache hits");
-            foreach (var (image, arch, packages) in rows)
+            foreach (var (image, arch, packages) in downloads.Rows)
                 t.AddRow(image, arch, packages.Count.ToString(), (packages.Sum(p => p.Size) / 1e6).ToString("0.0"),
                     $"{packages.Count(p => bySha[p.Sha256].CacheHit)}/{packages.Count}");
             AnsiConsole.Write(t);

@@ -35,7 +35,7 @@ public class ImageSetSettings : CommandSettings
 public sealed class LockSettings : ImageSetSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--update")]
@@ -92,7 +92,7 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
             if (problems.Count == 0)
             {
                 // Up to date is not enough: every entry must still be proven by a signed index, and complete.
-                var proof = await AptProof.ProveAsync(set, existing!, checkable, settings.CacheRoot, settings.AllowExpired, settings.AllowRollback, cancellationToken);
+                var proof = await ProofNotices.ProveAsync(set, existing!, checkable, settings.CacheRoot, settings.AllowExpired, settings.AllowRollback, cancellationToken);
                 AnsiConsole.MarkupLineInterpolated($"[green]lock is up to date and proven[/] ({proof.Debs.Count} entries against {proof.Suites.Count} signed suites): {settings.LockFilePath}");
                 return 0;
             }
@@ -134,54 +134,15 @@ public sealed class LockCommand : AsyncCommand<LockSettings>
     }
 }
 
-/// <summary>The apt reader with the authenticated parsed-index cache, and the lock proof every stage runs before using the lock.</summary>
-internal static class AptProof
+/// <summary>The lock proof's notices (a Release older than the lock's, --allow-rollback), said before anything uses the lock.</summary>
+internal static class ProofNotices
 {
-    public static AptSuiteIndexReader Reader(HttpClient http, ImageSet set, string cacheRoot, bool allowExpired)
-    {
-        var indices = new AptIndexCache(Path.Combine(cacheRoot, "indices"));
-        var proofs = new IndexProofCache(indices.RootDirectory, CacheAuthenticationKey.Load(cacheRoot));
-        return new AptSuiteIndexReader(new AptRepositoryClient(http, indices, proofs: proofs), set.Directory, allowExpired);
-    }
-
     public static async Task<LockProof> ProveAsync(ImageSet set, LockFile lockFile, IReadOnlyCollection<string> selected, string cacheRoot,
         bool allowExpired, bool allowRollback, CancellationToken ct)
     {
-        using var http = AptRepositoryClient.CreateHttpClient();
-        var proof = await new LockProver(Reader(http, set, cacheRoot, allowExpired))
-            .ProveAsync(set, lockFile, selected, new LockProofOptions { AllowRollback = allowRollback }, ct: ct);
+        var proof = await AptProof.ProveAsync(set, lockFile, selected, cacheRoot, allowExpired, allowRollback, ct);
         foreach (var n in proof.Notices) AnsiConsole.MarkupLineInterpolated($"[red]warning:[/] {n}");
         return proof;
-    }
-}
-
-/// <summary>Which images can be built here: those whose sources are reachable (the CLI says what it skips).</summary>
-public static class Selection
-{
-    /// <summary>
-    /// With explicit --image names, exactly those. Without, every image except those that declare
-    /// requiresNetwork (their repositories are outside the default network) and, when the stage reads payload
-    /// (<paramref name="readsPayload"/>: fetch, build, plan — not lock), those that declare requiresPublish (their
-    /// payload is a publish the default pipeline does not run); both are listed as skipped.
-    /// </summary>
-    public static IReadOnlyCollection<string> Buildable(ImageSet set, string[] requested, out List<(string Image, string Why)> skipped, bool readsPayload = true)
-    {
-        skipped = new();
-        if (requested.Length > 0) return requested;
-        var result = new List<string>();
-        var includeAll = Environment.GetEnvironmentVariable("HARDEN_INCLUDE_ALL") == "1";
-        foreach (var image in set.InBuildOrder())
-        {
-            var chain = set.Ancestors(image).Prepend(image).ToList();
-            var blocked = chain.FirstOrDefault(i => i.RequiresNetwork != null);
-            var unpublished = readsPayload ? chain.FirstOrDefault(i => i.RequiresPublish != null) : null;
-            if (blocked != null && !includeAll)
-                skipped.Add((image.Name, $"needs {blocked.RequiresNetwork}; build it with --image {image.Name} where that is reachable"));
-            else if (unpublished != null)
-                skipped.Add((image.Name, $"its payload is a build output the default pipeline does not make; run {unpublished.RequiresPublish}, or publish and build it with --image {image.Name}"));
-            else result.Add(image.Name);
-        }
-        return result;
     }
 }
 
@@ -217,7 +178,7 @@ internal static class LockReport
 public sealed class FetchSettings : ImageSetSettings
 {
     [CommandOption("--allow-rollback")]
-    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    [Description(OptionText.AllowRollback)]
     public bool AllowRollback { get; init; }
 
     [CommandOption("--parallel <N>")]
@@ -237,7 +198,7 @@ public sealed class FetchCommand : AsyncCommand<FetchSettings>
         var lockFile = LockFile.Load(settings.LockFilePath);
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, settings.Parallel, printTable: true, cancellationToken);
         using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
             await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
@@ -251,21 +212,10 @@ internal static class DebDownloads
     public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, LockProof proof, IReadOnlyCollection<string> selected,
         string cacheRoot, int parallel, bool printTable, CancellationToken ct)
     {
-        var images = set.Select(selected);
-        var rows = new List<(string Image, string Arch, List<LockedPackage> Packages)>();
-        foreach (var image in images)
-        {
-            var locked = lockFile.Image(image.Name)
-                         ?? throw new HardenException($"{image.File}: '{image.Name}' is not in {lockFile}; run 'harden lock'.");
-            foreach (var a in locked.Architectures) rows.Add((image.Name, a.Architecture, a.Packages));
-        }
-        // Only proven entries, from the URL the signed index gives (never the lock's own url).
-        var all = proof.Downloads();
-        // Same deadlines as the index downloads (connect, headers, stall); the fetcher bounds each .deb by its proven size.
-        using var http = AptRepositoryClient.CreateHttpClient();
-        var fetcher = new DebFetcher(http, new DebCache(cacheRoot), new DebFetcherOptions { MaxParallelDownloads = parallel });
+        using var downloads = LockedDebDownloads.Plan(set, lockFile, proof, selected, cacheRoot, parallel);
+        var all = downloads.Downloads;
         IReadOnlyList<FetchedDeb> fetched = [];
-        var total = all.Sum(p => p.Size);
+        var total = downloads.TotalBytes;
         if (HardenImage.Cli.CliConsole.IsCiLog)
         {
             // CI log: a line every few seconds with counts and bytes, not a bar redrawn in place.
@@ -273,7 +223,7 @@ internal static class DebDownloads
             var bytes = new Dictionary<string, long>(StringComparer.Ordinal);
             var finished = new HashSet<string>(StringComparer.Ordinal);
             string Line() => $"{finished.Count}/{all.Count} packages, {HardenImage.Cli.ProgressLines.Megabytes(bytes.Values.Sum())} of {HardenImage.Cli.ProgressLines.Megabytes(total)} MB";
-            fetched = await fetcher.FetchAsync(all, new SynchronousProgress<FetchProgress>(p =>
+            fetched = await downloads.FetchAsync(new SynchronousProgress<FetchProgress>(p =>
             {
                 lock (bytes)
                 {
@@ -298,14 +248,14 @@ internal static class DebDownloads
                         bar.Value = done.Values.Sum();
                     }
                 });
-                fetched = await fetcher.FetchAsync(all, progress, ct);
+                fetched = await downloads.FetchAsync(progress, ct);
                 bar.Value = bar.MaxValue;
             });
         var bySha = fetched.ToDictionary(f => f.Deb.Sha256, f => f, StringComparer.Ordinal);
         if (printTable)
         {
             var t = new Table().AddColumns("image", "arch", "packages", "MB", "cache hits");
-            foreach (var (image, arch, packages) in rows)
+            foreach (var (image, arch, packages) in downloads.Rows)
                 t.AddRow(image, arch, packages.Count.ToString(), (packages.Sum(p => p.Size) / 1e6).ToString("0.0"),
                     $"{packages.Count(p => bySha[p.Sha256].CacheHit)}/{packages.Count}");
             AnsiConsole.Write(t);
@@ -323,11 +273,11 @@ internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
 public sealed class BuildSettings : ImageSetSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     [CommandOption("--out <DIR>")]
@@ -351,7 +301,7 @@ public sealed class BuildSettings : ImageSetSettings
     public bool Report { get; init; }
 
     [CommandOption("--allow-rollback")]
-    [Description("Accept a Release older than the Date the lock records for its suite (reported loudly)")]
+    [Description(OptionText.AllowRollback)]
     public bool AllowRollback { get; init; }
 
     public override ValidationResult Validate()
@@ -388,7 +338,7 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
         // Before anything uses an entry, even an "up to date" check: the lock must be proven by the signed indices.
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         // Cheap check first: an unchanged build needs neither downloads nor unpacking.
         var outcome = builder.TryUpToDate();
         if (outcome == null)
@@ -467,27 +417,6 @@ internal static class BuildReportPrinter
     {
         var n = g.Count(a => a.Action == action);
         return n == 0 ? "-" : n.ToString();
-    }
-}
-
-/// <summary>Git facts for the index annotations; absent outside a work tree.</summary>
-internal static class Git
-{
-    public static string? Revision(string dir) => Run(dir, "rev-parse", "HEAD");
-    public static string? RemoteUrl(string dir) => Run(dir, "config", "--get", "remote.origin.url");
-
-    private static string? Run(string dir, params string[] args)
-    {
-        try
-        {
-            var psi = new System.Diagnostics.ProcessStartInfo("git") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = dir };
-            foreach (var a in args) psi.ArgumentList.Add(a);
-            using var p = System.Diagnostics.Process.Start(psi)!;
-            var o = p.StandardOutput.ReadToEnd().Trim();
-            p.WaitForExit();
-            return p.ExitCode == 0 && o.Length > 0 ? o : null;
-        }
-        catch (System.ComponentModel.Win32Exception) { return null; }
     }
 }
 

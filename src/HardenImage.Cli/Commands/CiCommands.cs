@@ -112,7 +112,7 @@ public sealed class CiKubernetesSettings : CiSettings
     public string? Records { get; init; }
 
     [CommandOption("--docker-host <URI>")]
-    [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
+    [Description(OptionText.LocalDockerHost)]
     public string? DockerHost { get; init; }
 
     public override ValidationResult Validate() =>
@@ -148,34 +148,21 @@ public sealed class CiKubernetesCommand : AsyncCommand<CiKubernetesSettings>
     private static async Task<int> RunLocallyAsync(CiKubernetesSettings settings, IReadOnlyList<System.Text.Json.Nodes.JsonObject> objects, CancellationToken ct)
     {
         var job = LocalJobRunner.IndexedJob(objects);
-        var completions = job.Spec.Completions ?? 1;
-        if (settings.Index is { } only && (only < 0 || only >= completions))
-            throw new HardenException($"--index {only}: the plan has entries 0 to {completions - 1}.");
+        LocalJobRunner.CheckIndex(job, settings.Index); // before the engine is asked anything
         using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
-        await engine.PingAsync(ct);
-        var runner = new LocalJobRunner(engine, settings.Artifacts);
-        var tag = await runner.LoadToolImageAsync(job, ct);
         var records = settings.Records ?? Path.Combine(settings.Artifacts, "local-records");
+        var runs = await new LocalJobRunner(engine, settings.Artifacts).RunAllAsync(objects, settings.Index, records, ct);
         var plan = BuildPlan.Load(settings.Plan);
-        var scratch = Path.Combine(Path.GetTempPath(), $"hi-localjob-{Guid.NewGuid():N}");
         var t = new Table().Title($"Job {Markup.Escape(job.Metadata.Name)} on the local engine").AddColumns("index", "image", "platform", "result", "detail");
-        var failed = 0;
-        try
+        foreach (var run in runs)
         {
-            foreach (var i in settings.Index is { } one ? [one] : Enumerable.Range(0, completions))
-            {
-                var run = await runner.RunAsync(job, objects, i, tag, records, Path.Combine(scratch, i.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct);
-                if (!run.Succeeded) failed++;
-                var output = (run.Result.StdErr + run.Result.StdOut).Trim();
-                var detail = run.Result.TimedOut ? "timed out" : run.Succeeded ? $"record in {Path.Combine(records, i.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : $"exit {run.Result.ExitCode}: {(output.Length > 600 ? output[^600..] : output)}";
-                t.AddRow(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(plan.Jobs[i].Image), Markup.Escape(plan.Jobs[i].Platform),
-                    run.Succeeded ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(detail));
-            }
+            var i = run.Index;
+            var output = (run.Result.StdErr + run.Result.StdOut).Trim();
+            var detail = run.Result.TimedOut ? "timed out" : run.Succeeded ? $"record in {Path.Combine(records, i.ToString(System.Globalization.CultureInfo.InvariantCulture))}" : $"exit {run.Result.ExitCode}: {(output.Length > 600 ? output[^600..] : output)}";
+            t.AddRow(i.ToString(System.Globalization.CultureInfo.InvariantCulture), Markup.Escape(plan.Jobs[i].Image), Markup.Escape(plan.Jobs[i].Platform),
+                run.Succeeded ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(detail));
         }
-        finally
-        {
-            try { Directory.Delete(scratch, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
-        }
+        var failed = runs.Count(r => !r.Succeeded);
         // The rendered YAML may be on stdout: the table goes to stderr.
         var err = AnsiConsole.Create(new AnsiConsoleSettings { Out = new AnsiConsoleOutput(Console.Error) });
         err.Write(t);

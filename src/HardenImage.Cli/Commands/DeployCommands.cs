@@ -52,7 +52,7 @@ public sealed class DeploySettings : CommandSettings
     public string? ModelMount { get; init; }
 
     [CommandOption("--docker-host <URI>")]
-    [Description("With --local: the Docker engine (default $DOCKER_HOST, else /tmp/hi-docker/docker.sock)")]
+    [Description(OptionText.LocalDockerHost)]
     public string? DockerHost { get; init; }
 
     public override ValidationResult Validate()
@@ -72,19 +72,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, DeploySettings settings, CancellationToken cancellationToken)
     {
-        IReadOnlyCollection<string>? known = null;
-        var unbuildable = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (Directory.Exists(settings.Images) && File.Exists(Path.Combine(settings.Images, "sources.yaml")))
-        {
-            var set = ImageSet.Load(settings.Images);
-            known = set.Images.Keys.ToList();
-            // Without --name, deployments of images that need unreachable repositories are skipped (and said so),
-            // as `harden build` skips those images; naming one with --name still refuses it without a digest.
-            if (settings.Name == null)
-                foreach (var image in set.Images.Values)
-                    if (set.Ancestors(image).Prepend(image).FirstOrDefault(i => i.RequiresNetwork != null) is { } blocked)
-                        unbuildable[image.Name] = "needs " + blocked.RequiresNetwork;
-        }
+        var (known, unbuildable) = DeployArtifacts.ImageSetFacts(settings.Images, skipUnbuildable: settings.Name == null);
         var options = new DeployOptions
         {
             DeployDir = settings.DeployDir,
@@ -101,7 +89,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
                 _ => null,
             },
         };
-        var (result, checkedIn) = await RenderAsync(options, settings.Insecure, cancellationToken);
+        var (result, checkedIn) = await DeployArtifacts.RenderAsync(options, settings.Insecure, cancellationToken);
         var table = new Table().AddColumns("deployment", "image", "objects", "directory");
         foreach (var d in result.Deployments)
             table.AddRow(Markup.Escape(d.Description.Name), Markup.Escape(d.Image.Reference),
@@ -119,10 +107,10 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         using var engine = new DockerEngine(CliValues.DockerHost(settings.DockerHost));
         await engine.PingAsync(cancellationToken);
         // A pinned model is fetched and verified from where 'harden model push' put it (Docker 20.10 has no image volumes).
-        using var fetchServices = new RegistryServices(AwsCommandOptions.From(null, null, null));
+        using var fetchServices = new Registry.RegistryClients(new Aws.AwsAccess());
         using var fetchKey = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
         IModelFetch? modelFetch = rendered.Model?.PushedRegistry is { } pushedTo
-            ? new VerifiedModelFetch(fetchServices.CreateRegistry(Registry.RegistryTarget.Parse(pushedTo), settings.Insecure), fetchKey)
+            ? new VerifiedModelFetch(fetchServices.Create(Registry.RegistryTarget.Parse(pushedTo), settings.Insecure), fetchKey)
             : null;
         IReadOnlyList<LocalCheck> checks = [];
         await AnsiConsole.Status().StartAsync($"running {name} locally", async ctx =>
@@ -134,35 +122,6 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
         foreach (var c in checks) t.AddRow(Markup.Escape(c.Name), c.Passed ? "[green]passed[/]" : "[red]failed[/]", Markup.Escape(c.Detail));
         AnsiConsole.Write(t);
         return checks.Count > 0 && checks.All(c => c.Passed) ? 0 : 1;
-    }
-
-    /// <summary>
-    /// Renders and writes; when pushed.json names where the images were pushed (a registry, or the OCI layout that
-    /// holds the same digests), every pinned reference is first checked there as the admission controllers will.
-    /// Returns where the check ran, or null when there was nothing pushed to check against (said as a warning).
-    /// </summary>
-    private static async Task<(DeployResult Result, string? CheckedIn)> RenderAsync(DeployOptions options, bool insecure, CancellationToken ct)
-    {
-        var pushed = Registry.PushedFile.TryLoad(Path.Combine(options.ArtifactsDir, "pushed.json"));
-        if (pushed == null)
-        {
-            var rendered = new DeployRenderer().RenderAndWrite(options);
-            return (rendered with { Warnings = [.. rendered.Warnings, $"{Path.Combine(options.ArtifactsDir, "pushed.json")} is missing: signatures and attestations of the pinned digests were not checked (run 'harden push' and 'harden sign' first)"] }, null);
-        }
-        using var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
-        var registry = services.CreateRegistry(Registry.RegistryTarget.Parse(pushed.Registry), insecure);
-        using var key = Signing.PemKeys.ReadPublicKey(SigningPublicKey.Load(options.PublicKeyPath).Pem, options.PublicKeyPath);
-        // Models are read from where 'harden model push' recorded them (artifacts/models.json), with the same key.
-        var models = HardenImage.Model.ModelRecordFile.Load(HardenImage.Model.ModelRecordFile.PathIn(options.ArtifactsDir));
-        var modelRegistry = models == null ? null
-            : models.Registry == pushed.Registry ? registry : services.CreateRegistry(Registry.RegistryTarget.Parse(models.Registry), insecure);
-        var check = new SignatureStoreAdmissionCheck(image =>
-                pushed.Images.TryGetValue(image.Name, out var p) && p.Index == image.Digest
-                    ? new Signing.RegistrySignatureStore(registry, p.Repository) : null,
-            key, pushed.Registry,
-            model => modelRegistry != null && model.PushedRepository != null && models!.Models.TryGetValue(model.Name, out var m) && m.Digest == model.Digest
-                ? new Signing.RegistrySignatureStore(modelRegistry, model.PushedRepository) : null);
-        return (await new DeployRenderer().RenderCheckAndWriteAsync(options, check, ct), pushed.Registry);
     }
 }
 

@@ -1,5 +1,4 @@
 using System.ComponentModel;
-using System.Formats.Tar;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
@@ -7,8 +6,6 @@ using Spectre.Console;
 using Spectre.Console.Cli;
 
 namespace HardenImage.Cli.Commands;
-
-public enum ExportFormat { DockerArchive, OciArchive }
 
 public sealed class ExportSettings : CommandSettings
 {
@@ -33,7 +30,7 @@ public sealed class ExportSettings : CommandSettings
     public string? Tag { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
-    [Description("Build output (build.json, oci/). Default: artifacts")]
+    [Description(OptionText.BuildOutput)]
     public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
 
     internal ExportFormat ParsedFormat => Format switch
@@ -53,62 +50,26 @@ public sealed class ExportSettings : CommandSettings
 }
 
 /// <summary>
-/// <c>harden export</c>: one platform of a built image as a file Docker (or skopeo/podman) loads, so "run what you
-/// built" needs no registry: <c>harden export --image base out.tar &amp;&amp; docker load -i out.tar</c>. The
-/// docker-archive form is what Docker 20.10's <c>docker load</c> takes (it does not load OCI layout tars).
+/// <c>harden export</c>, thin over <see cref="ImageExporter"/>: one platform of a built image as a file Docker (or
+/// skopeo/podman) loads, so "run what you built" needs no registry: <c>harden export --image base out.tar &amp;&amp;
+/// docker load -i out.tar</c>. The docker-archive form is what Docker 20.10's <c>docker load</c> takes (it does not
+/// load OCI layout tars).
 /// </summary>
 public sealed class ExportCommand : AsyncCommand<ExportSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ExportSettings settings, CancellationToken ct)
     {
         var arch = PlatformName.ParseArchitecture(settings.Platform);
-        var build = BuildManifest.Load(Path.Combine(settings.Artifacts, "build.json"));
-        var built = build.Image(settings.Image)
-                    ?? throw new HardenException($"{Path.Combine(settings.Artifacts, "build.json")}: no built image '{settings.Image}'{NameSuggestions.DidYouMean(settings.Image, build.Images.Select(i => i.Name))}; run 'harden build --image {settings.Image}' first");
-        var builtArch = built.Architectures.FirstOrDefault(a => a.Architecture == arch)
-                        ?? throw new HardenException($"image '{built.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", built.Architectures.Select(a => PlatformName.ForArchitecture(a.Architecture)))})");
-        var layout = OciLayout.Open(Path.Combine(settings.Artifacts, "oci"));
-        var reader = new OciLayoutReader(layout);
-        var manifest = reader.ReadManifest(new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = builtArch.Manifest, Size = builtArch.ManifestSize });
+        var export = ImageExporter.Find(settings.Artifacts, settings.Image, arch);
+        var (built, builtArch) = (export.Image, export.Architecture);
         var tag = settings.Tag ?? $"harden/{built.Name}:{built.Version ?? "latest"}";
         HardenImage.Registry.ImageReference.Parse(tag); // a name Docker accepts
-        await AtomicFile.WriteAsync(settings.Output, async stream =>
-        {
-            if (settings.ParsedFormat == ExportFormat.DockerArchive)
-                new DockerArchiveWriter(layout).Write(manifest, [tag], stream, ct);
-            else
-                await WriteOciArchiveAsync(layout, manifest, tag, stream, ct);
-        });
+        await ImageExporter.WriteAsync(export, settings.ParsedFormat, tag, settings.Output, ct);
         AnsiConsole.MarkupLineInterpolated($"[green]exported[/] {built.Name} ({PlatformName.ForArchitecture(arch)}, {builtArch.Manifest}) as {settings.Format} to {Path.GetFullPath(settings.Output)}");
         AnsiConsole.WriteLine(settings.ParsedFormat == ExportFormat.DockerArchive
             ? $"load it: docker load -i {settings.Output} && docker run --rm {tag}"
             : $"read it: skopeo inspect oci-archive:{settings.Output}");
         return 0;
-    }
-
-    /// <summary>An OCI layout holding just this manifest, as a tar (skopeo's oci-archive), entries in a fixed order.</summary>
-    private static async Task WriteOciArchiveAsync(OciLayout layout, ResolvedManifest image, string tag, Stream output, CancellationToken ct)
-    {
-        var refName = tag[(tag.LastIndexOf(':') + 1)..];
-        var index = new ImageIndex
-        {
-            Manifests = [image.Descriptor with { Annotations = new SortedDictionary<string, string>(StringComparer.Ordinal) { [Annotations.RefName] = refName } }],
-        };
-        var mtime = DateTimeOffset.UnixEpoch;
-        await using var tar = new TarWriter(output, TarEntryFormat.Pax, leaveOpen: true);
-        async Task Add(string name, Stream content)
-        {
-            var entry = new PaxTarEntry(TarEntryType.RegularFile, name) { DataStream = content, ModificationTime = mtime, Mode = (UnixFileMode)0b110_100_100 };
-            await tar.WriteEntryAsync(entry, ct);
-        }
-        await Add("oci-layout", new MemoryStream("{\"imageLayoutVersion\":\"1.0.0\"}"u8.ToArray()));
-        await Add("index.json", new MemoryStream(OciJson.Serialize(index)));
-        var digests = new[] { image.Descriptor.Digest, image.Manifest.Config.Digest }.Concat(image.Manifest.Layers.Select(l => l.Digest)).Distinct();
-        foreach (var d in digests)
-        {
-            await using var blob = layout.OpenBlob(d);
-            await Add($"blobs/sha256/{Digest.Parse(d).Hex}", blob);
-        }
     }
 }
 

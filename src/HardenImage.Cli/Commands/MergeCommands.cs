@@ -1,8 +1,6 @@
 using System.ComponentModel;
-using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Oci;
-using HardenImage.Registry;
+using HardenImage.FanOut;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -27,7 +25,7 @@ public sealed class MergeSettings : CommandSettings
 }
 
 /// <summary>
-/// <c>harden merge</c>: combines the artifacts of per-image jobs (possibly on other machines) into one directory:
+/// <c>harden merge</c>, thin over <see cref="ArtifactsMerger"/>: combines the artifacts of per-image jobs (possibly on other machines) into one directory:
 /// build.json and pushed.json are unioned (an image with two different digests is a conflict, exit 2), the OCI
 /// layouts' blobs are copied digest-verified and the images tagged, and per-image SBOM and scan files copied.
 /// Then smoke, sign, verify and deploy run over the merged records as after one build.
@@ -36,70 +34,12 @@ public sealed class MergeCommand : Command<MergeSettings>
 {
     public override int Execute(CommandContext context, MergeSettings settings, CancellationToken cancellationToken)
     {
-        var outDir = Path.GetFullPath(settings.Out);
-        var sources = settings.From.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
-        var outBuild = Path.Combine(outDir, "build.json");
-        var outPushed = Path.Combine(outDir, "pushed.json");
-
-        var builds = new List<(string Path, BuildManifest Manifest)>();
-        var pushes = new List<(string Path, PushedFile File)>();
-        foreach (var dir in sources.Prepend(outDir))
-        {
-            var b = Path.Combine(dir, "build.json");
-            if (File.Exists(b)) builds.Add((b, BuildManifest.Load(b)));
-            else if (dir != outDir) throw new HardenException($"{b}: missing; every merged directory needs the build.json of 'harden build'.");
-            var p = Path.Combine(dir, "pushed.json");
-            if (File.Exists(p)) pushes.Add((p, PushedFile.Parse(File.ReadAllText(p), p, strict: true)!));
-        }
-        var mergedBuild = BuildManifest.Merge(builds);
-        var mergedPushed = pushes.Count > 0 ? PushedFile.Merge(pushes) : null;
-
-        // Blobs first, then tags, then records: a reader of build.json always finds what it names.
-        var layout = OciLayout.OpenOrCreate(Path.Combine(outDir, "oci"));
-        var tags = new List<(string Tag, Descriptor Descriptor)>();
-        long copied = 0;
-        foreach (var dir in sources)
-        {
-            var from = OciLayout.Open(Path.Combine(dir, "oci"));
-            var manifest = builds.First(b => b.Path == Path.Combine(dir, "build.json")).Manifest;
-            var index = from.ReadIndex();
-            foreach (var image in manifest.Images)
-            {
-                var digests = new List<string> { image.Index };
-                foreach (var a in image.Architectures)
-                {
-                    digests.Add(a.Manifest);
-                    if (a.Config.Length > 0) digests.Add(a.Config);
-                    digests.AddRange(a.Layers.Select(l => l.Digest));
-                }
-                foreach (var d in digests.Distinct())
-                {
-                    if (layout.HasBlob(d)) continue;
-                    if (!from.HasBlob(d)) throw new HardenException($"{from.Root}: blob {d} of image '{image.Name}' is missing; run 'harden build' there again.");
-                    using var stream = from.OpenBlob(d);
-                    copied += layout.WriteBlobAsync(stream, "application/octet-stream", d, cancellationToken).GetAwaiter().GetResult().Size;
-                }
-                tags.AddRange(index.Manifests.Where(m => m.Digest == image.Index && m.Annotations != null
-                        && m.Annotations.TryGetValue(Annotations.RefName, out var n) && (n == image.Name || n.StartsWith(image.Name + ":", StringComparison.Ordinal)))
-                    .Select(m => (m.Annotations![Annotations.RefName], m)));
-            }
-            foreach (var sub in new[] { "sbom", "scan" })
-                if (Directory.Exists(Path.Combine(dir, sub)))
-                    foreach (var f in Directory.EnumerateFiles(Path.Combine(dir, sub)))
-                    {
-                        var target = Path.Combine(outDir, sub, Path.GetFileName(f));
-                        if (!File.Exists(target)) AtomicFile.WriteAllBytes(target, File.ReadAllBytes(f));
-                    }
-        }
-        if (tags.Count > 0) layout.TagAll(tags);
-        RecordFile.Update(outBuild, _ => mergedBuild.ToJson());
-        if (mergedPushed != null) RecordFile.Update(outPushed, _ => mergedPushed.ToJson());
-
+        var (outDir, sourceCount, mergedBuild, mergedPushed, copied) = ArtifactsMerger.Merge(settings.From, settings.Out, cancellationToken);
         var table = new Table().AddColumns("image", "index", "pushed");
         foreach (var b in mergedBuild.Images)
             table.AddRow(Markup.Escape(b.Name), b.Index, mergedPushed?.Images.TryGetValue(b.Name, out var p) == true ? Markup.Escape(p.Reference ?? p.Repository) : "-");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLineInterpolated($"[green]merged[/] {sources.Count} director{(sources.Count == 1 ? "y" : "ies")} into {outDir} ({copied / 1e6:0.0} MB of blobs copied)");
+        AnsiConsole.MarkupLineInterpolated($"[green]merged[/] {sourceCount} director{(sourceCount == 1 ? "y" : "ies")} into {outDir} ({copied / 1e6:0.0} MB of blobs copied)");
         return 0;
     }
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using HardenImage.Aws;
 using HardenImage.Common;
 using HardenImage.Model;
 using HardenImage.Oci;
@@ -89,7 +90,7 @@ public sealed class ModelPackCommand : Command<ModelPackSettings>
 public sealed class ModelPushSettings : RegistryAccessSettings
 {
     [CommandOption("--registry <TARGET>")]
-    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    [Description(OptionText.PushRegistry)]
     public string? Registry { get; init; }
 
     [CommandOption("--artifacts <DIR>")]
@@ -112,32 +113,16 @@ public sealed class ModelPushSettings : RegistryAccessSettings
 /// <summary><c>harden model push</c>: the images' pusher over the model layout; records artifacts/models.json.</summary>
 public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
 {
-    private readonly RegistryServices? _services;
-
-    public ModelPushCommand() { }
-
-    /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelPushCommand(RegistryServices services) => _services = services;
-
     public override async Task<int> ExecuteAsync(CommandContext context, ModelPushSettings settings, CancellationToken ct)
     {
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var layoutPath = ModelPusher.LayoutPath(settings.Artifacts);
-        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
-            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
-        var layout = OciLayout.Open(layoutPath);
-        var models = ModelPusher.ModelsIn(layout, settings.Name, settings.Version);
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
-        var services = _services ?? owned!;
-        var creator = settings.CreateRepositories ? services.RepositoryCreatorFor(target) : null;
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        using var clients = new RegistryClients(settings.AwsOptions());
         var lines = new ProgressLines("model push");
         var progress = new InlineProgress<BlobProgress>(p => lines.Report(
             () => $"{p.Repository} {p.Digest[7..19]}: {ProgressLines.Megabytes(p.Transferred)} of {ProgressLines.Megabytes(p.Size)} MB {p.State.ToString().ToLowerInvariant()}"));
-        var pushed = await new ModelPusher(layout, registry, target, 4, creator).PushAsync(models, progress, ct);
-        var recordPath = ModelRecordFile.PathIn(settings.Artifacts);
-        ModelRecordFile.Save(recordPath, target.ToString(), pushed);
+        var (recordPath, pushed) = await ModelPusher.PushArtifactsAsync(settings.Artifacts, target, clients,
+            new ModelPushRequest(settings.Name, settings.Version, settings.CreateRepositories, settings.Insecure), progress, ct);
         var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}").AddColumns("model", "version", "reference");
         foreach (var m in pushed) table.AddRow(Markup.Escape(m.Name), Markup.Escape(m.Version), Markup.Escape(m.Reference));
         AnsiConsole.Write(table);
@@ -146,12 +131,8 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
     }
 }
 
-public sealed class ModelSignSettings : RegistryAccessSettings
+public sealed class ModelSignSettings : SigningKeySettings
 {
-    [CommandOption("--key <REF>")]
-    [Description("Signing key: a cosign key file, a PEM private key or awskms:///<key>. Default: HARDEN_SIGNING_KEY, else ARTIFACTS/keys/cosign.key (a development key is generated there if missing)")]
-    public string? Key { get; init; }
-
     [CommandOption("--artifacts <DIR>")]
     [Description("Artifacts directory holding models.json and the ML-BOMs. Default: artifacts")]
     public string Artifacts { get; init; } = "artifacts";
@@ -167,45 +148,18 @@ public sealed class ModelSignSettings : RegistryAccessSettings
 /// </summary>
 public sealed class ModelSignCommand : AsyncCommand<ModelSignSettings>
 {
-    private readonly RegistryServices? _services;
-
-    public ModelSignCommand() { }
-
-    /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelSignCommand(RegistryServices services) => _services = services;
-
     public override async Task<int> ExecuteAsync(CommandContext context, ModelSignSettings settings, CancellationToken ct)
     {
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
-        var services = _services ?? owned!;
-        var recordPath = ModelRecordFile.PathIn(settings.Artifacts);
-        var record = ModelRecordFile.Load(recordPath) ?? throw new HardenException($"{recordPath}: missing. Sign what is pushed: run 'harden model push' first.");
-        var developmentKey = Path.Combine(settings.Artifacts, "keys", KeyPairGenerator.PrivateKeyFileName);
-        var keyRef = SignCommand.ResolveKeyReference(settings.Key, null, developmentKey);
-        if (EnvironmentSetting.Given(settings.Key) == null && keyRef == developmentKey) DevelopmentKey.EnsureExists(developmentKey);
-        var passwords = DevelopmentKey.PasswordsFor(isDevelopmentKey: keyRef == developmentKey || keyRef == SignCommand.DefaultKey);
-        var signer = await new SignerFactory(passwords, services.KmsOptions()).FromReferenceAsync(keyRef, ct);
+        using var clients = new RegistryClients(settings.AwsOptions());
+        var record = ModelSigner.LoadRecord(settings.Artifacts);
+        var key = DevelopmentKey.Choose(settings.Key, settings.Artifacts);
+        var signer = await SigningKeys.OpenAsync(key, AwsKmsOptions.For(clients.Aws), ct);
         using var disposeSigner = signer as IDisposable;
-        var target = RegistryTarget.Parse(record.Registry);
-        var registry = services.CreateRegistry(target, settings.Insecure);
+        var signed = await new ModelSigner(signer, clients).SignAsync(record, settings.Artifacts, settings.Name, settings.Insecure, ct);
         var table = new Table().AddColumns("model", "digest", "signature", "attestations");
-        var signed = 0;
-        foreach (var (name, model) in record.Models)
-        {
-            if (settings.Name != null && name != settings.Name) continue;
-            var digest = Digest.Parse(model.Digest);
-            var mlbomPath = Path.Combine(settings.Artifacts, model.MlBom);
-            var mlbom = ModelMlBom.ReadFor(mlbomPath, digest);
-            var imageSigner = new ImageSigner(signer, new RegistrySignatureStore(registry, model.Repository));
-            var reference = SignCommand.DockerReference(target, model.Repository);
-            await imageSigner.SignAsync(reference, digest, null, ct);
-            await imageSigner.AttestAsync(reference, digest, PredicateTypes.CycloneDx, mlbom, ct);
-            table.AddRow(Markup.Escape(name), model.Digest[..19], "manifest", "sbom (ML-BOM)");
-            signed++;
-        }
-        if (settings.Name != null && signed == 0) throw new HardenException($"--name {settings.Name}: no such model in {recordPath}");
+        foreach (var (name, model) in signed) table.AddRow(Markup.Escape(name), model.Digest[..19], "manifest", "sbom (ML-BOM)");
         AnsiConsole.Write(table);
-        AnsiConsole.MarkupLineInterpolated($"[green]signed[/] {signed} model(s) with {(keyRef.StartsWith("awskms://", StringComparison.Ordinal) ? keyRef : Path.GetFullPath(keyRef))} into {record.Registry}");
+        AnsiConsole.MarkupLineInterpolated($"[green]signed[/] {signed.Count} model(s) with {key.Display} into {record.Registry}");
         return 0;
     }
 }
@@ -239,27 +193,12 @@ public sealed class ModelFetchSettings : RegistryAccessSettings
 /// <summary><c>harden model fetch</c>: thin over <see cref="ModelFetcher"/>; exit 1 when the model is refused.</summary>
 public sealed class ModelFetchCommand : AsyncCommand<ModelFetchSettings>
 {
-    private readonly RegistryServices? _services;
-
-    public ModelFetchCommand() { }
-
-    /// <summary>Tests: services with loopback transports.</summary>
-    internal ModelFetchCommand(RegistryServices services) => _services = services;
-
     public override async Task<int> ExecuteAsync(CommandContext context, ModelFetchSettings settings, CancellationToken ct)
     {
-        var reference = ImageReference.Parse(settings.Reference);
-        if (reference.Digest == null)
-            throw new HardenException($"{settings.Reference}: pin the model by digest (REPO@sha256:…, from artifacts/models.json); a tag can be moved");
-        var required = settings.Require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
-        foreach (var name in required) PredicateTypes.FromPolicyName(name);
-        using var owned = _services == null ? new RegistryServices(settings.AwsOptions()) : null;
-        var services = _services ?? owned!;
-        var registry = services.CreateRegistry(RegistryTarget.For(reference), settings.Insecure);
-        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key, ct);
+        using var clients = new RegistryClients(settings.AwsOptions());
         var lines = new ProgressLines("model fetch");
-        var fetched = await new ModelFetcher(registry, key).FetchAsync(reference.Repository, Digest.Parse(reference.Digest), settings.Into,
-            new VerificationPolicy { RequiredAttestations = required }, new InlineProgress<string>(l => lines.Report(() => l, force: true)), ct);
+        var fetched = await ModelFetcher.FetchReferenceAsync(clients, settings.Reference, settings.Key, settings.Into, settings.Require, settings.Insecure,
+            new InlineProgress<string>(l => lines.Report(() => l, force: true)), ct);
         AnsiConsole.MarkupLineInterpolated($"[green]verified[/] {settings.Reference}: signature, {fetched.Files.Count} layers and files ({ProgressLines.Megabytes(fetched.TotalBytes)} MB) → {fetched.Directory} (read-only)");
         return 0;
     }

@@ -1,11 +1,9 @@
 using System.ComponentModel;
-using System.Security.Cryptography;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.FanOut;
 using HardenImage.Oci;
 using HardenImage.Registry;
-using HardenImage.Signing;
 using Spectre.Console;
 using Spectre.Console.Cli;
 
@@ -32,6 +30,10 @@ public class FanOutRegistrySettings : ImageSetSettings
 
     internal string? RegistryText => EnvironmentSetting.Given(Registry) ?? EnvironmentSetting.Get("HARDEN_REGISTRY");
     internal long? EpochOverride => Epoch ?? SourceDateEpoch.FromEnvironment();
+
+    /// <summary>The registry with the release key's cache; null when --registry or --key is missing (then nothing is read from the registry).</summary>
+    internal async Task<FanOutRegistry?> OpenCacheAsync(CancellationToken ct) =>
+        RegistryText == null || EnvironmentSetting.Given(Key) == null ? null : await FanOutRegistry.OpenAsync(RegistryText, Key, Insecure, ct);
 }
 
 public sealed class PlanSettings : FanOutRegistrySettings
@@ -69,9 +71,9 @@ public sealed class PlanCommand : AsyncCommand<PlanSettings>
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]not planned {name}:[/] {why}");
         var inputs = new InputsDigest(set, lockFile, settings.EpochOverride);
-        using var cache = await FanOutCache.OpenAsync(settings, ct);
+        using var cache = await settings.OpenCacheAsync(ct);
         var plan = BuildPlan.Create(set, inputs, selected, CliValues.Architectures(settings.Platforms),
-            cache == null ? null : e => cache.Cache.LookupAsync(cache.Target.RepositoryFor(e.Image), e.Inputs, e.Architecture, ct).GetAwaiter().GetResult(),
+            cache == null ? null : e => cache.Cache!.LookupAsync(cache.Target.RepositoryFor(e.Image), e.Inputs, e.Architecture, ct).GetAwaiter().GetResult(),
             cache?.Target.ToString());
         var table = new Table().AddColumns("#", "image", "platform", "inputs", "changed", "cache");
         foreach (var e in plan.Jobs)
@@ -84,46 +86,6 @@ public sealed class PlanCommand : AsyncCommand<PlanSettings>
         else stdout.Write(plan.ToJson());
         stdout.Flush();
         return 0;
-    }
-}
-
-/// <summary>The registry client and release key a plan or job reads the cache with.</summary>
-internal sealed class FanOutCache : IDisposable
-{
-    private readonly RegistryServices _services;
-    private readonly ECDsa _key;
-
-    private FanOutCache(RegistryServices services, RegistryTarget target, IRegistry registry, ECDsa key)
-    {
-        _services = services; Target = target; Registry = registry; _key = key;
-        Cache = new RegistryCache(registry, key);
-    }
-
-    public RegistryTarget Target { get; }
-    public IRegistry Registry { get; }
-    public RegistryCache Cache { get; }
-
-    /// <summary>Null when --registry or --key is missing: then nothing is read from the registry.</summary>
-    public static async Task<FanOutCache?> OpenAsync(FanOutRegistrySettings settings, CancellationToken ct)
-    {
-        if (settings.RegistryText == null || EnvironmentSetting.Given(settings.Key) == null) return null;
-        var (services, target, registry) = Connect(settings);
-        var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), services.KmsOptions()).PublicKeyFromReferenceAsync(settings.Key!, ct);
-        return new FanOutCache(services, target, registry, key);
-    }
-
-    public static (RegistryServices Services, RegistryTarget Target, IRegistry Registry) Connect(FanOutRegistrySettings settings)
-    {
-        var target = RegistryTarget.Parse(settings.RegistryText ?? "");
-        if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var services = new RegistryServices(AwsCommandOptions.From(null, null, null));
-        return (services, target, services.CreateRegistry(target, settings.Insecure));
-    }
-
-    public void Dispose()
-    {
-        _key.Dispose();
-        _services.Dispose();
     }
 }
 
@@ -173,67 +135,24 @@ public sealed class JobCommand : AsyncCommand<JobSettings>
         HardenImage.Cli.CliOutput.Begin(settings.Output);
         var set = ImageSet.Load(settings.ImagesDir);
         var lockFile = LockFile.Load(settings.LockFilePath);
-        string name, arch, where;
-        PlanEntry? entry = null;
-        if (settings.Plan != null)
-        {
-            var index = settings.Entry ?? (int.TryParse(Environment.GetEnvironmentVariable("JOB_COMPLETION_INDEX"), out var n) ? n
-                : throw new HardenException("--plan: give --entry N or set JOB_COMPLETION_INDEX (a Kubernetes Indexed Job does)."));
-            entry = BuildPlan.Load(settings.Plan).Entry(index, settings.Plan);
-            (name, arch, where) = (entry.Image, entry.Architecture, $"{settings.Plan}: entry {index}");
-        }
-        else (name, arch, where) = (settings.Images[0], PlatformName.ParseArchitecture(settings.Platform!), "--image");
-        var image = set.Images.TryGetValue(name, out var d) ? d
-            : throw new HardenException($"{where}: image '{name}' is not in {set.Directory} (it has: {string.Join(", ", set.Images.Keys.Order(StringComparer.Ordinal))}); run 'harden plan' again on this checkout.");
-        if (!ImageSet.Effective(set, image).Architectures.Contains(arch))
-            throw new HardenException($"{where}: '{name}' is built for {string.Join(", ", ImageSet.Effective(set, image).Architectures.Select(PlatformName.ForArchitecture))}, not {PlatformName.ForArchitecture(arch)}.");
-        var inputs = new InputsDigest(set, lockFile, settings.EpochOverride).Of(image, arch);
-        if (entry != null && entry.Inputs != inputs)
-            throw new HardenException($"{where}: the plan says inputs {entry.Inputs[..12]}… for '{name}' ({entry.Platform}), this checkout computes {inputs[..12]}…: the plan is from another commit or lock; run 'harden plan' again.");
+        var job = FanOutJob.Resolve(set, lockFile, settings.EpochOverride, settings.Plan, settings.Entry,
+            settings.Plan == null ? settings.Images[0] : null, settings.Platform);
         if (settings.RegistryText == null) throw new HardenException("harden job pushes its manifest: give --registry (or HARDEN_REGISTRY).");
 
         var outDir = Path.GetFullPath(settings.Out);
-        using var cache = await FanOutCache.OpenAsync(settings, ct);
-        var (services, target, registry) = cache == null ? FanOutCache.Connect(settings) : (null, cache.Target, cache.Registry);
-        using var ownedServices = services;
-        var repository = target.RepositoryFor(name);
-        var lookup = cache == null
-            ? new CacheLookupResult(CacheState.NotConsulted, "cache not consulted (no --key): building")
-            : await cache.Cache.LookupAsync(repository, inputs, arch, ct);
+        using var registry = await FanOutRegistry.OpenAsync(settings.RegistryText, EnvironmentSetting.Given(settings.Key), settings.Insecure, ct);
+        var lookup = await FanOutJob.LookupAsync(registry, job, ct);
         AnsiConsole.MarkupLineInterpolated($"cache {lookup.State}: {lookup.Reason}");
-
-        PlatformRecord record;
         if (lookup.IsHit)
         {
-            record = new PlatformRecord
-            {
-                Image = name, Platform = PlatformName.ForArchitecture(arch), Inputs = inputs, Registry = target.ToString(), Repository = repository,
-                Manifest = FromRegistry(arch, lookup), Cache = lookup.State, CacheReason = lookup.Reason,
-            };
-            record.Save(outDir);
-            Finish(settings, record);
+            Finish(settings, FanOutJob.SaveHit(registry, job, lookup, outDir));
             return 0;
         }
 
-        var built = await BuildAsync(set, lockFile, image, arch, outDir, settings, ct);
-        var layout = OciLayout.Open(Path.Combine(outDir, "oci"));
-        var pusher = new ImagePusher(layout, registry, target.Namespace, 4);
-        var pushed = (await pusher.PushAsync([new ImageToPush(name, [InputsDigest.CacheTag(inputs)],
-            new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = built.Manifest, Size = built.ManifestSize })], null, ct))[0];
-        var mismatch = lookup.Manifest != null && lookup.Manifest.Digest != built.Manifest;
-        var reason = lookup.Manifest == null ? lookup.Reason
-            : mismatch ? $"{lookup.Reason}; the rebuild is {built.Manifest}, NOT the cached {lookup.Manifest.Digest}: the tag now names the rebuild"
-            : $"{lookup.Reason}; the rebuild is the same manifest";
-        record = new PlatformRecord
-        {
-            Image = name, Platform = PlatformName.ForArchitecture(arch), Inputs = inputs, Registry = target.ToString(), Repository = repository,
-            Manifest = built, Cache = lookup.State, CacheReason = reason, UploadedBlobs = pushed.UploadedBlobs, UploadedBytes = pushed.UploadedBytes,
-        };
-        record.Save(outDir);
+        var built = await BuildAsync(set, lockFile, job.Image, job.Architecture, outDir, settings, ct);
+        var (record, mismatch) = await FanOutJob.PushBuiltAsync(registry, job, lookup, built, outDir, ct);
         Finish(settings, record);
-        if (mismatch)
-            throw new HardenException($"same inputs, different manifests: {registry.Name}/{repository}:{InputsDigest.CacheTag(inputs)} was {lookup.Manifest!.Digest} ({lookup.State}), " +
-                $"this build of '{name}' ({PlatformName.ForArchitecture(arch)}) is {built.Manifest}. Either the build is not deterministic or the cache entry was forged: compare them (harden export) before signing.", 1);
+        if (mismatch != null) throw new HardenException(mismatch, 1);
         return 0;
     }
 
@@ -242,18 +161,6 @@ public sealed class JobCommand : AsyncCommand<JobSettings>
         AnsiConsole.MarkupLineInterpolated($"[green]{record.Image} ({record.Platform})[/] {record.Manifest.Manifest} — {record.Cache}; uploaded {record.UploadedBlobs} blobs ({record.UploadedBytes / 1e6:0.0} MB); record {PlatformRecord.PathFor(Path.GetFullPath(settings.Out), record.Image, record.Manifest.Architecture)}");
         HardenImage.Cli.CliOutput.Result(settings.Output, record);
     }
-
-    /// <summary>build.json's description of a verified cached manifest (layers with their diff ids from its config).</summary>
-    private static BuiltArchitecture FromRegistry(string arch, CacheLookupResult hit) => new()
-    {
-        Architecture = arch,
-        Platform = PlatformName.ForArchitecture(arch),
-        Manifest = hit.Manifest!.Digest,
-        ManifestSize = hit.Manifest.Size,
-        Config = hit.Document!.Config.Digest,
-        Layers = hit.Document.Layers.Select((l, i) => new BuiltLayer(l.Digest, l.Size, hit.Config!.RootFs.DiffIds[i], l.MediaType)).ToList(),
-        CompressedSize = hit.Document.Layers.Sum(l => l.Size) + hit.Document.Config.Size + hit.Manifest.Size,
-    };
 
     /// <summary>What 'harden build --image NAME --platform P' does, into this job's own artifacts directory.</summary>
     private static async Task<BuiltArchitecture> BuildAsync(ImageSet set, LockFile lockFile, ImageDefinition image, string arch, string outDir, JobSettings settings, CancellationToken ct)
@@ -264,7 +171,7 @@ public sealed class JobCommand : AsyncCommand<JobSettings>
             ArtifactsDir = outDir, CacheRoot = settings.CacheRoot, SourceDateEpoch = settings.Epoch, Images = selected, Architectures = [arch],
             Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
         });
-        var proof = await AptProof.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, false, ct);
+        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, false, ct);
         var outcome = builder.TryUpToDate();
         if (outcome == null)
         {
@@ -318,15 +225,14 @@ public sealed class FanInCommand : AsyncCommand<FanInSettings>
             Revision = Git.Revision(set.Directory), SourceUrl = Git.RemoteUrl(set.Directory),
         });
         var dirs = settings.From.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
-        (RegistryServices Services, RegistryTarget Target, IRegistry Registry)? connection = settings.RegistryText != null ? FanOutCache.Connect(settings) : null;
-        using var services = connection?.Services;
+        using var connection = settings.RegistryText != null ? await FanOutRegistry.OpenAsync(settings.RegistryText, null, settings.Insecure, ct) : null;
         var assembler = new FanInAssembler(set, builder, connection?.Registry);
         var outcome = await assembler.AssembleAsync(plan, dirs, outDir, withLayers: !settings.Push, ct);
         if (settings.Push)
         {
-            var pushed = await assembler.PushIndexesAsync(outDir, connection!.Value.Target, ct);
-            PushedFile.Save(Path.Combine(outDir, "pushed.json"), connection.Value.Target.ToString(), pushed);
-            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Value.Target} (0 blobs uploaded); wrote {Path.Combine(outDir, "pushed.json")}");
+            var pushed = await assembler.PushIndexesAsync(outDir, connection!.Target, ct);
+            PushedFile.Save(Path.Combine(outDir, "pushed.json"), connection.Target.ToString(), pushed);
+            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Target} (0 blobs uploaded); wrote {Path.Combine(outDir, "pushed.json")}");
         }
         var table = new Table().AddColumns("image", "index", "platforms");
         foreach (var b in outcome.Manifest.Images.Where(b => plan.FanIn.Images.ContainsKey(b.Name)))

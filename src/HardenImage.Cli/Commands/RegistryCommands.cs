@@ -1,3 +1,4 @@
+using HardenImage.Aws;
 using HardenImage.Build;
 using System.Collections.Concurrent;
 using System.ComponentModel;
@@ -22,19 +23,10 @@ public static class RegistryCommandsRegistration
     }
 }
 
-/// <summary>
-/// Hooks for what other stages provide (ECR credentials and repository creation live in the Aws stage).
-/// Null factories mean "not available": ECR then uses the docker config (docker login) and cannot create repositories.
-/// </summary>
-public sealed record RegistryCommandServices(
-    Func<RegistryTarget, IRegistryCredentialProvider?>? Credentials = null,
-    Func<RegistryTarget, IRepositoryCreator?>? RepositoryCreator = null,
-    Func<HttpMessageHandler>? Transport = null);
-
 public sealed class PushSettings : CommandSettings
 {
     [CommandOption("--registry <TARGET>")]
-    [Description("oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.")]
+    [Description(OptionText.PushRegistry)]
     public string? Registry { get; init; }
 
     [CommandOption("--layout <DIR>")]
@@ -81,11 +73,11 @@ public sealed class PushSettings : CommandSettings
     public string? KmsKey { get; init; }
 
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     public override ValidationResult Validate()
@@ -98,69 +90,39 @@ public sealed class PushSettings : CommandSettings
     }
 }
 
-/// <summary><c>harden push</c>: thin over <see cref="ImagePusher"/>; progress bars while pushing, a table after.</summary>
+/// <summary><c>harden push</c>: thin over <see cref="ImageSetPusher"/>; progress bars while pushing, a table after.</summary>
 public sealed class PushCommand : AsyncCommand<PushSettings>
 {
-    private readonly RegistryCommandServices? _services;
-
-    /// <summary>What Spectre uses: the services are built at execute time from the target and the --aws-* options.</summary>
-    public PushCommand() { }
-
-    /// <summary>For the composition root in this assembly (Program.cs) to wire ECR credentials and repository creation.
-    /// Internal so Spectre's resolver, which prefers the greediest public constructor, uses the parameterless one.</summary>
-    internal PushCommand(RegistryCommandServices services) => _services = services;
-
     public override async Task<int> ExecuteAsync(CommandContext context, PushSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         // Refuse plain HTTP to a non-loopback host before reading anything (the factory checks again).
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
-        var layout = OciLayout.Open(settings.Layout);
-        var buildFile = Path.Combine(settings.Artifacts, "build.json");
-        var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
-        var images = ImagePusher.ImagesInLayout(layout, build, settings.Image);
-        // An index is pushed as built (its digest is what was signed off): --platform checks that what is pushed
-        // holds the platforms asked for; build with --platform to make narrower indexes.
-        if (CliValues.Architectures(settings.Platforms) is { } wanted && build != null)
-            foreach (var image in build.Images.Where(b => images.Any(i => i.Name == b.Name)))
-                foreach (var arch in wanted.Where(a => image.Architectures.All(x => x.Architecture != a)))
-                    throw new HardenException($"{buildFile}: image '{image.Name}' has no {PlatformName.ForArchitecture(arch)} (it has {string.Join(", ", image.Architectures.Select(x => PlatformName.ForArchitecture(x.Architecture)))}); run 'harden build --platform {PlatformName.ForArchitecture(arch)}' first");
-        using var owned = _services == null
-            ? new RegistryServices(AwsCommandOptions.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey))
-            : null;
-        var services = _services ?? owned!.ForPush();
-
-        var providers = new List<IRegistryCredentialProvider>();
-        if (settings.Username != null)
-            providers.Add(new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!));
-        if (services.Credentials?.Invoke(target) is { } extra) providers.Add(extra);
-        providers.Add(new DockerConfigCredentialProvider());
-
-        IRepositoryCreator? creator = null;
-        if (settings.CreateRepositories)
+        var pusher = ImageSetPusher.Open(new ImageSetPushRequest
         {
-            creator = services.RepositoryCreator?.Invoke(target);
-            if (creator == null && target.Kind == RegistryKind.Ecr)
-                throw new HardenException("--create-repositories: ECR repository creation is not available in this build (the Aws stage provides it). Create the repositories with 'aws ecr create-repository' first.");
-        }
-
-        var registry = RegistryFactory.Create(target, new RegistryClientOptions
-        {
+            Layout = settings.Layout,
+            ArtifactsDir = settings.Artifacts,
+            Image = settings.Image,
+            Architectures = CliValues.Architectures(settings.Platforms),
+            Parallel = settings.Parallel,
             Insecure = settings.Insecure,
-            Credentials = new CredentialProviderChain(providers),
-            Transport = services.Transport,
+            CreateRepositories = settings.CreateRepositories,
+            Credentials = settings.Username != null
+                ? new ExplicitCredentialProvider(target.Location, settings.Username, Environment.GetEnvironmentVariable("HARDEN_REGISTRY_PASSWORD")!)
+                : null,
         });
-        var pusher = new ImagePusher(layout, registry, target.Namespace, settings.Parallel, creator);
+        using var clients = new RegistryClients(AwsAccess.From(null, settings.AwsProfile, settings.AwsEndpoint, settings.KmsKey));
+        pusher.Connect(target, clients);
 
-        IReadOnlyList<ImagePushResult> results = [];
+        ImageSetPushOutcome outcome = null!;
         if (HardenImage.Cli.CliConsole.IsCiLog)
         {
             // CI log: a line every few seconds with blob counts and bytes.
             var lines = new HardenImage.Cli.ProgressLines("push");
             var blobs = new Dictionary<string, (long Size, long Done, bool Finished)>(StringComparer.Ordinal);
             string Line() => $"{blobs.Values.Count(b => b.Finished)}/{blobs.Count} blobs seen, {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Done))} of {HardenImage.Cli.ProgressLines.Megabytes(blobs.Values.Sum(b => b.Size))} MB";
-            results = await pusher.PushAsync(images, new ReportInline(p =>
+            outcome = await pusher.PushAsync(new ReportInline(p =>
             {
                 lock (blobs)
                 {
@@ -193,11 +155,10 @@ public sealed class PushCommand : AsyncCommand<PushSettings>
                         task.StopTask();
                     }
                 });
-                results = await pusher.PushAsync(images, progress, cancellationToken);
+                outcome = await pusher.PushAsync(progress, cancellationToken);
             });
 
-        var pushedPath = Path.Combine(settings.Artifacts, "pushed.json");
-        var pushedFile = PushedFile.Save(pushedPath, target.ToString(), results);
+        var (pushedPath, pushedFile, results) = outcome;
 
         var table = new Table().Title($"pushed to {Markup.Escape(target.ToString())}")
             .AddColumns("image", "repository", "digest", "uploaded", "skipped", "mounted");

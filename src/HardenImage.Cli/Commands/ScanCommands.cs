@@ -29,7 +29,7 @@ public class ImageSelectionSettings : CommandSettings
     public string? Image { get; init; }
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     public override ValidationResult Validate()
@@ -47,22 +47,9 @@ public class ImageSelectionSettings : CommandSettings
     [Description("Image path (file or directory) whose files are listed with their SHA-256; repeatable.")]
     public string[] Payload { get; init; } = [];
 
-    /// <summary>The architectures --platform selects (all without it).</summary>
-    internal IEnumerable<BuiltArchitecture> Selected(IEnumerable<BuiltArchitecture> architectures) =>
-        CliValues.Architectures(Platforms) is { } wanted ? architectures.Where(a => wanted.Contains(a.Architecture)) : architectures;
-
-    internal BuiltImageInventories OpenBuild()
-    {
-        var build = BuildManifest.Load(Path.Combine(Out, "build.json"));
-        var layout = OciLayout.Open(Layout);
-        LockFile? lockFile = null;
-        if (File.Exists(Lock)) lockFile = LockFile.Load(Lock);
-        else AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {Lock} not found: .deb hashes will be missing from the SBOM");
-        // The packages' release comes from the lock and the image set's sources.yaml beside it, never from the image.
-        var sourcesYaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(Lock))!, "sources.yaml");
-        var definitions = File.Exists(sourcesYaml) ? ImageSet.Load(Path.GetDirectoryName(sourcesYaml)!).Sources : null;
-        return new BuiltImageInventories(layout, build, lockFile, definitions);
-    }
+    /// <summary>The build, with the lock's warning said here.</summary>
+    internal BuiltImageInventories OpenBuild() =>
+        BuiltImageInventories.Open(Layout, Out, Lock, warning => AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] {warning}"));
 }
 
 /// <summary><c>harden sbom</c>: a CycloneDX 1.6 SBOM per image and architecture.</summary>
@@ -70,20 +57,12 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
 {
     public override int Execute(CommandContext context, ImageSelectionSettings settings, CancellationToken cancellationToken)
     {
-        var images = settings.OpenBuild();
-        var dir = Path.Combine(settings.Out, "sbom");
-        Directory.CreateDirectory(dir);
+        var written = ImageSetSbomWriter.WriteAll(settings.OpenBuild(), settings.Out, settings.Image, CliValues.Architectures(settings.Platforms),
+            settings.Payload, cancellationToken);
         var table = new Table().AddColumns("image", "arch", "debs", "python", "files", "SBOM");
-        foreach (var image in images.Select(settings.Image))
-            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
-            {
-                cancellationToken.ThrowIfCancellationRequested();
-                var inv = images.Read(image, arch, settings.Payload);
-                var path = Path.Combine(dir, $"{image.Name}.{arch.Architecture}.cdx.json");
-                AtomicFile.WriteAllBytes(path, CycloneDxWriter.Write(inv));
-                table.AddRow(Markup.Escape(image.Name), arch.Architecture, inv.Packages.Count.ToString(), inv.PythonDistributions.Count.ToString(),
-                    inv.Files.Count.ToString(), Markup.Escape(path));
-            }
+        foreach (var w in written)
+            table.AddRow(Markup.Escape(w.Image), w.Architecture, w.Inventory.Packages.Count.ToString(), w.Inventory.PythonDistributions.Count.ToString(),
+                w.Inventory.Files.Count.ToString(), Markup.Escape(w.Path));
         AnsiConsole.Write(table);
         return 0;
     }
@@ -92,7 +71,7 @@ public sealed class SbomCommand : Command<ImageSelectionSettings>
 public sealed class ScanSettings : ImageSelectionSettings
 {
     [CommandOption("--output <FORMAT>")]
-    [Description("text (tables) or json (one JSON result on stdout; tables go to stderr)")]
+    [Description(OptionText.Output)]
     public HardenImage.Cli.OutputFormat Output { get; init; }
 
     [CommandOption("--db <PATH|URL>")]
@@ -167,9 +146,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, ScanSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
-        var policy = settings.Policy != null ? VulnerabilityPolicy.Load(settings.Policy)
-            : File.Exists("policies/vulnerabilities.yaml") ? VulnerabilityPolicy.Load("policies/vulnerabilities.yaml")
-            : VulnerabilityPolicy.Default;
+        var policy = VulnerabilityPolicy.LoadOrDefault(settings.Policy);
         if (settings.Ecr != null)
         {
             if (settings.Inspector)
@@ -179,20 +156,17 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         var images = settings.OpenBuild();
 
         AdvisoryIndex? index = null;
-        string? location = settings.Db ?? EnvironmentSetting.Get("HARDEN_DB") ?? (Directory.Exists("vulndb") ? "vulndb" : null);
+        var location = AdvisoryData.DefaultLocation(settings.Db);
         if (location != null)
         {
-            using var http = AdvisoryFeedUpdater.CreateHttpClient();
-            var path = await new AdvisoryDataLocator(http, settings.Cache).ResolveAsync(location, cancellationToken);
-            var store = new AdvisoryIndexStore(settings.Cache);
-            var sw = System.Diagnostics.Stopwatch.StartNew();
-            index = store.LoadOrBuild(path);
-            AnsiConsole.MarkupLineInterpolated($"advisory data: {location} ({index.DataDigest[..19]}…, {index.RecordCount} records, {(store.LastWasCacheHit ? "cached index" : "index built")} in {sw.ElapsedMilliseconds} ms)");
+            var data = await AdvisoryData.OpenAsync(location, settings.Cache, cancellationToken);
+            index = data.Index;
+            AnsiConsole.MarkupLineInterpolated($"advisory data: {location} ({index.DataDigest[..19]}…, {index.RecordCount} records, {(data.CacheHit ? "cached index" : "index built")} in {data.ElapsedMilliseconds} ms)");
             // A cache entry that was there but not trusted (forged, damaged, another machine's key) is worth a line:
             // someone or something wrote the cache.
-            if (store.LastRejected != null)
-                AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] the cached advisory index {store.CachePathFor(index.DataDigest)} was not trusted ({store.LastRejected}); rebuilt it from {location}.");
-            if (File.Exists(Path.Combine(path, "SOURCES.md")) && File.Exists(Path.Combine(path, "manifest.json")))
+            if (data.Rejected != null)
+                AnsiConsole.MarkupLineInterpolated($"[yellow]warning:[/] the cached advisory index {data.RejectedPath} was not trusted ({data.Rejected}); rebuilt it from {location}.");
+            if (data.IsShippedExcerpt)
                 AnsiConsole.MarkupLine("[yellow]note:[/] these are the offline excerpts shipped with the repository, not a current feed; 'harden db update' fetches current data.");
         }
         else if (settings.Inspector)
@@ -203,35 +177,30 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         using var inspector = settings.Inspector ? new InspectorFindingSource(settings.ResolveAws("--inspector", null)) : null;
         var scanner = new VulnerabilityScanner(index, new PolicyGate(policy, TimeProvider.System), TimeProvider.System,
             inspector != null ? [inspector] : null, location);
-        var dir = Path.Combine(settings.Out, "scan");
-        Directory.CreateDirectory(dir);
-        var failed = new List<string>();
-        var summary = new List<object>();
-        foreach (var image in images.Select(settings.Image))
-            foreach (var arch in settings.Selected(image.Architectures).OrderBy(a => a.Architecture, StringComparer.Ordinal))
+        var scans = await new ImageSetScanner(scanner, images).ScanAsync(new ImageSetScanRequest
             {
-                var inv = images.Read(image, arch, settings.Payload);
-                // Inspector round trips take seconds per image: show that something is happening.
-                var result = inspector == null
-                    ? await scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken)
-                    : await AnsiConsole.Status().StartAsync($"{Markup.Escape(image.Name)}/{arch.Architecture}: waiting for Amazon Inspector…",
-                        _ => scanner.ScanAsync(inv, settings.AllowUnscanned, cancellationToken));
-                var stem = Path.Combine(dir, $"{image.Name}.{arch.Architecture}");
-                AtomicFile.WriteAllBytes(stem + ".json", ScanReportWriter.Write(result, settings.ShowNegligible));
-                AtomicFile.WriteAllBytes(stem + ".cdx-vex.json", CycloneDxVexWriter.Write(result, settings.ShowNegligible));
-                AtomicFile.WriteAllBytes(stem + ".openvex.json", OpenVexWriter.Write(result, settings.ShowNegligible));
-                Show(result, settings.ShowNegligible);
-                summary.Add(new
-                {
-                    image = image.Name, architecture = arch.Architecture, report = stem + ".json", findings = result.Findings.Count,
-                    policyPassed = result.Policy?.Passed, violations = result.Policy?.Violations,
-                });
-                if (result.Policy is { Passed: false } p)
-                    failed.Add($"{image.Name}/{arch.Architecture}: {string.Join("; ", p.Violations)}");
-            }
+                ArtifactsDir = settings.Out,
+                Image = settings.Image,
+                Architectures = CliValues.Architectures(settings.Platforms),
+                Payload = settings.Payload,
+                AllowUnscanned = settings.AllowUnscanned,
+                IncludeNegligible = settings.ShowNegligible,
+            },
+            // Inspector round trips take seconds per image: show that something is happening.
+            inspector == null ? null : (image, arch, scan) => AnsiConsole.Status().StartAsync($"{Markup.Escape(image)}/{arch}: waiting for Amazon Inspector…", _ => scan()),
+            scan => Show(scan.Result, settings.ShowNegligible), cancellationToken);
         if (inspector != null)
             AnsiConsole.MarkupLineInterpolated($"Amazon Inspector: {inspector.RequestsSent} ScanSbom request(s), {inspector.Attempts} HTTP attempt(s)");
-        HardenImage.Cli.CliOutput.Result(settings.Output, new { policy = policy.Source, passed = failed.Count == 0, results = summary });
+        var failed = scans.Select(s => s.PolicyFailure).OfType<string>().ToList();
+        HardenImage.Cli.CliOutput.Result(settings.Output, new
+        {
+            policy = policy.Source, passed = failed.Count == 0,
+            results = scans.Select(s => new
+            {
+                image = s.Image, architecture = s.Architecture, report = s.ReportPath, findings = s.Result.Findings.Count,
+                policyPassed = s.Result.Policy?.Passed, violations = s.Result.Policy?.Violations,
+            }),
+        });
         if (failed.Count > 0)
             throw new HardenException($"vulnerability policy ({policy.Source}) failed for {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
         return 0;
@@ -251,10 +220,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         };
         var report = await AnsiConsole.Status().StartAsync("reading Inspector2 findings…", _ => scanner.ScanAsync(target, aws.Region, cancellationToken));
 
-        var dir = Path.Combine(settings.Out, "scan");
-        Directory.CreateDirectory(dir);
-        var path = Path.Combine(dir, SafeFileStem(target.Label) + ".inspector2.json");
-        AtomicFile.WriteAllBytes(path, InspectorEcrReportWriter.Write(report));
+        var path = ImageSetScanner.WriteInspectorReport(settings.Out, target.Label, report);
         var failed = new List<string>();
         foreach (var image in report.Images)
         {
@@ -276,14 +242,6 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
         if (failed.Count > 0)
             throw new HardenException($"vulnerability policy ({policy.Source}) failed for Amazon Inspector2 findings of {failed.Count} image(s):\n  " + string.Join("\n  ", failed), exitCode: 1);
         return 0;
-    }
-
-    // The label comes from pushed.json or the user's reference; it must not walk out of artifacts/scan (Tampering).
-    private static string SafeFileStem(string label)
-    {
-        var chars = label.Select(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or '-' ? c : '-').ToArray();
-        var stem = new string(chars).TrimStart('.');
-        return stem.Length == 0 ? "image" : stem;
     }
 
     private static void Show(ScanResult r, bool showNegligible)

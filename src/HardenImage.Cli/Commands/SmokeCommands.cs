@@ -6,12 +6,16 @@ using Spectre.Console.Cli;
 
 namespace HardenImage.Cli.Commands;
 
-public sealed class SmokeSettings : CommandSettings
+/// <summary>Options of the commands that run what was built (smoke, trace): where the build output is.</summary>
+public abstract class BuildOutputSettings : CommandSettings
 {
     [CommandOption("--artifacts <DIR>")]
-    [Description("Build output (build.json, oci/). Default: artifacts")]
+    [Description(OptionText.BuildOutput)]
     public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
+}
 
+public sealed class SmokeSettings : BuildOutputSettings
+{
     [CommandOption("--images <DIR>")]
     [Description("Image-set directory whose smoke: checks run. Default: images")]
     public string ImagesDir { get; init; } = EnvironmentSetting.Get("HARDEN_IMAGES") ?? "images";
@@ -21,7 +25,7 @@ public sealed class SmokeSettings : CommandSettings
     public string[] Images { get; init; } = [];
 
     [CommandOption("--platform <PLATFORM>")]
-    [Description("Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture")]
+    [Description(OptionText.Platforms)]
     public string[] Platforms { get; init; } = [];
 
     public override ValidationResult Validate()

@@ -8,12 +8,8 @@ using Spectre.Console.Cli;
 
 namespace HardenImage.Cli.Commands;
 
-public sealed class TraceSettings : CommandSettings
+public sealed class TraceSettings : BuildOutputSettings
 {
-    [CommandOption("--artifacts <DIR>")]
-    [Description("Build output (build.json, oci/). Default: artifacts")]
-    public string Artifacts { get; init; } = EnvironmentSetting.Get("HARDEN_ARTIFACTS") ?? "artifacts";
-
     [CommandOption("--images <DIR>")]
     [Description("Image-set directory. Default: images")]
     public string ImagesDir { get; init; } = EnvironmentSetting.Get("HARDEN_IMAGES") ?? "images";

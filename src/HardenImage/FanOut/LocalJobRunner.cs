@@ -59,6 +59,39 @@ public sealed class LocalJobRunner(DockerEngine engine, string artifactsDir)
         return tag;
     }
 
+    /// <summary>The job's completions; --index must name one of them.</summary>
+    public static int CheckIndex(V1Job job, int? only)
+    {
+        var completions = job.Spec.Completions ?? 1;
+        if (only is { } one && (one < 0 || one >= completions))
+            throw new HardenException($"--index {one}: the plan has entries 0 to {completions - 1}.");
+        return completions;
+    }
+
+    /// <summary>
+    /// <c>harden ci kubernetes --local</c>'s work: loads the tool image, then runs every completion of the Indexed Job
+    /// (or just <paramref name="only"/>) one after another, each with its own scratch directory (removed after).
+    /// </summary>
+    public async Task<IReadOnlyList<LocalJobRun>> RunAllAsync(IReadOnlyList<JsonObject> objects, int? only, string recordsDir, CancellationToken ct = default)
+    {
+        var job = IndexedJob(objects);
+        var completions = CheckIndex(job, only);
+        await engine.PingAsync(ct).ConfigureAwait(false);
+        var tag = await LoadToolImageAsync(job, ct).ConfigureAwait(false);
+        var scratch = Path.Combine(Path.GetTempPath(), $"hi-localjob-{Guid.NewGuid():N}");
+        var runs = new List<LocalJobRun>();
+        try
+        {
+            foreach (var i in only is { } index ? [index] : Enumerable.Range(0, completions))
+                runs.Add(await RunAsync(job, objects, i, tag, recordsDir, Path.Combine(scratch, i.ToString(System.Globalization.CultureInfo.InvariantCulture)), ct).ConfigureAwait(false));
+        }
+        finally
+        {
+            try { Directory.Delete(scratch, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+        return runs;
+    }
+
     /// <summary>
     /// Runs completion <paramref name="index"/> of <paramref name="job"/> as image <paramref name="engineImage"/>.
     /// <paramref name="recordsDir"/> stands in for the records claim; <paramref name="scratchDir"/> receives the

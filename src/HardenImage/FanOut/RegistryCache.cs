@@ -48,7 +48,7 @@ public sealed record CacheLookupResult(string State, string Reason, Descriptor? 
 public sealed class RegistryCache
 {
     /// <summary>The cosign signature annotation (payload <c>optional</c>) `harden sign` writes with a fan-out manifest's inputs digest.</summary>
-    public const string InputsAnnotation = "dev.hardenimage.inputs";
+    public const string InputsAnnotation = ImageSetSigner.InputsAnnotation;
 
     /// <summary>Config blobs are small JSON; anything bigger is not ours.</summary>
     public const long MaxConfigBytes = 4 << 20;

@@ -35,6 +35,25 @@ public sealed class ModelFetcher
         _publicKey = publicKey;
     }
 
+    /// <summary>
+    /// <c>harden model fetch</c>'s work: <paramref name="reference"/> must pin a digest (a tag can be moved); the
+    /// registry is reached with the run's one credential chain, the key may be a file or awskms://.
+    /// </summary>
+    /// <param name="require">Comma-separated attestations the model must also carry (sbom = the ML-BOM).</param>
+    public static async Task<FetchedModel> FetchReferenceAsync(RegistryClients clients, string reference, string keyReference, string into, string require,
+        bool insecure, IProgress<string>? progress, CancellationToken ct)
+    {
+        var parsed = ImageReference.Parse(reference);
+        if (parsed.Digest == null)
+            throw new HardenException($"{reference}: pin the model by digest (REPO@sha256:…, from artifacts/models.json); a tag can be moved");
+        var required = require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
+        foreach (var name in required) PredicateTypes.FromPolicyName(name);
+        var registry = clients.Create(RegistryTarget.For(parsed), insecure);
+        using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), AwsKmsOptions.For(clients.Aws)).PublicKeyFromReferenceAsync(keyReference, ct).ConfigureAwait(false);
+        return await new ModelFetcher(registry, key).FetchAsync(parsed.Repository, Digest.Parse(parsed.Digest), into,
+            new VerificationPolicy { RequiredAttestations = required }, progress, ct).ConfigureAwait(false);
+    }
+
     public async Task<FetchedModel> FetchAsync(string repository, Digest manifestDigest, string into, VerificationPolicy? policy = null,
         IProgress<string>? progress = null, CancellationToken ct = default)
     {

@@ -7,6 +7,11 @@ namespace HardenImage.Model;
 /// <summary>A model packed in a layout: NAME:VERSION tag → manifest.</summary>
 public sealed record PackedModelTag(string Name, string Version, Descriptor Manifest);
 
+/// <summary>Which packed models <see cref="ModelPusher.PushArtifactsAsync"/> pushes, and how.</summary>
+/// <param name="Name">Only this model; null = every packed model.</param>
+/// <param name="Version">Only this version (when the layout holds several of one model).</param>
+public sealed record ModelPushRequest(string? Name = null, string? Version = null, bool CreateRepositories = false, bool Insecure = false);
+
 /// <summary>
 /// Pushes packed models with the images' <see cref="ImagePusher"/> (same blob upload, resume, mount, ECR quirks and
 /// "tag last" order) to repository <c>NS/models/NAME</c>, tagged with the version, and says what went where as
@@ -67,6 +72,26 @@ public sealed class ModelPusher
             Reference = _target.Reference(r.Repository, r.IndexDigest).ToString(),
             MlBom = MlBomPath(m.Name),
         }).ToList();
+    }
+
+    /// <summary>
+    /// <c>harden model push</c>'s work: the models packed in ARTIFACTS/models/oci (or the one named) to
+    /// <c>NS/models/NAME</c>, with the run's one credential chain, recorded in ARTIFACTS/models.json.
+    /// </summary>
+    public static async Task<(string RecordPath, IReadOnlyList<PushedModel> Pushed)> PushArtifactsAsync(string artifactsDir, RegistryTarget target,
+        RegistryClients clients, ModelPushRequest request, IProgress<BlobProgress>? progress, CancellationToken ct)
+    {
+        var layoutPath = LayoutPath(artifactsDir);
+        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
+            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
+        var layout = OciLayout.Open(layoutPath);
+        var models = ModelsIn(layout, request.Name, request.Version);
+        var creator = request.CreateRepositories ? clients.RepositoryCreatorFor(target) : null;
+        var registry = clients.Create(target, request.Insecure);
+        var pushed = await new ModelPusher(layout, registry, target, 4, creator).PushAsync(models, progress, ct).ConfigureAwait(false);
+        var recordPath = ModelRecordFile.PathIn(artifactsDir);
+        ModelRecordFile.Save(recordPath, target.ToString(), pushed);
+        return (recordPath, pushed);
     }
 
     /// <summary>The ML-BOM of a model, relative to the artifacts directory.</summary>

@@ -22,6 +22,9 @@ public sealed class CredentialProviderChain(IEnumerable<IRegistryCredentialProvi
 {
     private readonly IReadOnlyList<IRegistryCredentialProvider> _providers = providers.ToList();
 
+    /// <summary>The providers in the order they are asked.</summary>
+    public IReadOnlyList<IRegistryCredentialProvider> Providers => _providers;
+
     public async Task<(string user, string password)?> GetAsync(string host, CancellationToken ct)
     {
         foreach (var p in _providers)

@@ -24,6 +24,35 @@ public sealed class BuiltImageInventories
         _distributionOf = OriginDistributions.For(lockFile, sourceDefinitions);
     }
 
+    /// <summary>
+    /// <c>harden sbom</c>'s and <c>harden scan</c>'s view of a build: <paramref name="artifactsDir"/>/build.json, the
+    /// layout, the lock when present (else <paramref name="warn"/> is told the .deb hashes will be missing) and the
+    /// image set's sources.yaml beside the lock — a package's release comes from there, never from the image.
+    /// </summary>
+    public static BuiltImageInventories Open(string layoutDir, string artifactsDir, string lockPath, Action<string> warn)
+    {
+        var build = BuildManifest.Load(Path.Combine(artifactsDir, "build.json"));
+        var layout = OciLayout.Open(layoutDir);
+        LockFile? lockFile = null;
+        if (File.Exists(lockPath)) lockFile = LockFile.Load(lockPath);
+        else warn($"{lockPath} not found: .deb hashes will be missing from the SBOM");
+        var sourcesYaml = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(lockPath))!, "sources.yaml");
+        var definitions = File.Exists(sourcesYaml) ? ImageSet.Load(Path.GetDirectoryName(sourcesYaml)!).Sources : null;
+        return new BuiltImageInventories(layout, build, lockFile, definitions);
+    }
+
+    /// <summary>
+    /// Every (image, architecture) of the selection in the order sbom and scan walk them: images by name, then
+    /// architectures by name; <paramref name="architectures"/> null = all.
+    /// </summary>
+    public IEnumerable<(BuiltImage Image, BuiltArchitecture Architecture)> Targets(string? imageName, IReadOnlyCollection<string>? architectures)
+    {
+        foreach (var image in Select(imageName))
+            foreach (var arch in image.Architectures.Where(a => architectures == null || architectures.Contains(a.Architecture))
+                         .OrderBy(a => a.Architecture, StringComparer.Ordinal))
+                yield return (image, arch);
+    }
+
     /// <summary>The images selected by <paramref name="imageName"/> (all when null), failing when the name is unknown.</summary>
     public IReadOnlyList<BuiltImage> Select(string? imageName)
     {

@@ -63,6 +63,15 @@ public sealed record AwsKmsOptions
 
     /// <summary>Deadlines of each KMS request (connect + response); null = defaults or HARDEN_HTTP_TIMEOUT.</summary>
     public Net.NetworkDeadlines? Deadlines { get; init; }
+
+    /// <summary>KMS client settings for <c>awskms://</c> keys from the run's AWS settings: the endpoint override, region and named profile.</summary>
+    public static AwsKmsOptions For(Aws.AwsAccess aws)
+    {
+        AWSCredentials? credentials = null;
+        if (!string.IsNullOrWhiteSpace(aws.Profile) && !new Amazon.Runtime.CredentialManagement.CredentialProfileStoreChain().TryGetAWSCredentials(aws.Profile, out credentials))
+            throw new HardenException($"--aws-profile '{aws.Profile}': no such profile with usable credentials in ~/.aws/credentials or ~/.aws/config.");
+        return new AwsKmsOptions { ServiceUrl = aws.Endpoint?.ToString().TrimEnd('/'), Region = aws.Region, Credentials = credentials };
+    }
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using HardenImage.Cli.Commands;
+using HardenImage.Signing;
 using HardenImage.Common;
 
 namespace HardenImage.Tests.Cli;
@@ -16,15 +17,15 @@ public sealed class EmptyEnvironmentSettingTests
     [InlineData("   ")]
     public void EmptySigningKeyVariable_IsUnset_TheDefaultKeyIsUsed(string empty)
     {
-        Assert.Equal(DevelopmentKey, SignCommand.ResolveKeyReference(null, n => n == "HARDEN_SIGNING_KEY" ? empty : null, DevelopmentKey));
-        Assert.Equal(DevelopmentKey, SignCommand.ResolveKeyReference(empty, _ => null, DevelopmentKey));
+        Assert.Equal(DevelopmentKey, SigningKeys.ResolveReference(null, n => n == "HARDEN_SIGNING_KEY" ? empty : null, DevelopmentKey));
+        Assert.Equal(DevelopmentKey, SigningKeys.ResolveReference(empty, _ => null, DevelopmentKey));
         Assert.Null(EnvironmentSetting.Get("HARDEN_SIGNING_KEY", _ => empty));
     }
 
     [Fact]
     public void SetSigningKey_StillWins_AndTheOptionWinsOverIt()
     {
-        Assert.Equal("awskms:///alias/k", SignCommand.ResolveKeyReference(null, n => n == "HARDEN_SIGNING_KEY" ? "awskms:///alias/k" : null, DevelopmentKey));
-        Assert.Equal("my.key", SignCommand.ResolveKeyReference("my.key", _ => "awskms:///alias/k", DevelopmentKey));
+        Assert.Equal("awskms:///alias/k", SigningKeys.ResolveReference(null, n => n == "HARDEN_SIGNING_KEY" ? "awskms:///alias/k" : null, DevelopmentKey));
+        Assert.Equal("my.key", SigningKeys.ResolveReference("my.key", _ => "awskms:///alias/k", DevelopmentKey));
     }
 }

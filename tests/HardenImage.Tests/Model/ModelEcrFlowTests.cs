@@ -1,5 +1,7 @@
 using System.Security.Cryptography;
-using HardenImage.Cli.Commands;
+using HardenImage.Aws;
+using HardenImage.Registry;
+using HardenImage.Signing;
 using HardenImage.Model;
 using HardenImage.Tests.Aws;
 using HardenImage.Tests.Registry;
@@ -10,7 +12,7 @@ namespace HardenImage.Tests.Model;
 /// <summary>
 /// Models through ECR with the images' code: a SigV4-verifying loopback ECR API and a loopback registry with ECR's
 /// quirks (201 PATCH, 5 MiB chunks, dropped pushes to missing repositories, immutable tags but sha256-*, bearer
-/// tokens from GetAuthorizationToken), driven in-process through the model commands.
+/// tokens from GetAuthorizationToken), driven through the library services the model commands call.
 /// </summary>
 [Trait("Category", "Integration")]
 public sealed class ModelEcrFlowTests
@@ -23,7 +25,7 @@ public sealed class ModelEcrFlowTests
         await using var aws = new SigV4LoopbackServer(region: "eu-west-1");
         using var registry = new FakeRegistry(new FakeRegistryMode { Ecr = true, ImmutableTags = true, Bearer = true, TokenCredentials = ("AWS", "ecr-token-password") });
         AwsSignFlowTests.ServeEcr(aws, registry);
-        using var services = new RegistryServices(new AwsCommandOptions(),
+        using var services = new RegistryClients(new AwsAccess(),
             contextForRegion: _ => aws.Context(), registryTransport: () => new RedirectToLoopback(registry.Authority) { InnerHandler = new SocketsHttpHandler() });
         using var ws = new SignFlowWorkspace();
         var modelDir = ws.Combine("model");
@@ -34,8 +36,9 @@ public sealed class ModelEcrFlowTests
         ws.HardenOk("model", "pack", "model", "--name", "tiny-lm", "--version", "1");
         var ct = CancellationToken.None;
 
-        Assert.Equal(0, await new ModelPushCommand(services).ExecuteAsync(InProcess.Context("push"),
-            new ModelPushSettings { Registry = EcrHost + "/team", Artifacts = ws.Artifacts, CreateRepositories = true, Insecure = true }, ct));
+        var (_, pushed) = await ModelPusher.PushArtifactsAsync(ws.Artifacts, RegistryTarget.Parse(EcrHost + "/team"), services,
+            new ModelPushRequest(CreateRepositories: true, Insecure: true), null, ct);
+        Assert.Equal(["tiny-lm"], pushed.Select(m => m.Name));
         Assert.True(registry.Repositories.ContainsKey("team/models/tiny-lm"));
         Assert.Empty(registry.Rejections);
         var model = ModelRecordFile.Load(Path.Combine(ws.Artifacts, "models.json"))!.Models["tiny-lm"];
@@ -47,12 +50,16 @@ public sealed class ModelEcrFlowTests
             File.WriteAllText(keyPath, key.ExportPkcs8PrivateKeyPem());
             File.WriteAllText(ws.Combine("release.pub"), key.ExportSubjectPublicKeyInfoPem());
         }
-        Assert.Equal(0, await new ModelSignCommand(services).ExecuteAsync(InProcess.Context("sign"),
-            new ModelSignSettings { Artifacts = ws.Artifacts, Key = keyPath, Insecure = true }, ct));
-        Assert.Equal(0, await new VerifyCommand(services).ExecuteAsync(InProcess.Context("verify"),
-            new VerifySettings { Reference = model.Reference, Key = ws.Combine("release.pub"), Require = "sbom", Insecure = true }, ct));
-        Assert.Equal(0, await new ModelFetchCommand(services).ExecuteAsync(InProcess.Context("fetch"),
-            new ModelFetchSettings { Reference = model.Reference, Key = ws.Combine("release.pub"), Into = ws.Combine("fetched"), Require = "sbom", Insecure = true }, ct));
+        var signer = await SigningKeys.OpenAsync(SigningKeys.Choose(keyPath, ws.Artifacts), AwsKmsOptions.For(services.Aws), ct);
+        using (signer as IDisposable)
+        {
+            var signed = await new ModelSigner(signer, services).SignAsync(ModelSigner.LoadRecord(ws.Artifacts), ws.Artifacts, null, insecure: true, ct);
+            Assert.Equal(["tiny-lm"], signed.Select(s => s.Name));
+        }
+        var verified = await new ReferenceVerifier(services).VerifyAsync(model.Reference, "sbom", forbidCritical: false, ws.Combine("release.pub"), insecure: true, ct);
+        Assert.True(verified.Report.Passed, string.Join("; ", verified.Report.Failures));
+        var fetched = await ModelFetcher.FetchReferenceAsync(services, model.Reference, ws.Combine("release.pub"), ws.Combine("fetched"), "sbom", insecure: true, null, ct);
+        Assert.True(fetched.Verification.Passed);
         Assert.Equal(File.ReadAllBytes(Path.Combine(modelDir, "neuron", "model.neff")), File.ReadAllBytes(ws.Combine("fetched", "neuron", "model.neff")));
         Assert.Empty(registry.Rejections);
         Assert.All(aws.Exchanges, e => Assert.Null(e.RejectReason));

@@ -1,5 +1,4 @@
 using HardenImage.Build;
-using HardenImage.Cli.Commands;
 using HardenImage.Common;
 using HardenImage.Deb;
 using HardenImage.Python;

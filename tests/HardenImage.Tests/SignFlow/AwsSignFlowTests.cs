@@ -2,7 +2,6 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using HardenImage.Aws;
-using HardenImage.Cli.Commands;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Signing;
@@ -14,7 +13,7 @@ namespace HardenImage.Tests.SignFlow;
 
 /// <summary>
 /// The AWS paths of push/sign/verify: ECR (a SigV4-verifying loopback ECR API plus a loopback registry with ECR's
-/// quirks) driven in-process through the commands, and an awskms:// key through the real CLI against a loopback KMS.
+/// quirks) driven through the library services the commands call, and an awskms:// key through the real CLI against a loopback KMS.
 /// </summary>
 [Trait("Category", "Integration")]
 public sealed class AwsSignFlowTests
@@ -91,6 +90,22 @@ public sealed class AwsSignFlowTests
         }
     }
 
+    /// <summary>What 'harden sign' does with a key file: every pushed manifest and index signed and attested.</summary>
+    private static async Task SignAsync(RegistryClients clients, SignFlowWorkspace ws, string keyPath, CancellationToken ct)
+    {
+        var pushed = ImageSetSigner.LoadPushed(ws.Artifacts);
+        var signer = await SigningKeys.OpenAsync(SigningKeys.Choose(keyPath, ws.Artifacts), AwsKmsOptions.For(clients.Aws), ct);
+        using var disposeSigner = signer as IDisposable;
+        var signed = await new ImageSetSigner(signer, clients).SignAsync(pushed, new ImageSetSignRequest
+        {
+            ArtifactsDir = ws.Artifacts, ImagesDir = ws.Combine("images"), ToolVersion = "test", Insecure = true,
+        }, ct);
+        // Each platform manifest with SBOM, provenance and vuln; the index with all three covering every platform.
+        Assert.Equal(ws.Manifests.Count + 1, signed.Count);
+        foreach (var d in signed)
+            Assert.Equal(d.IsIndex ? new[] { "provenance", "sbom", "vuln" } : new[] { "sbom", "provenance", "vuln" }, d.Attestations);
+    }
+
     [Fact]
     public async Task Ecr_PushCreatesRepositoryImmutableExceptSignatureTags_SignsSeveralAttestationsTwice_AndAMovedReleaseTagIsRefused()
     {
@@ -99,16 +114,16 @@ public sealed class AwsSignFlowTests
         // endpoint that only accepts the GetAuthorizationToken credentials.
         using var registry = new FakeRegistry(new FakeRegistryMode { Ecr = true, ImmutableTags = true, Bearer = true, TokenCredentials = ("AWS", EcrPassword) });
         ServeEcr(aws, registry);
-        using var services = new RegistryServices(new AwsCommandOptions { RepositoryKmsKey = "alias/ecr-at-rest" },
+        using var services = new RegistryClients(new AwsAccess { RepositoryKmsKey = "alias/ecr-at-rest" },
             contextForRegion: region => aws.Context(), registryTransport: () => new RedirectToLoopback(registry.Authority) { InnerHandler = new SocketsHttpHandler() });
         using var ws = new SignFlowWorkspace(seed: 7);
         var ct = CancellationToken.None;
 
-        var pushed = await new PushCommand(services.ForPush()).ExecuteAsync(InProcess.Context("push"), new PushSettings
+        var pushed = await ImageSetPusher.Open(new ImageSetPushRequest
         {
-            Registry = EcrHost + "/team", Layout = ws.Combine("artifacts", "oci"), Artifacts = ws.Artifacts, CreateRepositories = true, Insecure = true,
-        }, ct);
-        Assert.Equal(0, pushed);
+            Layout = ws.Combine("artifacts", "oci"), ArtifactsDir = ws.Artifacts, CreateRepositories = true, Insecure = true,
+        }).Connect(RegistryTarget.Parse(EcrHost + "/team"), services).PushAsync(null, ct);
+        Assert.Equal(ws.Index.Digest, pushed.Pushed.Images["base"].Index);
         Assert.True(registry.Repositories.ContainsKey("team/base"));
         var create = aws.ExchangesFor(EcrApiClient.TargetPrefix + "CreateRepository").Single().Request.Json()!;
         Assert.Equal("IMMUTABLE_WITH_EXCLUSION", create["imageTagMutability"]!.GetValue<string>());
@@ -126,10 +141,10 @@ public sealed class AwsSignFlowTests
             File.WriteAllText(ws.Combine("ecr-signing.pub"), key.ExportSubjectPublicKeyInfoPem());
         }
         WriteSbomAndScan(ws);
-        Assert.Equal(0, await new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
-            new SignSettings { Artifacts = ws.Artifacts, ImagesDir = ws.Combine("images"), Key = keyPath, Insecure = true }, ct));
-        Assert.Equal(0, await new VerifyCommand(services).ExecuteAsync(InProcess.Context("verify"),
-            new VerifySettings { Reference = $"{EcrHost}/team/base@{ws.Manifests["amd64"]}", Key = ws.Combine("ecr-signing.pub"), Require = "provenance,sbom,vuln", Insecure = true }, ct));
+        await SignAsync(services, ws, keyPath, ct);
+        var verified = await new ReferenceVerifier(services).VerifyAsync($"{EcrHost}/team/base@{ws.Manifests["amd64"]}", "provenance,sbom,vuln",
+            forbidCritical: false, ws.Combine("ecr-signing.pub"), insecure: true, ct);
+        Assert.True(verified.Report.Passed, string.Join("; ", verified.Report.Failures));
         // Several attestations went to the same sha256-<hex>.att tag in one run: ECR accepted the rewrites.
         var attPuts = registry.Requests.Where(r => r.StartsWith("PUT /v2/team/base/manifests/sha256-") && r.EndsWith(".att"))
             .GroupBy(r => r).Max(g => g.Count());
@@ -141,16 +156,15 @@ public sealed class AwsSignFlowTests
         // A second signature (re-scan, key rotation) rewrites the sha256-* tags: allowed by the exclusion.
         var secondKey = ws.Combine("ecr-second.pem");
         using (var key = ECDsa.Create(ECCurve.NamedCurves.nistP256)) File.WriteAllText(secondKey, key.ExportPkcs8PrivateKeyPem());
-        Assert.Equal(0, await new SignCommand(services).ExecuteAsync(InProcess.Context("sign"),
-            new SignSettings { Artifacts = ws.Artifacts, ImagesDir = ws.Combine("images"), Key = secondKey, Insecure = true }, ct));
+        await SignAsync(services, ws, secondKey, ct);
         Assert.Empty(registry.Rejections);
 
         // A different image under the same tag: ECR's immutability answer is reported as such.
         using var other = new SignFlowWorkspace(seed: 8);
-        var e = await Assert.ThrowsAnyAsync<Exception>(() => new PushCommand(services.ForPush()).ExecuteAsync(InProcess.Context("push"), new PushSettings
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => ImageSetPusher.Open(new ImageSetPushRequest
         {
-            Registry = EcrHost + "/team", Layout = other.Combine("artifacts", "oci"), Artifacts = other.Artifacts, CreateRepositories = true, Insecure = true,
-        }, ct));
+            Layout = other.Combine("artifacts", "oci"), ArtifactsDir = other.Artifacts, CreateRepositories = true, Insecure = true,
+        }).Connect(RegistryTarget.Parse(EcrHost + "/team"), services).PushAsync(null, ct));
         Assert.Contains("tag is immutable", e.Message);
     }
 

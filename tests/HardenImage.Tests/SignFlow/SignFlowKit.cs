@@ -6,7 +6,6 @@ using HardenImage.Registry;
 using HardenImage.Signing;
 using HardenImage.Tests.Infrastructure;
 using HardenImage.Tests.Registry;
-using Spectre.Console.Cli;
 
 namespace HardenImage.Tests.SignFlow;
 
@@ -133,18 +132,6 @@ public static class SignatureTampering
         var blobs = new Dictionary<string, byte[]>(artifact.Blobs) { [replaced.Digest] = payload };
         await new RegistrySignatureStore(registry, repository).PutAsync(CosignSignatureManifest.SignatureTag(Digest.Parse(imageDigest)),
             new OciArtifact(artifact.Manifest with { Layers = layers }, blobs));
-    }
-}
-
-/// <summary>What the commands need from Spectre when called in-process.</summary>
-internal static class InProcess
-{
-    public static CommandContext Context(string name) => new([], new NoRemaining(), name, null);
-
-    private sealed class NoRemaining : IRemainingArguments
-    {
-        public ILookup<string, string?> Parsed { get; } = Array.Empty<string>().ToLookup(s => s, s => (string?)s);
-        public IReadOnlyList<string> Raw { get; } = [];
     }
 }
 

@@ -33,6 +33,7 @@ public sealed class CredentialChainTests
     }
 
     [Fact]
+    [Trait("Category", "Integration")] // a SigV4-verifying loopback ECR
     public async Task GivenCredentials_WinOverTheEcrToken_WhichWinsWithoutThem()
     {
         await using var aws = new SigV4LoopbackServer(region: "eu-west-1");

@@ -1,15 +1,15 @@
 using HardenImage.Common;
+using HardenImage.Model;
 
-namespace HardenImage.Model;
+namespace HardenImage.Tests.Model;
 
 /// <summary>
-/// Checks an extracted model tree (an image volume, a fetched directory) against the files a signed manifest
-/// promises (<see cref="ModelArtifact.Files"/>): every promised file present as a regular file with its size and
-/// SHA-256, nothing else there, no symlink anywhere. The check a server makes against the manifest digest it is
-/// pinned to, instead of a manifest lying beside the files (threat T: whoever can write the weights could write
-/// that one too).
+/// Test oracle: an extracted model tree against the files a signed manifest promises (<see cref="ModelArtifact.Files"/>):
+/// every promised file present as a regular file with its size and SHA-256, nothing else there, no symlink. In the
+/// product that check is the inference server's (images/apps/inference-server/server.py, verify_model_dir, tested by
+/// Deploy/ModelServerIntegrityTests); here it checks what the fetcher extracted.
 /// </summary>
-public static class ExtractedModelVerifier
+internal static class ExtractedModelVerifier
 {
     /// <summary>The problems found, each naming a file; empty when the tree is exactly the manifest's.</summary>
     public static IReadOnlyList<string> Verify(IReadOnlyList<ManifestFile> files, string directory)

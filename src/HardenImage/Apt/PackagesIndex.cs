@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.IO.Compression;
 using System.Text;
+using HardenImage.Deb;
 
 namespace HardenImage.Apt;
 

@@ -1,5 +1,6 @@
 using CsCheck;
 using HardenImage.Apt;
+using HardenImage.Deb;
 
 namespace HardenImage.Tests.Apt;
 

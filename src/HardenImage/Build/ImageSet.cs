@@ -604,7 +604,7 @@ public sealed class ImageSet
             var packages = r.StringList(im, "packages") ?? throw r.Error(im, $"python index '{name}' needs packages: (the names it may serve, or [\"*\"] for every package no other index names)");
             indexes.Add(new PythonIndexDefinition
             {
-                Name = name, Url = url.TrimEnd('/') + "/", Packages = packages.Select(p => p == "*" ? p : HardenImage.Scan.Pep440Version.NormalizeName(p)).ToList(),
+                Name = name, Url = url.TrimEnd('/') + "/", Packages = packages.Select(p => p == "*" ? p : Pep440Version.NormalizeName(p)).ToList(),
                 UsernameEnv = r.String(im, "usernameEnv"), PasswordEnv = r.String(im, "passwordEnv"), Line = (int)im.Start.Line,
             });
         }

@@ -2,7 +2,6 @@ using System.Globalization;
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
 using Tomlyn;
 using Tomlyn.Model;
 

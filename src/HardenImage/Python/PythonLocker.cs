@@ -1,6 +1,5 @@
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
 
 namespace HardenImage.Python;
 

@@ -5,7 +5,6 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
 
 namespace HardenImage.Python;
 

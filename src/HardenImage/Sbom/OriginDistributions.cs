@@ -1,5 +1,6 @@
+using HardenImage.Apt;
 using HardenImage.Build;
-using HardenImage.Scan;
+using HardenImage.Common;
 
 namespace HardenImage.Sbom;
 

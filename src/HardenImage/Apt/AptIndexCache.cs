@@ -43,7 +43,7 @@ public sealed class AptIndexCache
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
-        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
+        if (!ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
         if (info.Length == size && Sha256Hex.OfFile(path) == sha256) return path;
         AtomicFile.TryDelete(path);
         return null;
@@ -59,7 +59,7 @@ public sealed class AptIndexCache
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
-        if (!Build.ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
+        if (!ContentStore.IsRegularFile(path)) { AtomicFile.TryDelete(path); return null; }
         if (info.Length <= maxBytes)
         {
             var bytes = File.ReadAllBytes(path);

@@ -81,7 +81,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         var path = PathFor(indexSha256, architecture);
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return false;
-        if (!Build.ContentStore.IsRegularFile(path))
+        if (!ContentStore.IsRegularFile(path))
         {
             // A FIFO planted under an entry's name would block the read for ever, a symlink read from elsewhere (threat D/T).
             AtomicFile.TryDelete(path);
@@ -112,7 +112,7 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
     {
         var path = SignaturePath(id);
         // Not a regular file (a planted FIFO or symlink), or not the size of a record: not a record.
-        if (!Build.ContentStore.IsRegularFile(path) || new FileInfo(path).Length != 64 + 1) return false;
+        if (!ContentStore.IsRegularFile(path) || new FileInfo(path).Length != 64 + 1) return false;
         try
         {
             var text = File.ReadAllText(path);

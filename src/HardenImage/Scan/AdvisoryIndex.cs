@@ -197,7 +197,7 @@ public sealed class AdvisoryIndexStore
         {
             try
             {
-                if (!HardenImage.Build.ContentStore.IsRegularFile(cachePath)) throw new InvalidDataException("not a regular file");
+                if (!ContentStore.IsRegularFile(cachePath)) throw new InvalidDataException("not a regular file");
                 var bytes = File.ReadAllBytes(cachePath);
                 if (bytes.Length < MacLength || !_key.Value.Verify(bytes.AsSpan(0, bytes.Length - MacLength), bytes.AsSpan(bytes.Length - MacLength)))
                     throw new InvalidDataException("does not authenticate with this machine's cache key (forged, or from another machine)");
@@ -276,7 +276,7 @@ public sealed class AdvisoryIndexStore
     /// <summary>SHA-256 of a regular file of at most the advisory size limit; anything else is one clear error naming <paramref name="shown"/>.</summary>
     private static string DigestOfRegularFile(string path, string shown)
     {
-        if (!HardenImage.Build.ContentStore.IsRegularFile(path))
+        if (!ContentStore.IsRegularFile(path))
             throw new HardenException($"{shown}: not a regular file (a FIFO, device, socket or dangling symlink) in the advisory data; reading it may never end. Remove it, or pass another --db.");
         // Streamed (a cache hit reads nothing else), bounded on the bytes read, not on what the file system says.
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);

@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.Common;
 using HardenImage.Oci;
 
 namespace HardenImage.Tests.Build;

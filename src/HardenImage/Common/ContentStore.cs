@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using HardenImage.Common;
 
-namespace HardenImage.Build;
+namespace HardenImage.Common;
 
 /// <summary>
 /// Content-addressed file store under the cache (<c>&lt;cache&gt;/content/sha256/&lt;hex&gt;</c>): every file a package

@@ -3,6 +3,7 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using Spectre.Console;
 using Spectre.Console.Cli;

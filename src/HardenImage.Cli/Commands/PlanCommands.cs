@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Security.Cryptography;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.FanOut;
 using HardenImage.Oci;
 using HardenImage.Registry;

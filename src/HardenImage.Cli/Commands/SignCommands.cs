@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.FanOut;
 using HardenImage.Common;
 using HardenImage.Oci;

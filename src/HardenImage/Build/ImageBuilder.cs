@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Oci;
 

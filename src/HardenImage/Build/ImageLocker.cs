@@ -1,5 +1,6 @@
 using HardenImage.Apt;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.Build;
 

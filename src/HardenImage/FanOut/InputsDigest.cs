@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.FanOut;
 

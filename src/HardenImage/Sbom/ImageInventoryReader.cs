@@ -3,8 +3,8 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using HardenImage.Apt;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Oci;
 

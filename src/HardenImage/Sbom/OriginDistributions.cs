@@ -1,6 +1,7 @@
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.Sbom;
 

@@ -2,6 +2,7 @@ using System.Text.RegularExpressions;
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
 

@@ -1,5 +1,6 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Apt;

@@ -1,6 +1,7 @@
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Tests.Build;
 using HardenImage.Tests.Fixtures;
 

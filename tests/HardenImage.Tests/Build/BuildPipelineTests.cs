@@ -1,6 +1,7 @@
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;

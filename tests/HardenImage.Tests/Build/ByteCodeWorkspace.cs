@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Tests.Build;

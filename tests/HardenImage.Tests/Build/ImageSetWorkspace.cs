@@ -1,5 +1,6 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;
 

@@ -5,6 +5,7 @@ using CsCheck;
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
 using HardenImage.Oci;

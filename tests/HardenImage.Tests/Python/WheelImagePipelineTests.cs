@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Sbom;

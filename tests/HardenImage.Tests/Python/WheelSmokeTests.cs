@@ -1,5 +1,6 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
 using HardenImage.Python;

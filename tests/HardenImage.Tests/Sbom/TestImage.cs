@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Tests.Sbom;

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Sbom;
 using HardenImage.Scan;

@@ -2,6 +2,7 @@ using System.ComponentModel;
 using System.Formats.Tar;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using HardenImage.Build;
 using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Deploy;
@@ -66,7 +67,7 @@ public sealed partial class PinnedImages
     {
         if (!File.Exists(path)) return;
         // The one build.json reader (bounded, strict); an unreadable record is an error here, not "no digests".
-        var build = Build.BuildManifest.Load(path);
+        var build = BuildManifest.Load(path);
         foreach (var image in build.Images)
             if (IsDigest(image.Index)) _built[image.Name] = image.Index;
     }

@@ -5,6 +5,7 @@ using System.Runtime.InteropServices;
 using Docker.DotNet;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Deploy;

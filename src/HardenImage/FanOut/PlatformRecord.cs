@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.FanOut;
 

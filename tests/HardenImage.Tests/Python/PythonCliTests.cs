@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Python;
 
 namespace HardenImage.Tests.Python;

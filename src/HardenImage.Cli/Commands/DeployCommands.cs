@@ -1,5 +1,6 @@
 using System.ComponentModel;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using Spectre.Console;
 using Spectre.Console.Cli;
@@ -143,7 +144,7 @@ public sealed class DeployCommand : AsyncCommand<DeploySettings>
     /// </summary>
     private static async Task<(DeployResult Result, string? CheckedIn)> RenderAsync(DeployOptions options, bool insecure, CancellationToken ct)
     {
-        var pushed = Registry.PushedFile.TryLoad(Path.Combine(options.ArtifactsDir, "pushed.json"));
+        var pushed = PushedFile.TryLoad(Path.Combine(options.ArtifactsDir, "pushed.json"));
         if (pushed == null)
         {
             var rendered = new DeployRenderer().RenderAndWrite(options);

@@ -13,7 +13,7 @@ public sealed record PinnedImage(string Name, string Repository, string Digest, 
 
 /// <summary>
 /// Finds the digest each image of the set was built or pushed with.
-/// <para>Reads <c>artifacts/pushed.json</c> first (through <see cref="Registry.PushedFile"/>; each entry's
+/// <para>Reads <c>artifacts/pushed.json</c> first (through <see cref="PushedFile"/>; each entry's
 /// <c>reference</c> parsed by <see cref="Registry.ImageReference"/>); entries pushed to an <c>oci:</c> layout are ignored
 /// (a cluster cannot pull from a directory). Otherwise <c>artifacts/build.json</c> gives the digest and the
 /// <c>--registry HOST/NS</c> option the repository <c>HOST/NS/&lt;name&gt;</c>.</para>
@@ -76,7 +76,7 @@ public sealed partial class PinnedImages
     {
         if (!File.Exists(path)) return;
         // The one pushed.json reader, and the one reference grammar (Registry.ImageReference) for what it records.
-        var pushed = Registry.PushedFile.TryLoad(path)
+        var pushed = PushedFile.TryLoad(path)
                      ?? throw new HardenException($"{path}: not a valid push record. Run 'harden push' again.");
         if (pushed.Registry.StartsWith("oci:", StringComparison.Ordinal)) return; // a directory, not pullable
         var target = Registry.RegistryTarget.Parse(pushed.Registry, $"{path}: registry");

@@ -4,6 +4,7 @@ using HardenImage.Build;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
 using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -4,6 +4,7 @@ using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.FanOut;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Signing;

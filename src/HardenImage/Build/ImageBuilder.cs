@@ -6,6 +6,7 @@ using HardenImage.Build.Hardening;
 using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.Deb;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.Build;

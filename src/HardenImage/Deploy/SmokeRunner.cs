@@ -6,6 +6,7 @@ using Docker.DotNet;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.Deploy;

@@ -1,5 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Lock;
 
 namespace HardenImage.Python;
 

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Lock;
 
 namespace HardenImage.Python;
 

@@ -5,6 +5,7 @@ using System.Text.RegularExpressions;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.Python;

@@ -2,6 +2,7 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
+using HardenImage.Lock;
 
 namespace HardenImage.Sbom;
 

@@ -5,6 +5,7 @@ using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 
 namespace HardenImage.Trace;
 

@@ -5,6 +5,7 @@ using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Tests.Python;

@@ -3,6 +3,7 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;

@@ -3,6 +3,7 @@ using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;
 

@@ -4,6 +4,7 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Contracts;
 using HardenImage.Deb;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;

@@ -8,6 +8,7 @@ using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Scan;
 using HardenImage.Signing;

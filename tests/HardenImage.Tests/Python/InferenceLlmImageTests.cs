@@ -2,6 +2,7 @@ using HardenImage.Build;
 using HardenImage.Cli.Commands;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;

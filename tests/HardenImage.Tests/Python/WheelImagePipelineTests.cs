@@ -5,6 +5,7 @@ using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Sbom;

@@ -3,6 +3,7 @@ using HardenImage.Build;
 using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;
 using Xunit.Abstractions;

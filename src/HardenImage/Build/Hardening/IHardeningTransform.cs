@@ -1,3 +1,4 @@
+using HardenImage.Lock;
 using HardenImage.Oci;
 namespace HardenImage.Build.Hardening;
 

@@ -5,7 +5,7 @@ using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 // The whole images/*.yaml model lives in this file (STYLE.md: one model file); docs/images.md documents each
 // field. Parsing walks YamlDotNet's node tree by hand so every error can name file, line and fix.

@@ -81,8 +81,8 @@ public sealed class ImageBuilder
         if (!_repairs.Contains(what)) _repairs.Enqueue(what);
     }
 
-    public string LayoutDir => Path.Combine(_options.ArtifactsDir, "oci");
-    public string ManifestPath => Path.Combine(_options.ArtifactsDir, "build.json");
+    public string LayoutDir => ArtifactPaths.Layout(_options.ArtifactsDir);
+    public string ManifestPath => ArtifactPaths.BuildRecord(_options.ArtifactsDir);
 
     /// <summary>
     /// The timestamp of every file, config and manifest of <paramref name="image"/>: --source-date-epoch, else

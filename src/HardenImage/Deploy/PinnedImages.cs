@@ -33,8 +33,8 @@ public sealed partial class PinnedImages
         if (_registry is { Length: 0 }) _registry = null;
         if (_registry != null && (_registry.StartsWith("oci:", StringComparison.Ordinal) || !HasRegistryHost(_registry + "/x")))
             throw new HardenException($"--registry '{registry}': name a registry host, optionally with a namespace (HOST[:port][/NS]), e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml");
-        ReadBuild(Path.Combine(artifactsDir, "build.json"));
-        ReadPushed(Path.Combine(artifactsDir, "pushed.json"));
+        ReadBuild(ArtifactPaths.BuildRecord(artifactsDir));
+        ReadPushed(ArtifactPaths.PushRecord(artifactsDir));
     }
 
     /// <summary>Index digests from build.json, by image name (used to find the image config for the root check).</summary>
@@ -50,12 +50,12 @@ public sealed partial class PinnedImages
         if (_pushed.TryGetValue(image, out var pushed))
         {
             if (builtDigest != null && builtDigest != pushed.Digest)
-                throw new HardenException($"{Path.Combine(_artifacts, "pushed.json")}: image '{image}' was pushed as {pushed.Digest} but build.json now has {builtDigest}. "
+                throw new HardenException($"{ArtifactPaths.PushRecord(_artifacts)}: image '{image}' was pushed as {pushed.Digest} but build.json now has {builtDigest}. "
                                           + "Run 'harden push' again so the cluster runs what was built (and signed).");
             return pushed;
         }
         if (builtDigest == null)
-            throw new HardenException($"image '{image}' has no digest: it is in neither {Path.Combine(_artifacts, "pushed.json")} nor {Path.Combine(_artifacts, "build.json")}. "
+            throw new HardenException($"image '{image}' has no digest: it is in neither {ArtifactPaths.PushRecord(_artifacts)} nor {ArtifactPaths.BuildRecord(_artifacts)}. "
                                       + "Run 'harden build' (and 'harden push'); deployments are pinned by digest, never by tag.");
         if (_registry == null)
             throw new HardenException($"image '{image}' is built ({builtDigest}) but not pushed to a registry: run 'harden push --registry HOST/NS' or pass --registry HOST/NS "

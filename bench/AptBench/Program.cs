@@ -4,6 +4,7 @@
 // Without --file it downloads the index once from deb.debian.org into $HARDEN_CACHE/bench (or ~/.cache/hardenimage/bench).
 using System.Diagnostics;
 using HardenImage.Apt;
+using HardenImage.Deb;
 
 const string Url = "http://deb.debian.org/debian/dists/trixie/main/binary-amd64/Packages.xz";
 string? file = null;

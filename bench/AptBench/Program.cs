@@ -5,6 +5,7 @@
 using System.Diagnostics;
 using HardenImage.Apt;
 using HardenImage.Common.Compression;
+using HardenImage.Deb;
 
 const string Url = "http://deb.debian.org/debian/dists/trixie/main/binary-amd64/Packages.xz";
 string? file = null;

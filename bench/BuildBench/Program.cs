@@ -21,6 +21,8 @@ using System.Net.Sockets;
 using HardenImage.Apt;
 using HardenImage.Bench;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 var runs = 3;
 var work = Path.Combine(Path.GetTempPath(), "hi-buildbench");

@@ -14,6 +14,8 @@ using System.Text.RegularExpressions;
 using HardenImage.Apt;
 using HardenImage.Bench;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 var runs = 3;
 var work = Path.Combine(Path.GetTempPath(), "hi-lockbench");

@@ -77,8 +77,8 @@ Docker("load", "-i", oursTar);
 File.Delete(oursTar);
 
 // The peer: the chain's top-level packages, installed by apt and dpkg with maintainer scripts.
-var set = HardenImage.Build.ImageSet.Load(Path.Combine(root, "images"));
-var chain = new List<HardenImage.Build.ImageDefinition>();
+var set = HardenImage.Lock.ImageSet.Load(Path.Combine(root, "images"));
+var chain = new List<HardenImage.Lock.ImageDefinition>();
 for (var img = set.Images["inference-cpu"]; ; img = set.Images[img.From!])
 {
     chain.Add(img);

@@ -3,6 +3,8 @@ using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Build.Hardening;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,6 +1,8 @@
 using System.ComponentModel;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

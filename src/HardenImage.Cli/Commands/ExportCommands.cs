@@ -1,6 +1,7 @@
 using System.ComponentModel;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using Spectre.Console;
 using Spectre.Console.Cli;

@@ -1,6 +1,9 @@
 using System.ComponentModel;
 using HardenImage.Common;
 using HardenImage.FanOut;
+using HardenImage.Contracts;
+using HardenImage.Oci;
+using HardenImage.Registry;
 using Spectre.Console;
 using Spectre.Console.Cli;
 

@@ -1,7 +1,9 @@
 using System.ComponentModel;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.FanOut;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using Spectre.Console;

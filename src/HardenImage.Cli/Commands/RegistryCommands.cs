@@ -3,6 +3,7 @@ using HardenImage.Build;
 using System.Collections.Concurrent;
 using System.ComponentModel;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using Spectre.Console;

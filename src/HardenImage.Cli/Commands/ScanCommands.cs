@@ -2,6 +2,8 @@ using System.ComponentModel;
 using HardenImage.Aws;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Sbom;

@@ -1,5 +1,11 @@
 using System.ComponentModel;
 using HardenImage.Aws;
+using System.Security.Cryptography;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.FanOut;
 using HardenImage.Common;
 using HardenImage.Registry;
 using HardenImage.Signing;

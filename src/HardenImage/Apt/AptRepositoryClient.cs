@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.Apt;
 

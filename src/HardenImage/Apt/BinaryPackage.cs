@@ -1,3 +1,4 @@
+using HardenImage.Deb;
 namespace HardenImage.Apt;
 
 /// <summary>

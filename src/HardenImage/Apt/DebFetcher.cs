@@ -1,8 +1,8 @@
 using System.Buffers;
 using System.Net;
 using System.Security.Cryptography;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;

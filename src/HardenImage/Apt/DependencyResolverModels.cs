@@ -1,4 +1,4 @@
-using HardenImage.Build;
+using HardenImage.Contracts;
 
 namespace HardenImage.Apt;
 

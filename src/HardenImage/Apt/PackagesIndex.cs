@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using HardenImage.Common.Streams;
 using HardenImage.Common.Compression;
+using HardenImage.Deb;
 
 namespace HardenImage.Apt;
 

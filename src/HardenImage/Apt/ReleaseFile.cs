@@ -1,5 +1,6 @@
 using System.Globalization;
 using HardenImage.Common;
+using HardenImage.Deb;
 
 namespace HardenImage.Apt;
 

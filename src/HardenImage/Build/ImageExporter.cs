@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Contracts;
 
 namespace HardenImage.Build;
 

@@ -1,5 +1,7 @@
 using HardenImage.Apt;
 using HardenImage.Common;
+using HardenImage.Lock;
+using HardenImage.Contracts;
 
 namespace HardenImage.Build;
 

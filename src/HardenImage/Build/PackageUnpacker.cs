@@ -1,6 +1,7 @@
 using System.Text.Json;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Oci;
 
 namespace HardenImage.Build;
 

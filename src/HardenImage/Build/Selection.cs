@@ -1,3 +1,5 @@
+using HardenImage.Lock;
+
 namespace HardenImage.Build;
 
 /// <summary>Which images can be built here: those whose sources are reachable (the CLI says what it skips).</summary>

@@ -1,4 +1,3 @@
-using HardenImage.Apt;
 
 namespace HardenImage.Deb;
 

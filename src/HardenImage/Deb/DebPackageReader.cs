@@ -1,6 +1,5 @@
 using System.Formats.Tar;
 using System.Text;
-using HardenImage.Apt;
 using HardenImage.Common;
 using HardenImage.Common.Streams;
 using HardenImage.Common.Compression;

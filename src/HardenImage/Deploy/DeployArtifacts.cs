@@ -3,6 +3,8 @@ using HardenImage.Build;
 using HardenImage.Model;
 using HardenImage.Registry;
 using HardenImage.Signing;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 namespace HardenImage.Deploy;
 

@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.Deploy;
 
@@ -29,7 +30,7 @@ public sealed record DeployOptions
     /// <summary>Name of the harden CLI image (images/harden.yaml) the model-fetch init container runs.</summary>
     public string FetcherImage { get; init; } = "harden";
 
-    public string OutputDir => Path.Combine(ArtifactsDir, "deploy");
+    public string OutputDir => ArtifactPaths.Deploy(ArtifactsDir);
     public string PublicKeyPath => PublicKey ?? Path.Combine(ArtifactsDir, "keys", "cosign.pub");
 }
 
@@ -65,7 +66,7 @@ public sealed class DeployRenderer(ManifestRenderer manifests, AdmissionPolicyRe
         }
         var pins = new PinnedImages(options.ArtifactsDir, options.Registry);
         var models = new PinnedModels(options.ArtifactsDir, options.Registry);
-        var users = new ImageUserCheck(Path.Combine(options.ArtifactsDir, "oci"));
+        var users = new ImageUserCheck(ArtifactPaths.Layout(options.ArtifactsDir));
         var warnings = new List<string>();
         var rendered = new List<RenderedDeployment>();
         foreach (var d in descriptions)

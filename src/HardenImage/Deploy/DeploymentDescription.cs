@@ -1,5 +1,4 @@
 using System.Text.RegularExpressions;
-using HardenImage.Build;
 using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -7,7 +6,7 @@ using YamlDotNet.RepresentationModel;
 namespace HardenImage.Deploy;
 
 // The whole deploy/*.yaml model lives in this file; docs/deploy.md documents each field. Parsing walks YamlDotNet's
-// node tree by hand (as Build/ImageSet does) so every error names file, line and fix.
+// node tree by hand (as Lock/ImageSet does) so every error names file, line and fix.
 
 /// <summary>Which accelerator the pod needs; decides the extended resource, the node taint and the node pool.</summary>
 public enum AcceleratorKind { None, Nvidia, Neuron }

@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Deploy;
@@ -12,7 +13,7 @@ public sealed record PinnedImage(string Name, string Repository, string Digest, 
 
 /// <summary>
 /// Finds the digest each image of the set was built or pushed with.
-/// <para>Reads <c>artifacts/pushed.json</c> first (through <see cref="Registry.PushedFile"/>; each entry's
+/// <para>Reads <c>artifacts/pushed.json</c> first (through <see cref="PushedFile"/>; each entry's
 /// <c>reference</c> parsed by <see cref="Registry.ImageReference"/>); entries pushed to an <c>oci:</c> layout are ignored
 /// (a cluster cannot pull from a directory). Otherwise <c>artifacts/build.json</c> gives the digest and the
 /// <c>--registry HOST/NS</c> option the repository <c>HOST/NS/&lt;name&gt;</c>.</para>
@@ -32,8 +33,8 @@ public sealed partial class PinnedImages
         if (_registry is { Length: 0 }) _registry = null;
         if (_registry != null && (_registry.StartsWith("oci:", StringComparison.Ordinal) || !HasRegistryHost(_registry + "/x")))
             throw new HardenException($"--registry '{registry}': name a registry host, optionally with a namespace (HOST[:port][/NS]), e.g. 123456789012.dkr.ecr.eu-west-1.amazonaws.com/ml");
-        ReadBuild(Path.Combine(artifactsDir, "build.json"));
-        ReadPushed(Path.Combine(artifactsDir, "pushed.json"));
+        ReadBuild(ArtifactPaths.BuildRecord(artifactsDir));
+        ReadPushed(ArtifactPaths.PushRecord(artifactsDir));
     }
 
     /// <summary>Index digests from build.json, by image name (used to find the image config for the root check).</summary>
@@ -49,12 +50,12 @@ public sealed partial class PinnedImages
         if (_pushed.TryGetValue(image, out var pushed))
         {
             if (builtDigest != null && builtDigest != pushed.Digest)
-                throw new HardenException($"{Path.Combine(_artifacts, "pushed.json")}: image '{image}' was pushed as {pushed.Digest} but build.json now has {builtDigest}. "
+                throw new HardenException($"{ArtifactPaths.PushRecord(_artifacts)}: image '{image}' was pushed as {pushed.Digest} but build.json now has {builtDigest}. "
                                           + "Run 'harden push' again so the cluster runs what was built (and signed).");
             return pushed;
         }
         if (builtDigest == null)
-            throw new HardenException($"image '{image}' has no digest: it is in neither {Path.Combine(_artifacts, "pushed.json")} nor {Path.Combine(_artifacts, "build.json")}. "
+            throw new HardenException($"image '{image}' has no digest: it is in neither {ArtifactPaths.PushRecord(_artifacts)} nor {ArtifactPaths.BuildRecord(_artifacts)}. "
                                       + "Run 'harden build' (and 'harden push'); deployments are pinned by digest, never by tag.");
         if (_registry == null)
             throw new HardenException($"image '{image}' is built ({builtDigest}) but not pushed to a registry: run 'harden push --registry HOST/NS' or pass --registry HOST/NS "
@@ -66,7 +67,7 @@ public sealed partial class PinnedImages
     {
         if (!File.Exists(path)) return;
         // The one build.json reader (bounded, strict); an unreadable record is an error here, not "no digests".
-        var build = Build.BuildManifest.Load(path);
+        var build = BuildManifest.Load(path);
         foreach (var image in build.Images)
             if (IsDigest(image.Index)) _built[image.Name] = image.Index;
     }
@@ -75,7 +76,7 @@ public sealed partial class PinnedImages
     {
         if (!File.Exists(path)) return;
         // The one pushed.json reader, and the one reference grammar (Registry.ImageReference) for what it records.
-        var pushed = Registry.PushedFile.TryLoad(path)
+        var pushed = PushedFile.TryLoad(path)
                      ?? throw new HardenException($"{path}: not a valid push record. Run 'harden push' again.");
         if (pushed.Registry.StartsWith("oci:", StringComparison.Ordinal)) return; // a directory, not pullable
         var target = Registry.RegistryTarget.Parse(pushed.Registry, $"{path}: registry");

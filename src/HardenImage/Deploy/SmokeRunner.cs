@@ -5,6 +5,8 @@ using System.Runtime.InteropServices;
 using Docker.DotNet;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.Deploy;
@@ -62,10 +64,10 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
 
     public async Task<SmokeReport> RunAsync(IProgress<string>? progress = null, CancellationToken ct = default)
     {
-        var buildJson = Path.Combine(_options.ArtifactsDir, "build.json");
+        var buildJson = ArtifactPaths.BuildRecord(_options.ArtifactsDir);
         var manifest = BuildManifest.Load(buildJson);
         var set = ImageSet.Load(_options.ImagesDir);
-        var reader = new OciLayoutReader(OciLayout.Open(Path.Combine(_options.ArtifactsDir, "oci")));
+        var reader = new OciLayoutReader(OciLayout.Open(ArtifactPaths.Layout(_options.ArtifactsDir)));
         var unknown = _options.Images.Where(n => manifest.Image(n) == null).ToList();
         if (unknown.Count > 0)
             throw new HardenException($"{buildJson}: no built image {string.Join(", ", unknown)} (built: {string.Join(", ", manifest.Images.Select(i => i.Name))}). "

@@ -2,6 +2,7 @@ using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
 using HardenImage.Registry;
+using HardenImage.Contracts;
 
 namespace HardenImage.FanOut;
 

@@ -2,6 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.FanOut;

@@ -1,5 +1,7 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Registry;
 
@@ -146,7 +148,7 @@ public sealed class FanInAssembler
         }
         layout.TagAll(written);
         Written = built;
-        var manifest = BuildManifest.Update(Path.Combine(artifactsDir, "build.json"), built, n => _set.Images.ContainsKey(n));
+        var manifest = BuildManifest.Update(ArtifactPaths.BuildRecord(artifactsDir), built, n => _set.Images.ContainsKey(n));
         return new FanInOutcome(manifest, fromJobs, fromRegistry, registryBytes);
     }
 

@@ -2,6 +2,8 @@ using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
 using HardenImage.Registry;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 namespace HardenImage.FanOut;
 

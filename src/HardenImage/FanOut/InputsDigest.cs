@@ -4,6 +4,8 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 namespace HardenImage.FanOut;
 

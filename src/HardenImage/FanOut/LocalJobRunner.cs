@@ -1,8 +1,8 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.Oci;
 using HardenImage.Registry;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.FanOut;
 
@@ -37,7 +37,7 @@ public sealed record PlatformRecord
 
     /// <summary>artifacts/fanout/: one file per image × architecture, so job directories merge without conflicts.</summary>
     public static string PathFor(string artifactsDir, string image, string architecture) =>
-        System.IO.Path.Combine(artifactsDir, "fanout", $"{image}.{architecture}.json");
+        ArtifactPaths.PlatformRecord(artifactsDir, image, architecture);
 
     public void Save(string artifactsDir) =>
         AtomicFile.WriteAllText(PathFor(artifactsDir, Image, Manifest.Architecture), JsonSerializer.Serialize(this, Json) + "\n");

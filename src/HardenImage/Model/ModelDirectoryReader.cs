@@ -20,7 +20,7 @@ public sealed record ModelFile(string Path, long Size);
 /// <remarks>
 /// On Linux every open walks down from the model directory with <c>openat(O_NOFOLLOW)</c>, <c>lstat</c>s before
 /// opening and <c>fstat</c>s after (same inode, still regular, one link), so a swap between listing and reading is
-/// refused rather than followed — the approach of Build/PayloadReader, with model wording.
+/// refused rather than followed — the approach of Lock/PayloadReader, with model wording.
 /// </remarks>
 public sealed class ModelDirectoryReader
 {

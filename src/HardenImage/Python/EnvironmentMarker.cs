@@ -1,5 +1,4 @@
 using HardenImage.Common;
-using HardenImage.Scan;
 
 namespace HardenImage.Python;
 

@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
 using HardenImage.Common;
-using HardenImage.Scan;
 
 namespace HardenImage.Python;
 

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
+using HardenImage.Lock;
 using Tomlyn;
 using Tomlyn.Model;
 

@@ -1,6 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
+using HardenImage.Lock;
 
 namespace HardenImage.Python;
 

@@ -1,5 +1,5 @@
 using System.Text.RegularExpressions;
-using HardenImage.Scan;
+using HardenImage.Common;
 
 namespace HardenImage.Python;
 

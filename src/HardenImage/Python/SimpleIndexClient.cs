@@ -5,7 +5,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using HardenImage.Build;
 using HardenImage.Common;
-using HardenImage.Scan;
+using HardenImage.Lock;
 
 namespace HardenImage.Python;
 

@@ -1,5 +1,4 @@
 using System.Security.Cryptography;
-using HardenImage.Build;
 using HardenImage.Common;
 
 namespace HardenImage.Python;

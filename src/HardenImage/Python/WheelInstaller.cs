@@ -5,6 +5,8 @@ using System.Text.RegularExpressions;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
+using HardenImage.Oci;
 
 namespace HardenImage.Python;
 
@@ -110,7 +112,7 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         if (!topDistInfos.Contains(distInfo))
         {
             // The directory name escapes the name as the file name does, but a lock may spell it differently: take the one that normalises.
-            var match = topDistInfos.Where(d => Scan.Pep440Version.NormalizeName(d[..d.LastIndexOf('-')]) == wheel.NormalizedName).ToList();
+            var match = topDistInfos.Where(d => Pep440Version.NormalizeName(d[..d.LastIndexOf('-')]) == wheel.NormalizedName).ToList();
             if (match.Count != 1) throw new HardenException($"{who}: no single {distInfo}/ directory (found {string.Join(", ", topDistInfos)}); not a valid wheel.");
             distInfo = match[0];
             dataDir = distInfo[..^".dist-info".Length] + ".data";
@@ -126,8 +128,8 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
         var metadata = ReadText(entries[distInfo + "/METADATA"], who);
         var metaName = MetadataField().Match(metadata) is { Success: true } mn ? mn.Groups["value"].Value.Trim() : null;
         var metaVersion = MetadataVersion().Match(metadata) is { Success: true } mv ? mv.Groups["value"].Value.Trim() : null;
-        if (metaName == null || Scan.Pep440Version.NormalizeName(metaName) != package.NormalizedName
-            || metaVersion == null || !Scan.Pep440Version.TryParse(metaVersion, out var mver) || mver!.CompareTo(Scan.Pep440Version.Parse(package.Version)) != 0)
+        if (metaName == null || Pep440Version.NormalizeName(metaName) != package.NormalizedName
+            || metaVersion == null || !Pep440Version.TryParse(metaVersion, out var mver) || mver!.CompareTo(Pep440Version.Parse(package.Version)) != 0)
             throw new HardenException($"{who}: METADATA says {metaName ?? "(no Name)"} {metaVersion ?? "(no Version)"}, but the lock pins {package.NormalizedName} {package.Version}; " +
                                       "scanners would see another package. Refused.");
 

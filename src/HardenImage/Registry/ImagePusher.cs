@@ -1,6 +1,6 @@
-using HardenImage.Build;
 using System.Collections.Concurrent;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Registry;

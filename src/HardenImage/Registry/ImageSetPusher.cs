@@ -1,6 +1,7 @@
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Contracts;
 
 namespace HardenImage.Registry;
 

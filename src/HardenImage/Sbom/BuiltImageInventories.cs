@@ -1,5 +1,7 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 
 namespace HardenImage.Sbom;

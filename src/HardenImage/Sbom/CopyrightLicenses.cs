@@ -1,4 +1,4 @@
-using HardenImage.Apt;
+using HardenImage.Deb;
 
 namespace HardenImage.Sbom;
 

@@ -1,3 +1,4 @@
+using HardenImage.Common;
 namespace HardenImage.Sbom;
 
 /// <summary>
@@ -92,7 +93,7 @@ public sealed record PythonDistribution
     /// <summary>SHA-256 and file name of the wheel harden installed it from (its .dist-info/HARDENIMAGE-WHEEL), else null.</summary>
     public string? WheelSha256 { get; init; }
     public string? WheelFile { get; init; }
-    public string NormalizedName => Scan.Pep440Version.NormalizeName(Name);
+    public string NormalizedName => Pep440Version.NormalizeName(Name);
 }
 
 /// <summary>A payload file the caller asked about (models, application code), with its digest.</summary>

@@ -3,8 +3,9 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using System.Text;
 using HardenImage.Apt;
-using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Deb;
 using HardenImage.Oci;
 using HardenImage.Common.Streams;
 
@@ -299,7 +300,7 @@ public static class ImageInventoryReader
         }
         if (!fields.TryGetValue("ID", out var id)) return null;
         if (fields.TryGetValue("VERSION_ID", out var vid) && vid.Length > 0) return $"{id}-{vid.Split('.')[0]}";
-        if (fields.TryGetValue("VERSION_CODENAME", out var cn) && Scan.DebianReleases.NumberOf(cn) is { } n) return $"{id}-{n}";
+        if (fields.TryGetValue("VERSION_CODENAME", out var cn) && DebianReleases.NumberOf(cn) is { } n) return $"{id}-{n}";
         return id;
     }
 

@@ -1,5 +1,8 @@
+using HardenImage.Apt;
 using HardenImage.Build;
-using HardenImage.Scan;
+using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 
 namespace HardenImage.Sbom;
 

@@ -1,4 +1,5 @@
 using System.Text.Json;
+using HardenImage.Apt;
 using HardenImage.Common;
 
 namespace HardenImage.Scan;

@@ -1,7 +1,7 @@
 using System.Text.Json;
 using HardenImage.Aws;
 using HardenImage.Common;
-using HardenImage.Registry;
+using HardenImage.Contracts;
 
 namespace HardenImage.Scan;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using HardenImage.Aws;
+using HardenImage.Common;
 using HardenImage.Sbom;
 
 namespace HardenImage.Scan;

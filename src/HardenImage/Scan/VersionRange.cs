@@ -1,4 +1,5 @@
 using HardenImage.Apt;
+using HardenImage.Common;
 
 namespace HardenImage.Scan;
 

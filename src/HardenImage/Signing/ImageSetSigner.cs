@@ -4,6 +4,7 @@ using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Oci;
 using HardenImage.Registry;
+using HardenImage.Contracts;
 
 namespace HardenImage.Signing;
 

@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.Contracts;
 
 namespace HardenImage.Signing;
 

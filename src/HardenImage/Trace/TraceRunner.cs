@@ -2,7 +2,10 @@ using System.Text.RegularExpressions;
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Deb;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 
 namespace HardenImage.Trace;
 

@@ -1,5 +1,7 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Apt;

@@ -1,6 +1,8 @@
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Tests.Build;
 using HardenImage.Tests.Fixtures;
 

@@ -1,5 +1,7 @@
 using CsCheck;
 using HardenImage.Apt;
+using HardenImage.Contracts;
+using HardenImage.Deb;
 
 namespace HardenImage.Tests.Apt;
 
@@ -495,7 +497,7 @@ public class ResolverTests
                 Pins = new Dictionary<string, string>(pins),
                 Excluded = new[] { "dma" },
             });
-            return System.Text.Json.JsonSerializer.Serialize(result.ToLockedArchitecture(), HardenImage.Build.LockFile.JsonOptions) +
+            return System.Text.Json.JsonSerializer.Serialize(result.ToLockedArchitecture(), LockFile.JsonOptions) +
                    string.Join(";", result.DroppedPins);
         }
         var pinList = new[] { KeyValuePair.Create("libc6", "2.41"), KeyValuePair.Create("libfoo", "1.0"), KeyValuePair.Create("gone", "1") };
@@ -551,7 +553,7 @@ public class ResolverTests
             {
                 var result = new DependencyResolver(new PackageUniverse("amd64", packages))
                     .Resolve(ResolverFixture.Request(roots.ToArray()) with { Excluded = excluded });
-                return System.Text.Json.JsonSerializer.Serialize(result.ToLockedArchitecture(), HardenImage.Build.LockFile.JsonOptions);
+                return System.Text.Json.JsonSerializer.Serialize(result.ToLockedArchitecture(), LockFile.JsonOptions);
             }
             catch (HardenImage.Common.HardenException e) { return "error: " + e.Message; }
         }

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Tests.Build;
 
 namespace HardenImage.Tests.Attacks;

@@ -5,6 +5,8 @@ using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
+using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Tests.Python;
 using HardenImage.Tests.Registry;

@@ -1,6 +1,7 @@
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Tests.Python;
 

@@ -2,6 +2,8 @@ using System.Diagnostics;
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;

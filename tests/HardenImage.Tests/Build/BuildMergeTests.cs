@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;

@@ -1,7 +1,9 @@
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;
 

@@ -1,5 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;
 

@@ -2,6 +2,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Tests.Build;

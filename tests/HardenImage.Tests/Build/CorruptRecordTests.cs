@@ -1,5 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Registry;
 using HardenImage.Tests.Infrastructure;
 

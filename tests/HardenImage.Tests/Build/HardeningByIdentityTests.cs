@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;

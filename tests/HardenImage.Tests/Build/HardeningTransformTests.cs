@@ -1,6 +1,8 @@
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Build.Hardening;
+using HardenImage.Lock;
+using HardenImage.Oci;
 
 namespace HardenImage.Tests.Build;
 

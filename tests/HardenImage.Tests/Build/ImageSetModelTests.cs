@@ -1,5 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Lock;
 using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Build;

@@ -1,5 +1,7 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;
 

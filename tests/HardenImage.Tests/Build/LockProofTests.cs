@@ -3,6 +3,8 @@ using System.Text;
 using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Tests.Fixtures;
 using HardenImage.Tests.Infrastructure;
 

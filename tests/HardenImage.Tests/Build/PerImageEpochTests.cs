@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Tests.Fixtures;
 
 namespace HardenImage.Tests.Build;

@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Build;

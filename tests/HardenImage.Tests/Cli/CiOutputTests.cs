@@ -1,5 +1,6 @@
 using System.Text.Json;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Tests.Build;
 using HardenImage.Tests.Infrastructure;
 

@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Registry;
 using HardenImage.Tests.Build;
 using HardenImage.Tests.Infrastructure;

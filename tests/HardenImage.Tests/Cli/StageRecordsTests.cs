@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Registry;
 using HardenImage.Tests.Build;
 using HardenImage.Tests.Infrastructure;

@@ -1,6 +1,7 @@
 using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Tests.Infrastructure;

@@ -1,6 +1,7 @@
 using System.Text.Json.Nodes;
 using HardenImage.Build;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Deploy;

@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.FanOut;
 using HardenImage.Oci;
 
@@ -83,7 +84,7 @@ public sealed class FanOutBitForBitTests(FanOutKit kit)
             .. Enumerable.Range(0, again.Jobs.Count).Select(i => Path.Combine(jobs2, i.ToString()))]);
         Assert.Contains($"0 blobs from job directories, {2 * again.Jobs.Count} (", pushed3.StdOut); // a manifest and a config per entry, no layer
         AssertSameImages(one, fan3, oneBuild, withLayers: false);
-        var pushedFile = HardenImage.Registry.PushedFile.TryLoad(Path.Combine(fan3, "pushed.json"))!;
+        var pushedFile = PushedFile.TryLoad(Path.Combine(fan3, "pushed.json"))!;
         Assert.Equal(oneBuild.Images.Select(i => (i.Name, i.Index)), pushedFile.Images.Select(kv => (kv.Key, kv.Value.Index)));
         foreach (var (_, image) in pushedFile.Images)
             kit.Ok("verifier", "verify", image.Reference!, "--key", kit.ReleaseKey.PublicKeyPath);

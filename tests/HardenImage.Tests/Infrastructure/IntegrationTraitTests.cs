@@ -76,7 +76,7 @@ public class IntegrationTraitTests
         Assert.Contains("RegistryFixture", Reaches(typeof(HardenImage.Tests.Oci.RegistryFixtureTests)));
         Assert.Contains("RegistryFixture", Reaches(typeof(HardenImage.Tests.Registry.DistributionPushTests)));
         Assert.Null(Reaches(typeof(IntegrationTraitTests)));
-        Assert.Null(Reaches(typeof(HardenImage.Tests.Apt.Deb822Tests)));
+        Assert.Null(Reaches(typeof(HardenImage.Tests.Deb.Deb822Tests)));
     }
 
     private static IEnumerable<Type> TestClasses() =>

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 
 namespace HardenImage.Tests.Infrastructure;

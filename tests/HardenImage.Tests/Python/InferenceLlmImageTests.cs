@@ -1,6 +1,8 @@
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
+using HardenImage.Oci;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;
 

@@ -1,5 +1,7 @@
 using System.Diagnostics;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Python;
 
 namespace HardenImage.Tests.Python;

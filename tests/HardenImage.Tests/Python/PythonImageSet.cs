@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Lock;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;
 

@@ -1,5 +1,6 @@
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Lock;
 using HardenImage.Python;
 using Tomlyn;
 using Tomlyn.Model;

@@ -2,6 +2,8 @@ using System.Text;
 using HardenImage.Build;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Lock;
+using HardenImage.Oci;
 using HardenImage.Python;
 
 namespace HardenImage.Tests.Python;

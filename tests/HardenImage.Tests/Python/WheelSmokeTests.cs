@@ -1,7 +1,9 @@
 using HardenImage.Apt;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Python;
 using HardenImage.Tests.Infrastructure;
 using Xunit.Abstractions;

@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Registry;
 
 namespace HardenImage.Tests.Registry;

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text.Json;
+using HardenImage.Contracts;
 using HardenImage.Oci;
 using HardenImage.Registry;
 using HardenImage.Tests.Aws;

@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using Amazon.Runtime;
 using HardenImage.Aws;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Registry;
 using HardenImage.Sbom;
 using HardenImage.Scan;

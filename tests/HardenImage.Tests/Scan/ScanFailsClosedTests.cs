@@ -1,5 +1,7 @@
 using System.Text.Json;
 using HardenImage.Build;
+using HardenImage.Contracts;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Sbom;
 using HardenImage.Scan;

@@ -1,3 +1,4 @@
+using HardenImage.Contracts;
 using HardenImage.Sbom;
 using HardenImage.Scan;
 using HardenImage.Tests.Infrastructure;
@@ -39,9 +40,9 @@ internal static class ScanFixtures
     /// Writes a lock naming <paramref name="packages"/> for one image and amd64: the scan takes each package's
     /// release from its lock origin (TestImage.Locked: debian/trixie), never from the image's os-release.
     /// </summary>
-    public static string WriteLock(string path, string image, params HardenImage.Build.LockedPackage[] packages)
+    public static string WriteLock(string path, string image, params LockedPackage[] packages)
     {
-        new HardenImage.Build.LockFile
+        new LockFile
         {
             Sources = [new() { Name = "debian/trixie", Url = "http://deb.debian.org/debian", Suite = "trixie", InReleaseSha256 = new string('d', 64),
                 Date = new DateTimeOffset(2025, 6, 1, 0, 0, 0, TimeSpan.Zero) }],

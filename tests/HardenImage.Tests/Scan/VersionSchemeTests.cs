@@ -1,3 +1,4 @@
+using HardenImage.Common;
 using HardenImage.Scan;
 
 namespace HardenImage.Tests.Scan;

@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using HardenImage.Contracts;
 using HardenImage.Build;
 using HardenImage.Signing;
 

@@ -2,6 +2,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Security.Cryptography;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;

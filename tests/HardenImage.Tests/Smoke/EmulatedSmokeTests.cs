@@ -3,6 +3,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using HardenImage.Build;
 using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.Oci;
 using HardenImage.Tests.Infrastructure;

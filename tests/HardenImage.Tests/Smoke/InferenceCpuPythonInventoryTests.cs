@@ -1,6 +1,9 @@
 using System.Text.Json;
 using HardenImage.Build;
+using HardenImage.Common;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
+using HardenImage.Lock;
 using HardenImage.Oci;
 using HardenImage.Sbom;
 using HardenImage.Tests.Infrastructure;
@@ -60,7 +63,7 @@ public sealed class InferenceCpuPythonInventoryTests(ITestOutputHelper output)
         Assert.False(run.TimedOut, "importlib.metadata run timed out");
         Assert.True(run.ExitCode == 0, $"python3 exited {run.ExitCode}: {run.StdErr}");
         var seen = JsonSerializer.Deserialize<List<List<string>>>(run.StdOut.Trim())!.Select(x => (x[0], x[1])).ToHashSet();
-        var seenNormalized = seen.Select(x => (HardenImage.Scan.Pep440Version.NormalizeName(x.Item1), x.Item2)).ToHashSet();
+        var seenNormalized = seen.Select(x => (Pep440Version.NormalizeName(x.Item1), x.Item2)).ToHashSet();
         output.WriteLine($"importlib.metadata: {seen.Count} distributions; SBOM: {sbomSysPath.Count} on sys.path, {inv.PythonDistributions.Count} in all");
 
         Assert.Empty(seenNormalized.Except(sbomSysPath));   // every distribution Python sees is in the SBOM

@@ -1,4 +1,5 @@
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.Tests.Infrastructure;
 using Xunit.Abstractions;

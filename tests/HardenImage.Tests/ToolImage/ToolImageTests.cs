@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using HardenImage.Build;
+using HardenImage.Contracts;
 using HardenImage.Deploy;
 using HardenImage.FanOut;
 using HardenImage.Signing;

@@ -1,5 +1,6 @@
 using System.Text;
 using HardenImage.Deb;
+using HardenImage.Oci;
 
 namespace HardenImage.Build.Hardening;
 

@@ -1,4 +1,5 @@
 using System.Text;
+using HardenImage.Oci;
 
 namespace HardenImage.Build.Hardening;
 

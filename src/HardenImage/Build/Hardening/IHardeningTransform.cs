@@ -1,3 +1,5 @@
+using HardenImage.Lock;
+using HardenImage.Oci;
 namespace HardenImage.Build.Hardening;
 
 /// <summary>What a transform needs to know about the image it hardens.</summary>

@@ -1,3 +1,4 @@
+using HardenImage.Oci;
 namespace HardenImage.Build.Hardening;
 
 /// <summary>

@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
 using HardenImage.Common;
+using HardenImage.Lock;
+using HardenImage.Oci;
 
 namespace HardenImage.Build.Hardening;
 

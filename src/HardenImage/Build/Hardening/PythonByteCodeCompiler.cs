@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using HardenImage.Common;
 using HardenImage.Deb;
+using HardenImage.Oci;
 
 namespace HardenImage.Build.Hardening;
 

@@ -5,7 +5,7 @@ using Microsoft.Win32.SafeHandles;
 using Tmds.Linux;
 using static Tmds.Linux.LibC;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 /// <summary>One payload entry below a <c>files:</c> source, relative to the image-set directory.</summary>
 public sealed record PayloadItem(string RelativePath, bool IsDirectory, bool Executable);

@@ -1,4 +1,4 @@
-namespace HardenImage.Apt;
+namespace HardenImage.Deb;
 
 /// <summary>
 /// One deb822 paragraph (a Packages stanza, a Release file, a .deb control file). Field names are matched

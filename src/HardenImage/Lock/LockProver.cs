@@ -1,7 +1,8 @@
 using HardenImage.Apt;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 /// <summary>A lock entry proven by a signed index, with the URL derived from the source's url and the index's Filename.</summary>
 public sealed record ProvenDeb(string Image, string Architecture, LockedPackage Entry, string Url)

@@ -2,7 +2,7 @@ using System.Security.Cryptography;
 using System.Text;
 using HardenImage.Apt;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 /// <summary>
 /// Reads a source's suite through <see cref="AptRepositoryClient"/> (signature, Release, index hashes all

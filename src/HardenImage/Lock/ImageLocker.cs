@@ -1,7 +1,8 @@
 using HardenImage.Apt;
 using HardenImage.Common;
+using HardenImage.Contracts;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 /// <summary>One suite of one source, verified and parsed: what the resolver sees.</summary>
 public sealed record SuiteIndex

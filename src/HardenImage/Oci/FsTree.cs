@@ -1,4 +1,4 @@
-namespace HardenImage.Build;
+namespace HardenImage.Oci;
 
 public enum FsNodeType { File, Directory, Symlink, HardLink }
 

@@ -1,7 +1,7 @@
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace HardenImage.Scan;
+namespace HardenImage.Common;
 
 /// <summary>
 /// A Python package version with PEP 440's total order: epoch, release (trailing zeros ignored), pre-release

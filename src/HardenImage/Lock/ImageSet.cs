@@ -5,7 +5,7 @@ using HardenImage.Common;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
-namespace HardenImage.Build;
+namespace HardenImage.Lock;
 
 // The whole images/*.yaml model lives in this file (STYLE.md: one model file); docs/images.md documents each
 // field. Parsing walks YamlDotNet's node tree by hand so every error can name file, line and fix.
@@ -604,7 +604,7 @@ public sealed class ImageSet
             var packages = r.StringList(im, "packages") ?? throw r.Error(im, $"python index '{name}' needs packages: (the names it may serve, or [\"*\"] for every package no other index names)");
             indexes.Add(new PythonIndexDefinition
             {
-                Name = name, Url = url.TrimEnd('/') + "/", Packages = packages.Select(p => p == "*" ? p : HardenImage.Scan.Pep440Version.NormalizeName(p)).ToList(),
+                Name = name, Url = url.TrimEnd('/') + "/", Packages = packages.Select(p => p == "*" ? p : Pep440Version.NormalizeName(p)).ToList(),
                 UsernameEnv = r.String(im, "usernameEnv"), PasswordEnv = r.String(im, "passwordEnv"), Line = (int)im.Start.Line,
             });
         }

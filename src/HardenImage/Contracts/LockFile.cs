@@ -2,7 +2,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using HardenImage.Common;
 
-namespace HardenImage.Build;
+namespace HardenImage.Contracts;
 
 /// <summary>
 /// images/images.lock.json: what every later stage builds from. Stable, sorted, diff-friendly: sources by

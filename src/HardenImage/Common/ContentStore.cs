@@ -3,7 +3,7 @@ using HardenImage.Common;
 using HardenImage.Common.Storage;
 using HardenImage.Common.Streams;
 
-namespace HardenImage.Build;
+namespace HardenImage.Common;
 
 /// <summary>
 /// Content-addressed file store under the cache (<c>&lt;cache&gt;/content/sha256/&lt;hex&gt;</c>): every file a package

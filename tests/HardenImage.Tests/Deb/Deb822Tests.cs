@@ -1,6 +1,6 @@
-using HardenImage.Apt;
+using HardenImage.Deb;
 
-namespace HardenImage.Tests.Apt;
+namespace HardenImage.Tests.Deb;
 
 public class Deb822Tests
 {

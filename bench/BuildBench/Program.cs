@@ -24,28 +24,19 @@ using HardenImage.Build;
 using HardenImage.Contracts;
 using HardenImage.Lock;
 
-var runs = 3;
-var work = Path.Combine(Path.GetTempPath(), "hi-buildbench");
-var keep = false;
-for (var i = 0; i < args.Length; i++)
-    switch (args[i])
-    {
-        case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--work": work = Path.GetFullPath(args[++i]); break;
-        case "--keep": keep = true; break;
-        default: Console.Error.WriteLine($"unknown option {args[i]}; usage: [--runs N] [--work DIR] [--keep]"); return 2;
-    }
+var cli = BenchArgs.Parse(args, "[--runs N] [--work DIR] [--keep]", ["--runs", "--work"], ["--keep"], out var exit);
+if (cli == null) return exit;
+var runs = cli.Int("--runs", 3);
+var work = cli.FullPath("--work", Path.Combine(Path.GetTempPath(), "hi-buildbench"));
+var keep = cli.Flag("--keep");
 
 Measure.RequireTool(Measure.GnuTime, "apt-get install -y time");
 Measure.RequireTool("/usr/bin/mmdebstrap", "apt-get install -y mmdebstrap");
 Measure.RequireTool("/usr/bin/apt-ftparchive", "apt-get install -y apt-utils");
 var repo = Measure.RepoRoot();
-if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
-Directory.CreateDirectory(work);
-var log = Path.Combine(work, "bench.log");
-var m = new Measure(log);
+var m = Measure.InFreshWorkDir(work);
 var harden = m.HardenDll(repo);
-Console.WriteLine($"work dir {work}; log {log}; load average before: {Measure.LoadAverage()}; cores: {Environment.ProcessorCount}");
+Console.WriteLine(m.Banner(work));
 
 // --- 1. lock the shipped python image (amd64) against Debian and fetch its .debs ---------------------------------
 var upstreamSet = Path.Combine(work, "upstream-set");

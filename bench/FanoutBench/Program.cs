@@ -24,32 +24,21 @@ using HardenImage.Bench;
 using HardenImage.FanOut;
 using HardenImage.Signing;
 
-var leaves = 20;
-var kb = 2048;
-var workers = new[] { 1, 2, 4 };
-var work = Path.Combine(Path.GetTempPath(), "hi-fanoutbench");
-var keep = false;
-for (var i = 0; i < args.Length; i++)
-    switch (args[i])
-    {
-        case "--leaves": leaves = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--kb": kb = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--workers": workers = args[++i].Split(',').Select(s => int.Parse(s, CultureInfo.InvariantCulture)).ToArray(); break;
-        case "--work": work = Path.GetFullPath(args[++i]); break;
-        case "--keep": keep = true; break;
-        default: Console.Error.WriteLine($"unknown option {args[i]}; usage: [--leaves N] [--kb N] [--workers 1,2,4] [--work DIR] [--keep]"); return 2;
-    }
+var cli = BenchArgs.Parse(args, "[--leaves N] [--kb N] [--workers 1,2,4] [--work DIR] [--keep]", ["--leaves", "--kb", "--workers", "--work"], ["--keep"], out var exit);
+if (cli == null) return exit;
+var leaves = cli.Int("--leaves", 20);
+var kb = cli.Int("--kb", 2048);
+var workers = cli.Ints("--workers", [1, 2, 4]);
+var work = cli.FullPath("--work", Path.Combine(Path.GetTempPath(), "hi-fanoutbench"));
+var keep = cli.Flag("--keep");
 
 Measure.RequireTool(Measure.GnuTime, "apt-get install -y time");
 Measure.RequireTool("/usr/bin/apt-ftparchive", "apt-get install -y apt-utils");
 Measure.RequireTool("/usr/bin/docker-registry", "apt-get install -y docker-registry");
 var repo = Measure.RepoRoot();
-if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
-Directory.CreateDirectory(work);
-var log = Path.Combine(work, "bench.log");
-var m = new Measure(log);
+var m = Measure.InFreshWorkDir(work);
 var harden = m.HardenDll(repo);
-Console.WriteLine($"work dir {work}; log {log}; load average before: {Measure.LoadAverage()}; cores: {Environment.ProcessorCount}");
+Console.WriteLine(m.Banner(work));
 
 // --- the hermetic repository: one package for base, one per leaf, per architecture --------------------------------
 var mirror = Path.Combine(work, "mirror");
@@ -134,7 +123,7 @@ try
     string? lastPlan = null;
     foreach (var n in workers)
     {
-        var registry = RegistryProcess.Start(work);
+        var registry = RegistryProcess.Start(work, keepData: keep);
         registries.Add(registry);
         var ns = $"{registry.Host}/bench";
         var dir = Path.Combine(work, $"fanout-{n}");
@@ -223,43 +212,4 @@ static void WaitForServer(string url)
         Thread.Sleep(100);
     }
     throw new InvalidOperationException($"{url} did not answer");
-}
-
-/// <summary>docker-registry on a free loopback port with storage under the work directory; killed (by its own id) on dispose.</summary>
-sealed class RegistryProcess : IDisposable
-{
-    private readonly Process _p;
-    private RegistryProcess(Process p, string host) { _p = p; Host = host; }
-    public string Host { get; }
-
-    public static RegistryProcess Start(string work)
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        var config = Path.Combine(work, $"registry-{port}.yml");
-        File.WriteAllText(config, $"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {Path.Combine(work, $"registry-data-{port}")}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n");
-        var psi = new ProcessStartInfo("docker-registry") { RedirectStandardError = true, RedirectStandardOutput = true };
-        psi.ArgumentList.Add("serve");
-        psi.ArgumentList.Add(config);
-        var p = Process.Start(psi)!;
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
-        using var http = new HttpClient();
-        for (var i = 0; i < 200; i++)
-        {
-            try { if (http.GetAsync($"http://127.0.0.1:{port}/v2/").Result.IsSuccessStatusCode) return new RegistryProcess(p, $"127.0.0.1:{port}"); }
-            catch (AggregateException) { }
-            Thread.Sleep(50);
-        }
-        p.Kill();
-        throw new InvalidOperationException("docker-registry did not start");
-    }
-
-    public void Dispose()
-    {
-        if (!_p.HasExited) { _p.Kill(); _p.WaitForExit(5000); }
-        _p.Dispose();
-    }
 }

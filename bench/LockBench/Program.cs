@@ -17,19 +17,12 @@ using HardenImage.Build;
 using HardenImage.Contracts;
 using HardenImage.Lock;
 
-var runs = 3;
-var work = Path.Combine(Path.GetTempPath(), "hi-lockbench");
-string? cacheArg = null;
-var aptBench = true;
-for (var i = 0; i < args.Length; i++)
-    switch (args[i])
-    {
-        case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--work": work = Path.GetFullPath(args[++i]); break;
-        case "--cache": cacheArg = Path.GetFullPath(args[++i]); break;
-        case "--no-aptbench": aptBench = false; break;
-        default: Console.Error.WriteLine($"unknown option {args[i]}; usage: [--runs N] [--work DIR] [--cache DIR] [--no-aptbench]"); return 2;
-    }
+var cli = BenchArgs.Parse(args, "[--runs N] [--work DIR] [--cache DIR] [--no-aptbench]", ["--runs", "--work", "--cache"], ["--no-aptbench"], out var exit);
+if (cli == null) return exit;
+var runs = cli.Int("--runs", 3);
+var work = cli.FullPath("--work", Path.Combine(Path.GetTempPath(), "hi-lockbench"));
+var cacheArg = cli.Text("--cache") is { } c ? Path.GetFullPath(c) : null;
+var aptBench = !cli.Flag("--no-aptbench");
 
 Measure.RequireTool(Measure.GnuTime, "apt-get install -y time");
 var repo = Measure.RepoRoot();

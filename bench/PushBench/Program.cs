@@ -9,6 +9,7 @@ using System.IO.Compression;
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Cryptography;
+using HardenImage.Bench;
 using HardenImage.Oci;
 using HardenImage.Registry;
 
@@ -148,50 +149,5 @@ sealed record Args(string Work, int Images, int ParentMb, int OwnMb, int Paralle
         string Get(string name, string def) { var i = Array.IndexOf(a, name); return i >= 0 && i + 1 < a.Length ? a[i + 1] : def; }
         return new Args(Get("--work", Path.Combine(Path.GetTempPath(), "hi-pushbench")), int.Parse(Get("--images", "5")),
             int.Parse(Get("--parent-mb", "80")), int.Parse(Get("--own-mb", "35")), int.Parse(Get("--parallel", "4")), int.Parse(Get("--rounds", "2")));
-    }
-}
-
-/// <summary>docker-registry on a free loopback port with storage under the work directory; killed on dispose.</summary>
-sealed class RegistryProcess : IDisposable
-{
-    private readonly Process _p;
-    private readonly string _config;
-    private RegistryProcess(Process p, string host, string config) { _p = p; Host = host; _config = config; }
-    public string Host { get; }
-
-    public static RegistryProcess Start(string work)
-    {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        var port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        var data = Path.Combine(work, $"registry-data-{port}");
-        if (Directory.Exists(data)) Directory.Delete(data, true);
-        var config = Path.Combine(work, $"registry-{port}.yml");
-        File.WriteAllText(config, $"version: 0.1\nlog: {{level: error, accesslog: {{disabled: true}}}}\nstorage: {{filesystem: {{rootdirectory: {data}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n");
-        var psi = new ProcessStartInfo("docker-registry") { RedirectStandardError = true, RedirectStandardOutput = true };
-        psi.ArgumentList.Add("serve");
-        psi.ArgumentList.Add(config);
-        var p = Process.Start(psi)!;
-        p.BeginErrorReadLine();
-        p.BeginOutputReadLine();
-        using var http = new HttpClient();
-        for (var i = 0; i < 200; i++)
-        {
-            try { if (http.GetAsync($"http://127.0.0.1:{port}/v2/").Result.IsSuccessStatusCode) return new RegistryProcess(p, $"127.0.0.1:{port}", config); }
-            catch (AggregateException) { }
-            Thread.Sleep(50);
-        }
-        p.Kill();
-        throw new InvalidOperationException("docker-registry did not start");
-    }
-
-    public void Dispose()
-    {
-        if (!_p.HasExited) { _p.Kill(); _p.WaitForExit(5000); }
-        _p.Dispose();
-        var port = Host[(Host.LastIndexOf(':') + 1)..];
-        var work = Path.GetDirectoryName(_config)!;
-        try { Directory.Delete(Path.Combine(work, $"registry-data-{port}"), true); File.Delete(_config); } catch (IOException) { }
     }
 }

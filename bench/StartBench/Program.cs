@@ -17,33 +17,20 @@ using System.Text.Json.Nodes;
 using HardenImage.Bench;
 using HardenImage.Deploy;
 
-var runs = 3;
-var work = "/tmp/hi-startbench";
-var artifacts = "artifacts";
-var suite = "trixie";
-var mirror = "http://deb.debian.org/debian";
-var keep = false;
-var extraEnv = new List<string>();
-for (var i = 0; i < args.Length; i++)
-{
-    switch (args[i])
-    {
-        case "--runs": runs = int.Parse(args[++i], CultureInfo.InvariantCulture); break;
-        case "--work": work = args[++i]; break;
-        case "--artifacts": artifacts = args[++i]; break;
-        case "--suite": suite = args[++i]; break;
-        case "--mirror": mirror = args[++i]; break;
-        case "--env": extraEnv.Add(args[++i]); break;
-        case "--keep": keep = true; break;
-        case "-h" or "--help":
-            Console.WriteLine("StartBench: time from `docker run` to the first POST /v1/generate answer, and image bytes,\n" +
-                              "inference-cpu (ours, from --artifacts) vs the same packages installed by mmdebstrap with maintainer scripts.\n" +
-                              "Options: --runs N (3) --work DIR (/tmp/hi-startbench) --artifacts DIR (artifacts) --suite trixie\n" +
-                              "         --mirror URL (http://deb.debian.org/debian) --env K=V (extra server env, both images) --keep");
-            return 0;
-        default: Console.Error.WriteLine($"unknown argument {args[i]} (see --help)"); return 2;
-    }
-}
+var cli = BenchArgs.Parse(args,
+    "StartBench: time from `docker run` to the first POST /v1/generate answer, and image bytes,\n" +
+    "inference-cpu (ours, from --artifacts) vs the same packages installed by mmdebstrap with maintainer scripts.\n" +
+    "Options: --runs N (3) --work DIR (/tmp/hi-startbench) --artifacts DIR (artifacts) --suite trixie\n" +
+    "         --mirror URL (http://deb.debian.org/debian) --env K=V (extra server env, both images) --keep",
+    ["--runs", "--work", "--artifacts", "--suite", "--mirror", "--env"], ["--keep"], out var exit);
+if (cli == null) return exit;
+var runs = cli.Int("--runs", 3);
+var work = cli.Text("--work", "/tmp/hi-startbench");
+var artifacts = cli.Text("--artifacts", "artifacts");
+var suite = cli.Text("--suite", "trixie");
+var mirror = cli.Text("--mirror", "http://deb.debian.org/debian");
+var keep = cli.Flag("--keep");
+var extraEnv = cli.All("--env").ToList();
 
 var root = Measure.RepoRoot();
 artifacts = Path.GetFullPath(Path.Combine(root, artifacts));
@@ -55,9 +42,7 @@ if (!File.Exists(Path.Combine(artifacts, "build.json")))
     Console.Error.WriteLine($"{artifacts}/build.json is missing: run `dotnet cake` (the main job) first, it builds inference-cpu");
     return 2;
 }
-if (Directory.Exists(work)) Directory.Delete(work, true);
-Directory.CreateDirectory(work);
-var m = new Measure(Path.Combine(work, "bench.log"));
+var m = Measure.InFreshWorkDir(work);
 Console.WriteLine($"StartBench: {runs} interleaved runs each; work {work}; load {Measure.LoadAverage()}");
 
 string Docker(params string[] a) => m.Run("docker", ["-H", dockerHost, .. a]).Trim();

@@ -107,53 +107,73 @@ public sealed class AdmissionPolicyRenderer
     private static JsonObject KyvernoModelValidatingPolicy(List<string> modelRepositories, List<string> namespaces, SigningPublicKey key)
     {
         const string Models = "images.models";
-        JsonObject Validation(string expression, string message) => new() { ["expression"] = expression, ["message"] = message };
+        return CelImageValidatingPolicy("hardenimage-verify-models", "Verify HardenImage models (image volumes)",
+            "Image volumes must be HardenImage models pinned by digest, signed by the HardenImage key, with a signed CycloneDX ML-BOM. Apply with either image policy.",
+            namespaces, new JsonArray { new JsonObject { ["name"] = "models", ["expression"] = ModelVolumesExpression } },
+            modelRepositories, mutateDigest: false, key,
+            new JsonArray
+            {
+                new JsonObject { ["name"] = "mlbom", ["intoto"] = new JsonObject { ["type"] = ModelBomPredicate } },
+            },
+            new JsonArray
+            {
+                ModelVolumeRestriction(modelRepositories),
+                Validation($"{Models}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
+                    "the model is not signed by the HardenImage key"),
+                Validation($"{Models}.all(image, verifyAttestationSignatures(image, attestations.mlbom, [attestors.hardenimage]) > 0)",
+                    "the model has no signed CycloneDX ML-BOM attestation"),
+                // The ML-BOM's subject is metadata.component (MlBomWriter); components are the model's files. Kyverno's
+                // extractPayload gives the in-toto statement (cosign's AttestationToPayloadJSON), so the BOM is .predicate.
+                Validation($"{Models}.all(image, extractPayload(image, attestations.mlbom).predicate.bomFormat == 'CycloneDX'"
+                           + " && extractPayload(image, attestations.mlbom).predicate.?metadata.?component.?type.orValue('') == 'machine-learning-model')",
+                    "the model's signed ML-BOM is not a CycloneDX document describing a machine-learning-model"),
+            });
+    }
+
+    /// <summary>
+    /// One Kyverno ImageValidatingPolicy (policies.kyverno.io/v1) of ours: Deny on failure, pods and ephemeral
+    /// containers in our namespaces, the images under <paramref name="repositories"/> by digest or tag, verified
+    /// against our key (digest required), with these attestations and CEL validations. <paramref name="images"/>
+    /// names extra image extractors (null: the default ones, which see containers only).
+    /// </summary>
+    private static JsonObject CelImageValidatingPolicy(string name, string title, string description, List<string> namespaces,
+        JsonArray? images, List<string> repositories, bool mutateDigest, SigningPublicKey key, JsonArray attestations, JsonArray validations)
+    {
+        var spec = new JsonObject
+        {
+            ["failurePolicy"] = "Fail",
+            ["validationActions"] = new JsonArray("Deny"),
+            ["webhookConfiguration"] = new JsonObject { ["timeoutSeconds"] = 30 },
+            ["matchConstraints"] = PodRules(namespaces),
+        };
+        if (images != null) spec["images"] = images;
+        spec["matchImageReferences"] = new JsonArray(DigestAndTagGlobs(repositories).Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray());
+        spec["validationConfigurations"] = new JsonObject { ["mutateDigest"] = mutateDigest, ["verifyDigest"] = true, ["required"] = true };
+        spec["attestors"] = CelAttestors(key);
+        spec["attestations"] = attestations;
+        spec["validations"] = validations;
         return new JsonObject
         {
             ["apiVersion"] = "policies.kyverno.io/v1",
             ["kind"] = "ImageValidatingPolicy",
             ["metadata"] = new JsonObject
             {
-                ["name"] = "hardenimage-verify-models",
+                ["name"] = name,
                 ["annotations"] = new JsonObject
                 {
-                    ["policies.kyverno.io/title"] = "Verify HardenImage models (image volumes)",
-                    ["policies.kyverno.io/description"] =
-                        "Image volumes must be HardenImage models pinned by digest, signed by the HardenImage key, with a signed CycloneDX ML-BOM. Apply with either image policy.",
+                    ["policies.kyverno.io/title"] = title,
+                    ["policies.kyverno.io/description"] = description,
                 },
             },
-            ["spec"] = new JsonObject
-            {
-                ["failurePolicy"] = "Fail",
-                ["validationActions"] = new JsonArray("Deny"),
-                ["webhookConfiguration"] = new JsonObject { ["timeoutSeconds"] = 30 },
-                ["matchConstraints"] = PodRules(namespaces),
-                ["images"] = new JsonArray { new JsonObject { ["name"] = "models", ["expression"] = ModelVolumesExpression } },
-                ["matchImageReferences"] = new JsonArray(modelRepositories
-                    .SelectMany(r => new[] { r + "@*", r + ":*" })
-                    .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
-                ["validationConfigurations"] = new JsonObject { ["mutateDigest"] = false, ["verifyDigest"] = true, ["required"] = true },
-                ["attestors"] = CelAttestors(key),
-                ["attestations"] = new JsonArray
-                {
-                    new JsonObject { ["name"] = "mlbom", ["intoto"] = new JsonObject { ["type"] = ModelBomPredicate } },
-                },
-                ["validations"] = new JsonArray
-                {
-                    ModelVolumeRestriction(modelRepositories),
-                    Validation($"{Models}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
-                        "the model is not signed by the HardenImage key"),
-                    Validation($"{Models}.all(image, verifyAttestationSignatures(image, attestations.mlbom, [attestors.hardenimage]) > 0)",
-                        "the model has no signed CycloneDX ML-BOM attestation"),
-                    // The ML-BOM's subject is metadata.component (MlBomWriter); components are the model's files. Kyverno's
-                    // extractPayload gives the in-toto statement (cosign's AttestationToPayloadJSON), so the BOM is .predicate.
-                    Validation($"{Models}.all(image, extractPayload(image, attestations.mlbom).predicate.bomFormat == 'CycloneDX'"
-                               + " && extractPayload(image, attestations.mlbom).predicate.?metadata.?component.?type.orValue('') == 'machine-learning-model')",
-                        "the model's signed ML-BOM is not a CycloneDX document describing a machine-learning-model"),
-                },
-            },
+            ["spec"] = spec,
         };
     }
+
+    private static JsonObject Validation(string expression, string message) => new() { ["expression"] = expression, ["message"] = message };
+
+    /// <summary>Image globs of these repositories, by digest and by tag ('*' stops at '/' in both Kyverno and policy-controller).</summary>
+    private static IEnumerable<string> DigestAndTagGlobs(IEnumerable<string> repositories) =>
+        repositories.SelectMany(r => new[] { r + "@*", r + ":*" });
 
     private static JsonObject PodRules(List<string> namespaces) => new()
     {
@@ -402,81 +422,31 @@ public sealed class AdmissionPolicyRenderer
         const string Images = "(images.?containers.orValue([]) + images.?initContainers.orValue([]) + images.?ephemeralContainers.orValue([]))";
         const string PodImages = "(object.spec.?containers.orValue([]) + object.spec.?initContainers.orValue([]) + object.spec.?ephemeralContainers.orValue([]))";
         var prefixes = string.Join(", ", repositories.Select(r => $"'{r}@sha256:'"));
-        JsonObject Validation(string expression, string message) => new() { ["expression"] = expression, ["message"] = message };
-        return new JsonObject
-        {
-            ["apiVersion"] = "policies.kyverno.io/v1",
-            ["kind"] = "ImageValidatingPolicy",
-            ["metadata"] = new JsonObject
+        return CelImageValidatingPolicy("hardenimage-verify-images", "Verify HardenImage signatures and attestations (CEL)",
+            "The CEL form of hardenimage-verify-images: apply this or the ClusterPolicy, not both.",
+            namespaces, images: null, repositories, mutateDigest: true, key,
+            new JsonArray
             {
-                ["name"] = "hardenimage-verify-images",
-                ["annotations"] = new JsonObject
-                {
-                    ["policies.kyverno.io/title"] = "Verify HardenImage signatures and attestations (CEL)",
-                    ["policies.kyverno.io/description"] =
-                        "The CEL form of hardenimage-verify-images: apply this or the ClusterPolicy, not both.",
-                },
+                new JsonObject { ["name"] = "sbom", ["intoto"] = new JsonObject { ["type"] = SbomPredicate } },
+                new JsonObject { ["name"] = "vuln", ["intoto"] = new JsonObject { ["type"] = VulnPredicate } },
             },
-            ["spec"] = new JsonObject
+            new JsonArray
             {
-                ["failurePolicy"] = "Fail",
-                ["validationActions"] = new JsonArray("Deny"),
-                ["webhookConfiguration"] = new JsonObject { ["timeoutSeconds"] = 30 },
-                ["matchConstraints"] = new JsonObject
-                {
-                    ["namespaceSelector"] = NamespaceSelector(namespaces),
-                    ["resourceRules"] = new JsonArray
-                    {
-                        new JsonObject
-                        {
-                            ["apiGroups"] = new JsonArray(""),
-                            ["apiVersions"] = new JsonArray("v1"),
-                            ["operations"] = new JsonArray("CREATE", "UPDATE"),
-                            ["resources"] = new JsonArray("pods", "pods/ephemeralcontainers"),
-                        },
-                    },
-                },
-                ["matchImageReferences"] = new JsonArray(repositories
-                    .SelectMany(r => new[] { r + "@*", r + ":*" })
-                    .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
-                ["validationConfigurations"] = new JsonObject { ["mutateDigest"] = true, ["verifyDigest"] = true, ["required"] = true },
-                ["attestors"] = new JsonArray
-                {
-                    new JsonObject
-                    {
-                        ["name"] = "hardenimage",
-                        ["cosign"] = new JsonObject
-                        {
-                            ["key"] = new JsonObject { ["data"] = key.Pem + "\n", ["hashAlgorithm"] = "sha256" },
-                            // Key-signed, not in a transparency log: verify against the key alone.
-                            ["ctlog"] = new JsonObject { ["insecureIgnoreTlog"] = true, ["insecureIgnoreSCT"] = true },
-                        },
-                    },
-                },
-                ["attestations"] = new JsonArray
-                {
-                    new JsonObject { ["name"] = "sbom", ["intoto"] = new JsonObject { ["type"] = SbomPredicate } },
-                    new JsonObject { ["name"] = "vuln", ["intoto"] = new JsonObject { ["type"] = VulnPredicate } },
-                },
-                ["validations"] = new JsonArray
-                {
-                    Validation($"{PodImages}.all(c, [{prefixes}].exists(p, c.image.startsWith(p)))",
-                        "Images in these namespaces must come from the HardenImage repositories, pinned by digest."),
-                    ModelVolumeRestriction(modelRepositories),
-                    Validation($"{Images}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
-                        "the image is not signed by the HardenImage key"),
-                    Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.hardenimage]) > 0)",
-                        "the image has no signed CycloneDX SBOM attestation"),
-                    Validation($"{Images}.all(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX')",
-                        "the image's SBOM attestation is not a CycloneDX document"),
-                    Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.vuln, [attestors.hardenimage]) > 0)",
-                        "the image has no signed vulnerability scan attestation"),
-                    Validation($"{Images}.all(image, extractPayload(image, attestations.vuln).predicate.scanner.result.findings"
-                               + ".filter(f, f.severity == 'critical' && !has(f.allowlisted)).size() == 0)",
-                        "the image's signed vulnerability scan lists critical findings"),
-                },
-            },
-        };
+                Validation($"{PodImages}.all(c, [{prefixes}].exists(p, c.image.startsWith(p)))",
+                    "Images in these namespaces must come from the HardenImage repositories, pinned by digest."),
+                ModelVolumeRestriction(modelRepositories),
+                Validation($"{Images}.all(image, verifyImageSignatures(image, [attestors.hardenimage]) > 0)",
+                    "the image is not signed by the HardenImage key"),
+                Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.sbom, [attestors.hardenimage]) > 0)",
+                    "the image has no signed CycloneDX SBOM attestation"),
+                Validation($"{Images}.all(image, extractPayload(image, attestations.sbom).predicate.bomFormat == 'CycloneDX')",
+                    "the image's SBOM attestation is not a CycloneDX document"),
+                Validation($"{Images}.all(image, verifyAttestationSignatures(image, attestations.vuln, [attestors.hardenimage]) > 0)",
+                    "the image has no signed vulnerability scan attestation"),
+                Validation($"{Images}.all(image, extractPayload(image, attestations.vuln).predicate.scanner.result.findings"
+                           + ".filter(f, f.severity == 'critical' && !has(f.allowlisted)).size() == 0)",
+                    "the image's signed vulnerability scan lists critical findings"),
+            });
     }
 
     /// <summary>Authority and attestation names the ClusterImagePolicy's CIP-level policy refers to.</summary>
@@ -502,7 +472,7 @@ public sealed class AdmissionPolicyRenderer
         {
             ["mode"] = "enforce",
             // policy-controller globs: '*' stops at '/', so these match our repositories' tags and digests only.
-            ["images"] = new JsonArray(repositories.SelectMany(r => new[] { r + "@*", r + ":*" })
+            ["images"] = new JsonArray(DigestAndTagGlobs(repositories)
                 .Select(g => (JsonNode?)new JsonObject { ["glob"] = g }).ToArray()),
             ["authorities"] = new JsonArray
             {

@@ -1,9 +1,4 @@
-using System.Runtime.InteropServices;
-using System.Text;
 using HardenImage.Common;
-using Microsoft.Win32.SafeHandles;
-using Tmds.Linux;
-using static Tmds.Linux.LibC;
 
 namespace HardenImage.Model;
 
@@ -30,7 +25,10 @@ public sealed class ModelDirectoryReader
         if (!Directory.Exists(full)) throw new HardenException($"{directory}: no such model directory");
         // The directory itself may be reached through a symlink (the user named it); nothing below it may.
         Root = new DirectoryInfo(full).ResolveLinkTarget(returnFinalTarget: true)?.FullName ?? full;
+        _tree = new NoFollowTree(Root);
     }
+
+    private readonly NoFollowTree _tree;
 
     /// <summary>Real path of the model directory.</summary>
     public string Root { get; }
@@ -50,7 +48,9 @@ public sealed class ModelDirectoryReader
     /// <summary>Opens a listed file; refuses it when it has changed into something else since it was listed.</summary>
     public Stream Open(ModelFile file)
     {
-        var stream = OperatingSystem.IsLinux() ? OpenLinux(file.Path) : OpenByPath(file.Path);
+        Stream stream;
+        try { stream = _tree.OpenFile(file.Path, BetweenCheckAndOpen); }
+        catch (NoFollowRefusal r) { throw Refusal(r); }
         var length = stream.Length;
         if (length != file.Size)
         {
@@ -77,7 +77,10 @@ public sealed class ModelDirectoryReader
             var rel = dir.Length == 0 ? name : dir + "/" + name;
             if (name.Contains('\\') || name.Any(char.IsControl))
                 throw Refuse(rel, "has a backslash or a control character in its name; rename it");
-            var (isDirectory, size) = OperatingSystem.IsLinux() ? InspectLinux(rel) : InspectByPath(rel);
+            bool isDirectory;
+            long size;
+            try { (isDirectory, size, _) = _tree.Inspect(rel); }
+            catch (NoFollowRefusal r) { throw Refusal(r); }
             if (isDirectory) Walk(rel, files);
             else files.Add(new ModelFile(rel, size));
         }
@@ -87,124 +90,21 @@ public sealed class ModelDirectoryReader
         new($"{System.IO.Path.Combine(Root, rel)}: {problem}. A model directory must hold only regular files and directories " +
             "(copy symlinked or hard-linked files in, e.g. 'cp -rL', and remove FIFOs, sockets and devices).");
 
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private (bool IsDirectory, long Size) InspectLinux(string rel)
+    private HardenException Refusal(NoFollowRefusal r) => r.Problem switch
     {
-        var dirFd = OpenParent(rel, out var name);
-        try
-        {
-            var st = StatNoFollow(dirFd, name, rel);
-            if ((st.st_mode & S_IFMT) == S_IFDIR) return (true, 0);
-            CheckRegular(st, rel);
-            return (false, st.st_size);
-        }
-        finally { close(dirFd); }
-    }
-
-    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private Stream OpenLinux(string rel)
-    {
-        var dirFd = OpenParent(rel, out var name);
-        int fd;
-        stat before, after;
-        try
-        {
-            before = StatNoFollow(dirFd, name, rel);
-            CheckRegular(before, rel);
-            BetweenCheckAndOpen?.Invoke(System.IO.Path.Combine(Root, rel));
-            fd = OpenAt(dirFd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-            if (fd < 0) throw Refuse(rel, errno == ELOOP ? "was replaced by a symlink while packing" : $"cannot be opened ({Error()})");
-        }
-        finally { close(dirFd); }
-        var handle = new SafeFileHandle(fd, ownsHandle: true);
-        try
-        {
-            unsafe { if (fstat(fd, &after) != 0) throw Refuse(rel, $"cannot be examined ({Error()})"); }
-            if (after.st_ino != before.st_ino || after.st_dev != before.st_dev) throw Refuse(rel, "was replaced while packing");
-            CheckRegular(after, rel);
-            return new FileStream(handle, FileAccess.Read, 1 << 16);
-        }
-        catch
-        {
-            handle.Dispose();
-            throw;
-        }
-    }
-
-    private void CheckRegular(stat st, string rel)
-    {
-        var type = st.st_mode & S_IFMT;
-        if (type == S_IFLNK) throw Refuse(rel, "is a symlink");
-        if (type != S_IFREG)
-            throw Refuse(rel, $"is a {(type == S_IFIFO ? "FIFO" : type == S_IFSOCK ? "socket" : type == S_IFDIR ? "directory" : "device")}, not a regular file");
-        if ((ulong)st.st_nlink != 1)
-            throw Refuse(rel, $"has {(ulong)st.st_nlink} hard links (it may be a host file linked in)");
-    }
-
-    /// <summary>Opens every directory from the root down to the parent of <paramref name="rel"/>, refusing symlinks.</summary>
-    private int OpenParent(string rel, out string name)
-    {
-        var parts = rel.Split('/');
-        name = parts[^1];
-        var fd = OpenPath(Root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (fd < 0) throw new HardenException($"{Root}: the model directory cannot be opened ({Error()})");
-        for (var i = 0; i < parts.Length - 1; i++)
-        {
-            var next = OpenAt(fd, parts[i], O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-            var err = errno;
-            close(fd);
-            if (next < 0)
-            {
-                var at = string.Join('/', parts[..(i + 1)]);
-                throw Refuse(at, err == ELOOP || err == ENOTDIR ? "is a symlink or not a directory" : $"cannot be opened ({Marshal.GetPInvokeErrorMessage(err)})");
-            }
-            fd = next;
-        }
-        return fd;
-    }
-
-    private stat StatNoFollow(int dirFd, string name, string rel)
-    {
-        stat st;
-        int rc;
-        var bytes = Encoding.UTF8.GetBytes(name + "\0");
-        unsafe { fixed (byte* p = bytes) rc = fstatat(dirFd, p, &st, AT_SYMLINK_NOFOLLOW); }
-        if (rc != 0) throw Refuse(rel, errno == ENOENT ? "disappeared while packing" : $"cannot be examined ({Error()})");
-        if ((st.st_mode & S_IFMT) == S_IFLNK) throw Refuse(rel, "is a symlink");
-        return st;
-    }
-
-    private static unsafe int OpenAt(int dirFd, string name, int flags)
-    {
-        var bytes = Encoding.UTF8.GetBytes(name + "\0");
-        fixed (byte* p = bytes) return openat(dirFd, p, flags, 0);
-    }
-
-    private static unsafe int OpenPath(string path, int flags)
-    {
-        var bytes = Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes) return open(p, flags, 0);
-    }
-
-    private static string Error() => Marshal.GetPInvokeErrorMessage(errno);
-
-    /// <summary>The same rules by path, for systems without the openat semantics we bind to.</summary>
-    private (bool IsDirectory, long Size) InspectByPath(string rel)
-    {
-        var path = Root;
-        foreach (var part in rel.Split('/'))
-        {
-            path = System.IO.Path.Combine(path, part);
-            if (new FileInfo(path).LinkTarget != null) throw Refuse(System.IO.Path.GetRelativePath(Root, path), "is a symlink");
-        }
-        if (Directory.Exists(path)) return (true, 0);
-        if (!File.Exists(path)) throw Refuse(rel, "disappeared while packing");
-        return (false, new FileInfo(path).Length);
-    }
-
-    private Stream OpenByPath(string rel)
-    {
-        InspectByPath(rel);
-        return new FileStream(System.IO.Path.Combine(Root, rel), FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
-    }
+        NoFollowProblem.RootUnopenable => new HardenException($"{Root}: the model directory cannot be opened ({r.ErrorText})"),
+        NoFollowProblem.PathNotADirectory => Refuse(r.At, "is a symlink or not a directory"),
+        NoFollowProblem.PathMissing or NoFollowProblem.PathUnopenable => Refuse(r.At, $"cannot be opened ({r.ErrorText})"),
+        NoFollowProblem.Missing => Refuse(r.At, "disappeared while packing"),
+        NoFollowProblem.Unexaminable => Refuse(r.At, $"cannot be examined ({r.ErrorText})"),
+        NoFollowProblem.Symlink => Refuse(r.At, "is a symlink"),
+        NoFollowProblem.Directory => Refuse(r.At, "is a directory, not a regular file"),
+        NoFollowProblem.Fifo => Refuse(r.At, "is a FIFO, not a regular file"),
+        NoFollowProblem.Socket => Refuse(r.At, "is a socket, not a regular file"),
+        NoFollowProblem.Device => Refuse(r.At, "is a device, not a regular file"),
+        NoFollowProblem.HardLinked => Refuse(r.At, $"has {r.Links} hard links (it may be a host file linked in)"),
+        NoFollowProblem.Unopenable => Refuse(r.At, r.Errno == Tmds.Linux.LibC.ELOOP ? "was replaced by a symlink while packing" : $"cannot be opened ({r.ErrorText})"),
+        NoFollowProblem.Replaced => Refuse(r.At, "was replaced while packing"),
+        _ => throw new InvalidOperationException(r.Problem.ToString()),
+    };
 }

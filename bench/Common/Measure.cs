@@ -32,6 +32,20 @@ public sealed class Measure(string logPath)
 {
     public const string GnuTime = "/usr/bin/time";
 
+    /// <summary>A bench's scratch directory, emptied, with the command log <c>bench.log</c> in it.</summary>
+    public static Measure InFreshWorkDir(string work)
+    {
+        if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
+        Directory.CreateDirectory(work);
+        return new Measure(Path.Combine(work, "bench.log"));
+    }
+
+    public string LogPath => logPath;
+
+    /// <summary>The line every bench prints first: where its files are and how busy the machine is.</summary>
+    public string Banner(string work) =>
+        $"work dir {work}; log {logPath}; load average before: {LoadAverage()}; cores: {Environment.ProcessorCount}";
+
     public static void RequireTool(string path, string install)
     {
         if (!File.Exists(path)) throw new InvalidOperationException($"{path} is missing: {install}");

@@ -68,17 +68,70 @@ public sealed class PackageUniverse
         foreach (var (name, list) in providers)
         {
             var arr = list.ToArray();
-            if (arr.Length > 1)
-                Array.Sort(arr, (a, b) =>
-                {
-                    var c = PriorityRank(a.Package).CompareTo(PriorityRank(b.Package));
-                    if (c != 0) return c;
-                    c = string.CompareOrdinal(a.Package.Name, b.Package.Name);
-                    return c != 0 ? c : CompareCandidates(a.Package, b.Package);
-                });
+            if (arr.Length > 1) Array.Sort(arr, CompareProviders);
             _providers[name] = arr;
         }
         // Only error messages (name suggestions) need the sorted name list.
+        _sortedNames = new Lazy<string[]>(() =>
+        {
+            var names = _byName.Keys.ToArray();
+            Array.Sort(names, StringComparer.Ordinal);
+            return names;
+        });
+        EssentialNames = essential.ToArray();
+        Count = count;
+    }
+
+    /// <summary>
+    /// This universe with more packages (further suites of the same architecture): the name and provider index are
+    /// copied and only the names the new packages touch are sorted again, instead of indexing ~65k packages anew.
+    /// The result is the universe of all the packages together: candidate and provider order is a total order, so it
+    /// does not depend on which packages came first.
+    /// </summary>
+    public PackageUniverse Extend(IEnumerable<BinaryPackage> more) => new(this, more);
+
+    private PackageUniverse(PackageUniverse from, IEnumerable<BinaryPackage> more)
+    {
+        Architecture = from.Architecture;
+        _byName = new Dictionary<string, BinaryPackage[]>(from._byName, StringComparer.Ordinal);
+        var touched = new HashSet<string>(StringComparer.Ordinal);
+        var providers = new Dictionary<string, List<ProvidingPackage>>(StringComparer.Ordinal);
+        var essential = new SortedSet<string>(from.EssentialNames, StringComparer.Ordinal);
+        var count = from.Count;
+        foreach (var p in more)
+        {
+            if (p.Architecture != Architecture && p.Architecture != "all") continue;
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_byName, p.Name, out bool exists);
+            if (!exists) slot = new[] { p };
+            else
+            {
+                touched.Add(p.Name);
+                slot = [.. slot!, p];
+            }
+            count++;
+            if (p.Essential) essential.Add(p.Name);
+            if (p.Provides.Length == 0) continue;
+            try { ScanProvides(p, providers); }
+            catch (FormatException e)
+            {
+                throw new Common.HardenException(
+                    $"package {p.Name} {p.Version} from source '{p.Origin}' has a malformed Provides field: {e.Message}. " +
+                    "The repository index is broken; report it to the repository owner or remove that source.");
+            }
+        }
+        foreach (var name in touched)
+        {
+            var arr = _byName[name];
+            Array.Sort(arr, CompareCandidates);
+            _byName[name] = Dedupe(arr);
+        }
+        _providers = new Dictionary<string, ProvidingPackage[]>(from._providers, StringComparer.Ordinal);
+        foreach (var (name, list) in providers)
+        {
+            var arr = _providers.TryGetValue(name, out var old) ? [.. old, .. list] : list.ToArray();
+            if (arr.Length > 1) Array.Sort(arr, CompareProviders);
+            _providers[name] = arr;
+        }
         _sortedNames = new Lazy<string[]>(() =>
         {
             var names = _byName.Keys.ToArray();
@@ -199,6 +252,14 @@ public sealed class PackageUniverse
         "extra" => 4,
         _ => 3,
     };
+
+    private static int CompareProviders(ProvidingPackage a, ProvidingPackage b)
+    {
+        var c = PriorityRank(a.Package).CompareTo(PriorityRank(b.Package));
+        if (c != 0) return c;
+        c = string.CompareOrdinal(a.Package.Name, b.Package.Name);
+        return c != 0 ? c : CompareCandidates(a.Package, b.Package);
+    }
 
     // Highest version first; equal versions (the same package in trixie and trixie-updates, say) in a fixed order.
     private static int CompareCandidates(BinaryPackage a, BinaryPackage b)

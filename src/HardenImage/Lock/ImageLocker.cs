@@ -145,11 +145,33 @@ public sealed class ImageLocker(ISuiteIndexReader reader)
             .SelectMany(eff => eff.Architectures.Select(arch => (Arch: arch,
                 SuiteKeys: eff.Sources.SelectMany(s => set.Sources[s].Suites.Select(suite => $"{s}/{suite}")).ToList())))
             .DistinctBy(u => u.Arch + "|" + string.Join(",", u.SuiteKeys)).ToList();
+        IEnumerable<BinaryPackage> PackagesOf(IEnumerable<string> suiteKeys, string arch) =>
+            suiteKeys.SelectMany(k => indexes[k].Packages.TryGetValue(arch, out var list) ? list : []);
         using (Timings.Span($"lock: {universeInputs.Count} package universes"))
         {
-            var built = await Task.WhenAll(universeInputs.Select(u => Task.Run(() => new PackageUniverse(u.Arch,
-                u.SuiteKeys.SelectMany(k => indexes[k].Packages.TryGetValue(u.Arch, out var list) ? list : [])), ct)));
-            for (var i = 0; i < built.Length; i++) universes[universeInputs[i].Arch + "|" + string.Join(",", universeInputs[i].SuiteKeys)] = built[i];
+            // A universe whose suites include another's (debian + debian-nonfree over debian) extends that one with the
+            // further suites' packages instead of indexing the ~65k shared packages again.
+            static string Key((string Arch, List<string> SuiteKeys) u) => u.Arch + "|" + string.Join(",", u.SuiteKeys);
+            (string Arch, List<string> SuiteKeys)? SmallerOf((string Arch, List<string> SuiteKeys) u) =>
+                universeInputs.Where(o => o.Arch == u.Arch && o.SuiteKeys.Count < u.SuiteKeys.Count && !o.SuiteKeys.Except(u.SuiteKeys).Any())
+                    .OrderByDescending(o => o.SuiteKeys.Count).Select(o => ((string, List<string>)?)o).FirstOrDefault();
+            var roots = universeInputs.Where(u => SmallerOf(u) == null).ToList();
+            var built = await Task.WhenAll(roots.Select(u => Task.Run(() => new PackageUniverse(u.Arch, PackagesOf(u.SuiteKeys, u.Arch)), ct)));
+            for (var i = 0; i < built.Length; i++) universes[Key(roots[i])] = built[i];
+            var pending = universeInputs.Where(u => !universes.ContainsKey(Key(u))).OrderBy(u => u.SuiteKeys.Count).ToList();
+            while (pending.Count > 0)
+            {
+                // Each round extends the universes whose smaller one is built (a chain of subsets takes a round per step).
+                var ready = pending.Where(u => universes.ContainsKey(Key(SmallerOf(u)!.Value))).ToList();
+                if (ready.Count == 0) throw new InvalidOperationException("package universes: no smaller universe built for " + Key(pending[0]));
+                var extended = await Task.WhenAll(ready.Select(u => Task.Run(() =>
+                {
+                    var smaller = SmallerOf(u)!.Value;
+                    return universes[Key(smaller)].Extend(PackagesOf(u.SuiteKeys.Except(smaller.SuiteKeys), u.Arch));
+                }, ct)));
+                for (var i = 0; i < extended.Length; i++) universes[Key(ready[i])] = extended[i];
+                pending.RemoveAll(ready.Contains);
+            }
         }
 
         foreach (var image in selected)

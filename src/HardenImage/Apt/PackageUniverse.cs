@@ -22,52 +22,41 @@ public sealed class PackageUniverse
     private readonly ConcurrentDictionary<BinaryPackage, IReadOnlyList<RelationGroup>> _depends = new(ReferenceEqualityComparer.Instance);
 
     public PackageUniverse(string architecture, IEnumerable<BinaryPackage> packages)
+        : this(string.IsNullOrWhiteSpace(architecture) || architecture == "all"
+            ? throw new ArgumentException("a universe is for one concrete architecture (amd64, arm64, ...)", nameof(architecture))
+            : architecture, null, packages)
     {
-        if (string.IsNullOrWhiteSpace(architecture) || architecture == "all")
-            throw new ArgumentException("a universe is for one concrete architecture (amd64, arm64, ...)", nameof(architecture));
+    }
+
+    /// <summary>
+    /// This universe with more packages (further suites of the same architecture): the name and provider index are
+    /// copied and only the names the new packages touch are sorted again, instead of indexing ~65k packages anew.
+    /// The result is the universe of all the packages together: candidate and provider order is a total order, so it
+    /// does not depend on which packages came first.
+    /// </summary>
+    public PackageUniverse Extend(IEnumerable<BinaryPackage> more) => new(Architecture, this, more);
+
+    private PackageUniverse(string architecture, PackageUniverse? from, IEnumerable<BinaryPackage> packages)
+    {
         Architecture = architecture;
-
-        // One hash lookup per package and no per-name list: this loop runs 65k times per architecture.
-        _byName = new Dictionary<string, BinaryPackage[]>(packages is ICollection<BinaryPackage> c ? c.Count : 0, StringComparer.Ordinal);
-        var severalVersions = new List<string>();
+        _byName = from != null ? new Dictionary<string, BinaryPackage[]>(from._byName, StringComparer.Ordinal)
+            : new Dictionary<string, BinaryPackage[]>(packages is ICollection<BinaryPackage> c ? c.Count : 0, StringComparer.Ordinal);
+        var several = new HashSet<string>(StringComparer.Ordinal);
         var providers = new Dictionary<string, List<ProvidingPackage>>(StringComparer.Ordinal);
-        var essential = new SortedSet<string>(StringComparer.Ordinal);
-        int count = 0;
-        foreach (var p in packages)
-        {
-            if (p.Architecture != architecture && p.Architecture != "all") continue;
-            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_byName, p.Name, out bool exists);
-            if (!exists) slot = new[] { p };
-            else
-            {
-                if (slot!.Length == 1) severalVersions.Add(p.Name);
-                var grown = new BinaryPackage[slot.Length + 1];
-                slot.CopyTo(grown, 0);
-                grown[^1] = p;
-                slot = grown;
-            }
-            count++;
-            if (p.Essential) essential.Add(p.Name);
-            if (p.Provides.Length == 0) continue;
-            try { ScanProvides(p, providers); }
-            catch (FormatException e)
-            {
-                throw new Common.HardenException(
-                    $"package {p.Name} {p.Version} from source '{p.Origin}' has a malformed Provides field: {e.Message}. " +
-                    "The repository index is broken; report it to the repository owner or remove that source.");
-            }
-        }
+        var essential = new SortedSet<string>(from?.EssentialNames ?? [], StringComparer.Ordinal);
+        var count = (from?.Count ?? 0) + Index(architecture, packages, _byName, providers, essential, several);
 
-        foreach (var name in severalVersions)
+        foreach (var name in several)
         {
             var arr = _byName[name];
             Array.Sort(arr, CompareCandidates);
             _byName[name] = Dedupe(arr);
         }
-        _providers = new Dictionary<string, ProvidingPackage[]>(providers.Count, StringComparer.Ordinal);
+        _providers = from != null ? new Dictionary<string, ProvidingPackage[]>(from._providers, StringComparer.Ordinal)
+            : new Dictionary<string, ProvidingPackage[]>(providers.Count, StringComparer.Ordinal);
         foreach (var (name, list) in providers)
         {
-            var arr = list.ToArray();
+            var arr = _providers.TryGetValue(name, out var old) ? [.. old, .. list] : list.ToArray();
             if (arr.Length > 1) Array.Sort(arr, CompareProviders);
             _providers[name] = arr;
         }
@@ -83,29 +72,22 @@ public sealed class PackageUniverse
     }
 
     /// <summary>
-    /// This universe with more packages (further suites of the same architecture): the name and provider index are
-    /// copied and only the names the new packages touch are sorted again, instead of indexing ~65k packages anew.
-    /// The result is the universe of all the packages together: candidate and provider order is a total order, so it
-    /// does not depend on which packages came first.
+    /// Adds the packages of this architecture (and <c>all</c>) to the name index — one hash lookup each and a new
+    /// array per added version, so arrays another universe shares are never written — and their Provides to
+    /// <paramref name="providers"/>; names that now have several candidates go to <paramref name="several"/>.
     /// </summary>
-    public PackageUniverse Extend(IEnumerable<BinaryPackage> more) => new(this, more);
-
-    private PackageUniverse(PackageUniverse from, IEnumerable<BinaryPackage> more)
+    private static int Index(string architecture, IEnumerable<BinaryPackage> packages, Dictionary<string, BinaryPackage[]> byName,
+        Dictionary<string, List<ProvidingPackage>> providers, SortedSet<string> essential, HashSet<string> several)
     {
-        Architecture = from.Architecture;
-        _byName = new Dictionary<string, BinaryPackage[]>(from._byName, StringComparer.Ordinal);
-        var touched = new HashSet<string>(StringComparer.Ordinal);
-        var providers = new Dictionary<string, List<ProvidingPackage>>(StringComparer.Ordinal);
-        var essential = new SortedSet<string>(from.EssentialNames, StringComparer.Ordinal);
-        var count = from.Count;
-        foreach (var p in more)
+        var count = 0;
+        foreach (var p in packages)
         {
-            if (p.Architecture != Architecture && p.Architecture != "all") continue;
-            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(_byName, p.Name, out bool exists);
+            if (p.Architecture != architecture && p.Architecture != "all") continue;
+            ref var slot = ref CollectionsMarshal.GetValueRefOrAddDefault(byName, p.Name, out bool exists);
             if (!exists) slot = new[] { p };
             else
             {
-                touched.Add(p.Name);
+                several.Add(p.Name);
                 slot = [.. slot!, p];
             }
             count++;
@@ -119,27 +101,7 @@ public sealed class PackageUniverse
                     "The repository index is broken; report it to the repository owner or remove that source.");
             }
         }
-        foreach (var name in touched)
-        {
-            var arr = _byName[name];
-            Array.Sort(arr, CompareCandidates);
-            _byName[name] = Dedupe(arr);
-        }
-        _providers = new Dictionary<string, ProvidingPackage[]>(from._providers, StringComparer.Ordinal);
-        foreach (var (name, list) in providers)
-        {
-            var arr = _providers.TryGetValue(name, out var old) ? [.. old, .. list] : list.ToArray();
-            if (arr.Length > 1) Array.Sort(arr, CompareProviders);
-            _providers[name] = arr;
-        }
-        _sortedNames = new Lazy<string[]>(() =>
-        {
-            var names = _byName.Keys.ToArray();
-            Array.Sort(names, StringComparer.Ordinal);
-            return names;
-        });
-        EssentialNames = essential.ToArray();
-        Count = count;
+        return count;
     }
 
     /// <summary>The architecture this universe serves (never <c>all</c>).</summary>

@@ -117,6 +117,7 @@ public sealed class ModelPushCommand : AsyncCommand<ModelPushSettings>
     {
         var target = RegistryTarget.Parse(settings.Registry ?? EnvironmentSetting.Get("HARDEN_REGISTRY") ?? "");
         if (target.Kind != RegistryKind.OciLayout) ImageReference.UsePlainHttp(target.Location, target.Scheme, settings.Insecure, $"--registry {target}");
+        ModelPusher.OpenPackedModels(settings.Artifacts); // its refusal comes before the AWS options', as it always did
         using var clients = new RegistryClients(settings.AwsOptions());
         var lines = new ProgressLines("model push");
         var progress = new InlineProgress<BlobProgress>(p => lines.Report(
@@ -195,6 +196,7 @@ public sealed class ModelFetchCommand : AsyncCommand<ModelFetchSettings>
 {
     public override async Task<int> ExecuteAsync(CommandContext context, ModelFetchSettings settings, CancellationToken ct)
     {
+        ModelFetcher.CheckRequest(settings.Reference, settings.Require); // its refusals come before the AWS options', as they always did
         using var clients = new RegistryClients(settings.AwsOptions());
         var lines = new ProgressLines("model fetch");
         var fetched = await ModelFetcher.FetchReferenceAsync(clients, settings.Reference, settings.Key, settings.Into, settings.Require, settings.Insecure,

@@ -26,9 +26,14 @@ public sealed class ContentStore
 
     public string Root { get; }
 
-    public string PathOf(string sha256) => _files.PathOf(sha256);
+    /// <summary>
+    /// Where the file named <paramref name="sha256"/> lives. A name that is not a SHA-256 (64 lower-case hex) is
+    /// refused here, before anything is stat'ed, opened or evicted: "../x" must never reach a path outside the store.
+    /// </summary>
+    public string PathOf(string sha256) => Sha256Hex.IsValid(sha256) ? _files.PathOf(sha256)
+        : throw new CorruptCacheEntryException($"{Root}/<{(sha256.Length > 80 ? sha256[..80] + "…" : sha256)}>", "is not named by a SHA-256 (64 lower-case hex); nothing was read or evicted");
 
-    public bool Contains(string sha256) => IsRegularFile(PathOf(sha256));
+    public bool Contains(string sha256) => Sha256Hex.IsValid(sha256) && IsRegularFile(_files.PathOf(sha256));
 
     /// <inheritdoc cref="ContentAddressedDirectory.IsRegularFile"/>
     public static bool IsRegularFile(string path) => ContentAddressedDirectory.IsRegularFile(path);
@@ -67,8 +72,6 @@ public sealed class ContentStore
     {
         var path = PathOf(sha256);
         if (!IsRegularFile(path)) throw Missing(path);
-        // A name that is no SHA-256 cannot be verified (and may point outside the store): refuse it, evict nothing.
-        if (!Sha256Hex.IsValid(sha256)) throw new CorruptCacheEntryException(path, "is not named by a SHA-256 (64 lower-case hex)");
         var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         var length = fs.Length;
         if (expectedSize >= 0 && length != expectedSize)

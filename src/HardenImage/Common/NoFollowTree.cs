@@ -188,10 +188,12 @@ public sealed class NoFollowTree(string root)
     private (bool IsDirectory, long Size, bool Executable) InspectByPath(string rel)
     {
         var path = Root;
-        foreach (var part in rel.Split('/'))
+        var parts = rel.Split('/');
+        for (var i = 0; i < parts.Length; i++)
         {
-            path = Path.Combine(path, part);
-            if (new FileInfo(path).LinkTarget != null) throw new NoFollowRefusal(NoFollowProblem.Symlink, Path.GetRelativePath(Root, path).Replace('\\', '/'));
+            path = Path.Combine(path, parts[i]);
+            if (new FileInfo(path).LinkTarget != null)
+                throw new NoFollowRefusal(i < parts.Length - 1 ? NoFollowProblem.PathNotADirectory : NoFollowProblem.Symlink, string.Join('/', parts[..(i + 1)]));
         }
         if (System.IO.Directory.Exists(path)) return (true, 0, false);
         if (!File.Exists(path)) throw new NoFollowRefusal(NoFollowProblem.Missing, rel);

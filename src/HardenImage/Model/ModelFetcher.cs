@@ -40,17 +40,25 @@ public sealed class ModelFetcher
     /// registry is reached with the run's one credential chain, the key may be a file or awskms://.
     /// </summary>
     /// <param name="require">Comma-separated attestations the model must also carry (sbom = the ML-BOM).</param>
-    public static async Task<FetchedModel> FetchReferenceAsync(RegistryClients clients, string reference, string keyReference, string into, string require,
-        bool insecure, IProgress<string>? progress, CancellationToken ct)
+    /// <summary>The reference pinned by digest and the required attestation names, or the one-line refusal; what a
+    /// command checks before it sets up registry clients (their AWS options are judged after these).</summary>
+    public static (ImageReference Reference, List<string> Required) CheckRequest(string reference, string require)
     {
         var parsed = ImageReference.Parse(reference);
         if (parsed.Digest == null)
             throw new HardenException($"{reference}: pin the model by digest (REPO@sha256:…, from artifacts/models.json); a tag can be moved");
         var required = require.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToList();
         foreach (var name in required) PredicateTypes.FromPolicyName(name);
+        return (parsed, required);
+    }
+
+    public static async Task<FetchedModel> FetchReferenceAsync(RegistryClients clients, string reference, string keyReference, string into, string require,
+        bool insecure, IProgress<string>? progress, CancellationToken ct)
+    {
+        var (parsed, required) = CheckRequest(reference, require);
         var registry = clients.Create(RegistryTarget.For(parsed), insecure);
         using var key = await new SignerFactory(KeyPasswordSource.FromEnvironmentOrTerminal(), AwsKmsOptions.For(clients.Aws)).PublicKeyFromReferenceAsync(keyReference, ct).ConfigureAwait(false);
-        return await new ModelFetcher(registry, key).FetchAsync(parsed.Repository, Digest.Parse(parsed.Digest), into,
+        return await new ModelFetcher(registry, key).FetchAsync(parsed.Repository, Digest.Parse(parsed.Digest!), into,
             new VerificationPolicy { RequiredAttestations = required }, progress, ct).ConfigureAwait(false);
     }
 

@@ -81,10 +81,7 @@ public sealed class ModelPusher
     public static async Task<(string RecordPath, IReadOnlyList<PushedModel> Pushed)> PushArtifactsAsync(string artifactsDir, RegistryTarget target,
         RegistryClients clients, ModelPushRequest request, IProgress<BlobProgress>? progress, CancellationToken ct)
     {
-        var layoutPath = LayoutPath(artifactsDir);
-        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
-            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
-        var layout = OciLayout.Open(layoutPath);
+        var layout = OpenPackedModels(artifactsDir);
         var models = ModelsIn(layout, request.Name, request.Version);
         var creator = request.CreateRepositories ? clients.RepositoryCreatorFor(target) : null;
         var registry = clients.Create(target, request.Insecure);
@@ -92,6 +89,16 @@ public sealed class ModelPusher
         var recordPath = ModelRecordFile.PathIn(artifactsDir);
         ModelRecordFile.Save(recordPath, target.ToString(), pushed);
         return (recordPath, pushed);
+    }
+
+    /// <summary>The packed models' layout, or the one-line refusal; what a command checks before it sets up registry
+    /// clients (their AWS options are judged after this).</summary>
+    public static OciLayout OpenPackedModels(string artifactsDir)
+    {
+        var layoutPath = LayoutPath(artifactsDir);
+        if (!File.Exists(Path.Combine(layoutPath, "index.json")))
+            throw new HardenException($"{layoutPath}: no packed models. Run 'harden model pack DIR --name N --version V' first.");
+        return OciLayout.Open(layoutPath);
     }
 
     /// <summary>The ML-BOM of a model, relative to the artifacts directory.</summary>

@@ -139,4 +139,30 @@ public sealed class CacheSealSizeAttackTests
         Assert.Contains(reports, r => r.Contains("far too large", StringComparison.Ordinal));
         Assert.True(new FileInfo(pointer).Length < 1024);
     }
+
+    [Fact]
+    public void ContentStore_NameThatIsNoSha256_IsRefusedBeforeAnythingOutsideTheStoreIsTouched()
+    {
+        // A name from anywhere but our own hashing ("../../victim") must not reach a path outside content/sha256: the
+        // store evicts what fails verification, so a path name would be a delete primitive.
+        var cache = Directory.CreateTempSubdirectory("hi-cas-name-").FullName;
+        try
+        {
+            var store = new ContentStore(cache);
+            var victim = Path.Combine(cache, "victim");
+            File.WriteAllText(victim, "not ours");
+            var link = Path.Combine(cache, "victim-link");
+            File.CreateSymbolicLink(link, victim);
+            foreach (var name in new[] { "../../victim", "../../victim-link", new string('A', 64), "" })
+            {
+                var open = Assert.Throws<CorruptCacheEntryException>(() => store.OpenVerified(name));
+                Assert.Contains("is not named by a SHA-256", open.Message);
+                Assert.Throws<CorruptCacheEntryException>(() => store.ReadVerified(name));
+                Assert.False(store.Contains(name));
+            }
+            Assert.Equal("not ours", File.ReadAllText(victim));
+            Assert.NotNull(new FileInfo(link).LinkTarget);
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
 }

@@ -259,7 +259,7 @@ public static class InspectorEcrReportWriter
                 w.WriteEndArray();
                 w.WriteEndObject();
                 w.WriteStartArray("findings");
-                foreach (var f in image.Findings) WriteFinding(w, f);
+                foreach (var f in image.Findings) ScanReportWriter.WriteFinding(w, f);
                 w.WriteEndArray();
                 w.WriteEndObject();
             }
@@ -268,31 +268,5 @@ public static class InspectorEcrReportWriter
         }
         ms.WriteByte((byte)'\n');
         return ms.ToArray();
-    }
-
-    private static void WriteFinding(Utf8JsonWriter w, Finding f)
-    {
-        w.WriteStartObject();
-        w.WriteString("id", f.Id);
-        w.WriteString("package", f.Package);
-        if (f.Purl.Length > 0) w.WriteString("purl", f.Purl);
-        w.WriteString("installedVersion", f.InstalledVersion);
-        if (f.FixedVersion != null) w.WriteString("fixedVersion", f.FixedVersion); else w.WriteNull("fixedVersion");
-        w.WriteString("status", ScanJson.Name(f.Status));
-        w.WriteString("severity", ScanJson.Name(f.Severity));
-        w.WriteString("severitySource", f.SeveritySource);
-        if (f.SourceSeverity != null) w.WriteString("sourceSeverity", f.SourceSeverity);
-        if (f.CvssScore is { } score) w.WriteNumber("cvssScore", score);
-        w.WriteStartArray("sources");
-        foreach (var s in f.Sources) w.WriteStringValue(s);
-        w.WriteEndArray();
-        if (f.Allowlisted is { } a)
-        {
-            w.WriteStartObject("allowlisted");
-            w.WriteString("justification", a.Justification);
-            w.WriteString("expires", a.Expires.ToString("yyyy-MM-dd", System.Globalization.CultureInfo.InvariantCulture));
-            w.WriteEndObject();
-        }
-        w.WriteEndObject();
     }
 }

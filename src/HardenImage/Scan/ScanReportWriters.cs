@@ -107,7 +107,8 @@ public static class ScanReportWriter
         return ms.ToArray();
     }
 
-    private static void WriteFinding(Utf8JsonWriter w, Finding f)
+    /// <summary>A finding as every report of ours spells it (the scan report and the ECR/Inspector report alike).</summary>
+    internal static void WriteFinding(Utf8JsonWriter w, Finding f)
     {
         w.WriteStartObject();
         w.WriteString("id", f.Id);

@@ -76,6 +76,10 @@ public sealed class EcrScanStatusTests
         var written = json.RootElement.GetProperty("images")[0];
         Assert.Equal("COMPLETE", written.GetProperty("scanStatus").GetString());
         Assert.Equal(1, written.GetProperty("summary").GetProperty("suppressedInInspector").GetInt32());
+        // One spelling of a finding for every report: the ECR report's findings have the scan report's fields.
+        var finding = written.GetProperty("findings")[0];
+        foreach (var field in new[] { "id", "aliases", "package", "packageType", "purl", "installedVersion", "fixedVersion", "status", "severity", "severitySource", "sources" })
+            Assert.True(finding.TryGetProperty(field, out var _unused), $"the ECR report's finding has no '{field}'");
     }
 
     [Trait("Category", "Integration")]

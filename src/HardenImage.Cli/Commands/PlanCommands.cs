@@ -233,8 +233,8 @@ public sealed class FanInCommand : AsyncCommand<FanInSettings>
         if (settings.Push)
         {
             var pushed = await assembler.PushIndexesAsync(outDir, connection!.Target, ct);
-            PushedFile.Save(Path.Combine(outDir, "pushed.json"), connection.Target.ToString(), pushed);
-            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Target} (0 blobs uploaded); wrote {Path.Combine(outDir, "pushed.json")}");
+            PushedFile.Save(ArtifactPaths.PushRecord(outDir), connection.Target.ToString(), pushed);
+            AnsiConsole.MarkupLineInterpolated($"[green]pushed[/] {pushed.Count} indexes to {connection.Target} (0 blobs uploaded); wrote {ArtifactPaths.PushRecord(outDir)}");
         }
         var table = new Table().AddColumns("image", "index", "platforms");
         foreach (var b in outcome.Manifest.Images.Where(b => plan.FanIn.Images.ContainsKey(b.Name)))

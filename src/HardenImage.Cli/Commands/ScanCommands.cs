@@ -211,7 +211,7 @@ public sealed class ScanCommand : AsyncCommand<ScanSettings>
     /// <summary><c>--ecr</c>: Inspector2 findings of a pushed image, the same policy gate, exit 1 when it fails.</summary>
     private static async Task<int> ScanEcrAsync(ScanSettings settings, VulnerabilityPolicy policy, CancellationToken cancellationToken)
     {
-        var pushedPath = Path.Combine(settings.Out, "pushed.json");
+        var pushedPath = ArtifactPaths.PushRecord(settings.Out);
         var target = InspectorEcrTarget.Resolve(settings.Ecr!, PushedFile.TryLoad(pushedPath), pushedPath);
         var aws = settings.ResolveAws("--ecr", target.Region);
         using var client = new Inspector2FindingsClient(aws);

@@ -18,12 +18,12 @@ public static class ImageExporter
 {
     public static ImageExport Find(string artifactsDir, string image, string architecture)
     {
-        var build = BuildManifest.Load(Path.Combine(artifactsDir, "build.json"));
+        var build = BuildManifest.Load(ArtifactPaths.BuildRecord(artifactsDir));
         var built = build.Image(image)
-                    ?? throw new HardenException($"{Path.Combine(artifactsDir, "build.json")}: no built image '{image}'{NameSuggestions.DidYouMean(image, build.Images.Select(i => i.Name))}; run 'harden build --image {image}' first");
+                    ?? throw new HardenException($"{ArtifactPaths.BuildRecord(artifactsDir)}: no built image '{image}'{NameSuggestions.DidYouMean(image, build.Images.Select(i => i.Name))}; run 'harden build --image {image}' first");
         var builtArch = built.Architectures.FirstOrDefault(a => a.Architecture == architecture)
                         ?? throw new HardenException($"image '{built.Name}' has no {PlatformName.ForArchitecture(architecture)} (it has {string.Join(", ", built.Architectures.Select(a => PlatformName.ForArchitecture(a.Architecture)))})");
-        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var layout = OciLayout.Open(ArtifactPaths.Layout(artifactsDir));
         var manifest = new OciLayoutReader(layout).ReadManifest(new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = builtArch.Manifest, Size = builtArch.ManifestSize });
         return new ImageExport(built, builtArch, layout, manifest);
     }

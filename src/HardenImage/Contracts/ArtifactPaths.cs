@@ -15,17 +15,26 @@ public static class ArtifactPaths
     /// <summary><c>pushed.json</c> (<see cref="PushedFile"/>): written by push, read by scan (Inspector), sign, verify, deploy.</summary>
     public static string PushRecord(string artifacts) => Path.Combine(artifacts, "pushed.json");
 
+    /// <summary><c>sbom/</c>: one CycloneDX SBOM per image and architecture.</summary>
+    public static string SbomDirectory(string artifacts) => Path.Combine(artifacts, "sbom");
+
+    /// <summary><c>scan/</c>: one scan report (and its VEX documents) per image and architecture.</summary>
+    public static string ScanDirectory(string artifacts) => Path.Combine(artifacts, "scan");
+
+    /// <summary><c>fanout/</c>: the records of fan-out jobs.</summary>
+    public static string FanOutDirectory(string artifacts) => Path.Combine(artifacts, "fanout");
+
     /// <summary><c>sbom/&lt;image&gt;.&lt;arch&gt;.cdx.json</c>: the CycloneDX SBOM of one built manifest.</summary>
     public static string Sbom(string artifacts, string image, string architecture) =>
-        Path.Combine(artifacts, "sbom", $"{image}.{architecture}.cdx.json");
+        Path.Combine(SbomDirectory(artifacts), $"{image}.{architecture}.cdx.json");
 
     /// <summary><c>scan/&lt;image&gt;.&lt;arch&gt;.json</c>: the scan report of one built manifest.</summary>
     public static string ScanReport(string artifacts, string image, string architecture) =>
-        Path.Combine(artifacts, "scan", $"{image}.{architecture}.json");
+        Path.Combine(ScanDirectory(artifacts), $"{image}.{architecture}.json");
 
     /// <summary><c>fanout/&lt;image&gt;.&lt;arch&gt;.json</c>: what one fan-out job built.</summary>
     public static string PlatformRecord(string artifacts, string image, string architecture) =>
-        Path.Combine(artifacts, "fanout", $"{image}.{architecture}.json");
+        Path.Combine(FanOutDirectory(artifacts), $"{image}.{architecture}.json");
 
     /// <summary><c>deploy/</c>: rendered manifests and admission policies.</summary>
     public static string Deploy(string artifacts) => Path.Combine(artifacts, "deploy");

@@ -40,11 +40,11 @@ public static class DeployArtifacts
     /// </summary>
     public static async Task<(DeployResult Result, string? CheckedIn)> RenderAsync(DeployOptions options, bool insecure, CancellationToken ct)
     {
-        var pushed = PushedFile.TryLoad(Path.Combine(options.ArtifactsDir, "pushed.json"));
+        var pushed = PushedFile.TryLoad(ArtifactPaths.PushRecord(options.ArtifactsDir));
         if (pushed == null)
         {
             var rendered = new DeployRenderer().RenderAndWrite(options);
-            return (rendered with { Warnings = [.. rendered.Warnings, $"{Path.Combine(options.ArtifactsDir, "pushed.json")} is missing: signatures and attestations of the pinned digests were not checked (run 'harden push' and 'harden sign' first)"] }, null);
+            return (rendered with { Warnings = [.. rendered.Warnings, $"{ArtifactPaths.PushRecord(options.ArtifactsDir)} is missing: signatures and attestations of the pinned digests were not checked (run 'harden push' and 'harden sign' first)"] }, null);
         }
         using var services = new RegistryClients(new AwsAccess());
         var registry = services.Create(RegistryTarget.Parse(pushed.Registry), insecure);

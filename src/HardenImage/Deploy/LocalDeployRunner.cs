@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Contracts;
 
 namespace HardenImage.Deploy;
 
@@ -51,7 +52,7 @@ public sealed class LocalDeployRunner(DockerEngine engine, string artifactsDir, 
         var arch = SmokeRunner.HostArchitecture();
         var image = rendered.Description.Image;
         // Named by content (as smoke does): engines are shared, so a fixed tag could be another build's image.
-        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var layout = OciLayout.Open(ArtifactPaths.Layout(artifactsDir));
         var configDigest = new OciLayoutReader(layout).Resolve(image, new Platform { Architecture = arch }).Manifest.Config.Digest;
         var tag = $"hardenimage-local/{image}:{arch}-{Digest.Parse(configDigest).Hex[..12]}";
         var pod = PodToContainerSpec.Translate(rendered.Deployment, tag);

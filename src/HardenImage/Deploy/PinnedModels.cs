@@ -3,6 +3,7 @@ using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
 using HardenImage.Common;
 using HardenImage.Oci;
+using HardenImage.Contracts;
 
 namespace HardenImage.Deploy;
 
@@ -151,8 +152,8 @@ public sealed partial class PinnedModels
             // A relative layout directory in models.json is relative to where push ran; artifacts/ is usually beside it.
             candidates.Add(Path.Combine(_artifacts, Path.GetFileName(layoutRoot.TrimEnd('/')), repository.Replace('/', Path.DirectorySeparatorChar)));
         }
-        candidates.Add(Path.Combine(_artifacts, "models", "oci")); // harden model pack's layout
-        candidates.Add(Path.Combine(_artifacts, "oci"));
+        candidates.Add(Model.ModelPusher.LayoutPath(_artifacts)); // harden model pack's layout
+        candidates.Add(ArtifactPaths.Layout(_artifacts));
         foreach (var dir in candidates.Distinct(StringComparer.Ordinal))
         {
             if (!File.Exists(Path.Combine(dir, "oci-layout"))) continue;

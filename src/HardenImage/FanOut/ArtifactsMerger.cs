@@ -22,30 +22,30 @@ public static class ArtifactsMerger
     {
         var outDir = Path.GetFullPath(outDirectory);
         var sources = jobDirectories.Select(Path.GetFullPath).Where(d => d != outDir).Distinct().ToList();
-        var outBuild = Path.Combine(outDir, "build.json");
-        var outPushed = Path.Combine(outDir, "pushed.json");
+        var outBuild = ArtifactPaths.BuildRecord(outDir);
+        var outPushed = ArtifactPaths.PushRecord(outDir);
 
         var builds = new List<(string Path, BuildManifest Manifest)>();
         var pushes = new List<(string Path, PushedFile File)>();
         foreach (var dir in sources.Prepend(outDir))
         {
-            var b = Path.Combine(dir, "build.json");
+            var b = ArtifactPaths.BuildRecord(dir);
             if (File.Exists(b)) builds.Add((b, BuildManifest.Load(b)));
             else if (dir != outDir) throw new HardenException($"{b}: missing; every merged directory needs the build.json of 'harden build'.");
-            var p = Path.Combine(dir, "pushed.json");
+            var p = ArtifactPaths.PushRecord(dir);
             if (File.Exists(p)) pushes.Add((p, PushedFile.Parse(File.ReadAllText(p), p, strict: true)!));
         }
         var mergedBuild = BuildManifest.Merge(builds);
         var mergedPushed = pushes.Count > 0 ? PushedFile.Merge(pushes) : null;
 
         // Blobs first, then tags, then records: a reader of build.json always finds what it names.
-        var layout = OciLayout.OpenOrCreate(Path.Combine(outDir, "oci"));
+        var layout = OciLayout.OpenOrCreate(ArtifactPaths.Layout(outDir));
         var tags = new List<(string Tag, Descriptor Descriptor)>();
         long copied = 0;
         foreach (var dir in sources)
         {
-            var from = OciLayout.Open(Path.Combine(dir, "oci"));
-            var manifest = builds.First(b => b.Path == Path.Combine(dir, "build.json")).Manifest;
+            var from = OciLayout.Open(ArtifactPaths.Layout(dir));
+            var manifest = builds.First(b => b.Path == ArtifactPaths.BuildRecord(dir)).Manifest;
             var index = from.ReadIndex();
             foreach (var image in manifest.Images)
             {

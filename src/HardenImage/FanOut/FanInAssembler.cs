@@ -78,9 +78,9 @@ public sealed class FanInAssembler
         var unknown = plan.FanIn.Images.Keys.Concat(plan.Jobs.Select(e => e.Image)).FirstOrDefault(n => !_set.Images.ContainsKey(n));
         if (unknown != null)
             throw new HardenException($"plan: image '{unknown}' is not in {_set.Directory} (it has: {string.Join(", ", _set.Images.Keys.Order(StringComparer.Ordinal))}); the plan is from another image set.");
-        var layout = OciLayout.OpenOrCreate(Path.Combine(artifactsDir, "oci"));
-        var jobLayouts = jobDirs.Where(d => File.Exists(Path.Combine(d, "oci", "index.json")))
-            .Select(d => OciLayout.Open(Path.Combine(d, "oci"))).ToList();
+        var layout = OciLayout.OpenOrCreate(ArtifactPaths.Layout(artifactsDir));
+        var jobLayouts = jobDirs.Where(d => File.Exists(Path.Combine(ArtifactPaths.Layout(d), "index.json")))
+            .Select(d => OciLayout.Open(ArtifactPaths.Layout(d))).ToList();
         int fromJobs = 0, fromRegistry = 0;
         long registryBytes = 0;
 
@@ -183,7 +183,7 @@ public sealed class FanInAssembler
     public async Task<IReadOnlyList<ImagePushResult>> PushIndexesAsync(string artifactsDir, RegistryTarget target, CancellationToken ct = default)
     {
         if (_registry == null) throw new HardenException("fanin --push: give --registry.");
-        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var layout = OciLayout.Open(ArtifactPaths.Layout(artifactsDir));
         var results = new List<ImagePushResult>();
         foreach (var b in Written)
         {

@@ -67,7 +67,7 @@ public static class FanOutJob
     {
         var name = job.Image.Name;
         var repository = registry.Target.RepositoryFor(name);
-        var layout = OciLayout.Open(Path.Combine(outDir, "oci"));
+        var layout = OciLayout.Open(ArtifactPaths.Layout(outDir));
         var pusher = new ImagePusher(layout, registry.Registry, registry.Target.Namespace, 4);
         var pushed = (await pusher.PushAsync([new ImageToPush(name, [InputsDigest.CacheTag(job.Inputs)],
             new Descriptor { MediaType = MediaTypes.ImageManifest, Digest = built.Manifest, Size = built.ManifestSize })], null, ct).ConfigureAwait(false))[0];

@@ -48,11 +48,11 @@ public sealed class LocalJobRunner(DockerEngine engine, string artifactsDir)
         var reference = job.Spec.Template.Spec.Containers[0].Image;
         var digest = ImageReference.Parse(reference).Digest
                      ?? throw new HardenException($"Job {job.Metadata.Name}: image {reference} is not pinned by digest.");
-        var buildJson = Path.Combine(artifactsDir, "build.json");
+        var buildJson = ArtifactPaths.BuildRecord(artifactsDir);
         var built = BuildManifest.TryLoad(buildJson)?.Images.FirstOrDefault(i => i.Index == digest)
                     ?? throw new HardenException($"Job {job.Metadata.Name} runs {reference}, and {buildJson} has no image with index {digest}: build the tool image first (dotnet cake --target=HardenImage).");
         var arch = SmokeRunner.HostArchitecture();
-        var layout = OciLayout.Open(Path.Combine(artifactsDir, "oci"));
+        var layout = OciLayout.Open(ArtifactPaths.Layout(artifactsDir));
         var config = new OciLayoutReader(layout).Resolve(built.Name, new Platform { Architecture = arch }).Manifest.Config.Digest;
         var tag = $"hardenimage-local/{built.Name}:{arch}-{Digest.Parse(config).Hex[..12]}";
         if (await engine.ImageIdAsync(tag, ct) != config) await engine.LoadAsync(layout, built.Name, arch, tag, ct);

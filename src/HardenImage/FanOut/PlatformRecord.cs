@@ -48,7 +48,7 @@ public sealed record PlatformRecord
     /// </summary>
     public static IReadOnlyList<(string Path, PlatformRecord Record)> LoadAll(string artifactsDir)
     {
-        var dir = System.IO.Path.Combine(artifactsDir, "fanout");
+        var dir = ArtifactPaths.FanOutDirectory(artifactsDir);
         if (!Directory.Exists(dir)) dir = artifactsDir;
         if (!Directory.Exists(dir)) return [];
         var result = new List<(string, PlatformRecord)>();

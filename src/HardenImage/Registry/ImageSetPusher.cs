@@ -57,7 +57,7 @@ public sealed class ImageSetPusher
     public static ImageSetPusher Open(ImageSetPushRequest request)
     {
         var layout = OciLayout.Open(request.Layout);
-        var buildFile = Path.Combine(request.ArtifactsDir, "build.json");
+        var buildFile = ArtifactPaths.BuildRecord(request.ArtifactsDir);
         var build = File.Exists(buildFile) ? BuildManifest.Load(buildFile) : null;
         var images = ImagePusher.ImagesInLayout(layout, build, request.Image);
         // An index is pushed as built (its digest is what was signed off): --platform checks that what is pushed
@@ -83,7 +83,7 @@ public sealed class ImageSetPusher
     {
         var (target, pusher) = _connection ?? throw new InvalidOperationException("Connect before PushAsync.");
         var results = await pusher.PushAsync(_images, progress, ct).ConfigureAwait(false);
-        var pushedPath = Path.Combine(_request.ArtifactsDir, "pushed.json");
+        var pushedPath = ArtifactPaths.PushRecord(_request.ArtifactsDir);
         return new ImageSetPushOutcome(pushedPath, PushedFile.Save(pushedPath, target.ToString(), results), results);
     }
 }

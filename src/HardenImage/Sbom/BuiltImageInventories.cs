@@ -33,7 +33,7 @@ public sealed class BuiltImageInventories
     /// </summary>
     public static BuiltImageInventories Open(string layoutDir, string artifactsDir, string lockPath, Action<string> warn)
     {
-        var build = BuildManifest.Load(Path.Combine(artifactsDir, "build.json"));
+        var build = BuildManifest.Load(ArtifactPaths.BuildRecord(artifactsDir));
         var layout = OciLayout.Open(layoutDir);
         LockFile? lockFile = null;
         if (File.Exists(lockPath)) lockFile = LockFile.Load(lockPath);

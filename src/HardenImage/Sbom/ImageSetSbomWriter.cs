@@ -1,4 +1,5 @@
 using HardenImage.Common;
+using HardenImage.Contracts;
 
 namespace HardenImage.Sbom;
 
@@ -13,7 +14,7 @@ public static class ImageSetSbomWriter
     public static IReadOnlyList<WrittenSbom> WriteAll(BuiltImageInventories images, string artifactsDir, string? imageName,
         IReadOnlyCollection<string>? architectures, IReadOnlyList<string> payloadPaths, CancellationToken ct)
     {
-        var dir = Path.Combine(artifactsDir, "sbom");
+        var dir = ArtifactPaths.SbomDirectory(artifactsDir);
         Directory.CreateDirectory(dir);
         var written = new List<WrittenSbom>();
         foreach (var (image, arch) in images.Targets(imageName, architectures))

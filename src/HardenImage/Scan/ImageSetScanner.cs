@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using HardenImage.Common;
 using HardenImage.Sbom;
+using HardenImage.Contracts;
 
 namespace HardenImage.Scan;
 
@@ -69,7 +70,7 @@ public sealed class ImageSetScanner(VulnerabilityScanner scanner, BuiltImageInve
     public async Task<IReadOnlyList<ImageScan>> ScanAsync(ImageSetScanRequest request,
         Func<string, string, Func<Task<ScanResult>>, Task<ScanResult>>? around, Action<ImageScan>? scanned, CancellationToken ct)
     {
-        var dir = Path.Combine(request.ArtifactsDir, "scan");
+        var dir = ArtifactPaths.ScanDirectory(request.ArtifactsDir);
         Directory.CreateDirectory(dir);
         var results = new List<ImageScan>();
         foreach (var (image, arch) in images.Targets(request.Image, request.Architectures))
@@ -91,7 +92,7 @@ public sealed class ImageSetScanner(VulnerabilityScanner scanner, BuiltImageInve
     /// <summary>ARTIFACTS/scan/LABEL.inspector2.json for an Inspector2 (--ecr) report; the label cannot walk out of scan/.</summary>
     public static string WriteInspectorReport(string artifactsDir, string label, InspectorEcrReport report)
     {
-        var dir = Path.Combine(artifactsDir, "scan");
+        var dir = ArtifactPaths.ScanDirectory(artifactsDir);
         Directory.CreateDirectory(dir);
         var path = Path.Combine(dir, SafeFileStem(label) + ".inspector2.json");
         AtomicFile.WriteAllBytes(path, InspectorEcrReportWriter.Write(report));

@@ -49,7 +49,7 @@ public sealed class ImageSetSigner(ISigner signer, RegistryClients clients)
     /// <summary>artifacts/pushed.json, or one line saying to push first.</summary>
     public static PushedFile LoadPushed(string artifactsDir)
     {
-        var pushedPath = Path.Combine(artifactsDir, "pushed.json");
+        var pushedPath = ArtifactPaths.PushRecord(artifactsDir);
         return PushedFile.TryLoad(pushedPath)
                ?? throw new HardenException($"{pushedPath}: missing. Sign what is pushed: run 'harden push' first.");
     }
@@ -67,7 +67,7 @@ public sealed class ImageSetSigner(ISigner signer, RegistryClients clients)
         var lockFile = File.Exists(lockPath) ? LockFile.Load(lockPath) : null;
         // Fan-out manifests carry their inputs digest (build.json, from the jobs' records): bound into the signature,
         // it makes the manifest a registry-cache hit for exactly those inputs (FanOut/RegistryCache).
-        var inputsOf = (BuildManifest.TryLoad(Path.Combine(request.ArtifactsDir, "build.json"))?.Images ?? [])
+        var inputsOf = (BuildManifest.TryLoad(ArtifactPaths.BuildRecord(request.ArtifactsDir))?.Images ?? [])
             .SelectMany(i => i.Architectures).Where(a => a.Inputs != null)
             .GroupBy(a => a.Manifest, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.First().Inputs!, StringComparer.Ordinal);
         var signed = new List<SignedDigest>();
@@ -89,7 +89,7 @@ public sealed class ImageSetSigner(ISigner signer, RegistryClients clients)
                     await imageSigner.SignAsync(reference, digest,
                         inputsOf.TryGetValue(manifest, out var inputs) ? new Dictionary<string, string> { [InputsAnnotation] = inputs } : null, ct);
                     var kinds = new List<string>();
-                    var sbomPath = Path.Combine(request.ArtifactsDir, "sbom", $"{name}.{arch}.cdx.json");
+                    var sbomPath = ArtifactPaths.Sbom(request.ArtifactsDir, name, arch);
                     if (File.Exists(sbomPath))
                     {
                         var sbom = Predicates.CycloneDx(BoundedFile.ReadAllBytes(sbomPath, InputLimits.MaxReportBytes, "SBOM"));
@@ -99,7 +99,7 @@ public sealed class ImageSetSigner(ISigner signer, RegistryClients clients)
                     }
                     await imageSigner.AttestAsync(reference, digest, PredicateTypes.SlsaProvenanceV1, provenance, ct);
                     kinds.Add("provenance");
-                    var scanPath = Path.Combine(request.ArtifactsDir, "scan", $"{name}.{arch}.json");
+                    var scanPath = ArtifactPaths.ScanReport(request.ArtifactsDir, name, arch);
                     if (File.Exists(scanPath))
                     {
                         var scan = ReadScanReport(scanPath);
@@ -128,7 +128,7 @@ public sealed class ImageSetSigner(ISigner signer, RegistryClients clients)
                 {
                     var report = Predicates.IndexScanReport(name, index, scans);
                     await imageSigner.AttestAsync(reference, index, PredicateTypes.CosignVuln,
-                        VulnPredicate(report, Path.Combine(request.ArtifactsDir, "scan", $"{name}.*.json"), request.ToolVersion), ct);
+                        VulnPredicate(report, Path.Combine(ArtifactPaths.ScanDirectory(request.ArtifactsDir), $"{name}.*.json"), request.ToolVersion), ct);
                     indexKinds.Add("vuln");
                 }
                 else if (scans.Count > 0) indexKinds.Add($"no vuln (no scan for {string.Join(", ", missingScan)})");

@@ -148,13 +148,10 @@ public sealed class OciLayoutReader(OciLayout layout)
     public Stream OpenUncompressed(Descriptor layer)
     {
         var raw = Layout.OpenBlob(layer.Digest);
-        return layer.MediaType switch
-        {
-            MediaTypes.LayerGzip or "application/vnd.docker.image.rootfs.diff.tar.gzip" => new GZipStream(raw, CompressionMode.Decompress),
-            MediaTypes.LayerZstd => new ZstdSharp.DecompressionStream(raw),
-            MediaTypes.LayerTar => raw,
-            _ => throw new HardenException($"layer {layer.Digest}: unsupported media type {layer.MediaType}"),
-        };
+        var tar = LayerTar.OpenUncompressed(raw, layer.MediaType, leaveOpen: false);
+        if (tar != null) return tar;
+        raw.Dispose();
+        throw new HardenException($"layer {layer.Digest}: unsupported media type {layer.MediaType}");
     }
 
     /// <summary>Decompresses a layer once to learn its diff_id and uncompressed size.</summary>

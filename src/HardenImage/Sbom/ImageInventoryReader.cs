@@ -116,13 +116,8 @@ public static class ImageInventoryReader
     {
         using var blob = layout.OpenBlob(layer.Digest);
         using var hashing = new HashingReadStream(blob, leaveOpen: true);
-        using (Stream tarStream = layer.MediaType switch
-        {
-            MediaTypes.LayerGzip or "application/vnd.docker.image.rootfs.diff.tar.gzip" => new GZipStream(hashing, CompressionMode.Decompress, leaveOpen: true),
-            MediaTypes.LayerZstd => new ZstdSharp.DecompressionStream(hashing, leaveOpen: true),
-            MediaTypes.LayerTar => new NonClosingStream(hashing),
-            _ => throw new HardenException($"{layout.Root}: layer {layer.Digest} has media type '{layer.MediaType}', which cannot be read (expected tar, tar+gzip or tar+zstd)"),
-        })
+        using (var tarStream = LayerTar.OpenUncompressed(hashing, layer.MediaType, leaveOpen: true)
+            ?? throw new HardenException($"{layout.Root}: layer {layer.Digest} has media type '{layer.MediaType}', which cannot be read (expected tar, tar+gzip or tar+zstd)"))
         {
             var reader = new TarReader(tarStream);
             TarEntry? entry;

@@ -97,6 +97,34 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task Pyc_OfTheWholeStandardLibrary_IsTheSame_WhenOneProcessCompilesItInReverseOrder()
+    {
+        // The build compiles many modules in one interpreter (a slice per core). Compiled again by one process in
+        // the opposite order, after other modules interned their strings, every .pyc must come out byte-identical.
+        await _w.BuildAsync();
+        using var root = new TempDir("hi-bytecode-root");
+        _w.Unpack("python", root.Path);
+        using var job = new TempDir("hi-bytecode-order");
+        // Under usr/ only: /lib is merged-/usr's symlink to usr/lib, and the .pyc name their sources as /usr/lib/….
+        var shipped = Directory.EnumerateFiles(Path.Combine(root.Path, "usr"), "*." + Tag + ".pyc", SearchOption.AllDirectories).Order(StringComparer.Ordinal).ToList();
+        Assert.True(shipped.Count > 250, $"only {shipped.Count} .pyc in the python image");
+        var files = shipped.AsEnumerable().Reverse().Select((pyc, n) =>
+        {
+            var dir = Path.GetDirectoryName(Path.GetDirectoryName(pyc)!)!;
+            var source = Path.Combine(dir, Path.GetFileName(pyc)[..^(Tag.Length + 5)] + ".py");
+            return new[] { source, "/" + Path.GetRelativePath(root.Path, source), job.Combine($"{n}.pyc") };
+        }).ToList();
+        File.WriteAllText(job.Combine("driver.py"), HardenImage.Build.Hardening.PythonByteCodeCompiler.Driver);
+        File.WriteAllText(job.Combine("request.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = true, ["files"] = files }));
+        var (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, new Dictionary<string, string> { ["PYTHONHASHSEED"] = "0" },
+            "-S", "-B", "-X", "utf8", "-W", "ignore", job.Combine("driver.py"), job.Combine("request.json"));
+        Assert.True(code == 0, stderr);
+        Assert.Equal("{\"Errors\": {}}", stdout.Trim());
+        var differing = files.Where((f, n) => !File.ReadAllBytes(f[2]).AsSpan().SequenceEqual(File.ReadAllBytes(shipped[^(n + 1)]))).Select(f => f[1]).ToList();
+        Assert.True(differing.Count == 0, $"{differing.Count} of {files.Count} differ, e.g. {string.Join(", ", differing.Take(5))}");
+    }
+
+    [Fact]
     public async Task ForgedByteCodeCacheEntry_IsCompiledAgain_NotTrusted()
     {
         var (first, _) = await _w.BuildAsync();

@@ -35,11 +35,14 @@ public sealed record InterpreterPackage(string Name, string DebSha256, IReadOnly
 /// <para>
 /// Determinism: the .pyc is hash-based (PEP 552), so no timestamp; the code object is compiled with the in-image
 /// path as its file name (no temporary path leaks into tracebacks); PYTHONHASHSEED=0 fixes set/frozenset order;
-/// each file is compiled in a forked copy of one fixed interpreter state, because marshal writes whether a string
-/// is interned, and an equal string interned by an earlier compile in the same process changes that (measured:
-/// typing_extensions.py compiled after typing.py gave other bytes); and the marshalled code is loaded and
+/// every string constant is rebuilt from its value before marshalling (interned if name-like, else one fresh object
+/// per value), because marshal writes whether a string is interned, and an equal string interned by an earlier
+/// compile in the same process changed that (measured: typing_extensions.py compiled after typing.py gave other
+/// bytes; the driver once forked per file to avoid it, at twice the CPU); and the marshalled code is loaded and
 /// marshalled again, because marshal sets FLAG_REF on any object whose reference count happens to exceed one
-/// (CPython gh-78274, uv #10619). So a file's bytes depend on the file, its path and the interpreter only.
+/// (CPython gh-78274, uv #10619). So a file's bytes depend on the file, its path and the interpreter only, in
+/// whatever order and process the files are compiled (3,209 modules of inference-cpu: identical bytes sorted,
+/// reversed, shuffled and one process per file).
 /// </para>
 /// Results are cached content-addressed by interpreter identity, mode, image path and source hash (the pointer
 /// sealed with the cache key, the .pyc in the verified content store), so a warm build compiles nothing.
@@ -276,11 +279,38 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     /// (flags bit 0 = hash-based, bit 1 = check_source), and reports the files it could not compile.
     /// </summary>
     internal const string Driver = """
-        import gc, json, marshal, os, sys
+        import json, marshal, re, sys, types
         from importlib.util import MAGIC_NUMBER, source_hash
         with open(sys.argv[1], encoding="utf-8") as f:
             request = json.load(f)
         flags = (0b01 | (0b10 if request["checked"] else 0)).to_bytes(4, "little")
+        # What CPython's code constructor interns among constants (intern_string_constants): ASCII name characters.
+        name_like = re.compile(r"[A-Za-z0-9_]*\Z").match
+
+        def canonical(code, strings):
+            return code.replace(co_consts=tuple(canonical_constant(c, strings) for c in code.co_consts))
+
+        def canonical_constant(c, strings):
+            # Marshal writes whether a string is interned, and whether a constant string is depends on identity:
+            # a nested class's __qualname__ constant is interned when it is the very object the code constructor
+            # interned as co_qualname, unless an equal string was interned before (typing.py and
+            # typing_extensions.py share "NewType.__mro_entries__.<locals>.Dummy"). So every string constant is
+            # rebuilt from its value: interned if name-like or a single character, otherwise one fresh, never
+            # interned object per value in this module. Nothing compiled earlier in the process can change that.
+            t = type(c)
+            if t is types.CodeType:
+                return canonical(c, strings)
+            if t is str:
+                o = strings.get(c)
+                if o is None:
+                    o = sys.intern(c) if len(c) <= 1 or name_like(c) else c.encode("utf-8", "surrogatepass").decode("utf-8", "surrogatepass")
+                    strings[c] = o
+                return o
+            if t is tuple:
+                return tuple(canonical_constant(x, strings) for x in c)
+            if t is frozenset:
+                return frozenset(canonical_constant(x, strings) for x in c)
+            return c
 
         def compile_one(source, image_path, out):
             with open(source, "rb") as f:
@@ -288,36 +318,18 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             try:
                 code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
             except (SyntaxError, ValueError) as e:
-                with open(out + ".error", "w", encoding="utf-8") as f:
-                    f.write(f"{type(e).__name__}: {e}")
-                return
+                return f"{type(e).__name__}: {e}"
             # Load and dump again: FLAG_REF then marks only objects the code really shares (gh-78274).
-            body = marshal.dumps(marshal.loads(marshal.dumps(code)))
+            body = marshal.dumps(marshal.loads(marshal.dumps(canonical(code, {}))))
             with open(out, "wb") as f:
                 f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
+            return None
 
         errors = {}
-        # The parent's objects move to the permanent generation and the child never collects: a collection in
-        # the child would write to every page it inherited (copy-on-write faults, ~30 % of the fork cost measured).
-        # Collection does not touch interning or reference counts of the code being marshalled: bytes unchanged.
-        gc.freeze()
         for n, (source, image_path, out) in enumerate(request["files"]):
-            # Each file in a fresh copy of this process: what an earlier compile interned (typing.py's
-            # "NewType.__mro_entries__.<locals>.Dummy" is typing_extensions' too) must not change its bytes.
-            pid = os.fork()
-            if pid == 0:
-                gc.disable()
-                try:
-                    compile_one(source, image_path, out)
-                    os._exit(0)
-                except BaseException:
-                    os._exit(3)
-            _, status = os.waitpid(pid, 0)
-            if status != 0:
-                sys.exit(f"compiling {image_path} failed (wait status {status})")
-            if os.path.exists(out + ".error"):
-                with open(out + ".error", encoding="utf-8") as f:
-                    errors[str(n)] = f.read()
+            error = compile_one(source, image_path, out)
+            if error is not None:
+                errors[str(n)] = error
         json.dump({"Errors": errors}, sys.stdout)
         """;
 }

@@ -216,8 +216,11 @@ public sealed class ImageBuilder
             (p, _) => { Unpacked(p, debs); return ValueTask.CompletedTask; });
     }
 
-    private static Exception Unwrap(Exception e) =>
-        e is AggregateException { InnerExceptions.Count: 1 } a ? Unwrap(a.InnerExceptions[0]) : e;
+    // Parallel work (unpack, the interpreter's tree) may meet several corrupt entries at once: any one of them
+    // means "repair and build again".
+    private static Exception Unwrap(Exception e) => e is AggregateException a
+        ? a.Flatten().InnerExceptions.FirstOrDefault(i => i is CorruptCacheEntryException) ?? (a.InnerExceptions.Count == 1 ? Unwrap(a.InnerExceptions[0]) : e)
+        : e;
 
     private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, CancellationToken ct)
     {

@@ -6,7 +6,10 @@ namespace HardenImage.Common;
 /// </summary>
 public static class AtomicFile
 {
-    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes)
+    /// <param name="durable">False for a cache entry that is verified when read and derived again when it fails
+    /// (a sealed pointer, a content-store file): skips the fsync, which costs ~0.5 ms a file, while the rename still
+    /// never exposes half a file to a concurrent reader.</param>
+    public static void WriteAllBytes(string path, ReadOnlySpan<byte> bytes, bool durable = true)
     {
         var tmp = TempPathFor(path);
         try
@@ -14,7 +17,7 @@ public static class AtomicFile
             using (var fs = new FileStream(tmp, FileMode.CreateNew, FileAccess.Write, FileShare.None))
             {
                 fs.Write(bytes);
-                fs.Flush(flushToDisk: true);
+                if (durable) fs.Flush(flushToDisk: true);
             }
             File.Move(tmp, path, overwrite: true);
         }
@@ -30,8 +33,8 @@ public static class AtomicFile
         }
     }
 
-    public static void WriteAllText(string path, string text) =>
-        WriteAllBytes(path, new System.Text.UTF8Encoding(false).GetBytes(text));
+    public static void WriteAllText(string path, string text, bool durable = true) =>
+        WriteAllBytes(path, new System.Text.UTF8Encoding(false).GetBytes(text), durable);
 
     /// <summary>Streams into a temp file; <paramref name="write"/> may throw, and then nothing is renamed.</summary>
     public static async Task WriteAsync(string path, Func<Stream, Task> write)

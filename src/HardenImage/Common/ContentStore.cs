@@ -60,7 +60,9 @@ public sealed class ContentStore
     {
         var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
         var target = PathOf(sha);
-        if (!IsRegularFile(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes);
+        // Not fsync'd, like Put(Stream): every read is verified, and a build that meets a corrupt entry evicts it and
+        // derives it again (ImageBuilder), so a crash costs a rebuild, never wrong bytes.
+        if (!IsRegularFile(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes, durable: false);
         return sha;
     }
 

@@ -161,7 +161,9 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                     File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = files[r.Start..r.End] }));
                     return (r.Start, Stdout: RunInterpreter(root, driver, request, ct));
                 }, ct)).ToArray();
-            foreach (var (start, stdout) in Task.WhenAll(answers).GetAwaiter().GetResult())
+            (int Start, string Stdout)[] answered;
+            using (Timings.Span($"byte-code: {workers} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
+            foreach (var (start, stdout) in answered)
             {
                 try
                 {
@@ -174,23 +176,26 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 }
             }
             CompiledCount += work.Count - errors.Count;
-            var results = new List<(int, CompiledSource)>();
-            for (var n = 0; n < work.Count; n++)
+            using var storing = Timings.Span($"byte-code: store {work.Count - errors.Count} .pyc and their cache pointers");
+            // Both cores: each result is a content-store file and a sealed pointer, small files that cost more
+            // to create than to compute. Pointers are not fsync'd: a torn one fails its seal and is compiled again.
+            var results = new (int, CompiledSource)[work.Count];
+            Parallel.For(0, work.Count, new ParallelOptions { CancellationToken = ct }, n =>
             {
                 var (index, source) = work[n];
                 if (errors.TryGetValue(n.ToString(System.Globalization.CultureInfo.InvariantCulture), out var error))
                 {
-                    results.Add((index, new CompiledSource(source, null, 0, error)));
-                    continue;
+                    results[n] = (index, new CompiledSource(source, null, 0, error));
+                    return;
                 }
                 var pyc = File.ReadAllBytes(Path.Combine(job, $"{n}.pyc"));
                 var sha = _store.Put(pyc);
                 var key = KeyOf(source);
                 var size = pyc.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 Directory.CreateDirectory(Path.GetDirectoryName(PointerPath(key))!);
-                AtomicFile.WriteAllText(PointerPath(key), $"{sha} {size} {_key.Seal(SealPurpose, key, sha, size)}\n");
-                results.Add((index, new CompiledSource(source, sha, pyc.Length, null)));
-            }
+                AtomicFile.WriteAllText(PointerPath(key), $"{sha} {size} {_key.Seal(SealPurpose, key, sha, size)}\n", durable: false);
+                results[n] = (index, new CompiledSource(source, sha, pyc.Length, null));
+            });
             return results;
         }
         finally { Directory.Delete(job, recursive: true); }
@@ -237,6 +242,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         if (_root != null) return _root;
         var root = Directory.CreateTempSubdirectory("hi-bytecode-python-").FullName;
         var links = new List<(string Path, string Target)>();
+        var files = new List<(string Path, UnpackedEntry Entry)>();
         foreach (var p in _packages)
             foreach (var e in p.Entries)
             {
@@ -252,13 +258,19 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                     case FsNodeType.Symlink: links.Add((full, e.LinkTarget!)); break;
                     case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null:
                         Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-                        using (var input = _store.OpenVerified(e.Sha256, e.Size))
-                        using (var output = File.Create(full)) input.CopyTo(output);
-                        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(full, (UnixFileMode)(e.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                        files.Add((full, e));
                         _rootFiles[rel] = e.Sha256;
                         break;
                 }
             }
+        // A later package's file of the same path wins, as in the layer; both cores copy (verified while read).
+        var last = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.Last()).ToList();
+        Parallel.ForEach(last, f =>
+        {
+            using (var input = _store.OpenVerified(f.Entry.Sha256!, f.Entry.Size))
+            using (var output = File.Create(f.Path)) input.CopyTo(output);
+            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.Path, (UnixFileMode)(f.Entry.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        });
         foreach (var (path, target) in links)
         {
             if (new FileInfo(path).LinkTarget != null || File.Exists(path) || Directory.Exists(path) || !Directory.Exists(Path.GetDirectoryName(path))) continue;

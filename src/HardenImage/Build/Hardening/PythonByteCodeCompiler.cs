@@ -149,28 +149,34 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             using var compiling = Timings.Span($"byte-code: compile {work.Count} modules");
             var driver = Path.Combine(job, "driver.py");
             File.WriteAllText(driver, Driver);
-            // One interpreter per core on contiguous slices: each file's bytes do not depend on which process, or
-            // with which others, compiled it (the marshal round trip), so the split only changes the time taken.
+            // One interpreter per core, the sources dealt out largest first to the least loaded: each file's bytes do
+            // not depend on which process, or with which others, compiled it (string constants are rebuilt from their
+            // values, then the marshal round trip), so the split only changes the time taken.
             var workers = work.Count < 200 ? 1 : Math.Clamp(Environment.ProcessorCount, 1, 4);
-            var slice = (work.Count + workers - 1) / workers;
+            var shares = Enumerable.Range(0, workers).Select(_ => (Load: 0L, Items: new List<int>())).ToArray();
+            foreach (var n in Enumerable.Range(0, work.Count).OrderByDescending(n => work[n].Source.Size).ThenBy(n => n))
+            {
+                var least = Array.FindIndex(shares, s => s.Load == shares.Min(x => x.Load));
+                shares[least] = (shares[least].Load + work[n].Source.Size + 4096, shares[least].Items);
+                shares[least].Items.Add(n);
+            }
             var errors = new Dictionary<string, string>(StringComparer.Ordinal);
-            var answers = Enumerable.Range(0, workers).Select(w => (Start: w * slice, End: Math.Min(work.Count, (w + 1) * slice))).Where(r => r.Start < r.End)
-                .Select(r => Task.Run(() =>
+            var answers = shares.Where(s => s.Items.Count > 0).Select((s, w) => Task.Run(() =>
                 {
-                    var request = Path.Combine(job, $"request-{r.Start}.json");
-                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = files[r.Start..r.End] }));
-                    return (r.Start, Stdout: RunInterpreter(root, driver, request, ct));
+                    var request = Path.Combine(job, $"request-{w}.json");
+                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = s.Items.Select(n => files[n]).ToList() }));
+                    return (s.Items, Stdout: RunInterpreter(root, driver, request, ct));
                 }, ct)).ToArray();
-            (int Start, string Stdout)[] answered;
-            using (Timings.Span($"byte-code: {workers} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
-            foreach (var (start, stdout) in answered)
+            (List<int> Items, string Stdout)[] answered;
+            using (Timings.Span($"byte-code: {answers.Length} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
+            foreach (var (items, stdout) in answered)
             {
                 try
                 {
                     foreach (var (n, error) in JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"))
-                        errors[(start + int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)).ToString(System.Globalization.CultureInfo.InvariantCulture)] = error;
+                        errors[items[int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)].ToString(System.Globalization.CultureInfo.InvariantCulture)] = error;
                 }
-                catch (Exception e) when (e is JsonException or FormatException)
+                catch (Exception e) when (e is JsonException or FormatException or ArgumentOutOfRangeException)
                 {
                     throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}");
                 }

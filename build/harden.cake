@@ -1,5 +1,13 @@
 // Runs the compiled `harden` CLI. Compiling once and running the dll keeps each stage's start-up short.
-string HardenDll() => $"src/HardenImage.Cli/bin/{Options.Configuration}/net10.0/harden.dll";
+// A Release build also writes a ReadyToRun copy (bin/Release/net10.0/r2r, see HardenImage.Cli.csproj): the same
+// code with less JIT at each start. It is used only when it is not older than the build itself.
+string HardenDll()
+{
+    var dir = $"src/HardenImage.Cli/bin/{Options.Configuration}/net10.0";
+    var r2r = $"{dir}/r2r/harden.dll";
+    return System.IO.File.Exists(r2r) && System.IO.File.GetLastWriteTimeUtc(r2r) >= System.IO.File.GetLastWriteTimeUtc($"{dir}/harden.dll")
+        && System.IO.File.GetLastWriteTimeUtc($"{dir}/r2r/HardenImage.dll") >= System.IO.File.GetLastWriteTimeUtc($"{dir}/HardenImage.dll") ? r2r : $"{dir}/harden.dll";
+}
 
 void Harden(string arguments, bool selectImages = true, string failureHint = null)
 {

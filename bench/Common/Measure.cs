@@ -111,11 +111,20 @@ public sealed class Measure(string logPath)
         throw new InvalidOperationException("Run from inside the HardenImage checkout (no HardenImage.sln above the current directory).");
     }
 
-    /// <summary>The Release CLI, built once if missing (never during a timed run).</summary>
+    /// <summary>
+    /// The Release CLI as `dotnet cake` runs it: the ReadyToRun copy a Release build writes (bin/Release/net10.0/r2r)
+    /// when it is not older than the build, else the JIT one; built once if missing (never during a timed run).
+    /// </summary>
     public string HardenDll(string repo)
     {
-        var dll = Path.Combine(repo, "src/HardenImage.Cli/bin/Release/net10.0/harden.dll");
-        if (!File.Exists(dll)) Run("dotnet", ["build", "-c", "Release", Path.Combine(repo, "src/HardenImage.Cli")]);
+        var dir = Path.Combine(repo, "src/HardenImage.Cli/bin/Release/net10.0");
+        if (!File.Exists(Path.Combine(dir, "harden.dll"))) Run("dotnet", ["build", "-c", "Release", Path.Combine(repo, "src/HardenImage.Cli")]);
+        var r2r = Path.Combine(dir, "r2r");
+        var fresh = File.Exists(Path.Combine(r2r, "harden.dll"))
+                    && File.GetLastWriteTimeUtc(Path.Combine(r2r, "harden.dll")) >= File.GetLastWriteTimeUtc(Path.Combine(dir, "harden.dll"))
+                    && File.GetLastWriteTimeUtc(Path.Combine(r2r, "HardenImage.dll")) >= File.GetLastWriteTimeUtc(Path.Combine(dir, "HardenImage.dll"));
+        var dll = Path.Combine(fresh ? r2r : dir, "harden.dll");
+        Console.WriteLine($"harden CLI: {dll} ({(fresh ? "ReadyToRun" : "JIT only")})");
         return dll;
     }
 }

@@ -70,7 +70,14 @@ public static partial class CliErrors
     {
         while (true)
         {
-            if (e is AggregateException { InnerExceptions.Count: 1 } a) e = a.InnerExceptions[0];
+            if (e is AggregateException a)
+            {
+                // Parallel work may fail in several places at once; a harden error among them is the one to say.
+                var inner = a.Flatten().InnerExceptions;
+                var next = inner.FirstOrDefault(i => i is HardenException) ?? (inner.Count == 1 ? inner[0] : null);
+                if (next == null) return e;
+                e = next;
+            }
             else if (e is System.Reflection.TargetInvocationException { InnerException: { } t }) e = t;
             else if (e is TaskCanceledException { InnerException: TimeoutException to }) return new HardenException($"timed out: {to.Message}", ExitCodes.Unreachable);
             else return e;

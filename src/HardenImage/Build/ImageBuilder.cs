@@ -139,14 +139,22 @@ public sealed class ImageBuilder
         if (upToDate != null) return upToDate;
         try
         {
-            return await BuildOnceAsync(debs, progress, ct);
-        }
-        catch (Exception e) when (Unwrap(e) is CorruptCacheEntryException corrupt)
-        {
-            // The bad file was evicted when it was read: building again unpacks its package from the verified .deb.
-            Repair($"cache file {corrupt.CachePath} {corrupt.Problem}; unpacked the package again and rebuilt");
-            progress?.Report("rebuilding after a corrupt cache entry");
-            return await BuildOnceAsync(debs, progress, ct);
+            // The bad file was evicted when it was read: building again unpacks its package from the verified .deb
+            // (which rewrites all of that package's files). After a crash several packages may hold torn files,
+            // so this repeats while each pass meets a new one, a bounded number of times.
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            for (var pass = 1; ; pass++)
+            {
+                try
+                {
+                    return await BuildOnceAsync(debs, progress, ct);
+                }
+                catch (Exception e) when (Unwrap(e) is CorruptCacheEntryException corrupt && pass <= MaxRepairPasses && seen.Add(corrupt.CachePath))
+                {
+                    Repair($"cache file {corrupt.CachePath} {corrupt.Problem}; unpacked the package again and rebuilt");
+                    progress?.Report("rebuilding after a corrupt cache entry");
+                }
+            }
         }
         finally
         {
@@ -154,6 +162,9 @@ public sealed class ImageBuilder
             foreach (var python in _pythons.Values.Where(p => p.IsValueCreated)) python.Value.Dispose();
         }
     }
+
+    /// <summary>How many corrupt cache entries one build repairs before it gives up and says so.</summary>
+    private const int MaxRepairPasses = 16;
 
     /// <summary>Interpreters for the byte-code transform, one per interpreter package set, shared by the architectures.</summary>
     private readonly ConcurrentDictionary<string, Lazy<PythonByteCodeCompiler>> _pythons = new(StringComparer.Ordinal);

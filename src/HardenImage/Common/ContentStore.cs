@@ -74,7 +74,10 @@ public sealed class ContentStore
     {
         var path = PathOf(sha256);
         if (!IsRegularFile(path)) throw Missing(path);
-        var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+        FileStream fs;
+        // Another reader may evict a corrupt file between the check and the open (parallel unpack, layers, trees).
+        try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16); }
+        catch (FileNotFoundException) { throw Missing(path); }
         var length = fs.Length;
         if (expectedSize >= 0 && length != expectedSize)
         {
@@ -93,7 +96,9 @@ public sealed class ContentStore
     public byte[] ReadVerified(string sha256)
     {
         var path = PathOf(sha256);
-        var bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path);
+        byte[] bytes;
+        try { bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path); }
+        catch (FileNotFoundException) { throw Missing(path); } // evicted by another reader meanwhile
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
         {
             AtomicFile.TryDelete(path);

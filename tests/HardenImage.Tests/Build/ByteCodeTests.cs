@@ -143,6 +143,23 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task TornPycInTheCache_AfterACrash_IsCompiledAgain_AndTheImageIsTheSame()
+    {
+        // Cache files are written without an fsync: after a power loss a .pyc in the content store may be empty or
+        // cut short while its sealed pointer survived. The build must notice, compile again and ship the same bytes.
+        var (first, _) = await _w.BuildAsync();
+        var pointers = Directory.GetFiles(Path.Combine(_w.Cache, "bytecode-v1"), "*", SearchOption.AllDirectories);
+        var torn = pointers.Select(p => File.ReadAllText(p).Split(' ')[0]).Take(3)
+            .Select(sha => Path.Combine(_w.Cache, "content", "sha256", sha)).ToList();
+        File.WriteAllBytes(torn[0], []);
+        File.WriteAllBytes(torn[1], File.ReadAllBytes(torn[1])[..8]);
+        File.Delete(torn[2]);
+        var (again, builder) = await _w.BuildAsync(force: true);
+        Assert.True(builder.ByteCodeCompilers.Sum(c => c.CompiledCount) >= 1);
+        Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), again.Manifest.Images.Select(i => (i.Name, i.Index)));
+    }
+
+    [Fact]
     public async Task CodeObjects_NameTheImagePath_NeverTheBuildsTemporaryDirectory()
     {
         await _w.BuildAsync();

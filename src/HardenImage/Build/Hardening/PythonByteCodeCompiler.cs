@@ -120,6 +120,10 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         if (parts.Length != 3 || !Sha256Hex.IsValid(parts[0]) || !long.TryParse(parts[1], out var size)
             || !_key.Verify(parts[2], SealPurpose, key, parts[0], parts[1]) || !_store.Contains(parts[0]))
             return null; // forged, corrupt or evicted: compiled again
+        // The .pyc itself is hashed too (a few KB each): cache files are not fsync'd, so after a crash one may be
+        // empty or torn under an intact pointer; it is evicted here and compiled again, not met later by a layer.
+        try { if (_store.ReadVerified(parts[0]).Length != size) return null; }
+        catch (CorruptCacheEntryException) { return null; }
         return new CompiledSource(s, parts[0], size, null);
     }
 

@@ -85,6 +85,15 @@ public sealed class DockerEngine : IDisposable
         catch (DockerImageNotFoundException) { return null; }
     }
 
+    /// <summary>Tags the image <paramref name="imageId"/> as <paramref name="repoTag"/>; false when the engine has no such image.</summary>
+    public async Task<bool> TagAsync(string imageId, string repoTag, CancellationToken ct = default)
+    {
+        var colon = repoTag.LastIndexOf(':');
+        try { await _client.Images.TagImageAsync(imageId, new ImageTagParameters { RepositoryName = repoTag[..colon], Tag = repoTag[(colon + 1)..] }, ct); }
+        catch (DockerImageNotFoundException) { return false; }
+        return true;
+    }
+
     public async Task RemoveImageAsync(string repoTag, CancellationToken ct = default)
     {
         try { await _client.Images.DeleteImageAsync(repoTag, new ImageDeleteParameters { Force = true }, ct); }

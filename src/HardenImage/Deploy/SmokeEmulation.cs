@@ -86,6 +86,9 @@ public sealed class EmulatedSmokeRuntime : ISmokeRuntime, IDisposable
         return Task.FromResult(image.Manifest.Config.Digest);
     }
 
+    /// <summary>Each emulated root belongs to the run that extracted it (its directory goes with its tag).</summary>
+    public Task<bool> TagAsync(string imageId, string tag, CancellationToken ct) => Task.FromResult(false);
+
     public Task RemoveImageAsync(string tag, CancellationToken ct)
     {
         if (_loaded.Remove(tag, out var l) && Directory.Exists(l.Root)) Directory.Delete(l.Root, recursive: true);

@@ -198,11 +198,18 @@ public sealed class SmokeRunner(DockerEngine engine, SmokeOptions options)
                     : (SmokeStatus.Failed, $"setuid/setgid: {string.Join(", ", setuid.Take(10))}{OptIn(definition?.Allow.Setuid, "setuid")}"));
             });
             if (_scan == null) return;
-            _tag = TagFor(image.Name, arch.Architecture, resolved.Manifest.Config.Digest);
+            // A kept image lives under the tag named by its content, for later runs. A run that removes its image
+            // afterwards works under a tag of its own: removing it never pulls the image from under another run
+            // (a parallel CI job, `harden trace`) that uses the same engine, and the image goes with its last tag.
+            var config = resolved.Manifest.Config.Digest;
+            var stable = TagFor(image.Name, arch.Architecture, config);
+            _tag = _options.KeepImages ? stable : $"{stable}-{Convert.ToHexStringLower(System.Security.Cryptography.RandomNumberGenerator.GetBytes(4))}";
             Report($"{image.Name} ({arch.Architecture}): loading into the engine");
             var loaded = await Check(LoadCheck, async () =>
             {
-                if (await _engine.ImageIdAsync(_tag, ct) == resolved.Manifest.Config.Digest) return (SmokeStatus.Passed, $"{_tag} already loaded");
+                if (_options.KeepImages && await _engine.ImageIdAsync(_tag, ct) == config) return (SmokeStatus.Passed, $"{_tag} already loaded");
+                if (!_options.KeepImages && await _engine.ImageIdAsync(config, ct) == config && await _engine.TagAsync(config, _tag, ct))
+                    return (SmokeStatus.Passed, $"{config[..19]}… already loaded; tagged {_tag} for this run");
                 var id = await _engine.LoadAsync(reader, resolved, image.Name, arch.Architecture, _tag, ct);
                 return id == resolved.Manifest.Config.Digest
                     ? (SmokeStatus.Passed, $"loaded as {_tag} into {_engine.Describe}")

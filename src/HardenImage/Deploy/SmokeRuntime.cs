@@ -25,6 +25,9 @@ public interface ISmokeRuntime
     /// <summary>Makes one architecture of a tagged image runnable under <paramref name="tag"/>; returns its id (the config digest).</summary>
     Task<string> LoadAsync(OciLayoutReader reader, ResolvedManifest image, string refName, string architecture, string tag, CancellationToken ct);
     Task RemoveImageAsync(string tag, CancellationToken ct);
+    /// <summary>Adds <paramref name="tag"/> to an image already loaded with id <paramref name="imageId"/>; false when
+    /// there is none (or the runtime cannot share images between runs): then the caller loads it.</summary>
+    Task<bool> TagAsync(string imageId, string tag, CancellationToken ct);
     Task<ContainerRunResult> RunAsync(ContainerRunSpec spec, CancellationToken ct);
     Task<ISmokeContainer> StartAsync(ContainerRunSpec spec, CancellationToken ct);
 }
@@ -49,6 +52,8 @@ public sealed class DockerSmokeRuntime(DockerEngine engine) : ISmokeRuntime
         engine.LoadAsync(reader.Layout, refName, architecture, tag, ct);
 
     public Task RemoveImageAsync(string tag, CancellationToken ct) => engine.RemoveImageAsync(tag, ct);
+
+    public Task<bool> TagAsync(string imageId, string tag, CancellationToken ct) => engine.TagAsync(imageId, tag, ct);
 
     public Task<ContainerRunResult> RunAsync(ContainerRunSpec spec, CancellationToken ct) => engine.RunAsync(spec, ct);
 

@@ -151,6 +151,7 @@ public sealed class CudaSmokeJudgementTests : IDisposable
         public Task<string?> ImageIdAsync(string tag, CancellationToken ct) => Task.FromResult<string?>(null);
         public Task<string> LoadAsync(OciLayoutReader reader, ResolvedManifest image, string refName, string architecture, string tag, CancellationToken ct) => throw new NotSupportedException();
         public Task RemoveImageAsync(string tag, CancellationToken ct) => Task.CompletedTask;
+        public Task<bool> TagAsync(string imageId, string tag, CancellationToken ct) => Task.FromResult(false);
         public Task<ContainerRunResult> RunAsync(ContainerRunSpec spec, CancellationToken ct)
         {
             Runs.Add(spec);

@@ -107,6 +107,25 @@ public sealed class SmokeRunnerTests(SmokeWorkspace smoke) : IClassFixture<Smoke
     }
 
     [Fact]
+    public async Task RunsThatRemoveTheirImage_InParallel_NeverTakeItFromUnderEachOther_NorTheKeptOne()
+    {
+        // The class keeps "web" under its content-named tag. Three runs that remove their image afterwards run at
+        // once on the same engine (parallel CI jobs, `harden trace` beside `harden smoke`): each must pass, and the
+        // kept image must still be there, with no run's tag left behind.
+        using var engine = new DockerEngine(smoke.DockerHost);
+        var options = smoke.Options with { Images = ["web"], KeepImages = false, Architectures = ["amd64"] };
+        var reports = await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => Task.Run(() => new SmokeRunner(engine, options).RunAsync())));
+        foreach (var failed in reports.SelectMany(r => r.Results).Where(r => r.Status == SmokeStatus.Failed))
+            Assert.Fail($"{failed.Check}: {failed.Detail}");
+        var config = HardenImage.Contracts.BuildManifest.Load(Path.Combine(smoke.Workspace.Artifacts, "build.json")).Image("web")!
+            .Architectures.Single(a => a.Architecture == "amd64").Config;
+        var kept = SmokeRunner.TagFor("web", "amd64", config);
+        Assert.Equal(config, await engine.ImageIdAsync(kept));
+        using var client = new Docker.DotNet.DockerClientConfiguration(smoke.DockerHost).CreateClient();
+        Assert.Equal([kept], (await client.Images.InspectImageAsync(config)).RepoTags);
+    }
+
+    [Fact]
     public async Task Cli_ExitsZeroForGoodImages_OneWhenACheckFails()
     {
         string[] Args(string image) => ["smoke", "--artifacts", smoke.Workspace.Artifacts, "--images", smoke.Workspace.ImagesDir,

@@ -238,6 +238,33 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task DeepCode_IsCompiled_AndCodeTooDeepForTheCompiler_IsReportedForItsFile_NotACrash()
+    {
+        // Hostile or unusual modules: 400 nested lambdas compile (the driver's walk of nested code must not give
+        // up first); a 100,000-term sum makes CPython's compiler raise RecursionError, which names that file only
+        // and can be allowed like a syntax error, while the other modules of the same interpreter are compiled.
+        _w.WriteImage("deep", "name: deep\nfrom: python\npackages: [python3-deep]\n");
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync());
+        Assert.Contains("/usr/lib/python3/dist-packages/deep/toodeep.py (from python3-deep): RecursionError", e.Message);
+        Assert.DoesNotContain("__init__.py", e.Message);
+        Assert.DoesNotContain('\n', e.Message);
+
+        _w.WriteImage("deep", """
+            name: deep
+            from: python
+            packages: [python3-deep]
+            allow:
+              byteCodeErrors:
+                python3-deep: [/usr/lib/python3/dist-packages/deep/toodeep.py]
+            """);
+        await _w.BuildAsync();
+        var layer = _w.OwnLayer("deep", "amd64");
+        Assert.Contains("usr/lib/python3/dist-packages/deep/__pycache__/__init__." + Tag + ".pyc", layer.Keys);
+        Assert.Contains("usr/lib/python3/dist-packages/deep/__pycache__/fine." + Tag + ".pyc", layer.Keys);
+        Assert.DoesNotContain("usr/lib/python3/dist-packages/deep/__pycache__/toodeep." + Tag + ".pyc", layer.Keys);
+    }
+
+    [Fact]
     public async Task SyntaxError_AllowedForItsPackage_ShipsThatSourceWithoutPyc_AndCoversNoOtherPackage()
     {
         _w.WriteImage("broken", """

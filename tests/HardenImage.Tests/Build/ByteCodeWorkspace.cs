@@ -57,6 +57,12 @@ public sealed class ByteCodeRepository : IAsyncLifetime
                 .WithFile("/usr/lib/python3/dist-packages/twins/b.py", TwinSource),
             new FakePackage("python3-twin-b", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/twins/b.py", TwinSource),
+            // Code nested as deep as the compiler accepts (the driver walks it recursively), and an expression
+            // deeper than CPython's own compiler takes (it raises RecursionError, not SyntaxError).
+            new FakePackage("python3-deep", "1.0-1", "all")
+                .WithFile("/usr/lib/python3/dist-packages/deep/__init__.py", "f = " + string.Concat(Enumerable.Repeat("lambda: ", 400)) + "0\n")
+                .WithFile("/usr/lib/python3/dist-packages/deep/toodeep.py", "x = " + string.Join("+", Enumerable.Repeat("1", 100_000)) + "\n")
+                .WithFile("/usr/lib/python3/dist-packages/deep/fine.py", "VALUE = 2\n"),
             new FakePackage("python3-broken-too", "1.0-1", "all")
                 .WithFile("/usr/lib/python3/dist-packages/brokentoo/bad.py", "def f(:\n    pass\n"));
         Repo.ReleaseDate = new DateTimeOffset(2025, 8, 10, 0, 0, 0, TimeSpan.Zero);

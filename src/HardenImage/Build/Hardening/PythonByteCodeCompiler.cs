@@ -251,40 +251,50 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     {
         if (_root != null) return _root;
         var root = Directory.CreateTempSubdirectory("hi-bytecode-python-").FullName;
-        var links = new List<(string Path, string Target)>();
-        var files = new List<(string Path, UnpackedEntry Entry)>();
-        foreach (var p in _packages)
-            foreach (var e in p.Entries)
-            {
-                var rel = MergedUsr.Canonicalise(e.Path.Trim('/'));
-                // Only what the interpreter needs to start and compile; paths come from verified packages, still
-                // nothing is written outside the root (no "..") and symlinks come last, so none is written through.
-                if (rel.Split('/').Any(s => s is ".." or ".") || !(rel.StartsWith("usr/lib/", StringComparison.Ordinal) || rel.StartsWith("usr/bin/", StringComparison.Ordinal)))
-                    continue;
-                var full = Path.Combine(root, rel);
-                switch (e.Type)
+        try
+        {
+            var links = new List<(string Path, string Target)>();
+            var files = new List<(string Path, UnpackedEntry Entry)>();
+            foreach (var p in _packages)
+                foreach (var e in p.Entries)
                 {
-                    case FsNodeType.Directory: Directory.CreateDirectory(full); break;
-                    case FsNodeType.Symlink: links.Add((full, e.LinkTarget!)); break;
-                    case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null:
-                        Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-                        files.Add((full, e));
-                        _rootFiles[rel] = e.Sha256;
-                        break;
+                    var rel = MergedUsr.Canonicalise(e.Path.Trim('/'));
+                    // Only what the interpreter needs to start and compile; paths come from verified packages, still
+                    // nothing is written outside the root (no "..") and symlinks come last, so none is written through.
+                    if (rel.Split('/').Any(s => s is ".." or ".") || !(rel.StartsWith("usr/lib/", StringComparison.Ordinal) || rel.StartsWith("usr/bin/", StringComparison.Ordinal)))
+                        continue;
+                    var full = Path.Combine(root, rel);
+                    switch (e.Type)
+                    {
+                        case FsNodeType.Directory: Directory.CreateDirectory(full); break;
+                        case FsNodeType.Symlink: links.Add((full, e.LinkTarget!)); break;
+                        case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null:
+                            Directory.CreateDirectory(Path.GetDirectoryName(full)!);
+                            files.Add((full, e));
+                            _rootFiles[rel] = e.Sha256;
+                            break;
+                    }
                 }
+            // A later package's file of the same path wins, as in the layer; both cores copy (verified while read).
+            var last = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.Last()).ToList();
+            Parallel.ForEach(last, f =>
+            {
+                using (var input = _store.OpenVerified(f.Entry.Sha256!, f.Entry.Size))
+                using (var output = File.Create(f.Path)) input.CopyTo(output);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.Path, (UnixFileMode)(f.Entry.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            });
+            foreach (var (path, target) in links)
+            {
+                if (new FileInfo(path).LinkTarget != null || File.Exists(path) || Directory.Exists(path) || !Directory.Exists(Path.GetDirectoryName(path))) continue;
+                File.CreateSymbolicLink(path, target);
             }
-        // A later package's file of the same path wins, as in the layer; both cores copy (verified while read).
-        var last = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.Last()).ToList();
-        Parallel.ForEach(last, f =>
+        }
+        catch
         {
-            using (var input = _store.OpenVerified(f.Entry.Sha256!, f.Entry.Size))
-            using (var output = File.Create(f.Path)) input.CopyTo(output);
-            if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.Path, (UnixFileMode)(f.Entry.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
-        });
-        foreach (var (path, target) in links)
-        {
-            if (new FileInfo(path).LinkTarget != null || File.Exists(path) || Directory.Exists(path) || !Directory.Exists(Path.GetDirectoryName(path))) continue;
-            File.CreateSymbolicLink(path, target);
+            // A corrupt or missing store file (the build repairs and runs again): no half-written tree left behind.
+            Directory.Delete(root, recursive: true);
+            _rootFiles.Clear();
+            throw;
         }
         return _root = root;
     }
@@ -332,6 +342,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 return tuple(canonical_constant(x, strings) for x in c)
             if t is frozenset:
                 return frozenset(canonical_constant(x, strings) for x in c)
+            if t is slice:  # a constant from Python 3.14 on
+                return slice(canonical_constant(c.start, strings), canonical_constant(c.stop, strings), canonical_constant(c.step, strings))
             return c
 
         def compile_one(source, image_path, out):
@@ -347,9 +359,16 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
             return None
 
+        # Code nested as deep as compile() and marshal accept must not stop the walk above (3 frames a level).
+        sys.setrecursionlimit(10000)
         errors = {}
         for n, (source, image_path, out) in enumerate(request["files"]):
-            error = compile_one(source, image_path, out)
+            try:
+                error = compile_one(source, image_path, out)
+            except (RecursionError, MemoryError, OverflowError) as e:
+                # Reported for this file (the build names it; allow: byteCodeErrors can exempt its package), not
+                # as a crash that takes the other modules of this interpreter with it.
+                error = f"{type(e).__name__}: {e}"
             if error is not None:
                 errors[str(n)] = error
         json.dump({"Errors": errors}, sys.stdout)

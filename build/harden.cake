@@ -1,12 +1,26 @@
 // Runs the compiled `harden` CLI. Compiling once and running the dll keeps each stage's start-up short.
 // A Release build also writes a ReadyToRun copy (bin/Release/net10.0/r2r, see HardenImage.Cli.csproj): the same
-// code with less JIT at each start. It is used only when it is not older than the build itself.
+// code with less JIT at each start. It runs only when its built-from.sha256 names the plain build beside it
+// (timestamps can lie: a restored or clock-skewed r2r/ must never run instead of the checkout's code).
+static string _hardenDll;
 string HardenDll()
 {
+    if (_hardenDll != null) return _hardenDll;
     var dir = $"src/HardenImage.Cli/bin/{Options.Configuration}/net10.0";
-    var r2r = $"{dir}/r2r/harden.dll";
-    return System.IO.File.Exists(r2r) && System.IO.File.GetLastWriteTimeUtc(r2r) >= System.IO.File.GetLastWriteTimeUtc($"{dir}/harden.dll")
-        && System.IO.File.GetLastWriteTimeUtc($"{dir}/r2r/HardenImage.dll") >= System.IO.File.GetLastWriteTimeUtc($"{dir}/HardenImage.dll") ? r2r : $"{dir}/harden.dll";
+    var stamp = $"{dir}/r2r/built-from.sha256";
+    var lines = System.IO.File.Exists(stamp) ? System.IO.File.ReadAllLines(stamp).Where(l => l.Trim().Length > 0).ToList() : new List<string>();
+    bool Matches(string line)
+    {
+        var parts = line.Split("  ", 2);
+        var file = $"{dir}/{parts.ElementAtOrDefault(1)}";
+        if (parts.Length != 2 || !System.IO.File.Exists(file)) return false;
+        using var stream = System.IO.File.OpenRead(file);
+        return string.Equals(Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(stream)), parts[0], StringComparison.OrdinalIgnoreCase);
+    }
+    var readyToRun = lines.Count == 2 && lines.All(Matches);
+    _hardenDll = readyToRun ? $"{dir}/r2r/harden.dll" : $"{dir}/harden.dll";
+    Information($"harden CLI: {_hardenDll} ({(readyToRun ? "ReadyToRun, stamped for this build" : "JIT")})");
+    return _hardenDll;
 }
 
 void Harden(string arguments, bool selectImages = true, string failureHint = null)

@@ -113,18 +113,24 @@ public sealed class Measure(string logPath)
 
     /// <summary>
     /// The Release CLI as `dotnet cake` runs it: the ReadyToRun copy a Release build writes (bin/Release/net10.0/r2r)
-    /// when it is not older than the build, else the JIT one; built once if missing (never during a timed run).
+    /// when its built-from.sha256 names the plain build beside it, else the JIT one; built once if missing (never
+    /// during a timed run).
     /// </summary>
     public string HardenDll(string repo)
     {
         var dir = Path.Combine(repo, "src/HardenImage.Cli/bin/Release/net10.0");
         if (!File.Exists(Path.Combine(dir, "harden.dll"))) Run("dotnet", ["build", "-c", "Release", Path.Combine(repo, "src/HardenImage.Cli")]);
-        var r2r = Path.Combine(dir, "r2r");
-        var fresh = File.Exists(Path.Combine(r2r, "harden.dll"))
-                    && File.GetLastWriteTimeUtc(Path.Combine(r2r, "harden.dll")) >= File.GetLastWriteTimeUtc(Path.Combine(dir, "harden.dll"))
-                    && File.GetLastWriteTimeUtc(Path.Combine(r2r, "HardenImage.dll")) >= File.GetLastWriteTimeUtc(Path.Combine(dir, "HardenImage.dll"));
-        var dll = Path.Combine(fresh ? r2r : dir, "harden.dll");
-        Console.WriteLine($"harden CLI: {dll} ({(fresh ? "ReadyToRun" : "JIT only")})");
+        var stamp = Path.Combine(dir, "r2r", "built-from.sha256");
+        var lines = File.Exists(stamp) ? File.ReadAllLines(stamp).Where(l => l.Trim().Length > 0).ToList() : [];
+        var fresh = lines.Count == 2 && lines.All(line =>
+        {
+            var parts = line.Split("  ", 2);
+            var file = parts.Length == 2 ? Path.Combine(dir, parts[1]) : "";
+            return parts.Length == 2 && File.Exists(file)
+                   && string.Equals(HardenImage.Common.Sha256Hex.OfFile(file), parts[0], StringComparison.OrdinalIgnoreCase);
+        });
+        var dll = Path.Combine(fresh ? Path.Combine(dir, "r2r") : dir, "harden.dll");
+        Console.WriteLine($"harden CLI: {dll} ({(fresh ? "ReadyToRun, stamped for this build" : "JIT only")})");
         return dll;
     }
 }

@@ -74,7 +74,9 @@ public static partial class CliErrors
             {
                 // Parallel work may fail in several places at once; a harden error among them is the one to say.
                 var inner = a.Flatten().InnerExceptions;
-                var next = inner.FirstOrDefault(i => i is HardenException) ?? (inner.Count == 1 ? inner[0] : null);
+                // Ctrl-C first: a cancelled run says "interrupted" (exit 130) even when some worker failed on the way out.
+                var next = inner.FirstOrDefault(i => i is OperationCanceledException) ?? inner.FirstOrDefault(i => i is HardenException)
+                           ?? (inner.Count == 1 ? inner[0] : null);
                 if (next == null) return e;
                 e = next;
             }

@@ -245,6 +245,9 @@ public sealed class ImageBuilder
         var archs = images.SelectMany(i => ArchitecturesOf(i)).Distinct().Order(StringComparer.Ordinal).ToList();
 
         // 0. Unpack what the layers need, in parallel (a corrupt entry found by the first attempt is unpacked again).
+        // A repair pass starts from the cache again: interpreters of an earlier pass hold the file lists it read.
+        foreach (var python in _pythons.Values.Where(p => p.IsValueCreated)) python.Value.Dispose();
+        _pythons.Clear();
         _unpacked.Clear();
         using (Timings.Span("build: unpack every package (parallel)")) await UnpackAllAsync(images, debs, ct);
 

@@ -100,8 +100,18 @@ public sealed class PackageUnpacker
         catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
         catch (JsonException e) { return (null, $"names a file list that is not valid JSON ({e.Message})"); }
         if (cached == null || cached.DebSha256 != debSha256) return (null, "names the file list of another .deb");
-        // Content is verified when it is read; a missing file (evicted) just means unpacking again.
-        return cached.Entries.All(e => e.Sha256 == null || _store.Contains(e.Sha256)) ? (cached, null) : (null, null);
+        // Content is verified when it is read; a missing file (evicted), or one of the wrong size (cache files are
+        // not fsync'd: an empty or torn file after a crash), just means unpacking again, before any build pass.
+        foreach (var e in cached.Entries)
+        {
+            if (e.Sha256 == null || _store.Contains(e.Sha256, e.Size)) continue;
+            if (!_store.Contains(e.Sha256)) return (null, null);
+            long actual;
+            try { actual = new FileInfo(_store.PathOf(e.Sha256)).Length; }
+            catch (IOException) { return (null, null); }
+            return (null, $"lists {e.Path}, whose stored file {e.Sha256} has {actual} bytes where its package says {e.Size} (torn by a crash, or tampered)");
+        }
+        return (cached, null);
     }
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)

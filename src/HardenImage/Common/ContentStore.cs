@@ -35,6 +35,14 @@ public sealed class ContentStore
 
     public bool Contains(string sha256) => Sha256Hex.IsValid(sha256) && IsRegularFile(_files.PathOf(sha256));
 
+    /// <summary>Stored, as a regular file of <paramref name="size"/> bytes (a stat; the content is verified when read).</summary>
+    public bool Contains(string sha256, long size)
+    {
+        if (!Contains(sha256)) return false;
+        try { return new FileInfo(_files.PathOf(sha256)).Length == size; }
+        catch (IOException) { return false; } // evicted meanwhile
+    }
+
     /// <inheritdoc cref="ContentAddressedDirectory.IsRegularFile"/>
     public static bool IsRegularFile(string path) => ContentAddressedDirectory.IsRegularFile(path);
 
@@ -62,7 +70,10 @@ public sealed class ContentStore
         var target = PathOf(sha);
         // Not fsync'd, like Put(Stream): every read is verified, and a build that meets a corrupt entry evicts it and
         // derives it again (ImageBuilder), so a crash costs a rebuild, never wrong bytes.
-        if (!IsRegularFile(target) || !bytes.SequenceEqual(File.ReadAllBytes(target))) AtomicFile.WriteAllBytes(target, bytes, durable: false);
+        bool same;
+        try { same = IsRegularFile(target) && bytes.SequenceEqual(File.ReadAllBytes(target)); }
+        catch (FileNotFoundException) { same = false; } // evicted by another reader meanwhile: write it
+        if (!same) AtomicFile.WriteAllBytes(target, bytes, durable: false);
         return sha;
     }
 
@@ -110,6 +121,8 @@ public sealed class ContentStore
     private static CorruptCacheEntryException Missing(string path)
     {
         if (!File.Exists(path) && new FileInfo(path).LinkTarget == null) return new CorruptCacheEntryException(path, "is missing");
+        // Put back by a concurrent writer since the failed open: not planted, and not to be deleted.
+        if (IsRegularFile(path)) return new CorruptCacheEntryException(path, "was replaced while being read");
         AtomicFile.TryDelete(path);
         return new CorruptCacheEntryException(path, "is not a regular file (a symlink, FIFO or device planted in the cache); it was evicted");
     }

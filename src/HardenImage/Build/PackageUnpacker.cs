@@ -104,11 +104,10 @@ public sealed class PackageUnpacker
         // not fsync'd: an empty or torn file after a crash), just means unpacking again, before any build pass.
         foreach (var e in cached.Entries)
         {
-            if (e.Sha256 == null || _store.Contains(e.Sha256, e.Size)) continue;
-            if (!_store.Contains(e.Sha256)) return (null, null);
-            long actual;
-            try { actual = new FileInfo(_store.PathOf(e.Sha256)).Length; }
-            catch (IOException) { return (null, null); }
+            if (e.Sha256 == null) continue;
+            var actual = _store.LengthOf(e.Sha256);
+            if (actual == e.Size) continue;
+            if (actual < 0) return (null, null);
             return (null, $"lists {e.Path}, whose stored file {e.Sha256} has {actual} bytes where its package says {e.Size} (torn by a crash, or tampered)");
         }
         return (cached, null);

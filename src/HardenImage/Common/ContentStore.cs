@@ -35,13 +35,8 @@ public sealed class ContentStore
 
     public bool Contains(string sha256) => Sha256Hex.IsValid(sha256) && IsRegularFile(_files.PathOf(sha256));
 
-    /// <summary>Stored, as a regular file of <paramref name="size"/> bytes (a stat; the content is verified when read).</summary>
-    public bool Contains(string sha256, long size)
-    {
-        if (!Contains(sha256)) return false;
-        try { return new FileInfo(_files.PathOf(sha256)).Length == size; }
-        catch (IOException) { return false; } // evicted meanwhile
-    }
+    /// <summary>The length of the stored file (one stat; the content is verified when read), -1 when it is not stored.</summary>
+    public long LengthOf(string sha256) => Sha256Hex.IsValid(sha256) ? ContentAddressedDirectory.RegularFileLength(_files.PathOf(sha256)) : -1;
 
     /// <inheritdoc cref="ContentAddressedDirectory.IsRegularFile"/>
     public static bool IsRegularFile(string path) => ContentAddressedDirectory.IsRegularFile(path);

@@ -118,12 +118,12 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         if (!ContentStore.IsRegularFile(path) || new FileInfo(path).Length > 512) return null;
         var parts = File.ReadAllText(path).Split(' ', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
         if (parts.Length != 3 || !Sha256Hex.IsValid(parts[0]) || !long.TryParse(parts[1], out var size)
-            || !_key.Verify(parts[2], SealPurpose, key, parts[0], parts[1]) || !_store.Contains(parts[0]))
-            return null; // forged, corrupt or evicted: compiled again
+            || !_key.Verify(parts[2], SealPurpose, key, parts[0], parts[1]))
+            return null; // forged or corrupt: compiled again
         // The .pyc itself is hashed too (a few KB each): cache files are not fsync'd, so after a crash one may be
         // empty or torn under an intact pointer; it is evicted here and compiled again, not met later by a layer.
         try { if (_store.ReadVerified(parts[0]).Length != size) return null; }
-        catch (CorruptCacheEntryException) { return null; }
+        catch (CorruptCacheEntryException) { return null; } // evicted, missing or torn
         return new CompiledSource(s, parts[0], size, null);
     }
 
@@ -157,19 +157,20 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             // not depend on which process, or with which others, compiled it (string constants are rebuilt from their
             // values, then the marshal round trip), so the split only changes the time taken.
             var workers = work.Count < 200 ? 1 : Math.Clamp(Environment.ProcessorCount, 1, 4);
-            var shares = Enumerable.Range(0, workers).Select(_ => (Load: 0L, Items: new List<int>())).ToArray();
+            var loads = new long[workers];
+            var shares = Enumerable.Range(0, workers).Select(_ => new List<int>()).ToArray();
             foreach (var n in Enumerable.Range(0, work.Count).OrderByDescending(n => work[n].Source.Size).ThenBy(n => n))
             {
-                var least = Array.FindIndex(shares, s => s.Load == shares.Min(x => x.Load));
-                shares[least] = (shares[least].Load + work[n].Source.Size + 4096, shares[least].Items);
-                shares[least].Items.Add(n);
+                var least = Array.IndexOf(loads, loads.Min());
+                loads[least] += work[n].Source.Size + 4096;
+                shares[least].Add(n);
             }
-            var errors = new Dictionary<string, string>(StringComparer.Ordinal);
-            var answers = shares.Where(s => s.Items.Count > 0).Select((s, w) => Task.Run(() =>
+            var errors = new Dictionary<int, string>();
+            var answers = shares.Where(items => items.Count > 0).Select((items, w) => Task.Run(() =>
                 {
                     var request = Path.Combine(job, $"request-{w}.json");
-                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = s.Items.Select(n => files[n]).ToList() }));
-                    return (s.Items, Stdout: RunInterpreter(root, driver, request, ct));
+                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = items.Select(n => files[n]).ToList() }));
+                    return (Items: items, Stdout: RunInterpreter(root, driver, request, ct));
                 }, ct)).ToArray();
             (List<int> Items, string Stdout)[] answered;
             using (Timings.Span($"byte-code: {answers.Length} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
@@ -178,7 +179,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 try
                 {
                     foreach (var (n, error) in JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"))
-                        errors[items[int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)].ToString(System.Globalization.CultureInfo.InvariantCulture)] = error;
+                        errors[items[int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)]] = error;
                 }
                 catch (Exception e) when (e is JsonException or FormatException or ArgumentOutOfRangeException)
                 {
@@ -193,7 +194,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             Parallel.For(0, work.Count, new ParallelOptions { CancellationToken = ct }, n =>
             {
                 var (index, source) = work[n];
-                if (errors.TryGetValue(n.ToString(System.Globalization.CultureInfo.InvariantCulture), out var error))
+                if (errors.TryGetValue(n, out var error))
                 {
                     results[n] = (index, new CompiledSource(source, null, 0, error));
                     return;
@@ -349,28 +350,22 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         def compile_one(source, image_path, out):
             with open(source, "rb") as f:
                 data = f.read()
-            try:
-                code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
-            except (SyntaxError, ValueError) as e:
-                return f"{type(e).__name__}: {e}"
+            code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
             # Load and dump again: FLAG_REF then marks only objects the code really shares (gh-78274).
             body = marshal.dumps(marshal.loads(marshal.dumps(canonical(code, {}))))
             with open(out, "wb") as f:
                 f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
-            return None
 
         # Code nested as deep as compile() and marshal accept must not stop the walk above (3 frames a level).
         sys.setrecursionlimit(10000)
         errors = {}
         for n, (source, image_path, out) in enumerate(request["files"]):
             try:
-                error = compile_one(source, image_path, out)
-            except (RecursionError, MemoryError, OverflowError) as e:
+                compile_one(source, image_path, out)
+            except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
                 # Reported for this file (the build names it; allow: byteCodeErrors can exempt its package), not
                 # as a crash that takes the other modules of this interpreter with it.
-                error = f"{type(e).__name__}: {e}"
-            if error is not None:
-                errors[str(n)] = error
+                errors[str(n)] = f"{type(e).__name__}: {e}"
         json.dump({"Errors": errors}, sys.stdout)
         """;
 }

@@ -41,18 +41,25 @@ public sealed class ContentAddressedDirectory(string directory)
     /// True for a regular file that is not a symlink. A cache may be written by someone else: a FIFO planted
     /// under a blob's name would block a read for ever (threat D), a symlink would read from elsewhere.
     /// </summary>
-    public static bool IsRegularFile(string path) =>
-        OperatingSystem.IsLinux() ? IsRegularFileLinux(path) : File.Exists(path) && new FileInfo(path).LinkTarget == null;
+    public static bool IsRegularFile(string path) => RegularFileLength(path) >= 0;
+
+    /// <summary>The length of a regular file that is not a symlink (one stat), or -1 for anything else or nothing.</summary>
+    public static long RegularFileLength(string path)
+    {
+        if (OperatingSystem.IsLinux()) return RegularFileLengthLinux(path);
+        var info = new FileInfo(path);
+        return info.Exists && info.LinkTarget == null ? info.Length : -1;
+    }
 
     // Separate so that no other platform JIT-compiles a reference to Tmds.LibC (Linux-only implementation).
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static unsafe bool IsRegularFileLinux(string path)
+    private static unsafe long RegularFileLengthLinux(string path)
     {
         Tmds.Linux.stat st;
         var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
         fixed (byte* p = bytes)
-            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return false;
-        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG;
+            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return -1;
+        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG ? st.st_size : -1;
     }
 
     /// <summary>

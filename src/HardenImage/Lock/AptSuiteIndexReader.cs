@@ -13,17 +13,10 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
 {
     public async Task<SuiteIndex> ReadAsync(SourceDefinition source, string suite, IReadOnlyList<string> architectures, CancellationToken ct)
     {
-        var keyring = Path.Combine(imagesDirectory, source.Keyring);
-        var name = $"{source.Name}/{suite}";
         if (source.Flat && source.Url.Contains("{arch}", StringComparison.Ordinal))
         {
-            var perArch = await Task.WhenAll(architectures.Select(arch => client.FetchAsync(new AptSource
-            {
-                Name = name, BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
-                Components = source.Components, Architectures = [arch], KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-            }, ct)));
-            var combined = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-                string.Join("\n", architectures.Zip(perArch, (a, i) => $"{a} {i.InReleaseSha256}")))));
+            var perArch = await Task.WhenAll(architectures.Select(arch => client.FetchAsync(AptSourceFor(source, suite, arch), ct)));
+            var combined = CombinedDigest(architectures, perArch.Select(i => i.InReleaseSha256));
             return new SuiteIndex
             {
                 Source = source.Name, Suite = suite, Url = source.Url, InReleaseSha256 = combined,
@@ -34,11 +27,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
                 Notices = perArch.SelectMany(i => i.Notices).ToList(),
             };
         }
-        var index = await client.FetchAsync(new AptSource
-        {
-            Name = name, BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
-            Components = source.Components, Architectures = architectures, KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-        }, ct);
+        var index = await client.FetchAsync(AptSourceFor(source, suite, architectures), ct);
         return new SuiteIndex
         {
             Source = source.Name, Suite = suite, Url = source.Url, InReleaseSha256 = index.InReleaseSha256,
@@ -54,18 +43,11 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
         string? pinnedInReleaseSha256, IReadOnlySet<string>? names, CancellationToken ct)
     {
         Func<string, bool>? keep = names == null ? null : names.Contains;
-        var keyring = Path.Combine(imagesDirectory, source.Keyring);
-        var name = $"{source.Name}/{suite}";
         if (source.Flat && source.Url.Contains("{arch}", StringComparison.Ordinal))
         {
             // One repository per architecture; the lock holds a digest over their digests, so the pin is checked as a whole.
-            var perArch = await Task.WhenAll(architectures.Select(arch => client.ProveAsync(new AptSource
-            {
-                Name = name, BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
-                Components = source.Components, Architectures = [arch], KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-            }, null, ct, keep)));
-            var combined = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(
-                string.Join("\n", architectures.Zip(perArch, (a, i) => $"{a} {i.InReleaseSha256}")))));
+            var perArch = await Task.WhenAll(architectures.Select(arch => client.ProveAsync(AptSourceFor(source, suite, arch), null, ct, keep)));
+            var combined = CombinedDigest(architectures, perArch.Select(p => p.InReleaseSha256));
             return new SuiteProof
             {
                 Source = source.Name, Suite = suite, InReleaseSha256 = combined, Date = perArch.Max(p => p.Date),
@@ -75,11 +57,7 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
                 Notices = perArch.SelectMany(p => p.Notices).ToList(),
             };
         }
-        var proof = await client.ProveAsync(new AptSource
-        {
-            Name = name, BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
-            Components = source.Components, Architectures = architectures, KeyringPaths = [keyring], AllowExpiredRelease = allowExpired,
-        }, pinnedInReleaseSha256, ct, keep);
+        var proof = await client.ProveAsync(AptSourceFor(source, suite, architectures), pinnedInReleaseSha256, ct, keep);
         return new SuiteProof
         {
             Source = source.Name, Suite = suite, InReleaseSha256 = proof.InReleaseSha256, Date = proof.Date, Pinned = proof.Pinned,
@@ -87,6 +65,24 @@ public sealed class AptSuiteIndexReader(AptRepositoryClient client, string image
             Notices = proof.Notices,
         };
     }
+
+    /// <summary>One repository per architecture (a flat source whose URL names {arch}).</summary>
+    private AptSource AptSourceFor(SourceDefinition source, string suite, string arch) => new()
+    {
+        Name = $"{source.Name}/{suite}", BaseUrl = source.UrlFor(arch), Suite = suite.EndsWith('/') ? suite : suite + "/",
+        Components = source.Components, Architectures = [arch], KeyringPaths = [Path.Combine(imagesDirectory, source.Keyring)], AllowExpiredRelease = allowExpired,
+    };
+
+    /// <summary>One repository for all architectures.</summary>
+    private AptSource AptSourceFor(SourceDefinition source, string suite, IReadOnlyList<string> architectures) => new()
+    {
+        Name = $"{source.Name}/{suite}", BaseUrl = source.Url, Suite = source.Flat && !suite.EndsWith('/') ? suite + "/" : suite,
+        Components = source.Components, Architectures = architectures, KeyringPaths = [Path.Combine(imagesDirectory, source.Keyring)], AllowExpiredRelease = allowExpired,
+    };
+
+    /// <summary>What the lock pins for per-architecture repositories: a digest over each one's InRelease digest.</summary>
+    private static string CombinedDigest(IReadOnlyList<string> architectures, IEnumerable<string> inReleaseSha256s) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(string.Join("\n", architectures.Zip(inReleaseSha256s, (a, d) => $"{a} {d}")))));
 
     /// <summary>Architecture-specific packages plus <c>all</c> ones (listed in every binary-&lt;arch&gt; index: once each).</summary>
     private static IReadOnlyList<BinaryPackage> ForArchitecture(IReadOnlyList<BinaryPackage> packages, string arch) =>

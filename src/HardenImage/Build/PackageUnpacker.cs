@@ -6,7 +6,11 @@ using HardenImage.Oci;
 namespace HardenImage.Build;
 
 /// <summary>One path a package ships, as unpacked into the content store.</summary>
-public sealed record UnpackedEntry(string Path, FsNodeType Type, int Mode, int Uid, int Gid, long Size, string? Sha256, string? LinkTarget);
+public sealed record UnpackedEntry(string Path, FsNodeType Type, int Mode, int Uid, int Gid, long Size, string? Sha256, string? LinkTarget)
+{
+    /// <summary>Where a regular file's bytes start in its package's pack (<see cref="UnpackedPackage.Pack"/>).</summary>
+    public long Offset { get; init; }
+}
 
 /// <summary>A package's control data and file list; file bytes live in the <see cref="ContentStore"/>.</summary>
 public sealed record UnpackedPackage
@@ -21,22 +25,30 @@ public sealed record UnpackedPackage
     /// <summary>update-alternatives --install calls found in postinst: the links its script would have made.</summary>
     public List<AlternativeLink> Alternatives { get; init; } = new();
     public List<UnpackedEntry> Entries { get; init; } = new();
+    /// <summary>The content-store pack that holds every regular file's bytes, one after another, and its length.</summary>
+    public string? Pack { get; init; }
+    public long PackLength { get; init; }
+
+    /// <summary>Where each regular file lies in <see cref="Pack"/> (for <see cref="ContentStore.RegisterPack"/>).</summary>
+    internal IEnumerable<(string Sha256, long Offset, long Size)> PackedFiles =>
+        Entries.Where(e => e.Sha256 != null).Select(e => (e.Sha256!, e.Offset, e.Size));
 }
 
 /// <summary>One <c>update-alternatives --install LINK NAME PATH PRIORITY</c> of a package's postinst.</summary>
 public sealed record AlternativeLink(string Link, string Name, string Path, int Priority);
 
 /// <summary>
-/// Unpacks .debs once per SHA-256: the file list goes to the content store and
-/// <c>&lt;cache&gt;/unpacked-v3/&lt;deb sha256&gt;</c> points at it, sealed with the <see cref="CacheKey"/> over the .deb's
-/// and the file list's SHA-256 (threat T: the cache may be shared or restored from another CI run, and a file list
-/// is derived data that no hash chain proves; without the seal a rewritten list plus a content blob would change a
-/// file in the image). File bytes are named by their SHA-256 and verified on every read. A warm build reads no
-/// .deb at all. No maintainer script runs, ever (threat E).
+/// Unpacks .debs once per SHA-256: the file bytes go into one content-store pack per package, the file list (which
+/// says where each file lies in the pack) into the content store, and <c>&lt;cache&gt;/unpacked-v4/&lt;deb sha256&gt;</c>
+/// points at the list, sealed with the <see cref="CacheKey"/> over the .deb's and the file list's SHA-256 (threat T:
+/// the cache may be shared or restored from another CI run, and a file list is derived data that no hash chain
+/// proves; without the seal a rewritten list plus a content blob would change a file in the image). Every file is
+/// still named by its SHA-256 and verified on every read. A warm build reads no .deb at all. No maintainer script
+/// runs, ever (threat E).
 /// </summary>
 public sealed class PackageUnpacker
 {
-    private const string SealPurpose = "unpacked-tree-v3";
+    private const string SealPurpose = "unpacked-tree-v4";
     private static readonly JsonSerializerOptions Json = new() { PropertyNamingPolicy = JsonNamingPolicy.CamelCase };
     private readonly ContentStore _store;
     private readonly CacheKey _key;
@@ -51,8 +63,8 @@ public sealed class PackageUnpacker
         _store = store;
         _key = key;
         _report = report ?? (_ => { });
-        // "-v3": pointers carry a seal; unsealed v2 pointers are never read.
-        _pointers = Path.Combine(cacheRoot, "unpacked-v3");
+        // "-v4": file lists name a pack; v3 lists (a file each) and unsealed v2 pointers are never read.
+        _pointers = Path.Combine(cacheRoot, "unpacked-v4");
         Directory.CreateDirectory(_pointers);
     }
 
@@ -100,22 +112,22 @@ public sealed class PackageUnpacker
         catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
         catch (JsonException e) { return (null, $"names a file list that is not valid JSON ({e.Message})"); }
         if (cached == null || cached.DebSha256 != debSha256) return (null, "names the file list of another .deb");
-        // Content is verified when it is read; a missing file (evicted), or one of the wrong size (cache files are
-        // not fsync'd: an empty or torn file after a crash), just means unpacking again, before any build pass.
-        foreach (var e in cached.Entries)
-        {
-            if (e.Sha256 == null) continue;
-            var actual = _store.LengthOf(e.Sha256);
-            if (actual == e.Size) continue;
-            if (actual < 0) return (null, null);
-            return (null, $"lists {e.Path}, whose stored file {e.Sha256} has {actual} bytes where its package says {e.Size} (torn by a crash, or tampered)");
-        }
+        if (cached.Pack == null) return (cached.Entries.Any(e => e.Sha256 != null) ? (null, "names no pack for its files") : (cached, null));
+        // Content is verified when it is read; a missing pack (evicted), or one of the wrong length (cache files are
+        // not fsync'd: an empty or torn pack after a crash), just means unpacking again, before any build pass.
+        var length = _store.LengthOfPack(cached.Pack);
+        if (length < 0) return (null, null);
+        if (length != cached.PackLength)
+            return (null, $"names pack {cached.Pack}, which has {length} bytes where the list says {cached.PackLength} (torn by a crash, or tampered)");
+        try { _store.RegisterPack(cached.Pack, cached.PackedFiles); }
+        catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
         return (cached, null);
     }
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
         using var reader = DebPackageReader.Open(debPath, _readerOptions);
+        using var pack = _store.NewPack();
         var control = reader.Control;
         var entries = new List<UnpackedEntry>();
         var files = new Dictionary<string, UnpackedEntry>(StringComparer.Ordinal);
@@ -126,8 +138,8 @@ public sealed class PackageUnpacker
             switch (e.Type)
             {
                 case DebEntryType.File:
-                    var (sha, size) = _store.Put(e.Content);
-                    entry = new UnpackedEntry(e.Path, FsNodeType.File, e.ModeBits, e.Uid, e.Gid, size, sha, null);
+                    var (sha, size, offset) = pack.Add(e.Content);
+                    entry = new UnpackedEntry(e.Path, FsNodeType.File, e.ModeBits, e.Uid, e.Gid, size, sha, null) { Offset = offset };
                     files[e.Path] = entry;
                     break;
                 case DebEntryType.Directory:
@@ -148,6 +160,7 @@ public sealed class PackageUnpacker
             }
             entries.Add(entry);
         }
+        var (packSha, packLength) = pack.Commit();
         return new UnpackedPackage
         {
             Name = control.Package,
@@ -159,6 +172,8 @@ public sealed class PackageUnpacker
             MaintainerScripts = control.MaintainerScripts.Keys.Order(StringComparer.Ordinal).ToList(),
             Alternatives = control.MaintainerScripts.TryGetValue("postinst", out var postinst) ? ParseAlternatives(postinst) : [],
             Entries = entries,
+            Pack = packSha,
+            PackLength = packLength,
         };
     }
 

@@ -112,15 +112,30 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
         {
             var dir = Path.GetDirectoryName(Path.GetDirectoryName(pyc)!)!;
             var source = Path.Combine(dir, Path.GetFileName(pyc)[..^(Tag.Length + 5)] + ".py");
-            return new[] { source, "/" + Path.GetRelativePath(root.Path, source), job.Combine($"{n}.pyc") };
+            return (Source: source, ImagePath: "/" + Path.GetRelativePath(root.Path, source));
         }).ToList();
+        // The driver's protocol: the sources one after another in one file, each named by offset, length and image path.
+        var request = new List<object[]>();
+        using (var sources = File.Create(job.Combine("sources.bin")))
+            foreach (var f in files)
+            {
+                var offset = sources.Position;
+                sources.Write(File.ReadAllBytes(f.Source));
+                request.Add([offset, sources.Position - offset, f.ImagePath]);
+            }
         File.WriteAllText(job.Combine("driver.py"), HardenImage.Build.Hardening.PythonByteCodeCompiler.Driver);
-        File.WriteAllText(job.Combine("request.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = true, ["files"] = files }));
+        File.WriteAllText(job.Combine("request.json"), System.Text.Json.JsonSerializer.Serialize(new Dictionary<string, object>
+            { ["checked"] = true, ["sources"] = job.Combine("sources.bin"), ["out"] = job.Combine("out.bin"), ["files"] = request }));
         var (code, stdout, stderr) = ByteCodeImages.RunPython(root.Path, new Dictionary<string, string> { ["PYTHONHASHSEED"] = "0" },
             "-S", "-B", "-X", "utf8", "-W", "ignore", job.Combine("driver.py"), job.Combine("request.json"));
         Assert.True(code == 0, stderr);
-        Assert.Equal("{\"Errors\": {}}", stdout.Trim());
-        var differing = files.Where((f, n) => !File.ReadAllBytes(f[2]).AsSpan().SequenceEqual(File.ReadAllBytes(shipped[^(n + 1)]))).Select(f => f[1]).ToList();
+        var answer = System.Text.Json.JsonDocument.Parse(stdout).RootElement;
+        Assert.Empty(answer.GetProperty("Errors").EnumerateObject());
+        var sizes = answer.GetProperty("Sizes").EnumerateArray().Select(e => e.GetInt32()).ToList();
+        var output = File.ReadAllBytes(job.Combine("out.bin"));
+        Assert.Equal(output.Length, sizes.Sum());
+        var offsets = sizes.Select((_, n) => sizes.Take(n).Sum()).ToList();
+        var differing = files.Where((f, n) => !output.AsSpan(offsets[n], sizes[n]).SequenceEqual(File.ReadAllBytes(shipped[^(n + 1)]))).Select(f => f.ImagePath).ToList();
         Assert.True(differing.Count == 0, $"{differing.Count} of {files.Count} differ, e.g. {string.Join(", ", differing.Take(5))}");
     }
 
@@ -128,35 +143,58 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     public async Task ForgedByteCodeCacheEntry_IsCompiledAgain_NotTrusted()
     {
         var (first, _) = await _w.BuildAsync();
-        // Point every cached .pyc at another stored .pyc (each entry keeps its old seal, which no longer matches).
-        var pointers = Directory.GetFiles(Path.Combine(_w.Cache, "bytecode-v1"), "*", SearchOption.AllDirectories);
-        Assert.True(pointers.Length > 100);
-        var other = File.ReadAllText(pointers[0]).Split(' ');
-        foreach (var p in pointers.Skip(1))
+        // Point every cached .pyc at the first one's bytes (each index keeps its old seal, which no longer matches).
+        var entries = 0;
+        foreach (var index in Indexes())
         {
-            var parts = File.ReadAllText(p).Split(' ');
-            File.WriteAllText(p, $"{other[0]} {other[1]} {parts[2]}");
+            var lines = File.ReadAllLines(index);
+            var other = lines[0].Split(' ');
+            File.WriteAllLines(index, lines.Select(l => l.StartsWith("seal ", StringComparison.Ordinal) ? l
+                : string.Join(' ', l.Split(' ')[0], other[1], other[2], other[3], other[4])));
+            entries += lines.Length - 1;
         }
+        Assert.True(entries > 100);
         var (again, builder) = await _w.BuildAsync(force: true);
-        Assert.Equal(pointers.Length - 1, builder.ByteCodeCompilers.Sum(c => c.CompiledCount));
+        Assert.Equal(entries, builder.ByteCodeCompilers.Sum(c => c.CompiledCount));
         Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), again.Manifest.Images.Select(i => (i.Name, i.Index)));
     }
 
-    [Fact]
-    public async Task TornPycInTheCache_AfterACrash_IsCompiledAgain_AndTheImageIsTheSame()
+    /// <summary>The sealed indexes of compiled byte-code (one per compile) in the cache.</summary>
+    private string[] Indexes() => Directory.GetFiles(Path.Combine(_w.Cache, "bytecode-v2"), "*.index", SearchOption.AllDirectories);
+
+    /// <summary>The .pyc pack each index names.</summary>
+    private string[] Packs() => Indexes().SelectMany(File.ReadAllLines).Where(l => !l.StartsWith("seal ", StringComparison.Ordinal))
+        .Select(l => l.Split(' ')[2]).Distinct().Select(p => Path.Combine(_w.Cache, "content", "sha256", p)).ToArray();
+
+    [Theory]
+    [InlineData("empty")]
+    [InlineData("cut")]
+    [InlineData("flipped")]
+    [InlineData("gone")]
+    public async Task TornPycInTheCache_AfterACrash_IsCompiledAgain_AndTheImageIsTheSame(string how)
     {
-        // Cache files are written without an fsync: after a power loss a .pyc in the content store may be empty or
-        // cut short while its sealed pointer survived. The build must notice, compile again and ship the same bytes.
+        // Cache files are written without an fsync: after a power loss the pack of compiled .pyc may be empty, cut
+        // short or hold other bytes while its sealed index survived. The build must notice, compile again and ship
+        // the same bytes.
         var (first, _) = await _w.BuildAsync();
-        var pointers = Directory.GetFiles(Path.Combine(_w.Cache, "bytecode-v1"), "*", SearchOption.AllDirectories);
-        var torn = pointers.Select(p => File.ReadAllText(p).Split(' ')[0]).Take(3)
-            .Select(sha => Path.Combine(_w.Cache, "content", "sha256", sha)).ToList();
-        File.WriteAllBytes(torn[0], []);
-        File.WriteAllBytes(torn[1], File.ReadAllBytes(torn[1])[..8]);
-        File.Delete(torn[2]);
+        foreach (var pack in Packs())
+        {
+            var bytes = File.ReadAllBytes(pack);
+            switch (how)
+            {
+                case "empty": File.WriteAllBytes(pack, []); break;
+                case "cut": File.WriteAllBytes(pack, bytes[..(bytes.Length / 2)]); break;
+                case "flipped": bytes[bytes.Length / 2] ^= 0x40; File.WriteAllBytes(pack, bytes); break;
+                default: File.Delete(pack); break;
+            }
+        }
         var (again, builder) = await _w.BuildAsync(force: true);
         Assert.True(builder.ByteCodeCompilers.Sum(c => c.CompiledCount) >= 1);
         Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), again.Manifest.Images.Select(i => (i.Name, i.Index)));
+        // And the build after that finds its .pyc in the cache again.
+        var (third, warm) = await _w.BuildAsync(force: true);
+        Assert.Equal(0, warm.ByteCodeCompilers.Sum(c => c.CompiledCount));
+        Assert.Equal(first.Manifest.Images.Select(i => (i.Name, i.Index)), third.Manifest.Images.Select(i => (i.Name, i.Index)));
     }
 
     [Fact]

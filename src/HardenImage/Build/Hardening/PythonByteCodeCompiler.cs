@@ -44,15 +44,20 @@ public sealed record InterpreterPackage(string Name, string DebSha256, IReadOnly
 /// whatever order and process the files are compiled (3,209 modules of inference-cpu: identical bytes sorted,
 /// reversed, shuffled and one process per file).
 /// </para>
-/// Results are cached content-addressed by interpreter identity, mode, image path and source hash (the pointer
-/// sealed with the cache key, the .pyc in the verified content store), so a warm build compiles nothing.
+/// Results are cached by interpreter identity, mode, image path and source hash, so a warm build compiles nothing:
+/// the .pyc of one compile go into one content-store pack (each still verified against its own SHA-256 when read),
+/// and one index per compile, sealed with the cache key, says which key's .pyc lies where
+/// (<c>&lt;cache&gt;/bytecode-v2/&lt;interpreter identity&gt;/&lt;pack&gt;.index</c>). A .pyc a file was 2,000 files per
+/// thousand modules, which cost more kernel time to create than CPython took to compile them.
 /// </summary>
 public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposable
 {
     /// <summary>Checked: the interpreter hashes the source on import and ignores a .pyc that does not match it
     /// (see docs/images.md, "Byte-code", for why not unchecked).</summary>
     public const bool Checked = true;
-    private const string SealPurpose = "bytecode-v1";
+    private const string SealPurpose = "bytecode-v2";
+    // An index line is ~200 bytes; inference-cpu's 3,209 modules make 0.7 MB. A planted larger file is not read.
+    internal const long MaxIndexBytes = 64L << 20;
     private readonly ContentStore _store;
     private readonly CacheKey _key;
     private readonly string _cacheDir;
@@ -60,17 +65,17 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     private readonly string _identity;
     private readonly object _gate = new();
     private string? _root;
-    // Regular files written into the interpreter's tree: canonical path → SHA-256 of the bytes there.
-    private readonly Dictionary<string, string> _rootFiles = new(StringComparer.Ordinal);
+    // Cache key of a source → its .pyc, from the sealed indexes of this interpreter (read on the first compile).
+    private Dictionary<string, (string PycSha256, long Size)>? _index;
 
     public PythonByteCodeCompiler(string version, IReadOnlyList<InterpreterPackage> packages, ContentStore store, string cacheRoot, CacheKey key)
     {
         Version = version; _packages = packages; _store = store; _key = key;
-        _cacheDir = Path.Combine(cacheRoot, "bytecode-v1");
         // Which interpreter (every package of its tree, by .deb digest), how it is driven, and the mode.
         _identity = Sha256Hex.Of(Encoding.UTF8.GetBytes(string.Join("\n",
             packages.OrderBy(p => p.Name, StringComparer.Ordinal).Select(p => $"{p.Name} {p.DebSha256}")
                 .Append("driver " + Sha256Hex.Of(Encoding.UTF8.GetBytes(Driver))).Append(Checked ? "checked-hash" : "unchecked-hash"))));
+        _cacheDir = Path.Combine(cacheRoot, "bytecode-v2", _identity);
     }
 
     public string Version { get; }
@@ -108,23 +113,85 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     private string KeyOf(PythonSource s) =>
         Sha256Hex.Of(Encoding.UTF8.GetBytes($"{_identity}\n{s.ImagePath}\n{s.Sha256}"));
 
-    private string PointerPath(string key) => Path.Combine(_cacheDir, key[..2], key);
-
-    /// <summary>A sealed pointer "pycSha size seal" whose .pyc is still in the store; anything else is a miss.</summary>
+    /// <summary>The .pyc cached for <paramref name="s"/>, still in the store and verified; anything else is a miss.</summary>
     private CompiledSource? Cached(PythonSource s)
     {
-        var key = KeyOf(s);
-        var path = PointerPath(key);
-        if (!ContentStore.IsRegularFile(path) || new FileInfo(path).Length > 512) return null;
-        var parts = File.ReadAllText(path).Split(' ', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        if (parts.Length != 3 || !Sha256Hex.IsValid(parts[0]) || !long.TryParse(parts[1], out var size)
-            || !_key.Verify(parts[2], SealPurpose, key, parts[0], parts[1]))
-            return null; // forged or corrupt: compiled again
-        // The .pyc itself is hashed too (a few KB each): cache files are not fsync'd, so after a crash one may be
-        // empty or torn under an intact pointer; it is evicted here and compiled again, not met later by a layer.
-        try { if (_store.ReadVerified(parts[0]).Length != size) return null; }
+        _index ??= ReadIndexes();
+        if (!_index.TryGetValue(KeyOf(s), out var pyc)) return null;
+        // The .pyc itself is hashed too (a few KB each): cache files are not fsync'd, so after a crash a pack may be
+        // torn under an intact index; it is evicted here and compiled again, not met later by a layer.
+        try { if (_store.ReadVerified(pyc.PycSha256).Length != pyc.Size) return null; }
         catch (CorruptCacheEntryException) { return null; } // evicted, missing or torn
-        return new CompiledSource(s, parts[0], size, null);
+        return new CompiledSource(s, pyc.PycSha256, pyc.Size, null);
+    }
+
+    /// <summary>
+    /// Every index of this interpreter whose seal holds and whose pack is there, registered with the store. An index
+    /// that is forged, torn, too large or names a missing pack is deleted: what it listed is compiled again.
+    /// </summary>
+    private Dictionary<string, (string, long)> ReadIndexes()
+    {
+        var index = new Dictionary<string, (string, long)>(StringComparer.Ordinal);
+        if (!Directory.Exists(_cacheDir)) return index;
+        foreach (var file in Directory.EnumerateFiles(_cacheDir, "*.index").Order(StringComparer.Ordinal))
+        {
+            var length = ContentStore.IsRegularFile(file) ? new FileInfo(file).Length : -1;
+            var lines = length is >= 0 and <= MaxIndexBytes ? File.ReadAllText(file).Split('\n', StringSplitOptions.RemoveEmptyEntries) : [];
+            var entries = lines.Length > 0 ? ParseIndex(lines) : null;
+            if (entries == null) { AtomicFile.TryDelete(file); continue; }
+            try
+            {
+                foreach (var group in entries.GroupBy(e => e.Pack))
+                    _store.RegisterPack(group.Key, group.Select(e => (e.PycSha256, e.Offset, e.Size)));
+            }
+            catch (CorruptCacheEntryException) { AtomicFile.TryDelete(file); continue; }
+            foreach (var e in entries) index[e.Key] = (e.PycSha256, e.Size);
+        }
+        return index;
+    }
+
+    private sealed record IndexEntry(string Key, string PycSha256, string Pack, long Offset, long Size);
+
+    // "key pycSha pack offset size" lines, then "seal <hmac of the interpreter, the lines and each pack's length>".
+    private List<IndexEntry>? ParseIndex(string[] lines)
+    {
+        var last = lines[^1].Split(' ');
+        if (last.Length != 2 || last[0] != "seal") return null;
+        var body = string.Join("\n", lines[..^1]);
+        var entries = new List<IndexEntry>();
+        foreach (var line in lines[..^1])
+        {
+            var f = line.Split(' ');
+            if (f.Length != 5 || !Sha256Hex.IsValid(f[0]) || !Sha256Hex.IsValid(f[1]) || !Sha256Hex.IsValid(f[2])
+                || !long.TryParse(f[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var offset)
+                || !long.TryParse(f[4], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size))
+                return null;
+            entries.Add(new IndexEntry(f[0], f[1], f[2], offset, size));
+        }
+        var packs = entries.Select(e => e.Pack).Distinct().Order(StringComparer.Ordinal).ToList();
+        var lengths = packs.Select(_store.LengthOfPack).ToList();
+        if (lengths.Any(l => l < 0)) return null; // a pack is gone (evicted): its .pyc are compiled again
+        var packText = string.Join(" ", packs.Zip(lengths, (p, l) => $"{p}:{l}"));
+        return _key.Verify(last[1], SealPurpose, _identity, Sha256Hex.Of(Encoding.UTF8.GetBytes(body)), packText) ? entries : null;
+    }
+
+    /// <summary>Stores the compiled .pyc as one pack and writes its sealed index (not fsync'd: a torn one fails its seal).</summary>
+    private void WriteIndex(IReadOnlyList<(PythonSource Source, byte[] Pyc)> compiled, (string Sha256, long Size)[] stored)
+    {
+        using var pack = _store.NewPack();
+        var added = compiled.Select(c => pack.Add(c.Pyc)).ToList();
+        var (packSha, packLength) = pack.Commit();
+        var body = string.Join("\n", compiled.Select((c, n) => string.Join(" ", KeyOf(c.Source), added[n].Sha256, packSha,
+            added[n].Offset.ToString(System.Globalization.CultureInfo.InvariantCulture), added[n].Size.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        var seal = _key.Seal(SealPurpose, _identity, Sha256Hex.Of(Encoding.UTF8.GetBytes(body)), $"{packSha}:{packLength}");
+        Directory.CreateDirectory(_cacheDir);
+        AtomicFile.WriteAllText(Path.Combine(_cacheDir, packSha + ".index"), body + "\nseal " + seal + "\n", durable: false);
+        _index ??= new Dictionary<string, (string, long)>(StringComparer.Ordinal);
+        for (var n = 0; n < compiled.Count; n++)
+        {
+            stored[n] = (added[n].Sha256, added[n].Size);
+            _index[KeyOf(compiled[n].Source)] = stored[n];
+        }
     }
 
     private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)
@@ -134,22 +201,17 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         var job = Directory.CreateTempSubdirectory("hi-bytecode-job-").FullName;
         try
         {
-            var files = new List<string[]>();
-            for (var n = 0; n < work.Count; n++)
-            {
-                // A module the interpreter's own tree holds with the same bytes (most of the standard library) is
-                // compiled from there: it was copied out of the store, verified, a moment ago. Others are copied now.
-                var rel = MergedUsr.Canonicalise(work[n].Source.ImagePath.Trim('/'));
-                var fromRoot = _rootFiles.TryGetValue(rel, out var inRoot) && inRoot == work[n].Source.Sha256;
-                var src = fromRoot ? Path.Combine(root, rel) : Path.Combine(job, $"{n}.py");
-                if (!fromRoot)
+            // Every source, verified while read from the store, one after another into one file: the interpreters
+            // read each from its offset (a file per module was a file to create and delete per module).
+            var files = new List<object[]>();
+            var sources = Path.Combine(job, "sources.bin");
+            using (var output = new FileStream(sources, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
+                foreach (var (_, source) in work)
                 {
-                    using var input = _store.OpenVerified(work[n].Source.Sha256, work[n].Source.Size);
-                    using var output = File.Create(src);
-                    input.CopyTo(output);
+                    var offset = output.Position;
+                    using (var input = _store.OpenVerified(source.Sha256, source.Size)) input.CopyTo(output);
+                    files.Add([offset, output.Position - offset, "/" + source.ImagePath]);
                 }
-                files.Add([src, "/" + work[n].Source.ImagePath, Path.Combine(job, $"{n}.pyc")]);
-            }
             using var compiling = Timings.Span($"byte-code: compile {work.Count} modules");
             var driver = Path.Combine(job, "driver.py");
             File.WriteAllText(driver, Driver);
@@ -166,53 +228,63 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 shares[least].Add(n);
             }
             var errors = new Dictionary<int, string>();
+            // Each interpreter writes its .pyc one after another into one file and says how long each is: one
+            // file per module was a file to create, read and delete per module.
             var answers = shares.Where(items => items.Count > 0).Select((items, w) => Task.Run(() =>
                 {
                     var request = Path.Combine(job, $"request-{w}.json");
-                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object> { ["checked"] = Checked, ["files"] = items.Select(n => files[n]).ToList() }));
-                    return (Items: items, Stdout: RunInterpreter(root, driver, request, ct));
+                    var output = Path.Combine(job, $"out-{w}.bin");
+                    File.WriteAllText(request, JsonSerializer.Serialize(new Dictionary<string, object>
+                        { ["checked"] = Checked, ["sources"] = sources, ["out"] = output, ["files"] = items.Select(n => files[n]).ToList() }));
+                    return (Items: items, Stdout: RunInterpreter(root, driver, request, ct), Output: output);
                 }, ct)).ToArray();
-            (List<int> Items, string Stdout)[] answered;
+            (List<int> Items, string Stdout, string Output)[] answered;
             using (Timings.Span($"byte-code: {answers.Length} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
-            foreach (var (items, stdout) in answered)
+            var pycs = new byte[work.Count][];
+            foreach (var (items, stdout, output) in answered)
             {
+                DriverResult result;
                 try
                 {
-                    foreach (var (n, error) in JsonSerializer.Deserialize<DriverResult>(stdout)?.Errors ?? throw new JsonException("empty"))
+                    result = JsonSerializer.Deserialize<DriverResult>(stdout) ?? throw new JsonException("empty");
+                    if (result.Sizes == null || result.Sizes.Count != items.Count) throw new JsonException($"{result.Sizes?.Count ?? 0} sizes for {items.Count} files");
+                    foreach (var (n, error) in result.Errors)
                         errors[items[int.Parse(n, System.Globalization.CultureInfo.InvariantCulture)]] = error;
                 }
                 catch (Exception e) when (e is JsonException or FormatException or ArgumentOutOfRangeException)
                 {
                     throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}");
                 }
+                var bytes = File.ReadAllBytes(output);
+                long at = 0;
+                for (var i = 0; i < items.Count; i++)
+                {
+                    var size = result.Sizes[i];
+                    if (errors.ContainsKey(items[i])) continue;
+                    if (size < 0 || at + size > bytes.Length)
+                        throw new HardenException($"byte-code: the Python {Version} compiler wrote {bytes.Length} bytes to {output} but listed other lengths; report this.");
+                    pycs[items[i]] = bytes.AsSpan((int)at, (int)size).ToArray();
+                    at += size;
+                }
+                if (at != bytes.Length)
+                    throw new HardenException($"byte-code: the Python {Version} compiler wrote {bytes.Length} bytes to {output} but listed {at}; report this.");
             }
             CompiledCount += work.Count - errors.Count;
-            using var storing = Timings.Span($"byte-code: store {work.Count - errors.Count} .pyc and their cache pointers");
-            // Both cores: each result is a content-store file and a sealed pointer, small files that cost more
-            // to create than to compute. Pointers are not fsync'd: a torn one fails its seal and is compiled again.
+            using var storing = Timings.Span($"byte-code: store {work.Count - errors.Count} .pyc as one pack and its index");
+            var compiled = Enumerable.Range(0, work.Count).Where(n => pycs[n] != null).ToList();
+            var stored = new (string Sha256, long Size)[compiled.Count];
+            if (compiled.Count > 0) WriteIndex(compiled.Select(n => (work[n].Source, pycs[n])).ToList(), stored);
             var results = new (int, CompiledSource)[work.Count];
-            Parallel.For(0, work.Count, new ParallelOptions { CancellationToken = ct }, n =>
-            {
-                var (index, source) = work[n];
-                if (errors.TryGetValue(n, out var error))
-                {
-                    results[n] = (index, new CompiledSource(source, null, 0, error));
-                    return;
-                }
-                var pyc = File.ReadAllBytes(Path.Combine(job, $"{n}.pyc"));
-                var sha = _store.Put(pyc);
-                var key = KeyOf(source);
-                var size = pyc.Length.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                Directory.CreateDirectory(Path.GetDirectoryName(PointerPath(key))!);
-                AtomicFile.WriteAllText(PointerPath(key), $"{sha} {size} {_key.Seal(SealPurpose, key, sha, size)}\n", durable: false);
-                results[n] = (index, new CompiledSource(source, sha, pyc.Length, null));
-            });
+            for (var n = 0; n < work.Count; n++)
+                results[n] = (work[n].Index, errors.TryGetValue(n, out var error) ? new CompiledSource(work[n].Source, null, 0, error) : null!);
+            for (var c = 0; c < compiled.Count; c++)
+                results[compiled[c]] = (work[compiled[c]].Index, new CompiledSource(work[compiled[c]].Source, stored[c].Sha256, stored[c].Size, null));
             return results;
         }
         finally { Directory.Delete(job, recursive: true); }
     }
 
-    private sealed record DriverResult(Dictionary<string, string> Errors);
+    private sealed record DriverResult(Dictionary<string, string> Errors, List<long>? Sizes);
 
     private string RunInterpreter(string root, string driver, string request, CancellationToken ct)
     {
@@ -247,7 +319,12 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
 
     private static string Tail(string s) => s.Length > 2000 ? "…" + s[^2000..] : s.Trim();
 
-    /// <summary>The interpreter's package tree, written once per build into a private temporary directory.</summary>
+    /// <summary>
+    /// The interpreter's package tree, written once per build into a private temporary directory: the binaries and
+    /// shared libraries as files, the standard library's .py in one zip (<c>usr/lib/python3X.zip</c>, first on the
+    /// interpreter's own path, as in CPython's embeddable layout). Not written: glibc's gconv modules (iconv only;
+    /// the compiler runs in C.UTF-8). Six hundred module files were most of the tree's cost to write.
+    /// </summary>
     private string InterpreterRoot()
     {
         if (_root != null) return _root;
@@ -255,35 +332,41 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         try
         {
             var links = new List<(string Path, string Target)>();
-            var files = new List<(string Path, UnpackedEntry Entry)>();
+            var files = new Dictionary<string, UnpackedEntry>(StringComparer.Ordinal);
+            var modules = new SortedDictionary<string, UnpackedEntry>(StringComparer.Ordinal);
+            var stdlib = $"usr/lib/python{Version}/";
             foreach (var p in _packages)
                 foreach (var e in p.Entries)
                 {
                     var rel = MergedUsr.Canonicalise(e.Path.Trim('/'));
                     // Only what the interpreter needs to start and compile; paths come from verified packages, still
                     // nothing is written outside the root (no "..") and symlinks come last, so none is written through.
-                    if (rel.Split('/').Any(s => s is ".." or ".") || !(rel.StartsWith("usr/lib/", StringComparison.Ordinal) || rel.StartsWith("usr/bin/", StringComparison.Ordinal)))
+                    if (rel.Split('/').Any(s => s is ".." or ".") || !(rel.StartsWith("usr/lib/", StringComparison.Ordinal) || rel.StartsWith("usr/bin/", StringComparison.Ordinal))
+                        || rel.Contains("/gconv/", StringComparison.Ordinal))
                         continue;
                     var full = Path.Combine(root, rel);
                     switch (e.Type)
                     {
                         case FsNodeType.Directory: Directory.CreateDirectory(full); break;
                         case FsNodeType.Symlink: links.Add((full, e.LinkTarget!)); break;
+                        // A later package's file of the same path wins, as in the layer.
+                        case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null && rel.StartsWith(stdlib, StringComparison.Ordinal) && rel.EndsWith(".py", StringComparison.Ordinal):
+                            modules[rel[stdlib.Length..]] = e;
+                            break;
                         case FsNodeType.File or FsNodeType.HardLink when e.Sha256 != null:
                             Directory.CreateDirectory(Path.GetDirectoryName(full)!);
-                            files.Add((full, e));
-                            _rootFiles[rel] = e.Sha256;
+                            files[full] = e;
                             break;
                     }
                 }
-            // A later package's file of the same path wins, as in the layer; both cores copy (verified while read).
-            var last = files.GroupBy(f => f.Path, StringComparer.Ordinal).Select(g => g.Last()).ToList();
-            Parallel.ForEach(last, f =>
+            var zip = Task.Run(() => WriteStandardLibraryZip(Path.Combine(root, "usr", "lib", "python" + Version.Replace(".", "", StringComparison.Ordinal) + ".zip"), modules));
+            Parallel.ForEach(files, f =>
             {
-                using (var input = _store.OpenVerified(f.Entry.Sha256!, f.Entry.Size))
-                using (var output = File.Create(f.Path)) input.CopyTo(output);
-                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.Path, (UnixFileMode)(f.Entry.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
+                using (var input = _store.OpenVerified(f.Value.Sha256!, f.Value.Size))
+                using (var output = File.Create(f.Key)) input.CopyTo(output);
+                if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(f.Key, (UnixFileMode)(f.Value.Mode & 0b111_111_111) | UnixFileMode.UserRead | UnixFileMode.UserWrite);
             });
+            zip.GetAwaiter().GetResult();
             foreach (var (path, target) in links)
             {
                 if (new FileInfo(path).LinkTarget != null || File.Exists(path) || Directory.Exists(path) || !Directory.Exists(Path.GetDirectoryName(path))) continue;
@@ -294,22 +377,36 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         {
             // A corrupt or missing store file (the build repairs and runs again): no half-written tree left behind.
             Directory.Delete(root, recursive: true);
-            _rootFiles.Clear();
             throw;
         }
         return _root = root;
+    }
+
+    /// <summary>The standard library's modules, verified while read, stored (not compressed) in one zip.</summary>
+    private void WriteStandardLibraryZip(string path, SortedDictionary<string, UnpackedEntry> modules)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        using var file = new FileStream(path, FileMode.CreateNew, FileAccess.ReadWrite, FileShare.None, 1 << 16);
+        using var zip = new System.IO.Compression.ZipArchive(file, System.IO.Compression.ZipArchiveMode.Create);
+        foreach (var (name, e) in modules)
+        {
+            using var input = _store.OpenVerified(e.Sha256!, e.Size);
+            using var entry = zip.CreateEntry(name, System.IO.Compression.CompressionLevel.NoCompression).Open();
+            input.CopyTo(entry);
+        }
     }
 
     public void Dispose()
     {
         if (_root != null && Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
         _root = null;
-        _rootFiles.Clear();
     }
 
     /// <summary>
-    /// Runs inside the image's interpreter: compiles each source with its in-image path, writes a PEP 552 .pyc
-    /// (flags bit 0 = hash-based, bit 1 = check_source), and reports the files it could not compile.
+    /// Runs inside the image's interpreter: compiles each source (a slice of the request's "sources" file) with its
+    /// in-image path to a PEP 552 .pyc (flags
+    /// bit 0 = hash-based, bit 1 = check_source), writes them one after another to the request's "out" file, and
+    /// reports each one's length and the files it could not compile.
     /// </summary>
     internal const string Driver = """
         import json, marshal, re, sys, types
@@ -347,25 +444,31 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 return slice(canonical_constant(c.start, strings), canonical_constant(c.stop, strings), canonical_constant(c.step, strings))
             return c
 
-        def compile_one(source, image_path, out):
-            with open(source, "rb") as f:
-                data = f.read()
+        def compile_one(data, image_path):
             code = compile(data, image_path, "exec", dont_inherit=True, optimize=0)
             # Load and dump again: FLAG_REF then marks only objects the code really shares (gh-78274).
             body = marshal.dumps(marshal.loads(marshal.dumps(canonical(code, {}))))
-            with open(out, "wb") as f:
-                f.write(MAGIC_NUMBER + flags + source_hash(data) + body)
+            return MAGIC_NUMBER + flags + source_hash(data) + body
 
         # Code nested as deep as compile() and marshal accept must not stop the walk above (3 frames a level).
         sys.setrecursionlimit(10000)
         errors = {}
-        for n, (source, image_path, out) in enumerate(request["files"]):
-            try:
-                compile_one(source, image_path, out)
-            except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
-                # Reported for this file (the build names it; allow: byteCodeErrors can exempt its package), not
-                # as a crash that takes the other modules of this interpreter with it.
-                errors[str(n)] = f"{type(e).__name__}: {e}"
-        json.dump({"Errors": errors}, sys.stdout)
+        sizes = []
+        # Every .pyc one after another into one file; "Sizes" says how long each is (-1: not compiled).
+        with open(request["sources"], "rb") as sources, open(request["out"], "wb") as out:
+            for n, (offset, size, image_path) in enumerate(request["files"]):
+                sources.seek(offset)
+                data = sources.read(size)
+                try:
+                    pyc = compile_one(data, image_path)
+                except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError) as e:
+                    # Reported for this file (the build names it; allow: byteCodeErrors can exempt its package), not
+                    # as a crash that takes the other modules of this interpreter with it.
+                    errors[str(n)] = f"{type(e).__name__}: {e}"
+                    sizes.append(-1)
+                    continue
+                out.write(pyc)
+                sizes.append(len(pyc))
+        json.dump({"Errors": errors, "Sizes": sizes}, sys.stdout)
         """;
 }

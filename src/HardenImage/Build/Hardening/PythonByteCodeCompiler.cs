@@ -176,10 +176,10 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     }
 
     /// <summary>Stores the compiled .pyc as one pack and writes its sealed index (not fsync'd: a torn one fails its seal).</summary>
-    private void WriteIndex(IReadOnlyList<(PythonSource Source, byte[] Pyc)> compiled, (string Sha256, long Size)[] stored)
+    private void WriteIndex(IReadOnlyList<(PythonSource Source, ReadOnlyMemory<byte> Pyc)> compiled, (string Sha256, long Size)[] stored)
     {
         using var pack = _store.NewPack();
-        var added = compiled.Select(c => pack.Add(c.Pyc)).ToList();
+        var added = compiled.Select(c => pack.Add(c.Pyc.Span)).ToList();
         var (packSha, packLength) = pack.Commit();
         var body = string.Join("\n", compiled.Select((c, n) => string.Join(" ", KeyOf(c.Source), added[n].Sha256, packSha,
             added[n].Offset.ToString(System.Globalization.CultureInfo.InvariantCulture), added[n].Size.ToString(System.Globalization.CultureInfo.InvariantCulture))));
@@ -240,7 +240,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 }, ct)).ToArray();
             (List<int> Items, string Stdout, string Output)[] answered;
             using (Timings.Span($"byte-code: {answers.Length} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
-            var pycs = new byte[work.Count][];
+            // Slices of each interpreter's output file, not copies: inference-cpu's .pyc are tens of megabytes.
+            var pycs = new ReadOnlyMemory<byte>?[work.Count];
             foreach (var (items, stdout, output) in answered)
             {
                 DriverResult result;
@@ -263,7 +264,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                     if (errors.ContainsKey(items[i])) continue;
                     if (size < 0 || at + size > bytes.Length)
                         throw new HardenException($"byte-code: the Python {Version} compiler wrote {bytes.Length} bytes to {output} but listed other lengths; report this.");
-                    pycs[items[i]] = bytes.AsSpan((int)at, (int)size).ToArray();
+                    pycs[items[i]] = bytes.AsMemory((int)at, (int)size);
                     at += size;
                 }
                 if (at != bytes.Length)
@@ -273,7 +274,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             using var storing = Timings.Span($"byte-code: store {work.Count - errors.Count} .pyc as one pack and its index");
             var compiled = Enumerable.Range(0, work.Count).Where(n => pycs[n] != null).ToList();
             var stored = new (string Sha256, long Size)[compiled.Count];
-            if (compiled.Count > 0) WriteIndex(compiled.Select(n => (work[n].Source, pycs[n])).ToList(), stored);
+            if (compiled.Count > 0) WriteIndex(compiled.Select(n => (work[n].Source, pycs[n]!.Value)).ToList(), stored);
             var results = new (int, CompiledSource)[work.Count];
             for (var n = 0; n < work.Count; n++)
                 results[n] = (work[n].Index, errors.TryGetValue(n, out var error) ? new CompiledSource(work[n].Source, null, 0, error) : null!);

@@ -478,7 +478,7 @@ public sealed class ImageBuilder
         var context = new HardeningContext
         {
             Image = image, Architecture = arch, IsRootImage = isRoot, Packages = installed,
-            ReadContent = n => n.Inline ?? _store.ReadVerified(n.ContentSha256!),
+            ReadContent = n => n.Inline ?? _store.ReadVerified(n.ContentSha256!, n.Size),
             Python = PythonFor(image, arch, debs),
         };
         foreach (var t in StandardTransforms.All())

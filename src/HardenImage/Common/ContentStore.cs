@@ -110,7 +110,8 @@ public sealed class ContentStore
         // Not fsync'd, like Put(Stream): every read is verified, and a build that meets a corrupt entry evicts it and
         // derives it again (ImageBuilder), so a crash costs a rebuild, never wrong bytes.
         bool same;
-        try { same = IsRegularFile(target) && bytes.SequenceEqual(File.ReadAllBytes(target)); }
+        // Length first: a planted sparse file of gigabytes under this name is replaced, never read whole.
+        try { same = ContentAddressedDirectory.RegularFileLength(target) == bytes.Length && bytes.SequenceEqual(File.ReadAllBytes(target)); }
         catch (FileNotFoundException) { same = false; } // evicted by another reader meanwhile: write it
         if (!same) AtomicFile.WriteAllBytes(target, bytes, durable: false);
         return sha;
@@ -144,10 +145,20 @@ public sealed class ContentStore
         });
     }
 
-    public byte[] ReadVerified(string sha256)
+    /// <summary>
+    /// Reads a stored file whole and verifies it; with <paramref name="expectedSize"/> a file of another length is
+    /// evicted before a byte is read (a planted sparse file of gigabytes is never read into memory).
+    /// </summary>
+    public byte[] ReadVerified(string sha256, long expectedSize = -1)
     {
         var path = PathOf(sha256);
-        if (_packed.TryGetValue(sha256, out var at)) return ReadPacked(sha256, at);
+        if (_packed.TryGetValue(sha256, out var at)) return ReadPacked(sha256, at, expectedSize);
+        var length = ContentAddressedDirectory.RegularFileLength(path);
+        if (length >= 0 && ((expectedSize >= 0 && length != expectedSize) || length > Array.MaxLength))
+        {
+            AtomicFile.TryDelete(path);
+            throw new CorruptCacheEntryException(path, $"has {length} bytes where {(expectedSize >= 0 ? $"its package says {expectedSize}" : "no stored file whole in memory has")} (tampered or corrupt); it was evicted");
+        }
         byte[] bytes;
         try { bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path); }
         catch (FileNotFoundException) { throw Missing(path); } // evicted by another reader meanwhile
@@ -169,9 +180,9 @@ public sealed class ContentStore
         });
     }
 
-    private byte[] ReadPacked(string sha256, PackedFile at)
+    private byte[] ReadPacked(string sha256, PackedFile at, long expectedSize)
     {
-        var handle = OpenPack(sha256, at, -1);
+        var handle = OpenPack(sha256, at, expectedSize);
         var bytes = new byte[at.Size];
         using (handle)
             for (var done = 0; done < bytes.Length;)

@@ -57,7 +57,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     public const bool Checked = true;
     private const string SealPurpose = "bytecode-v2";
     // An index line is ~200 bytes; inference-cpu's 3,209 modules make 0.7 MB. A planted larger file is not read.
-    internal const long MaxIndexBytes = 64L << 20;
+    internal const long MaxIndexBytes = 16L << 20;
     private readonly ContentStore _store;
     private readonly CacheKey _key;
     private readonly string _cacheDir;
@@ -80,6 +80,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
 
     public string Version { get; }
     public string CacheTag => "cpython-" + Version.Replace(".", "", StringComparison.Ordinal);
+    /// <summary>Where this interpreter's sealed indexes live (<c>bytecode-v2/&lt;identity&gt;</c>).</summary>
+    internal string CacheDirectory => _cacheDir;
     /// <summary>Sources compiled by the interpreter in this run (the rest came from the cache).</summary>
     public int CompiledCount { get; private set; }
 
@@ -120,7 +122,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         if (!_index.TryGetValue(KeyOf(s), out var pyc)) return null;
         // The .pyc itself is hashed too (a few KB each): cache files are not fsync'd, so after a crash a pack may be
         // torn under an intact index; it is evicted here and compiled again, not met later by a layer.
-        try { if (_store.ReadVerified(pyc.PycSha256).Length != pyc.Size) return null; }
+        try { if (_store.ReadVerified(pyc.PycSha256, pyc.Size).Length != pyc.Size) return null; }
         catch (CorruptCacheEntryException) { return null; } // evicted, missing or torn
         return new CompiledSource(s, pyc.PycSha256, pyc.Size, null);
     }
@@ -129,15 +131,21 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     /// Every index of this interpreter whose seal holds and whose pack is there, registered with the store. An index
     /// that is forged, torn, too large or names a missing pack is deleted: what it listed is compiled again.
     /// </summary>
-    private Dictionary<string, (string, long)> ReadIndexes()
+    internal Dictionary<string, (string, long)> ReadIndexes()
     {
         var index = new Dictionary<string, (string, long)>(StringComparer.Ordinal);
-        if (!Directory.Exists(_cacheDir)) return index;
+        // Deleting what does not verify is only safe inside the cache: a symlink planted as bytecode-v2 or as the
+        // interpreter's directory would make every "*.index" of the directory it names a forgery to delete.
+        if (!OwnDirectory(Path.GetDirectoryName(_cacheDir)!) || !OwnDirectory(_cacheDir) || !Directory.Exists(_cacheDir)) return index;
+        StaleTempFiles.Clean(_cacheDir); // index temp files a killed build left
         foreach (var file in Directory.EnumerateFiles(_cacheDir, "*.index").Order(StringComparer.Ordinal))
         {
-            var length = ContentStore.IsRegularFile(file) ? new FileInfo(file).Length : -1;
-            var lines = length is >= 0 and <= MaxIndexBytes ? File.ReadAllText(file).Split('\n', StringSplitOptions.RemoveEmptyEntries) : [];
-            var entries = lines.Length > 0 ? ParseIndex(lines) : null;
+            string[]? lines;
+            // Another build may delete a stale index between the listing and the read, or a planted one may be
+            // unreadable: a miss (deleted like any index that does not verify), not an I/O error that fails the build.
+            try { lines = ContentStore.IsRegularFile(file) && new FileInfo(file).Length <= MaxIndexBytes ? ReadIndexLines(file) : null; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { lines = null; }
+            var entries = lines is { Length: > 0 } ? ParseIndex(lines) : null;
             if (entries == null) { AtomicFile.TryDelete(file); continue; }
             try
             {
@@ -151,6 +159,44 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     }
 
     private sealed record IndexEntry(string Key, string PycSha256, string Pack, long Offset, long Size);
+
+    // "key pycSha pack offset size" is at most 4 + 3 * 64 + 2 * 19 characters; the seal line is shorter.
+    private const int MaxIndexLineLength = 256;
+
+    /// <summary>The index's non-empty lines, or null at the first line no index has (read line by line, so a planted
+    /// file of many short or one endless line is refused after a few hundred bytes, not split into memory whole).</summary>
+    private static string[]? ReadIndexLines(string file)
+    {
+        using var reader = new StreamReader(new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), new UTF8Encoding(false));
+        var lines = new List<string>();
+        var line = new StringBuilder();
+        int c;
+        while ((c = reader.Read()) >= 0)
+        {
+            if (c != '\n')
+            {
+                if (line.Length >= MaxIndexLineLength) return null;
+                line.Append((char)c);
+                continue;
+            }
+            if (line.Length == 0) continue;
+            var text = line.ToString();
+            line.Clear();
+            var spaces = text.AsSpan().Count(' ');
+            if (spaces != 4 && !(spaces == 1 && text.StartsWith("seal ", StringComparison.Ordinal))) return null;
+            lines.Add(text);
+        }
+        if (line.Length > 0) lines.Add(line.ToString());
+        return lines.ToArray();
+    }
+
+    /// <summary>False while <paramref name="dir"/> is a symlink (planted in the cache; the link is removed, never what it names).</summary>
+    private static bool OwnDirectory(string dir)
+    {
+        if (new FileInfo(dir).LinkTarget == null) return true;
+        AtomicFile.TryDelete(dir); // the link only, never what it names
+        return new FileInfo(dir).LinkTarget == null;
+    }
 
     // "key pycSha pack offset size" lines, then "seal <hmac of the interpreter, the lines and each pack's length>".
     private List<IndexEntry>? ParseIndex(string[] lines)
@@ -184,8 +230,11 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         var body = string.Join("\n", compiled.Select((c, n) => string.Join(" ", KeyOf(c.Source), added[n].Sha256, packSha,
             added[n].Offset.ToString(System.Globalization.CultureInfo.InvariantCulture), added[n].Size.ToString(System.Globalization.CultureInfo.InvariantCulture))));
         var seal = _key.Seal(SealPurpose, _identity, Sha256Hex.Of(Encoding.UTF8.GetBytes(body)), $"{packSha}:{packLength}");
-        Directory.CreateDirectory(_cacheDir);
-        AtomicFile.WriteAllText(Path.Combine(_cacheDir, packSha + ".index"), body + "\nseal " + seal + "\n", durable: false);
+        if (OwnDirectory(Path.GetDirectoryName(_cacheDir)!) && OwnDirectory(_cacheDir)) // never written through a planted link
+        {
+            Directory.CreateDirectory(_cacheDir);
+            AtomicFile.WriteAllText(Path.Combine(_cacheDir, packSha + ".index"), body + "\nseal " + seal + "\n", durable: false);
+        }
         _index ??= new Dictionary<string, (string, long)>(StringComparer.Ordinal);
         for (var n = 0; n < compiled.Count; n++)
         {

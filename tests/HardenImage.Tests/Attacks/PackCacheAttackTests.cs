@@ -34,7 +34,7 @@ public sealed class PackCacheAttackTests
         // bytecode-v2/<interpreter identity> is a symlink planted in the cache to a directory of the user's: every
         // "*.index" there that is not a sealed index would be "a forged index" and deleted (a delete primitive
         // outside the cache; the identity is computable from the lock).
-        using var dir = new TempDir("hi-review-bc-link");
+        using var dir = new TempDir("hi-packattack-bc-link");
         var cache = dir.Combine("cache");
         var victim = dir.Combine("victim");
         Directory.CreateDirectory(victim);
@@ -55,7 +55,7 @@ public sealed class PackCacheAttackTests
         // An index line is ~200 bytes, yet MaxIndexBytes is 64 MB and the file is read whole and split before
         // anything is checked: "a\n" repeated makes one string object per two bytes (~16x the file in memory; a
         // 64 MB file, which compresses to nothing in a CI cache, costs over a gigabyte).
-        using var dir = new TempDir("hi-review-bc-index");
+        using var dir = new TempDir("hi-packattack-bc-index");
         var cache = dir.Combine("cache");
         using var compiler = Compiler(cache);
         var cacheDir = CacheDirOf(compiler);
@@ -82,17 +82,11 @@ public sealed class PackCacheAttackTests
         // ReadVerified reads that whole with no size bound: a planted sparse 3 GB file escapes as an IOException
         // (not a CorruptCacheEntryException: the byte-code cache lookup and the repair loop do not catch it; the
         // build fails), and a sparse 1.9 GB one is allocated and read in full, once per such name.
-        var cache = Directory.CreateTempSubdirectory("hi-review-loose-").FullName;
+        var cache = Directory.CreateTempSubdirectory("hi-packattack-loose-").FullName;
         try
         {
             var store = new ContentStore(cache);
-            string first, second, pack;
-            using (var writer = store.NewPack())
-            {
-                first = writer.Add("first file"u8).Sha256;
-                second = writer.Add("second file"u8).Sha256;
-                pack = writer.Commit().Sha256;
-            }
+            var (first, second, pack) = TestPacks.TwoFiles(store, "first file"u8, "second file"u8);
             var bytes = File.ReadAllBytes(store.PathOf(pack));
             bytes[0] ^= 0x20; // a crash or a forger changed the first file's slice
             File.WriteAllBytes(store.PathOf(pack), bytes);
@@ -111,7 +105,7 @@ public sealed class PackCacheAttackTests
         // Two builds share the cache and the interpreter: both meet the same stale index (its pack was evicted) and
         // one deletes it while the other is between the stat and the read. The other must see a miss, not fail with
         // FileNotFoundException (which is neither HardenException nor CorruptCacheEntryException).
-        using var dir = new TempDir("hi-review-bc-race");
+        using var dir = new TempDir("hi-packattack-bc-race");
         var cache = dir.Combine("cache");
         using var compiler = Compiler(cache);
         var cacheDir = CacheDirOf(compiler);
@@ -137,33 +131,74 @@ public sealed class PackCacheAttackTests
         await other;
         Assert.Null(escaped);
     }
-}
 
-/// <summary>The file list of an unpacked package is a loose store file: a planted sparse file under its name.</summary>
-public sealed class FileListPlantedAttackTests
-{
-    [Fact]
-    public void PlantedHugeFileUnderAFileListsName_IsReplaced_NotReadWhole()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void PackedFile_WithAFlippedByte_IsRefusedByEveryReader_AndThePackIsEvicted(bool streamed)
     {
-        // Storing the file list compares it with what is already stored under its name by reading that whole: a
-        // sparse 3 GB file planted there fails every build with "I/O error: file too long" (and a 1.9 GB one is
-        // read into memory), where a length check would simply replace it.
-        using var dir = new TempDir("hi-review-list");
-        var debPath = dir.Combine("tiny_1.0_all.deb");
-        File.WriteAllBytes(debPath, HardenImage.Tests.Deb.HostileDebs.WithPath("./usr/share/tiny/f", System.Formats.Tar.TarEntryFormat.Pax));
-        var debSha = Sha256Hex.OfFile(debPath);
-        var cache = dir.Combine("cache");
-        var key = CacheKey.FromSecret("file-list-attack-secret-0123456789abcdef");
-        var first = new PackageUnpacker(new ContentStore(cache), cache, key).Get(debSha, debPath, "tiny");
-        var pointer = Path.Combine(cache, "unpacked-v4", debSha);
-        var list = Path.Combine(cache, "content", "sha256", File.ReadAllText(pointer).Split(' ')[0]);
-        File.Delete(pointer);
-        File.Delete(list);
-        using (var fs = new FileStream(list, FileMode.CreateNew, FileAccess.Write)) fs.SetLength(3L << 30);
+        // Files of one package share a pack. A byte changed inside one file's slice must fail that file's own
+        // SHA-256 however it is read (whole or streamed to a layer), and take the pack with it: the build unpacks the
+        // package again. (A whole read once skipped the check: reading zero bytes at the end never hashed.)
+        var cache = Directory.CreateTempSubdirectory("hi-cas-pack-").FullName;
+        try
+        {
+            var store = new ContentStore(cache);
+            var (hello, world, pack) = TestPacks.TwoFiles(store, "hello, "u8, "world"u8);
+            Assert.Equal("world", Encoding.ASCII.GetString(store.ReadVerified(world)));
+            var path = store.PathOf(pack);
+            var bytes = File.ReadAllBytes(path);
+            bytes[^2] ^= 0x20; // "worLd"
+            File.WriteAllBytes(path, bytes);
 
-        var again = new PackageUnpacker(new ContentStore(cache), cache, key).Get(debSha, debPath, "tiny");
+            var e = Assert.Throws<CorruptCacheEntryException>(() =>
+            {
+                if (!streamed) { store.ReadVerified(world); return; }
+                using var s = store.OpenVerified(world, 5);
+                s.CopyTo(Stream.Null);
+            });
+            Assert.Contains("do not match its SHA-256", e.Message);
+            Assert.Contains(pack, e.Message);
+            Assert.False(File.Exists(path));
+            Assert.False(store.Contains(hello)); // the same pack: gone with it
+            Assert.Throws<CorruptCacheEntryException>(() => store.ReadVerified(hello));
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
 
-        Assert.Equal(first.Entries.Select(e => e.Path), again.Entries.Select(e => e.Path));
-        Assert.True(new FileInfo(list).Length < 1 << 20);
+    [Fact]
+    public void PackShorterThanItsFiles_IsEvicted_BeforeAnyByteIsRead()
+    {
+        var cache = Directory.CreateTempSubdirectory("hi-cas-torn-").FullName;
+        try
+        {
+            var store = new ContentStore(cache);
+            var (first, second, pack) = TestPacks.TwoFiles(store, new byte[4096], Encoding.ASCII.GetBytes(new string('x', 4096)));
+            using (var fs = new FileStream(store.PathOf(pack), FileMode.Open, FileAccess.Write)) fs.SetLength(5000); // torn by a crash
+            Assert.Equal(4096, store.LengthOf(first)); // the first file is still whole in it
+            Assert.Equal(-1, store.LengthOf(second));
+            var e = Assert.Throws<CorruptCacheEntryException>(() => store.OpenVerified(second, 4096));
+            Assert.Contains("too few for file", e.Message);
+            Assert.False(File.Exists(store.PathOf(pack)));
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
+
+    [Trait("Category", "Integration")]
+    [Fact]
+    public async Task FifoPlantedAsAPack_IsNotOpened()
+    {
+        var cache = Directory.CreateTempSubdirectory("hi-cas-fifo-pack-").FullName;
+        try
+        {
+            var store = new ContentStore(cache);
+            var (file, _, pack) = TestPacks.TwoFiles(store, "content"u8, "more"u8);
+            File.Delete(store.PathOf(pack));
+            RequiredService.RunOk("mkfifo", [store.PathOf(pack)]);
+            // Bounded: a FIFO that is opened blocks for ever, and the test then fails instead of hanging.
+            var e = await Task.Run(() => Assert.Throws<CorruptCacheEntryException>(() => store.ReadVerified(file))).WaitAsync(TimeSpan.FromSeconds(20));
+            Assert.Contains("is not a regular file", e.Message);
+        }
+        finally { Directory.Delete(cache, recursive: true); }
     }
 }

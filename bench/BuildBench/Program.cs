@@ -12,7 +12,8 @@
 //    before, mmdebstrap downloads and extracts them (a few KB: noted in the output).
 // 3. Writes a second image set whose only source is that mirror (keyring = the throwaway key), same images.
 // 4. Times, interleaved, --runs times each (median reported): mmdebstrap (apt update + download + extract into a tar),
-//    cold harden (empty HARDEN_CACHE: lock + build), warm harden (build --force) and a no-op build. The cold build runs
+//    cold harden (empty HARDEN_CACHE: lock + build), the same with `allow: noByteCode` (mmdebstrap compiles no
+//    byte-code; information beside the target), warm harden (build --force) and a no-op build. The cold build runs
 //    with HARDEN_TIMINGS=1, and its phase spans (unpack, assemble, byte-code, layer writes) are printed as medians.
 // Every command runs under /usr/bin/time: wall, user+sys CPU (children included) and max RSS.
 using System.Globalization;
@@ -116,11 +117,19 @@ try
         $"# BuildBench: the loopback mirror of exactly the locked .debs (+ stubs), signed with a throwaway key.\nsources:\n  debian:\n" +
         $"    url: {url}\n    suites: [trixie]\n    components: [main]\n    architectures: [amd64]\n    keyring: keys/bench.asc\n");
     Console.WriteLine($"mirror: {url} ({Directory.GetFiles(pool).Length} .debs); load average: {Measure.LoadAverage()}");
+    // The same set with the byte-code transform off: the work mmdebstrap's extract mode does (it compiles nothing),
+    // so the ratio can be read beside the one for the build as shipped (which compiles 531 modules).
+    var noByteCodeSet = Path.Combine(work, "bench-set-no-bytecode");
+    CopyImageSet(benchSet, noByteCodeSet, ["sources.yaml", "base.yaml", "cc.yaml", "python.yaml"], mirrorOnly: true);
+    var pythonYaml = Path.Combine(noByteCodeSet, "python.yaml");
+    if (File.ReadAllText(pythonYaml).Contains("\nallow:", StringComparison.Ordinal))
+        throw new InvalidOperationException($"{pythonYaml} already has an allow: block; BuildBench appends its own (noByteCode) and cannot merge");
+    File.AppendAllText(pythonYaml, "allow:\n  noByteCode: true\n");
 
     // --- 4. measurements, interleaved so a busy machine slows every tool alike -----------------------------------
     var include = string.Join(",", packages.Select(p => p.Name));
     var mm = new List<Sample>(); var cold = new List<Sample>(); var coldLock = new List<Sample>(); var coldBuild = new List<Sample>();
-    var warm = new List<Sample>(); var noop = new List<Sample>();
+    var warm = new List<Sample>(); var noop = new List<Sample>(); var coldNoByteCode = new List<Sample>();
     long tarBytes = 0; long layoutBytes = 0;
     var spans = new Dictionary<string, List<double>>(StringComparer.Ordinal);
     for (var r = 1; r <= runs; r++)
@@ -144,10 +153,15 @@ try
             list.Add(seconds);
         }
         coldLock.Add(l); coldBuild.Add(b); cold.Add(Sample.Sequence(l, b));
+        var nbcEnv = new Dictionary<string, string> { ["HARDEN_CACHE"] = Path.Combine(work, $"cache-nbc-{r}") };
+        File.Delete(Path.Combine(noByteCodeSet, "images.lock.json"));
+        coldNoByteCode.Add(Sample.Sequence(m.Timed("dotnet", [harden, "lock", "--images", noByteCodeSet, "--image", "python"], nbcEnv),
+            m.Timed("dotnet", [harden, "build", "--images", noByteCodeSet, "--image", "python", "--out", Path.Combine(work, $"out-nbc-{r}")], nbcEnv)));
         warm.Add(m.Timed("dotnet", [harden, "build", "--images", benchSet, "--image", "python", "--out", outDir, "--force"], env));
         noop.Add(m.Timed("dotnet", [harden, "build", "--images", benchSet, "--image", "python", "--out", outDir], env));
         layoutBytes = Directory.EnumerateFiles(Path.Combine(outDir, "oci"), "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length);
         if (r < runs) { Directory.Delete(cache, true); Directory.Delete(outDir, true); }
+        if (r < runs) foreach (var d in new[] { $"cache-nbc-{r}", $"out-nbc-{r}" }) Directory.Delete(Path.Combine(work, d), true);
         Console.WriteLine($"run {r}/{runs}: mmdebstrap {mm[^1].Wall:0.00} s, cold {cold[^1].Wall:0.00} s, warm {warm[^1].Wall:0.00} s, no-op {noop[^1].Wall:0.00} s; load {Measure.LoadAverage()}");
     }
     var lockedSet = LockFile.Load(Path.Combine(benchSet, "images.lock.json"));
@@ -168,6 +182,7 @@ try
     Row("harden cold: lock + build, empty cache", c, "<= 0.8x wall", c.Wall <= 0.8 * mmd.Wall);
     Row("  of which lock", Sample.Median(coldLock), "", null);
     Row("  of which build (fetch+assemble+gzip)", Sample.Median(coldBuild), "", null);
+    Row("  same, allow: noByteCode (mmdebstrap's work)", Sample.Median(coldNoByteCode), "(information)", null);
     Row("harden warm: build --force, warm cache", w, "<= 0.5x wall", w.Wall <= 0.5 * mmd.Wall);
     Row("harden no-op: build, nothing changed", n, "", null);
     var peak = new[] { c.PeakRssMb, w.PeakRssMb, n.PeakRssMb }.Max();

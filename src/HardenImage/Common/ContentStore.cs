@@ -175,24 +175,24 @@ public sealed class ContentStore
         var handle = OpenPack(sha256, at, expectedSize);
         return new DigestVerifyingStream(new PackSliceStream(handle, at.Offset, at.Size), "sha256:" + sha256, at.Size, owner: handle, onMismatch: () =>
         {
+            var e = EvictPack(at.Pack, $"holds bytes for file {sha256} that do not match its SHA-256 (tampered or corrupt)", handle);
             handle.Dispose();
-            return EvictPack(at.Pack, $"holds bytes for file {sha256} that do not match its SHA-256 (tampered or corrupt); it was evicted");
+            return e;
         });
     }
 
     private byte[] ReadPacked(string sha256, PackedFile at, long expectedSize)
     {
-        var handle = OpenPack(sha256, at, expectedSize);
+        using var handle = OpenPack(sha256, at, expectedSize);
         var bytes = new byte[at.Size];
-        using (handle)
-            for (var done = 0; done < bytes.Length;)
-            {
-                var n = RandomAccess.Read(handle, bytes.AsSpan(done), at.Offset + done);
-                if (n == 0) break; // shorter than at open (truncated meanwhile): fails the hash below
-                done += n;
-            }
+        for (var done = 0; done < bytes.Length;)
+        {
+            var n = RandomAccess.Read(handle, bytes.AsSpan(done), at.Offset + done);
+            if (n == 0) break; // shorter than at open (truncated meanwhile): fails the hash below
+            done += n;
+        }
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
-            throw EvictPack(at.Pack, $"holds bytes for file {sha256} that do not match its SHA-256 (tampered or corrupt); it was evicted");
+            throw EvictPack(at.Pack, $"holds bytes for file {sha256} that do not match its SHA-256 (tampered or corrupt)", handle);
         return bytes;
     }
 
@@ -206,10 +206,10 @@ public sealed class ContentStore
         catch (FileNotFoundException) { throw UnregisterPack(at.Pack, Missing(path)); }
         var length = RandomAccess.GetLength(handle);
         if (length >= at.Offset + at.Size && (expectedSize < 0 || expectedSize == at.Size)) return handle;
-        handle.Dispose();
-        throw EvictPack(at.Pack, length < at.Offset + at.Size
-            ? $"has {length} bytes, too few for file {sha256} at {at.Offset}+{at.Size} (torn by a crash, or tampered); it was evicted"
-            : $"holds file {sha256} with {at.Size} bytes where its package says {expectedSize} (tampered or corrupt); it was evicted");
+        using (handle)
+            throw EvictPack(at.Pack, length < at.Offset + at.Size
+                ? $"has {length} bytes, too few for file {sha256} at {at.Offset}+{at.Size} (torn by a crash, or tampered)"
+                : $"holds file {sha256} with {at.Size} bytes where its package says {expectedSize} (tampered or corrupt)", handle);
     }
 
     /// <summary>A file's slice of a pack, read with positional reads (no shared file position between readers).</summary>
@@ -232,11 +232,14 @@ public sealed class ContentStore
         }
     }
 
-    // A bad pack goes whole: every file in it came from the same write, and the build derives them again.
-    private CorruptCacheEntryException EvictPack(string pack, string problem)
+    // A bad pack goes whole: every file in it came from the same write, and the build derives them again. Only the
+    // file that was read is deleted: a concurrent build may have renamed a fresh, good copy over it meanwhile.
+    private CorruptCacheEntryException EvictPack(string pack, string problem, Microsoft.Win32.SafeHandles.SafeFileHandle read)
     {
-        AtomicFile.TryDelete(PathOf(pack));
-        return UnregisterPack(pack, new CorruptCacheEntryException(PathOf(pack), problem));
+        var path = PathOf(pack);
+        var same = ContentAddressedDirectory.IsStillTheFileOf(read, path);
+        if (same) AtomicFile.TryDelete(path);
+        return UnregisterPack(pack, new CorruptCacheEntryException(path, problem + (same ? "; it was evicted" : "; a fresh copy already replaced it")));
     }
 
     private CorruptCacheEntryException UnregisterPack(string pack, CorruptCacheEntryException e)

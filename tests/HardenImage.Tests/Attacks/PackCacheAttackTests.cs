@@ -201,4 +201,31 @@ public sealed class PackCacheAttackTests
         }
         finally { Directory.Delete(cache, recursive: true); }
     }
+
+    [Fact]
+    public void CorruptPack_ReplacedByAConcurrentBuildWhileBeingRead_TheFreshCopyIsKept()
+    {
+        // Two builds share the cache. This one opened a corrupt pack; meanwhile the other unpacked the package again
+        // and renamed a good copy over the same name. The corrupt bytes fail here, but what is evicted is what was
+        // read, not the good copy the other build just committed (it would have to unpack again, or give up).
+        var cache = Directory.CreateTempSubdirectory("hi-packattack-race-").FullName;
+        try
+        {
+            var store = new ContentStore(cache);
+            var (first, _, pack) = TestPacks.TwoFiles(store, "first file"u8, "second file"u8);
+            var path = store.PathOf(pack);
+            var good = File.ReadAllBytes(path);
+            var bad = (byte[])good.Clone();
+            bad[0] ^= 0x01;
+            File.WriteAllBytes(path, bad);
+            using var reading = store.OpenVerified(first, 10);
+            var fresh = path + ".fresh";
+            File.WriteAllBytes(fresh, good);
+            File.Move(fresh, path, overwrite: true); // the other build's commit
+            var e = Assert.Throws<CorruptCacheEntryException>(() => reading.CopyTo(Stream.Null));
+            Assert.Contains("a fresh copy already replaced it", e.Message);
+            Assert.Equal(good, File.ReadAllBytes(path));
+        }
+        finally { Directory.Delete(cache, recursive: true); }
+    }
 }

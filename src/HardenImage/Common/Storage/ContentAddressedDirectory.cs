@@ -63,6 +63,25 @@ public sealed class ContentAddressedDirectory(string directory)
     }
 
     /// <summary>
+    /// True while <paramref name="path"/> (not followed) is the very file <paramref name="handle"/> has open (same
+    /// device and inode): false once a concurrent writer has renamed a fresh copy over it, which must not be evicted
+    /// for what was wrong with the old one. Other platforms: true.
+    /// </summary>
+    public static bool IsStillTheFileOf(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path) =>
+        !OperatingSystem.IsLinux() || IsStillTheFileOfLinux(handle, path);
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static unsafe bool IsStillTheFileOfLinux(Microsoft.Win32.SafeHandles.SafeFileHandle handle, string path)
+    {
+        Tmds.Linux.stat open, named;
+        if (Tmds.Linux.LibC.fstat((int)handle.DangerousGetHandle(), &open) != 0) return true;
+        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
+        fixed (byte* p = bytes)
+            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &named, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return false;
+        return open.st_dev == named.st_dev && open.st_ino == named.st_ino;
+    }
+
+    /// <summary>
     /// Copies <paramref name="content"/> into a new temp file (<see cref="NewTempPath"/>) while hashing it; stops
     /// reading once more than <paramref name="maxBytes"/> have come (that chunk is not written). The caller commits
     /// or deletes the temp file; on an exception it is already deleted.

@@ -154,13 +154,14 @@ public sealed class ContentStore
         var path = PathOf(sha256);
         if (_packed.TryGetValue(sha256, out var at)) return ReadPacked(sha256, at, expectedSize);
         var length = ContentAddressedDirectory.RegularFileLength(path);
-        if (length >= 0 && ((expectedSize >= 0 && length != expectedSize) || length > Array.MaxLength))
+        if (length < 0) throw Missing(path);
+        if ((expectedSize >= 0 && length != expectedSize) || length > Array.MaxLength)
         {
             AtomicFile.TryDelete(path);
             throw new CorruptCacheEntryException(path, $"has {length} bytes where {(expectedSize >= 0 ? $"its package says {expectedSize}" : "no stored file whole in memory has")} (tampered or corrupt); it was evicted");
         }
         byte[] bytes;
-        try { bytes = IsRegularFile(path) ? File.ReadAllBytes(path) : throw Missing(path); }
+        try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { throw Missing(path); } // evicted by another reader meanwhile
         if (Convert.ToHexStringLower(SHA256.HashData(bytes)) != sha256)
         {

@@ -140,12 +140,11 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         StaleTempFiles.Clean(_cacheDir); // index temp files a killed build left
         foreach (var file in Directory.EnumerateFiles(_cacheDir, "*.index").Order(StringComparer.Ordinal))
         {
-            string[]? lines;
+            List<IndexEntry>? entries;
             // Another build may delete a stale index between the listing and the read, or a planted one may be
             // unreadable: a miss (deleted like any index that does not verify), not an I/O error that fails the build.
-            try { lines = ContentStore.IsRegularFile(file) && new FileInfo(file).Length <= MaxIndexBytes ? ReadIndexLines(file) : null; }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { lines = null; }
-            var entries = lines is { Length: > 0 } ? ParseIndex(lines) : null;
+            try { entries = ContentStore.IsRegularFile(file) && new FileInfo(file).Length <= MaxIndexBytes ? ReadIndex(file) : null; }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { entries = null; }
             if (entries == null) { AtomicFile.TryDelete(file); continue; }
             try
             {
@@ -163,31 +162,38 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     // "key pycSha pack offset size" is at most 4 + 3 * 64 + 2 * 19 characters; the seal line is shorter.
     private const int MaxIndexLineLength = 256;
 
-    /// <summary>The index's non-empty lines, or null at the first line no index has (read line by line, so a planted
-    /// file of many short or one endless line is refused after a few hundred bytes, not split into memory whole).</summary>
-    private static string[]? ReadIndexLines(string file)
+    /// <summary>
+    /// Parses "key pycSha pack offset size" lines, then "seal &lt;hmac of the interpreter, the lines and each pack's
+    /// length&gt;", line by line: the first line no index has ends the read (a planted file of many short lines is
+    /// refused at its first, not split into memory whole). Null unless every line parses, the packs are there and
+    /// the seal holds.
+    /// </summary>
+    private List<IndexEntry>? ReadIndex(string file)
     {
-        using var reader = new StreamReader(new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), new UTF8Encoding(false));
-        var lines = new List<string>();
-        var line = new StringBuilder();
-        int c;
-        while ((c = reader.Read()) >= 0)
+        using var reader = new StreamReader(file, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+        using var body = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        var entries = new List<IndexEntry>();
+        string? seal = null;
+        for (string? line; (line = reader.ReadLine()) != null;)
         {
-            if (c != '\n')
-            {
-                if (line.Length >= MaxIndexLineLength) return null;
-                line.Append((char)c);
-                continue;
-            }
             if (line.Length == 0) continue;
-            var text = line.ToString();
-            line.Clear();
-            var spaces = text.AsSpan().Count(' ');
-            if (spaces != 4 && !(spaces == 1 && text.StartsWith("seal ", StringComparison.Ordinal))) return null;
-            lines.Add(text);
+            if (seal != null || line.Length > MaxIndexLineLength) return null; // nothing follows the seal
+            var f = line.Split(' ');
+            if (f is ["seal", var mac]) { seal = mac; continue; }
+            if (f.Length != 5 || !Sha256Hex.IsValid(f[0]) || !Sha256Hex.IsValid(f[1]) || !Sha256Hex.IsValid(f[2])
+                || !long.TryParse(f[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var offset)
+                || !long.TryParse(f[4], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size))
+                return null;
+            if (entries.Count > 0) body.AppendData("\n"u8);
+            body.AppendData(Encoding.UTF8.GetBytes(line));
+            entries.Add(new IndexEntry(f[0], f[1], f[2], offset, size));
         }
-        if (line.Length > 0) lines.Add(line.ToString());
-        return lines.ToArray();
+        if (seal == null || entries.Count == 0) return null;
+        var packs = entries.Select(e => e.Pack).Distinct().Order(StringComparer.Ordinal).ToList();
+        var lengths = packs.Select(_store.LengthOfPack).ToList();
+        if (lengths.Any(l => l < 0)) return null; // a pack is gone (evicted): its .pyc are compiled again
+        var packText = string.Join(" ", packs.Zip(lengths, (p, l) => $"{p}:{l}"));
+        return _key.Verify(seal, SealPurpose, _identity, Convert.ToHexStringLower(body.GetHashAndReset()), packText) ? entries : null;
     }
 
     /// <summary>False while <paramref name="dir"/> is a symlink (planted in the cache; the link is removed, never what it names).</summary>
@@ -198,37 +204,11 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         return new FileInfo(dir).LinkTarget == null;
     }
 
-    // "key pycSha pack offset size" lines, then "seal <hmac of the interpreter, the lines and each pack's length>".
-    private List<IndexEntry>? ParseIndex(string[] lines)
+    /// <summary>Writes the sealed index of one compile's pack (not fsync'd: a torn one fails its seal) and remembers it.</summary>
+    private void WriteIndex(IReadOnlyList<(PythonSource Source, (string Sha256, long Size, long Offset) Pyc)> compiled, string packSha, long packLength)
     {
-        var last = lines[^1].Split(' ');
-        if (last.Length != 2 || last[0] != "seal") return null;
-        var body = string.Join("\n", lines[..^1]);
-        var entries = new List<IndexEntry>();
-        foreach (var line in lines[..^1])
-        {
-            var f = line.Split(' ');
-            if (f.Length != 5 || !Sha256Hex.IsValid(f[0]) || !Sha256Hex.IsValid(f[1]) || !Sha256Hex.IsValid(f[2])
-                || !long.TryParse(f[3], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var offset)
-                || !long.TryParse(f[4], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size))
-                return null;
-            entries.Add(new IndexEntry(f[0], f[1], f[2], offset, size));
-        }
-        var packs = entries.Select(e => e.Pack).Distinct().Order(StringComparer.Ordinal).ToList();
-        var lengths = packs.Select(_store.LengthOfPack).ToList();
-        if (lengths.Any(l => l < 0)) return null; // a pack is gone (evicted): its .pyc are compiled again
-        var packText = string.Join(" ", packs.Zip(lengths, (p, l) => $"{p}:{l}"));
-        return _key.Verify(last[1], SealPurpose, _identity, Sha256Hex.Of(Encoding.UTF8.GetBytes(body)), packText) ? entries : null;
-    }
-
-    /// <summary>Stores the compiled .pyc as one pack and writes its sealed index (not fsync'd: a torn one fails its seal).</summary>
-    private void WriteIndex(IReadOnlyList<(PythonSource Source, ReadOnlyMemory<byte> Pyc)> compiled, (string Sha256, long Size)[] stored)
-    {
-        using var pack = _store.NewPack();
-        var added = compiled.Select(c => pack.Add(c.Pyc.Span)).ToList();
-        var (packSha, packLength) = pack.Commit();
-        var body = string.Join("\n", compiled.Select((c, n) => string.Join(" ", KeyOf(c.Source), added[n].Sha256, packSha,
-            added[n].Offset.ToString(System.Globalization.CultureInfo.InvariantCulture), added[n].Size.ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        var body = string.Join("\n", compiled.Select(c => string.Join(" ", KeyOf(c.Source), c.Pyc.Sha256, packSha,
+            c.Pyc.Offset.ToString(System.Globalization.CultureInfo.InvariantCulture), c.Pyc.Size.ToString(System.Globalization.CultureInfo.InvariantCulture))));
         var seal = _key.Seal(SealPurpose, _identity, Sha256Hex.Of(Encoding.UTF8.GetBytes(body)), $"{packSha}:{packLength}");
         if (OwnDirectory(Path.GetDirectoryName(_cacheDir)!) && OwnDirectory(_cacheDir)) // never written through a planted link
         {
@@ -236,11 +216,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             AtomicFile.WriteAllText(Path.Combine(_cacheDir, packSha + ".index"), body + "\nseal " + seal + "\n", durable: false);
         }
         _index ??= new Dictionary<string, (string, long)>(StringComparer.Ordinal);
-        for (var n = 0; n < compiled.Count; n++)
-        {
-            stored[n] = (added[n].Sha256, added[n].Size);
-            _index[KeyOf(compiled[n].Source)] = stored[n];
-        }
+        foreach (var (source, pyc) in compiled) _index[KeyOf(source)] = (pyc.Sha256, pyc.Size);
     }
 
     private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)
@@ -289,8 +265,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 }, ct)).ToArray();
             (List<int> Items, string Stdout, string Output)[] answered;
             using (Timings.Span($"byte-code: {answers.Length} interpreter(s) compile")) answered = Task.WhenAll(answers).GetAwaiter().GetResult();
-            // Slices of each interpreter's output file, not copies: inference-cpu's .pyc are tens of megabytes.
-            var pycs = new ReadOnlyMemory<byte>?[work.Count];
+            var outputs = new List<(List<int> Items, List<long> Sizes, string Output)>();
             foreach (var (items, stdout, output) in answered)
             {
                 DriverResult result;
@@ -305,30 +280,37 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                 {
                     throw new HardenException($"byte-code: the Python {Version} compiler answered something unreadable ({e.Message}): {Tail(stdout)}");
                 }
-                var bytes = File.ReadAllBytes(output);
-                long at = 0;
-                for (var i = 0; i < items.Count; i++)
-                {
-                    var size = result.Sizes[i];
-                    if (errors.ContainsKey(items[i])) continue;
-                    if (size < 0 || at + size > bytes.Length)
-                        throw new HardenException($"byte-code: the Python {Version} compiler wrote {bytes.Length} bytes to {output} but listed other lengths; report this.");
-                    pycs[items[i]] = bytes.AsMemory((int)at, (int)size);
-                    at += size;
-                }
-                if (at != bytes.Length)
-                    throw new HardenException($"byte-code: the Python {Version} compiler wrote {bytes.Length} bytes to {output} but listed {at}; report this.");
+                var listed = items.Select((n, i) => errors.ContainsKey(n) ? 0 : result.Sizes[i]).ToList();
+                var written = new FileInfo(output).Length;
+                if (listed.Any(size => size < 0) || listed.Sum() != written)
+                    throw new HardenException($"byte-code: the Python {Version} compiler wrote {written} bytes to {output} but listed other lengths; report this.");
+                outputs.Add((items, listed, output));
             }
             CompiledCount += work.Count - errors.Count;
             using var storing = Timings.Span($"byte-code: store {work.Count - errors.Count} .pyc as one pack and its index");
-            var compiled = Enumerable.Range(0, work.Count).Where(n => pycs[n] != null).ToList();
-            var stored = new (string Sha256, long Size)[compiled.Count];
-            if (compiled.Count > 0) WriteIndex(compiled.Select(n => (work[n].Source, pycs[n]!.Value)).ToList(), stored);
-            var results = new (int, CompiledSource)[work.Count];
-            for (var n = 0; n < work.Count; n++)
-                results[n] = (work[n].Index, errors.TryGetValue(n, out var error) ? new CompiledSource(work[n].Source, null, 0, error) : null!);
-            for (var c = 0; c < compiled.Count; c++)
-                results[compiled[c]] = (work[compiled[c]].Index, new CompiledSource(work[compiled[c]].Source, stored[c].Sha256, stored[c].Size, null));
+            var stored = new (string Sha256, long Size, long Offset)[work.Count];
+            if (errors.Count < work.Count)
+            {
+                // One .pyc at a time from each interpreter's file into the pack: inference-cpu's are tens of megabytes.
+                using var pack = _store.NewPack();
+                var buffer = Array.Empty<byte>();
+                foreach (var (items, sizes, output) in outputs)
+                {
+                    using var file = new FileStream(output, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
+                    for (var i = 0; i < items.Count; i++)
+                    {
+                        if (errors.ContainsKey(items[i])) continue;
+                        if (buffer.Length < sizes[i]) buffer = new byte[sizes[i]];
+                        file.ReadExactly(buffer, 0, (int)sizes[i]);
+                        stored[items[i]] = pack.Add(buffer.AsSpan(0, (int)sizes[i]));
+                    }
+                }
+                var (packSha, packLength) = pack.Commit();
+                WriteIndex(Enumerable.Range(0, work.Count).Where(n => !errors.ContainsKey(n)).Select(n => (work[n].Source, stored[n])).ToList(), packSha, packLength);
+            }
+            var results = work.Select((w, n) => (w.Index, errors.TryGetValue(n, out var error)
+                ? new CompiledSource(w.Source, null, 0, error)
+                : new CompiledSource(w.Source, stored[n].Sha256, stored[n].Size, null))).ToList();
             return results;
         }
         finally { Directory.Delete(job, recursive: true); }

@@ -340,12 +340,16 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
         // Before anything uses an entry, even an "up to date" check: the lock must be proven by the signed indices.
-        var proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
+        LockProof proof;
+        using (Timings.Span("build: prove the lock against the signed indices"))
+            proof = await ProofNotices.ProveAsync(set, lockFile, selected, settings.CacheRoot, false, settings.AllowRollback, cancellationToken);
         // Cheap check first: an unchanged build needs neither downloads nor unpacking.
         var outcome = builder.TryUpToDate();
         if (outcome == null)
         {
-            var paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
+            Dictionary<string, string> paths;
+            using (Timings.Span("build: fetch the locked .debs"))
+                paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
             using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
                 await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
             if (HardenImage.Cli.CliConsole.IsCiLog)

@@ -169,8 +169,12 @@ public sealed class ImageBuilder
     /// <summary>Interpreters for the byte-code transform, one per interpreter package set, shared by the architectures.</summary>
     private readonly ConcurrentDictionary<string, Lazy<PythonByteCodeCompiler>> _pythons = new(StringComparer.Ordinal);
 
-    /// <summary>Python byte-code compilers run in this build (for measurements and tests).</summary>
-    public IReadOnlyList<PythonByteCodeCompiler> ByteCodeCompilers => _pythons.Values.Where(p => p.IsValueCreated).Select(p => p.Value).ToList();
+    /// <summary>Compilers of earlier passes of this build (a repair pass starts with new ones).</summary>
+    private readonly List<PythonByteCodeCompiler> _earlierPythons = [];
+
+    /// <summary>Python byte-code compilers run in this build, in every pass (for measurements and tests).</summary>
+    public IReadOnlyList<PythonByteCodeCompiler> ByteCodeCompilers =>
+        _earlierPythons.Concat(_pythons.Values.Where(p => p.IsValueCreated).Select(p => p.Value)).ToList();
 
     private IReadOnlyList<LockedPackage> LockedFor(ImageDefinition image, string arch) =>
         _lock.Image(image.Name)?.Architectures.FirstOrDefault(a => a.Architecture == arch)?.Packages ?? [];
@@ -246,47 +250,73 @@ public sealed class ImageBuilder
 
         // 0. Unpack what the layers need, in parallel (a corrupt entry found by the first attempt is unpacked again).
         // A repair pass starts from the cache again: interpreters of an earlier pass hold the file lists it read.
-        foreach (var python in _pythons.Values.Where(p => p.IsValueCreated)) python.Value.Dispose();
+        foreach (var python in _pythons.Values.Where(p => p.IsValueCreated))
+        {
+            python.Value.Dispose();
+            _earlierPythons.Add(python.Value);
+        }
         _pythons.Clear();
         _unpacked.Clear();
         using (Timings.Span("build: unpack every package (parallel)")) await UnpackAllAsync(images, debs, ct);
 
-        // 1. Assemble every layer's tree (metadata only), one task per architecture chain.
+        // 1. Assemble every layer's tree, one task per architecture chain, and 2. write each layer that changed as soon
+        // as it is assembled: a parent's layer compresses while its child is still assembling (python's byte-code
+        // compile), instead of every core waiting for the slowest chain. A previous layer is reused only when its
+        // record is sealed by this cache and its blob still hashes to its digest. Each image's layer carries its own
+        // timestamp, so each gets a writer of its own epoch; the layer bytes do not depend on the order of writing.
         var assembled = new Dictionary<(string Image, string Arch), AssembledLayer>();
-        using (Timings.Span("build: assemble and harden every layer"))
-        await Task.WhenAll(archs.Select(arch => Task.Run(() =>
+        var writes = new Dictionary<(string Image, string Arch), Task<WrittenLayer>>();
+        using var writers = new SemaphoreSlim(Math.Max(1, _options.Parallelism));
+        var assemblyFailed = false;
+        try
         {
-            var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
-            foreach (var image in images.Where(i => ArchitecturesOf(i).Contains(arch)))
+            using (Timings.Span("build: assemble, harden and write every layer"))
+            await Task.WhenAll(archs.Select(arch => Task.Run(() =>
             {
-                ct.ThrowIfCancellationRequested();
-                progress?.Report($"assembling {image.Name} ({arch})");
-                var lower = image.From != null ? lowerByImage[image.From] : new Dictionary<string, FsNode>(StringComparer.Ordinal);
-                AssembledLayer layer;
-                using (Timings.Span($"build: assemble {image.Name} ({arch})")) layer = AssembleLayer(image, arch, lower, debs);
-                lock (assembled) assembled[(image.Name, arch)] = layer;
-                lowerByImage[image.Name] = layer.Tree.Merged();
-            }
-        }, ct)));
-
-        // 2. Write the layers that changed, compressing in parallel. A previous layer is reused only when its
-        // record is sealed by this cache and its blob still hashes to its digest.
-        var toWrite = assembled.Where(kv => _options.Force || previous == null
-                                            || !ReusableLayer(previous.Image(kv.Key.Image), layerKeys[kv.Key.Image], kv.Key.Arch))
-            .OrderBy(kv => kv.Key.Image, StringComparer.Ordinal).ThenBy(kv => kv.Key.Arch, StringComparer.Ordinal).ToList();
-        progress?.Report($"compressing {toWrite.Count} layers");
-        var ownLayer = new Dictionary<(string, string), WrittenLayer>();
-        // Each image's layer carries its own timestamp, so layers are written in groups of equal epoch.
-        foreach (var group in toWrite.GroupBy(kv => epochs[kv.Key.Image]))
-        {
-            var batch = group.ToList();
-            var specs = batch.Select(kv => new LayerSpec($"{kv.Key.Image} ({kv.Key.Arch})", ToLayerEntries(kv.Value.Tree))).ToList();
-            var writer = new LayerWriter(new LayerWriterOptions { SourceDateEpoch = group.Key, Compression = _options.Compression });
-            IReadOnlyList<WrittenLayer> written;
-            using (Timings.Span($"build: write {batch.Count} layer(s) (tar, {_options.Compression}, digest)"))
-                written = await writer.WriteLayersAsync(layout, specs, Math.Max(1, _options.Parallelism), null, ct);
-            for (var i = 0; i < batch.Count; i++) ownLayer[batch[i].Key] = written[i];
+                var lowerByImage = new Dictionary<string, Dictionary<string, FsNode>>(StringComparer.Ordinal);
+                foreach (var image in images.Where(i => ArchitecturesOf(i).Contains(arch)))
+                {
+                    ct.ThrowIfCancellationRequested();
+                    progress?.Report($"assembling {image.Name} ({arch})");
+                    var lower = image.From != null ? lowerByImage[image.From] : new Dictionary<string, FsNode>(StringComparer.Ordinal);
+                    AssembledLayer layer;
+                    using (Timings.Span($"build: assemble {image.Name} ({arch})")) layer = AssembleLayer(image, arch, lower, debs);
+                    lock (assembled) assembled[(image.Name, arch)] = layer;
+                    if (_options.Force || previous == null || !ReusableLayer(previous.Image(image.Name), layerKeys[image.Name], arch))
+                    {
+                        var spec = new LayerSpec($"{image.Name} ({arch})", ToLayerEntries(layer.Tree));
+                        var epoch = epochs[image.Name];
+                        var write = Task.Run(async () =>
+                        {
+                            await writers.WaitAsync(ct);
+                            try
+                            {
+                                progress?.Report($"compressing {spec.Name}");
+                                using (Timings.Span($"build: write layer {spec.Name} (tar, {_options.Compression}, digest)"))
+                                    return new LayerWriter(new LayerWriterOptions { SourceDateEpoch = epoch, Compression = _options.Compression }).WriteLayer(layout, spec);
+                            }
+                            finally { writers.Release(); }
+                        }, ct);
+                        lock (writes) writes[(image.Name, arch)] = write;
+                    }
+                    lowerByImage[image.Name] = layer.Tree.Merged();
+                }
+            }, ct)));
         }
+        catch
+        {
+            assemblyFailed = true;
+            throw;
+        }
+        finally
+        {
+            // Every write started ends before the build goes on or fails: none may outlive it.
+            Task[] started;
+            lock (writes) started = writes.Values.ToArray<Task>();
+            try { await Task.WhenAll(started); }
+            catch (Exception) when (assemblyFailed) { /* the assembly's failure is the one to report */ }
+        }
+        var ownLayer = writes.ToDictionary(kv => kv.Key, kv => kv.Value.Result);
         foreach (var (key, _) in assembled)
         {
             if (ownLayer.ContainsKey(key)) continue;

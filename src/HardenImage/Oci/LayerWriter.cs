@@ -49,8 +49,9 @@ public sealed record WrittenLayer(string Name, Descriptor Descriptor, TarSummary
 /// as tar link entries to an earlier path. Compressed bytes are hashed while they stream into a temp file in the
 /// layout's blob directory, which is renamed to its digest.
 /// <para>Gzip determinism holds for a given .NET runtime: the deflate stream comes from the zlib-ng the runtime
-/// bundles, so a different runtime version may compress differently (the diff_id never changes). The gzip header is
-/// fixed by <see cref="GzipHeaderNormalizingStream"/>. Zstd output is fixed by the ZstdSharp version and level.</para>
+/// bundles, so a different runtime version may compress differently (the diff_id never changes). The gzip member is
+/// written by <see cref="ParallelGzipStream"/> (1 MiB chunks on every core, fixed header): its bytes do not depend on
+/// the machine's core count. Zstd output is fixed by the ZstdSharp version and level.</para>
 /// </summary>
 public sealed class LayerWriter
 {
@@ -154,7 +155,7 @@ public sealed class LayerWriter
 
     private Stream OpenCompressor(Stream output) => Options.Compression switch
     {
-        LayerCompression.Gzip => new GZipStream(new GzipHeaderNormalizingStream(output), Options.GzipLevel, leaveOpen: false),
+        LayerCompression.Gzip => new ParallelGzipStream(output, Options.GzipLevel),
         LayerCompression.Zstd => new ZstdSharp.CompressionStream(output, Options.ZstdLevel, leaveOpen: true),
         _ => throw new ArgumentOutOfRangeException(nameof(Options.Compression)),
     };

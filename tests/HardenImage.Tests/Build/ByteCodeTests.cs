@@ -276,6 +276,20 @@ public sealed class ByteCodeTests(ByteCodeRepository repository) : IClassFixture
     }
 
     [Fact]
+    public async Task SyntaxError_InAChild_WhileItsParentsLayersAreStillBeingWritten_FailsWithThatError_AndLeavesNoTempBlob()
+    {
+        // A parent's layer is written while its child is still assembling: the child's failure must be the error
+        // reported, and every write already started must end (and clean up) before the build returns.
+        _w.WriteImage("broken", "name: broken\nfrom: python\npackages: [python3-broken]\n");
+
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync());
+        Assert.Contains("py2only.py (from python3-broken): SyntaxError", e.Message);
+        var blobs = Path.Combine(_w.Artifacts, "oci", "blobs", "sha256");
+        if (Directory.Exists(blobs)) Assert.Empty(Directory.GetFiles(blobs, ".tmp-*"));
+        Assert.False(File.Exists(Path.Combine(_w.Artifacts, "build.json")));
+    }
+
+    [Fact]
     public async Task DeepCode_IsCompiled_AndCodeTooDeepForTheCompiler_IsReportedForItsFile_NotACrash()
     {
         // Hostile or unusual modules: 400 nested lambdas compile (the driver's walk of nested code must not give

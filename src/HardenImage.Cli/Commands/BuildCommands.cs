@@ -212,7 +212,7 @@ internal static class DebDownloads
 {
     /// <summary>Fetches every locked .deb of the selection with progress bars; returns sha256 → cache path.</summary>
     public static async Task<Dictionary<string, string>> FetchAsync(ImageSet set, LockFile lockFile, LockProof proof, IReadOnlyCollection<string> selected,
-        string cacheRoot, int parallel, bool printTable, CancellationToken ct)
+        string cacheRoot, int parallel, bool printTable, CancellationToken ct, Action<FetchedDeb>? arrived = null)
     {
         using var downloads = LockedDebDownloads.Plan(set, lockFile, proof, selected, cacheRoot, parallel);
         var all = downloads.Downloads;
@@ -233,7 +233,7 @@ internal static class DebDownloads
                     if (p.Completed) finished.Add(p.Package);
                     lines.Report(Line);
                 }
-            }), ct);
+            }), ct, arrived);
             lock (bytes) lines.Report(Line, force: true);
         }
         else await AnsiConsole.Progress().AutoClear(false)
@@ -250,7 +250,7 @@ internal static class DebDownloads
                         bar.Value = done.Values.Sum();
                     }
                 });
-                fetched = await downloads.FetchAsync(progress, ct);
+                fetched = await downloads.FetchAsync(progress, ct, arrived);
                 bar.Value = bar.MaxValue;
             });
         var bySha = fetched.ToDictionary(f => f.Deb.Sha256, f => f, StringComparer.Ordinal);
@@ -321,8 +321,10 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, BuildSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
+        var loading = Timings.Span("build: load the image set and the lock");
         var set = ImageSet.Load(settings.ImagesDir);
         var lockFile = LockFile.Load(settings.LockFilePath);
+        loading?.Dispose();
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
         var options = new BuildOptions
@@ -334,8 +336,8 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             Images = selected,
             Architectures = CliValues.Architectures(settings.Platforms),
             Force = settings.Force,
-            Revision = Git.Revision(set.Directory),
-            SourceUrl = Git.RemoteUrl(set.Directory),
+            Revision = TimedGit(() => Git.Revision(set.Directory)),
+            SourceUrl = TimedGit(() => Git.RemoteUrl(set.Directory)),
         };
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -348,10 +350,23 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
         if (outcome == null)
         {
             Dictionary<string, string> paths;
-            using (Timings.Span("build: fetch the locked .debs"))
-                paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken);
-            using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
-                await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
+            // Each .deb is unpacked as soon as it arrives, while the others download (only proven entries: the same
+            // locator as the build's). A failed fetch stops them before it is reported.
+            using var unpacking = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            try
+            {
+                using (Timings.Span("build: fetch the locked .debs (unpacking each as it lands)"))
+                    paths = await DebDownloads.FetchAsync(set, lockFile, proof, selected, settings.CacheRoot, 6, printTable: false, cancellationToken,
+                        arrived: deb => builder.StartUnpacking(deb.Deb.Sha256, p => proof.Locate(p, new Dictionary<string, string> { [deb.Deb.Sha256] = deb.Path }), unpacking.Token));
+                using (var pyHttp = HardenImage.Python.PythonStage.CreateHttpClient())
+                    await HardenImage.Python.PythonStage.FetchAsync(set, selected, settings.CacheRoot, pyHttp, ct: cancellationToken);
+            }
+            catch
+            {
+                await unpacking.CancelAsync();
+                await builder.AbandonUnpackingAsync();
+                throw;
+            }
             if (HardenImage.Cli.CliConsole.IsCiLog)
             {
                 var lines = new HardenImage.Cli.ProgressLines("build");
@@ -375,6 +390,11 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             seconds = Math.Round(started.Elapsed.TotalSeconds, 1), images = outcome.Manifest.Images,
         });
         return 0;
+    }
+
+    private static string? TimedGit(Func<string?> run)
+    {
+        using (Timings.Span("build: git facts")) return run();
     }
 }
 

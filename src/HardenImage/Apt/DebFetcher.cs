@@ -95,10 +95,11 @@ public sealed class DebFetcher
     /// <summary>
     /// Makes every .deb of <paramref name="debs"/> present and verified in the cache. Results are in input order;
     /// the same SHA-256 listed twice is fetched once. Throws <see cref="HardenException"/> on a tampered .deb, a
-    /// non-retryable HTTP status, or when retries are exhausted.
+    /// non-retryable HTTP status, or when retries are exhausted. <paramref name="arrived"/> is told of each verified
+    /// .deb as soon as it is in the cache (from the downloading thread), so its caller can start on it early.
     /// </summary>
     public async Task<IReadOnlyList<FetchedDeb>> FetchAsync(IReadOnlyList<DebDownload> debs,
-        IProgress<FetchProgress>? progress = null, CancellationToken ct = default)
+        IProgress<FetchProgress>? progress = null, CancellationToken ct = default, Action<FetchedDeb>? arrived = null)
     {
         foreach (var d in debs) Validate(d);
         var firstIndexOf = new Dictionary<string, int>(StringComparer.Ordinal);
@@ -109,7 +110,11 @@ public sealed class DebFetcher
         var results = new FetchedDeb[debs.Count];
         await Parallel.ForEachAsync(unique,
             new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, _options.MaxParallelDownloads), CancellationToken = ct },
-            async (i, token) => results[i] = await FetchOneAsync(debs[i], progress, token));
+            async (i, token) =>
+            {
+                results[i] = await FetchOneAsync(debs[i], progress, token);
+                arrived?.Invoke(results[i]);
+            });
         for (int i = 0; i < debs.Count; i++)
             results[i] ??= results[firstIndexOf[debs[i].Sha256.ToLowerInvariant()]] with { Deb = debs[i] };
         return results;

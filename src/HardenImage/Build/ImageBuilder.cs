@@ -137,6 +137,9 @@ public sealed class ImageBuilder
     {
         var upToDate = TryUpToDate();
         if (upToDate != null) return upToDate;
+        // Unpacks started while the .debs downloaded end first (a failed one fails again, and is reported, below).
+        try { await Task.WhenAll(_early); }
+        catch (Exception) when (!ct.IsCancellationRequested) { /* the build's own unpack of that package meets it again */ }
         try
         {
             // The bad file was evicted when it was read: building again unpacks its package from the verified .deb
@@ -147,7 +150,7 @@ public sealed class ImageBuilder
             {
                 try
                 {
-                    return await BuildOnceAsync(debs, progress, ct);
+                    return await BuildOnceAsync(debs, progress, firstPass: pass == 1, ct);
                 }
                 catch (Exception e) when (Unwrap(e) is CorruptCacheEntryException corrupt && pass <= MaxRepairPasses && seen.Add(corrupt.CachePath))
                 {
@@ -217,6 +220,54 @@ public sealed class ImageBuilder
         _unpacked.GetOrAdd(p.Sha256, _ => new Lazy<UnpackedPackage>(() =>
             _unpacker.Get(p.Sha256, debs(p), $"{p.Name} {p.Version} ({p.Architecture})"))).Value;
 
+    private readonly ConcurrentBag<Task> _early = [];
+    private SemaphoreSlim? _earlySlots;
+    private Dictionary<string, LockedPackage>? _needed;
+
+    /// <summary>
+    /// Starts unpacking the package of a .deb that has just arrived in the cache, while the others still download:
+    /// otherwise a cold build unpacks only after the last download, a core idle meanwhile (on a real network, the
+    /// whole download time). <paramref name="debs"/> must be the proof's locator, as for the build: nothing unproven is
+    /// unpacked. The build's own unpack then finds the package done (the same per-package Lazy), so nothing is
+    /// unpacked twice; a .deb this build does not need is left alone. Call before <see cref="BuildAsync"/>.
+    /// </summary>
+    public void StartUnpacking(string sha256, DebLocator debs, CancellationToken ct)
+    {
+        lock (_early)
+        {
+            _needed ??= _set.Select(_options.Images).SelectMany(i => ArchitecturesOf(i).SelectMany(a => LockedFor(i, a)))
+                .DistinctBy(p => p.Sha256).ToDictionary(p => p.Sha256, StringComparer.Ordinal);
+            _earlySlots ??= new SemaphoreSlim(Math.Max(1, _options.Parallelism));
+        }
+        if (!_needed.TryGetValue(sha256, out var package)) return;
+        var slots = _earlySlots;
+        _early.Add(Task.Run(async () =>
+        {
+            await slots.WaitAsync(ct);
+            try
+            {
+                Unpacked(package, debs);
+                Interlocked.Increment(ref _unpackedWhileFetching);
+            }
+            finally { slots.Release(); }
+        }, ct));
+    }
+
+    private int _unpackedWhileFetching;
+
+    /// <summary>
+    /// Waits for every unpack <see cref="StartUnpacking"/> began, failures ignored: for a fetch that failed, so none
+    /// outlives the command (cancel their token first and those not yet running never start).
+    /// </summary>
+    public async Task AbandonUnpackingAsync()
+    {
+        try { await Task.WhenAll(_early); }
+        catch (Exception) { /* the fetch's failure is the one reported */ }
+    }
+
+    /// <summary>Packages <see cref="StartUnpacking"/> unpacked before the build began (for measurements and tests).</summary>
+    public int UnpackedWhileFetching => Volatile.Read(ref _unpackedWhileFetching);
+
     /// <summary>
     /// Unpacks every package the selected layers need, several at a time, before the layers are assembled: a chain
     /// is assembled layer after layer, so unpacking inside it would leave all but one core idle on a cold cache
@@ -237,7 +288,7 @@ public sealed class ImageBuilder
         ? a.Flatten().InnerExceptions.FirstOrDefault(i => i is CorruptCacheEntryException) ?? (a.InnerExceptions.Count == 1 ? Unwrap(a.InnerExceptions[0]) : e)
         : e;
 
-    private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, CancellationToken ct)
+    private async Task<BuildOutcome> BuildOnceAsync(DebLocator debs, IProgress<string>? progress, bool firstPass, CancellationToken ct)
     {
         var images = _set.Select(_options.Images);
         var epochs = images.ToDictionary(i => i.Name, EpochOf, StringComparer.Ordinal);
@@ -250,13 +301,14 @@ public sealed class ImageBuilder
 
         // 0. Unpack what the layers need, in parallel (a corrupt entry found by the first attempt is unpacked again).
         // A repair pass starts from the cache again: interpreters of an earlier pass hold the file lists it read.
+        // The first pass keeps what StartUnpacking did while the .debs downloaded.
         foreach (var python in _pythons.Values.Where(p => p.IsValueCreated))
         {
             python.Value.Dispose();
             _earlierPythons.Add(python.Value);
         }
         _pythons.Clear();
-        _unpacked.Clear();
+        if (!firstPass) _unpacked.Clear();
         using (Timings.Span("build: unpack every package (parallel)")) await UnpackAllAsync(images, debs, ct);
 
         // 1. Assemble every layer's tree, one task per architecture chain, and 2. write each layer that changed as soon

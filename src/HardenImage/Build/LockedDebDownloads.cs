@@ -43,8 +43,9 @@ public sealed class LockedDebDownloads : IDisposable
         return new LockedDebDownloads(rows, proof.Downloads(), cacheRoot, parallel);
     }
 
-    /// <summary>Fetches (or finds in the cache) every planned .deb.</summary>
-    public Task<IReadOnlyList<FetchedDeb>> FetchAsync(IProgress<FetchProgress>? progress, CancellationToken ct) => _fetcher.FetchAsync(Downloads, progress, ct);
+    /// <summary>Fetches (or finds in the cache) every planned .deb; <paramref name="arrived"/> hears of each as it lands.</summary>
+    public Task<IReadOnlyList<FetchedDeb>> FetchAsync(IProgress<FetchProgress>? progress, CancellationToken ct, Action<FetchedDeb>? arrived = null) =>
+        _fetcher.FetchAsync(Downloads, progress, ct, arrived);
 
     public void Dispose() => _http.Dispose();
 }

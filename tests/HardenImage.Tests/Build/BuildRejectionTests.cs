@@ -96,6 +96,46 @@ public sealed class BuildRejectionTests : IAsyncLifetime
         Assert.Contains("refusing data.tar entry './../../etc/evil': '..' segment. The package is malformed or hostile", e.Message);
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task DebWithDotDotPath_IsRefusedTheSameWay_UnpackedWhileFetchingOrAfter(bool whileFetching)
+    {
+        // `harden build` unpacks each .deb as it lands, on a background task: a hostile one must still stop the build
+        // with the unpacker's own message (not an AggregateException, not a success), as when unpacked afterwards.
+        var deb = _w.Repo.DebPath("dotdot");
+        var work = _w.Combine("craft-" + whileFetching);
+        Directory.CreateDirectory(work);
+        RequiredService.RunOk("/bin/sh", ["-c", $"""
+            set -e
+            cd '{work}'
+            ar x '{deb}'
+            rm -f data.tar.*
+            mkdir -p payload && echo pwned > payload/evil
+            python3 -c "import tarfile; t=tarfile.open('data.tar.gz','w:gz'); t.add('payload/evil', arcname='./../../etc/evil'); t.close()"
+            rm -f '{deb}'
+            ar rc '{deb}' debian-binary control.tar.* data.tar.gz
+            """]);
+        _w.Repo.Publish();
+        Image("dotdot", "dotdot");
+        await _w.LockAsync(false, "dotdot");
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync(whileFetching, null, null, false, "dotdot"));
+        Assert.Contains("refusing data.tar entry './../../etc/evil': '..' segment", e.Message);
+        AssertPreviousLayoutStillValid();
+        Assert.False(File.Exists("/etc/evil"));
+    }
+
+    [Fact]
+    public async Task UnpackingWhileFetching_GivesTheSameImages_AsUnpackingAfterEveryDownload()
+    {
+        var early = await _w.BuildAsync(true, _w.Combine("early"), _w.Combine("cache-early"));
+        Assert.True(_w.LastBuilder!.UnpackedWhileFetching > 0);
+        var after = await _w.BuildAsync(false, _w.Combine("after"), _w.Combine("cache-after"));
+        Assert.Equal(0, _w.LastBuilder!.UnpackedWhileFetching);
+        Assert.NotEmpty(early.Manifest.Images);
+        Assert.Equal(after.Manifest.Images.Select(i => (i.Name, i.Index)), early.Manifest.Images.Select(i => (i.Name, i.Index)));
+    }
+
     [Fact]
     public async Task TamperedDeb_InCacheAndMirror_IsRefused_ButACacheOnlyCorruptionHeals()
     {

@@ -116,19 +116,32 @@ public sealed class ImageSetWorkspace : IDisposable
         return outcome;
     }
 
-    public async Task<BuildOutcome> BuildAsync(string? artifacts = null, string? cache = null, bool force = false, params string[] images)
+    public async Task<BuildOutcome> BuildAsync(string? artifacts = null, string? cache = null, bool force = false, params string[] images) =>
+        await BuildAsync(unpackWhileFetching: true, artifacts, cache, force, images);
+
+    /// <summary>
+    /// Fetches and builds as `harden build` does: with <paramref name="unpackWhileFetching"/> each .deb is handed to the
+    /// builder as it lands (ImageBuilder.StartUnpacking), otherwise only after every download (the fan-out job's way).
+    /// </summary>
+    public async Task<BuildOutcome> BuildAsync(bool unpackWhileFetching, string? artifacts = null, string? cache = null, bool force = false, params string[] images)
     {
         var set = ImageSet.Load(ImagesDir);
         var lockFile = LockFile.Load(LockPath);
         cache ??= Cache;
         var selected = set.Select(images).Select(i => i.Name).ToHashSet();
         var all = lockFile.Images.Where(i => selected.Contains(i.Name)).SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
-        using var http = new HttpClient();
-        var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(all.Select(DebDownload.From).ToList());
-        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
         var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = artifacts ?? Artifacts, CacheRoot = cache, Force = force, Images = images, CacheKey = CacheKey });
+        using var http = new HttpClient();
+        var fetched = await new DebFetcher(http, new DebCache(cache)).FetchAsync(all.Select(DebDownload.From).ToList(), arrived: unpackWhileFetching
+            ? deb => builder.StartUnpacking(deb.Deb.Sha256, p => p.Sha256 == deb.Deb.Sha256 ? deb.Path : throw new InvalidOperationException("another .deb"), default)
+            : null);
+        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
+        LastBuilder = builder;
         return await builder.BuildAsync(p => paths[p.Sha256]);
     }
+
+    /// <summary>The builder of the last <see cref="BuildAsync(bool, string?, string?, bool, string[])"/>.</summary>
+    public ImageBuilder? LastBuilder { get; private set; }
 
     public void Dispose()
     {

@@ -135,11 +135,12 @@ public sealed class ImageBuilder
     /// <summary>Builds the selected images (and their ancestors).</summary>
     public async Task<BuildOutcome> BuildAsync(DebLocator debs, IProgress<string>? progress = null, CancellationToken ct = default)
     {
-        var upToDate = TryUpToDate();
-        if (upToDate != null) return upToDate;
-        // Unpacks started while the .debs downloaded end first (a failed one fails again, and is reported, below).
+        // Unpacks started while the .debs downloaded end first, before any way out (up to date, an edited image):
+        // none may outlive the build. A failed one fails again, and is reported, below.
         try { await Task.WhenAll(_early); }
         catch (Exception) when (!ct.IsCancellationRequested) { /* the build's own unpack of that package meets it again */ }
+        var upToDate = TryUpToDate();
+        if (upToDate != null) return upToDate;
         try
         {
             // The bad file was evicted when it was read: building again unpacks its package from the verified .deb

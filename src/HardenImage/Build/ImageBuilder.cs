@@ -55,7 +55,9 @@ public sealed class ImageBuilder
 {
     /// <summary>The build's own version: part of every layer key and of the fan-out inputs digest (FanOut/InputsDigest).</summary>
     // 4: layers carry byte-code (the byte-code transform), so a layer built by 3 is never reused as if current.
-    public const string ToolVersion = "harden-build/4";
+    // 5: gzip layers are 1 MiB chunks deflated apart (ParallelGzipStream): other bytes for the same tar, so a layer
+    // gzipped by 4 is never reused (nor a build called up to date) where a clean build gets other digests.
+    public const string ToolVersion = "harden-build/5";
     private readonly ImageSet _set;
     private readonly LockFile _lock;
     private readonly BuildOptions _options;

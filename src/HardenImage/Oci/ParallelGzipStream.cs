@@ -34,7 +34,8 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
     private long _total;
     private bool _finished;
 
-    /// <param name="maxInFlight">Chunks compressed at once (memory: ~2.1 MiB each); changes the time taken, never the bytes.</param>
+    /// <param name="maxInFlight">Chunks compressed at once (memory: 3 MiB each, as the pool rounds the 1.1 MiB output buffer
+    /// up to 2 MiB; up to 16 per layer, and as many layers as cores are written at once); changes the time taken, never the bytes.</param>
     public ParallelGzipStream(Stream inner, CompressionLevel level, int maxInFlight = 0)
     {
         _inner = inner;

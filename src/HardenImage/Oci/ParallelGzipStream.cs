@@ -24,6 +24,17 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
     // Deflate never grows a chunk by more than a few bytes per 16 KiB stored block; the end block and flush marker fit.
     private const int OutputCapacity = ChunkSize + ChunkSize / 8 + 1024;
 
+    /// <summary>
+    /// Chunks in flight across every stream of the process (3 MiB each): a build writes as many layers at once as
+    /// there are cores, so a per-stream bound alone grew with the square of the core count (768 MiB on 16 cores).
+    /// </summary>
+    internal static readonly int ProcessLimit = Math.Clamp(Environment.ProcessorCount * 2, 2, 32);
+    private static readonly SemaphoreSlim ProcessSlots = new(ProcessLimit, ProcessLimit);
+    private static int _inFlightNow;
+
+    /// <summary>The most chunks in flight at once in this process so far (for tests of the bound).</summary>
+    internal static int PeakInFlight;
+
     private readonly Stream _inner;
     private readonly CompressionLevel _level;
     private readonly int _maxInFlight;
@@ -34,8 +45,8 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
     private long _total;
     private bool _finished;
 
-    /// <param name="maxInFlight">Chunks compressed at once (memory: 3 MiB each, as the pool rounds the 1.1 MiB output buffer
-    /// up to 2 MiB; up to 16 per layer, and as many layers as cores are written at once); changes the time taken, never the bytes.</param>
+    /// <param name="maxInFlight">Chunks of this stream compressed at once (memory: 3 MiB each, as the pool rounds the 1.1 MiB
+    /// output buffer up to 2 MiB; <see cref="ProcessLimit"/> bounds all streams together); changes the time taken, never the bytes.</param>
     public ParallelGzipStream(Stream inner, CompressionLevel level, int maxInFlight = 0)
     {
         _inner = inner;
@@ -74,8 +85,24 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
         _crc.Append(input.AsSpan(0, length));
         _total += length;
         var level = _level;
+        // A slot of the process-wide bound first: while none is free, finish this stream's own oldest chunk (which
+        // frees one); a stream with nothing in flight waits for another's, which never waits on this one.
+        while (!ProcessSlots.Wait(0))
+        {
+            if (_inFlight.Count > 0) WriteOldest();
+            else { ProcessSlots.Wait(); break; }
+        }
+        var now = Interlocked.Increment(ref _inFlightNow);
+        for (var peak = Volatile.Read(ref PeakInFlight); now > peak; peak = Volatile.Read(ref PeakInFlight))
+            if (Interlocked.CompareExchange(ref PeakInFlight, now, peak) == peak) break;
         _inFlight.Enqueue(Task.Run(() => Compress(input, length, last, level)));
         while (_inFlight.Count >= _maxInFlight) WriteOldest();
+    }
+
+    private static void ReleaseSlot()
+    {
+        Interlocked.Decrement(ref _inFlightNow);
+        ProcessSlots.Release();
     }
 
     private static (byte[] Buffer, int Length) Compress(byte[] input, int length, bool last, CompressionLevel level)
@@ -115,9 +142,11 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
 
     private void WriteOldest()
     {
-        var (buffer, length) = _inFlight.Dequeue().GetAwaiter().GetResult();
-        try { _inner.Write(buffer, 0, length); }
-        finally { ArrayPool<byte>.Shared.Return(buffer); }
+        (byte[] Buffer, int Length) compressed;
+        try { compressed = _inFlight.Dequeue().GetAwaiter().GetResult(); }
+        finally { ReleaseSlot(); }
+        try { _inner.Write(compressed.Buffer, 0, compressed.Length); }
+        finally { ArrayPool<byte>.Shared.Return(compressed.Buffer); }
     }
 
     /// <summary>Compresses what is left, ends the deflate stream and writes the trailer (CRC-32, length mod 2³²).</summary>
@@ -141,7 +170,10 @@ internal sealed class ParallelGzipStream : WriteOnlyStream
             {
                 // After a failure: wait for the chunks still running, so none writes into a returned buffer.
                 foreach (var task in _inFlight)
+                {
                     try { task.GetAwaiter().GetResult(); } catch (Exception) { /* the first failure is already thrown */ }
+                    ReleaseSlot();
+                }
                 _inFlight.Clear();
                 if (_chunk != null) ArrayPool<byte>.Shared.Return(_chunk);
                 _chunk = null;

@@ -101,6 +101,17 @@ public class ParallelGzipStreamTests
         Assert.Contains("destination full", ex.Message);
     }
 
+    [Fact]
+    public async Task ManyLayersAtOnce_HoldNoMoreChunksInMemory_ThanTheProcessBound()
+    {
+        // A build writes as many layers at once as there are cores, each allowing many chunks: without one bound
+        // for the process, memory grew with the square of the core count.
+        var data = Data(6 * Chunk + 5, 21);
+        var outputs = await Task.WhenAll(Enumerable.Range(0, 8).Select(_ => Task.Run(() => Compress(data, maxInFlight: 16))));
+        Assert.InRange(ParallelGzipStream.PeakInFlight, 1, ParallelGzipStream.ProcessLimit);
+        foreach (var output in outputs) Assert.Equal(data, Decompress(output));
+    }
+
     [Trait("Category", "Integration")]
     [Fact]
     public void RoundTrips_ThroughGnuGzip_WhichChecksTheCrcAndLength()

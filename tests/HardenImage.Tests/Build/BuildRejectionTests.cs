@@ -72,30 +72,6 @@ public sealed class BuildRejectionTests : IAsyncLifetime
         Assert.Contains("symlink /usr/lib/evil", e.Message);
     }
 
-    [Fact]
-    public async Task DebWithDotDotPath_IsRefused()
-    {
-        // Rewrite the published .deb: same control part, a data.tar whose member climbs out with "../".
-        var deb = _w.Repo.DebPath("dotdot");
-        var work = _w.Combine("craft");
-        Directory.CreateDirectory(work);
-        RequiredService.RunOk("/bin/sh", ["-c", $"""
-            set -e
-            cd '{work}'
-            ar x '{deb}'
-            rm -f data.tar.*
-            mkdir -p payload && echo pwned > payload/evil
-            python3 -c "import tarfile; t=tarfile.open('data.tar.gz','w:gz'); t.add('payload/evil', arcname='./../../etc/evil'); t.close()"
-            rm -f '{deb}'
-            ar rc '{deb}' debian-binary control.tar.* data.tar.gz
-            """]);
-        _w.Repo.Publish();
-        Image("dotdot", "dotdot");
-        var e = await BuildFails("dotdot");
-        Assert.Contains("dotdot", e.Message);
-        Assert.Contains("refusing data.tar entry './../../etc/evil': '..' segment. The package is malformed or hostile", e.Message);
-    }
-
     [Theory]
     [InlineData(true)]
     [InlineData(false)]
@@ -120,7 +96,8 @@ public sealed class BuildRejectionTests : IAsyncLifetime
         Image("dotdot", "dotdot");
         await _w.LockAsync(false, "dotdot");
         var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync(whileFetching, null, null, false, "dotdot"));
-        Assert.Contains("refusing data.tar entry './../../etc/evil': '..' segment", e.Message);
+        Assert.Contains("dotdot", e.Message);
+        Assert.Contains("refusing data.tar entry './../../etc/evil': '..' segment. The package is malformed or hostile", e.Message);
         AssertPreviousLayoutStillValid();
         Assert.False(File.Exists("/etc/evil"));
     }

@@ -71,7 +71,9 @@ public static class CliHost
         return error.ExitCode;
     }
 
-    private static string OneLine(string s) => s.ReplaceLineEndings(" ").Trim();
+    // Line breaks become spaces (a gate's list of failures reads as one line); any other control or bidi character left,
+    // from a hostile input quoted in the message, is escaped so the line cannot hide or reorder text.
+    private static string OneLine(string s) => UntrustedText.Escape(s.ReplaceLineEndings(" ").Trim(), int.MaxValue);
 }
 
 /// <summary>Where the full trace of an unexpected exception goes: $TMPDIR/harden-crash-&lt;UTC time&gt;-&lt;pid&gt;.txt.</summary>

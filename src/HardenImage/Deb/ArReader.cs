@@ -72,7 +72,7 @@ public sealed class ArReader : IDisposable
             var rawName = Encoding.ASCII.GetString(header[..16]).TrimEnd(' ');
             // deb(5) member names are printable ASCII; a control character would also break our one-line messages.
             if (rawName.Any(char.IsControl))
-                throw new HardenException($"{_source}: corrupt ar member header: the name '{Escape(rawName)}' has control characters; the file is damaged or not a .deb.");
+                throw new HardenException($"{_source}: corrupt ar member header: the name '{UntrustedText.Escape(rawName)}' has control characters; the file is damaged or not a .deb.");
             var mtime = ParseNumber(header.Slice(16, 12), 10, "mtime", rawName);
             var uid = ParseNumber(header.Slice(28, 6), 10, "uid", rawName);
             var gid = ParseNumber(header.Slice(34, 6), 10, "gid", rawName);
@@ -114,7 +114,7 @@ public sealed class ArReader : IDisposable
             if (name.Length == 0)
                 throw new HardenException($"{_source}: ar member with an empty name.");
             if (name.Any(char.IsControl))
-                throw new HardenException($"{_source}: ar member name '{Escape(name)}' has control characters; the file is damaged or not a .deb.");
+                throw new HardenException($"{_source}: ar member name '{UntrustedText.Escape(name)}' has control characters; the file is damaged or not a .deb.");
 
             return new ArMember(name, size, DateTimeOffset.FromUnixTimeSeconds(mtime), (int)uid, (int)gid, (int)mode)
             {
@@ -187,9 +187,6 @@ public sealed class ArReader : IDisposable
             throw new HardenException($"{_source}: corrupt ar header of member '{member}': empty size field.");
         return value;
     }
-
-    private static string Escape(string s) =>
-        string.Concat(s.Select(c => char.IsControl(c) ? $"\\x{(int)c:x2}" : c.ToString()));
 
     public void Dispose()
     {

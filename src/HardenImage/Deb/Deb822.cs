@@ -1,3 +1,5 @@
+using HardenImage.Common;
+
 namespace HardenImage.Deb;
 
 /// <summary>
@@ -137,7 +139,7 @@ public static class Deb822
         return true;
     }
 
-    private static string Truncate(string s) => s.Length > 60 ? s[..60] + "…" : s;
+    private static string Truncate(string s) => UntrustedText.Escape(s, 60);
 
     /// <summary>Yields lines (without \n, \r\n or \r) as spans over one growing char buffer.</summary>
     private sealed class LineScanner(TextReader reader)

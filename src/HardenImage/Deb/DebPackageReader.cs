@@ -109,7 +109,7 @@ public sealed class DebPackageReader : IDisposable
         first.Content.ReadExactly(version);
         FormatVersion = Encoding.ASCII.GetString(version).Trim();
         if (!FormatVersion.StartsWith("2.", StringComparison.Ordinal))
-            throw new HardenException($"{Source}: unsupported .deb format version '{FormatVersion}' (only 2.x is supported).");
+            throw new HardenException($"{Source}: unsupported .deb format version '{UntrustedText.Escape(FormatVersion)}' (only 2.x is supported).");
 
         var control = NextRequiredMember("control.tar");
         ControlCompression = DebDecompression.FromMemberName(control.Name, "control.tar")
@@ -370,7 +370,7 @@ public sealed class DebPackageReader : IDisposable
         }
     }
 
-    private static string Short(string s) => s.Length > 80 ? s[..80] + "…" : s;
+    private static string Short(string s) => UntrustedText.Escape(s);
 
     public void Dispose() => _ar.Dispose();
 }

@@ -77,6 +77,20 @@ public sealed class TamperedDebTests(BuiltDebFixture fixture) : IClassFixture<Bu
         Assert.Contains("format version '3.0'", error.Message);
     }
 
+    [Theory]
+    [InlineData("2\n6", "'2\\x0a6'")]       // found by ParserFuzzTests (seed 5DSX-BPNEHr6): the message had two lines
+    [InlineData("2\r\nOK verified", "'2\\x0d\\x0aOK verified'")]
+    [InlineData("3\u2028ok", "'3???ok'")]        // read as ASCII: the separator's UTF-8 bytes are not text
+    public void FormatVersion_WithLineBreaks_IsRefusedInOneLine_SoItCannotForgeALogLine(string version, string shown)
+    {
+        var deb = CraftedDeb.Ar(("debian-binary", Encoding.UTF8.GetBytes(version + "\n")), ("control.tar", CraftedDeb.ControlTar(CraftedDeb.Control)));
+        var error = Assert.Throws<HardenException>(() => ReadEverything(deb));
+        Assert.Contains("format version " + shown, error.Message);
+        Assert.DoesNotContain('\n', error.Message);
+        Assert.DoesNotContain('\r', error.Message);
+        Assert.DoesNotContain('\u2028', error.Message);
+    }
+
     [Fact]
     public void Open_RejectsControlWithoutPackageField()
     {

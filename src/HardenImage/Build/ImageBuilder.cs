@@ -140,7 +140,12 @@ public sealed class ImageBuilder
         // Unpacks started while the .debs downloaded end first, before any way out (up to date, an edited image):
         // none may outlive the build. A failed one fails again, and is reported, below.
         try { await Task.WhenAll(_early); }
-        catch (Exception) when (!ct.IsCancellationRequested) { /* the build's own unpack of that package meets it again */ }
+        catch (Exception)
+        {
+            // Cancelled: say so (exit 130), not an unpack's error that happened to come first. Otherwise the build's
+            // own unpack of that package meets the error again and reports it.
+            ct.ThrowIfCancellationRequested();
+        }
         var upToDate = TryUpToDate();
         if (upToDate != null) return upToDate;
         try

@@ -59,4 +59,17 @@ public sealed class EarlyUnpackAttackTests : IAsyncLifetime
         Assert.Contains("changed since it was locked", e.Message);
         Assert.Equal(1, builder.UnpackedWhileFetching);
     }
+
+    [Fact]
+    public async Task CtrlC_WhileAnEarlyUnpackFails_IsReportedAsCancelled_NotAsThatUnpacksError()
+    {
+        var set = ImageSet.Load(_w.ImagesDir);
+        var lockFile = LockFile.Load(_w.LockPath);
+        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = _w.Artifacts, CacheRoot = _w.Cache, CacheKey = _w.CacheKey });
+        var sha = lockFile.Image("base")!.Architectures.First().Packages.First().Sha256;
+        builder.StartUnpacking(sha, _ => { Thread.Sleep(300); throw new HardenException("an unpack failed meanwhile"); }, default);
+        using var cancelled = new CancellationTokenSource();
+        await cancelled.CancelAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => builder.BuildAsync(p => new DebCache(_w.Cache).PathFor(p.Sha256), null, cancelled.Token));
+    }
 }

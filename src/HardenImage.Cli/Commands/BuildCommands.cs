@@ -321,10 +321,13 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
     public override async Task<int> ExecuteAsync(CommandContext context, BuildSettings settings, CancellationToken cancellationToken)
     {
         HardenImage.Cli.CliOutput.Begin(settings.Output);
-        var loading = Timings.Span("build: load the image set and the lock");
-        var set = ImageSet.Load(settings.ImagesDir);
-        var lockFile = LockFile.Load(settings.LockFilePath);
-        loading?.Dispose();
+        ImageSet set;
+        LockFile lockFile;
+        using (Timings.Span("build: load the image set and the lock"))
+        {
+            set = ImageSet.Load(settings.ImagesDir);
+            lockFile = LockFile.Load(settings.LockFilePath);
+        }
         var selected = Selection.Buildable(set, settings.Images, out var skipped);
         foreach (var (name, why) in skipped) AnsiConsole.MarkupLineInterpolated($"[yellow]skipping {name}:[/] {why}");
         var options = new BuildOptions
@@ -336,8 +339,8 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             Images = selected,
             Architectures = CliValues.Architectures(settings.Platforms),
             Force = settings.Force,
-            Revision = TimedGit(() => Git.Revision(set.Directory)),
-            SourceUrl = TimedGit(() => Git.RemoteUrl(set.Directory)),
+            Revision = Git.Revision(set.Directory),
+            SourceUrl = Git.RemoteUrl(set.Directory),
         };
         var builder = new ImageBuilder(set, lockFile, options);
         var started = System.Diagnostics.Stopwatch.StartNew();
@@ -390,11 +393,6 @@ public sealed class BuildCommand : AsyncCommand<BuildSettings>
             seconds = Math.Round(started.Elapsed.TotalSeconds, 1), images = outcome.Manifest.Images,
         });
         return 0;
-    }
-
-    private static string? TimedGit(Func<string?> run)
-    {
-        using (Timings.Span("build: git facts")) return run();
     }
 }
 

@@ -1,3 +1,4 @@
+using HardenImage.Common;
 using HardenImage.Deb;
 namespace HardenImage.Apt;
 
@@ -66,7 +67,7 @@ public sealed record BinaryPackage
             Filename = Req("Filename"),
             Sha256 = Req("SHA256").ToLowerInvariant(),
             Size = long.TryParse(Req("Size"), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var size)
-                ? size : throw new FormatException($"stanza at line {p.Line} ({name}): Size '{OneLine(Req("Size"))}' is not a byte count of at most {long.MaxValue}"),
+                ? size : throw new FormatException($"stanza at line {p.Line} ({name}): Size '{UntrustedText.Escape(Req("Size"))}' is not a byte count of at most {long.MaxValue}"),
             Depends = p["Depends"] ?? "",
             PreDepends = p["Pre-Depends"] ?? "",
             Provides = p["Provides"] ?? "",
@@ -77,12 +78,5 @@ public sealed record BinaryPackage
             BaseUrl = baseUrl,
             Paragraph = p,
         };
-    }
-
-    // A value quoted in a one-line error: continuation lines shown as \n, long values cut.
-    private static string OneLine(string value)
-    {
-        var s = value.ReplaceLineEndings("\\n");
-        return s.Length > 80 ? s[..80] + "…" : s;
     }
 }

@@ -133,26 +133,6 @@ public sealed class LayerWriter
         }
     }
 
-    /// <summary>
-    /// Writes several layers, compressing up to <paramref name="maxParallelism"/> at once; results keep the order of
-    /// <paramref name="specs"/> whatever order they finish in.
-    /// </summary>
-    public async Task<IReadOnlyList<WrittenLayer>> WriteLayersAsync(OciLayout layout, IReadOnlyList<LayerSpec> specs,
-        int maxParallelism = 2, IProgress<WrittenLayer>? progress = null, CancellationToken ct = default)
-    {
-        var results = new WrittenLayer[specs.Count];
-        await Parallel.ForAsync(0, specs.Count,
-            new ParallelOptions { MaxDegreeOfParallelism = Math.Max(1, maxParallelism), CancellationToken = ct },
-            (i, token) =>
-            {
-                token.ThrowIfCancellationRequested();
-                results[i] = WriteLayer(layout, specs[i]);
-                progress?.Report(results[i]);
-                return ValueTask.CompletedTask;
-            });
-        return results;
-    }
-
     private Stream OpenCompressor(Stream output) => Options.Compression switch
     {
         LayerCompression.Gzip => new ParallelGzipStream(output, Options.GzipLevel),

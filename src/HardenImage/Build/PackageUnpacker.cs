@@ -135,6 +135,21 @@ public sealed class PackageUnpacker
         text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is [var list, var seal] && Sha256Hex.IsValid(list)
             ? (list, seal) : null;
 
+    /// <summary>
+    /// The files of one cache entry, for <c>harden cache</c> (which holds no key, so nothing is verified: a forged
+    /// pointer can only keep files alive): the file list a pointer's text names, else null.
+    /// </summary>
+    public static string? FileListNamedBy(string pointerText) => ParsePointer(pointerText)?.FileList;
+
+    /// <summary>The pack a file list names (<see cref="UnpackedPackage.Pack"/>), or null when it names none or is not a file list.</summary>
+    public static string? PackNamedBy(Stream fileList)
+    {
+        try { return JsonSerializer.Deserialize<PackOnly>(fileList, Json)?.Pack is { } p && Sha256Hex.IsValid(p) ? p : null; }
+        catch (JsonException) { return null; }
+    }
+
+    private sealed record PackOnly(string? Pack);
+
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
         using var reader = DebPackageReader.Open(debPath, _readerOptions);

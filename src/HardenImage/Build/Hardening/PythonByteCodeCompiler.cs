@@ -202,6 +202,27 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         return _key.Verify(seal, SealPurpose, _identity, Convert.ToHexStringLower(body.GetHashAndReset()), packText) ? entries : null;
     }
 
+    /// <summary>
+    /// The packs an index names, for <c>harden cache</c> (which holds no key, so the seal is not checked: a forged
+    /// index can only keep packs alive); null when it is not an index (a line no index has, or too long to be one).
+    /// </summary>
+    public static IReadOnlyList<string>? PacksNamedBy(Stream index)
+    {
+        using var reader = new StreamReader(index, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+        var packs = new SortedSet<string>(StringComparer.Ordinal);
+        long read = 0;
+        for (string? line; (line = reader.ReadLine()) != null;)
+        {
+            read += line.Length + 1;
+            if (line.Length > MaxIndexLineLength || read > MaxIndexBytes) return null;
+            if (line.Length == 0 || line.StartsWith("seal ", StringComparison.Ordinal)) continue;
+            var f = line.Split(' ');
+            if (f.Length != 5 || !Sha256Hex.IsValid(f[2])) return null;
+            packs.Add(f[2]);
+        }
+        return packs.ToList();
+    }
+
     /// <summary>False while <paramref name="dir"/> is a symlink (planted in the cache; the link is removed, never what it names).</summary>
     private static bool OwnDirectory(string dir)
     {

@@ -152,7 +152,15 @@ public sealed class PackageUnpacker
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
-        using var reader = DebPackageReader.Open(debPath, _readerOptions);
+        DebPackageReader opened;
+        // Verified by the fetch, then removed before it was unpacked (a concurrent 'harden cache prune --unused-for 0'):
+        // the next run downloads and verifies it again.
+        try { opened = DebPackageReader.Open(debPath, _readerOptions); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new HardenException($"{label}: its verified .deb {debPath} left the cache while this build ran (removed by 'harden cache prune' or by hand); run the build again: it downloads and verifies it again.", inner: e);
+        }
+        using var reader = opened;
         using var pack = _store.NewPack();
         var control = reader.Control;
         var entries = new List<UnpackedEntry>();

@@ -80,12 +80,7 @@ public sealed class CacheInventory
             switch (st.Kind)
             {
                 case EntryKind.Directory:
-                    using (var part = top.OpenChild(name))
-                    {
-                        if (part == null) { left.Add(new LeftEntry(name, "replaced while it was read; left as it is")); break; }
-                        directories.Add(name);
-                        Walk(part, name, name, files, left, directories);
-                    }
+                    Descend(top, name, name, name, files, left, directories);
                     break;
                 case EntryKind.Symlink:
                     files.Add((name, new CacheFile(name, st))); // planted: the link may go, never what it names
@@ -102,6 +97,19 @@ public sealed class CacheInventory
 
     private const string NotRegular = "not a regular file (a FIFO, socket or device): never opened, left as it is";
 
+    /// <summary>Walks the subdirectory <paramref name="name"/> of <paramref name="dir"/> (opened with O_NOFOLLOW: a symlink swapped in since the lstat is left).</summary>
+    private static void Descend(NoFollowDirectory dir, string name, string path, string part, List<(string, CacheFile)> files, List<LeftEntry> left, List<string> directories)
+    {
+        using var child = dir.OpenChild(name);
+        if (child == null)
+        {
+            left.Add(new LeftEntry(path, "replaced while it was read; left as it is"));
+            return;
+        }
+        directories.Add(path);
+        Walk(child, path, part, files, left, directories);
+    }
+
     private static void Walk(NoFollowDirectory dir, string rel, string part, List<(string, CacheFile)> files, List<LeftEntry> left, List<string> directories)
     {
         foreach (var name in dir.Names().Order(StringComparer.Ordinal))
@@ -111,12 +119,7 @@ public sealed class CacheInventory
             switch (st.Kind)
             {
                 case EntryKind.Directory when CacheLayout.IsDirectoryName(name):
-                    using (var child = dir.OpenChild(name))
-                    {
-                        if (child == null) { left.Add(new LeftEntry(path, "replaced while it was read; left as it is")); break; }
-                        directories.Add(path);
-                        Walk(child, path, part, files, left, directories);
-                    }
+                    Descend(dir, name, path, part, files, left, directories);
                     break;
                 case EntryKind.File when CacheLayout.IsEntryName(name):
                     files.Add((part, new CacheFile(path, st)));

@@ -34,16 +34,10 @@ public static class LastUse
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static unsafe void RefreshLinux(string path)
     {
-        Tmds.Linux.stat st;
+        if (NoFollowDirectory.StatPath(path) is not { Kind: EntryKind.File } st || DateTimeOffset.UtcNow - st.LastWrite < RefreshAfter) return;
         var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes)
-        {
-            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return;
-            if ((st.st_mode & Tmds.Linux.LibC.S_IFMT) != Tmds.Linux.LibC.S_IFREG) return;
-            if (DateTimeOffset.UtcNow.ToUnixTimeSeconds() - st.st_mtim.tv_sec < (long)RefreshAfter.TotalSeconds) return;
-            // Null times: "now", which the file's owner and anyone who may write it can set (a shared cache).
-            Tmds.Linux.LibC.utimensat(Tmds.Linux.LibC.AT_FDCWD, p, null, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW);
-        }
+        // Null times: "now", which the file's owner and anyone who may write it can set (a shared cache).
+        fixed (byte* p = bytes) Tmds.Linux.LibC.utimensat(Tmds.Linux.LibC.AT_FDCWD, p, null, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW);
     }
 
     private static void RefreshByPath(string path)

@@ -77,12 +77,17 @@ public sealed class NoFollowDirectory : IDisposable
     }
 
     /// <summary>The entry's lstat, or null when it is gone.</summary>
-    public unsafe EntryStat? Stat(string name)
+    public EntryStat? Stat(string name) => StatAt(_fd, name);
+
+    /// <summary>The lstat of <paramref name="path"/> (not followed), or null when there is nothing there. Linux only.</summary>
+    public static EntryStat? StatPath(string path) => StatAt(AT_FDCWD, path);
+
+    private static unsafe EntryStat? StatAt(int dirFd, string name)
     {
         stat st;
         var bytes = Encoding.UTF8.GetBytes(name + "\0");
         fixed (byte* p = bytes)
-            if (fstatat(_fd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return null;
+            if (fstatat(dirFd, p, &st, AT_SYMLINK_NOFOLLOW) != 0) return null;
         return ToEntry(st);
     }
 

@@ -1,9 +1,7 @@
-using HardenImage.Apt;
 using HardenImage.Build;
 using HardenImage.Cache;
 using HardenImage.Common;
 using HardenImage.Contracts;
-using HardenImage.Lock;
 using HardenImage.Tests.Build;
 
 namespace HardenImage.Tests.Cache;
@@ -147,19 +145,11 @@ public sealed class BuildAfterPruneTests : IAsyncLifetime
     {
         // The race, made deterministic: the build reads every pointer (and registers each pack) while the .debs
         // arrive; then prune removes the packs; then the layers read their files.
-        var set = ImageSet.Load(_w.ImagesDir);
-        var lockFile = LockFile.Load(_w.LockPath);
-        var all = lockFile.Images.SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
-        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = _w.Artifacts, CacheRoot = _w.Cache, Force = true, CacheKey = _w.CacheKey });
-        using var http = new HttpClient();
-        var fetched = await new DebFetcher(http, new DebCache(_w.Cache)).FetchAsync(all.Select(DebDownload.From).ToList(),
-            arrived: deb => builder.StartUnpacking(deb.Deb.Sha256, _ => deb.Path, default));
-        await builder.AbandonUnpackingAsync(); // every early unpack has read its pointer
-        var packs = Packs();
-        foreach (var p in packs) File.Delete(p);
-
-        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
-        var rebuilt = await builder.BuildAsync(p => paths[p.Sha256]);
+        var rebuilt = await _w.BuildAsync(async builder =>
+        {
+            await builder.AbandonUnpackingAsync(); // every early unpack has read its pointer
+            foreach (var p in Packs()) File.Delete(p);
+        }, force: true);
 
         Assert.Equal(Digests(_clean), Digests(rebuilt.Manifest));
         Assert.Contains(rebuilt.CacheRepairs, r => r.Contains("is missing") && r.Contains("unpacked the package again"));
@@ -169,17 +159,13 @@ public sealed class BuildAfterPruneTests : IAsyncLifetime
     public async Task DebPrunedAfterTheFetchVerifiedIt_BeforeItWasUnpacked_IsAClearError_AndTheArtifactsStay()
     {
         foreach (var p in Files("unpacked-v4")) File.Delete(p); // nothing cached: the build must read the .debs
-        var set = ImageSet.Load(_w.ImagesDir);
-        var lockFile = LockFile.Load(_w.LockPath);
-        var all = lockFile.Images.SelectMany(i => i.Architectures).SelectMany(a => a.Packages).DistinctBy(p => p.Sha256).ToList();
-        using var http = new HttpClient();
-        var fetched = await new DebFetcher(http, new DebCache(_w.Cache)).FetchAsync(all.Select(DebDownload.From).ToList());
-        foreach (var d in Files("debs/sha256")) File.Delete(d); // prune --unused-for 0 between the fetch and the unpack
         var buildJson = File.ReadAllText(Path.Combine(_w.Artifacts, "build.json"));
-        var builder = new ImageBuilder(set, lockFile, new BuildOptions { ArtifactsDir = _w.Artifacts, CacheRoot = _w.Cache, Force = true, CacheKey = _w.CacheKey });
 
-        var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
-        var e = await Assert.ThrowsAsync<HardenException>(() => builder.BuildAsync(p => paths[p.Sha256]));
+        var e = await Assert.ThrowsAsync<HardenException>(() => _w.BuildAsync(_ =>
+        {
+            foreach (var d in Files("debs/sha256")) File.Delete(d); // prune --unused-for 0 between the fetch and the unpack
+            return Task.CompletedTask;
+        }, unpackWhileFetching: false, force: true));
 
         Assert.Contains("left the cache while this build ran", e.Message);
         Assert.Contains("run the build again", e.Message);

@@ -37,7 +37,7 @@ public sealed record LeftEntry(string Path, string Why);
 /// </summary>
 public sealed class CacheInventory
 {
-    /// <summary>A file list larger than this is not read (its pack then counts as named by nothing). Real lists are a few MB.</summary>
+    /// <summary>A file list larger than this is not read (its pack then counts as named by nothing); the largest seen is under 1 MB.</summary>
     public const long MaxFileListBytes = 64L << 20;
 
     private CacheInventory(string root, bool exists, bool isCache, List<CacheEntry> entries, List<LeftEntry> left, List<string> directories)

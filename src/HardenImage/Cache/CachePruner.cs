@@ -106,7 +106,7 @@ public static class CachePruner
         try
         {
             NoFollowDirectory? DirOf(string path) =>
-                dirs.TryGetValue(Parent(path), out var d) ? d : dirs[Parent(path)] = Parent(path).Length == 0 ? top.OpenDescendant(".") : top.OpenDescendant(Parent(path));
+                dirs.TryGetValue(Parent(path), out var d) ? d : dirs[Parent(path)] = top.OpenDescendant(Parent(path));
 
             foreach (var removal in plan.Removals)
             {
@@ -194,7 +194,7 @@ public static class CachePruner
         foreach (var dir in inventory.Directories.Where(d => CacheLayout.OldParts.Contains(d.Split('/')[0]) || emptied.Any(e => e == d || e.StartsWith(d + "/", StringComparison.Ordinal)))
                      .Where(d => !CacheLayout.FixedDirectories.Contains(d)).OrderByDescending(d => d.Count(c => c == '/')))
         {
-            using var parent = Parent(dir).Length == 0 ? top.OpenDescendant(".") : top.OpenDescendant(Parent(dir));
+            using var parent = top.OpenDescendant(Parent(dir));
             parent?.RemoveDirectory(Name(dir)); // ENOTEMPTY: something stays in it (left, kept or written meanwhile)
         }
     }

@@ -48,7 +48,7 @@ public sealed class NoFollowDirectory : IDisposable
         return fd < 0 ? null : new NoFollowDirectory(fd, System.IO.Path.Combine(Path, name));
     }
 
-    /// <summary>Opens '/'-separated <paramref name="relative"/> one component at a time, none of them followed; null when one is not a directory.</summary>
+    /// <summary>Opens '/'-separated <paramref name="relative"/> one component at a time, none of them followed ("" is this directory again); null when one is not a directory.</summary>
     public NoFollowDirectory? OpenDescendant(string relative)
     {
         var current = OpenChild(".");

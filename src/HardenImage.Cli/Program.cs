@@ -19,6 +19,7 @@ app.Configure(config =>
     config.AddModelCommands();
     config.AddPlanCommands();
     config.AddCiCommands();
+    config.AddCacheCommands();
     config.AddCommand<VersionCommand>("version").WithDescription("Print the harden version.");
 });
 CliHost.InstallProcessHandler(app, args);

@@ -27,11 +27,11 @@ public class ImageSetSettings : CommandSettings
     public string[] Images { get; init; } = [];
 
     [CommandOption("--cache <DIR>")]
-    [Description("Content-addressed cache (indices, .debs, unpacked files). Default: $HARDEN_CACHE or ~/.cache/hardenimage")]
+    [Description(OptionText.Cache)]
     public string? Cache { get; init; }
 
     public string LockFilePath => LockPath ?? Path.Combine(ImagesDir, "images.lock.json");
-    public string CacheRoot => Cache != null ? Path.GetFullPath(Cache) : HardenPaths.CacheRoot();
+    public string CacheRoot => HardenPaths.CacheRoot(Cache);
 }
 
 public sealed class LockSettings : ImageSetSettings

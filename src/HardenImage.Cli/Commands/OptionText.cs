@@ -8,6 +8,8 @@ internal static class OptionText
 {
     public const string Output = "text (tables) or json (one JSON result on stdout; tables go to stderr)";
 
+    public const string Cache = "Content-addressed cache (indices, .debs, unpacked files). Default: $HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage";
+
     public const string Platforms = "Only this platform, OCI spelling: linux/amd64, linux/arm64 (= linux/arm64/v8); repeatable. Default: every architecture";
 
     public const string PushRegistry = "oci:DIR (default oci:artifacts/registry), HOST[[:port]]/NAMESPACE, or ACCOUNT.dkr.ecr.REGION.amazonaws.com/NAMESPACE. Env HARDEN_REGISTRY.";

@@ -47,7 +47,11 @@ public sealed class AptIndexCache
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
         if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
-        if (info.Length == size && Sha256Hex.OfFile(path) == sha256) return path;
+        if (info.Length == size && Sha256Hex.OfFile(path) == sha256)
+        {
+            LastUse.Refresh(path); // harden cache prune keeps what proofs use
+            return path;
+        }
         _files.Evict(sha256);
         return null;
     }
@@ -66,7 +70,11 @@ public sealed class AptIndexCache
         if (info.Length <= maxBytes)
         {
             var bytes = File.ReadAllBytes(path);
-            if (Sha256Hex.Of(bytes) == sha256) return bytes;
+            if (Sha256Hex.Of(bytes) == sha256)
+            {
+                LastUse.Refresh(path);
+                return bytes;
+            }
         }
         _files.Evict(sha256);
         return null;

@@ -90,7 +90,11 @@ public sealed class DebCache
             }
             catch (FileNotFoundException) { return DebCacheState.Missing; } // raced with another eviction
         }
-        if (ok) return DebCacheState.Verified;
+        if (ok)
+        {
+            LastUse.Refresh(path); // harden cache prune keeps what builds use
+            return DebCacheState.Verified;
+        }
         _files.Evict(Path.GetFileName(path));
         return DebCacheState.Evicted;
     }

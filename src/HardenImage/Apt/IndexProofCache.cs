@@ -92,7 +92,11 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try { bytes = File.ReadAllBytes(path); }
         catch (FileNotFoundException) { return false; }
         catch (DirectoryNotFoundException) { return false; }
-        if (Parse(bytes, indexSha256, architecture, keepName, row, out var authentic)) return true;
+        if (Parse(bytes, indexSha256, architecture, keepName, row, out var authentic))
+        {
+            Common.Storage.LastUse.Refresh(path); // harden cache prune keeps what proofs use
+            return true;
+        }
         AtomicFile.TryDelete(path);
         // Authentic but of an older format or another index: ours, just stale — re-derived without a warning.
         if (authentic) return false;
@@ -116,7 +120,9 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
         try
         {
             var text = File.ReadAllText(path);
-            return text.Length == 65 && text[64] == '\n' && key.Verify(Encoding.UTF8.GetBytes(SignaturePurpose + id), Convert.FromHexString(text.AsSpan(0, 64)));
+            var verified = text.Length == 65 && text[64] == '\n' && key.Verify(Encoding.UTF8.GetBytes(SignaturePurpose + id), Convert.FromHexString(text.AsSpan(0, 64)));
+            if (verified) Common.Storage.LastUse.Refresh(path);
+            return verified;
         }
         catch (Exception e) when (e is IOException or FormatException) { return false; }
     }

@@ -5,6 +5,9 @@ namespace HardenImage.Build;
 /// <summary>Where things live by default: the cache (HARDEN_CACHE) and the artifacts directory.</summary>
 public static class HardenPaths
 {
+    /// <summary>The --cache option when given (made absolute), else <see cref="CacheRoot()"/>: the one resolution every command uses.</summary>
+    public static string CacheRoot(string? option) => option != null ? Path.GetFullPath(option) : CacheRoot();
+
     /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
     public static string CacheRoot()
     {

@@ -8,6 +8,7 @@ using HardenImage.Contracts;
 using HardenImage.Deb;
 using HardenImage.Lock;
 using HardenImage.Oci;
+using HardenImage.Common.Storage;
 
 namespace HardenImage.Build;
 
@@ -491,7 +492,11 @@ public sealed class ImageBuilder
         var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
         if (path == null || !ContentStore.IsRegularFile(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
         if (new FileInfo(path).Length <= PackageUnpacker.MaxSealFileBytes
-            && _key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b))) return true;
+            && _key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b)))
+        {
+            LastUse.Refresh(path); // it made a build up to date, or a layer reusable: harden cache prune keeps it
+            return true;
+        }
         Repair($"{ManifestPath}: the record of image '{b.Name}' is not the one this cache sealed (edited, or built with another cache key); rebuilding");
         return false;
     }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 using HardenImage.Deb;
 using HardenImage.Oci;
 
@@ -100,11 +101,9 @@ public sealed class PackageUnpacker
     {
         // A pointer is "<sha256> <hmac>\n" (130 bytes): a planted gigabyte file is a forgery, not something to read whole.
         if (new FileInfo(pointer).Length > MaxSealFileBytes) return (null, "is not a sealed pointer (far too large: planted)");
-        var parts = File.ReadAllText(pointer).Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
-        if (parts.Length != 2 || !Sha256Hex.IsValid(parts[0]))
+        if (ParsePointer(File.ReadAllText(pointer)) is not var (manifestSha, seal))
             return (null, "is not a sealed pointer (forged, or written by an older harden)");
-        var manifestSha = parts[0];
-        if (!_key.Verify(parts[1], SealPurpose, debSha256, manifestSha))
+        if (!_key.Verify(seal, SealPurpose, debSha256, manifestSha))
             return (null, "is not sealed with this cache key (forged, or written with another key)");
         if (!_store.Contains(manifestSha)) return (null, null);
         UnpackedPackage? cached;
@@ -112,7 +111,12 @@ public sealed class PackageUnpacker
         catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
         catch (JsonException e) { return (null, $"names a file list that is not valid JSON ({e.Message})"); }
         if (cached == null || cached.DebSha256 != debSha256) return (null, "names the file list of another .deb");
-        if (cached.Pack == null) return (cached.Entries.Any(e => e.Sha256 != null) ? (null, "names no pack for its files") : (cached, null));
+        if (cached.Pack == null)
+        {
+            if (cached.Entries.Any(e => e.Sha256 != null)) return (null, "names no pack for its files");
+            LastUse.Refresh(pointer, _store.PathOf(manifestSha));
+            return (cached, null);
+        }
         // Content is verified when it is read; a missing pack (evicted), or one of the wrong length (cache files are
         // not fsync'd: an empty or torn pack after a crash), just means unpacking again, before any build pass.
         var length = _store.LengthOfPack(cached.Pack);
@@ -121,12 +125,42 @@ public sealed class PackageUnpacker
             return (null, $"names pack {cached.Pack}, which has {length} bytes where the list says {cached.PackLength} (torn by a crash, or tampered)");
         try { _store.RegisterPack(cached.Pack, cached.PackedFiles); }
         catch (CorruptCacheEntryException e) { return (null, $"names a file list that failed verification ({e.Message})"); }
+        // Used: pointer, list and pack stay while builds use them (harden cache prune goes by this time).
+        LastUse.Refresh(pointer, _store.PathOf(manifestSha), _store.PathOf(cached.Pack));
         return (cached, null);
     }
 
+    /// <summary>A pointer's text, "&lt;file list sha256&gt; &lt;seal&gt;", split; null when it is not of that shape (the seal is not checked here).</summary>
+    private static (string FileList, string Seal)? ParsePointer(string text) =>
+        text.Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries) is [var list, var seal] && Sha256Hex.IsValid(list)
+            ? (list, seal) : null;
+
+    /// <summary>
+    /// The files of one cache entry, for <c>harden cache</c> (which holds no key, so nothing is verified: a forged
+    /// pointer can only keep files alive): the file list a pointer's text names, else null.
+    /// </summary>
+    public static string? FileListNamedBy(string pointerText) => ParsePointer(pointerText)?.FileList;
+
+    /// <summary>The pack a file list names (<see cref="UnpackedPackage.Pack"/>), or null when it names none or is not a file list.</summary>
+    public static string? PackNamedBy(Stream fileList)
+    {
+        try { return JsonSerializer.Deserialize<PackOnly>(fileList, Json)?.Pack is { } p && Sha256Hex.IsValid(p) ? p : null; }
+        catch (JsonException) { return null; }
+    }
+
+    private sealed record PackOnly(string? Pack);
+
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
-        using var reader = DebPackageReader.Open(debPath, _readerOptions);
+        DebPackageReader opened;
+        // Verified by the fetch, then removed before it was unpacked (a concurrent 'harden cache prune --unused-for 0'):
+        // the next run downloads and verifies it again.
+        try { opened = DebPackageReader.Open(debPath, _readerOptions); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+        {
+            throw new HardenException($"{label}: its verified .deb {debPath} left the cache while this build ran (removed by 'harden cache prune' or by hand); run the build again: it downloads and verifies it again.", inner: e);
+        }
+        using var reader = opened;
         using var pack = _store.NewPack();
         var control = reader.Control;
         var entries = new List<UnpackedEntry>();

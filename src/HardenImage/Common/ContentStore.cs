@@ -114,6 +114,7 @@ public sealed class ContentStore
         try { same = ContentAddressedDirectory.RegularFileLength(target) == bytes.Length && bytes.SequenceEqual(File.ReadAllBytes(target)); }
         catch (FileNotFoundException) { same = false; } // evicted by another reader meanwhile: write it
         if (!same) AtomicFile.WriteAllBytes(target, bytes, durable: false);
+        else LastUse.Refresh(target); // stored again: as much a use as a read
         return sha;
     }
 

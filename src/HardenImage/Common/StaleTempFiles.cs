@@ -28,7 +28,7 @@ public static partial class StaleTempFiles
         var removed = 0;
         foreach (var path in Directory.EnumerateFiles(directory, ".tmp-*"))
         {
-            if (!OurTempName().IsMatch(Path.GetFileName(path))) continue;
+            if (!IsTempName(Path.GetFileName(path))) continue;
             try
             {
                 if (now - File.GetLastWriteTimeUtc(path) < age) continue;
@@ -48,6 +48,9 @@ public static partial class StaleTempFiles
         }
         return removed;
     }
+
+    /// <summary><see cref="AtomicFile"/>'s temp name, <c>.tmp-&lt;name&gt;-&lt;32 hex&gt;</c>: ours, and nothing else is.</summary>
+    public static bool IsTempName(string fileName) => OurTempName().IsMatch(fileName);
 
     [GeneratedRegex(@"^\.tmp-.+-[0-9a-f]{32}$")]
     private static partial Regex OurTempName();

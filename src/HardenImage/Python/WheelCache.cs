@@ -22,7 +22,11 @@ public sealed class WheelCache(string cacheRoot)
     {
         var path = PathFor(sha256);
         if (!Common.Storage.ContentAddressedDirectory.IsRegularFile(path)) return null;
-        if (Sha256Hex.OfFile(path) == sha256) return path;
+        if (Sha256Hex.OfFile(path) == sha256)
+        {
+            Common.Storage.LastUse.Refresh(path); // harden cache prune keeps what builds use
+            return path;
+        }
         AtomicFile.TryDelete(path);
         return null;
     }

@@ -13,7 +13,7 @@ public class DependencyDirectionTests
     public static readonly string[] Order =
     [
         "Common", "Net", "Aws", "Oci", "Deb", "Contracts", "Registry",
-        "Apt", "Lock", "Python", "Build", "Sbom", "Scan", "Signing", "Model", "Deploy", "Trace", "FanOut",
+        "Apt", "Lock", "Python", "Build", "Cache", "Sbom", "Scan", "Signing", "Model", "Deploy", "Trace", "FanOut",
     ];
 
     private static readonly string LibraryDll = typeof(HardenImage.Common.HardenException).Assembly.Location;

@@ -123,7 +123,17 @@ public sealed class ImageSetWorkspace : IDisposable
     /// Fetches and builds as `harden build` does: with <paramref name="unpackWhileFetching"/> each .deb is handed to the
     /// builder as it lands (ImageBuilder.StartUnpacking), otherwise only after every download (the fan-out job's way).
     /// </summary>
-    public async Task<BuildOutcome> BuildAsync(bool unpackWhileFetching, string? artifacts = null, string? cache = null, bool force = false, params string[] images)
+    public Task<BuildOutcome> BuildAsync(bool unpackWhileFetching, string? artifacts = null, string? cache = null, bool force = false, params string[] images) =>
+        BuildAsync(unpackWhileFetching, null, artifacts, cache, force, images);
+
+    /// <summary>
+    /// As <see cref="BuildAsync(bool, string?, string?, bool, string[])"/>, with <paramref name="betweenFetchAndBuild"/>
+    /// run once every .deb is in the cache, before the build (what a concurrent process does meanwhile).
+    /// </summary>
+    public Task<BuildOutcome> BuildAsync(Func<ImageBuilder, Task> betweenFetchAndBuild, bool unpackWhileFetching = true, bool force = false) =>
+        BuildAsync(unpackWhileFetching, betweenFetchAndBuild, null, null, force, []);
+
+    private async Task<BuildOutcome> BuildAsync(bool unpackWhileFetching, Func<ImageBuilder, Task>? betweenFetchAndBuild, string? artifacts, string? cache, bool force, string[] images)
     {
         var set = ImageSet.Load(ImagesDir);
         var lockFile = LockFile.Load(LockPath);
@@ -137,6 +147,7 @@ public sealed class ImageSetWorkspace : IDisposable
             : null);
         var paths = fetched.ToDictionary(f => f.Deb.Sha256, f => f.Path);
         LastBuilder = builder;
+        if (betweenFetchAndBuild != null) await betweenFetchAndBuild(builder);
         return await builder.BuildAsync(p => paths[p.Sha256]);
     }
 

@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using HardenImage.Common;
+using HardenImage.Common.Storage;
 using HardenImage.Deb;
 using HardenImage.Oci;
 
@@ -65,8 +66,11 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     private readonly string _identity;
     private readonly object _gate = new();
     private string? _root;
-    // Cache key of a source → its .pyc, from the sealed indexes of this interpreter (read on the first compile).
-    private Dictionary<string, (string PycSha256, long Size)>? _index;
+    // Cache key of a source → its .pyc and the sealed index (and pack) it was found through: indexes of this
+    // interpreter read on the first compile, and those this process wrote (no index: nothing to mark as used).
+    private Dictionary<string, (string PycSha256, long Size, string? Index, string Pack)>? _index;
+    // Indexes whose use this process recorded already (LastUse): a build hits thousands of .pyc of a few indexes.
+    private readonly HashSet<string> _used = new(StringComparer.Ordinal);
 
     public PythonByteCodeCompiler(string version, IReadOnlyList<InterpreterPackage> packages, ContentStore store, string cacheRoot, CacheKey key)
     {
@@ -124,6 +128,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         // torn under an intact index; it is evicted here and compiled again, not met later by a layer.
         try { if (_store.ReadVerified(pyc.PycSha256, pyc.Size).Length != pyc.Size) return null; }
         catch (CorruptCacheEntryException) { return null; } // evicted, missing or torn
+        // Used: the index and its pack stay while builds use them (harden cache prune goes by this time).
+        if (pyc.Index != null && _used.Add(pyc.Index)) LastUse.Refresh(pyc.Index, _store.PathOf(pyc.Pack));
         return new CompiledSource(s, pyc.PycSha256, pyc.Size, null);
     }
 
@@ -131,9 +137,9 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
     /// Every index of this interpreter whose seal holds and whose pack is there, registered with the store. An index
     /// that is forged, torn, too large or names a missing pack is deleted: what it listed is compiled again.
     /// </summary>
-    internal Dictionary<string, (string, long)> ReadIndexes()
+    internal Dictionary<string, (string, long, string?, string)> ReadIndexes()
     {
-        var index = new Dictionary<string, (string, long)>(StringComparer.Ordinal);
+        var index = new Dictionary<string, (string, long, string?, string)>(StringComparer.Ordinal);
         // Deleting what does not verify is only safe inside the cache: a symlink planted as bytecode-v2 or as the
         // interpreter's directory would make every "*.index" of the directory it names a forgery to delete.
         if (!OwnDirectory(Path.GetDirectoryName(_cacheDir)!) || !OwnDirectory(_cacheDir) || !Directory.Exists(_cacheDir)) return index;
@@ -152,7 +158,7 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
                     _store.RegisterPack(group.Key, group.Select(e => (e.PycSha256, e.Offset, e.Size)));
             }
             catch (CorruptCacheEntryException) { AtomicFile.TryDelete(file); continue; }
-            foreach (var e in entries) index[e.Key] = (e.PycSha256, e.Size);
+            foreach (var e in entries) index[e.Key] = (e.PycSha256, e.Size, file, e.Pack);
         }
         return index;
     }
@@ -196,6 +202,27 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
         return _key.Verify(seal, SealPurpose, _identity, Convert.ToHexStringLower(body.GetHashAndReset()), packText) ? entries : null;
     }
 
+    /// <summary>
+    /// The packs an index names, for <c>harden cache</c> (which holds no key, so the seal is not checked: a forged
+    /// index can only keep packs alive); null when it is not an index (a line no index has, or too long to be one).
+    /// </summary>
+    public static IReadOnlyList<string>? PacksNamedBy(Stream index)
+    {
+        using var reader = new StreamReader(index, new UTF8Encoding(false), detectEncodingFromByteOrderMarks: false, bufferSize: 1 << 16);
+        var packs = new SortedSet<string>(StringComparer.Ordinal);
+        long read = 0;
+        for (string? line; (line = reader.ReadLine()) != null;)
+        {
+            read += line.Length + 1;
+            if (line.Length > MaxIndexLineLength || read > MaxIndexBytes) return null;
+            if (line.Length == 0 || line.StartsWith("seal ", StringComparison.Ordinal)) continue;
+            var f = line.Split(' ');
+            if (f.Length != 5 || !Sha256Hex.IsValid(f[2])) return null;
+            packs.Add(f[2]);
+        }
+        return packs.ToList();
+    }
+
     /// <summary>False while <paramref name="dir"/> is a symlink (planted in the cache; the link is removed, never what it names).</summary>
     private static bool OwnDirectory(string dir)
     {
@@ -215,8 +242,8 @@ public sealed class PythonByteCodeCompiler : IPythonByteCodeCompiler, IDisposabl
             Directory.CreateDirectory(_cacheDir);
             AtomicFile.WriteAllText(Path.Combine(_cacheDir, packSha + ".index"), body + "\nseal " + seal + "\n", durable: false);
         }
-        _index ??= new Dictionary<string, (string, long)>(StringComparer.Ordinal);
-        foreach (var (source, pyc) in compiled) _index[KeyOf(source)] = (pyc.Sha256, pyc.Size);
+        _index ??= new Dictionary<string, (string, long, string?, string)>(StringComparer.Ordinal);
+        foreach (var (source, pyc) in compiled) _index[KeyOf(source)] = (pyc.Sha256, pyc.Size, null, packSha);
     }
 
     private IEnumerable<(int Index, CompiledSource Result)> Run(List<(int Index, PythonSource Source)> work, CancellationToken ct)

@@ -53,14 +53,8 @@ public sealed class ContentAddressedDirectory(string directory)
 
     // Separate so that no other platform JIT-compiles a reference to Tmds.LibC (Linux-only implementation).
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
-    private static unsafe long RegularFileLengthLinux(string path)
-    {
-        Tmds.Linux.stat st;
-        var bytes = System.Text.Encoding.UTF8.GetBytes(path + "\0");
-        fixed (byte* p = bytes)
-            if (Tmds.Linux.LibC.fstatat(Tmds.Linux.LibC.AT_FDCWD, p, &st, Tmds.Linux.LibC.AT_SYMLINK_NOFOLLOW) != 0) return -1;
-        return (st.st_mode & Tmds.Linux.LibC.S_IFMT) == Tmds.Linux.LibC.S_IFREG ? st.st_size : -1;
-    }
+    private static long RegularFileLengthLinux(string path) =>
+        NoFollowDirectory.StatPath(path) is { Kind: EntryKind.File } st ? st.Length : -1;
 
     /// <summary>
     /// True while <paramref name="path"/> (not followed) is the very file <paramref name="handle"/> has open (same

@@ -26,16 +26,6 @@ public sealed class AptIndexCache
     /// <summary>Where index blobs live: <c>&lt;root&gt;/apt-indices/sha256/&lt;hex&gt;</c>.</summary>
     public string Directory { get; }
 
-    /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
-    public static string DefaultRoot()
-    {
-        var explicitDir = Environment.GetEnvironmentVariable("HARDEN_CACHE");
-        if (!string.IsNullOrEmpty(explicitDir)) return explicitDir;
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        if (!string.IsNullOrEmpty(xdg)) return Path.Combine(xdg, "hardenimage");
-        return Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache", "hardenimage");
-    }
-
     public string PathFor(string sha256) =>
         Sha256Hex.IsValid(sha256) ? _files.PathOf(sha256) : throw new ArgumentException($"'{sha256}' is not a lower-case SHA-256", nameof(sha256));
 

@@ -39,27 +39,11 @@ public sealed class DebCache
         _files.CleanStaleTemps(time); // what a killed download left (.tmp-<sha256>-*), else the disk fills for ever
     }
 
-    /// <summary>The cache root (HARDEN_CACHE, or <see cref="DefaultRoot"/>).</summary>
+    /// <summary>The cache root (the commands pass <c>Build.HardenPaths.CacheRoot</c>).</summary>
     public string Root { get; }
 
     /// <summary><c>&lt;root&gt;/debs/sha256</c>.</summary>
     public string DebsDirectory { get; }
-
-    /// <summary>
-    /// HARDEN_CACHE when set; else <c>$XDG_CACHE_HOME/hardenimage</c>; else <c>~/.cache/hardenimage</c>.
-    /// <paramref name="environment"/> defaults to the process environment (a parameter so tests can pass their own).
-    /// </summary>
-    public static string DefaultRoot(Func<string, string?>? environment = null)
-    {
-        environment ??= Environment.GetEnvironmentVariable;
-        var explicitRoot = environment("HARDEN_CACHE");
-        if (!string.IsNullOrWhiteSpace(explicitRoot)) return explicitRoot;
-        var xdg = environment("XDG_CACHE_HOME");
-        if (!string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg)) return Path.Combine(xdg, "hardenimage");
-        var home = environment("HOME");
-        if (string.IsNullOrWhiteSpace(home)) home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
-        return Path.Combine(home, ".cache", "hardenimage");
-    }
 
     /// <summary>Where the .deb with this SHA-256 lives (whether or not it is there).</summary>
     public string PathFor(string sha256)

@@ -9,14 +9,21 @@ public static class HardenPaths
     public static string CacheRoot(string? option) => option != null ? Path.GetFullPath(option) : CacheRoot();
 
     /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
-    public static string CacheRoot()
+    public static string CacheRoot() => CacheRoot(Environment.GetEnvironmentVariable);
+
+    /// <summary>
+    /// <see cref="CacheRoot()"/> with the environment given (tests). A relative XDG_CACHE_HOME is invalid by the XDG
+    /// spec and ignored, as for the key's XDG_CONFIG_HOME: it would put the cache wherever the command happens to run.
+    /// </summary>
+    public static string CacheRoot(Func<string, string?> environment)
     {
-        var explicitCache = Environment.GetEnvironmentVariable("HARDEN_CACHE");
-        if (!string.IsNullOrEmpty(explicitCache)) return Path.GetFullPath(explicitCache);
-        var xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        var baseDir = !string.IsNullOrEmpty(xdg) ? xdg
-            : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(baseDir, "hardenimage");
+        var explicitCache = environment("HARDEN_CACHE");
+        if (!string.IsNullOrWhiteSpace(explicitCache)) return Path.GetFullPath(explicitCache);
+        var xdg = environment("XDG_CACHE_HOME");
+        if (!string.IsNullOrWhiteSpace(xdg) && Path.IsPathRooted(xdg)) return Path.Combine(xdg, "hardenimage");
+        var home = environment("HOME");
+        if (string.IsNullOrWhiteSpace(home)) home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        return Path.Combine(home, ".cache", "hardenimage");
     }
 
     /// <summary>

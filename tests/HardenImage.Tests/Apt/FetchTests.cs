@@ -229,14 +229,6 @@ public class FetchTests : IDisposable
     }
 
     [Fact]
-    public void Cache_DefaultRoot_PrefersHardenCacheThenXdgThenHome()
-    {
-        Assert.Equal("/c", DebCache.DefaultRoot(n => n switch { "HARDEN_CACHE" => "/c", "XDG_CACHE_HOME" => "/x", _ => "/h" }));
-        Assert.Equal("/x/hardenimage", DebCache.DefaultRoot(n => n switch { "XDG_CACHE_HOME" => "/x", "HOME" => "/h", _ => null }));
-        Assert.Equal("/h/.cache/hardenimage", DebCache.DefaultRoot(n => n == "HOME" ? "/h" : null));
-    }
-
-    [Fact]
     public void Cache_RefusesADigestThatIsNotHex()
     {
         var cache = new DebCache(_cacheDir);

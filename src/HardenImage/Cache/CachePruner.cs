@@ -42,7 +42,8 @@ public static class CachePruner
     /// <summary>Decides what goes. Nothing is touched.</summary>
     public static PrunePlan Plan(CacheInventory inventory, PruneOptions options, DateTimeOffset now)
     {
-        var cutoff = now - options.UnusedFor;
+        // An age the parser allows (999999d) may reach back before the year 1: then nothing is that old.
+        var cutoff = options.UnusedFor >= now - DateTimeOffset.MinValue ? DateTimeOffset.MinValue : now - options.UnusedFor;
         var owners = inventory.Entries.SelectMany(e => e.Files).GroupBy(f => f.Path).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
         var removals = new List<PlannedRemoval>();
         long Take(CacheEntry e)

@@ -1,0 +1,51 @@
+using System.Runtime.InteropServices;
+using System.Text;
+using HardenImage.Cache;
+using HardenImage.Cli;
+using HardenImage.Cli.Commands;
+using HardenImage.Tests.Cache;
+using Spectre.Console.Cli;
+
+namespace HardenImage.Tests.Attacks;
+
+/// <summary>
+/// An attacker's review of <c>harden cache</c> / <c>harden cache prune</c>: option values that overflow, a cache a
+/// writer of it made deep or wide enough to exhaust the process (stack, descriptors, memory), each a test named for
+/// the danger. The cache may be shared or restored from elsewhere: nothing in it may crash prune or make it stop
+/// half-way without a line saying why.
+/// </summary>
+public sealed class CachePruneAttackTests : IDisposable
+{
+    private readonly CacheTree _t = new();
+
+    public void Dispose() => _t.Dispose();
+
+    private static (int Code, string Stderr) Cli(params string[] args)
+    {
+        var app = new CommandApp();
+        app.Configure(c =>
+        {
+            CliHost.Configure(c);
+            c.AddCacheCommands();
+        });
+        var stderr = new StringWriter();
+        return (CliHost.Run(app, args, stderr), stderr.ToString());
+    }
+
+    [Theory]
+    [InlineData("999999d")]
+    [InlineData("800000d")]
+    public void UnusedFor_ReachingBackBeforeTheYearOne_IsNoBug_NothingIsThatOld_NothingRemoved(string age)
+    {
+        // 999999d passes the parser (6 digits) but now - 2,738 years is before DateTimeOffset.MinValue: it was an
+        // ArgumentOutOfRangeException, exit 70 and a crash file for a value the help text allows.
+        var deb = _t.Deb(TimeSpan.FromDays(4000));
+
+        var prune = Cli("cache", "prune", "--cache", _t.Root, "--unused-for", age);
+        var info = Cli("cache", "--cache", _t.Root, "--unused-for", age);
+
+        Assert.True(prune.Code == 0, prune.Stderr);
+        Assert.True(info.Code == 0, info.Stderr);
+        Assert.True(File.Exists(deb), "an entry used 11 years ago is not unused for 2,738 years");
+    }
+}

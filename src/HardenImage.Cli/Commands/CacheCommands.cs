@@ -104,9 +104,9 @@ public sealed class CachePruneCommand : Command<CachePruneSettings>
         if (done.Count > 0) AnsiConsole.Write(t);
         foreach (var old in done.Where(r => r.Entry.Rule == EntryRule.OldFormat).Select(r => r.Entry.Part).Distinct().Order(StringComparer.Ordinal))
             AnsiConsole.MarkupLineInterpolated($"{old}/: an older cache format this version never reads, {(settings.DryRun ? "would be removed" : "removed")} whole whatever its age");
-        foreach (var k in result?.Kept ?? []) AnsiConsole.MarkupLineInterpolated($"[grey]kept {k.Path}: {k.Why}[/]");
+        foreach (var k in result?.Kept ?? []) AnsiConsole.MarkupLineInterpolated($"[grey]kept {CacheText.Name(k.Path)}: {k.Why}[/]");
         CacheText.PrintLeft(inventory.Left);
-        foreach (var f in result?.Failures ?? []) AnsiConsole.MarkupLineInterpolated($"[red]could not remove[/] {f.Path}: {f.Error}");
+        foreach (var f in result?.Failures ?? []) AnsiConsole.MarkupLineInterpolated($"[red]could not remove[/] {CacheText.Name(f.Path)}: {f.Error}");
         var remaining = plan.TotalBytes - freed;
         if (settings.DryRun)
             AnsiConsole.MarkupLineInterpolated($"[green]would free {CacheText.Bytes(freed)}[/] ({CacheText.Count(done.Count)} entries, {CacheText.Rule(plan.Options)}); nothing was removed (--dry-run); the cache holds {CacheText.Bytes(plan.TotalBytes)}");
@@ -156,10 +156,17 @@ internal static class CacheText
         : string.Join("; ", removals.Select(r => r.Reason.StartsWith("least recently used", StringComparison.Ordinal) ? "least recently used over --max-size"
             : options.UnusedFor == TimeSpan.Zero ? "--unused-for 0" : $"unused for {PruneOptions.FormatAge(options.UnusedFor)} or more").Distinct());
 
+    /// <summary>
+    /// A path below the cache as a line may show it: whoever writes the cache names its files, and a name with a line
+    /// break, an escape sequence or a bidi override would forge lines ("error: …") or colours in a CI log. JSON keeps
+    /// the name as it is (its strings escape control characters).
+    /// </summary>
+    public static string Name(string path) => UntrustedText.Escape(path, 400);
+
     /// <summary>What prune leaves where it is: one line each, the first 20 (JSON has them all).</summary>
     public static void PrintLeft(IReadOnlyList<LeftEntry> left)
     {
-        foreach (var l in left.Take(20)) AnsiConsole.MarkupLineInterpolated($"[yellow]left[/] {l.Path}: {l.Why}");
+        foreach (var l in left.Take(20)) AnsiConsole.MarkupLineInterpolated($"[yellow]left[/] {Name(l.Path)}: {l.Why}");
         if (left.Count > 20) AnsiConsole.MarkupLineInterpolated($"[yellow]left[/] {left.Count - 20} more (--output json lists them all)");
     }
 }

@@ -1,0 +1,78 @@
+using System.Diagnostics;
+using System.Security.Cryptography;
+using HardenImage.Tests.Cache;
+
+namespace HardenImage.Tests.Attacks;
+
+/// <summary>
+/// <c>harden cache</c> and <c>harden cache prune</c> as a user runs them (the real harden.dll in a child process)
+/// over a cache a hostile writer prepared: what it prints cannot be forged by a file name, and a cache of many
+/// directories cannot exhaust its file descriptors.
+/// </summary>
+[Trait("Category", "Integration")]
+public sealed class CachePruneCliAttackTests : IDisposable
+{
+    private readonly CacheTree _t = new();
+
+    public void Dispose() => _t.Dispose();
+
+    /// <param name="maxOpenFiles">When set, the child's RLIMIT_NOFILE (soft and hard: .NET raises the soft limit to the hard one).</param>
+    private static (int Code, string Stdout, string Stderr) Harden(int? maxOpenFiles, params string[] args)
+    {
+        var psi = new ProcessStartInfo(maxOpenFiles == null ? "dotnet" : "bash")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        if (maxOpenFiles is { } n)
+        {
+            psi.ArgumentList.Add("-c");
+            psi.ArgumentList.Add($"ulimit -n {n} && exec dotnet \"$@\"");
+            psi.ArgumentList.Add("harden");
+        }
+        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "harden.dll"));
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        psi.Environment["NO_COLOR"] = "1";
+        psi.Environment["COLUMNS"] = "400";
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
+        {
+            p.Kill(entireProcessTree: true);
+            Assert.Fail($"harden {string.Join(' ', args)} did not finish in 2 minutes");
+        }
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public void FileNamesWithNewlinesEscapesAndBidiOverrides_CannotForgeLinesOrColours_InWhatCacheAndPrunePrint()
+    {
+        _t.Deb(TimeSpan.FromDays(40));
+        var hostile = new[]
+        {
+            "debs/sha256/x\nerror: forged: every .deb verified",
+            "debs/sha256/y\u001b[2J\u001b[32mfreed 0 B",
+            "content/sha256/abc\u202Etxt.exe",
+            "wheels/z\rkept",
+            "top\u2028level",
+        };
+        foreach (var h in hostile) _t.Write(h, [1], TimeSpan.FromDays(400));
+
+        foreach (var args in new[] { new[] { "cache" }, ["cache", "prune", "--dry-run"], ["cache", "prune"] })
+        {
+            var (code, stdout, stderr) = Harden(null, [.. args, "--cache", _t.Root]);
+
+            Assert.True(code == 0, stderr);
+            Assert.DoesNotContain('\u001b', stdout);
+            Assert.DoesNotContain('\r', stdout);
+            Assert.DoesNotContain('\u202E', stdout);
+            Assert.DoesNotContain('\u2028', stdout);
+            // Each name stays on the one line that says it was left.
+            Assert.DoesNotContain(stdout.Split('\n'), l => l.StartsWith("error: forged", StringComparison.Ordinal));
+            Assert.Equal(hostile.Length, stdout.Split('\n').Count(l => l.StartsWith("left ", StringComparison.Ordinal)));
+        }
+        foreach (var h in hostile) Assert.True(File.Exists(_t.Path(h)), h);
+    }
+}

@@ -144,14 +144,13 @@ public sealed class CacheInventory
         var content = files.Where(f => f.Part == CacheLayout.Content && Parent(f.File.Path) == CacheLayout.ContentFiles && f.File.Stat.Kind == EntryKind.File)
             .ToDictionary(f => Name(f.File.Path), f => f.File, StringComparer.Ordinal);
         var grouped = new HashSet<string>(StringComparer.Ordinal); // paths in an entry of several files
-        var dirs = new Dictionary<string, NoFollowDirectory?>(StringComparer.Ordinal);
-        try
+        using (var dirs = new OpenDirectories(top))
         {
-            NoFollowDirectory? DirOf(string path) =>
-                dirs.TryGetValue(Parent(path), out var d) ? d : dirs[Parent(path)] = top.OpenDescendant(Parent(path));
+            NoFollowDirectory? DirOf(string path) => dirs.Of(path);
 
             foreach (var (part, file) in files)
             {
+                dirs.Trim();
                 if (file.Stat.Kind != EntryKind.File || CacheLayout.IsTempName(Name(file.Path))) continue;
                 var named = new List<string>();
                 if (part == CacheLayout.Unpacked && Parent(file.Path) == CacheLayout.Unpacked)
@@ -171,10 +170,6 @@ public sealed class CacheInventory
                 foreach (var f in group) grouped.Add(f.Path);
                 entries.Add(new CacheEntry(part, group, EntryRule.ByLastUse));
             }
-        }
-        finally
-        {
-            foreach (var d in dirs.Values) d?.Dispose();
         }
         foreach (var (part, file) in files.Where(f => !grouped.Contains(f.File.Path)))
         {

@@ -75,4 +75,22 @@ public sealed class CachePruneCliAttackTests : IDisposable
         }
         foreach (var h in hostile) Assert.True(File.Exists(_t.Path(h)), h);
     }
+
+    [Fact]
+    public void ThousandsOfDirectoriesInAPart_DoNotExhaustTheDescriptors_PruneRemovesEveryEntry()
+    {
+        // A writer of the cache makes 600 interpreter directories under bytecode-v2, each with a stale index: prune
+        // kept a descriptor open for every directory it read a file in (the inventory, then the removal), so under a
+        // limit of 256 descriptors it stopped half-way — 'no longer a directory harden made' for directories that
+        // were, or the runtime aborted with no line at all (SIGABRT, seen at 40,000 directories under 20,000).
+        var indexes = Enumerable.Range(0, 600)
+            .Select(_ => _t.ByteCode(TimeSpan.FromDays(40), Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)))[0]).ToList();
+
+        var (code, stdout, stderr) = Harden(256, "cache", "prune", "--cache", _t.Root);
+
+        Assert.True(code == 0, $"exit {code}: {stderr}\n{stdout[^Math.Min(2000, stdout.Length)..]}");
+        Assert.All(indexes, i => Assert.False(File.Exists(i), i));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_t.Path("bytecode-v2")));
+        Assert.Empty(Directory.EnumerateFiles(_t.Path("content/sha256")));
+    }
 }

@@ -40,6 +40,12 @@ public static partial class CacheLayout
         Indices, "indices/apt-indices", "indices/apt-indices/sha256", "indices/apt-proofs", Wheels,
     };
 
+    /// <summary>
+    /// The deepest directory harden makes, counted from the root: <c>indices/apt-indices/sha256</c>,
+    /// <c>bytecode-v1/&lt;2 hex&gt;</c> (the part is 1). <c>Cache/BuildAfterPruneTests</c> fails when a build writes deeper.
+    /// </summary>
+    public const int MaxDirectoryDepth = 3;
+
     /// <summary>What a part holds, in a few words (the table of <c>harden cache</c>).</summary>
     public static string Describe(string part) => part switch
     {

@@ -48,4 +48,27 @@ public sealed class CachePruneAttackTests : IDisposable
         Assert.True(info.Code == 0, info.Stderr);
         Assert.True(File.Exists(deb), "an entry used 11 years ago is not unused for 2,738 years");
     }
+
+    [Fact]
+    public void DeepNestOfDirectoriesNamedLikeHardens_IsNotWalkedPastTheDepthHardenUses_AndPruneStillRuns()
+    {
+        // A writer of the cache nests "aa/aa/aa/…" (two hex digits: a name harden gives directories) 1,000 deep with a
+        // stale entry at the bottom. Walked, such a nest held a descriptor per level and a path per directory
+        // (quadratic): at 20,000 levels 2.4 GB and 'Too many open files'; deeper, the stack.
+        var deep = Path.Combine([_t.Path("bytecode-v2"), .. Enumerable.Repeat("aa", 1000)]);
+        Directory.CreateDirectory(deep);
+        var bottom = Path.Combine(deep, new string('c', 64));
+        File.WriteAllBytes(bottom, [1]);
+        CacheTree.Age(bottom, TimeSpan.FromDays(400));
+        var deb = _t.Deb(TimeSpan.FromDays(400));
+
+        var inventory = CacheInventory.Read(_t.Root);
+        var result = CachePruner.Execute(CachePruner.Plan(inventory, PruneOptions.Default, DateTimeOffset.UtcNow), _t.Outside("no.key"));
+
+        Assert.All(inventory.Directories, d => Assert.True(d.Count(c => c == '/') < CacheLayout.MaxDirectoryDepth, d));
+        Assert.Contains(inventory.Left, l => l.Path == "bytecode-v2/aa/aa/aa" && l.Why.Contains("deeper than any harden makes"));
+        Assert.Empty(result.Failures);
+        Assert.False(File.Exists(deb));
+        Assert.True(File.Exists(bottom), "what lies below the depth harden uses is not harden's: left where it is");
+    }
 }

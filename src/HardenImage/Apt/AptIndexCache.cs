@@ -29,20 +29,39 @@ public sealed class AptIndexCache
     public string PathFor(string sha256) =>
         Sha256Hex.IsValid(sha256) ? _files.PathOf(sha256) : throw new ArgumentException($"'{sha256}' is not a lower-case SHA-256", nameof(sha256));
 
-    /// <summary>The cached file for <paramref name="sha256"/> when present and still matching; a corrupt entry is removed.</summary>
-    public string? TryGetVerified(string sha256, long size)
+    /// <summary>
+    /// The cached index for <paramref name="sha256"/>, opened once, hashed through that descriptor and positioned at its
+    /// start; null when absent or no longer matching (a corrupt entry is removed). The caller parses the very bytes that
+    /// were hashed: checked by path and parsed by path, the file could be removed in between by a concurrent
+    /// <c>harden cache prune</c> (a stray FileNotFoundException) or replaced by a writer of a shared cache (a forged
+    /// index parsed as the verified one). A FIFO, device or symlink under the name is never opened.
+    /// </summary>
+    public FileStream? OpenVerified(string sha256, long size)
     {
         var path = PathFor(sha256);
         var info = new FileInfo(path);
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
         if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
-        if (info.Length == size && Sha256Hex.OfFile(path) == sha256)
+        var file = ContentAddressedDirectory.OpenRegularFile(path);
+        if (file == null) return null; // removed or swapped since the check: fetched again
+        bool ok;
+        try { ok = file.Length == size && Sha256Hex.Of(file) == sha256; }
+        catch
         {
-            LastUse.Refresh(path); // harden cache prune keeps what proofs use
-            return path;
+            file.Dispose();
+            throw;
         }
-        _files.Evict(sha256);
+        if (ok)
+        {
+            file.Position = 0;
+            LastUse.Refresh(path); // harden cache prune keeps what proofs use
+            return file;
+        }
+        // Only the file that was read: a good copy a concurrent fetch renamed over it meanwhile stays.
+        var same = ContentAddressedDirectory.IsStillTheFileOf(file.SafeFileHandle, path);
+        file.Dispose();
+        if (same) _files.Evict(sha256);
         return null;
     }
 
@@ -59,7 +78,9 @@ public sealed class AptIndexCache
         if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
         if (info.Length <= maxBytes)
         {
-            var bytes = File.ReadAllBytes(path);
+            byte[] bytes;
+            try { bytes = File.ReadAllBytes(path); }
+            catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; } // pruned meanwhile: fetched again
             if (Sha256Hex.Of(bytes) == sha256)
             {
                 LastUse.Refresh(path);

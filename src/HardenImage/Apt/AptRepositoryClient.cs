@@ -177,13 +177,13 @@ public sealed class AptRepositoryClient
                 // no decompression, no deb822 parse. Forged or foreign entries are refused by its MAC and re-derived.
                 var snapshot = TrySnapshot(source, release, x.Component, x.Arch, baseUrl);
                 if (snapshot.Packages != null) return (snapshot.Index!, snapshot.Packages, snapshot.Notice);
-                var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
+                var (index, file) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
                 bool Keep(string a) => a == x.Arch || a == "all";
                 // Release usually lists the uncompressed index too: its size sizes the parse's allocation.
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
                 IReadOnlyList<BinaryPackage> parsed;
                 using (Timings.Span($"lock: parse {source.Name} {index.ReleasePath} (decompress + deb822)"))
-                    parsed = PackagesIndex.ReadFile(path, source.Name, baseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                    parsed = PackagesIndex.ReadFile(file, index.Url, source.Name, baseUrl, Keep, plainSize, _options.PreferNativeXz);
                 _proofs?.Write(index.Sha256, x.Arch, parsed);
                 return (index, parsed, snapshot.Notice);
             }, ct)).ToList();
@@ -288,10 +288,10 @@ public sealed class AptRepositoryClient
                     if (forged != null) lock (notices) notices.Add(forged);
                     if (hit != null) return (x.Arch, Entries: hit);
                 }
-                var (index, path) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
+                var (index, file) = await FetchPackagesIndexAsync(source, release, x.Component, x.Arch, ct);
                 bool Keep(string a) => a == x.Arch || a == "all";
                 var plainSize = release.Sha256.GetValueOrDefault(StripCompression(index.ReleasePath))?.Size ?? 0;
-                var parsed = PackagesIndex.ReadFile(path, source.Name, source.BaseUrl, Keep, index.Url, plainSize, _options.PreferNativeXz);
+                var parsed = PackagesIndex.ReadFile(file, index.Url, source.Name, source.BaseUrl, Keep, plainSize, _options.PreferNativeXz);
                 _proofs?.Write(index.Sha256, x.Arch, parsed);
                 var entries = parsed.Select(ProvenIndexEntry.From).ToList();
                 return (x.Arch, Entries: (IReadOnlyList<ProvenIndexEntry>)(keepName == null ? entries : entries.Where(e => keepName(e.Name)).ToList()));
@@ -323,7 +323,12 @@ public sealed class AptRepositoryClient
             "the mirror serves another release under this name (misconfiguration or downgrade attempt). Check the suite in sources.yaml.");
     }
 
-    private async Task<(AptIndexFile Index, string Path)> FetchPackagesIndexAsync(AptSource source, ReleaseFile release,
+    /// <summary>
+    /// The (component, architecture) index the Release lists, from the cache or downloaded, open and hashed through the
+    /// very descriptor the caller parses (<see cref="AptIndexCache.OpenVerified"/>): checked by path and parsed by path,
+    /// a concurrent 'harden cache prune' could remove it in between, or a writer of a shared cache replace it.
+    /// </summary>
+    private async Task<(AptIndexFile Index, FileStream File)> FetchPackagesIndexAsync(AptSource source, ReleaseFile release,
         string component, string arch, CancellationToken ct)
     {
         var dir = source.IsFlat ? "" : $"{component}/binary-{arch}/";
@@ -344,7 +349,7 @@ public sealed class AptRepositoryClient
         {
             var url = $"{source.DistUrl}/{entry.Path}";
             var label = source.IsFlat ? "" : component;
-            var cached = _cache.TryGetVerified(entry.Sha256, entry.Size);
+            var cached = _cache.OpenVerified(entry.Sha256, entry.Size);
             if (cached != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, cached);
 
             // By-hash URLs never change content, so a mirror updating under us cannot hand us a mismatched pair.
@@ -358,8 +363,8 @@ public sealed class AptRepositoryClient
             urls.Add(url);
             foreach (var u in urls)
             {
-                var path = await DownloadVerifiedAsync(source, u, entry, ct);
-                if (path != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, path);
+                var file = await DownloadVerifiedAsync(source, u, entry, ct);
+                if (file != null) return (new AptIndexFile(label, arch, url, entry.Sha256, entry.Size) { ReleasePath = entry.Path }, file);
                 tried.Add(u);
             }
         }
@@ -368,8 +373,8 @@ public sealed class AptRepositoryClient
             "The mirror is incomplete or mid-update; retry later or use another mirror.");
     }
 
-    /// <returns>The verified cached path, or null on 404 (try the next form).</returns>
-    private async Task<string?> DownloadVerifiedAsync(AptSource source, string url, ReleaseFileEntry entry, CancellationToken ct)
+    /// <returns>The verified cached file, open, or null on 404 (try the next form).</returns>
+    private async Task<FileStream?> DownloadVerifiedAsync(AptSource source, string url, ReleaseFileEntry entry, CancellationToken ct)
     {
         using var response = await SendAsync(source, url, ct);
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -382,7 +387,10 @@ public sealed class AptRepositoryClient
         try
         {
             var (path, actualHash, actualSize) = await _cache.PutAsync(entry.Sha256, entry.Size, body, timeout.Token);
-            return path ?? throw Mismatch(source, url, entry, $"received {actualSize} bytes with SHA-256 {actualHash}");
+            if (path == null) throw Mismatch(source, url, entry, $"received {actualSize} bytes with SHA-256 {actualHash}");
+            return _cache.OpenVerified(entry.Sha256, entry.Size)
+                   ?? throw new HardenException($"{url} (source {source}) was verified into the cache ({path}) and was gone or changed before it could be read: " +
+                                                "another process is removing or rewriting HARDEN_CACHE (harden cache prune?). Run again when it is done.");
         }
         catch (Exception e) when (e is HttpRequestException or IOException && !ct.IsCancellationRequested)
         {

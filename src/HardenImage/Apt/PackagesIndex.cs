@@ -16,10 +16,12 @@ public static class PackagesIndex
 {
     /// <summary>Opens <paramref name="path"/> decompressed according to the extension of <paramref name="formatName"/>
     /// (.xz, .gz, else plain; defaults to the path itself: cache blobs have no extension, their URL does).</summary>
-    public static Stream OpenDecompressed(string path, string? formatName = null, bool readAhead = true, bool preferNativeXz = true)
+    public static Stream OpenDecompressed(string path, string? formatName = null, bool readAhead = true, bool preferNativeXz = true) =>
+        OpenDecompressed(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), formatName ?? path, readAhead, preferNativeXz);
+
+    /// <summary>The decompressed bytes of an open file (disposed with the result); <paramref name="formatName"/>'s ending says the compression.</summary>
+    public static Stream OpenDecompressed(Stream file, string formatName, bool readAhead = true, bool preferNativeXz = true)
     {
-        formatName ??= path;
-        var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16);
         Stream decoded = formatName.EndsWith(".xz", StringComparison.Ordinal) ? XzDecompression.Open(file, preferNativeXz)
             : formatName.EndsWith(".gz", StringComparison.Ordinal) ? new GZipStream(file, CompressionMode.Decompress)
             : file;
@@ -54,19 +56,25 @@ public static class PackagesIndex
 
     /// <summary>Reads a whole index file into a list (the common case).</summary>
     public static List<BinaryPackage> ReadFile(string path, string origin, string baseUrl, Func<string, bool>? keepArchitecture = null,
-        string? formatName = null, long uncompressedSize = 0, bool preferNativeXz = true)
+        string? formatName = null, long uncompressedSize = 0, bool preferNativeXz = true) =>
+        ReadFile(new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16), formatName ?? path, origin, baseUrl,
+            keepArchitecture, uncompressedSize, preferNativeXz);
+
+    /// <summary>Reads a whole index from an open file (disposed here), e.g. the one whose hash was just checked.</summary>
+    /// <param name="formatName">Its name or URL: the ending says the compression.</param>
+    public static List<BinaryPackage> ReadFile(FileStream file, string formatName, string origin, string baseUrl, Func<string, bool>? keepArchitecture = null,
+        long uncompressedSize = 0, bool preferNativeXz = true)
     {
-        var name = formatName ?? path;
-        if (uncompressedSize <= 0) uncompressedSize = EstimateUncompressedSize(path, name);
+        using var owned = file;
+        if (uncompressedSize <= 0) uncompressedSize = EstimateUncompressedSize(file.Length, formatName);
         // ~2.9 bytes allocated per uncompressed byte (UTF-16 strings + objects), measured on trixie main amd64.
         using var quiet = GcQuietScope.For(uncompressedSize * 7 / 2 + (32 << 20));
-        using var stream = OpenDecompressed(path, name, preferNativeXz: preferNativeXz);
-        return Read(stream, origin, baseUrl, keepArchitecture, Path.GetFileName(name)).ToList();
+        using var stream = OpenDecompressed(file, formatName, preferNativeXz: preferNativeXz);
+        return Read(stream, origin, baseUrl, keepArchitecture, Path.GetFileName(formatName)).ToList();
     }
 
-    private static long EstimateUncompressedSize(string path, string formatName)
+    private static long EstimateUncompressedSize(long size, string formatName)
     {
-        var size = new FileInfo(path).Length;
         return formatName.EndsWith(".xz", StringComparison.Ordinal) ? size * 6
             : formatName.EndsWith(".gz", StringComparison.Ordinal) ? size * 5
             : size;

@@ -56,7 +56,7 @@ public sealed class CacheAttackTests
 
         // An empty Packages file has size 0, as a FIFO does: hashing it would block too.
         RequiredService.RunOk("mkfifo", [fifo]);
-        Assert.Null(WithinSeconds(() => indices.TryGetVerified(IndexSha, 0)));
+        Assert.Null(WithinSeconds(() => indices.OpenVerified(IndexSha, 0)));
         Assert.False(File.Exists(fifo));
 
         // /dev/zero has length 0 and never ends: read whole, it would take 2 GB before failing.

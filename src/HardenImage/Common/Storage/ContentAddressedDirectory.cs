@@ -43,6 +43,26 @@ public sealed class ContentAddressedDirectory(string directory)
     /// </summary>
     public static bool IsRegularFile(string path) => RegularFileLength(path) >= 0;
 
+    /// <summary>
+    /// Opens <paramref name="path"/> for reading when it is a regular file (not a symlink, FIFO or device, never opened);
+    /// null when it is anything else or gone. On Linux the open itself does not follow a link and cannot block on a FIFO
+    /// swapped in after the check (<see cref="NoFollowDirectory.OpenRegularFile"/>).
+    /// </summary>
+    public static FileStream? OpenRegularFile(string path)
+    {
+        if (OperatingSystem.IsLinux()) return OpenRegularFileLinux(path);
+        if (!IsRegularFile(path)) return null;
+        try { return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, BufferSize); }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
+    private static FileStream? OpenRegularFileLinux(string path)
+    {
+        using var dir = NoFollowDirectory.OpenRoot(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        return dir?.OpenRegularFile(Path.GetFileName(path)) as FileStream;
+    }
+
     /// <summary>The length of a regular file that is not a symlink (one stat), or -1 for anything else or nothing.</summary>
     public static long RegularFileLength(string path)
     {

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using HardenImage.Common;
 using HardenImage.Common.Storage;
+using HardenImage.Common.Streams;
 using HardenImage.Deb;
 using HardenImage.Oci;
 
@@ -152,15 +153,20 @@ public sealed class PackageUnpacker
 
     private UnpackedPackage Unpack(string debSha256, string debPath, string label)
     {
-        DebPackageReader opened;
+        FileStream file;
         // Verified by the fetch, then removed before it was unpacked (a concurrent 'harden cache prune --unused-for 0'):
         // the next run downloads and verifies it again.
-        try { opened = DebPackageReader.Open(debPath, _readerOptions); }
+        try { file = new FileStream(debPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan); }
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
         {
             throw new HardenException($"{label}: its verified .deb {debPath} left the cache while this build ran (removed by 'harden cache prune' or by hand); run the build again: it downloads and verifies it again.", inner: e);
         }
-        using var reader = opened;
+        using var owned = file;
+        // The fetch verified the .deb by its path, perhaps minutes ago (the repair pass: much later); a writer of a shared
+        // cache may have renamed another .deb over it since. What is unpacked is hashed as it is read, and nothing of it
+        // is kept unless it is the .deb the lock pins.
+        using var hashed = new HashingReadStream(file, leaveOpen: true);
+        using var reader = DebPackageReader.Open(hashed, Path.GetFileName(debPath), _readerOptions, leaveOpen: true);
         using var pack = _store.NewPack();
         var control = reader.Control;
         var entries = new List<UnpackedEntry>();
@@ -193,6 +199,14 @@ public sealed class PackageUnpacker
                     throw new HardenException($"{label}: {e.Path} has an unsupported type {e.Type}.");
             }
             entries.Add(entry);
+        }
+        hashed.CopyTo(Stream.Null); // what the reader left unread (trailing members, padding) is part of the .deb too
+        if (hashed.FinishDigest() is var actual && actual != "sha256:" + debSha256)
+        {
+            var same = ContentAddressedDirectory.IsStillTheFileOf(file.SafeFileHandle, debPath);
+            if (same) AtomicFile.TryDelete(debPath);
+            throw new HardenException($"{label}: {debPath} is not the .deb the fetch verified ({actual}, the lock pins sha256:{debSha256}): it was replaced in the cache " +
+                                      $"after the check (another writer of HARDEN_CACHE?). Nothing of it was kept{(same ? " and it was removed" : "")}; run the build again: it downloads and verifies the .deb again.");
         }
         var (packSha, packLength) = pack.Commit();
         return new UnpackedPackage

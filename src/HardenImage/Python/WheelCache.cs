@@ -20,14 +20,37 @@ public sealed class WheelCache(string cacheRoot)
     /// <summary>The cached wheel if present and intact (a corrupt one is evicted).</summary>
     public string? TryGet(string sha256)
     {
+        using var file = OpenVerified(sha256);
+        return file == null ? null : PathFor(sha256);
+    }
+
+    /// <summary>
+    /// The cached wheel, opened once, hashed through that descriptor and positioned at its start; null when absent or
+    /// not the pinned bytes (then evicted). Install from this stream, never from the path again: a writer of a shared
+    /// cache could rename its own wheel over the checked one in between (or a concurrent prune remove it).
+    /// </summary>
+    public FileStream? OpenVerified(string sha256)
+    {
         var path = PathFor(sha256);
-        if (!Common.Storage.ContentAddressedDirectory.IsRegularFile(path)) return null;
-        if (Sha256Hex.OfFile(path) == sha256)
+        var file = Common.Storage.ContentAddressedDirectory.OpenRegularFile(path);
+        if (file == null) return null;
+        bool ok;
+        try { ok = Sha256Hex.Of(file) == sha256; }
+        catch
         {
-            Common.Storage.LastUse.Refresh(path); // harden cache prune keeps what builds use
-            return path;
+            file.Dispose();
+            throw;
         }
-        AtomicFile.TryDelete(path);
+        if (ok)
+        {
+            file.Position = 0;
+            Common.Storage.LastUse.Refresh(path); // harden cache prune keeps what builds use
+            return file;
+        }
+        // Only the file that was read: a good copy a concurrent fetch renamed over it meanwhile stays.
+        var same = Common.Storage.ContentAddressedDirectory.IsStillTheFileOf(file.SafeFileHandle, path);
+        file.Dispose();
+        if (same) AtomicFile.TryDelete(path);
         return null;
     }
 

@@ -54,22 +54,23 @@ public sealed partial class WheelInstaller(ContentStore store, WheelCache cache)
             if (best.Locked == null)
                 throw new HardenException($"{where}: no locked wheel fits {image.Name} ({arch}, CPython {python.Version}): " +
                     string.Join("; ", candidates.Select(c => $"{c.Locked.Name}: {compat.WhyNot(c.Parsed)}")) + ". Lock a wheel for this platform or drop the architecture.");
-            var file = cache.TryGet(best.Locked.Sha256)
-                       ?? throw new HardenException($"{where}: wheel {best.Locked.Name} ({best.Locked.Sha256}) is not in the cache {cache.Directory}. Run 'harden fetch' (or 'harden build', which fetches) first.");
+            // Installed from the very descriptor whose bytes were hashed (not the path again: see WheelCache.OpenVerified).
+            using var file = cache.OpenVerified(best.Locked.Sha256)
+                             ?? throw new HardenException($"{where}: wheel {best.Locked.Name} ({best.Locked.Sha256}) is not in the cache {cache.Directory}. Run 'harden fetch' (or 'harden build', which fetches) first.");
             installed.Add(InstallOne(python, image, p, best.Locked, best.Parsed, file, tree, symlinks, place, libraryDirs));
         }
         return installed;
     }
 
     private InstalledWheel InstallOne(PythonDefinition python, ImageDefinition image, LockedPythonPackage package, LockedWheel locked,
-        WheelFileName wheel, string file, FsTree tree, PathSafety symlinks, Action<FsNode> place, IReadOnlySet<string> libraryDirs)
+        WheelFileName wheel, FileStream file, FsTree tree, PathSafety symlinks, Action<FsNode> place, IReadOnlySet<string> libraryDirs)
     {
         var who = $"image {image.Name}: wheel {locked.Name}";
         var owner = "pypi:" + package.NormalizedName;
         var site = python.SitePackages.Trim('/');
         var prefix = "usr/local";
         ZipArchive zip;
-        try { zip = ZipFile.OpenRead(file); }
+        try { zip = new ZipArchive(file, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e) { throw new HardenException($"{who}: not a valid zip ({e.Message}); the wheel is refused.", 2, e); }
         using var _ = zip;
         if (zip.Entries.Count > MaxEntries) throw new HardenException($"{who}: more than {MaxEntries} entries; refused.");

@@ -491,8 +491,10 @@ public sealed class ImageBuilder
     {
         var path = b.LayerKey != null && Sha256Hex.IsValid(b.LayerKey) ? SealPath(b.LayerKey) : null;
         if (path == null || !ContentStore.IsRegularFile(path)) return false; // never sealed here (other cache, or older harden): rebuild quietly
-        if (new FileInfo(path).Length <= PackageUnpacker.MaxSealFileBytes
-            && _key.Verify(File.ReadAllText(path).Trim(), BuildSealPurpose, SealedFields(b)))
+        string? seal;
+        try { seal = new FileInfo(path).Length <= PackageUnpacker.MaxSealFileBytes ? File.ReadAllText(path).Trim() : null; }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return false; } // pruned since the check: rebuild quietly
+        if (seal != null && _key.Verify(seal, BuildSealPurpose, SealedFields(b)))
         {
             LastUse.Refresh(path); // it made a build up to date, or a layer reusable: harden cache prune keeps it
             return true;

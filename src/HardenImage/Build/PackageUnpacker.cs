@@ -101,8 +101,15 @@ public sealed class PackageUnpacker
     private (UnpackedPackage? Package, string? Problem) TryCached(string pointer, string debSha256)
     {
         // A pointer is "<sha256> <hmac>\n" (130 bytes): a planted gigabyte file is a forgery, not something to read whole.
-        if (new FileInfo(pointer).Length > MaxSealFileBytes) return (null, "is not a sealed pointer (far too large: planted)");
-        if (ParsePointer(File.ReadAllText(pointer)) is not var (manifestSha, seal))
+        string text;
+        try
+        {
+            if (new FileInfo(pointer).Length > MaxSealFileBytes) return (null, "is not a sealed pointer (far too large: planted)");
+            text = File.ReadAllText(pointer);
+        }
+        // Removed since File.Exists (a concurrent 'harden cache prune'): not cached, unpacked again.
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return (null, null); }
+        if (ParsePointer(text) is not var (manifestSha, seal))
             return (null, "is not a sealed pointer (forged, or written by an older harden)");
         if (!_key.Verify(seal, SealPurpose, debSha256, manifestSha))
             return (null, "is not sealed with this cache key (forged, or written with another key)");

@@ -57,18 +57,18 @@ public sealed class CacheInfoCommand : Command<CacheSettings>
         CliOutput.Begin(settings.Format);
         var plan = CachePruner.Plan(CacheInventory.Read(settings.CacheRoot), settings.Options, DateTimeOffset.UtcNow);
         var rows = CacheSummary.Of(plan);
-        if (!plan.Inventory.Exists) AnsiConsole.MarkupLineInterpolated($"[grey]{settings.CacheRoot} does not exist yet (an empty cache)[/]");
+        if (!plan.Inventory.Exists) AnsiConsole.MarkupLineInterpolated($"[grey]{CacheText.Name(settings.CacheRoot)} does not exist yet (an empty cache)[/]");
         var t = new Table().AddColumns("part", "entries", "bytes", "oldest use", "newest use", $"prune would remove ({CacheText.Rule(plan.Options)})", "holds");
         foreach (var r in rows)
             t.AddRow(Markup.Escape(r.Part), CacheText.Count(r.Entries), CacheText.Bytes(r.Bytes), CacheText.When(r.OldestLastUse), CacheText.When(r.NewestLastUse),
                 r.PruneEntries == 0 ? "-" : $"{CacheText.Count(r.PruneEntries)} ({CacheText.Bytes(r.PruneBytes)})", Markup.Escape(CacheLayout.Describe(r.Part)));
         t.AddRow("[bold]total[/]", CacheText.Count(rows.Sum(r => r.Entries)), CacheText.Bytes(plan.TotalBytes), "", "",
             $"{CacheText.Count(plan.Removals.Count)} ({CacheText.Bytes(plan.FreedBytes)})", "");
-        AnsiConsole.MarkupLineInterpolated($"cache {settings.CacheRoot}");
+        AnsiConsole.MarkupLineInterpolated($"cache {CacheText.Name(settings.CacheRoot)}");
         AnsiConsole.Write(t);
         CacheText.PrintLeft(plan.Inventory.Left);
         if (!plan.Inventory.IsCache)
-            AnsiConsole.MarkupLineInterpolated($"[yellow]{settings.CacheRoot} holds none of harden's cache directories: 'harden cache prune' refuses it[/]");
+            AnsiConsole.MarkupLineInterpolated($"[yellow]{CacheText.Name(settings.CacheRoot)} holds none of harden's cache directories: 'harden cache prune' refuses it[/]");
         CliOutput.Result(settings.Format, new
         {
             cache = settings.CacheRoot, exists = plan.Inventory.Exists, isCache = plan.Inventory.IsCache,
@@ -100,7 +100,7 @@ public sealed class CachePruneCommand : Command<CachePruneSettings>
         var t = new Table().AddColumns("part", settings.DryRun ? "would remove" : "removed", settings.DryRun ? "would free" : "freed", "why");
         foreach (var g in done.GroupBy(r => r.Entry.Part).OrderBy(g => g.Key, StringComparer.Ordinal))
             t.AddRow(Markup.Escape(g.Key), CacheText.Count(g.Count()), CacheText.Bytes(g.Sum(r => r.FreedBytes)), Markup.Escape(CacheText.Why(g.Key, g.ToList(), plan.Options)));
-        AnsiConsole.MarkupLineInterpolated($"cache {settings.CacheRoot}");
+        AnsiConsole.MarkupLineInterpolated($"cache {CacheText.Name(settings.CacheRoot)}");
         if (done.Count > 0) AnsiConsole.Write(t);
         foreach (var old in done.Where(r => r.Entry.Rule == EntryRule.OldFormat).Select(r => r.Entry.Part).Distinct().Order(StringComparer.Ordinal))
             AnsiConsole.MarkupLineInterpolated($"{old}/: an older cache format this version never reads, {(settings.DryRun ? "would be removed" : "removed")} whole whatever its age");

@@ -6,7 +6,11 @@ namespace HardenImage.Build;
 public static class HardenPaths
 {
     /// <summary>The --cache option when given (made absolute), else <see cref="CacheRoot()"/>: the one resolution every command uses.</summary>
-    public static string CacheRoot(string? option) => option != null ? Path.GetFullPath(option) : CacheRoot();
+    public static string CacheRoot(string? option) =>
+        option == null ? CacheRoot()
+        // Path.GetFullPath("") throws ArgumentException (exit 70, a crash file) for what is a bad value.
+        : string.IsNullOrWhiteSpace(option) ? throw new HardenException($"--cache '{option}': expected a directory (harden's cache); leave --cache out to use HARDEN_CACHE or the default.")
+        : Path.GetFullPath(option);
 
     /// <summary>HARDEN_CACHE, else $XDG_CACHE_HOME/hardenimage, else ~/.cache/hardenimage.</summary>
     public static string CacheRoot() => CacheRoot(Environment.GetEnvironmentVariable);

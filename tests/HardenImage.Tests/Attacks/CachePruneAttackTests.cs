@@ -71,4 +71,17 @@ public sealed class CachePruneAttackTests : IDisposable
         Assert.False(File.Exists(deb));
         Assert.True(File.Exists(bottom), "what lies below the depth harden uses is not harden's: left where it is");
     }
+
+    [Theory]
+    [InlineData("cache", "prune")]
+    [InlineData("cache")]
+    public void EmptyCacheOption_IsOneLineNamingIt_Exit2_NotABug(params string[] command)
+    {
+        // --cache "$CACHE" with CACHE unset: Path.GetFullPath("") threw ArgumentException, exit 70 and a crash file.
+        var (code, stderr) = Cli([.. command, "--cache", "", "--unused-for", "0"]);
+
+        Assert.Equal(2, code);
+        var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("error: --cache '': expected a directory", line);
+    }
 }

@@ -149,6 +149,7 @@ public sealed class CacheInventory
         var content = files.Where(f => f.Part == CacheLayout.Content && Parent(f.File.Path) == CacheLayout.ContentFiles && f.File.Stat.Kind == EntryKind.File)
             .ToDictionary(f => Name(f.File.Path), f => f.File, StringComparer.Ordinal);
         var grouped = new HashSet<string>(StringComparer.Ordinal); // paths in an entry of several files
+        var packOfList = new Dictionary<string, string?>(StringComparer.Ordinal);
         using (var dirs = new OpenDirectories(top))
         {
             NoFollowDirectory? DirOf(string path) => dirs.Of(path);
@@ -164,7 +165,11 @@ public sealed class CacheInventory
                     if (list != null && content.ContainsKey(list))
                     {
                         named.Add(list);
-                        if (Read(DirOf(CacheLayout.ContentFiles + "/" + list), list, MaxFileListBytes, PackageUnpacker.PackNamedBy) is { } pack) named.Add(pack);
+                        // Once per list, however many pointers name it: pointers are unverified here, and thousands of forged
+                        // ones naming one 64 MiB list made prune parse it thousands of times (hours).
+                        if (!packOfList.TryGetValue(list, out var pack))
+                            packOfList[list] = pack = Read(DirOf(CacheLayout.ContentFiles + "/" + list), list, MaxFileListBytes, PackageUnpacker.PackNamedBy);
+                        if (pack != null) named.Add(pack);
                     }
                 }
                 else if (part == CacheLayout.ByteCode && file.Path.EndsWith(".index", StringComparison.Ordinal))

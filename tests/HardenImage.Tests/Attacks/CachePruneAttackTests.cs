@@ -84,4 +84,26 @@ public sealed class CachePruneAttackTests : IDisposable
         var line = Assert.Single(stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("error: --cache '': expected a directory", line);
     }
+
+    [Fact]
+    public void OneHugeFileList_NamedByThousandsOfForgedPointers_IsReadOnce_NotOncePerPointer()
+    {
+        // Prune holds no key, so it groups by what pointers say unverified. A writer of the cache plants one file list
+        // of the largest size read (64 MiB of valid JSON, its "pack" at the very end) and pointers of 130 bytes naming it:
+        // each pointer made prune parse the whole list again, 8 s per 300 pointers, hours for 100,000 — cache and prune
+        // hung. Each list is read once now, whatever names it.
+        var list = new string('1', 64);
+        var json = "{\"x\":\"" + new string('a', (int)CacheInventory.MaxFileListBytes - 200) + "\",\"pack\":\"" + new string('b', 64) + "\"}";
+        _t.Write("content/sha256/" + list, Encoding.ASCII.GetBytes(json), TimeSpan.FromDays(400));
+        for (var i = 0; i < 600; i++)
+            _t.Write($"unpacked-v4/{i:x64}", Encoding.ASCII.GetBytes($"{list} {new string('5', 64)}\n"), TimeSpan.FromDays(400));
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var inventory = CacheInventory.Read(_t.Root);
+        clock.Stop();
+
+        Assert.Equal(600, inventory.Entries.Count(e => e.Part == CacheLayout.Unpacked && e.Files.Count == 2));
+        // Read once: well under a second here; read per pointer it was 16 s (600 × 64 MiB of JSON).
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"grouping 600 pointers to one list took {clock.Elapsed.TotalSeconds:0.0} s");
+    }
 }

@@ -1,10 +1,6 @@
-using System.Runtime.InteropServices;
 using System.Text;
 using HardenImage.Cache;
-using HardenImage.Cli;
-using HardenImage.Cli.Commands;
 using HardenImage.Tests.Cache;
-using Spectre.Console.Cli;
 
 namespace HardenImage.Tests.Attacks;
 
@@ -20,17 +16,7 @@ public sealed class CachePruneAttackTests : IDisposable
 
     public void Dispose() => _t.Dispose();
 
-    private static (int Code, string Stderr) Cli(params string[] args)
-    {
-        var app = new CommandApp();
-        app.Configure(c =>
-        {
-            CliHost.Configure(c);
-            c.AddCacheCommands();
-        });
-        var stderr = new StringWriter();
-        return (CliHost.Run(app, args, stderr), stderr.ToString());
-    }
+    private static (int Code, string Stderr) Cli(params string[] args) => CachePruneSafetyTests.Cli(args);
 
     [Theory]
     [InlineData("999999d")]

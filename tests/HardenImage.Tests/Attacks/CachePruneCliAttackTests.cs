@@ -1,6 +1,6 @@
-using System.Diagnostics;
 using System.Security.Cryptography;
 using HardenImage.Tests.Cache;
+using HardenImage.Tests.Infrastructure;
 
 namespace HardenImage.Tests.Attacks;
 
@@ -19,31 +19,11 @@ public sealed class CachePruneCliAttackTests : IDisposable
     /// <param name="maxOpenFiles">When set, the child's RLIMIT_NOFILE (soft and hard: .NET raises the soft limit to the hard one).</param>
     private static (int Code, string Stdout, string Stderr) Harden(int? maxOpenFiles, params string[] args)
     {
-        var psi = new ProcessStartInfo(maxOpenFiles == null ? "dotnet" : "bash")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        if (maxOpenFiles is { } n)
-        {
-            psi.ArgumentList.Add("-c");
-            psi.ArgumentList.Add($"ulimit -n {n} && exec dotnet \"$@\"");
-            psi.ArgumentList.Add("harden");
-        }
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "harden.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        psi.Environment["NO_COLOR"] = "1";
-        psi.Environment["COLUMNS"] = "400";
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(2)))
-        {
-            p.Kill(entireProcessTree: true);
-            Assert.Fail($"harden {string.Join(' ', args)} did not finish in 2 minutes");
-        }
-        return (p.ExitCode, stdout.Result, stderr.Result);
+        string[] harden = [Path.Combine(AppContext.BaseDirectory, "harden.dll"), .. args];
+        var env = new Dictionary<string, string> { ["NO_COLOR"] = "1", ["COLUMNS"] = "400" };
+        return maxOpenFiles is { } n
+            ? RequiredService.Run("bash", ["-c", $"ulimit -n {n} && exec dotnet \"$@\"", "harden", .. harden], env: env, timeout: TimeSpan.FromMinutes(2))
+            : RequiredService.Run("dotnet", harden, env: env, timeout: TimeSpan.FromMinutes(2));
     }
 
     [Fact]

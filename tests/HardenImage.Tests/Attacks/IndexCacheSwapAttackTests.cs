@@ -36,41 +36,27 @@ public sealed class IndexCacheSwapAttackTests
 
         // The racer: the genuine file, then the forgery, then nothing, each renamed into place (whole files, as an
         // attacker or prune does it), as fast as it can.
-        using var stop = new CancellationTokenSource();
-        var racer = Task.Run(() =>
-        {
-            for (var i = 0; !stop.IsCancellationRequested; i++)
-            {
-                var tmp = cached + ".tmp-race";
-                switch (i % 3)
-                {
-                    case 0: File.Copy(dir.Combine("genuine"), tmp, overwrite: true); File.Move(tmp, cached, overwrite: true); break;
-                    case 1: File.Copy(dir.Combine("forged"), tmp, overwrite: true); File.Move(tmp, cached, overwrite: true); break;
-                    default: File.Delete(cached); break;
-                }
-            }
-        });
         var parsedForged = 0;
         var stray = new List<string>();
-        try
+        await Race.RunAsync(i =>
         {
-            var until = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (DateTime.UtcNow < until)
+            var tmp = cached + ".tmp-race";
+            switch (i % 3)
             {
-                try
-                {
-                    var index = await client.FetchAsync(repo.Source());
-                    if (index.Packages.Any(p => p.Name == "evil")) parsedForged++;
-                }
-                catch (HardenException e) when (e.Message.Contains("Run again", StringComparison.Ordinal)) { } // the racer won a download's commit: one clear line
-                catch (Exception e) when (e is not HardenException) { stray.Add($"{e.GetType().Name}: {e.Message}"); }
+                case 0: File.Copy(dir.Combine("genuine"), tmp, overwrite: true); File.Move(tmp, cached, overwrite: true); break;
+                case 1: File.Copy(dir.Combine("forged"), tmp, overwrite: true); File.Move(tmp, cached, overwrite: true); break;
+                default: File.Delete(cached); break;
             }
-        }
-        finally
+        }, async () =>
         {
-            stop.Cancel();
-            await racer;
-        }
+            try
+            {
+                var index = await client.FetchAsync(repo.Source());
+                if (index.Packages.Any(p => p.Name == "evil")) parsedForged++;
+            }
+            catch (HardenException e) when (e.Message.Contains("Run again", StringComparison.Ordinal)) { } // the racer won a download's commit: one clear line
+            catch (Exception e) when (e is not HardenException) { stray.Add($"{e.GetType().Name}: {e.Message}"); }
+        }, TimeSpan.FromSeconds(15));
 
         Assert.True(parsedForged == 0, $"a forged index swapped in after the hash check was parsed {parsedForged} times");
         Assert.True(stray.Count == 0, $"{stray.Count} reads failed with no line of harden's: {string.Join(" | ", stray.Distinct().Take(3))}");

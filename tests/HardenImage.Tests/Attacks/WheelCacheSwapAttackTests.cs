@@ -25,41 +25,28 @@ public sealed class WheelCacheSwapAttackTests
             .File("certifi/core.py", "def where():\n    return '/evil'\n").Build();
         const string site = "usr/local/lib/python3.13/dist-packages";
 
-        using var stop = new CancellationTokenSource();
-        var racer = Task.Run(() =>
-        {
-            for (var i = 0; !stop.IsCancellationRequested; i++)
-            {
-                var tmp = cached + ".race";
-                switch (i % 3)
-                {
-                    case 0: File.WriteAllBytes(tmp, genuine); File.Move(tmp, cached, overwrite: true); break;
-                    case 1: File.WriteAllBytes(tmp, evil); File.Move(tmp, cached, overwrite: true); break;
-                    default: File.Delete(cached); break;
-                }
-            }
-        });
         var installedEvil = 0;
         var stray = new List<string>();
-        try
+        await Race.RunAsync(i =>
         {
-            var until = DateTime.UtcNow + TimeSpan.FromSeconds(15);
-            while (DateTime.UtcNow < until)
+            var tmp = cached + ".race";
+            switch (i % 3)
             {
-                try
-                {
-                    var tree = WheelInstallTests.Install(ws, set, "amd64");
-                    if (WheelInstallTests.Text(ws, tree, $"{site}/certifi/core.py").Contains("/evil")) installedEvil++;
-                }
-                catch (HardenException) { } // not in the cache (evicted or removed meanwhile): 'run harden fetch', one line
-                catch (Exception e) { stray.Add($"{e.GetType().Name}: {e.Message}"); }
+                case 0: File.WriteAllBytes(tmp, genuine); File.Move(tmp, cached, overwrite: true); break;
+                case 1: File.WriteAllBytes(tmp, evil); File.Move(tmp, cached, overwrite: true); break;
+                default: File.Delete(cached); break;
             }
-        }
-        finally
+        }, () =>
         {
-            stop.Cancel();
-            await racer;
-        }
+            try
+            {
+                var tree = WheelInstallTests.Install(ws, set, "amd64");
+                if (WheelInstallTests.Text(ws, tree, $"{site}/certifi/core.py").Contains("/evil")) installedEvil++;
+            }
+            catch (HardenException) { } // not in the cache (evicted or removed meanwhile): 'run harden fetch', one line
+            catch (Exception e) { stray.Add($"{e.GetType().Name}: {e.Message}"); }
+            return Task.CompletedTask;
+        }, TimeSpan.FromSeconds(15));
 
         Assert.True(installedEvil == 0, $"a wheel swapped in after its hash check was installed {installedEvil} times");
         Assert.True(stray.Count == 0, $"{stray.Count} installs failed with no line of harden's: {string.Join(" | ", stray.Distinct().Take(3))}");

@@ -17,7 +17,8 @@ public sealed class CachePruneSafetyTests : IDisposable
 
     public void Dispose() => _t.Dispose();
 
-    private static (int Code, string Stderr) Cli(params string[] args)
+    /// <summary>Runs <c>harden</c> in this process with the cache commands; the exit code and what went to stderr.</summary>
+    internal static (int Code, string Stderr) Cli(params string[] args)
     {
         var app = new CommandApp();
         app.Configure(c =>

@@ -120,7 +120,7 @@ public static class CachePruner
             }
             if (entry.Rule == EntryRule.TempFile && DirOf(entry.Files[0].Path)!.IsLocked(Name(entry.Files[0].Path)))
             {
-                kept.Add(new LeftEntry(entry.Files[0].Path, "held open by a writer; kept"));
+                kept.Add(new LeftEntry(entry.Files[0].Path, "held open by a writer (or not readable by this user, so it cannot be told); kept"));
                 continue;
             }
             long entryFreed = 0;

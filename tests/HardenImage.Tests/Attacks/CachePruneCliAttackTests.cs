@@ -16,6 +16,11 @@ public sealed class CachePruneCliAttackTests : IDisposable
 
     public void Dispose() => _t.Dispose();
 
+    /// <summary>Runs the real CLI as the user 65534 (nobody): another user of a shared cache.</summary>
+    private static (int Code, string Stdout, string Stderr) HardenAsAnotherUser(string home, params string[] args) =>
+        RequiredService.Run("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "dotnet", Path.Combine(AppContext.BaseDirectory, "harden.dll"), .. args],
+            env: new Dictionary<string, string> { ["NO_COLOR"] = "1", ["COLUMNS"] = "400", ["HOME"] = home, ["DOTNET_CLI_HOME"] = home }, timeout: TimeSpan.FromMinutes(2));
+
     /// <param name="maxOpenFiles">When set, the child's RLIMIT_NOFILE (soft and hard: .NET raises the soft limit to the hard one).</param>
     private static (int Code, string Stdout, string Stderr) Harden(int? maxOpenFiles, params string[] args)
     {
@@ -72,5 +77,41 @@ public sealed class CachePruneCliAttackTests : IDisposable
         Assert.All(indexes, i => Assert.False(File.Exists(i), i));
         Assert.Empty(Directory.EnumerateFileSystemEntries(_t.Path("bytecode-v2")));
         Assert.Empty(Directory.EnumerateFiles(_t.Path("content/sha256")));
+    }
+
+    [Fact]
+    public void TempFileOfAnotherUsersLiveWriter_ThatPruneCannotOpen_IsKept_NotDeletedUnderTheWriter()
+    {
+        // A shared cache (directories everyone may write): root's build writes a pack slowly (umask 077, its last
+        // write two minutes ago) while another user prunes. Prune tells a live writer by trying its lock, which needs the
+        // file open; it could not open root's 0600 file, took that for "not held" and deleted it under the writer, whose
+        // commit then failed. StaleTempFiles, the stores' own cleaner, leaves such a file alone; so does prune now.
+        Assert.True(Environment.UserName == "root", "this test runs prune as another user (setpriv), which needs root; run the integration tests as root (README)");
+        var home = _t.Outside("nobody-home");
+        Directory.CreateDirectory(home);
+        _t.Deb(TimeSpan.FromDays(40));
+        foreach (var d in new[] { _t.Root, _t.Path("debs"), _t.Path("debs/sha256"), _t.Path("content"), _t.Path("content/sha256"), home, _t.Outside() })
+        {
+            Directory.CreateDirectory(d);
+            File.SetUnixFileMode(d, (UnixFileMode)Convert.ToInt32("777", 8));
+        }
+        var temp = _t.Path($"content/sha256/.tmp-pack-{Guid.NewGuid():N}");
+        using (var writer = new FileStream(temp, new FileStreamOptions
+               {
+                   Mode = FileMode.CreateNew, Access = FileAccess.Write, Share = FileShare.None, // the writers' own lock
+                   UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite,
+               }))
+        {
+            writer.Write(new byte[4096]);
+            writer.Flush();
+            CacheTree.Age(temp, TimeSpan.FromMinutes(2));
+
+            var (code, stdout, stderr) = HardenAsAnotherUser(home, "cache", "prune", "--cache", _t.Root);
+
+            Assert.True(code == 0, $"exit {code}: {stderr}\n{stdout}");
+            Assert.True(File.Exists(temp), "prune deleted the temp file of a live writer it could not open");
+            Assert.Contains("kept content/sha256/.tmp-pack-", stdout);
+        }
+        Assert.Empty(Directory.EnumerateFiles(_t.Path("debs/sha256"))); // the rest was pruned
     }
 }

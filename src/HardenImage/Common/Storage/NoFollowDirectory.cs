@@ -113,12 +113,14 @@ public sealed class NoFollowDirectory : IDisposable
     /// <summary>
     /// True while a process holds the regular file <paramref name="name"/> open through .NET with a sharing mode, which
     /// .NET takes as an advisory <c>flock</c> (every writer of a temp file does: <see cref="StaleTempFiles"/>); the lock
-    /// is tried without waiting. False for anything that is not a regular file (never opened).
+    /// is tried without waiting. Also true for a regular file this process cannot open to try (another user's, in a
+    /// shared cache): whether a writer holds it cannot be told, and deleting it under a live writer fails its commit.
+    /// False for anything that is not a regular file (never opened) or is gone.
     /// </summary>
     public bool IsLocked(string name)
     {
         using var file = OpenRegularFile(name);
-        if (file is not FileStream fs) return false;
+        if (file is not FileStream fs) return Stat(name) is { Kind: EntryKind.File };
         if (Flock(fs.SafeFileHandle, LockExclusive | LockNonBlocking) != 0) return true;
         Flock(fs.SafeFileHandle, LockUnlock);
         return false;

@@ -112,13 +112,13 @@ public static class CachePruner
             var entry = removal.Entry;
             // A second look: used (time refreshed) or replaced since the walk, it stays. A directory on the way that is no
             // longer a directory (swapped for a symlink) is never gone through.
-            if (Changed(entry, DirOf) is { } change)
+            if (Changed(entry, DirOf, d => IsGone(top, d)) is { } change)
             {
                 if (change.Failure) failures.Add(new PruneFailure(change.Path, change.Why));
                 else kept.Add(new LeftEntry(change.Path, change.Why));
                 continue;
             }
-            if (entry.Rule == EntryRule.TempFile && DirOf(entry.Files[0].Path)!.IsLocked(Name(entry.Files[0].Path)))
+            if (entry.Rule == EntryRule.TempFile && DirOf(entry.Files[0].Path) is { } tempDir && tempDir.IsLocked(Name(entry.Files[0].Path)))
             {
                 kept.Add(new LeftEntry(entry.Files[0].Path, "held open by a writer (or not readable by this user, so it cannot be told); kept"));
                 continue;
@@ -133,8 +133,8 @@ public static class CachePruner
                     kept.Add(new LeftEntry(file.Path, "the cache key file; never removed"));
                     continue;
                 }
-                var dir = DirOf(file.Path)!;
-                var rc = dir.Unlink(Name(file.Path));
+                // No directory: it is gone with the file (Changed let only that through).
+                var rc = DirOf(file.Path)?.Unlink(Name(file.Path)) ?? Enoent;
                 if (rc == 0 || rc == Enoent)
                 {
                     if (rc == 0) entryFreed += file.Bytes;
@@ -165,11 +165,13 @@ public static class CachePruner
 
     private sealed record Change(string Path, string Why, bool Failure);
 
-    private static Change? Changed(CacheEntry entry, Func<string, NoFollowDirectory?> dirOf)
+    private static Change? Changed(CacheEntry entry, Func<string, NoFollowDirectory?> dirOf, Func<string, bool> isGone)
     {
         foreach (var file in entry.Files)
         {
             var dir = dirOf(file.Path);
+            // Removed with everything in it (a prune running at the same time): gone already, nothing to report.
+            if (dir == null && isGone(Parent(file.Path))) continue;
             if (dir == null) return new Change(Parent(file.Path), "is no longer a directory harden made (replaced by a symlink?): nothing in it was removed", true);
             if (dir.Stat(Name(file.Path)) is not { } now) continue; // gone already
             if (now.Inode != file.Stat.Inode || now.Device != file.Stat.Device || now.Kind != file.Stat.Kind)
@@ -177,6 +179,32 @@ public static class CachePruner
             if (now.LastWrite > file.Stat.LastWrite) return new Change(file.Path, "was used while prune ran; kept", false);
         }
         return null;
+    }
+
+    /// <summary>
+    /// True when '/'-separated <paramref name="dir"/>, or a directory above it, no longer exists (removed meanwhile, say by
+    /// a prune running at the same time); false when one is there but is no directory (swapped for a symlink) or when it
+    /// opens again. Walked from the root without following anything, as every other look.
+    /// </summary>
+    private static bool IsGone(NoFollowDirectory top, string dir)
+    {
+        var current = top.OpenDescendant("");
+        try
+        {
+            foreach (var part in dir.Split('/'))
+            {
+                if (current?.Stat(part) is not { } st) return current != null;
+                if (st.Kind != EntryKind.Directory) return false;
+                var next = current.OpenChild(part);
+                current.Dispose();
+                current = next;
+            }
+            return false;
+        }
+        finally
+        {
+            current?.Dispose();
+        }
     }
 
     /// <summary>

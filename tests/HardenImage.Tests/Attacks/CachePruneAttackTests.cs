@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using System.Text;
 using HardenImage.Cache;
 using HardenImage.Tests.Cache;
@@ -91,5 +92,24 @@ public sealed class CachePruneAttackTests : IDisposable
         Assert.Equal(600, inventory.Entries.Count(e => e.Part == CacheLayout.Unpacked && e.Files.Count == 2));
         // Read once: well under a second here; read per pointer it was 16 s (600 × 64 MiB of JSON).
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"grouping 600 pointers to one list took {clock.Elapsed.TotalSeconds:0.0} s");
+    }
+
+    [Fact]
+    public void TwoPrunesAtOnce_TheSecondFindsDirectoriesTheFirstRemoved_ReportsNoFailure()
+    {
+        // Two CI jobs prune one shared cache: the first removes the interpreter directories it emptied, and the second,
+        // planned from the same listing, took each for a directory swapped for a symlink — hundreds of 'could not remove'
+        // lines and exit 1 for a cache that was pruned exactly as asked.
+        var indexes = Enumerable.Range(0, 20).Select(_ => _t.ByteCode(TimeSpan.FromDays(40), Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(32)))[0]).ToList();
+        _t.Deb(TimeSpan.FromDays(40));
+        var first = CachePruner.Plan(CacheInventory.Read(_t.Root), PruneOptions.Default, DateTimeOffset.UtcNow);
+        var second = CachePruner.Plan(CacheInventory.Read(_t.Root), PruneOptions.Default, DateTimeOffset.UtcNow);
+
+        Assert.Empty(CachePruner.Execute(first, _t.Outside("no.key")).Failures);
+        var late = CachePruner.Execute(second, _t.Outside("no.key"));
+
+        Assert.Empty(late.Failures);
+        Assert.All(indexes, i => Assert.False(File.Exists(i), i));
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_t.Path("bytecode-v2")));
     }
 }

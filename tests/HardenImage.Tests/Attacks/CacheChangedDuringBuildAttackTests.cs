@@ -3,6 +3,7 @@ using HardenImage.Cache;
 using HardenImage.Common;
 using HardenImage.Contracts;
 using HardenImage.Tests.Build;
+using HardenImage.Tests.Cache;
 using HardenImage.Tests.Fixtures;
 
 namespace HardenImage.Tests.Attacks;
@@ -104,5 +105,21 @@ public sealed class CacheChangedDuringBuildAttackTests : IAsyncLifetime
         // Nothing of it was sealed into the cache either: the next undisturbed build is the clean one.
         File.Delete(cached);
         Assert.Equal(_clean, Digests((await _w.BuildAsync(null, null, force: true)).Manifest));
+    }
+
+    [Fact]
+    public async Task UsesRecordedByABuild_TouchOnlyTheCache_NeverTheArtifacts_NorChangeTheImages()
+    {
+        // LastUse sets modification times on every cache read: it must never reach an output (an OCI blob, build.json)
+        // nor make a build other than up to date, or other images.
+        foreach (var f in Directory.EnumerateFiles(_w.Cache, "*", SearchOption.AllDirectories)) CacheTree.Age(f, TimeSpan.FromDays(3));
+        var artifacts = CacheTree.Snapshot(_w.Artifacts);
+
+        var upToDate = await _w.BuildAsync();
+
+        Assert.True(upToDate.UpToDate);
+        Assert.Equal(_clean, Digests(upToDate.Manifest));
+        Assert.Equal(artifacts, CacheTree.Snapshot(_w.Artifacts));
+        Assert.Contains(Directory.EnumerateFiles(_w.Cache, "*", SearchOption.AllDirectories), f => DateTime.UtcNow - File.GetLastWriteTimeUtc(f) < TimeSpan.FromHours(1));
     }
 }

@@ -116,7 +116,8 @@ public sealed class IndexProofCache(string rootDirectory, CacheAuthenticationKey
     {
         var path = SignaturePath(id);
         // Not a regular file (a planted FIFO or symlink), or not the size of a record: not a record.
-        if (!Common.Storage.ContentAddressedDirectory.IsRegularFile(path) || new FileInfo(path).Length != 64 + 1) return false;
+        // One stat: the length of a regular file, or -1 (also when a concurrent prune removed it meanwhile).
+        if (Common.Storage.ContentAddressedDirectory.RegularFileLength(path) != 64 + 1) return false;
         try
         {
             var text = File.ReadAllText(path);

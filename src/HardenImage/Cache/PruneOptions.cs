@@ -18,7 +18,7 @@ public sealed partial record PruneOptions(TimeSpan UnusedFor, long? MaxBytes = n
     public const string AgeForms = "a whole number of days, hours or minutes: 30d, 12h, 90m (0 = everything)";
 
     /// <summary>What the size forms accept, for help texts and errors.</summary>
-    public const string SizeForms = "a size such as 500MB, 10GB, 1.5TB or 8GiB (B, KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB: of 1024)";
+    public const string SizeForms = "a size with its unit such as 500MB, 10GB, 1.5TB or 8GiB (B, KB, MB, GB, TB: powers of 1000; KiB, MiB, GiB, TiB: of 1024), or 0";
 
     /// <summary>"30d", "12h", "90m" or "0"; anything else is one line naming <paramref name="option"/> and the forms.</summary>
     public static TimeSpan ParseAge(string text, string option = "--unused-for")
@@ -30,13 +30,16 @@ public sealed partial record PruneOptions(TimeSpan UnusedFor, long? MaxBytes = n
         return m.Groups[2].Value switch { "d" => TimeSpan.FromDays(n), "h" => TimeSpan.FromHours(n), _ => TimeSpan.FromMinutes(n) };
     }
 
-    /// <summary>"10GB", "500MB", "8GiB", "1.5TB" or bytes; anything else is one line naming <paramref name="option"/> and the forms.</summary>
+    /// <summary>"10GB", "500MB", "8GiB", "1.5TB", "4096B" or "0"; a bare number other than 0, or anything else, is one line naming <paramref name="option"/> and the forms.</summary>
     public static long ParseSize(string text, string option = "--max-size")
     {
         var m = Size().Match(text.Trim());
         if (m.Success && decimal.TryParse(m.Groups[1].Value, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var n))
         {
             var unit = m.Groups[2].Value.ToUpperInvariant();
+            // A bare number is bytes to us and gigabytes to ccache's max_size: a unit, not a guess (0 needs none).
+            if (unit == "" && n != 0)
+                throw new HardenException($"{option} '{UntrustedText.Escape(text)}': give a unit ({n}GB? {n}MB? {n}B for bytes); expected {SizeForms}");
             decimal? factor = unit switch
             {
                 "" or "B" => 1m,

@@ -1,4 +1,5 @@
 using HardenImage.Cache;
+using HardenImage.Common;
 
 namespace HardenImage.Tests.Cache;
 
@@ -206,7 +207,18 @@ public sealed class CachePruneTests : IDisposable
     [InlineData("1.5TB", 1_500_000_000_000)]
     [InlineData("8GiB", 8L << 30)]
     [InlineData("100kb", 100_000)]
-    [InlineData("4096", 4096)]
+    [InlineData("4096B", 4096)]
+    [InlineData("0", 0)]
     public void MaxSize_Accepts_DecimalAndBinaryUnits(string text, long bytes) =>
         Assert.Equal(bytes, PruneOptions.ParseSize(text));
+
+    [Theory]
+    [InlineData("10")]
+    [InlineData("4096")]
+    public void MaxSize_BareNumber_IsRefused_NotTakenAsBytes(string text)
+    {
+        // ccache reads "--max-size 10" as 10 GB; taken as 10 bytes here it would prune almost everything.
+        var e = Assert.Throws<HardenException>(() => PruneOptions.ParseSize(text));
+        Assert.Contains("give a unit", e.Message);
+    }
 }

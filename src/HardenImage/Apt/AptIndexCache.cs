@@ -43,26 +43,7 @@ public sealed class AptIndexCache
         if (!info.Exists && info.LinkTarget == null) return null;
         // A FIFO planted under a digest's name would block the read for ever, a symlink read from elsewhere (threat D).
         if (!ContentAddressedDirectory.IsRegularFile(path)) { _files.Evict(sha256); return null; }
-        var file = ContentAddressedDirectory.OpenRegularFile(path);
-        if (file == null) return null; // removed or swapped since the check: fetched again
-        bool ok;
-        try { ok = file.Length == size && Sha256Hex.Of(file) == sha256; }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-        if (ok)
-        {
-            file.Position = 0;
-            LastUse.Refresh(path); // harden cache prune keeps what proofs use
-            return file;
-        }
-        // Only the file that was read: a good copy a concurrent fetch renamed over it meanwhile stays.
-        var same = ContentAddressedDirectory.IsStillTheFileOf(file.SafeFileHandle, path);
-        file.Dispose();
-        if (same) _files.Evict(sha256);
-        return null;
+        return _files.OpenVerified(sha256, size); // null when removed, swapped or not those bytes: fetched again
     }
 
     /// <summary>

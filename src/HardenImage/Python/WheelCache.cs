@@ -31,27 +31,8 @@ public sealed class WheelCache(string cacheRoot)
     /// </summary>
     public FileStream? OpenVerified(string sha256)
     {
-        var path = PathFor(sha256);
-        var file = Common.Storage.ContentAddressedDirectory.OpenRegularFile(path);
-        if (file == null) return null;
-        bool ok;
-        try { ok = Sha256Hex.Of(file) == sha256; }
-        catch
-        {
-            file.Dispose();
-            throw;
-        }
-        if (ok)
-        {
-            file.Position = 0;
-            Common.Storage.LastUse.Refresh(path); // harden cache prune keeps what builds use
-            return file;
-        }
-        // Only the file that was read: a good copy a concurrent fetch renamed over it meanwhile stays.
-        var same = Common.Storage.ContentAddressedDirectory.IsStillTheFileOf(file.SafeFileHandle, path);
-        file.Dispose();
-        if (same) AtomicFile.TryDelete(path);
-        return null;
+        _ = PathFor(sha256); // refuses a name that is no SHA-256
+        return new Common.Storage.ContentAddressedDirectory(Directory).OpenVerified(sha256);
     }
 
     /// <summary>Downloads <paramref name="url"/> unless cached; returns the cache path of bytes that hash to <paramref name="sha256"/>.</summary>

@@ -56,6 +56,37 @@ public sealed class ContentAddressedDirectory(string directory)
         catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException) { return null; }
     }
 
+    /// <summary>
+    /// The file named <paramref name="hex"/>, opened once (never through a symlink, FIFO or device), hashed through that
+    /// descriptor and positioned at its start, so the caller uses the very bytes that were checked: a path checked and
+    /// opened again could meanwhile be another writer's file (a shared cache) or gone (a concurrent prune). Null when
+    /// absent, of another length than <paramref name="expectedLength"/> (when given) or not those bytes — then evicted,
+    /// if it is still the file that was read (a good copy renamed over it meanwhile stays). A hit records its use.
+    /// </summary>
+    public FileStream? OpenVerified(string hex, long expectedLength = -1)
+    {
+        var path = PathOf(hex);
+        var file = OpenRegularFile(path);
+        if (file == null) return null;
+        bool ok;
+        try { ok = (expectedLength < 0 || file.Length == expectedLength) && Common.Sha256Hex.Of(file) == hex; }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+        if (ok)
+        {
+            file.Position = 0;
+            LastUse.Refresh(path); // harden cache prune keeps what is used
+            return file;
+        }
+        var same = IsStillTheFileOf(file.SafeFileHandle, path);
+        file.Dispose();
+        if (same) Evict(hex);
+        return null;
+    }
+
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining)]
     private static FileStream? OpenRegularFileLinux(string path)
     {
